@@ -1,0 +1,176 @@
+package flow
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+)
+
+// IP protocol numbers that tapir treats specially.
+const (
+	ProtoICMP   = 1
+	ProtoTCP    = 6
+	ProtoUDP    = 17
+	ProtoICMPv6 = 58
+	ProtoSCTP   = 132
+)
+
+// Address families used in Tuple.Family and Key.Family.
+const (
+	FamilyIPv4 = 4
+	FamilyIPv6 = 6
+)
+
+// Addr is an IP address in 16-byte form. IPv4 addresses are stored
+// IPv4-mapped (::ffff:a.b.c.d), so that byte-wise comparison orders IPv4
+// addresses exactly as comparing their 4-byte forms would; the Family
+// field of the enclosing Tuple or Key says which form is meant.
+type Addr [16]byte
+
+// AddrFrom4 returns the 16-byte form of an IPv4 address.
+func AddrFrom4(b [4]byte) Addr {
+	return Addr{10: 0xff, 11: 0xff, 12: b[0], 13: b[1], 14: b[2], 15: b[3]}
+}
+
+// AddrFromNetip converts a netip.Addr (either family) to an Addr and its family.
+func AddrFromNetip(a netip.Addr) (Addr, uint8) {
+	if a.Is4() || a.Is4In6() {
+		return AddrFrom4(a.Unmap().As4()), FamilyIPv4
+	}
+	return Addr(a.As16()), FamilyIPv6
+}
+
+// Netip returns the address as a netip.Addr of the given family.
+func (a Addr) Netip(family uint8) netip.Addr {
+	if family == FamilyIPv4 {
+		return netip.AddrFrom4([4]byte{a[12], a[13], a[14], a[15]})
+	}
+	return netip.AddrFrom16(a)
+}
+
+// Bytes returns the address bytes that go on the wire for the family:
+// 4 bytes for IPv4, 16 for IPv6. The result aliases a.
+func (a *Addr) Bytes(family uint8) []byte {
+	if family == FamilyIPv4 {
+		return a[12:16]
+	}
+	return a[:]
+}
+
+// Tuple is the directional flow tuple of one packet, as the decoder sees it:
+// Src is the packet's sender. For ICMP and ICMPv6, SrcPort holds the message
+// type and DstPort the code (the decoder fills them so); Key and CommunityID
+// apply the Community ID type pairing. Protocols without ports leave both 0.
+//
+// VLAN is the outermost 802.1Q/802.1ad VLAN ID and InnerVLAN the next one
+// (QinQ); 0 means untagged (a priority tag with VLAN ID 0 counts as
+// untagged).
+type Tuple struct {
+	Src, Dst         Addr
+	SrcPort, DstPort uint16
+	Proto            uint8
+	Family           uint8
+	VLAN, InnerVLAN  uint16
+}
+
+// Key is the canonical, direction-free identity of a bidirectional flow:
+// the endpoints of a Tuple ordered as the Community ID orders them (lower
+// address first; on equal addresses, lower port first). Key is comparable
+// and is used as a map key and, encoded, as the prefix of storage row keys.
+type Key struct {
+	A, B            Addr
+	PortA, PortB    uint16
+	Proto           uint8
+	Family          uint8
+	VLAN, InnerVLAN uint16
+}
+
+// Key returns the canonical key of the tuple and whether the tuple runs in
+// the key's forward direction (Src is A). ICMP and ICMPv6 type/code pairs
+// are mapped first so that a request and its reply share one key; one-way
+// ICMP messages keep the direction of the packet.
+func (t Tuple) Key() (Key, bool) {
+	sp, dp, oneWay := portEquivalents(t.Proto, t.Family, t.SrcPort, t.DstPort)
+	k := Key{
+		A: t.Src, B: t.Dst, PortA: sp, PortB: dp,
+		Proto: t.Proto, Family: t.Family, VLAN: t.VLAN, InnerVLAN: t.InnerVLAN,
+	}
+	if oneWay || ordered(&t.Src, &t.Dst, sp, dp) {
+		return k, true
+	}
+	k.A, k.B, k.PortA, k.PortB = t.Dst, t.Src, dp, sp
+	return k, false
+}
+
+// ordered reports whether (a, ap) sorts before or equal to (b, bp) in
+// Community ID order.
+func ordered(a, b *Addr, ap, bp uint16) bool {
+	c := bytes.Compare(a[:], b[:])
+	return c < 0 || (c == 0 && ap <= bp)
+}
+
+// Reverse returns the tuple seen from the other side.
+func (t Tuple) Reverse() Tuple {
+	t.Src, t.Dst = t.Dst, t.Src
+	t.SrcPort, t.DstPort = t.DstPort, t.SrcPort
+	return t
+}
+
+// Forward returns the key as a tuple running from A to B.
+func (k Key) Forward() Tuple {
+	return Tuple{Src: k.A, Dst: k.B, SrcPort: k.PortA, DstPort: k.PortB,
+		Proto: k.Proto, Family: k.Family, VLAN: k.VLAN, InnerVLAN: k.InnerVLAN}
+}
+
+// HasPorts reports whether the protocol carries ports (TCP, UDP, SCTP).
+func HasPorts(proto uint8) bool {
+	return proto == ProtoTCP || proto == ProtoUDP || proto == ProtoSCTP
+}
+
+// String renders the tuple as "proto src:port -> dst:port" for logs and errors.
+func (t Tuple) String() string {
+	s := fmt.Sprintf("%s %s -> %s", ProtoName(t.Proto),
+		netip.AddrPortFrom(t.Src.Netip(t.Family), t.SrcPort),
+		netip.AddrPortFrom(t.Dst.Netip(t.Family), t.DstPort))
+	if t.VLAN != 0 {
+		s += fmt.Sprintf(" vlan %d", t.VLAN)
+		if t.InnerVLAN != 0 {
+			s += fmt.Sprintf("/%d", t.InnerVLAN)
+		}
+	}
+	return s
+}
+
+// String renders the key as its forward tuple.
+func (k Key) String() string { return k.Forward().String() }
+
+// ProtoName returns the lower-case ECS network.transport name of an IP
+// protocol number ("tcp", "udp", "icmp", "ipv6-icmp", "sctp"), or the
+// number in decimal for others.
+func ProtoName(p uint8) string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoICMP:
+		return "icmp"
+	case ProtoICMPv6:
+		return "ipv6-icmp"
+	case ProtoSCTP:
+		return "sctp"
+	case 2:
+		return "igmp"
+	case 46:
+		return "rsvp"
+	case 47:
+		return "gre"
+	case 50:
+		return "esp"
+	case 51:
+		return "ah"
+	case 89:
+		return "ospf"
+	}
+	return fmt.Sprint(p)
+}
