@@ -1,0 +1,103 @@
+// Package storage defines how the collector keeps packet blocks and flow
+// records: a few small interfaces, one row key codec shared by every
+// backend (see README.md), and a contract test suite (storage/storagetest)
+// that every backend passes. Backends live in subpackages
+// (storage/pebble, storage/hbase).
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/flow"
+)
+
+// Sentinel errors shared by every backend.
+var (
+	// ErrFlowUnknown: no flow with that ID or Community ID is indexed.
+	ErrFlowUnknown = errors.New("storage: flow unknown")
+	// ErrPacketsExpired: the flow is known (its record is kept) but its
+	// packets were removed by retention.
+	ErrPacketsExpired = errors.New("storage: packets expired")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("storage: store closed")
+)
+
+// Block is one encoded packet block with its parsed header.
+type Block struct {
+	Meta    block.Meta
+	Encoded []byte // the whole encoded block, header included
+}
+
+// Batch is what one sensor batch writes: blocks and flow records, applied
+// atomically and at most once per (SensorID, Seq).
+type Batch struct {
+	SensorID string
+	Seq      uint64
+	Blocks   []Block
+	Records  []flow.Record
+}
+
+// FlowRef locates a flow's packets: its canonical key, ids, the sensors
+// that saw it, and the time span of its packets.
+type FlowRef struct {
+	Key         flow.Key
+	FlowID      flow.ID
+	CommunityID string
+	SensorID    string
+	First, Last time.Time
+}
+
+// Writer applies batches. Implementations are safe for concurrent use.
+type Writer interface {
+	// Write applies the batch durably (synced) and atomically. A batch
+	// whose (SensorID, Seq) was already applied is skipped and reported
+	// with applied == false and a nil error, so a retry after a crash never
+	// duplicates data.
+	Write(ctx context.Context, b *Batch) (applied bool, err error)
+	// DurableSeq returns the highest Seq applied for the sensor (0 if none).
+	DurableSeq(ctx context.Context, sensorID string) (uint64, error)
+}
+
+// Reader answers retrieval. Implementations are safe for concurrent use.
+type Reader interface {
+	// LookupFlow resolves a Community ID ("1:...") or a tapir flow ID (32
+	// hex digits) to the flow instances it names, optionally narrowed to
+	// those overlapping [from, to] (zero times mean unbounded).
+	// It returns ErrFlowUnknown when nothing matches.
+	LookupFlow(ctx context.Context, id string, from, to time.Time) ([]FlowRef, error)
+	// ScanBlocks calls fn for every block of the flow key whose time span
+	// overlaps [from, to], in time order, from every sensor. fn's Block is
+	// valid only during the call. It returns ErrPacketsExpired when the
+	// window is older than what retention kept.
+	ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time, fn func(*Block) error) error
+	// ScanRecords calls fn for every flow record whose flow overlaps
+	// [from, to] (both required), newest report per flow instance only,
+	// in start-time order; fn returning an error stops the scan.
+	ScanRecords(ctx context.Context, from, to time.Time, fn func(*flow.Record) error) error
+}
+
+// Retention removes old data. Expiring packets keeps flow records and the
+// index, so an expired flow answers ErrPacketsExpired.
+type Retention interface {
+	// Expire removes packet blocks older than olderThan and, if the
+	// packet data is larger than maxBytes (0 = no limit), the oldest
+	// blocks until it fits. It never removes a block newer than needed.
+	Expire(ctx context.Context, olderThan time.Time, maxBytes int64) (ExpireStats, error)
+}
+
+// ExpireStats reports what one Expire call removed.
+type ExpireStats struct {
+	Blocks, Bytes int64
+}
+
+// BlockStore is a complete backend.
+type BlockStore interface {
+	Writer
+	Reader
+	Retention
+	// Close flushes and releases the store. It is idempotent.
+	Close() error
+}
