@@ -1,0 +1,203 @@
+package flow
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ECS is the Elastic Common Schema rendering of a flow record: the nested
+// object that `--flows-out`, `tapir flows` and the Kafka flows topic carry.
+// Enrichers add their own top-level objects next to these.
+type ECS struct {
+	Timestamp   time.Time      `json:"@timestamp"`
+	Network     ECSNetwork     `json:"network"`
+	Source      ECSEndpoint    `json:"source"`
+	Destination ECSEndpoint    `json:"destination"`
+	Event       ECSEvent       `json:"event"`
+	Tapir       ECSTapir       `json:"tapir"`
+	Observer    *ECSObserver   `json:"observer,omitempty"`
+	Extra       map[string]any `json:"-"`
+}
+
+// ECSNetwork is ECS network.*.
+type ECSNetwork struct {
+	CommunityID string `json:"community_id,omitempty"`
+	Transport   string `json:"transport"`
+	IANANumber  string `json:"iana_number"`
+	Type        string `json:"type"` // ipv4 / ipv6
+	Packets     uint64 `json:"packets"`
+	Bytes       uint64 `json:"bytes"`
+	VLAN        *struct {
+		ID string `json:"id"`
+	} `json:"vlan,omitempty"`
+}
+
+// ECSEndpoint is ECS source.* / destination.*.
+type ECSEndpoint struct {
+	IP      string `json:"ip"`
+	Port    uint16 `json:"port,omitempty"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// ECSEvent is ECS event.*.
+type ECSEvent struct {
+	Kind     string    `json:"kind"`
+	Category []string  `json:"category"`
+	Type     []string  `json:"type"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Duration int64     `json:"duration"` // nanoseconds, as ECS defines it
+	Reason   string    `json:"reason"`
+}
+
+// ECSObserver is ECS observer.* (the sensor).
+type ECSObserver struct {
+	Hostname string `json:"hostname,omitempty"`
+	Ingress  *struct {
+		Interface struct {
+			Name string `json:"name"`
+		} `json:"interface"`
+	} `json:"ingress,omitempty"`
+}
+
+// ECSTapir holds tapir's own fields.
+type ECSTapir struct {
+	FlowID      string        `json:"flow_id"`
+	SensorID    string        `json:"sensor_id"`
+	Segment     uint32        `json:"segment"`
+	Final       bool          `json:"final"`
+	VLAN        uint16        `json:"vlan,omitempty"`
+	InnerVLAN   uint16        `json:"inner_vlan,omitempty"`
+	Source      ECSTapirDir   `json:"source"`
+	Destination ECSTapirDir   `json:"destination"`
+	Truncated   uint64        `json:"truncated_packets,omitempty"`
+	BudgetCut   uint64        `json:"budget_cut_packets,omitempty"`
+	ICMP        *ECSTapirICMP `json:"icmp,omitempty"`
+}
+
+// ECSTapirDir is tapir's per-direction detail.
+type ECSTapirDir struct {
+	TCPFlags      string `json:"tcp_flags,omitempty"`
+	StoredPackets uint64 `json:"stored_packets"`
+	StoredBytes   uint64 `json:"stored_bytes"`
+}
+
+// ECSTapirICMP carries the ICMP type and code of the first message.
+type ECSTapirICMP struct {
+	Type uint16 `json:"type"`
+	Code uint16 `json:"code"`
+}
+
+// TCPFlagsString renders TCP flags as tcpdump letters in a fixed order
+// (F S R P . U E C), e.g. "SA" for SYN+ACK, "" for none.
+func TCPFlagsString(f uint8) string {
+	const letters = "FSRPAUEC"
+	var b [8]byte
+	n := 0
+	for i := 0; i < 8; i++ {
+		if f&(1<<i) != 0 {
+			b[n] = letters[i]
+			n++
+		}
+	}
+	return string(b[:n])
+}
+
+// ToECS renders the record in ECS form.
+func (r *Record) ToECS() *ECS {
+	e := &ECS{Timestamp: r.End.UTC()}
+	t := &r.Tuple
+	e.Network = ECSNetwork{
+		CommunityID: r.CommunityID,
+		Transport:   ProtoName(t.Proto),
+		IANANumber:  itoa(uint64(t.Proto)),
+		Type:        "ipv4",
+		Packets:     r.Source.Packets + r.Destination.Packets,
+		Bytes:       r.Source.Bytes + r.Destination.Bytes,
+	}
+	if t.Family == FamilyIPv6 {
+		e.Network.Type = "ipv6"
+	}
+	if t.VLAN != 0 {
+		e.Network.VLAN = &struct {
+			ID string `json:"id"`
+		}{ID: itoa(uint64(t.VLAN))}
+	}
+	e.Source = ECSEndpoint{IP: t.Src.Netip(t.Family).String(), Packets: r.Source.Packets, Bytes: r.Source.Bytes}
+	e.Destination = ECSEndpoint{IP: t.Dst.Netip(t.Family).String(), Packets: r.Destination.Packets, Bytes: r.Destination.Bytes}
+	if HasPorts(t.Proto) {
+		e.Source.Port, e.Destination.Port = t.SrcPort, t.DstPort
+	}
+	e.Event = ECSEvent{
+		Kind: "event", Category: []string{"network"}, Type: []string{"connection", "end"},
+		Start: r.Start.UTC(), End: r.End.UTC(), Duration: r.End.Sub(r.Start).Nanoseconds(),
+		Reason: r.Reason.String(),
+	}
+	if !r.Reason.Final() {
+		e.Event.Type[1] = "info"
+	}
+	e.Tapir = ECSTapir{
+		FlowID: r.ID.String(), SensorID: r.SensorID, Segment: r.Segment, Final: r.Reason.Final(),
+		VLAN: t.VLAN, InnerVLAN: t.InnerVLAN,
+		Source:      ECSTapirDir{TCPFlags: TCPFlagsString(r.Source.TCPFlags), StoredPackets: r.Source.StoredPackets, StoredBytes: r.Source.StoredBytes},
+		Destination: ECSTapirDir{TCPFlags: TCPFlagsString(r.Destination.TCPFlags), StoredPackets: r.Destination.StoredPackets, StoredBytes: r.Destination.StoredBytes},
+		Truncated:   r.Truncated, BudgetCut: r.BudgetCut,
+	}
+	if t.Proto == ProtoICMP || t.Proto == ProtoICMPv6 {
+		e.Tapir.ICMP = &ECSTapirICMP{Type: t.SrcPort, Code: t.DstPort}
+	}
+	if r.Interface != "" {
+		e.Observer = &ECSObserver{Ingress: &struct {
+			Interface struct {
+				Name string `json:"name"`
+			} `json:"interface"`
+		}{}}
+		e.Observer.Ingress.Interface.Name = r.Interface
+	}
+	return e
+}
+
+// MarshalJSON renders the record as ECS JSON.
+func (r *Record) MarshalJSON() ([]byte, error) {
+	return json.Marshal(r.ToECS())
+}
+
+// MarshalJSON renders the ECS object, merging Extra's top-level fields
+// (enrichment) beside the standard ones.
+func (e *ECS) MarshalJSON() ([]byte, error) {
+	type plain ECS
+	b, err := json.Marshal((*plain)(e))
+	if err != nil || len(e.Extra) == 0 {
+		return b, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range e.Extra {
+		if _, taken := m[k]; taken {
+			continue
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = raw
+	}
+	return json.Marshal(m)
+}
+
+func itoa(v uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
