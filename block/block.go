@@ -1,0 +1,462 @@
+package block
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Format constants.
+const (
+	Magic   = "TBLK" // first bytes of every encoded block
+	Version = 1      // format version written by this package
+
+	codecRaw  = 0
+	codecZstd = 1
+
+	// fixedHeader is the size of the header up to the CommunityID length.
+	fixedHeader = 104
+	// MinHeader is the smallest possible header (empty strings).
+	MinHeader = fixedHeader + 3 + 4 + 4
+
+	// MaxRawBody bounds the uncompressed body a decoder accepts, so a
+	// corrupt or hostile length cannot make it allocate without limit.
+	MaxRawBody = 64 << 20
+)
+
+// Errors returned by decoding. Every decoding error wraps one of them.
+var (
+	ErrCorrupt  = errors.New("block: corrupt block")
+	ErrChecksum = errors.New("block: checksum mismatch")
+	ErrVersion  = errors.New("block: unsupported format version")
+	ErrMagic    = errors.New("block: bad magic")
+	ErrShort    = errors.New("block: truncated block")
+	ErrTooLarge = errors.New("block: body larger than limit")
+	ErrEmpty    = errors.New("block: no packets to encode")
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Level is a zstd compression level.
+type Level = zstd.EncoderLevel
+
+// Compression levels for EncoderConfig.Level.
+const (
+	SpeedFastest = zstd.SpeedFastest
+	SpeedDefault = zstd.SpeedDefault
+	SpeedBetter  = zstd.SpeedBetterCompression
+)
+
+// EncoderConfig configures an Encoder.
+type EncoderConfig struct {
+	// Level is the zstd level; SpeedFastest by default.
+	Level Level
+}
+
+// DefaultEncoderConfig returns the default encoder configuration.
+func DefaultEncoderConfig() EncoderConfig { return EncoderConfig{Level: SpeedFastest} }
+
+// Validate checks the configuration.
+func (c EncoderConfig) Validate() error {
+	if c.Level < zstd.SpeedFastest || c.Level > zstd.SpeedBestCompression {
+		return fmt.Errorf("block encoder: unknown zstd level %d", c.Level)
+	}
+	return nil
+}
+
+// Encoder compresses block bodies. It holds one zstd encoder and its
+// buffers. An Encoder is NOT safe for concurrent use: keep one per worker.
+type Encoder struct {
+	z *zstd.Encoder
+}
+
+// NewEncoder returns an Encoder for the configuration.
+func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
+	if cfg.Level == 0 {
+		cfg.Level = SpeedFastest
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	z, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(cfg.Level),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), // the block has its own CRC32C
+		zstd.WithZeroFrames(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("new zstd encoder: %w", err)
+	}
+	return &Encoder{z: z}, nil
+}
+
+// Close releases the encoder's resources.
+func (e *Encoder) Close() error { return e.z.Close() }
+
+// Builder accumulates the packets of one flow into a block. A Builder is
+// not safe for concurrent use. It is meant to be reused: Reset keeps its
+// buffer, so Append does not allocate once the buffer has grown to the
+// block size. A fresh Builder holds no buffer (a few dozen bytes), so many
+// idle ones are cheap.
+type Builder struct {
+	meta Meta
+	prev int64
+	buf  []byte
+}
+
+// Reset starts a new block described by meta. First, Last, Packets and
+// Bytes of meta are ignored; they are computed from the appended packets.
+func (b *Builder) Reset(meta Meta) {
+	meta.First, meta.Last, meta.Packets, meta.Bytes = 0, 0, 0, 0
+	b.meta = meta
+	b.buf = b.buf[:0]
+	b.prev = 0
+}
+
+// Release drops the builder's buffer so that an idle builder holds no
+// memory; the next Append allocates again.
+func (b *Builder) Release() { b.buf = nil }
+
+// Append adds one packet: its timestamp in Unix nanoseconds, its original
+// (wire) length and its captured bytes, which are copied. An origLen
+// smaller than len(data) is raised to len(data).
+func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
+	if origLen < len(data) {
+		origLen = len(data)
+	}
+	if b.meta.Packets == 0 {
+		b.meta.First = tsNanos
+		b.prev = tsNanos
+	}
+	b.buf = binary.AppendVarint(b.buf, tsNanos-b.prev)
+	b.buf = binary.AppendUvarint(b.buf, uint64(origLen))
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(data)))
+	b.buf = append(b.buf, data...)
+	b.prev = tsNanos
+	b.meta.Last = tsNanos
+	b.meta.Packets++
+	b.meta.Bytes += uint64(len(data))
+}
+
+// Len returns the uncompressed body size so far, in bytes.
+func (b *Builder) Len() int { return len(b.buf) }
+
+// Packets returns the number of packets appended since Reset.
+func (b *Builder) Packets() int { return int(b.meta.Packets) }
+
+// First returns the first packet's timestamp (0 when empty).
+func (b *Builder) First() int64 { return b.meta.First }
+
+// Age returns how long the block has been open at now (Unix ns), measured
+// from its first packet; 0 when empty.
+func (b *Builder) Age(now int64) int64 {
+	if b.meta.Packets == 0 {
+		return 0
+	}
+	return now - b.meta.First
+}
+
+// Meta returns the block's metadata so far.
+func (b *Builder) Meta() Meta { return b.meta }
+
+// Encode appends the encoded block to dst and returns it with the block's
+// Meta. It does not reset the builder. With a dst of enough capacity it
+// does not allocate. The body is stored raw when zstd would not make it
+// smaller.
+func (b *Builder) Encode(enc *Encoder, dst []byte) ([]byte, Meta, error) {
+	if b.meta.Packets == 0 {
+		return dst, b.meta, ErrEmpty
+	}
+	if len(b.buf) > MaxRawBody {
+		return dst, b.meta, fmt.Errorf("encode %d bytes: %w", len(b.buf), ErrTooLarge)
+	}
+	start := len(dst)
+	dst = appendHeader(dst, &b.meta, len(b.buf))
+	hdrEnd := len(dst)
+	dst = enc.z.EncodeAll(b.buf, dst)
+	if len(dst)-hdrEnd >= len(b.buf) {
+		dst = append(dst[:hdrEnd], b.buf...)
+		dst[start+5] = codecRaw
+	}
+	body := dst[hdrEnd:]
+	binary.LittleEndian.PutUint32(dst[hdrEnd-8:], uint32(len(body)))
+	crc := crc32.Update(0, castagnoli, dst[start:hdrEnd-4])
+	crc = crc32.Update(crc, castagnoli, body)
+	binary.LittleEndian.PutUint32(dst[hdrEnd-4:], crc)
+	return dst, b.meta, nil
+}
+
+func appendStr(dst []byte, s string) []byte {
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	dst = append(dst, byte(len(s)))
+	return append(dst, s...)
+}
+
+// appendHeader appends the header with codec zstd and zero body length
+// and CRC, which Encode patches.
+func appendHeader(dst []byte, m *Meta, rawLen int) []byte {
+	hlen := MinHeader + min(len(m.CommunityID), 255) + min(len(m.SensorID), 255) + min(len(m.Interface), 255)
+	dst = append(dst, Magic...)
+	dst = append(dst, Version, codecZstd)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(hlen))
+	k := &m.Key
+	dst = append(dst, k.A[:]...)
+	dst = append(dst, k.B[:]...)
+	dst = binary.LittleEndian.AppendUint16(dst, k.PortA)
+	dst = binary.LittleEndian.AppendUint16(dst, k.PortB)
+	dst = append(dst, k.Proto, k.Family)
+	dst = binary.LittleEndian.AppendUint16(dst, k.VLAN)
+	dst = binary.LittleEndian.AppendUint16(dst, k.InnerVLAN)
+	dst = append(dst, m.FlowID[:]...)
+	dst = binary.LittleEndian.AppendUint16(dst, m.LinkType)
+	dst = binary.LittleEndian.AppendUint32(dst, m.Seq)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.First))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.Last))
+	dst = binary.LittleEndian.AppendUint32(dst, m.Packets)
+	dst = binary.LittleEndian.AppendUint64(dst, m.Bytes)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(rawLen))
+	dst = appendStr(dst, m.CommunityID)
+	dst = appendStr(dst, m.SensorID)
+	dst = appendStr(dst, m.Interface)
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // body length
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // CRC
+	return dst
+}
+
+// header is a parsed block header.
+type header struct {
+	meta    Meta
+	codec   byte
+	hlen    int
+	rawLen  int
+	bodyLen int
+	crc     uint32
+}
+
+func parseHeader(b []byte) (header, error) {
+	var h header
+	if len(b) < 8 {
+		return h, fmt.Errorf("header of %d bytes: %w", len(b), ErrShort)
+	}
+	if string(b[:4]) != Magic {
+		return h, ErrMagic
+	}
+	if b[4] != Version {
+		return h, fmt.Errorf("version %d: %w", b[4], ErrVersion)
+	}
+	h.codec = b[5]
+	if h.codec != codecRaw && h.codec != codecZstd {
+		return h, fmt.Errorf("codec %d: %w", h.codec, ErrCorrupt)
+	}
+	h.hlen = int(binary.LittleEndian.Uint16(b[6:]))
+	if h.hlen < MinHeader {
+		return h, fmt.Errorf("header length %d: %w", h.hlen, ErrCorrupt)
+	}
+	if len(b) < h.hlen {
+		return h, fmt.Errorf("header of %d bytes, want %d: %w", len(b), h.hlen, ErrShort)
+	}
+	m := &h.meta
+	k := &m.Key
+	copy(k.A[:], b[8:24])
+	copy(k.B[:], b[24:40])
+	k.PortA = binary.LittleEndian.Uint16(b[40:])
+	k.PortB = binary.LittleEndian.Uint16(b[42:])
+	k.Proto, k.Family = b[44], b[45]
+	k.VLAN = binary.LittleEndian.Uint16(b[46:])
+	k.InnerVLAN = binary.LittleEndian.Uint16(b[48:])
+	copy(m.FlowID[:], b[50:66])
+	m.LinkType = binary.LittleEndian.Uint16(b[66:])
+	m.Seq = binary.LittleEndian.Uint32(b[68:])
+	m.First = int64(binary.LittleEndian.Uint64(b[72:]))
+	m.Last = int64(binary.LittleEndian.Uint64(b[80:]))
+	m.Packets = binary.LittleEndian.Uint32(b[88:])
+	m.Bytes = binary.LittleEndian.Uint64(b[92:])
+	h.rawLen = int(binary.LittleEndian.Uint32(b[100:]))
+	p := fixedHeader
+	end := h.hlen - 8
+	for _, s := range []*string{&m.CommunityID, &m.SensorID, &m.Interface} {
+		if p >= end {
+			return h, fmt.Errorf("header strings: %w", ErrCorrupt)
+		}
+		n := int(b[p])
+		p++
+		if p+n > end {
+			return h, fmt.Errorf("header strings: %w", ErrCorrupt)
+		}
+		*s = string(b[p : p+n])
+		p += n
+	}
+	if p != end {
+		return h, fmt.Errorf("header length %d does not match its fields: %w", h.hlen, ErrCorrupt)
+	}
+	h.bodyLen = int(binary.LittleEndian.Uint32(b[end:]))
+	h.crc = binary.LittleEndian.Uint32(b[end+4:])
+	if h.rawLen > MaxRawBody {
+		return h, fmt.Errorf("raw body of %d bytes: %w", h.rawLen, ErrTooLarge)
+	}
+	if h.bodyLen > MaxRawBody+MaxRawBody/8 {
+		return h, fmt.Errorf("body of %d bytes: %w", h.bodyLen, ErrTooLarge)
+	}
+	if h.codec == codecRaw && h.bodyLen != h.rawLen {
+		return h, fmt.Errorf("raw body length %d != %d: %w", h.bodyLen, h.rawLen, ErrCorrupt)
+	}
+	if m.Packets == 0 {
+		return h, fmt.Errorf("header counts: %w", ErrCorrupt)
+	}
+	return h, nil
+}
+
+// ParseMeta reads the header at the start of b without decompressing or
+// checksumming the body, and returns the block's Meta and its total
+// encoded length (header and body). b needs to hold only the header.
+func ParseMeta(b []byte) (Meta, int, error) {
+	h, err := parseHeader(b)
+	if err != nil {
+		return Meta{}, 0, err
+	}
+	return h.meta, h.hlen + h.bodyLen, nil
+}
+
+// Block is one decoded block: its Meta and its uncompressed body. A Block
+// is immutable once decoded and safe for concurrent readers; each Reader
+// is for one goroutine.
+type Block struct {
+	Meta Meta
+	body []byte
+}
+
+// Body returns the uncompressed body (see the package doc). Do not modify.
+func (b *Block) Body() []byte { return b.body }
+
+var decoder = sync.OnceValues(func() (*zstd.Decoder, error) {
+	return zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecodeAllCapLimit(true),
+		zstd.WithDecoderMaxMemory(MaxRawBody),
+		zstd.WithDecoderMaxWindow(MaxRawBody),
+	)
+})
+
+// Decode verifies and decodes the block at the start of b (b may hold
+// more bytes after it; use ParseMeta for its length). It checks the CRC,
+// decompresses the body and checks every packet record against the
+// header, so that reading the returned Block cannot fail. Decode is safe
+// for concurrent use; the Block does not alias b.
+func Decode(b []byte) (*Block, error) {
+	h, err := parseHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	total := h.hlen + h.bodyLen
+	if len(b) < total {
+		return nil, fmt.Errorf("block of %d bytes, want %d: %w", len(b), total, ErrShort)
+	}
+	body := b[h.hlen:total]
+	crc := crc32.Update(0, castagnoli, b[:h.hlen-4])
+	crc = crc32.Update(crc, castagnoli, body)
+	if crc != h.crc {
+		return nil, ErrChecksum
+	}
+	blk := &Block{Meta: h.meta}
+	switch h.codec {
+	case codecRaw:
+		blk.body = append(make([]byte, 0, len(body)), body...)
+	case codecZstd:
+		d, err := decoder()
+		if err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+		out, err := d.DecodeAll(body, make([]byte, 0, h.rawLen))
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %v: %w", err, ErrCorrupt)
+		}
+		if len(out) != h.rawLen {
+			return nil, fmt.Errorf("body decompressed to %d bytes, want %d: %w", len(out), h.rawLen, ErrCorrupt)
+		}
+		blk.body = out
+	}
+	if err := blk.check(); err != nil {
+		return nil, err
+	}
+	return blk, nil
+}
+
+// check walks the body and compares it with the header.
+func (b *Block) check() error {
+	r := b.Reader()
+	var n uint32
+	var bytes uint64
+	var last int64
+	for {
+		ts, _, data, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		bytes += uint64(len(data))
+		last = ts
+	}
+	if n != b.Meta.Packets || bytes != b.Meta.Bytes || last != b.Meta.Last {
+		return fmt.Errorf("body holds %d packets, %d bytes, last %d; header says %d, %d, %d: %w",
+			n, bytes, last, b.Meta.Packets, b.Meta.Bytes, b.Meta.Last, ErrCorrupt)
+	}
+	return nil
+}
+
+// Reader iterates over the packets of a Block. Not safe for concurrent use.
+type Reader struct {
+	body []byte
+	off  int
+	ts   int64
+}
+
+// Reader returns an iterator positioned at the first packet.
+func (b *Block) Reader() *Reader {
+	r := &Reader{}
+	r.Reset(b)
+	return r
+}
+
+// Reset positions r at the first packet of b.
+func (r *Reader) Reset(b *Block) {
+	*r = Reader{body: b.body, ts: b.Meta.First}
+}
+
+// Next returns the next packet: timestamp (Unix ns), original length and
+// captured bytes, which alias the block's body (do not modify; valid as
+// long as the Block). It returns io.EOF after the last packet.
+func (r *Reader) Next() (ts int64, origLen int, data []byte, err error) {
+	if r.off >= len(r.body) {
+		return 0, 0, nil, io.EOF
+	}
+	b := r.body[r.off:]
+	d, n1 := binary.Varint(b)
+	if n1 <= 0 {
+		return 0, 0, nil, fmt.Errorf("packet timestamp at %d: %w", r.off, ErrCorrupt)
+	}
+	ol, n2 := binary.Uvarint(b[n1:])
+	if n2 <= 0 {
+		return 0, 0, nil, fmt.Errorf("packet length at %d: %w", r.off, ErrCorrupt)
+	}
+	cl, n3 := binary.Uvarint(b[n1+n2:])
+	if n3 <= 0 {
+		return 0, 0, nil, fmt.Errorf("packet length at %d: %w", r.off, ErrCorrupt)
+	}
+	p := n1 + n2 + n3
+	if cl > ol || cl > uint64(len(b)-p) || ol > 1<<31 {
+		return 0, 0, nil, fmt.Errorf("packet lengths %d/%d at %d: %w", cl, ol, r.off, ErrCorrupt)
+	}
+	r.off += p + int(cl)
+	r.ts += d
+	return r.ts, int(ol), b[p : p+int(cl) : p+int(cl)], nil
+}
