@@ -59,7 +59,14 @@ const CommunityIDLen = 2 + 28
 // AppendCommunityID appends the Community ID v1 string ("1:" + base64 of
 // the SHA-1) of the tuple under the given seed to dst. It does not
 // allocate when dst has room for CommunityIDLen more bytes.
+//
+// Tuples that are not IP (Family other than FamilyIPv4 or FamilyIPv6, such
+// as the link-layer pseudo flows of ARP) have no Community ID: dst is
+// returned unchanged.
 func AppendCommunityID(dst []byte, seed uint16, t *Tuple) []byte {
+	if t.Family != FamilyIPv4 && t.Family != FamilyIPv6 {
+		return dst
+	}
 	sum := communityHash(seed, t)
 	dst = append(dst, '1', ':')
 	n := len(dst)

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -22,9 +23,10 @@ type ECS struct {
 // ECSNetwork is ECS network.*.
 type ECSNetwork struct {
 	CommunityID string `json:"community_id,omitempty"`
-	Transport   string `json:"transport"`
-	IANANumber  string `json:"iana_number"`
-	Type        string `json:"type"` // ipv4 / ipv6
+	Transport   string `json:"transport,omitempty"`
+	IANANumber  string `json:"iana_number,omitempty"`
+	EtherType   string `json:"ethertype,omitempty"` // tapir extension, link pseudo flows only
+	Type        string `json:"type"`                // ipv4 / ipv6
 	Packets     uint64 `json:"packets"`
 	Bytes       uint64 `json:"bytes"`
 	VLAN        *struct {
@@ -34,7 +36,8 @@ type ECSNetwork struct {
 
 // ECSEndpoint is ECS source.* / destination.*.
 type ECSEndpoint struct {
-	IP      string `json:"ip"`
+	IP      string `json:"ip,omitempty"`
+	MAC     string `json:"mac,omitempty"`
 	Port    uint16 `json:"port,omitempty"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
@@ -124,8 +127,17 @@ func (r *Record) ToECS() *ECS {
 			ID string `json:"id"`
 		}{ID: itoa(uint64(t.VLAN))}
 	}
-	e.Source = ECSEndpoint{IP: t.Src.Netip(t.Family).String(), Packets: r.Source.Packets, Bytes: r.Source.Bytes}
-	e.Destination = ECSEndpoint{IP: t.Dst.Netip(t.Family).String(), Packets: r.Destination.Packets, Bytes: r.Destination.Bytes}
+	e.Source = ECSEndpoint{Packets: r.Source.Packets, Bytes: r.Source.Bytes}
+	e.Destination = ECSEndpoint{Packets: r.Destination.Packets, Bytes: r.Destination.Bytes}
+	if t.Family == FamilyLink {
+		e.Network.Type = "link"
+		e.Network.Transport = ""
+		e.Network.IANANumber = ""
+		e.Network.EtherType = fmt.Sprintf("0x%04x", t.SrcPort)
+		e.Source.MAC, e.Destination.MAC = macECS(t.Src), macECS(t.Dst)
+	} else {
+		e.Source.IP, e.Destination.IP = t.Src.Netip(t.Family).String(), t.Dst.Netip(t.Family).String()
+	}
 	if HasPorts(t.Proto) {
 		e.Source.Port, e.Destination.Port = t.SrcPort, t.DstPort
 	}
@@ -186,6 +198,11 @@ func (e *ECS) MarshalJSON() ([]byte, error) {
 		m[k] = raw
 	}
 	return json.Marshal(m)
+}
+
+// macECS renders a MAC address the ECS way (upper-case, dash-separated).
+func macECS(a Addr) string {
+	return fmt.Sprintf("%02X-%02X-%02X-%02X-%02X-%02X", a[0], a[1], a[2], a[3], a[4], a[5])
 }
 
 func itoa(v uint64) string {

@@ -16,7 +16,15 @@ const (
 )
 
 // Address families used in Tuple.Family and Key.Family.
+//
+// FamilyLink marks a pseudo flow of traffic that is not IP (ARP, LLDP,
+// frames the decoder could not take apart): Src and Dst then hold the
+// frame's MAC addresses in their first 6 bytes (zero when the link type
+// has none), SrcPort holds the EtherType (0 when unknown), and Proto is 0.
+// Such traffic is still captured, stored and counted; it has no
+// Community ID.
 const (
+	FamilyLink = 1
 	FamilyIPv4 = 4
 	FamilyIPv6 = 6
 )
@@ -49,10 +57,14 @@ func (a Addr) Netip(family uint8) netip.Addr {
 }
 
 // Bytes returns the address bytes that go on the wire for the family:
-// 4 bytes for IPv4, 16 for IPv6. The result aliases a.
+// 4 bytes for IPv4, 16 for IPv6, the 6-byte MAC for FamilyLink. The
+// result aliases a.
 func (a *Addr) Bytes(family uint8) []byte {
-	if family == FamilyIPv4 {
+	switch family {
+	case FamilyIPv4:
 		return a[12:16]
+	case FamilyLink:
+		return a[:6]
 	}
 	return a[:]
 }
@@ -129,6 +141,9 @@ func HasPorts(proto uint8) bool {
 
 // String renders the tuple as "proto src:port -> dst:port" for logs and errors.
 func (t Tuple) String() string {
+	if t.Family == FamilyLink {
+		return fmt.Sprintf("link ethertype 0x%04x %s -> %s", t.SrcPort, MAC(t.Src), MAC(t.Dst))
+	}
 	s := fmt.Sprintf("%s %s -> %s", ProtoName(t.Proto),
 		netip.AddrPortFrom(t.Src.Netip(t.Family), t.SrcPort),
 		netip.AddrPortFrom(t.Dst.Netip(t.Family), t.DstPort))
@@ -173,4 +188,9 @@ func ProtoName(p uint8) string {
 		return "ospf"
 	}
 	return fmt.Sprint(p)
+}
+
+// MAC renders the first 6 bytes of a link-layer pseudo flow address.
+func MAC(a Addr) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5])
 }

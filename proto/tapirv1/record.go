@@ -57,7 +57,7 @@ func ToRecord(p *FlowRecord, r *flow.Record) error {
 	if len(p.FlowId) != len(r.ID) {
 		return fmt.Errorf("%w: flow id of %d bytes", ErrBadRecord, len(p.FlowId))
 	}
-	if len(p.Source.Ip) != len(p.Destination.Ip) || (len(p.Source.Ip) != 4 && len(p.Source.Ip) != 16) {
+	if n := len(p.Source.Ip); n != len(p.Destination.Ip) || (n != 4 && n != 6 && n != 16) {
 		return fmt.Errorf("%w: address lengths %d/%d", ErrBadRecord, len(p.Source.Ip), len(p.Destination.Ip))
 	}
 	if p.Protocol > 255 || p.Vlan > 4095 || p.InnerVlan > 4095 || p.Source.Port > 65535 || p.Destination.Port > 65535 || p.Source.TcpFlags > 255 || p.Destination.TcpFlags > 255 {
@@ -82,11 +82,16 @@ func ToRecord(p *FlowRecord, r *flow.Record) error {
 	t := &r.Tuple
 	t.Proto = uint8(p.Protocol)
 	t.VLAN, t.InnerVLAN = uint16(p.Vlan), uint16(p.InnerVlan)
-	if len(p.Source.Ip) == 4 {
+	switch len(p.Source.Ip) {
+	case 4:
 		t.Family = flow.FamilyIPv4
 		t.Src = flow.AddrFrom4([4]byte(p.Source.Ip))
 		t.Dst = flow.AddrFrom4([4]byte(p.Destination.Ip))
-	} else {
+	case 6: // link-layer pseudo flow: MAC addresses
+		t.Family = flow.FamilyLink
+		copy(t.Src[:], p.Source.Ip)
+		copy(t.Dst[:], p.Destination.Ip)
+	default:
 		t.Family = flow.FamilyIPv6
 		t.Src, t.Dst = flow.Addr(p.Source.Ip), flow.Addr(p.Destination.Ip)
 	}

@@ -544,7 +544,7 @@ func (x *PacketBlock) GetData() []byte {
 
 type Endpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ip            []byte                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`      // 4 bytes for IPv4, 16 for IPv6
+	Ip            []byte                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`      // 4 bytes for IPv4, 16 for IPv6, 6 (a MAC) for link-layer pseudo flows
 	Port          uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"` // ICMP: type (source) and code (destination)
 	Packets       uint64                 `protobuf:"varint,3,opt,name=packets,proto3" json:"packets,omitempty"`
 	Bytes         uint64                 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
