@@ -121,14 +121,14 @@ type lingerItem struct {
 // use: one goroutine calls Packet, Advance, Flush and Stats, and onRecord
 // runs synchronously on that goroutine.
 type Table[T any] struct {
-	cfg                               Config
+	cfg                                Config
 	idle, active, update, linger, tick int64
-	budget                            uint64
-	snap                              int
-	onRecord                          func(*flow.Record, *T)
-	ids                               *IDCounter
-	sensorHash                        uint32
-	seed                              uint64
+	budget                             uint64
+	snap                               int
+	onRecord                           func(*flow.Record, *T)
+	ids                                *IDCounter
+	sensorHash                         uint32
+	seed                               uint64
 
 	chunks     [][]entry[T]
 	nslots     uint32 // entries ever allocated (high-water mark)
