@@ -1,0 +1,108 @@
+package decode
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzDecode feeds arbitrary frames under arbitrary link types to Decode.
+// It is seeded with every packet of the shared captures (when present)
+// and the committed corpus in testdata/fuzz/FuzzDecode.
+func FuzzDecode(f *testing.F) {
+	dir := os.Getenv("TAPIR_PCAPS")
+	if dir == "" {
+		dir = defaultPcapsDir()
+	}
+	{
+		if dir != "" {
+			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return nil
+				}
+				if !strings.HasSuffix(p, ".pcap") && !strings.HasSuffix(p, ".pcap.gz") && !strings.HasSuffix(p, ".pcapng") {
+					return nil
+				}
+				pks, _ := readCapture(p)
+				for i, pk := range pks {
+					// Every packet of small captures; every 500th of big ones.
+					if len(pks) > 2000 && i%500 != 0 {
+						continue
+					}
+					f.Add(uint16(pk.link), pk.data)
+				}
+				return nil
+			})
+		}
+	}
+	f.Fuzz(func(t *testing.T, link uint16, frame []byte) {
+		var p, q Packet
+		Decode(LinkType(link), frame, &p)
+		checkInvariants(t, &p, frame)
+		Decode(LinkType(link), frame, &q)
+		if p != q {
+			t.Fatalf("decode not deterministic: %+v vs %+v", p, q)
+		}
+		var c Counters
+		c.Observe(&p, len(frame))
+	})
+}
+
+func checkInvariants(t *testing.T, p *Packet, frame []byte) {
+	t.Helper()
+	n := len(frame)
+	for _, o := range []int{p.L3Offset, p.L4Offset, p.PayloadOffset} {
+		if o < 0 || o > n {
+			t.Fatalf("offset %d outside frame of %d: %+v", o, n, p)
+		}
+	}
+	if p.PayloadLen < 0 || p.PayloadOffset+p.PayloadLen > n {
+		t.Fatalf("payload %d+%d outside frame of %d", p.PayloadOffset, p.PayloadLen, n)
+	}
+	if p.HasPorts && !p.HasTuple {
+		t.Fatalf("ports without tuple: %+v", p)
+	}
+	if p.HasTuple {
+		min := 20
+		if p.Tuple.Family == 6 {
+			min = 40
+		} else if p.Tuple.Family != 4 {
+			t.Fatalf("family %d", p.Tuple.Family)
+		}
+		if p.L3Offset+min > n {
+			t.Fatalf("tuple from an IP header cut short: %+v", p)
+		}
+		if p.Proto != p.Tuple.Proto {
+			t.Fatalf("proto %d vs tuple %d", p.Proto, p.Tuple.Proto)
+		}
+		if p.L4Offset != 0 && p.L4Offset < p.L3Offset+min {
+			t.Fatalf("L4 offset %d before end of IP header at %d", p.L4Offset, p.L3Offset+min)
+		}
+	}
+	if p.FragOffset != 0 && (!p.IsFragment || p.HasPorts) {
+		t.Fatalf("later fragment with ports or not flagged: %+v", p)
+	}
+}
+
+// defaultPcapsDir finds ../shared/pcaps beside the repository root, or "".
+func defaultPcapsDir() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			d := filepath.Join(dir, "..", "shared", "pcaps")
+			if _, err := os.Stat(d); err == nil {
+				return d
+			}
+			return ""
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
