@@ -1,0 +1,208 @@
+package query
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tapir-sensor/tapir/flow"
+)
+
+// Node is one node of a query's syntax tree. Nodes are immutable after
+// parsing and safe for concurrent use.
+type Node interface {
+	// Match reports whether the flow record satisfies the node.
+	Match(r *flow.Record) bool
+	// String renders the node in canonical query syntax; parsing the
+	// result yields an equivalent tree.
+	String() string
+	// bounds returns the time interval outside which the node cannot
+	// match; zero times mean unbounded.
+	bounds() (lo, hi time.Time)
+}
+
+// And matches when every operand matches.
+type And []Node
+
+// Or matches when any operand matches.
+type Or []Node
+
+// Not inverts its operand.
+type Not struct{ X Node }
+
+// Host matches flows with the address at either end.
+type Host struct{ Addr netip.Addr }
+
+// Net matches flows with either end inside the prefix.
+type Net struct{ Prefix netip.Prefix }
+
+// Port matches flows of a ported protocol (TCP, UDP, SCTP) with the port
+// at either end. ICMP type and code never match a port.
+type Port struct{ Port uint16 }
+
+// Proto matches the IP protocol. ICMP set matches ICMPv6 too (the "icmp"
+// keyword), so that "icmp" finds both families.
+type Proto struct {
+	Proto uint8
+	ICMP  bool // match ICMP and ICMPv6
+}
+
+// VLAN matches the outer or inner VLAN ID.
+type VLAN struct{ ID uint16 }
+
+// After matches flows still active at or after T (their End is not before T).
+type After struct{ T time.Time }
+
+// Before matches flows that started at or before T.
+type Before struct{ T time.Time }
+
+// Match implements Node.
+func (n And) Match(r *flow.Record) bool {
+	for _, x := range n {
+		if !x.Match(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Match implements Node.
+func (n Or) Match(r *flow.Record) bool {
+	for _, x := range n {
+		if x.Match(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// Match implements Node.
+func (n Not) Match(r *flow.Record) bool { return !n.X.Match(r) }
+
+// Match implements Node.
+func (n Host) Match(r *flow.Record) bool {
+	a, fam := flow.AddrFromNetip(n.Addr)
+	t := &r.Tuple
+	return t.Family == fam && (t.Src == a || t.Dst == a)
+}
+
+// Match implements Node.
+func (n Net) Match(r *flow.Record) bool {
+	t := &r.Tuple
+	want := uint8(flow.FamilyIPv6)
+	if n.Prefix.Addr().Is4() {
+		want = flow.FamilyIPv4
+	}
+	if t.Family != want {
+		return false
+	}
+	return n.Prefix.Contains(t.Src.Netip(t.Family)) || n.Prefix.Contains(t.Dst.Netip(t.Family))
+}
+
+// Match implements Node.
+func (n Port) Match(r *flow.Record) bool {
+	t := &r.Tuple
+	return flow.HasPorts(t.Proto) && (t.SrcPort == n.Port || t.DstPort == n.Port)
+}
+
+// Match implements Node.
+func (n Proto) Match(r *flow.Record) bool {
+	if n.ICMP {
+		return r.Tuple.Proto == flow.ProtoICMP || r.Tuple.Proto == flow.ProtoICMPv6
+	}
+	return r.Tuple.Proto == n.Proto
+}
+
+// Match implements Node.
+func (n VLAN) Match(r *flow.Record) bool {
+	return r.Tuple.VLAN == n.ID || (r.Tuple.InnerVLAN != 0 && r.Tuple.InnerVLAN == n.ID)
+}
+
+// Match implements Node.
+func (n After) Match(r *flow.Record) bool {
+	end := r.End
+	if end.IsZero() {
+		end = r.Start
+	}
+	return !end.Before(n.T)
+}
+
+// Match implements Node.
+func (n Before) Match(r *flow.Record) bool { return !r.Start.After(n.T) }
+
+func joinNodes(ns []Node, op string) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, x := range ns {
+		if i > 0 {
+			b.WriteString(op)
+		}
+		b.WriteString(x.String())
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+func (n And) String() string    { return joinNodes(n, " and ") }
+func (n Or) String() string     { return joinNodes(n, " or ") }
+func (n Not) String() string    { return "not " + n.X.String() }
+func (n Host) String() string   { return "host " + n.Addr.String() }
+func (n Net) String() string    { return "net " + n.Prefix.String() }
+func (n Port) String() string   { return "port " + strconv.Itoa(int(n.Port)) }
+func (n VLAN) String() string   { return "vlan " + strconv.Itoa(int(n.ID)) }
+func (n After) String() string  { return "after " + n.T.UTC().Format(time.RFC3339Nano) }
+func (n Before) String() string { return "before " + n.T.UTC().Format(time.RFC3339Nano) }
+
+func (n Proto) String() string {
+	if n.ICMP {
+		return "icmp"
+	}
+	return "proto " + strconv.Itoa(int(n.Proto))
+}
+
+// Time bounds. Zero lo means -inf, zero hi means +inf.
+
+func (n And) bounds() (lo, hi time.Time) {
+	for _, x := range n {
+		l, h := x.bounds()
+		if !l.IsZero() && (lo.IsZero() || l.After(lo)) {
+			lo = l
+		}
+		if !h.IsZero() && (hi.IsZero() || h.Before(hi)) {
+			hi = h
+		}
+	}
+	return lo, hi
+}
+
+func (n Or) bounds() (lo, hi time.Time) {
+	for i, x := range n {
+		l, h := x.bounds()
+		if i == 0 {
+			lo, hi = l, h
+			continue
+		}
+		if lo.IsZero() || l.IsZero() {
+			lo = time.Time{}
+		} else if l.Before(lo) {
+			lo = l
+		}
+		if hi.IsZero() || h.IsZero() {
+			hi = time.Time{}
+		} else if h.After(hi) {
+			hi = h
+		}
+	}
+	return lo, hi
+}
+
+// A negation bounds nothing (conservatively).
+func (Not) bounds() (lo, hi time.Time)      { return }
+func (Host) bounds() (lo, hi time.Time)     { return }
+func (Net) bounds() (lo, hi time.Time)      { return }
+func (Port) bounds() (lo, hi time.Time)     { return }
+func (Proto) bounds() (lo, hi time.Time)    { return }
+func (VLAN) bounds() (lo, hi time.Time)     { return }
+func (n After) bounds() (lo, hi time.Time)  { return n.T, time.Time{} }
+func (n Before) bounds() (lo, hi time.Time) { return time.Time{}, n.T }

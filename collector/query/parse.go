@@ -1,0 +1,554 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tapir-sensor/tapir/flow"
+)
+
+// Errors returned by Parse. Every error Parse returns wraps one of them.
+var (
+	// ErrSyntax: the query is not well formed; the error is a *SyntaxError.
+	ErrSyntax = errors.New("query: syntax error")
+	// ErrTooLong: the query is longer than Config.MaxLength.
+	ErrTooLong = errors.New("query: too long")
+	// ErrTooComplex: the query has more nodes or nesting than allowed.
+	ErrTooComplex = errors.New("query: too complex")
+	// ErrEmptyWindow: the query's time bounds leave no time to search.
+	ErrEmptyWindow = errors.New("query: empty time window")
+	// ErrWindowTooLong: the resolved time window exceeds Config.MaxWindow.
+	ErrWindowTooLong = errors.New("query: time window too long")
+)
+
+// SyntaxError reports where parsing failed and what was expected there.
+type SyntaxError struct {
+	Pos      int    // byte offset of the offending token (len(query) at the end)
+	Found    string // the offending token, or "end of query"
+	Expected string // what the parser wanted, e.g. "address after \"host\""
+	Detail   string // optional reason, e.g. the address parser's complaint
+}
+
+func (e *SyntaxError) Error() string {
+	s := fmt.Sprintf("query: at position %d: expected %s, found %s", e.Pos+1, e.Expected, e.Found)
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
+}
+
+// Unwrap makes errors.Is(err, ErrSyntax) true.
+func (e *SyntaxError) Unwrap() error { return ErrSyntax }
+
+// Query is a parsed query. It is immutable and safe for concurrent use.
+type Query struct {
+	// Root is the syntax tree.
+	Root Node
+	// From and To are the resolved time window to scan: the query's own
+	// after/before bounds, completed with Config.DefaultWindow.
+	From, To time.Time
+	nodes    int
+}
+
+// Match reports whether the record satisfies the query (its time terms
+// included).
+func (q *Query) Match(r *flow.Record) bool { return q.Root.Match(r) }
+
+// Bounds returns the time bounds the query itself states: the latest
+// "after" that every match must satisfy and the earliest such "before".
+// A zero time means unbounded on that side. "not" and "or" are handled
+// conservatively (a superset of the true interval).
+func (q *Query) Bounds() (after, before time.Time) { return q.Root.bounds() }
+
+// Window returns the resolved window [From, To].
+func (q *Query) Window() (from, to time.Time) { return q.From, q.To }
+
+// Nodes returns the number of nodes in the tree.
+func (q *Query) Nodes() int { return q.nodes }
+
+// String renders the query in canonical syntax (relative times resolved).
+func (q *Query) String() string { return q.Root.String() }
+
+// Time values are accepted from 1970 until this bound, so that every
+// accepted time renders and parses back in RFC 3339.
+var maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Parse parses src with the limits of cfg; relative times ("5m ago") are
+// taken relative to now, which also ends the default window.
+//
+// Grammar (keywords are case-insensitive; "and" binds tighter than "or"):
+//
+//	expr    = and { ("or" | "||") and }
+//	and     = unary { ("and" | "&&") unary }
+//	unary   = ("not" | "!") unary | primary
+//	primary = "(" expr ")" | "host" ADDR | "net" PREFIX | "net" ADDR "mask" ADDR
+//	        | "port" N | "proto" (NAME | N) | "tcp" | "udp" | "icmp" | "icmp6" | "sctp"
+//	        | "vlan" N | "before" TIME | "after" TIME
+//	TIME    = RFC3339 | YYYY-MM-DD | unix seconds[.frac] | DURATION "ago" | "now"
+//	DURATION = Go duration ("90s", "1h30m") or N "d" / N "w"
+func Parse(src string, now time.Time, cfg Config) (*Query, error) {
+	if len(src) > cfg.MaxLength {
+		return nil, fmt.Errorf("%d bytes, limit %d: %w", len(src), cfg.MaxLength, ErrTooLong)
+	}
+	p := &parser{src: src, now: now, cfg: cfg}
+	p.toks = lex(src)
+	root, err := p.parseOr(0)
+	if err != nil {
+		return nil, err
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, p.errAt(t, `"and", "or" or end of query`, "")
+	}
+	q := &Query{Root: root, nodes: p.nodes}
+	if err := q.resolveWindow(now, cfg); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Query) resolveWindow(now time.Time, cfg Config) error {
+	lo, hi := q.Root.bounds()
+	switch {
+	case lo.IsZero() && hi.IsZero():
+		q.From, q.To = now.Add(-cfg.DefaultWindow), now
+	case hi.IsZero():
+		q.From, q.To = lo, now
+		if q.To.Before(lo) {
+			q.To = lo.Add(cfg.DefaultWindow)
+		}
+	case lo.IsZero():
+		q.From, q.To = hi.Add(-cfg.DefaultWindow), hi
+	default:
+		q.From, q.To = lo, hi
+	}
+	if q.To.Before(q.From) {
+		return fmt.Errorf("after %s is later than before %s: %w",
+			q.From.UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano), ErrEmptyWindow)
+	}
+	if cfg.MaxWindow > 0 && q.To.Sub(q.From) > cfg.MaxWindow {
+		return fmt.Errorf("window of %v, limit %v: %w", q.To.Sub(q.From), cfg.MaxWindow, ErrWindowTooLong)
+	}
+	return nil
+}
+
+type tokKind uint8
+
+const (
+	tEOF tokKind = iota
+	tWord
+	tLParen
+	tRParen
+)
+
+type token struct {
+	kind tokKind
+	text string
+	pos  int
+}
+
+// lex splits the query into words and parentheses. Words are maximal runs
+// of characters other than white space and parentheses; "!" at the start
+// of a word is a token of its own.
+func lex(s string) []token {
+	var toks []token
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '(':
+			toks = append(toks, token{tLParen, "(", i})
+			i++
+		case c == ')':
+			toks = append(toks, token{tRParen, ")", i})
+			i++
+		case c == '!' && (i+1 >= len(s) || s[i+1] != '='):
+			toks = append(toks, token{tWord, "!", i})
+			i++
+		default:
+			j := i
+			for j < len(s) && !strings.ContainsRune(" \t\n\r()", rune(s[j])) {
+				j++
+			}
+			toks = append(toks, token{tWord, s[i:j], i})
+			i = j
+		}
+	}
+	return append(toks, token{tEOF, "", len(s)})
+}
+
+type parser struct {
+	src   string
+	toks  []token
+	i     int
+	nodes int
+	now   time.Time
+	cfg   Config
+}
+
+func (p *parser) peek() token { return p.toks[p.i] }
+
+func (p *parser) next() token {
+	t := p.toks[p.i]
+	if t.kind != tEOF {
+		p.i++
+	}
+	return t
+}
+
+func describe(t token) string {
+	if t.kind == tEOF {
+		return "end of query"
+	}
+	if len(t.text) > 40 {
+		return strconv.Quote(t.text[:40] + "...")
+	}
+	return strconv.Quote(t.text)
+}
+
+func (p *parser) errAt(t token, expected, detail string) error {
+	return &SyntaxError{Pos: t.pos, Found: describe(t), Expected: expected, Detail: detail}
+}
+
+func (p *parser) node(n Node) (Node, error) {
+	p.nodes++
+	if p.nodes > p.cfg.MaxNodes {
+		return nil, fmt.Errorf("more than %d nodes: %w", p.cfg.MaxNodes, ErrTooComplex)
+	}
+	return n, nil
+}
+
+func (p *parser) isWord(t token, words ...string) bool {
+	if t.kind != tWord {
+		return false
+	}
+	for _, w := range words {
+		if strings.EqualFold(t.text, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *parser) depth(d int) error {
+	if d > p.cfg.MaxDepth {
+		return fmt.Errorf("nesting deeper than %d: %w", p.cfg.MaxDepth, ErrTooComplex)
+	}
+	return nil
+}
+
+func (p *parser) parseOr(d int) (Node, error) {
+	if err := p.depth(d); err != nil {
+		return nil, err
+	}
+	x, err := p.parseAnd(d)
+	if err != nil {
+		return nil, err
+	}
+	var or Or
+	for p.isWord(p.peek(), "or", "||") {
+		p.next()
+		y, err := p.parseAnd(d)
+		if err != nil {
+			return nil, err
+		}
+		if or == nil {
+			or = Or{x}
+		}
+		or = append(or, y)
+	}
+	if or == nil {
+		return x, nil
+	}
+	return p.node(or)
+}
+
+func (p *parser) parseAnd(d int) (Node, error) {
+	x, err := p.parseUnary(d)
+	if err != nil {
+		return nil, err
+	}
+	var and And
+	for p.isWord(p.peek(), "and", "&&") {
+		p.next()
+		y, err := p.parseUnary(d)
+		if err != nil {
+			return nil, err
+		}
+		if and == nil {
+			and = And{x}
+		}
+		and = append(and, y)
+	}
+	if and == nil {
+		return x, nil
+	}
+	return p.node(and)
+}
+
+func (p *parser) parseUnary(d int) (Node, error) {
+	if p.isWord(p.peek(), "not", "!") {
+		if err := p.depth(d + 1); err != nil {
+			return nil, err
+		}
+		p.next()
+		x, err := p.parseUnary(d + 1)
+		if err != nil {
+			return nil, err
+		}
+		return p.node(Not{X: x})
+	}
+	return p.parsePrimary(d)
+}
+
+const termExpected = `a term ("host", "net", "port", "proto", "tcp", "udp", "icmp", "vlan", "before", "after", "not" or "(")`
+
+func (p *parser) parsePrimary(d int) (Node, error) {
+	t := p.next()
+	if t.kind == tLParen {
+		x, err := p.parseOr(d + 1)
+		if err != nil {
+			return nil, err
+		}
+		if c := p.next(); c.kind != tRParen {
+			return nil, p.errAt(c, `")" closing "(" at position `+strconv.Itoa(t.pos+1), "")
+		}
+		return x, nil
+	}
+	if t.kind != tWord {
+		return nil, p.errAt(t, termExpected, "")
+	}
+	switch strings.ToLower(t.text) {
+	case "host":
+		a := p.next()
+		addr, err := parseAddr(a)
+		if err != nil {
+			return nil, p.errAt(a, `an IP address after "host"`, err.Error())
+		}
+		return p.node(Host{Addr: addr})
+	case "net":
+		return p.parseNet()
+	case "port":
+		a := p.next()
+		n, err := parseUint(a, 65535)
+		if err != nil {
+			return nil, p.errAt(a, `a port number (0-65535) after "port"`, "")
+		}
+		return p.node(Port{Port: uint16(n)})
+	case "vlan":
+		a := p.next()
+		n, err := parseUint(a, 4095)
+		if err != nil {
+			return nil, p.errAt(a, `a VLAN ID (0-4095) after "vlan"`, "")
+		}
+		return p.node(VLAN{ID: uint16(n)})
+	case "proto":
+		a := p.next()
+		if pr, ok := protoWord(a); ok {
+			return p.node(pr)
+		}
+		n, err := parseUint(a, 255)
+		if err != nil {
+			return nil, p.errAt(a, `a protocol (tcp, udp, icmp, icmp6, sctp or 0-255) after "proto"`, "")
+		}
+		return p.node(Proto{Proto: uint8(n)})
+	case "tcp", "udp", "icmp", "icmp6", "sctp":
+		pr, _ := protoWord(t)
+		return p.node(pr)
+	case "before", "after":
+		ts, err := p.parseTime(strings.ToLower(t.text))
+		if err != nil {
+			return nil, err
+		}
+		if strings.EqualFold(t.text, "before") {
+			return p.node(Before{T: ts})
+		}
+		return p.node(After{T: ts})
+	}
+	return nil, p.errAt(t, termExpected, "")
+}
+
+func protoWord(t token) (Proto, bool) {
+	if t.kind != tWord {
+		return Proto{}, false
+	}
+	switch strings.ToLower(t.text) {
+	case "tcp":
+		return Proto{Proto: flow.ProtoTCP}, true
+	case "udp":
+		return Proto{Proto: flow.ProtoUDP}, true
+	case "icmp":
+		return Proto{Proto: flow.ProtoICMP, ICMP: true}, true
+	case "icmp6":
+		return Proto{Proto: flow.ProtoICMPv6}, true
+	case "sctp":
+		return Proto{Proto: flow.ProtoSCTP}, true
+	}
+	return Proto{}, false
+}
+
+func parseUint(t token, max uint64) (uint64, error) {
+	if t.kind != tWord {
+		return 0, ErrSyntax
+	}
+	n, err := strconv.ParseUint(t.text, 10, 64)
+	if err != nil || n > max {
+		return 0, ErrSyntax
+	}
+	return n, nil
+}
+
+func parseAddr(t token) (netip.Addr, error) {
+	if t.kind != tWord {
+		return netip.Addr{}, errors.New("missing address")
+	}
+	a, err := netip.ParseAddr(t.text)
+	if err != nil {
+		return netip.Addr{}, errors.New("not an IPv4 or IPv6 address")
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, errors.New("zoned addresses are not supported")
+	}
+	return a.Unmap(), nil
+}
+
+func (p *parser) parseNet() (Node, error) {
+	a := p.next()
+	if a.kind == tWord && strings.Contains(a.text, "/") {
+		pf, err := netip.ParsePrefix(a.text)
+		if err != nil || pf.Addr().Zone() != "" {
+			return nil, p.errAt(a, `a prefix such as 10.0.0.0/8 or 2001:db8::/32 after "net"`, "")
+		}
+		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
+			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
+		}
+		return p.node(Net{Prefix: pf.Masked()})
+	}
+	addr, err := parseAddr(a)
+	if err != nil {
+		return nil, p.errAt(a, `a prefix (ADDR/BITS or ADDR mask MASK) after "net"`, err.Error())
+	}
+	m := p.next()
+	if !p.isWord(m, "mask") {
+		return nil, p.errAt(m, `"mask" after "net `+a.text+`" (or write ADDR/BITS)`, "")
+	}
+	mt := p.next()
+	mask, err := parseAddr(mt)
+	if err != nil {
+		return nil, p.errAt(mt, `a netmask after "mask"`, err.Error())
+	}
+	if mask.Is4() != addr.Is4() {
+		return nil, p.errAt(mt, `a netmask of the address's family`, "")
+	}
+	bits, ok := maskBits(mask.AsSlice())
+	if !ok {
+		return nil, p.errAt(mt, `a contiguous netmask`, "")
+	}
+	return p.node(Net{Prefix: netip.PrefixFrom(addr, bits).Masked()})
+}
+
+func maskBits(b []byte) (int, bool) {
+	bits := 0
+	seenZero := false
+	for _, x := range b {
+		for i := 7; i >= 0; i-- {
+			if x&(1<<i) != 0 {
+				if seenZero {
+					return 0, false
+				}
+				bits++
+			} else {
+				seenZero = true
+			}
+		}
+	}
+	return bits, true
+}
+
+const timeExpected = `a time (RFC 3339, YYYY-MM-DD, unix seconds, "now" or DURATION "ago")`
+
+func (p *parser) parseTime(kw string) (time.Time, error) {
+	t := p.next()
+	if t.kind != tWord {
+		return time.Time{}, p.errAt(t, timeExpected+` after "`+kw+`"`, "")
+	}
+	var ts time.Time
+	switch {
+	case strings.EqualFold(t.text, "now"):
+		ts = p.now
+	case p.isWord(p.peek(), "ago"):
+		d, ok := parseDuration(t.text)
+		if !ok {
+			return time.Time{}, p.errAt(t, `a duration such as 5m, 2h or 3d before "ago"`, "")
+		}
+		p.next()
+		ts = p.now.Add(-d)
+	default:
+		var ok bool
+		ts, ok = parseAbsTime(t.text)
+		if !ok {
+			return time.Time{}, p.errAt(t, timeExpected+` after "`+kw+`"`, "")
+		}
+	}
+	if ts.Before(time.Unix(0, 0)) || !ts.Before(maxTime) {
+		return time.Time{}, p.errAt(t, "a time between 1970 and 2200", "")
+	}
+	return ts, nil
+}
+
+func parseDuration(s string) (time.Duration, bool) {
+	if n := len(s); n >= 2 && (s[n-1] == 'd' || s[n-1] == 'w') {
+		v, err := strconv.ParseUint(s[:n-1], 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		unit := 24 * time.Hour
+		if s[n-1] == 'w' {
+			unit *= 7
+		}
+		if v > uint64(math.MaxInt64/int64(unit)) {
+			return 0, false
+		}
+		return time.Duration(v) * unit, true
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, false
+	}
+	return d, true
+}
+
+func parseAbsTime(s string) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, true
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, true
+	}
+	// Unix seconds with an optional fraction.
+	ip, fp, hasFrac := strings.Cut(s, ".")
+	if ip == "" || len(ip) > 11 || (hasFrac && (fp == "" || len(fp) > 9)) {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseUint(ip, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var nsec uint64
+	if hasFrac {
+		nsec, err = strconv.ParseUint(fp, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		for i := len(fp); i < 9; i++ {
+			nsec *= 10
+		}
+	}
+	return time.Unix(int64(sec), int64(nsec)), true
+}
