@@ -1,0 +1,302 @@
+// Command tapir-sensor captures packets from interfaces (AF_PACKET) or
+// reads capture files, turns them into flows and packet blocks, and writes
+// them locally or streams them to a tapir collector.
+//
+//	tapir-sensor -r capture.pcap --flows-out - --blocks-out /tmp/blocks
+//	tapir-sensor -i eth1 --config /etc/tapir/sensor.yaml
+//	tapir-sensor check-config --config /etc/tapir/sensor.yaml
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/sensor/capture"
+	"github.com/tapir-sensor/tapir/sensor/config"
+	"github.com/tapir-sensor/tapir/sensor/engine"
+	"github.com/tapir-sensor/tapir/sensor/output"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the command-line flags; set ones override the config file.
+type options struct {
+	configPath    string
+	readFiles     multiFlag
+	interfaces    multiFlag
+	flowsOut      string
+	blocksOut     string
+	collectors    multiFlag
+	sensorID      string
+	idleTimeout   time.Duration
+	activeTimeout time.Duration
+	budget        int64
+	snapLen       int
+	workers       int
+	filter        string
+	seed          int
+	logLevel      string
+	checkOnly     bool
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*m = append(*m, s)
+		}
+	}
+	return nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	if len(args) > 0 && args[0] == "check-config" {
+		o.checkOnly = true
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("tapir-sensor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.configPath, "config", "", "YAML configuration file (flags override it)")
+	fs.Var(&o.readFiles, "r", "read packets from a pcap/pcapng file (gzip ok, - for stdin); repeatable")
+	fs.Var(&o.interfaces, "i", "capture on an interface (AF_PACKET); repeatable or comma-separated")
+	fs.StringVar(&o.flowsOut, "flows-out", "", "write flow records as ECS JSON lines to PATH (- for stdout)")
+	fs.StringVar(&o.blocksOut, "blocks-out", "", "write packet blocks to segment files in DIR")
+	fs.Var(&o.collectors, "collector", "stream to a collector at host:port; repeatable for failover")
+	fs.StringVar(&o.sensorID, "sensor-id", "", "sensor id (default: config, else the host name)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "end flows idle this long (e.g. 60s)")
+	fs.DurationVar(&o.activeTimeout, "active-timeout", 0, "end flow instances this long after their start (e.g. 30m)")
+	fs.Int64Var(&o.budget, "budget", -1, "capture budget: bytes stored per flow direction (0 = unlimited)")
+	fs.IntVar(&o.snapLen, "snaplen", -1, "bytes stored per packet at most (0 = all)")
+	fs.IntVar(&o.workers, "workers", 0, "workers (fanout sockets) per interface")
+	fs.StringVar(&o.filter, "filter", "", "tcpdump-syntax capture filter (live capture)")
+	fs.IntVar(&o.seed, "community-seed", -1, "Community ID seed (0-65535)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: tapir-sensor [check-config] (-r FILE | -i IFACE) [flags]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tapir-sensor: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "tapir-sensor: --log-level: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := loadConfig(&o)
+	if err == nil {
+		err = cfg.Validate(len(o.readFiles) == 0)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tapir-sensor: %v\n", err)
+		return 2
+	}
+	if o.checkOnly {
+		fmt.Fprintln(stdout, "configuration ok")
+		return 0
+	}
+	if err := runSensor(&o, &cfg, stdout, logger); err != nil {
+		logger.Error("sensor failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig reads the config file (if any) and applies the flags.
+func loadConfig(o *options) (config.Config, error) {
+	cfg := config.Default()
+	if o.configPath != "" {
+		var err error
+		if cfg, err = config.Load(o.configPath); err != nil {
+			return cfg, err
+		}
+	}
+	if o.sensorID != "" {
+		cfg.Engine.SensorID = o.sensorID
+	} else if o.configPath == "" || cfg.Engine.SensorID == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			cfg.Engine.SensorID = h
+		}
+	}
+	if o.idleTimeout != 0 {
+		cfg.Engine.Flows.IdleTimeout = o.idleTimeout
+	}
+	if o.activeTimeout != 0 {
+		cfg.Engine.Flows.ActiveTimeout = o.activeTimeout
+	}
+	if o.budget >= 0 {
+		cfg.Engine.Flows.BudgetBytes = o.budget
+	}
+	if o.snapLen >= 0 {
+		cfg.Engine.Flows.SnapLen = o.snapLen
+	}
+	if o.seed >= 0 {
+		if o.seed > 65535 {
+			return cfg, fmt.Errorf("%w: --community-seed %d > 65535", config.ErrInvalid, o.seed)
+		}
+		cfg.Engine.CommunitySeed = uint16(o.seed)
+	}
+	if len(o.interfaces) > 0 {
+		cfg.Capture.Interfaces = o.interfaces
+	}
+	if o.workers > 0 {
+		cfg.Capture.Workers = o.workers
+	}
+	if o.filter != "" {
+		cfg.Capture.Filter = o.filter
+	}
+	if o.flowsOut != "" {
+		cfg.Output.FlowsOut = o.flowsOut
+	}
+	if o.blocksOut != "" {
+		cfg.Output.BlocksOut = o.blocksOut
+	}
+	if len(o.collectors) > 0 {
+		cfg.Output.Collectors = o.collectors
+	}
+	return cfg, nil
+}
+
+// runSensor wires sources, engine and sinks, runs until the input ends or
+// a signal arrives, then flushes and stops in reverse order.
+func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Logger) (err error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reg := prometheus.NewRegistry()
+
+	sources, err := openSources(o, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range sources {
+			s.Close()
+		}
+	}()
+
+	var sinks output.Multi
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			err = errors.Join(err, closers[i]())
+		}
+	}()
+	if p := cfg.Output.FlowsOut; p != "" {
+		var w io.Writer = stdout
+		var c io.Closer
+		if p != "-" {
+			f, ferr := os.Create(p)
+			if ferr != nil {
+				return fmt.Errorf("flows output: %w", ferr)
+			}
+			w, c = f, f
+		}
+		fj := output.NewFlowsJSON(w, c)
+		sinks = append(sinks, fj)
+		closers = append(closers, fj.Close)
+	}
+	if d := cfg.Output.BlocksOut; d != "" {
+		bc := block.DefaultDirWriterConfig()
+		bc.Dir = d
+		bo, berr := output.NewBlocks(bc)
+		if berr != nil {
+			return fmt.Errorf("blocks output: %w", berr)
+		}
+		sinks = append(sinks, bo)
+		closers = append(closers, bo.Close)
+	}
+	if len(cfg.Output.Collectors) > 0 {
+		ex, cerr := startExport(cfg, logger, reg)
+		if cerr != nil {
+			return cerr
+		}
+		sinks = append(sinks, ex)
+		closers = append(closers, ex.Stop)
+	}
+
+	eng, err := engine.New(cfg.Engine, engine.Dependencies{Sources: sources, Sink: sinks, Logger: logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	if err := startMetrics(cfg.Metrics.Listen, reg, logger, len(o.readFiles) == 0); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := eng.Start(); err != nil {
+		return err
+	}
+	select {
+	case <-eng.Done():
+	case <-ctx.Done():
+		logger.Info("signal received; flushing flows and blocks")
+	}
+	runErr := eng.Stop()
+	st := eng.Stats()
+	logger.Info("capture finished", "packets", st.Packets, "flows", st.Flows.Created, "records", st.Records,
+		"blocks", st.Blocks, "block_bytes", st.BlockBytes, "stored_packets", st.StoredPackets,
+		"budget_cut_packets", st.Flows.BudgetCutPackets, "evicted", st.Flows.Evicted(),
+		"decode_truncated", st.Decode.Truncated, "decode_malformed", st.Decode.Malformed,
+		"seconds", time.Since(start).Seconds())
+	for i, s := range st.Sources {
+		if s.KernelDrops > 0 || s.QueueFreezes > 0 {
+			logger.Warn("kernel dropped packets", "source", i, "drops", s.KernelDrops, "freezes", s.QueueFreezes)
+		}
+	}
+	return runErr
+}
+
+// openSources opens the files or the live interfaces.
+func openSources(o *options, cfg *config.Config, logger *slog.Logger) ([]capture.Source, error) {
+	if len(o.readFiles) > 0 {
+		var out []capture.Source
+		for _, path := range o.readFiles {
+			var (
+				s   *capture.FileSource
+				err error
+			)
+			if path == "-" {
+				s, err = capture.OpenReader("stdin", os.Stdin)
+			} else {
+				s, err = capture.OpenFile(path)
+			}
+			if err != nil {
+				for _, p := range out {
+					p.Close()
+				}
+				return nil, fmt.Errorf("open %s: %w", path, err)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return openLive(cfg, logger)
+}

@@ -1,0 +1,161 @@
+// Package config is the tapir-sensor daemon's configuration file: one YAML
+// document with a section per component. Unknown keys are errors, every
+// field has a default, and Validate says precisely what is wrong.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tapir-sensor/tapir/sensor/engine"
+)
+
+// Config is the whole sensor configuration.
+type Config struct {
+	// Engine holds sensor_id, community_seed, flows and blocks (inline).
+	Engine engine.Config `yaml:",inline"`
+	// Capture configures live capture.
+	Capture Capture `yaml:"capture"`
+	// Output configures where flows and blocks go.
+	Output Output `yaml:"output"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Capture configures live AF_PACKET capture.
+type Capture struct {
+	// Interfaces to capture on. Each gets Workers sockets in one fanout
+	// group, so both directions of a flow reach the same worker.
+	Interfaces []string `yaml:"interfaces"`
+	// Workers per interface (fanout group members). Default 1.
+	Workers int `yaml:"workers"`
+	// SnapLen is the most bytes captured per packet. Default 262144, so
+	// GRO/GSO super-packets are captured whole.
+	SnapLen int `yaml:"snap_len"`
+	// RingSizeMB is the TPACKET_V3 ring size per socket in MiB. Default 64.
+	RingSizeMB int `yaml:"ring_size_mb"`
+	// BlockSizeKB is the ring block size in KiB (a power of two, at least
+	// the snap length). Default 1024.
+	BlockSizeKB int `yaml:"block_size_kb"`
+	// Promiscuous puts the interfaces in promiscuous mode. Default true.
+	Promiscuous *bool `yaml:"promiscuous"`
+	// Filter is a tcpdump-syntax capture filter; empty captures all.
+	Filter string `yaml:"filter"`
+	// PollTimeout bounds how long a worker waits on an idle interface
+	// before it advances its timers. Default 100ms.
+	PollTimeout time.Duration `yaml:"poll_timeout"`
+}
+
+// Output configures the sensor's outputs; any combination may be on.
+type Output struct {
+	// FlowsOut writes ECS JSON flow records to a file ("-" = stdout).
+	FlowsOut string `yaml:"flows_out"`
+	// BlocksOut writes packet blocks to segment files in a directory.
+	BlocksOut string `yaml:"blocks_out"`
+	// Collectors are the collector addresses (host:port) to stream to, in
+	// failover order. Empty: no streaming.
+	Collectors []string `yaml:"collectors"`
+	// SpoolDir keeps batches the collector has not acknowledged.
+	SpoolDir string `yaml:"spool_dir"`
+	// SpoolMaxMB caps the spool; the oldest batches are dropped (counted).
+	SpoolMaxMB int64 `yaml:"spool_max_mb"`
+	// TLS for the collector stream.
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS holds the sensor's mTLS files.
+type TLS struct {
+	CA       string `yaml:"ca"`
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+	Insecure bool   `yaml:"insecure"` // plaintext; for local development only
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the address of /metrics; empty disables it.
+	Listen string `yaml:"listen"`
+}
+
+// Default returns the default configuration.
+func Default() Config {
+	t := true
+	return Config{
+		Engine: engine.DefaultConfig(),
+		Capture: Capture{Workers: 1, SnapLen: 262144, RingSizeMB: 64, BlockSizeKB: 1024,
+			Promiscuous: &t, PollTimeout: 100 * time.Millisecond},
+		Output:  Output{SpoolDir: "/var/lib/tapir/spool", SpoolMaxMB: 4096},
+		Metrics: Metrics{Listen: "127.0.0.1:9310"},
+	}
+}
+
+// ErrInvalid wraps every configuration error.
+var ErrInvalid = errors.New("invalid sensor config")
+
+// Load reads a YAML file over the defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration for a run that reads files (live ==
+// false) or interfaces (live == true).
+func (c *Config) Validate(live bool) error {
+	if err := c.Engine.Validate(); err != nil {
+		return err
+	}
+	cp := c.Capture
+	if live {
+		if len(cp.Interfaces) == 0 {
+			return fmt.Errorf("%w: capture.interfaces is empty (or give -r FILE)", ErrInvalid)
+		}
+		if cp.Workers < 1 || cp.Workers > 64 {
+			return fmt.Errorf("%w: capture.workers %d not in [1, 64]", ErrInvalid, cp.Workers)
+		}
+		if cp.SnapLen < 64 || cp.SnapLen > 262144 {
+			return fmt.Errorf("%w: capture.snap_len %d not in [64, 262144]", ErrInvalid, cp.SnapLen)
+		}
+		if cp.BlockSizeKB < 4 || cp.BlockSizeKB&(cp.BlockSizeKB-1) != 0 {
+			return fmt.Errorf("%w: capture.block_size_kb %d must be a power of two >= 4", ErrInvalid, cp.BlockSizeKB)
+		}
+		if cp.BlockSizeKB*1024 < cp.SnapLen+64 {
+			return fmt.Errorf("%w: capture.block_size_kb %d KiB cannot hold a %d-byte frame", ErrInvalid, cp.BlockSizeKB, cp.SnapLen)
+		}
+		if cp.RingSizeMB*1024 < cp.BlockSizeKB*2 {
+			return fmt.Errorf("%w: capture.ring_size_mb %d holds fewer than 2 blocks", ErrInvalid, cp.RingSizeMB)
+		}
+		if cp.PollTimeout <= 0 || cp.PollTimeout > 10*time.Second {
+			return fmt.Errorf("%w: capture.poll_timeout %v not in (0, 10s]", ErrInvalid, cp.PollTimeout)
+		}
+	}
+	o := c.Output
+	if o.FlowsOut == "" && o.BlocksOut == "" && len(o.Collectors) == 0 {
+		return fmt.Errorf("%w: no output: set output.flows_out, output.blocks_out or output.collectors", ErrInvalid)
+	}
+	if len(o.Collectors) > 0 {
+		if o.SpoolDir == "" {
+			return fmt.Errorf("%w: output.spool_dir is empty", ErrInvalid)
+		}
+		if o.SpoolMaxMB < 1 {
+			return fmt.Errorf("%w: output.spool_max_mb %d < 1", ErrInvalid, o.SpoolMaxMB)
+		}
+		if !o.TLS.Insecure && (o.TLS.CA == "" || o.TLS.Cert == "" || o.TLS.Key == "") {
+			return fmt.Errorf("%w: output.tls needs ca, cert and key (or insecure: true for local development)", ErrInvalid)
+		}
+	}
+	return nil
+}

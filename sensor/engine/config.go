@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/sensor/flowtable"
+)
+
+// Config configures the sensor's data path.
+type Config struct {
+	// SensorID names this sensor in flow IDs, records and blocks.
+	SensorID string `yaml:"sensor_id"`
+	// CommunitySeed is the Community ID v1 seed (default 0).
+	CommunitySeed uint16 `yaml:"community_seed"`
+	// Flows configures each worker's flow table.
+	Flows flowtable.Config `yaml:"flows"`
+	// Blocks configures packet blocks.
+	Blocks BlockConfig `yaml:"blocks"`
+	// TickInterval is how often (wall clock) an idle worker advances its
+	// timers and publishes its counters.
+	TickInterval time.Duration `yaml:"tick_interval"`
+}
+
+// BlockConfig says when a flow's open packet block closes.
+type BlockConfig struct {
+	// MaxBytes closes a block when its uncompressed body reaches this size.
+	MaxBytes int `yaml:"max_bytes"`
+	// MaxAge closes a block this long (packet time) after its first
+	// packet, so packets become retrievable soon after capture.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBuffered bounds the uncompressed bytes one worker keeps in open
+	// blocks; past it the oldest open blocks are closed early (counted).
+	MaxBuffered int64 `yaml:"max_buffered"`
+	// Compression is the zstd level: fastest, default or better.
+	Compression string `yaml:"compression"`
+}
+
+// DefaultConfig returns the defaults: 128 KiB blocks closed after 2 s,
+// 256 MiB of open blocks per worker, fastest zstd.
+func DefaultConfig() Config {
+	return Config{
+		SensorID:     "sensor",
+		Flows:        flowtable.DefaultConfig(),
+		TickInterval: 250 * time.Millisecond,
+		Blocks: BlockConfig{
+			MaxBytes:    128 << 10,
+			MaxAge:      2 * time.Second,
+			MaxBuffered: 256 << 20,
+			Compression: "fastest",
+		},
+	}
+}
+
+// ErrInvalidConfig wraps every configuration error of the engine.
+var ErrInvalidConfig = errors.New("invalid sensor engine config")
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.SensorID == "" {
+		return fmt.Errorf("%w: sensor_id is empty", ErrInvalidConfig)
+	}
+	if len(c.SensorID) > 255 {
+		return fmt.Errorf("%w: sensor_id longer than 255 bytes", ErrInvalidConfig)
+	}
+	if err := c.Flows.Validate(); err != nil {
+		return fmt.Errorf("flows: %w", err)
+	}
+	if c.TickInterval <= 0 {
+		return fmt.Errorf("%w: tick_interval %v must be > 0", ErrInvalidConfig, c.TickInterval)
+	}
+	b := c.Blocks
+	if b.MaxBytes < 1024 || b.MaxBytes > block.MaxRawBody/2 {
+		return fmt.Errorf("%w: blocks.max_bytes %d not in [1024, %d]", ErrInvalidConfig, b.MaxBytes, block.MaxRawBody/2)
+	}
+	if b.MaxAge <= 0 {
+		return fmt.Errorf("%w: blocks.max_age %v must be > 0", ErrInvalidConfig, b.MaxAge)
+	}
+	if b.MaxBuffered < int64(b.MaxBytes) {
+		return fmt.Errorf("%w: blocks.max_buffered %d below blocks.max_bytes", ErrInvalidConfig, b.MaxBuffered)
+	}
+	if _, err := compressionLevel(b.Compression); err != nil {
+		return err
+	}
+	return nil
+}
+
+func compressionLevel(name string) (block.Level, error) {
+	switch name {
+	case "", "fastest":
+		return block.SpeedFastest, nil
+	case "default":
+		return block.SpeedDefault, nil
+	case "better":
+		return block.SpeedBetter, nil
+	}
+	return 0, fmt.Errorf("%w: blocks.compression %q (want fastest, default or better)", ErrInvalidConfig, name)
+}

@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/capture"
+	"github.com/tapir-sensor/tapir/sensor/decode"
+	"github.com/tapir-sensor/tapir/sensor/flowtable"
+)
+
+// Stats are the engine's counters. Workers publish them every tick, so a
+// reading lags the packet path by at most Config.TickInterval.
+type Stats struct {
+	Packets           uint64 // frames read from the sources
+	WireBytes         uint64 // their wire length
+	StoredPackets     uint64 // packets appended to blocks
+	StoredBytes       uint64 // captured bytes appended to blocks
+	OrphanPackets     uint64 // fragments stored before their flow was known
+	Blocks            uint64 // blocks handed to the sink
+	BlockBytes        uint64 // encoded bytes of those blocks
+	BlockErrors       uint64 // blocks that could not be encoded (lost; logged)
+	BlocksClosedEarly uint64 // blocks closed because open blocks exceeded max_buffered
+	OpenBlockBytes    uint64 // gauge: uncompressed bytes in open blocks
+	Records           uint64 // flow records handed to the sink
+	SinkErrors        uint64 // sink calls that failed
+	Flows             flowtable.Stats
+	Decode            decode.Counters
+	Sources           []capture.Stats
+}
+
+func (s *Stats) add(o *Stats) {
+	s.Packets += o.Packets
+	s.WireBytes += o.WireBytes
+	s.StoredPackets += o.StoredPackets
+	s.StoredBytes += o.StoredBytes
+	s.OrphanPackets += o.OrphanPackets
+	s.Blocks += o.Blocks
+	s.BlockBytes += o.BlockBytes
+	s.BlockErrors += o.BlockErrors
+	s.BlocksClosedEarly += o.BlocksClosedEarly
+	s.OpenBlockBytes += o.OpenBlockBytes
+	s.Records += o.Records
+	s.SinkErrors += o.SinkErrors
+	s.Flows.Add(&o.Flows)
+	s.Decode.Merge(&o.Decode)
+}
+
+// collector exports Stats as Prometheus metrics (tapir_sensor_*).
+type collector struct {
+	e     *Engine
+	descs map[string]*prometheus.Desc
+}
+
+func newCollector(e *Engine) *collector {
+	c := &collector{e: e, descs: map[string]*prometheus.Desc{}}
+	for name, help := range metricHelp {
+		c.descs[name] = prometheus.NewDesc("tapir_sensor_"+name, help, nil, nil)
+	}
+	c.descs["flows_ended_total"] = prometheus.NewDesc("tapir_sensor_flows_ended_total", "Flows ended, by reason.", []string{"reason"}, nil)
+	c.descs["source_kernel_drops_total"] = prometheus.NewDesc("tapir_sensor_source_kernel_drops_total", "Packets the kernel dropped because a capture ring was full, per source.", []string{"source"}, nil)
+	c.descs["source_kernel_packets_total"] = prometheus.NewDesc("tapir_sensor_source_kernel_packets_total", "Packets the kernel handed to a capture socket, per source.", []string{"source"}, nil)
+	c.descs["source_freezes_total"] = prometheus.NewDesc("tapir_sensor_source_queue_freezes_total", "TPACKET_V3 ring freezes, per source.", []string{"source"}, nil)
+	c.descs["ip_protocol_packets_total"] = prometheus.NewDesc("tapir_sensor_ip_protocol_packets_total", "Packets by IP protocol.", []string{"protocol"}, nil)
+	return c
+}
+
+var metricHelp = map[string]string{
+	"packets_total":               "Frames read from the capture sources.",
+	"wire_bytes_total":            "Wire length of the frames read.",
+	"stored_packets_total":        "Packets appended to packet blocks.",
+	"stored_bytes_total":          "Captured bytes appended to packet blocks.",
+	"orphan_fragments_total":      "Non-first fragments stored before their first fragment arrived.",
+	"blocks_total":                "Packet blocks handed to the output.",
+	"block_bytes_total":           "Encoded bytes of packet blocks handed to the output.",
+	"block_errors_total":          "Packet blocks that could not be encoded (their packets are lost).",
+	"blocks_closed_early_total":   "Blocks closed early because open blocks exceeded blocks.max_buffered.",
+	"open_block_bytes":            "Uncompressed bytes held in open blocks.",
+	"records_total":               "Flow records handed to the output.",
+	"sink_errors_total":           "Output calls that failed.",
+	"flows_active":                "Open flows.",
+	"flows_created_total":         "Flow instances created.",
+	"flow_updates_total":          "Periodic update records of long flows.",
+	"budget_cut_packets_total":    "Packets not stored because their flow direction's capture budget was spent.",
+	"budget_cut_bytes_total":      "Bytes not stored because of the capture budget.",
+	"snaplen_cut_packets_total":   "Packets stored shorter than their wire length.",
+	"fragments_orphaned_total":    "Non-first fragments counted in a port-less flow.",
+	"fragment_tracker_full_total": "Fragmented datagrams forgotten early because the tracker was full.",
+	"decode_truncated_total":      "Frames that ended before a header the decoder needed.",
+	"decode_malformed_total":      "Frames with an impossible header field.",
+	"decode_unsupported_total":    "Frames of a link type or encapsulation the decoder does not take apart (still stored).",
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.e.Stats()
+	counter := func(name string, v uint64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v))
+	}
+	gauge := func(name string, v uint64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, float64(v))
+	}
+	counter("packets_total", s.Packets)
+	counter("wire_bytes_total", s.WireBytes)
+	counter("stored_packets_total", s.StoredPackets)
+	counter("stored_bytes_total", s.StoredBytes)
+	counter("orphan_fragments_total", s.OrphanPackets)
+	counter("blocks_total", s.Blocks)
+	counter("block_bytes_total", s.BlockBytes)
+	counter("block_errors_total", s.BlockErrors)
+	counter("blocks_closed_early_total", s.BlocksClosedEarly)
+	gauge("open_block_bytes", s.OpenBlockBytes)
+	counter("records_total", s.Records)
+	counter("sink_errors_total", s.SinkErrors)
+	gauge("flows_active", s.Flows.Active)
+	counter("flows_created_total", s.Flows.Created)
+	counter("flow_updates_total", s.Flows.Updates)
+	counter("budget_cut_packets_total", s.Flows.BudgetCutPackets)
+	counter("budget_cut_bytes_total", s.Flows.BudgetCutBytes)
+	counter("snaplen_cut_packets_total", s.Flows.TruncatedPackets)
+	counter("fragments_orphaned_total", s.Flows.FragmentsOrphaned)
+	counter("fragment_tracker_full_total", s.Flows.FragmentTrackerFull)
+	counter("decode_truncated_total", s.Decode.Truncated)
+	counter("decode_malformed_total", s.Decode.Malformed)
+	counter("decode_unsupported_total", s.Decode.Unsupported)
+	for r := flow.ReasonFIN; int(r) < len(s.Flows.Ended); r++ {
+		ch <- prometheus.MustNewConstMetric(c.descs["flows_ended_total"], prometheus.CounterValue, float64(s.Flows.Ended[r]), r.String())
+	}
+	for i, src := range s.Sources {
+		name := c.e.sourceName(i)
+		ch <- prometheus.MustNewConstMetric(c.descs["source_kernel_drops_total"], prometheus.CounterValue, float64(src.KernelDrops), name)
+		ch <- prometheus.MustNewConstMetric(c.descs["source_kernel_packets_total"], prometheus.CounterValue, float64(src.KernelPackets), name)
+		ch <- prometheus.MustNewConstMetric(c.descs["source_freezes_total"], prometheus.CounterValue, float64(src.QueueFreezes), name)
+	}
+	for p, n := range s.Decode.IPProto {
+		if n > 0 {
+			ch <- prometheus.MustNewConstMetric(c.descs["ip_protocol_packets_total"], prometheus.CounterValue, float64(n), flow.ProtoName(uint8(p)))
+		}
+	}
+}

@@ -1,0 +1,343 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/capture"
+	"github.com/tapir-sensor/tapir/sensor/decode"
+	"github.com/tapir-sensor/tapir/sensor/flowtable"
+)
+
+// flowState is what a worker keeps per open flow, inline in the flow
+// table's entry.
+type flowState struct {
+	b        *block.Builder // open block, nil when none
+	gen      uint64         // generation of the open block (see openBlock)
+	nextSeq  uint32         // block number of the flow's next block
+	linkType uint16         // link type of the open block
+}
+
+// openBlock is an entry of the worker's FIFO of open blocks, oldest first,
+// used to close blocks by age and by the buffered-bytes budget. An entry
+// is stale when the flow's current block has another generation.
+type openBlock struct {
+	st     *flowState
+	gen    uint64
+	opened int64
+}
+
+type worker struct {
+	id     int
+	cfg    *Config
+	src    capture.Source
+	sink   Sink
+	log    *slog.Logger
+	table  *flowtable.Table[flowState]
+	enc    *block.Encoder
+	iface  string
+	maxAge int64
+
+	pkt      decode.Packet
+	pi       flowtable.PacketInfo
+	counters decode.Counters
+	out      []byte
+	pool     []*block.Builder
+	fifo     []openBlock
+	fifoHead int
+	gen      uint64
+	buffered int64
+	orphan   *block.Builder // held non-first fragments, see storeOrphan
+	orphanSt flowState
+	sinkErr  error
+
+	stats Stats // owned by the worker goroutine
+
+	mu      sync.Mutex
+	snap    Stats // published copy, read by Stats()
+	lastPub int64
+}
+
+func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtable.IDCounter, log *slog.Logger) (*worker, error) {
+	level, err := compressionLevel(cfg.Blocks.Compression)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := block.NewEncoder(block.EncoderConfig{Level: level})
+	if err != nil {
+		return nil, fmt.Errorf("block encoder: %w", err)
+	}
+	w := &worker{id: id, cfg: cfg, src: src, sink: sink, enc: enc, log: log.With("worker", id),
+		maxAge: int64(cfg.Blocks.MaxAge)}
+	if ifs := src.Interfaces(); len(ifs) > 0 {
+		w.iface = filepath.Base(ifs[0].Name)
+	}
+	fc := cfg.Flows
+	fc.SensorID = cfg.SensorID
+	fc.Interface = w.iface
+	fc.CommunitySeed = cfg.CommunitySeed
+	w.table, err = flowtable.New(fc, ids, w.onRecord)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// run reads the source until it ends or ctx is cancelled, then flushes.
+func (w *worker) run(ctx context.Context) error {
+	var readErr error
+	tick := int64(w.cfg.TickInterval)
+	nextCheck := 0
+	for {
+		if nextCheck--; nextCheck <= 0 {
+			nextCheck = 256
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		data, ci, err := w.src.ReadPacket()
+		if err != nil {
+			if errors.Is(err, capture.ErrTimeout) {
+				w.advance(time.Now().UnixNano())
+				nextCheck = 0
+				continue
+			}
+			if !isEOF(err) {
+				readErr = fmt.Errorf("read %s: %w", w.iface, err)
+				w.log.Error("capture source failed; flushing what was read", "err", err)
+			}
+			break
+		}
+		w.packet(data, &ci)
+		if ci.Timestamp-w.lastPub >= tick {
+			w.advance(ci.Timestamp)
+		}
+		if w.sinkErr != nil {
+			break
+		}
+	}
+	w.table.Flush(flow.ReasonEndOfCapture)
+	w.flushOrphan()
+	for w.fifoHead < len(w.fifo) {
+		w.closeOldest()
+	}
+	w.publish(time.Now().UnixNano())
+	if readErr != nil {
+		return readErr
+	}
+	return w.sinkErr
+}
+
+// packet handles one frame.
+func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
+	p := &w.pkt
+	decode.Decode(decode.LinkType(ci.LinkType), data, p)
+	w.counters.Observe(p, ci.Length)
+	pi := &w.pi
+	if p.HasTuple {
+		pi.Tuple = p.Tuple
+		pi.TCPFlags = p.TCPFlags
+		pi.Frag = flowtable.FragInfo{IsFragment: p.IsFragment, MoreFragments: p.MoreFragments,
+			ID: p.FragID, Offset: p.FragOffset}
+	} else {
+		linkTuple(&pi.Tuple, p, ci.LinkType, data)
+		pi.TCPFlags = 0
+		pi.Frag = flowtable.FragInfo{}
+	}
+	pi.Time = ci.Timestamp
+	pi.WireLen, pi.CapLen = ci.Length, ci.CaptureLength
+	st, n := w.table.Packet(pi)
+	w.stats.Packets++
+	w.stats.WireBytes += uint64(ci.Length)
+	if st == nil {
+		w.storeOrphan(data, ci)
+		return
+	}
+	if n > 0 {
+		w.store(st, data[:n], ci)
+	}
+}
+
+// linkTuple builds the pseudo tuple of a frame that is not IP: MAC
+// addresses (Ethernet only) and the EtherType as both "ports", so both
+// directions of a conversation share one key.
+func linkTuple(t *flow.Tuple, p *decode.Packet, linkType uint16, data []byte) {
+	*t = flow.Tuple{Family: flow.FamilyLink, VLAN: p.Tuple.VLAN, InnerVLAN: p.Tuple.InnerVLAN,
+		SrcPort: p.EtherType, DstPort: p.EtherType}
+	if linkType == uint16(decode.LinkEthernet) && len(data) >= 12 {
+		copy(t.Dst[:6], data[0:6])
+		copy(t.Src[:6], data[6:12])
+	}
+}
+
+// store appends a packet to its flow's open block, opening one if needed.
+func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
+	if st.b != nil && st.linkType != ci.LinkType {
+		w.closeBlock(st)
+	}
+	if st.b == nil {
+		id, key, cid := w.table.FlowOf(st)
+		w.open(st, block.Meta{Key: key, FlowID: id, CommunityID: cid, SensorID: w.cfg.SensorID,
+			Interface: w.iface, LinkType: ci.LinkType, Seq: st.nextSeq}, ci.Timestamp)
+	}
+	before := st.b.Len()
+	st.b.Append(ci.Timestamp, ci.Length, data)
+	w.buffered += int64(st.b.Len() - before)
+	w.stats.StoredPackets++
+	w.stats.StoredBytes += uint64(len(data))
+	if st.b.Len() >= w.cfg.Blocks.MaxBytes {
+		w.closeBlock(st)
+	}
+	for w.buffered > w.cfg.Blocks.MaxBuffered && w.fifoHead < len(w.fifo) {
+		w.stats.BlocksClosedEarly++
+		w.closeOldest()
+	}
+}
+
+func (w *worker) open(st *flowState, meta block.Meta, now int64) {
+	if n := len(w.pool); n > 0 {
+		st.b = w.pool[n-1]
+		w.pool = w.pool[:n-1]
+	} else {
+		st.b = new(block.Builder)
+	}
+	st.b.Reset(meta)
+	st.linkType = meta.LinkType
+	w.gen++
+	st.gen = w.gen
+	if w.fifoHead > 0 && w.fifoHead == len(w.fifo) {
+		w.fifo, w.fifoHead = w.fifo[:0], 0
+	} else if w.fifoHead > 4096 && w.fifoHead*2 > len(w.fifo) {
+		n := copy(w.fifo, w.fifo[w.fifoHead:])
+		w.fifo, w.fifoHead = w.fifo[:n], 0
+	}
+	w.fifo = append(w.fifo, openBlock{st: st, gen: st.gen, opened: now})
+}
+
+// closeOldest closes the oldest open block (skipping stale FIFO entries).
+func (w *worker) closeOldest() {
+	ob := w.fifo[w.fifoHead]
+	w.fifo[w.fifoHead] = openBlock{}
+	w.fifoHead++
+	if ob.st.b != nil && ob.st.gen == ob.gen {
+		w.closeBlock(ob.st)
+	}
+}
+
+// closeBlock encodes the flow's open block, hands it to the sink and
+// returns the builder to the pool.
+func (w *worker) closeBlock(st *flowState) {
+	b := st.b
+	st.b = nil
+	st.gen = 0
+	st.nextSeq++
+	w.buffered -= int64(b.Len())
+	w.emit(b)
+	if b.Len() > 2*w.cfg.Blocks.MaxBytes {
+		b.Release()
+	}
+	w.pool = append(w.pool, b)
+}
+
+func (w *worker) emit(b *block.Builder) {
+	if b.Packets() == 0 {
+		return
+	}
+	out, _, err := b.Encode(w.enc, w.out[:0])
+	if err != nil {
+		w.stats.BlockErrors++
+		w.log.Error("encode block", "err", err)
+		return
+	}
+	w.out = out
+	w.stats.Blocks++
+	w.stats.BlockBytes += uint64(len(out))
+	if err := w.sink.AddBlock(out); err != nil {
+		w.sinkFailed(err)
+	}
+}
+
+func (w *worker) sinkFailed(err error) {
+	w.stats.SinkErrors++
+	if w.sinkErr == nil {
+		w.sinkErr = fmt.Errorf("sink: %w", err)
+		w.log.Error("sink failed; stopping capture", "err", err)
+	}
+}
+
+// onRecord is the flow table's callback: on a final record the flow's
+// last block is closed before the record goes out, so a record never
+// arrives before its packets.
+func (w *worker) onRecord(rec *flow.Record, st *flowState) {
+	if rec.Reason.Final() && st.b != nil {
+		w.closeBlock(st)
+	}
+	w.stats.Records++
+	if err := w.sink.AddRecord(rec); err != nil {
+		w.sinkFailed(err)
+	}
+}
+
+// storeOrphan stores a packet the flow table could not yet attribute (a
+// non-first fragment that arrived before its first fragment) in a block of
+// its port-less flow, so that it is never lost from storage.
+func (w *worker) storeOrphan(data []byte, ci *capture.CaptureInfo) {
+	w.stats.OrphanPackets++
+	t := w.pi.Tuple
+	t.SrcPort, t.DstPort = 0, 0
+	key, _ := t.Key()
+	if w.orphan != nil && (w.orphan.Meta().Key != key || w.orphan.Meta().LinkType != ci.LinkType) {
+		w.flushOrphan()
+	}
+	if w.orphan == nil {
+		w.orphan = new(block.Builder)
+		w.orphan.Reset(block.Meta{Key: key, CommunityID: flow.CommunityID(w.cfg.CommunitySeed, key.Forward()),
+			SensorID: w.cfg.SensorID, Interface: w.iface, LinkType: ci.LinkType})
+	}
+	w.orphan.Append(ci.Timestamp, ci.Length, data)
+	w.stats.StoredPackets++
+	w.stats.StoredBytes += uint64(len(data))
+}
+
+func (w *worker) flushOrphan() {
+	if w.orphan != nil {
+		w.emit(w.orphan)
+		w.orphan = nil
+	}
+}
+
+// advance moves the worker's timers to now: expired flows end, old blocks
+// close, counters are published.
+func (w *worker) advance(now int64) {
+	w.table.Advance(now)
+	for w.fifoHead < len(w.fifo) && now-w.fifo[w.fifoHead].opened >= w.maxAge {
+		w.closeOldest()
+	}
+	if w.orphan != nil && now-w.orphan.First() >= w.maxAge {
+		w.flushOrphan()
+	}
+	w.publish(now)
+}
+
+func (w *worker) publish(now int64) {
+	w.lastPub = now
+	w.stats.Flows = w.table.Stats()
+	w.stats.Decode = w.counters
+	w.stats.OpenBlockBytes = uint64(w.buffered)
+	w.mu.Lock()
+	w.snap = w.stats
+	w.mu.Unlock()
+}
+
+func (w *worker) snapshot() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.snap
+}

@@ -1,0 +1,132 @@
+// Package output holds the sensor's local sinks: flow records as ECS JSON
+// lines (`--flows-out`), packet blocks as segment files (`--blocks-out`),
+// and a fan-out to several sinks. The collector stream is the export
+// package's sink. Every sink here is safe for concurrent use.
+package output
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/flow"
+)
+
+// Sink is the sensor engine's output contract (see engine.Sink).
+type Sink interface {
+	AddRecord(rec *flow.Record) error
+	AddBlock(encoded []byte) error
+}
+
+// FlowsJSON writes every flow record it gets as one ECS JSON object per
+// line. Updates of long flows (event.reason "active") are written too;
+// tapir.final tells final records apart. Blocks are ignored.
+type FlowsJSON struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	closer io.Closer
+	enc    *json.Encoder
+	n      uint64
+}
+
+// NewFlowsJSON writes to w; Close closes w if it is an io.Closer other
+// than nil (pass a nopCloser for stdout).
+func NewFlowsJSON(w io.Writer, closer io.Closer) *FlowsJSON {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	f := &FlowsJSON{w: bw, closer: closer}
+	f.enc = json.NewEncoder(bw)
+	f.enc.SetEscapeHTML(false)
+	return f
+}
+
+// AddRecord writes the record.
+func (f *FlowsJSON) AddRecord(rec *flow.Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if err := f.enc.Encode(rec.ToECS()); err != nil {
+		return fmt.Errorf("write flow record: %w", err)
+	}
+	return nil
+}
+
+// AddBlock ignores the block.
+func (f *FlowsJSON) AddBlock([]byte) error { return nil }
+
+// Records returns how many records were written.
+func (f *FlowsJSON) Records() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// Close flushes and closes the output.
+func (f *FlowsJSON) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.w.Flush()
+	if f.closer != nil {
+		err = errors.Join(err, f.closer.Close())
+		f.closer = nil
+	}
+	if err != nil {
+		return fmt.Errorf("close flows output: %w", err)
+	}
+	return nil
+}
+
+// Blocks writes packet blocks to segment files in a directory (see
+// block.DirWriter). Records are ignored.
+type Blocks struct{ w *block.DirWriter }
+
+// NewBlocks opens a block directory writer.
+func NewBlocks(cfg block.DirWriterConfig) (*Blocks, error) {
+	w, err := block.NewDirWriter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Blocks{w: w}, nil
+}
+
+// AddRecord ignores the record.
+func (b *Blocks) AddRecord(*flow.Record) error { return nil }
+
+// AddBlock appends the block to the current segment file.
+func (b *Blocks) AddBlock(encoded []byte) error { return b.w.Write(encoded) }
+
+// Stats returns the writer's counters.
+func (b *Blocks) Stats() block.DirWriterStats { return b.w.Stats() }
+
+// Close syncs and closes the segment file.
+func (b *Blocks) Close() error { return b.w.Close() }
+
+// Multi hands everything to several sinks, in order. It returns the first
+// error but always tries every sink, so one failing output does not starve
+// the others.
+type Multi []Sink
+
+// AddRecord implements Sink.
+func (m Multi) AddRecord(rec *flow.Record) error {
+	var first error
+	for _, s := range m {
+		if err := s.AddRecord(rec); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// AddBlock implements Sink.
+func (m Multi) AddBlock(encoded []byte) error {
+	var first error
+	for _, s := range m {
+		if err := s.AddBlock(encoded); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
