@@ -1,0 +1,586 @@
+// Package spool is the sensor's on-disk queue of batches awaiting the
+// collector's acknowledgement.
+//
+// The spool is a directory of segment files seg-<first seq>.spool, each
+// starting with the 8 bytes "TSPL" 1 0 0 0 and holding records
+//
+//	4  payload length n (little-endian)
+//	4  CRC32C (Castagnoli) of the next 8+n bytes
+//	8  batch sequence number (little-endian)
+//	n  payload (a marshalled tapirv1.Batch)
+//
+// in increasing seq order. A small state file (written atomically:
+// temporary file, fsync, rename) holds the ack watermark and the highest
+// sequence number reserved, so sequence numbers never repeat across
+// restarts. Open truncates a torn tail (a partial or corrupt record, left
+// by a crash) and counts it. Segments whose every batch is acked are
+// deleted; when the spool exceeds its size cap the oldest segments are
+// deleted even if unacked, and their unacked batches counted as dropped.
+//
+// Durability: records are written with one write(2) each; segments are
+// fsynced when they are closed and on Sync/Close, so a process crash
+// loses nothing and a power loss at most the unsynced tail.
+package spool
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Sentinel errors.
+var (
+	// ErrClosed: the spool was closed.
+	ErrClosed = errors.New("spool: closed")
+	// ErrSeqOrder: Append was given a seq not above the last one.
+	ErrSeqOrder = errors.New("spool: seq not increasing")
+	// ErrTooLarge: a payload larger than MaxRecord.
+	ErrTooLarge = errors.New("spool: record too large")
+)
+
+const (
+	headerLen  = 16
+	magic      = "TSPL\x01\x00\x00\x00"
+	stateFile  = "state"
+	seqReserve = 1024
+	// MaxRecord bounds one payload.
+	MaxRecord = 256 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Config of a spool.
+type Config struct {
+	// Dir holds the segments and the state file.
+	Dir string `yaml:"dir"`
+	// MaxBytes caps the segments' total size; beyond it the oldest
+	// segments are dropped.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// SegmentBytes is the size at which a segment is closed and a new one
+	// started.
+	SegmentBytes int64 `yaml:"segment_bytes"`
+}
+
+// DefaultConfig returns a 1 GiB spool of 16 MiB segments in dir.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, MaxBytes: 1 << 30, SegmentBytes: 16 << 20}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("spool: dir is required")
+	case c.SegmentBytes < 4096:
+		return errors.New("spool: segment_bytes must be at least 4096")
+	case c.MaxBytes < 2*c.SegmentBytes:
+		return errors.New("spool: max_bytes must be at least twice segment_bytes")
+	}
+	return nil
+}
+
+// Stats are the spool's counters.
+type Stats struct {
+	Bytes           int64  // size of the segments now
+	Batches         int64  // unacked batches held
+	Segments        int    // segment files
+	DroppedBatches  uint64 // unacked batches deleted because the spool was full
+	DroppedBytes    uint64 // their payload bytes
+	TornRecords     uint64 // torn or corrupt records truncated by Open
+	TruncatedBytes  uint64 // bytes truncated by Open
+	AppendedBatches uint64
+	Acked           uint64 // ack watermark
+}
+
+type segment struct {
+	first uint64
+	path  string
+	size  int64
+	seqs  []uint64 // seq of each record, in order
+	offs  []int64  // offset of each record
+	lens  []int    // payload length of each record
+}
+
+// Spool is an on-disk batch queue. It is safe for concurrent use.
+type Spool struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	closed   bool
+	segs     []*segment
+	active   *os.File // the last segment, open for append
+	bytes    int64
+	lastSeq  uint64
+	acked    uint64
+	reserved uint64 // seqs up to this are reserved in the state file
+	nextSeq  uint64
+	st       Stats
+}
+
+// Open opens (creating if needed) the spool in cfg.Dir, recovering from
+// a crash: torn tails are truncated and counted in Stats.
+func Open(cfg Config, log *slog.Logger) (*Spool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create spool dir: %w", err)
+	}
+	s := &Spool{cfg: cfg, log: log}
+	if err := s.readState(); err != nil {
+		return nil, err
+	}
+	names, err := filepath.Glob(filepath.Join(cfg.Dir, "seg-*.spool"))
+	if err != nil {
+		return nil, fmt.Errorf("list spool: %w", err)
+	}
+	for _, name := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), "seg-"), ".spool"), 10, 64)
+		if err != nil {
+			continue
+		}
+		seg, err := s.recover(name, first)
+		if err != nil {
+			return nil, err
+		}
+		if seg == nil {
+			continue
+		}
+		s.segs = append(s.segs, seg)
+	}
+	slices.SortFunc(s.segs, func(a, b *segment) int { return cmpU64(a.first, b.first) })
+	for _, seg := range s.segs {
+		s.bytes += seg.size
+		if n := len(seg.seqs); n > 0 {
+			s.lastSeq = max(s.lastSeq, seg.seqs[n-1])
+		}
+	}
+	s.nextSeq = max(s.reserved, s.lastSeq, s.acked) + 1
+	if err := s.deleteAckedLocked(); err != nil {
+		return nil, err
+	}
+	if s.st.TornRecords > 0 {
+		log.Warn("spool recovered torn records", "records", s.st.TornRecords, "bytes", s.st.TruncatedBytes)
+	}
+	return s, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// recover scans one segment, truncating it at the first bad record.
+func (s *Spool) recover(name string, first uint64) (*segment, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read spool segment: %w", err)
+	}
+	seg := &segment{first: first, path: name}
+	if len(data) < len(magic) || string(data[:len(magic)]) != magic {
+		s.st.TornRecords++
+		s.st.TruncatedBytes += uint64(len(data))
+		if err := os.Remove(name); err != nil {
+			return nil, fmt.Errorf("remove bad spool segment: %w", err)
+		}
+		return nil, nil
+	}
+	off := int64(len(magic))
+	prev := uint64(0)
+	for int(off) < len(data) {
+		rest := data[off:]
+		if len(rest) < headerLen {
+			break
+		}
+		n := int64(binary.LittleEndian.Uint32(rest))
+		if n > MaxRecord || int64(len(rest)) < headerLen+n {
+			break
+		}
+		if crc32.Checksum(rest[8:headerLen+n], castagnoli) != binary.LittleEndian.Uint32(rest[4:]) {
+			break
+		}
+		seq := binary.LittleEndian.Uint64(rest[8:])
+		if seq <= prev {
+			break
+		}
+		prev = seq
+		seg.seqs = append(seg.seqs, seq)
+		seg.offs = append(seg.offs, off)
+		seg.lens = append(seg.lens, int(n))
+		off += headerLen + n
+	}
+	if int(off) < len(data) {
+		s.st.TornRecords++
+		s.st.TruncatedBytes += uint64(int64(len(data)) - off)
+		if err := os.Truncate(name, off); err != nil {
+			return nil, fmt.Errorf("truncate torn spool segment: %w", err)
+		}
+	}
+	seg.size = off
+	return seg, nil
+}
+
+// NextSeq allocates the next batch sequence number. Numbers are reserved
+// durably in blocks, so they never repeat after a restart (a crash skips
+// the rest of the block).
+func (s *Spool) NextSeq() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	seq := s.nextSeq
+	if seq > s.reserved {
+		s.reserved = seq + seqReserve
+		if err := s.writeStateLocked(); err != nil {
+			s.reserved = seq - 1
+			return 0, err
+		}
+	}
+	s.nextSeq++
+	return seq, nil
+}
+
+// Append adds a batch. seq must exceed every seq appended before. If the
+// spool is over its cap afterwards, the oldest segments are dropped.
+func (s *Spool) Append(seq uint64, payload []byte) error {
+	if len(payload) > MaxRecord {
+		return ErrTooLarge
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if seq <= s.lastSeq {
+		return fmt.Errorf("%w: %d after %d", ErrSeqOrder, seq, s.lastSeq)
+	}
+	if seq <= s.acked {
+		return nil // already durable at the collector
+	}
+	var seg *segment
+	if n := len(s.segs); n > 0 && s.active != nil && s.segs[n-1].size < s.cfg.SegmentBytes {
+		seg = s.segs[n-1]
+	} else {
+		if err := s.rotateLocked(seq); err != nil {
+			return err
+		}
+		seg = s.segs[len(s.segs)-1]
+	}
+	buf := make([]byte, headerLen+len(payload))
+	binary.LittleEndian.PutUint32(buf, uint32(len(payload)))
+	binary.LittleEndian.PutUint64(buf[8:], seq)
+	copy(buf[headerLen:], payload)
+	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(buf[8:], castagnoli))
+	if _, err := s.active.Write(buf); err != nil {
+		return fmt.Errorf("append to spool: %w", err)
+	}
+	seg.seqs = append(seg.seqs, seq)
+	seg.offs = append(seg.offs, seg.size)
+	seg.lens = append(seg.lens, len(payload))
+	seg.size += int64(len(buf))
+	s.bytes += int64(len(buf))
+	s.lastSeq = seq
+	s.st.AppendedBatches++
+	if seq >= s.nextSeq {
+		s.nextSeq = seq + 1
+	}
+	return s.enforceCapLocked()
+}
+
+func (s *Spool) rotateLocked(first uint64) error {
+	if s.active != nil {
+		if err := s.active.Sync(); err != nil {
+			return fmt.Errorf("sync spool segment: %w", err)
+		}
+		s.active.Close()
+		s.active = nil
+	}
+	name := filepath.Join(s.cfg.Dir, fmt.Sprintf("seg-%020d.spool", first))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("create spool segment: %w", err)
+	}
+	if _, err := f.Write([]byte(magic)); err != nil {
+		f.Close()
+		return fmt.Errorf("create spool segment: %w", err)
+	}
+	s.active = f
+	s.segs = append(s.segs, &segment{first: first, path: name, size: int64(len(magic))})
+	s.bytes += int64(len(magic))
+	return nil
+}
+
+func (s *Spool) enforceCapLocked() error {
+	for s.bytes > s.cfg.MaxBytes && len(s.segs) > 1 {
+		seg := s.segs[0]
+		var n, b uint64
+		for i, q := range seg.seqs {
+			if q > s.acked {
+				n++
+				b += uint64(seg.lens[i])
+			}
+		}
+		s.st.DroppedBatches += n
+		s.st.DroppedBytes += b
+		s.log.Warn("spool full: dropped oldest segment", "batches", n, "bytes", b,
+			"first_seq", seg.first, "max_bytes", s.cfg.MaxBytes)
+		if err := s.removeFirstLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Spool) removeFirstLocked() error {
+	seg := s.segs[0]
+	if len(s.segs) == 1 && s.active != nil {
+		s.active.Close()
+		s.active = nil
+	}
+	if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove spool segment: %w", err)
+	}
+	s.bytes -= seg.size
+	s.segs = s.segs[1:]
+	return nil
+}
+
+// Ack records that every batch with seq <= seq is durable at the
+// collector: the watermark is persisted and fully acked segments deleted.
+func (s *Spool) Ack(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if seq <= s.acked {
+		return nil
+	}
+	s.acked = seq
+	if err := s.writeStateLocked(); err != nil {
+		return err
+	}
+	return s.deleteAckedLocked()
+}
+
+func (s *Spool) deleteAckedLocked() error {
+	for len(s.segs) > 0 {
+		seg := s.segs[0]
+		last := seg.first
+		if n := len(seg.seqs); n > 0 {
+			last = seg.seqs[n-1]
+		}
+		if last > s.acked {
+			break
+		}
+		if len(s.segs) == 1 && s.active != nil && len(seg.seqs) == 0 {
+			break // a fresh active segment
+		}
+		if err := s.removeFirstLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Acked returns the ack watermark.
+func (s *Spool) Acked() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
+
+// Stats returns the spool's counters.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	st.Bytes = s.bytes
+	st.Segments = len(s.segs)
+	st.Acked = s.acked
+	for _, seg := range s.segs {
+		for _, q := range seg.seqs {
+			if q > s.acked {
+				st.Batches++
+			}
+		}
+	}
+	return st
+}
+
+// Pending reports whether the spool holds a batch with seq > after.
+func (s *Spool) Pending(after uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeq > max(after, s.acked) && len(s.segs) > 0
+}
+
+// ReadAfter calls fn, oldest first, for up to max unacked batches with
+// seq > after. payload is a fresh copy. It returns the number read.
+func (s *Spool) ReadAfter(after uint64, limit int, fn func(seq uint64, payload []byte) error) (int, error) {
+	type loc struct {
+		path string
+		seq  uint64
+		off  int64
+		n    int
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, ErrClosed
+	}
+	after = max(after, s.acked)
+	var locs []loc
+	for _, seg := range s.segs {
+		if n := len(seg.seqs); n == 0 || seg.seqs[n-1] <= after {
+			continue
+		}
+		i, _ := slices.BinarySearch(seg.seqs, after+1)
+		for ; i < len(seg.seqs) && len(locs) < limit; i++ {
+			locs = append(locs, loc{seg.path, seg.seqs[i], seg.offs[i], seg.lens[i]})
+		}
+		if len(locs) >= limit {
+			break
+		}
+	}
+	s.mu.Unlock()
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	read := 0
+	for _, l := range locs {
+		if f == nil || f.Name() != l.path {
+			if f != nil {
+				f.Close()
+			}
+			var err error
+			f, err = os.Open(l.path)
+			if errors.Is(err, os.ErrNotExist) {
+				f = nil
+				continue // dropped or acked meanwhile
+			}
+			if err != nil {
+				return read, fmt.Errorf("read spool: %w", err)
+			}
+		}
+		buf := make([]byte, headerLen+l.n)
+		if _, err := f.ReadAt(buf, l.off); err != nil {
+			if errors.Is(err, io.EOF) {
+				continue
+			}
+			return read, fmt.Errorf("read spool: %w", err)
+		}
+		if binary.LittleEndian.Uint64(buf[8:]) != l.seq ||
+			crc32.Checksum(buf[8:], castagnoli) != binary.LittleEndian.Uint32(buf[4:]) {
+			return read, fmt.Errorf("read spool %s at %d: checksum mismatch", l.path, l.off)
+		}
+		if err := fn(l.seq, buf[headerLen:]); err != nil {
+			return read, err
+		}
+		read++
+	}
+	return read, nil
+}
+
+// Sync flushes the active segment to disk.
+func (s *Spool) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil {
+		return nil
+	}
+	if err := s.active.Sync(); err != nil {
+		return fmt.Errorf("sync spool: %w", err)
+	}
+	return nil
+}
+
+// Close syncs and closes the spool. It is idempotent.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.active != nil {
+		err = s.active.Sync()
+		if cerr := s.active.Close(); err == nil {
+			err = cerr
+		}
+		s.active = nil
+	}
+	if werr := s.writeStateLocked(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// state file: "TSST" 1 0 0 0, acked u64, reserved u64, crc32c u32.
+func (s *Spool) readState() error {
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read spool state: %w", err)
+	}
+	if len(b) != 28 || string(b[:8]) != "TSST\x01\x00\x00\x00" ||
+		crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
+		return errors.New("read spool state: corrupt state file")
+	}
+	s.acked = binary.LittleEndian.Uint64(b[8:])
+	s.reserved = binary.LittleEndian.Uint64(b[16:])
+	return nil
+}
+
+func (s *Spool) writeStateLocked() error {
+	b := make([]byte, 28)
+	copy(b, "TSST\x01\x00\x00\x00")
+	binary.LittleEndian.PutUint64(b[8:], s.acked)
+	binary.LittleEndian.PutUint64(b[16:], max(s.reserved, s.nextSeq-1))
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+	path := filepath.Join(s.cfg.Dir, stateFile)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("write spool state: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("write spool state: %w", err)
+	}
+	return nil
+}
