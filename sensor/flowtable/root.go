@@ -38,7 +38,7 @@ type FragInfo struct {
 	// Offset is the fragment offset. Only zero (first fragment, which
 	// carries the transport header) versus non-zero matters, so either
 	// unit (8-byte blocks or bytes) works.
-	Offset uint16
+	Offset uint32
 	// ID is the IPv4 identification or IPv6 fragment identification.
 	ID uint32
 }
