@@ -1,0 +1,72 @@
+// Package capture provides packet sources for the sensor: capture files
+// (pcap, pcapng, gzip-compressed or not, or standard input) and live Linux
+// AF_PACKET sockets (TPACKET_V3 rings with fanout).
+//
+// Every source implements Source. ReadPacket hands out frames without
+// copying where it can: the bytes are valid only until the next call.
+//
+// # Files
+//
+// OpenFile reads pcap (microsecond and nanosecond resolution, both byte
+// orders) and pcapng (several sections and interfaces, each with its own
+// link type and timestamp resolution: CaptureInfo carries the per-packet
+// LinkType and InterfaceIndex). Gzip compression is detected by its magic
+// bytes, whatever the file name; "-" reads standard input. A file cut short
+// yields the packets before the damage, then an error wrapping ErrTruncated
+// that names the packet count and byte offset; any other damage wraps
+// ErrCorrupt. The end of a sound file is io.EOF.
+//
+// # Live capture
+//
+// OpenLive opens one AF_PACKET TPACKET_V3 socket on one interface. The sensor
+// captures an interface with N workers by opening N sources with the same
+// LiveConfig.FanoutGroup (OpenLiveGroup does this): the kernel's
+// PACKET_FANOUT_HASH with the defrag flag sends both directions and all
+// fragments of a flow to the same socket, so each worker owns its flows and
+// needs no locks. Several interfaces are captured with one group of sources
+// per interface (each with its own fanout group id); the sensor runs one
+// goroutine per source and routes nothing between them, since flows are
+// sharded by the kernel within an interface, and the same flow seen on two
+// interfaces is two observations.
+//
+// Ring sizing: with TPACKET_V3 the kernel packs packets of any size into
+// blocks; the largest frame it stores is the block size minus the block
+// header, so BlockSize must exceed SnapLen plus headers (Validate checks
+// this). The default snap length is 262144 bytes (libpcap's maximum) and the
+// default block 1 MiB, so GRO/GSO super-packets (veth and most NICs merge
+// segments up to 64 KiB, BIG TCP more) are captured whole. FrameSize is only
+// the kernel's bookkeeping unit in V3. On real taps, turn offloads off as
+// Suricata recommends, so capture sees wire-sized packets:
+//
+//	ethtool -K eth1 gro off lro off gso off tso off rx-vlan-offload off
+//
+// The snap length is enforced in the kernel: the attached classic BPF
+// program returns it as the number of bytes to keep.
+//
+// VLAN: when the NIC or the kernel strips the 802.1Q tag (rx VLAN offload,
+// and veth does this for tagged traffic it carries), the kernel reports it
+// beside the packet. The live source puts an 802.1Q tag with that VLAN ID
+// back behind the MAC addresses (in a per-source scratch buffer), so decoders
+// and stored packets see the tag; Length and CaptureLength grow by 4. The
+// priority bits and an 802.1ad TPID of the stripped tag are not reported by
+// gopacket's afpacket and are re-inserted as PCP 0 and TPID 0x8100.
+//
+// Idle interfaces never hang a reader: ReadPacket returns ErrTimeout after
+// PollTimeout without a packet, so the caller can advance its timers.
+//
+// # Capture filters
+//
+// A tcpdump-syntax filter is compiled to classic BPF by running
+// `tcpdump -ddd -y <DLT> -s <snaplen> <expr>` once at startup (CompileFilter)
+// and attached to each socket with SO_ATTACH_FILTER. Decision: there is no
+// well-kept pure-Go compiler of the pcap filter language (gopacket's
+// pcap.CompileBPFFilter wraps libpcap through cgo, and the pure-Go attempts
+// cover a small subset of the grammar), and cgo is ruled out for the sensor,
+// so the sensor requires Debian's tcpdump package, which is libpcap's own
+// compiler. A bad expression fails OpenLive with tcpdump's message. The
+// program is compiled for a dead handle (no Linux BPF extensions), so
+// "vlan" primitives match tags present in the packet bytes: on interfaces
+// with rx VLAN offload the socket filter sees frames whose tag the kernel
+// has already removed; filter on the inner protocol instead, or turn
+// rx-vlan-offload off.
+package capture
