@@ -63,6 +63,10 @@ type Stats struct {
 	// QueueFreezes is the number of times the TPACKET_V3 ring froze
 	// because userspace did not return blocks in time (live sources only).
 	QueueFreezes uint64
+	// Discarded counts packets a live source dropped at startup: queued
+	// before its capture filter was attached and rejected by it, or copies
+	// received before it joined a fanout group that had members.
+	Discarded uint64
 }
 
 // Source is a packet source. ReadPacket must be called from one goroutine
