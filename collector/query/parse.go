@@ -552,3 +552,18 @@ func parseAbsTime(s string) (time.Time, bool) {
 	}
 	return time.Unix(int64(sec), int64(nsec)), true
 }
+
+// ParseTime parses one time value as the query language writes it after
+// "before" or "after": RFC 3339, YYYY-MM-DD, unix seconds[.frac], "now" or
+// "DURATION ago" (relative to now). Errors wrap ErrSyntax.
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	p := &parser{src: s, toks: lex(s), now: now, cfg: DefaultConfig()}
+	ts, err := p.parseTime("time")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return time.Time{}, p.errAt(t, "end of time value", "")
+	}
+	return ts, nil
+}

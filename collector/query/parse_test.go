@@ -278,3 +278,22 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"now":                  testNow,
+		"5m ago":               testNow.Add(-5 * time.Minute),
+		"2024-05-01T10:00:00Z": time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC),
+		"1714557600":           time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC),
+	} {
+		got, err := ParseTime(in, testNow)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "5m", "5m ago now", "tomorrow"} {
+		if _, err := ParseTime(in, testNow); !errors.Is(err, ErrSyntax) {
+			t.Errorf("ParseTime(%q): %v, want syntax error", in, err)
+		}
+	}
+}

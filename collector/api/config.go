@@ -1,0 +1,116 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tapir-sensor/tapir/collector/query"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
+)
+
+// Configuration is the api section of the collector's configuration.
+type Configuration struct {
+	// Listen is the address the API listens on (host:port).
+	Listen string `yaml:"listen"`
+	// TLS holds the server certificate, its key and the CA that verifies
+	// client certificates. TLS.Insecure serves plaintext (local
+	// development only).
+	TLS tlsconfig.Config `yaml:"tls"`
+	// RequireClientCert refuses TLS handshakes without a client
+	// certificate; otherwise a certificate is verified when offered and
+	// bearer tokens are accepted too.
+	RequireClientCert bool `yaml:"require_client_cert"`
+	// TokensFile is the YAML file of bearer tokens (see LoadTokens).
+	// Empty: no bearer tokens are accepted.
+	TokensFile string `yaml:"tokens_file"`
+	// CertRoles maps the user name of a client certificate (its
+	// tapir://user/<name> identity) to its roles.
+	CertRoles map[string][]string `yaml:"cert_roles"`
+	// AuditFile is the JSON-lines file every retrieval is appended to.
+	// Required: retrieval without an audit trail is not offered.
+	AuditFile string `yaml:"audit_file"`
+	// AuditSync fsyncs the audit file after every entry (otherwise it is
+	// only written through to the kernel).
+	AuditSync bool `yaml:"audit_sync"`
+	// RequestTimeout bounds one request, streaming included.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MaxConcurrent bounds retrievals (pcap and flows) served at once;
+	// more are answered 503.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxPackets and MaxBytes cap one pcap answer (bytes are captured
+	// packet bytes); a request may lower them with max_packets and
+	// max_bytes.
+	MaxPackets int64 `yaml:"max_packets"`
+	MaxBytes   int64 `yaml:"max_bytes"`
+	// MaxFlows caps the flows one pcap query merges.
+	MaxFlows int `yaml:"max_flows"`
+	// FlowsLimit is the default and FlowsMaxLimit the largest number of
+	// records one flows request returns.
+	FlowsLimit    int `yaml:"flows_limit"`
+	FlowsMaxLimit int `yaml:"flows_max_limit"`
+	// NotFlushedRetry is the Retry-After sent when a flow is known but
+	// none of its packets is stored yet.
+	NotFlushedRetry time.Duration `yaml:"not_flushed_retry"`
+	// Query bounds query cost (length, nodes, default and maximum window).
+	Query query.Config `yaml:"query"`
+}
+
+// DefaultConfiguration returns the defaults: TLS on :8443 (files to be
+// configured), 5 minute requests, 8 concurrent retrievals, 1 M packets or
+// 1 GiB per answer, 1000 flows per query, 1000 (max 100000) records per
+// flows request.
+func DefaultConfiguration() Configuration {
+	return Configuration{
+		Listen:          ":8443",
+		AuditFile:       "/var/lib/tapir/audit.jsonl",
+		AuditSync:       true,
+		RequestTimeout:  5 * time.Minute,
+		MaxConcurrent:   8,
+		MaxPackets:      1 << 20,
+		MaxBytes:        1 << 30,
+		MaxFlows:        1000,
+		FlowsLimit:      1000,
+		FlowsMaxLimit:   100000,
+		NotFlushedRetry: 30 * time.Second,
+		Query:           query.DefaultConfig(),
+	}
+}
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("api: invalid configuration")
+
+// Validate checks the configuration. TLS files are checked by Start,
+// which loads them.
+func (c Configuration) Validate() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrConfig}, a...)...) }
+	switch {
+	case c.Listen == "":
+		return bad("listen is empty")
+	case c.AuditFile == "":
+		return bad("audit_file is required")
+	case c.RequestTimeout <= 0:
+		return bad("request_timeout must be positive")
+	case c.MaxConcurrent <= 0:
+		return bad("max_concurrent must be positive")
+	case c.MaxPackets <= 0 || c.MaxBytes <= 0 || c.MaxFlows <= 0:
+		return bad("max_packets, max_bytes and max_flows must be positive")
+	case c.FlowsLimit <= 0 || c.FlowsMaxLimit < c.FlowsLimit:
+		return bad("flows_limit must be positive and at most flows_max_limit")
+	case c.NotFlushedRetry < 0:
+		return bad("not_flushed_retry must not be negative")
+	case c.RequireClientCert && c.TLS.Insecure:
+		return bad("require_client_cert needs TLS")
+	}
+	for name, roles := range c.CertRoles {
+		for _, r := range roles {
+			if !knownRole(Role(r)) {
+				return bad("cert_roles[%s]: unknown role %q", name, r)
+			}
+		}
+	}
+	if err := c.Query.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}

@@ -1,0 +1,403 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/collector/query"
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/pcapio"
+	"github.com/tapir-sensor/tapir/storage"
+)
+
+// caps are the limits of one pcap answer.
+type caps struct {
+	packets, bytes int64
+	flows          int
+	truncate       bool
+}
+
+// errStop ends a scan early without error.
+var errStop = errors.New("stop")
+
+// blockSet accumulates the decoded blocks of an answer, without
+// duplicates, up to the caps.
+type blockSet struct {
+	caps     caps
+	seen     map[blockID]bool
+	blocks   []*block.Block
+	packets  int64
+	bytes    int64
+	full     bool // the packet or byte cap was passed: scanning stopped
+	flowsCut bool // more flows matched than max_flows
+}
+
+// exceeded reports whether more packets exist than will be sent.
+func (bs *blockSet) exceeded() bool { return bs.full || bs.flowsCut }
+
+type blockID struct {
+	sensor string
+	flow   flow.ID
+	key    flow.Key
+	seq    uint32
+}
+
+// scan adds the blocks of key overlapping [from, to] whose flow ID is in
+// want (any when want is empty). It returns ErrPacketsExpired as the store
+// does, and stops early once a cap is passed.
+func (bs *blockSet) scan(ctx context.Context, st storage.Reader, key flow.Key, from, to time.Time, want map[flow.ID]bool) error {
+	if bs.full {
+		return nil
+	}
+	err := st.ScanBlocks(ctx, key, from, to, func(b *storage.Block) error {
+		m := &b.Meta
+		if len(want) > 0 && !want[m.FlowID] {
+			return nil
+		}
+		id := blockID{m.SensorID, m.FlowID, m.Key, m.Seq}
+		if bs.seen[id] {
+			return nil
+		}
+		bs.seen[id] = true
+		blk, err := block.Decode(b.Encoded)
+		if err != nil {
+			return fmt.Errorf("decode block %d of flow %s from %s: %w", m.Seq, m.FlowID, m.SensorID, err)
+		}
+		bs.blocks = append(bs.blocks, blk)
+		bs.packets += int64(blk.Meta.Packets)
+		bs.bytes += int64(blk.Meta.Bytes)
+		if bs.packets > bs.caps.packets || bs.bytes > bs.caps.bytes {
+			bs.full = true
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// parseCap reads an optional positive integer parameter that may only
+// lower the server's cap.
+func parseCap(v url.Values, name string, server int64) (int64, error) {
+	s := v.Get(name)
+	if s == "" {
+		return server, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s must be a positive integer", name)
+	}
+	return min(n, server), nil
+}
+
+func (s *Server) handlePcap(c *call) {
+	v := c.r.URL.Query()
+	id, expr := v.Get("flow"), v.Get("query")
+	c.audit.Flow, c.audit.Query = id, expr
+	bad := func(msg string) { s.fail(c, http.StatusBadRequest, "bad_request", msg, nil) }
+	if (id == "") == (expr == "") {
+		bad("give exactly one of flow and query")
+		return
+	}
+	fs := v.Get("format")
+	if fs == "" {
+		fs = string(pcapio.FormatPcap)
+	}
+	format, err := pcapio.ParseFormat(fs)
+	if err != nil {
+		bad("format must be pcap or pcapng")
+		return
+	}
+	c.audit.Format = string(format)
+	var cp caps
+	if cp.packets, err = parseCap(v, "max_packets", s.cfg.MaxPackets); err != nil {
+		bad(err.Error())
+		return
+	}
+	if cp.bytes, err = parseCap(v, "max_bytes", s.cfg.MaxBytes); err != nil {
+		bad(err.Error())
+		return
+	}
+	mf, err := parseCap(v, "max_flows", int64(s.cfg.MaxFlows))
+	if err != nil {
+		bad(err.Error())
+		return
+	}
+	cp.flows = int(mf)
+	if t := v.Get("truncate"); t != "" {
+		if cp.truncate, err = strconv.ParseBool(t); err != nil {
+			bad("truncate must be a boolean")
+			return
+		}
+	}
+	bs := &blockSet{caps: cp, seen: map[blockID]bool{}}
+	var nflows int
+	if id != "" {
+		nflows, err = s.collectFlow(c, bs, id, v)
+	} else {
+		nflows, err = s.collectQuery(c, bs, expr)
+	}
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	c.audit.Flows = nflows
+	if bs.exceeded() && !cp.truncate {
+		s.fail(c, http.StatusRequestEntityTooLarge, "cap_exceeded",
+			"answer exceeds the packet or byte cap; lower the window or repeat with truncate=1",
+			map[string]any{"max_packets": cp.packets, "max_bytes": cp.bytes})
+		return
+	}
+	s.streamPcap(c, bs, format, nflows)
+}
+
+// errAnswered marks an error already answered to the client.
+var errAnswered = errors.New("answered")
+
+// storeError answers an error from collecting blocks.
+func (s *Server) storeError(c *call, err error) {
+	switch {
+	case errors.Is(err, errAnswered):
+	case errors.Is(err, context.DeadlineExceeded):
+		s.fail(c, http.StatusGatewayTimeout, "timeout", "request timed out", nil)
+	case errors.Is(err, context.Canceled):
+		s.fail(c, 499, "canceled", "client went away", nil)
+	default:
+		s.log.Error("pcap retrieval failed", "err", err, "subject", c.audit.Subject)
+		c.audit.Error = err.Error()
+		s.fail(c, http.StatusInternalServerError, "internal", "storage error", nil)
+	}
+}
+
+func (s *Server) parseWindow(c *call, v url.Values) (from, to time.Time, err error) {
+	now := s.deps.Now()
+	if f := v.Get("from"); f != "" {
+		if from, err = query.ParseTime(f, now); err != nil {
+			return from, to, fmt.Errorf("from: %w", err)
+		}
+	}
+	if t := v.Get("to"); t != "" {
+		if to, err = query.ParseTime(t, now); err != nil {
+			return from, to, fmt.Errorf("to: %w", err)
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && to.Before(from) {
+		return from, to, errors.New("to is before from")
+	}
+	c.audit.From, c.audit.To = from, to
+	return from, to, nil
+}
+
+// collectFlow gathers the blocks of the flow named by a Community ID or
+// flow ID.
+func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (int, error) {
+	if !strings.HasPrefix(id, "1:") {
+		if _, err := flow.ParseID(id); err != nil {
+			s.fail(c, http.StatusBadRequest, "bad_request", "flow must be a Community ID (1:...) or a 32-hex-digit flow ID", nil)
+			return 0, errAnswered
+		}
+	}
+	from, to, err := s.parseWindow(c, v)
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
+		return 0, errAnswered
+	}
+	refs, err := s.deps.Store.LookupFlow(c.ctx, id, from, to)
+	if errors.Is(err, storage.ErrFlowUnknown) {
+		s.fail(c, http.StatusNotFound, "flow_unknown", "flow unknown", nil)
+		return 0, errAnswered
+	}
+	if err != nil {
+		return 0, fmt.Errorf("lookup flow: %w", err)
+	}
+	want := map[flow.ID]bool{}
+	for _, r := range refs {
+		if !r.FlowID.IsZero() {
+			want[r.FlowID] = true
+		}
+	}
+	expired := 0
+	for _, r := range refs {
+		f, t := r.First, r.Last
+		if !from.IsZero() && from.After(f) {
+			f = from
+		}
+		if !to.IsZero() && to.Before(t) {
+			t = to
+		}
+		if t.Before(f) {
+			continue
+		}
+		err := bs.scan(c.ctx, s.deps.Store, r.Key, f, t, want)
+		if errors.Is(err, storage.ErrPacketsExpired) {
+			expired++
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("scan blocks: %w", err)
+		}
+		if bs.full {
+			break
+		}
+	}
+	if len(bs.blocks) == 0 {
+		if expired > 0 {
+			s.fail(c, http.StatusGone, "packets_expired", "packets expired", nil)
+		} else {
+			c.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.NotFlushedRetry.Seconds()))))
+			s.fail(c, http.StatusNotFound, "not_flushed", "flow known but not yet flushed: no packets stored yet", nil)
+		}
+		return 0, errAnswered
+	}
+	return len(want), nil
+}
+
+// collectQuery gathers the blocks of the flows matching a query.
+func (s *Server) collectQuery(c *call, bs *blockSet, expr string) (int, error) {
+	q, ok := s.parseQuery(c, expr)
+	if !ok {
+		return 0, errAnswered
+	}
+	var recs []flow.Record
+	seen := map[flow.ID]bool{}
+	tooMany := false
+	err := s.deps.Store.ScanRecords(c.ctx, q.From, q.To, func(r *flow.Record) error {
+		if !q.Match(r) || seen[r.ID] {
+			return nil
+		}
+		if len(recs) == bs.caps.flows {
+			tooMany = true
+			return errStop
+		}
+		seen[r.ID] = true
+		recs = append(recs, *r)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return 0, fmt.Errorf("scan records: %w", err)
+	}
+	if tooMany && !bs.caps.truncate {
+		s.fail(c, http.StatusRequestEntityTooLarge, "cap_exceeded",
+			fmt.Sprintf("more than %d flows match; narrow the query or repeat with truncate=1", bs.caps.flows),
+			map[string]any{"max_flows": bs.caps.flows})
+		return 0, errAnswered
+	}
+	bs.flowsCut = tooMany
+	for i := range recs {
+		r := &recs[i]
+		end := r.End
+		if end.IsZero() {
+			end = r.Start
+		}
+		err := bs.scan(c.ctx, s.deps.Store, r.Key(), r.Start, end, map[flow.ID]bool{r.ID: true})
+		if errors.Is(err, storage.ErrPacketsExpired) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("scan blocks: %w", err)
+		}
+		if bs.full {
+			break
+		}
+	}
+	return len(recs), nil
+}
+
+// parseQuery parses a query, answering 400 or 422 on error.
+func (s *Server) parseQuery(c *call, expr string) (*query.Query, bool) {
+	q, err := query.Parse(expr, s.deps.Now(), s.cfg.Query)
+	switch {
+	case err == nil:
+		c.audit.From, c.audit.To = q.From, q.To
+		return q, true
+	case errors.Is(err, query.ErrSyntax), errors.Is(err, query.ErrEmptyWindow):
+		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
+	default:
+		s.fail(c, http.StatusUnprocessableEntity, "query_too_costly", err.Error(), nil)
+	}
+	return nil, false
+}
+
+const ctxCheckEvery = 1024
+
+// streamPcap writes the blocks' packets merged in timestamp order, up to
+// the caps.
+func (s *Server) streamPcap(c *call, bs *blockSet, format pcapio.Format, nflows int) {
+	var linkType uint16 = 1
+	if len(bs.blocks) > 0 {
+		linkType = bs.blocks[0].Meta.LinkType
+	}
+	if format == pcapio.FormatPcap {
+		for _, b := range bs.blocks {
+			if b.Meta.LinkType != linkType {
+				s.fail(c, http.StatusUnprocessableEntity, "link_types",
+					fmt.Sprintf("flows of link types %d and %d: classic pcap holds one, ask for format=pcapng", linkType, b.Meta.LinkType), nil)
+				return
+			}
+		}
+	}
+	h := c.w.Header()
+	if format == pcapio.FormatPcap {
+		h.Set("Content-Type", "application/vnd.tcpdump.pcap")
+	} else {
+		h.Set("Content-Type", "application/x-pcapng")
+	}
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tapir.%s"`, format))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Tapir-Flows", strconv.Itoa(nflows))
+	if bs.exceeded() {
+		h.Set("X-Tapir-Truncated", "true")
+	}
+	h.Set("Trailer", "X-Tapir-Complete, X-Tapir-Packets, X-Tapir-Bytes")
+	c.w.WriteHeader(http.StatusOK)
+
+	var packets, bytes int64
+	complete := !bs.exceeded()
+	pw, err := pcapio.NewWriter(c.w, format, linkType)
+	if err == nil {
+		err = pcapio.Merge(bs.blocks, func(b *block.Block, ts int64, origLen int, data []byte) error {
+			if packets+1 > bs.caps.packets || bytes+int64(len(data)) > bs.caps.bytes {
+				complete = false
+				return errStop
+			}
+			if packets%ctxCheckEvery == 0 {
+				if err := c.ctx.Err(); err != nil {
+					return err
+				}
+			}
+			packets++
+			bytes += int64(len(data))
+			return pw.WritePacket(pcapio.InterfaceOf(&b.Meta), ts, origLen, data)
+		})
+		if errors.Is(err, errStop) {
+			err = nil
+		}
+		if cerr := pw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		complete = false
+		c.audit.Error = err.Error()
+		s.log.Warn("pcap stream ended early", "err", err, "subject", c.audit.Subject, "packets", packets)
+	}
+	if !complete {
+		s.m.truncated.Inc()
+		c.audit.Truncated = true
+	}
+	s.m.sentPackets.Add(float64(packets))
+	c.audit.Packets = packets
+	h.Set("X-Tapir-Complete", strconv.FormatBool(complete))
+	h.Set("X-Tapir-Packets", strconv.FormatInt(packets, 10))
+	h.Set("X-Tapir-Bytes", strconv.FormatInt(bytes, 10))
+}
