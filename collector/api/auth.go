@@ -2,12 +2,12 @@ package api
 
 import (
 	"bytes"
-	"io"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"

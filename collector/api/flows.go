@@ -90,4 +90,3 @@ func (s *Server) handleSensors(c *call) {
 	c.w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(c.w).Encode(list)
 }
-
