@@ -1,0 +1,76 @@
+package pebble
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/vfs"
+)
+
+// Config configures a Store. The zero value is not valid: start from
+// DefaultConfig.
+type Config struct {
+	// TimeBucket is the width of the time bucket in block row keys (see
+	// storage/README.md). It is fixed when the store is created: opening
+	// a store with a different value fails.
+	TimeBucket time.Duration `yaml:"time_bucket"`
+	// LongFlow is the flow duration above which a flow record is also
+	// indexed by its end time, so that ScanRecords finds flows that
+	// started long before the window. ScanRecords reads the start-time
+	// index from (from - LongFlow). Fixed when the store is created.
+	LongFlow time.Duration `yaml:"long_flow"`
+	// MinFreeBytes makes Write fail with ErrDiskFull, before touching the
+	// store, when the file system holding it has less free space than
+	// this plus the batch. It keeps room for Pebble's own compactions
+	// and manifest, whose write failures Pebble cannot recover from.
+	// 0 disables the check.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// CacheBytes is the size of Pebble's block cache.
+	CacheBytes int64 `yaml:"cache_bytes"`
+	// MemTableBytes is the size of one Pebble memtable.
+	MemTableBytes int64 `yaml:"memtable_bytes"`
+	// ExpireBatchBlocks is how many blocks Expire removes per synced
+	// batch; the data bytes counter and the expired watermarks commit
+	// with each batch.
+	ExpireBatchBlocks int `yaml:"expire_batch_blocks"`
+	// FS is the file system Pebble uses (tests inject errors with it);
+	// nil means the operating system's.
+	FS vfs.FS `yaml:"-"`
+}
+
+// DefaultConfig returns the default configuration.
+func DefaultConfig() Config {
+	return Config{
+		TimeBucket:        time.Minute,
+		LongFlow:          10 * time.Minute,
+		MinFreeBytes:      256 << 20,
+		CacheBytes:        64 << 20,
+		MemTableBytes:     32 << 20,
+		ExpireBatchBlocks: 1024,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.TimeBucket < time.Second {
+		errs = append(errs, fmt.Errorf("time_bucket %v: must be at least 1s", c.TimeBucket))
+	}
+	if c.LongFlow < time.Second {
+		errs = append(errs, fmt.Errorf("long_flow %v: must be at least 1s", c.LongFlow))
+	}
+	if c.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("min_free_bytes %d: must not be negative", c.MinFreeBytes))
+	}
+	if c.CacheBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("cache_bytes %d: must be at least 1 MiB", c.CacheBytes))
+	}
+	if c.MemTableBytes < 1<<20 || c.MemTableBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("memtable_bytes %d: must be within 1 MiB..1 GiB", c.MemTableBytes))
+	}
+	if c.ExpireBatchBlocks < 1 {
+		errs = append(errs, fmt.Errorf("expire_batch_blocks %d: must be positive", c.ExpireBatchBlocks))
+	}
+	return errors.Join(errs...)
+}
