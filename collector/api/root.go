@@ -256,6 +256,11 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &call{w: &respWriter{ResponseWriter: w}, r: r, start: time.Now()}
 		c.audit = AuditEntry{Time: s.deps.Now().UTC(), Remote: r.RemoteAddr, Endpoint: endpoint}
+		if audited {
+			// Denied requests are audited with what they asked for.
+			v := r.URL.Query()
+			c.audit.Flow, c.audit.Query = v.Get("flow"), v.Get("query")
+		}
 		defer func() {
 			d := time.Since(c.start)
 			code := c.w.code()
