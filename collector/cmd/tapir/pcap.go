@@ -44,6 +44,13 @@ type pcapSource interface {
 
 var pcapSources []func() pcapSource
 
+// pcapStreamer is a source that produces the capture file itself (the
+// collector's API answers pcap over HTTP: pcapflow.go) instead of blocks;
+// runPcap hands it the output.
+type pcapStreamer interface {
+	stream(ctx context.Context, e *env, f pcapio.Format, sel *pcapSelection, w io.Writer) error
+}
+
 func init() {
 	register(&command{name: "pcap", summary: "write the packets of stored blocks as pcap or pcapng", run: runPcap})
 }
@@ -94,6 +101,9 @@ func runPcap(ctx context.Context, e *env, args []string) error {
 	}
 	if src == nil {
 		return fmt.Errorf("%w: no packet source given (e.g. --blocks DIR)", errUsage)
+	}
+	if ss, ok := src.(pcapStreamer); ok {
+		return writePcapStream(ctx, e, *out, f, sel, ss)
 	}
 	blocks, err := src.blocks(ctx, e, sel)
 	if err != nil {
