@@ -6,9 +6,14 @@
 package testdata
 
 import (
+	"compress/gzip"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 )
 
@@ -84,4 +89,77 @@ func Root(t testing.TB) {
 	if os.Geteuid() != 0 {
 		SkipOrFail(t, "needs root")
 	}
+}
+
+// Captures lists every capture file (.pcap, .pcapng, .pcap.gz) under the
+// shared captures folder, sorted.
+func Captures(t testing.TB) []string {
+	t.Helper()
+	root := Pcaps(t)
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		n := d.Name()
+		if !d.IsDir() && (strings.HasSuffix(n, ".pcap") || strings.HasSuffix(n, ".pcapng") || strings.HasSuffix(n, ".pcap.gz")) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		SkipOrFail(t, "no captures under "+root)
+	}
+	return out
+}
+
+// Rel returns a capture's path relative to the shared captures folder,
+// for test names.
+func Rel(t testing.TB, path string) string {
+	r, err := filepath.Rel(Pcaps(t), path)
+	if err != nil {
+		return path
+	}
+	return r
+}
+
+// Plain returns a path to the capture uncompressed: the path itself, or
+// for .gz a copy gunzipped into the test's temporary directory.
+func Plain(t testing.TB, path string) string {
+	t.Helper()
+	if !strings.HasSuffix(path, ".gz") {
+		return path
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(path), ".gz"))
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TsharkReadable reports whether tshark can read the file (some pcapng
+// conformance files are unreadable on purpose).
+func TsharkReadable(t testing.TB, path string) bool {
+	t.Helper()
+	return exec.Command(Tool(t, "tshark"), "-r", path, "-c", "1").Run() == nil
 }

@@ -20,6 +20,7 @@ const (
 	LinkIPv4      LinkType = 228 // raw IPv4
 	LinkIPv6      LinkType = 229 // raw IPv6
 	LinkLinuxSLL2 LinkType = 276 // Linux cooked capture v2
+	LinkNFLOG     LinkType = 239 // Linux netfilter NFLOG: header + TLVs, the packet in NFULA_PAYLOAD
 )
 
 // Status is a bitmask describing problems met while decoding a frame.
@@ -176,6 +177,8 @@ func Decode(link LinkType, frame []byte, p *Packet) {
 			return
 		}
 		decodeSLLProto(frame, binary.BigEndian.Uint16(frame[0:]), 20, p)
+	case LinkNFLOG:
+		decodeNFLOG(frame, p)
 	default:
 		p.Status |= StatusUnsupported
 	}
@@ -202,6 +205,47 @@ func decodeNull(frame []byte, p *Packet) {
 	default:
 		p.Status |= StatusUnsupported
 	}
+}
+
+// decodeNFLOG handles LINKTYPE_NFLOG: a 4-byte header (address family,
+// version, resource id) and TLVs whose length and type are in host byte
+// order (little-endian on the hosts that write such files; a length that
+// only makes sense big-endian is read so), each padded to 4 bytes. The IP
+// packet is the NFULA_PAYLOAD (type 9) TLV.
+func decodeNFLOG(frame []byte, p *Packet) {
+	if len(frame) < 4 {
+		p.Status |= StatusTruncated
+		return
+	}
+	family := frame[0]
+	off := 4
+	for off+4 <= len(frame) {
+		l := int(binary.LittleEndian.Uint16(frame[off:]))
+		typ := binary.LittleEndian.Uint16(frame[off+2:])
+		if l < 4 || off+l > len(frame) {
+			if be := int(binary.BigEndian.Uint16(frame[off:])); be >= 4 && off+be <= len(frame) {
+				l, typ = be, binary.BigEndian.Uint16(frame[off+2:])
+			} else if l < 4 {
+				p.Status |= StatusMalformed
+				return
+			}
+		}
+		if typ&0x7fff == 9 { // NFULA_PAYLOAD
+			switch family {
+			case 2:
+				p.EtherType = EtherTypeIPv4
+				decodeIPv4(frame, off+4, p)
+			case 10:
+				p.EtherType = EtherTypeIPv6
+				decodeIPv6(frame, off+4, p)
+			default:
+				p.Status |= StatusUnsupported
+			}
+			return
+		}
+		off += (l + 3) &^ 3
+	}
+	p.Status |= StatusTruncated
 }
 
 // decodeSLLProto continues after a Linux cooked header whose protocol

@@ -395,7 +395,7 @@ func TestDecodeMatchesTshark(t *testing.T) {
 
 func knownLink(l LinkType) bool {
 	switch l {
-	case LinkNull, LinkEthernet, LinkRaw, LinkLoop, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkLinuxSLL2:
+	case LinkNull, LinkEthernet, LinkRaw, LinkLoop, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkLinuxSLL2, LinkNFLOG:
 		return true
 	}
 	return false
