@@ -71,7 +71,11 @@ type Reader interface {
 	// ScanBlocks calls fn for every block of the flow key whose time span
 	// overlaps [from, to], in time order, from every sensor. fn's Block is
 	// valid only during the call. It returns ErrPacketsExpired when the
-	// window is older than what retention kept.
+	// window is older than what retention kept: retention removed blocks
+	// of this key overlapping the window (fn has then been called for the
+	// blocks still kept, if any, so the caller may serve a partial
+	// result). A key with no blocks in the window and none removed yields
+	// no call and a nil error.
 	ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time, fn func(*Block) error) error
 	// ScanRecords calls fn for every flow record whose flow overlaps
 	// [from, to] (both required), newest report per flow instance only,
