@@ -10,25 +10,25 @@ import (
 // LiveConfig configures an AF_PACKET live source.
 type LiveConfig struct {
 	// Interface to capture on (required).
-	Interface string `yaml:"interface"`
+	Interface string `yaml:"-"`
 	// SnapLen is the number of bytes kept of each packet (default 262144).
-	SnapLen int `yaml:"snap-len"`
+	SnapLen int `yaml:"snap_len"`
 	// BlockSize is the TPACKET_V3 block size in bytes, a multiple of the
 	// page size and of FrameSize, larger than SnapLen plus 4096 bytes of
 	// headers (default 1 MiB).
-	BlockSize int `yaml:"block-size"`
+	BlockSize int `yaml:"block_size"`
 	// NumBlocks is the number of blocks in the ring (default 64: a 64 MiB
 	// ring per socket with the default block size).
-	NumBlocks int `yaml:"num-blocks"`
+	NumBlocks int `yaml:"num_blocks"`
 	// FrameSize is the kernel's frame accounting unit; TPACKET_V3 packs
 	// variable-sized packets into blocks regardless (default 65536).
-	FrameSize int `yaml:"frame-size"`
+	FrameSize int `yaml:"frame_size"`
 	// BlockTimeout is how long the kernel holds a partly filled block
 	// before handing it to userspace (default 10ms).
-	BlockTimeout time.Duration `yaml:"block-timeout"`
+	BlockTimeout time.Duration `yaml:"block_timeout"`
 	// PollTimeout bounds how long ReadPacket waits before returning
 	// ErrTimeout (default 100ms).
-	PollTimeout time.Duration `yaml:"poll-timeout"`
+	PollTimeout time.Duration `yaml:"poll_timeout"`
 	// Promiscuous puts the interface in promiscuous mode through a
 	// PACKET_MR_PROMISC membership of the socket (default true); the kernel
 	// drops it when the socket closes.
@@ -36,7 +36,7 @@ type LiveConfig struct {
 	// FanoutGroup is the PACKET_FANOUT group id shared by the sockets of
 	// one interface (hash with defrag); 0 disables fanout. Use a distinct
 	// id per interface and per sensor on the host.
-	FanoutGroup uint16 `yaml:"fanout-group"`
+	FanoutGroup uint16 `yaml:"fanout_group"`
 	// Filter is a tcpdump-syntax capture filter ("" captures everything).
 	Filter string `yaml:"filter"`
 	// Tcpdump is the path of tcpdump used to compile Filter ("" = PATH).

@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 )
 
@@ -27,28 +27,19 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 }
 
-// Capture configures live AF_PACKET capture.
+// Capture configures live AF_PACKET capture: which interfaces, how many
+// workers each, and the ring settings shared by every socket (see
+// capture.LiveConfig for each field).
 type Capture struct {
 	// Interfaces to capture on. Each gets Workers sockets in one fanout
 	// group, so both directions of a flow reach the same worker.
 	Interfaces []string `yaml:"interfaces"`
 	// Workers per interface (fanout group members). Default 1.
 	Workers int `yaml:"workers"`
-	// SnapLen is the most bytes captured per packet. Default 262144, so
-	// GRO/GSO super-packets are captured whole.
-	SnapLen int `yaml:"snap_len"`
-	// RingSizeMB is the TPACKET_V3 ring size per socket in MiB. Default 64.
-	RingSizeMB int `yaml:"ring_size_mb"`
-	// BlockSizeKB is the ring block size in KiB (a power of two, at least
-	// the snap length). Default 1024.
-	BlockSizeKB int `yaml:"block_size_kb"`
-	// Promiscuous puts the interfaces in promiscuous mode. Default true.
-	Promiscuous *bool `yaml:"promiscuous"`
-	// Filter is a tcpdump-syntax capture filter; empty captures all.
-	Filter string `yaml:"filter"`
-	// PollTimeout bounds how long a worker waits on an idle interface
-	// before it advances its timers. Default 100ms.
-	PollTimeout time.Duration `yaml:"poll_timeout"`
+	// Ring settings: snap_len, block_size, num_blocks, frame_size,
+	// block_timeout, poll_timeout, promiscuous, fanout_group, filter,
+	// tcpdump. fanout_group 0 picks a group id per interface.
+	capture.LiveConfig `yaml:",inline"`
 }
 
 // Output configures the sensor's outputs; any combination may be on.
@@ -84,11 +75,9 @@ type Metrics struct {
 
 // Default returns the default configuration.
 func Default() Config {
-	t := true
 	return Config{
-		Engine: engine.DefaultConfig(),
-		Capture: Capture{Workers: 1, SnapLen: 262144, RingSizeMB: 64, BlockSizeKB: 1024,
-			Promiscuous: &t, PollTimeout: 100 * time.Millisecond},
+		Engine:  engine.DefaultConfig(),
+		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
 		Output:  Output{SpoolDir: "/var/lib/tapir/spool", SpoolMaxMB: 4096},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
 	}
@@ -126,20 +115,12 @@ func (c *Config) Validate(live bool) error {
 		if cp.Workers < 1 || cp.Workers > 64 {
 			return fmt.Errorf("%w: capture.workers %d not in [1, 64]", ErrInvalid, cp.Workers)
 		}
-		if cp.SnapLen < 64 || cp.SnapLen > 262144 {
-			return fmt.Errorf("%w: capture.snap_len %d not in [64, 262144]", ErrInvalid, cp.SnapLen)
-		}
-		if cp.BlockSizeKB < 4 || cp.BlockSizeKB&(cp.BlockSizeKB-1) != 0 {
-			return fmt.Errorf("%w: capture.block_size_kb %d must be a power of two >= 4", ErrInvalid, cp.BlockSizeKB)
-		}
-		if cp.BlockSizeKB*1024 < cp.SnapLen+64 {
-			return fmt.Errorf("%w: capture.block_size_kb %d KiB cannot hold a %d-byte frame", ErrInvalid, cp.BlockSizeKB, cp.SnapLen)
-		}
-		if cp.RingSizeMB*1024 < cp.BlockSizeKB*2 {
-			return fmt.Errorf("%w: capture.ring_size_mb %d holds fewer than 2 blocks", ErrInvalid, cp.RingSizeMB)
-		}
-		if cp.PollTimeout <= 0 || cp.PollTimeout > 10*time.Second {
-			return fmt.Errorf("%w: capture.poll_timeout %v not in (0, 10s]", ErrInvalid, cp.PollTimeout)
+		for _, iface := range cp.Interfaces {
+			lc := cp.LiveConfig
+			lc.Interface = iface
+			if err := lc.Validate(); err != nil {
+				return fmt.Errorf("%w: capture on %s: %v", ErrInvalid, iface, err)
+			}
 		}
 	}
 	o := c.Output

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,6 +48,36 @@ func startExport(cfg *config.Config, logger *slog.Logger, reg prometheus.Registe
 	return nil, errors.New("streaming to a collector is not wired yet")
 }
 
+// openLive opens Workers AF_PACKET sockets per interface, each interface's
+// sockets in their own fanout group.
 func openLive(cfg *config.Config, logger *slog.Logger) ([]capture.Source, error) {
-	return nil, errors.New("live capture is not wired yet")
+	var out []capture.Source
+	fail := func(err error) ([]capture.Source, error) {
+		for _, s := range out {
+			s.Close()
+		}
+		return nil, err
+	}
+	for i, iface := range cfg.Capture.Interfaces {
+		lc := cfg.Capture.LiveConfig
+		lc.Interface = iface
+		if lc.FanoutGroup == 0 && cfg.Capture.Workers > 1 {
+			lc.FanoutGroup = uint16((os.Getpid()*8 + i) & 0xffff)
+			if lc.FanoutGroup == 0 {
+				lc.FanoutGroup = 1
+			}
+		} else if lc.FanoutGroup != 0 {
+			lc.FanoutGroup += uint16(i)
+		}
+		srcs, err := capture.OpenLiveGroup(lc, cfg.Capture.Workers)
+		if err != nil {
+			return fail(fmt.Errorf("capture on %s: %w", iface, err))
+		}
+		for _, s := range srcs {
+			out = append(out, s)
+		}
+		logger.Info("capturing", "interface", iface, "workers", cfg.Capture.Workers, "fanout_group", lc.FanoutGroup,
+			"snap_len", lc.SnapLen, "ring_bytes", lc.BlockSize*lc.NumBlocks, "filter", lc.Filter)
+	}
+	return out, nil
 }
