@@ -158,4 +158,3 @@ func TestCommunityIDsMatchSuricata(t *testing.T) {
 		})
 	}
 }
-
