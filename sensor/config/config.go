@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
+	"github.com/tapir-sensor/tapir/sensor/export"
 )
 
 // Config is the whole sensor configuration.
@@ -48,23 +49,11 @@ type Output struct {
 	FlowsOut string `yaml:"flows_out"`
 	// BlocksOut writes packet blocks to segment files in a directory.
 	BlocksOut string `yaml:"blocks_out"`
-	// Collectors are the collector addresses (host:port) to stream to, in
-	// failover order. Empty: no streaming.
-	Collectors []string `yaml:"collectors"`
-	// SpoolDir keeps batches the collector has not acknowledged.
-	SpoolDir string `yaml:"spool_dir"`
-	// SpoolMaxMB caps the spool; the oldest batches are dropped (counted).
-	SpoolMaxMB int64 `yaml:"spool_max_mb"`
-	// TLS for the collector stream.
-	TLS TLS `yaml:"tls"`
-}
-
-// TLS holds the sensor's mTLS files.
-type TLS struct {
-	CA       string `yaml:"ca"`
-	Cert     string `yaml:"cert"`
-	Key      string `yaml:"key"`
-	Insecure bool   `yaml:"insecure"` // plaintext; for local development only
+	// Collector streams flows and blocks to collectors over mTLS gRPC
+	// (on when collector.collectors is not empty): addresses in failover
+	// order, tls, batching, spool (spool.dir, spool.max_bytes), backoff.
+	// sensor_id is taken from the top level.
+	Collector export.Configuration `yaml:"collector"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -78,7 +67,7 @@ func Default() Config {
 	return Config{
 		Engine:  engine.DefaultConfig(),
 		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
-		Output:  Output{SpoolDir: "/var/lib/tapir/spool", SpoolMaxMB: 4096},
+		Output:  Output{Collector: defaultExport()},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
 	}
 }
@@ -124,19 +113,23 @@ func (c *Config) Validate(live bool) error {
 		}
 	}
 	o := c.Output
-	if o.FlowsOut == "" && o.BlocksOut == "" && len(o.Collectors) == 0 {
-		return fmt.Errorf("%w: no output: set output.flows_out, output.blocks_out or output.collectors", ErrInvalid)
+	if o.FlowsOut == "" && o.BlocksOut == "" && len(o.Collector.Collectors) == 0 {
+		return fmt.Errorf("%w: no output: set output.flows_out, output.blocks_out or output.collector.collectors", ErrInvalid)
 	}
-	if len(o.Collectors) > 0 {
-		if o.SpoolDir == "" {
-			return fmt.Errorf("%w: output.spool_dir is empty", ErrInvalid)
-		}
-		if o.SpoolMaxMB < 1 {
-			return fmt.Errorf("%w: output.spool_max_mb %d < 1", ErrInvalid, o.SpoolMaxMB)
-		}
-		if !o.TLS.Insecure && (o.TLS.CA == "" || o.TLS.Cert == "" || o.TLS.Key == "") {
-			return fmt.Errorf("%w: output.tls needs ca, cert and key (or insecure: true for local development)", ErrInvalid)
+	if len(o.Collector.Collectors) > 0 {
+		ec := o.Collector
+		ec.SensorID = c.Engine.SensorID
+		if err := ec.ValidateAll(); err != nil {
+			return fmt.Errorf("%w: output.collector: %v", ErrInvalid, err)
 		}
 	}
 	return nil
+}
+
+// defaultExport is the collector stream's defaults with the spool in the
+// usual state directory.
+func defaultExport() export.Configuration {
+	c := export.DefaultConfiguration()
+	c.Spool.Dir = "/var/lib/tapir/spool"
+	return c
 }

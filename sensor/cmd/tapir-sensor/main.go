@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/config"
 	"github.com/tapir-sensor/tapir/sensor/engine"
@@ -54,6 +55,10 @@ type options struct {
 	seed          int
 	logLevel      string
 	checkOnly     bool
+	spoolDir      string
+	tlsDir        string
+	insecure      bool
+	drainTimeout  time.Duration
 }
 
 type multiFlag []string
@@ -82,6 +87,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.flowsOut, "flows-out", "", "write flow records as ECS JSON lines to PATH (- for stdout)")
 	fs.StringVar(&o.blocksOut, "blocks-out", "", "write packet blocks to segment files in DIR")
 	fs.Var(&o.collectors, "collector", "stream to a collector at host:port; repeatable for failover")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "spool directory for batches the collector has not acknowledged")
+	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory made by 'tapir certs' (ca.pem, sensor-<id>.pem, sensor-<id>-key.pem)")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything")
+	fs.BoolVar(&o.insecure, "insecure", false, "stream to the collector in plaintext (local development only)")
 	fs.StringVar(&o.sensorID, "sensor-id", "", "sensor id (default: config, else the host name)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "end flows idle this long (e.g. 60s)")
 	fs.DurationVar(&o.activeTimeout, "active-timeout", 0, "end flow instances this long after their start (e.g. 30m)")
@@ -181,7 +190,17 @@ func loadConfig(o *options) (config.Config, error) {
 		cfg.Output.BlocksOut = o.blocksOut
 	}
 	if len(o.collectors) > 0 {
-		cfg.Output.Collectors = o.collectors
+		cfg.Output.Collector.Collectors = o.collectors
+	}
+	if o.spoolDir != "" {
+		cfg.Output.Collector.Spool.Dir = o.spoolDir
+	}
+	if o.tlsDir != "" {
+		cfg.Output.Collector.TLS = tlsconfig.Config{CAFile: tlsconfig.CAPath(o.tlsDir)}
+		cfg.Output.Collector.TLS.CertFile, cfg.Output.Collector.TLS.KeyFile = tlsconfig.Paths(o.tlsDir, "sensor-"+cfg.Engine.SensorID)
+	}
+	if o.insecure {
+		cfg.Output.Collector.TLS = tlsconfig.Config{Insecure: true}
 	}
 	return cfg, nil
 }
@@ -204,6 +223,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 	}()
 
 	var sinks output.Multi
+	var stream *streamSink
 	var closers []func() error
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -234,18 +254,23 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		sinks = append(sinks, bo)
 		closers = append(closers, bo.Close)
 	}
-	if len(cfg.Output.Collectors) > 0 {
-		ex, cerr := startExport(cfg, logger, reg)
+	if len(cfg.Output.Collector.Collectors) > 0 {
+		ex, cerr := startExport(cfg, sources, logger, reg)
 		if cerr != nil {
 			return cerr
 		}
 		sinks = append(sinks, ex)
 		closers = append(closers, ex.Stop)
+		stream = ex
 	}
 
 	eng, err := engine.New(cfg.Engine, engine.Dependencies{Sources: sources, Sink: sinks, Logger: logger, Registerer: reg})
 	if err != nil {
 		return err
+	}
+	if stream != nil {
+		f := func() map[string]uint64 { return engineCounters(eng.Stats()) }
+		stream.statsFn.Store(&f)
 	}
 	if err := startMetrics(cfg.Metrics.Listen, reg, logger, len(o.readFiles) == 0); err != nil {
 		return err
@@ -260,6 +285,16 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		logger.Info("signal received; flushing flows and blocks")
 	}
 	runErr := eng.Stop()
+	if stream != nil && ctx.Err() == nil {
+		// Offline: exit once the collector holds everything (a signal
+		// or the drain timeout leaves the rest in the spool).
+		dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
+		if !stream.WaitAcked(dctx) {
+			logger.Warn("collector has not acknowledged everything; the rest stays in the spool for the next run",
+				"timeout", o.drainTimeout)
+		}
+		cancel()
+	}
 	st := eng.Stats()
 	logger.Info("capture finished", "packets", st.Packets, "flows", st.Flows.Created, "records", st.Records,
 		"blocks", st.Blocks, "block_bytes", st.BlockBytes, "stored_packets", st.StoredPackets,
@@ -299,4 +334,24 @@ func openSources(o *options, cfg *config.Config, logger *slog.Logger) ([]capture
 		return out, nil
 	}
 	return openLive(cfg, logger)
+}
+
+// engineCounters are the counters a sensor reports to its collector with
+// every batch (the collector's sensor registry shows them).
+func engineCounters(st engine.Stats) map[string]uint64 {
+	m := map[string]uint64{
+		"packets": st.Packets, "wire_bytes": st.WireBytes, "stored_packets": st.StoredPackets,
+		"stored_bytes": st.StoredBytes, "blocks": st.Blocks, "block_bytes": st.BlockBytes,
+		"records": st.Records, "flows_active": st.Flows.Active, "flows_created": st.Flows.Created,
+		"flows_evicted": st.Flows.Evicted(), "budget_cut_packets": st.Flows.BudgetCutPackets,
+		"budget_cut_bytes": st.Flows.BudgetCutBytes, "sink_errors": st.SinkErrors,
+		"block_errors": st.BlockErrors, "decode_truncated": st.Decode.Truncated,
+		"decode_malformed": st.Decode.Malformed,
+	}
+	for _, s := range st.Sources {
+		m["kernel_packets"] += s.KernelPackets
+		m["kernel_drops"] += s.KernelDrops
+		m["kernel_freezes"] += s.QueueFreezes
+	}
+	return m
 }

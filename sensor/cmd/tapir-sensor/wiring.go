@@ -7,13 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/config"
+	"github.com/tapir-sensor/tapir/sensor/export"
 )
 
 // startMetrics serves /metrics in the background. Offline runs only serve
@@ -37,15 +38,46 @@ func startMetrics(addr string, reg *prometheus.Registry, logger *slog.Logger, li
 	return nil
 }
 
-// exporter is the collector stream sink.
-type exporter interface {
-	AddRecord(rec *flow.Record) error
-	AddBlock(encoded []byte) error
-	Stop() error
+// startExport starts the collector stream. The engine's counters ride
+// along as SensorStats once the engine exists (statsFn is set later).
+func startExport(cfg *config.Config, sources []capture.Source, logger *slog.Logger, reg prometheus.Registerer) (*streamSink, error) {
+	ec := cfg.Output.Collector
+	ec.SensorID = cfg.Engine.SensorID
+	ec.Version = version
+	if h, err := os.Hostname(); err == nil && ec.Hostname == "" {
+		ec.Hostname = h
+	}
+	for _, s := range sources {
+		for _, ifc := range s.Interfaces() {
+			ec.Interfaces = append(ec.Interfaces, export.Interface{Name: ifc.Name, LinkType: uint32(ifc.LinkType), Snaplen: uint32(ifc.SnapLen)})
+		}
+	}
+	ec.Capabilities = []string{"flows", "blocks"}
+	ss := &streamSink{}
+	ex, err := export.New(ec, export.Dependencies{Logger: logger.With("component", "export"), Registerer: reg,
+		Stats: ss.stats})
+	if err != nil {
+		return nil, err
+	}
+	if err := ex.Start(); err != nil {
+		return nil, err
+	}
+	ss.Exporter = ex
+	logger.Info("streaming to collectors", "collectors", ec.Collectors, "tls", !ec.TLS.Insecure, "spool", ec.Spool.Dir)
+	return ss, nil
 }
 
-func startExport(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (exporter, error) {
-	return nil, errors.New("streaming to a collector is not wired yet")
+// streamSink is the exporter with the engine's counters attached.
+type streamSink struct {
+	*export.Exporter
+	statsFn atomic.Pointer[func() map[string]uint64]
+}
+
+func (s *streamSink) stats() map[string]uint64 {
+	if f := s.statsFn.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
 }
 
 // openLive opens Workers AF_PACKET sockets per interface, each interface's

@@ -1,0 +1,158 @@
+// Command tapir-collector receives flow records and packet blocks from
+// tapir sensors over mutually authenticated gRPC, stores them (embedded
+// Pebble store by default), applies retention, and serves flow records and
+// pcaps to investigators over an authorized, audited HTTP API.
+//
+//	tapir-collector --config /etc/tapir/collector.yaml
+//	tapir-collector check-config --config /etc/tapir/collector.yaml
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tapir-sensor/tapir/collector/api"
+	"github.com/tapir-sensor/tapir/collector/config"
+	"github.com/tapir-sensor/tapir/collector/ingest"
+	"github.com/tapir-sensor/tapir/collector/registry"
+	"github.com/tapir-sensor/tapir/collector/retention"
+	"github.com/tapir-sensor/tapir/storage/pebble"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	check := false
+	if len(args) > 0 && args[0] == "check-config" {
+		check, args = true, args[1:]
+	}
+	fs := flag.NewFlagSet("tapir-collector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file")
+	dataDir := fs.String("data-dir", "", "store directory (overrides store.dir)")
+	ingestAddr := fs.String("listen", "", "sensor gRPC address (overrides ingest.listen)")
+	apiAddr := fs.String("api-listen", "", "API address (overrides api.listen)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "tapir-collector: --log-level: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg := config.Default()
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			fmt.Fprintf(stderr, "tapir-collector: %v\n", err)
+			return 2
+		}
+	}
+	if *dataDir != "" {
+		cfg.Store.Dir = *dataDir
+	}
+	if *ingestAddr != "" {
+		cfg.Ingest.Listen = *ingestAddr
+	}
+	if *apiAddr != "" {
+		cfg.API.Listen = *apiAddr
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "tapir-collector: %v\n", err)
+		return 2
+	}
+	if check {
+		fmt.Fprintln(stdout, "configuration ok")
+		return 0
+	}
+	if err := serve(&cfg, logger); err != nil {
+		logger.Error("collector failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve starts the components in order (store, registry, ingest, API,
+// retention, metrics), waits for SIGINT/SIGTERM or a component failure,
+// and stops them in reverse order.
+func serve(cfg *config.Config, logger *slog.Logger) (err error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := pebble.Open(cfg.Store.Dir, cfg.Store.Pebble, logger.With("component", "store"), reg)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+
+	sensors, err := registry.New(reg)
+	if err != nil {
+		return err
+	}
+	in, err := ingest.New(cfg.Ingest, ingest.Dependencies{Store: store, Registry: sensors,
+		Logger: logger.With("component", "ingest"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	if err := in.Start(nil); err != nil {
+		return fmt.Errorf("start ingest: %w", err)
+	}
+	defer in.Stop()
+	logger.Info("ingest listening", "addr", in.Addr().String(), "tls", !cfg.Ingest.TLS.Insecure)
+
+	web, err := api.New(cfg.API, api.Dependencies{Store: store, Sensors: sensors,
+		Logger: logger.With("component", "api"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	if err := web.Start(); err != nil {
+		return fmt.Errorf("start api: %w", err)
+	}
+	defer func() { err = errors.Join(err, web.Stop()) }()
+	logger.Info("api listening", "addr", web.Addr(), "tls", !cfg.API.TLS.Insecure)
+
+	ret, err := retention.New(cfg.Retention, store, logger, reg)
+	if err != nil {
+		return err
+	}
+	if err := ret.Start(); err != nil {
+		return err
+	}
+	defer ret.Stop()
+
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}
+		go srv.Serve(ln)
+		defer srv.Close()
+		logger.Info("metrics listening", "addr", ln.Addr().String())
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return nil
+}

@@ -1,0 +1,99 @@
+// Package config is the tapir-collector daemon's configuration file: one
+// YAML document with a section per component. Unknown keys are errors.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tapir-sensor/tapir/collector/api"
+	"github.com/tapir-sensor/tapir/collector/ingest"
+	"github.com/tapir-sensor/tapir/collector/retention"
+	"github.com/tapir-sensor/tapir/storage/pebble"
+)
+
+// Config is the whole collector configuration.
+type Config struct {
+	// Store is the packet and flow store.
+	Store Store `yaml:"store"`
+	// Retention removes old packets.
+	Retention retention.Config `yaml:"retention"`
+	// Ingest is the sensors' gRPC endpoint.
+	Ingest ingest.Configuration `yaml:"ingest"`
+	// API is the investigators' HTTP endpoint.
+	API api.Configuration `yaml:"api"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Store selects and configures the backend.
+type Store struct {
+	// Backend is "pebble" (embedded, the default).
+	Backend string `yaml:"backend"`
+	// Dir is the embedded store's directory.
+	Dir string `yaml:"dir"`
+	// Pebble tunes the embedded store.
+	Pebble pebble.Config `yaml:"pebble"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the address of /metrics; empty disables it.
+	Listen string `yaml:"listen"`
+}
+
+// Default returns the default configuration.
+func Default() Config {
+	return Config{
+		Store:     Store{Backend: "pebble", Dir: "/var/lib/tapir/store", Pebble: pebble.DefaultConfig()},
+		Retention: retention.DefaultConfig(),
+		Ingest:    ingest.DefaultConfiguration(),
+		API:       api.DefaultConfiguration(),
+		Metrics:   Metrics{Listen: "127.0.0.1:9311"},
+	}
+}
+
+// ErrInvalid wraps configuration errors found here.
+var ErrInvalid = errors.New("invalid collector config")
+
+// Load reads a YAML file over the defaults; unknown keys are errors.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every section.
+func (c *Config) Validate() error {
+	if c.Store.Backend != "pebble" {
+		return fmt.Errorf("%w: store.backend %q (supported: pebble)", ErrInvalid, c.Store.Backend)
+	}
+	if c.Store.Dir == "" {
+		return fmt.Errorf("%w: store.dir is empty", ErrInvalid)
+	}
+	if err := c.Store.Pebble.Validate(); err != nil {
+		return fmt.Errorf("%w: store.pebble: %v", ErrInvalid, err)
+	}
+	if err := c.Retention.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := c.Ingest.ValidateAll(); err != nil {
+		return fmt.Errorf("%w: ingest: %v", ErrInvalid, err)
+	}
+	if err := c.API.Validate(); err != nil {
+		return fmt.Errorf("%w: api: %v", ErrInvalid, err)
+	}
+	return nil
+}
