@@ -120,7 +120,6 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 		return fmt.Errorf("start ingest: %w", err)
 	}
 	defer in.Stop()
-	logger.Info("ingest listening", "addr", in.Addr().String(), "tls", !cfg.Ingest.TLS.Insecure)
 
 	web, err := api.New(cfg.API, api.Dependencies{Store: store, Sensors: sensors,
 		Logger: logger.With("component", "api"), Registerer: reg})
@@ -131,7 +130,6 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 		return fmt.Errorf("start api: %w", err)
 	}
 	defer func() { err = errors.Join(err, web.Stop()) }()
-	logger.Info("api listening", "addr", web.Addr(), "tls", !cfg.API.TLS.Insecure)
 
 	ret, err := retention.New(cfg.Retention, store, logger, reg)
 	if err != nil {
