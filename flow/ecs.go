@@ -56,6 +56,7 @@ type ECSEvent struct {
 
 // ECSObserver is ECS observer.* (the sensor).
 type ECSObserver struct {
+	Name     string `json:"name,omitempty"` // the sensor id
 	Hostname string `json:"hostname,omitempty"`
 	Ingress  *struct {
 		Interface struct {
@@ -159,12 +160,13 @@ func (r *Record) ToECS() *ECS {
 	if t.Proto == ProtoICMP || t.Proto == ProtoICMPv6 {
 		e.Tapir.ICMP = &ECSTapirICMP{Type: t.SrcPort, Code: t.DstPort}
 	}
+	e.Observer = &ECSObserver{Name: r.SensorID}
 	if r.Interface != "" {
-		e.Observer = &ECSObserver{Ingress: &struct {
+		e.Observer.Ingress = &struct {
 			Interface struct {
 				Name string `json:"name"`
 			} `json:"interface"`
-		}{}}
+		}{}
 		e.Observer.Ingress.Interface.Name = r.Interface
 	}
 	return e
