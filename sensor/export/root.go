@@ -72,18 +72,17 @@ type Dependencies struct {
 
 // Stats are the exporter's counters.
 type Stats struct {
-	Batches        uint64 // batches closed
-	Sent           uint64 // batch sends (resends included)
-	Acked          uint64 // ack watermark
-	Rejected       uint64 // batches refused by the collector as malformed (dropped)
-	Reconnects     uint64
-	Spooled        uint64 // batches written to the spool
-	SpoolErrors    uint64 // batches lost to a spool write error
-	QueueBatches   int    // unacked batches in memory
-	Inflight       int    // sent, not acked
-	Connected      bool
-	Spool          spool.Stats
-	SpoolDroppedOK bool
+	Batches      uint64 // batches closed
+	Sent         uint64 // batch sends (resends included)
+	Acked        uint64 // ack watermark
+	Rejected     uint64 // batches refused by the collector as malformed (dropped)
+	Reconnects   uint64
+	Spooled      uint64 // batches written to the spool
+	SpoolErrors  uint64 // batches lost to a spool write error
+	QueueBatches int    // unacked batches in memory
+	Inflight     int    // sent, not acked
+	Connected    bool
+	Spool        spool.Stats
 }
 
 type item struct {
