@@ -1,0 +1,66 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/sensor/config"
+)
+
+func TestDefaultsValidateWithAnOutput(t *testing.T) {
+	c := config.Default()
+	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "no output") {
+		t.Fatalf("defaults without an output: %v", err)
+	}
+	c.Output.FlowsOut = "-"
+	if err := c.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	c.Capture.Interfaces = []string{"eth0"}
+	if err := c.Validate(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExampleFileValidates(t *testing.T) {
+	c, err := config.Load(filepath.Join(testdata.RepoRoot(t), "deploy", "sensor.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(true); err != nil {
+		t.Fatal(err)
+	}
+	if c.Engine.SensorID != "tap-01" || c.Capture.Workers != 2 || c.Output.Collector.Spool.Dir != "/var/lib/tapir/spool" {
+		t.Fatalf("example not read: %+v", c)
+	}
+}
+
+func TestConfigErrorsSayWhat(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"unknown key":     {"sensor_id: a\nbogus: 1\n", "field bogus not found"},
+		"misspelt flows":  {"flows:\n  idle_timeut: 5s\n", "idle_timeut"},
+		"bad duration":    {"flows:\n  idle_timeout: soon\n", "idle_timeout"},
+		"no tls":          {"output:\n  collector:\n    collectors: [c:1]\n", "tls"},
+		"bad block size":  {"capture:\n  interfaces: [eth0]\n  block_size: 1000\n", "block"},
+		"negative budget": {"flows:\n  budget_bytes: -1\noutput:\n  flows_out: x\n", "budget_bytes"},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(p)
+		if err == nil {
+			err = c.Validate(strings.Contains(tc.yaml, "interfaces"))
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
+		}
+	}
+	if _, err := config.Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
