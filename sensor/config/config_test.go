@@ -43,7 +43,7 @@ func TestConfigErrorsSayWhat(t *testing.T) {
 	for name, tc := range map[string]struct{ yaml, want string }{
 		"unknown key":     {"sensor_id: a\nbogus: 1\n", "field bogus not found"},
 		"misspelt flows":  {"flows:\n  idle_timeut: 5s\n", "idle_timeut"},
-		"bad duration":    {"flows:\n  idle_timeout: soon\n", "idle_timeout"},
+		"bad duration":    {"flows:\n  idle_timeout: soon\n", "line 2: cannot unmarshal"},
 		"no tls":          {"output:\n  collector:\n    collectors: [c:1]\n", "tls"},
 		"bad block size":  {"capture:\n  interfaces: [eth0]\n  block_size: 1000\n", "block"},
 		"negative budget": {"flows:\n  budget_bytes: -1\noutput:\n  flows_out: x\n", "budget_bytes"},
