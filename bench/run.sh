@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# run.sh: tapir's benchmark harness (`make bench`, after `make deps build`).
+#
+#  1. Go benchmarks of the hot packages, short -benchtime: sensor/decode,
+#     sensor/flowtable, block, sensor/engine, sensor/capture, storage/pebble,
+#     collector/api. Raw output: bench/results/go-bench.txt.
+#  2. Whole-process comparison on the large input from bench/mkbig.sh
+#     (>= 10M packets, cached in .cache/bench/big.pcap), all in this run:
+#     tcpdump -r BIG -w /dev/null; softflowd -r BIG (NetFlow v9 export to
+#     the discard port on 127.0.0.1); bin/tapir-sensor -r BIG --blocks-out
+#     DIR; bin/tapir-sensor -r BIG --flows-out FILE. CPU seconds (user+sys)
+#     and peak RSS via `benchtool rusage` (getrusage of the child).
+#  3. A summary of ratios against the baselines measured in the same run
+#     (the machine is shared and noisy: compare ratios, not absolute
+#     times), printed and written to bench/results/latest.md.
+#
+# Environment: BENCHTIME (default 1s), ENGINE_COUNT (runs of the engine
+# benchmark, median taken; default 3), REPEAT (whole-process runs per tool,
+# best CPU time kept; default 2), SKIP_GO=1 / SKIP_BIG=1 to skip a part,
+# TAPIR_PCAPS (shared captures), BENCH_CACHE (default .cache/bench).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export TAPIR_PCAPS=${TAPIR_PCAPS:-$(cd "$root/.." && pwd)/shared/pcaps}
+export BENCH_CACHE=${BENCH_CACHE:-$root/.cache/bench}
+benchtime=${BENCHTIME:-1s}
+engine_count=${ENGINE_COUNT:-3}
+repeat=${REPEAT:-2}
+results=$root/bench/results
+mkdir -p "$results" "$BENCH_CACHE"
+work=$(mktemp -d "$BENCH_CACHE/run.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+log() { echo "== $*" >&2; }
+
+benchtool=$work/benchtool
+go build -o "$benchtool" ./bench/benchtool
+[[ -x bin/tapir-sensor ]] || { log "bin/tapir-sensor missing: run make build"; exit 1; }
+
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+t0=$SECONDS
+
+# ---------------------------------------------------------------- Go benchmarks
+gob=$results/go-bench.txt
+if [[ ${SKIP_GO:-0} != 1 ]]; then
+  : >"$gob"
+  gobench() { # pkg regexp [extra go test flags...]
+    local pkg=$1 re=$2
+    shift 2
+    log "go test -bench '$re' $pkg $*"
+    go test -run '^$' -bench "$re" -benchmem "$@" "$pkg" 2>&1 | tee -a "$gob" |
+      grep -E '^(Benchmark|FAIL|panic|---)' >&2 || true
+  }
+  gobench ./sensor/engine '^BenchmarkSensorPath$' -benchtime "$benchtime" -count "$engine_count"
+  gobench ./sensor/decode '^BenchmarkDecode$' -benchtime "$benchtime"
+  gobench ./sensor/flowtable '^BenchmarkPacket' -benchtime "$benchtime"
+  gobench ./sensor/flowtable '^BenchmarkBytesPerFlow$' -benchtime 1x
+  gobench ./block '^BenchmarkStoredRatio$' -benchtime 5x
+  gobench ./block '^(BenchmarkAppendEncode|BenchmarkDecode)$' -benchtime "$benchtime"
+  gobench ./sensor/capture '^(BenchmarkFileSource|BenchmarkPcapgoReadPacketData)$' -benchtime "$benchtime"
+  gobench ./storage/pebble '^Benchmark' -benchtime "$benchtime"
+  gobench ./collector/api '^BenchmarkRetrieveFlow$' -benchtime "$benchtime"
+  if grep -q -E '^(FAIL|panic)' "$gob"; then
+    log "a Go benchmark failed; see $gob"
+    exit 1
+  fi
+fi
+
+# metric NAME-REGEXP UNIT: median of the values reported with UNIT on the
+# benchmark lines whose name matches.
+metric() {
+  awk -v re="$1" -v unit="$2" '
+    $1 ~ re { for (i = 3; i <= NF; i++) if ($i == unit) print $(i - 1) }' "$gob" |
+    sort -g | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'
+}
+
+# ---------------------------------------------------------------- big input
+declare -A cpu rss wall
+if [[ ${SKIP_BIG:-0} != 1 ]]; then
+  big=$(./bench/mkbig.sh)
+  big_size=$(stat -c %s "$big")
+  big_pkts=$(capinfos -T -r -c "$big" | cut -f2)
+  log "big input: $big, $big_pkts packets, $big_size bytes"
+  cat "$big" >/dev/null # page cache: every tool reads it from memory
+
+  # runproc NAME CMD...: best (lowest CPU) of $repeat runs.
+  runproc() {
+    local name=$1
+    shift
+    local best="" line
+    for ((i = 0; i < repeat; i++)); do
+      "$benchtool" rusage -o "$work/ru" -- "$@" >"$work/$name.out" 2>&1 || {
+        log "$name failed:"
+        tail -5 "$work/$name.out" >&2
+        exit 1
+      }
+      line=$(cat "$work/ru")
+      read -r u s m w rc <<<"$line"
+      if [[ $rc != 0 ]]; then
+        log "$name exited $rc:"
+        tail -5 "$work/$name.out" >&2
+        exit 1
+      fi
+      c=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
+      if [[ -z $best ]] || awk -v a="$c" -v b="$best" 'BEGIN {exit !(a < b)}'; then
+        best=$c
+        cpu[$name]=$c
+        rss[$name]=$((m / 1024))
+        wall[$name]=$w
+      fi
+    done
+    log "$name: cpu ${cpu[$name]} s, peak RSS ${rss[$name]} MiB, wall ${wall[$name]} s"
+  }
+
+  runproc tcpdump tcpdump -r "$big" -w /dev/null
+  runproc softflowd softflowd -r "$big" -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 \
+    -p "$work/softflowd.pid" -c "$work/softflowd.ctl"
+  rm -rf "$work/blocks" && mkdir -p "$work/blocks"
+  runproc sensor-blocks bash -c 'rm -rf "$1"/* && exec "$2" -r "$3" --blocks-out "$1" --sensor-id bench' _ \
+    "$work/blocks" "$root/bin/tapir-sensor" "$big"
+  block_bytes=$("$benchtool" sumsize "$work/blocks")
+  grep 'capture finished' "$work/sensor-blocks.out" | tail -1 >&2 || true
+  runproc sensor-flows bin/tapir-sensor -r "$big" --flows-out "$work/flows.json" --sensor-id bench
+  flows=$(wc -l <"$work/flows.json")
+  softflowd_flows=$(awk '/^Flows expired:/ {print $3; exit}' "$work/softflowd.out" || true)
+fi
+
+# ---------------------------------------------------------------- summary
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == "nan") print "n/a"; else printf "%.2f", a / b }'; }
+verdict() { # value op target
+  awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+    if (v == "n/a" || v == "nan" || v == "") { print "n/a"; exit }
+    ok = (op == "<=") ? (v + 0 <= t + 0) : (v + 0 < t + 0); print ok ? "met" : "MISSED" }'
+}
+
+df_cpu=$(metric 'SensorPath/decode[+]flow' cpu-ns/packet)
+df_ns=$(metric 'SensorPath/decode[+]flow' ns/packet)
+df_allocs=$(metric 'SensorPath/decode[+]flow' allocs/op)
+wk_cpu=$(metric 'SensorPath/worker' cpu-ns/packet)
+wk_ns=$(metric 'SensorPath/worker' ns/packet)
+wk_allocs=$(metric 'SensorPath/worker' allocs/op)
+gd_cpu=$(metric 'SensorPath/gopacket-default' cpu-ns/packet)
+gd_ns=$(metric 'SensorPath/gopacket-default' ns/packet)
+gd_allocs=$(metric 'SensorPath/gopacket-default' allocs/op)
+dlp_allocs=$(metric 'SensorPath/gopacket-dlp' allocs/op)
+dlp_cpu=$(metric 'SensorPath/gopacket-dlp' cpu-ns/packet)
+dlp_ns=$(metric 'SensorPath/gopacket-dlp' ns/packet)
+bpf=$(metric 'BytesPerFlow' bytes/flow)
+sr_fast=$(metric 'StoredRatio/age=2s/fastest' out/pcap)
+dec_tapir=$(metric 'BenchmarkDecode/tapir-2?$' ns/packet)
+dec_dlp=$(metric 'BenchmarkDecode/gopacket-dlp' ns/packet)
+fs_ns=$(metric 'BenchmarkFileSource' ns/op)
+pcapgo_ns=$(metric 'BenchmarkPcapgoReadPacketData' ns/op)
+
+md=$results/latest.md
+{
+  echo "# tapir benchmark results"
+  echo
+  echo "Run: $started, \`make bench\` (bench/run.sh) in $((SECONDS - t0)) s."
+  echo "Machine: $(nproc) cores, $model, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average at start $load0 (shared machine: compare ratios, not absolute times)."
+  echo "Go benchmarks: -benchtime $benchtime; engine benchmark median of $engine_count runs. cpu-ns = process CPU time (getrusage) per packet, steadier than wall ns on a busy machine."
+  if [[ ${SKIP_BIG:-0} != 1 ]]; then
+    echo "Big input: $big_pkts packets, $((big_size / 1048576)) MiB (bench/mkbig.sh: shared captures, tcprewrite --seed=1..N, mergecap -a, timestamps made continuous). Whole-process figures: best of $repeat runs each."
+  fi
+  echo
+  echo "## Targets"
+  echo
+  echo "| what | measured | baseline (same run) | ratio | target | verdict |"
+  echo "|---|---|---|---|---|---|"
+  echo "| decode+flow per packet (CPU) | ${df_cpu} ns | gopacket DLP ${dlp_cpu} ns | $(ratio "$df_cpu" "$dlp_cpu") | <= 100 ns | $(verdict "$df_cpu" '<=' 100) |"
+  echo "| decode+flow allocations | ${df_allocs} allocs/packet | gopacket Default ${gd_allocs} allocs/packet | | 0 | $(verdict "$df_allocs" '<=' 0) |"
+  echo "| worker path per packet (CPU) | ${wk_cpu} ns | gopacket Default ${gd_cpu} ns | $(ratio "$wk_cpu" "$gd_cpu") | <= 250 ns | $(verdict "$wk_cpu" '<=' 250) |"
+  if [[ ${SKIP_BIG:-0} != 1 ]]; then
+    r_td=$(ratio "${cpu[sensor-blocks]}" "${cpu[tcpdump]}")
+    r_sf=$(ratio "${cpu[sensor-blocks]}" "${cpu[softflowd]}")
+    r_blk=$(ratio "$block_bytes" "$big_size")
+    echo "| tapir-sensor --blocks-out CPU vs tcpdump | ${cpu[sensor-blocks]} s | tcpdump ${cpu[tcpdump]} s | $r_td | <= 1.5x | $(verdict "$r_td" '<=' 1.5) |"
+    echo "| tapir-sensor --blocks-out CPU vs softflowd | ${cpu[sensor-blocks]} s | softflowd ${cpu[softflowd]} s | $r_sf | < 1x | $(verdict "$r_sf" '<' 1) |"
+    echo "| stored blocks / input pcap | $block_bytes B | $big_size B | $r_blk | <= 0.6 | $(verdict "$r_blk" '<=' 0.6) |"
+  fi
+  echo "| flow table bytes per flow | ${bpf} B | | | <= 200 B | $(verdict "$bpf" '<=' 200) |"
+  echo
+  if [[ ${SKIP_BIG:-0} != 1 ]]; then
+    echo "## Whole process on the big input"
+    echo
+    echo "| command | CPU s (user+sys) | CPU ns/packet | peak RSS MiB | wall s | vs tcpdump CPU |"
+    echo "|---|---|---|---|---|---|"
+    for n in tcpdump softflowd sensor-blocks sensor-flows; do
+      case $n in
+        tcpdump) c="tcpdump -r BIG -w /dev/null" ;;
+        softflowd) c="softflowd -r BIG -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 (${softflowd_flows:-?} one-way flows)" ;;
+        sensor-blocks) c="tapir-sensor -r BIG --blocks-out DIR" ;;
+        sensor-flows) c="tapir-sensor -r BIG --flows-out FILE ($flows flows)" ;;
+      esac
+      echo "| \`$c\` | ${cpu[$n]} | $(awk -v c="${cpu[$n]}" -v p="$big_pkts" 'BEGIN {printf "%.0f", c * 1e9 / p}') | ${rss[$n]} | ${wall[$n]} | $(ratio "${cpu[$n]}" "${cpu[tcpdump]}") |"
+    done
+    echo
+  fi
+  echo "## Go benchmarks (medians)"
+  echo
+  echo "| benchmark | ns/packet (wall) | cpu-ns/packet | allocs/op | vs gopacket Default (wall) |"
+  echo "|---|---|---|---|---|"
+  echo "| engine decode+flow | $df_ns | $df_cpu | $df_allocs | $(ratio "$df_ns" "$gd_ns") |"
+  echo "| engine worker path (decode, flow, block append, zstd) | $wk_ns | $wk_cpu | $wk_allocs | $(ratio "$wk_ns" "$gd_ns") |"
+  echo "| gopacket.NewPacket Default | $gd_ns | $gd_cpu | $gd_allocs | 1.00 |"
+  echo "| gopacket DecodingLayerParser | $dlp_ns | $dlp_cpu | $dlp_allocs | $(ratio "$dlp_ns" "$gd_ns") |"
+  echo
+  echo "Other: decode.Decode alone $dec_tapir ns/packet vs DLP $dec_dlp ns/packet (sensor/decode); capture.FileSource $fs_ns ns/packet vs pcapgo $pcapgo_ns ns/packet;"
+  echo "block store ratio on the shared captures with the engine's block settings (128 KiB, 2 s, fastest): $sr_fast (block BenchmarkStoredRatio)."
+  echo "Raw Go benchmark output: bench/results/go-bench.txt."
+} >"$md"
+cat "$md"
