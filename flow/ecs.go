@@ -160,6 +160,12 @@ func (r *Record) ToECS() *ECS {
 	if t.Proto == ProtoICMP || t.Proto == ProtoICMPv6 {
 		e.Tapir.ICMP = &ECSTapirICMP{Type: t.SrcPort, Code: t.DstPort}
 	}
+	if r.App != nil {
+		r.App.addECS(e)
+	}
+	if r.Enrichment != nil {
+		r.Enrichment.addECS(e)
+	}
 	e.Observer = &ECSObserver{Name: r.SensorID}
 	if r.Interface != "" {
 		e.Observer.Ingress = &struct {

@@ -89,6 +89,10 @@ type Record struct {
 	// capture budget was spent.
 	Truncated uint64
 	BudgetCut uint64
+	// App holds application metadata extracted at the sensor; nil when
+	// none. Enrichment holds the collector's context; nil when none.
+	App        *AppMeta
+	Enrichment *Enrichment
 }
 
 // Key returns the record's canonical flow key.

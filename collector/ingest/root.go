@@ -19,6 +19,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/tapir-sensor/tapir/collector/registry"
+	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/storage"
@@ -57,6 +59,17 @@ type Dependencies struct {
 	Registry   *registry.Registry    // optional: a private one is made
 	Logger     *slog.Logger          // optional: discard
 	Registerer prometheus.Registerer // optional: no metrics exported
+	// Enrich, when set, is called on every flow record of a batch before
+	// the batch is stored: the collector's enrichment chain. It must be
+	// safe for concurrent use (one call per stream at a time).
+	Enrich func(rec *flow.Record)
+	// Publish, when set, receives every batch's (enriched) records after
+	// the store holds the batch, and also for a batch the store had
+	// already applied (an earlier attempt may have failed to publish).
+	// The batch is acknowledged only once Publish returns nil; on error
+	// the sensor resends later. Delivery is at least once: consumers
+	// dedupe on (flow id, segment).
+	Publish func(ctx context.Context, sensorID string, recs []flow.Record) error
 }
 
 // Server is the ingest gRPC server. New is inert; Start serves; Stop is

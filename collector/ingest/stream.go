@@ -193,7 +193,23 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 		if st := b.Stats; st != nil {
 			sess.Stats(time.Unix(0, st.UnixNano), st.Counters)
 		}
+		if s.deps.Enrich != nil {
+			for i := range sb.Records {
+				s.deps.Enrich(&sb.Records[i])
+			}
+		}
 		applied, err := s.write(ctx, &sb)
+		if err == nil && s.deps.Publish != nil && len(sb.Records) > 0 {
+			if perr := s.deps.Publish(ctx, id, sb.Records); perr != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.metrics.batches.WithLabelValues("publish_error").Inc()
+				sess.StoreError(perr)
+				s.rlog.warn("publish", "publishing flow records failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", perr)
+				return status.Error(codes.Unavailable, "flow bus unavailable, retry later")
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // the sensor went away mid-write
