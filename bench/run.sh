@@ -92,7 +92,7 @@ if [[ ${SKIP_BIG:-0} != 1 ]]; then
     shift
     local best="" line
     for ((i = 0; i < repeat; i++)); do
-      "$benchtool" rusage -o "$work/ru" -- "$@" >"$work/$name.out" 2>&1 || {
+      "$benchtool" rusage -o "$work/ru" -- timeout 900 "$@" >"$work/$name.out" 2>&1 || {
         log "$name failed:"
         tail -5 "$work/$name.out" >&2
         exit 1
@@ -116,8 +116,11 @@ if [[ ${SKIP_BIG:-0} != 1 ]]; then
   }
 
   runproc tcpdump tcpdump -r "$big" -w /dev/null
-  runproc softflowd softflowd -r "$big" -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 \
-    -p "$work/softflowd.pid" -c "$work/softflowd.ctl"
+  # softflowd keeps only 15 characters of the -r path (an interface-name
+  # buffer) and then waits forever on its control socket: give it the
+  # file name relative to its directory.
+  runproc softflowd bash -c 'cd "$(dirname "$1")" && exec softflowd -r "$(basename "$1")" \
+    -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 -p "$2/softflowd.pid" -c "$2/softflowd.ctl"' _ "$big" "$work"
   rm -rf "$work/blocks" && mkdir -p "$work/blocks"
   runproc sensor-blocks bash -c 'rm -rf "$1"/* && exec "$2" -r "$3" --blocks-out "$1" --sensor-id bench' _ \
     "$work/blocks" "$root/bin/tapir-sensor" "$big"
