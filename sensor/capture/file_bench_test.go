@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tapir-sensor/tapir/internal/testdata"
+
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // echoPcap gunzips zeek/echo-connections.pcap.gz to a temp file.
 func echoPcap(b *testing.B) string {
 	b.Helper()
-	return gunzipTemp(b, filepath.Join(pcapsDir(b), "zeek", "echo-connections.pcap.gz"))
+	return testdata.Plain(b, filepath.Join(testdata.Pcaps(b), "zeek", "echo-connections.pcap.gz"))
 }
 
 // BenchmarkFileSource reads echo-connections with FileSource.ReadPacket;

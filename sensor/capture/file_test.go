@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
 // tsharkFrame is one packet as tshark reports it.
@@ -131,10 +133,10 @@ func readAll(t *testing.T, path string) (pkts []readPacket, err error) {
 }
 
 func TestFileMatchesTshark(t *testing.T) {
-	tshark := needTool(t, "tshark")
-	needTool(t, "capinfos")
+	tshark := testdata.Tool(t, "tshark")
+	testdata.Tool(t, "capinfos")
 	for _, path := range captureFiles(t) {
-		name, _ := filepath.Rel(pcapsDir(t), path)
+		name, _ := filepath.Rel(testdata.Pcaps(t), path)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			want, ok, stderr := tsharkFrames(t, tshark, path)
@@ -193,7 +195,7 @@ func TestFileMatchesTshark(t *testing.T) {
 // TestFileTruncated cuts real captures at several offsets: the packets
 // before the cut come out intact, then an ErrTruncated error.
 func TestFileTruncated(t *testing.T) {
-	root := pcapsDir(t)
+	root := testdata.Pcaps(t)
 	files := []string{
 		filepath.Join(root, "zeek", "wikipedia.pcap"),
 		filepath.Join(root, "zeek", "pcapng-multi-interface.pcapng"),
@@ -264,7 +266,7 @@ func TestFileTruncated(t *testing.T) {
 
 // TestFileStdin reads a gzip-compressed capture from standard input.
 func TestFileStdin(t *testing.T) {
-	path := filepath.Join(pcapsDir(t), "zeek", "echo-connections.pcap.gz")
+	path := filepath.Join(testdata.Pcaps(t), "zeek", "echo-connections.pcap.gz")
 	want, err := readAll(t, path)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
 // FuzzFileSource feeds arbitrary bytes to the file reader: it must never
@@ -16,7 +18,7 @@ import (
 // ErrCorrupt.
 func FuzzFileSource(f *testing.F) {
 	{
-		root := pcapsDir(f)
+		root := testdata.Pcaps(f)
 		for _, name := range []string{"zeek/wikipedia.pcap", "zeek/pcapng-multi-interface.pcapng", "gopacket/pcapgo-tests/be/test010.pcapng",
 			"gopacket/pcapgo-tests/le/test202.pcapng", "tcpdump/gso-ipv6.pcap", "zeek/linux_dlt_sll2.pcap"} {
 			b, err := os.ReadFile(filepath.Join(root, name))

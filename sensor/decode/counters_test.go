@@ -3,14 +3,16 @@ package decode
 import (
 	"strings"
 	"testing"
+
+	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
 // TestCountersNonIP checks the ethertype buckets against tshark on the
 // non-IP captures: every ARP frame tshark sees lands in EtherARP, every
 // Ethernet loopback frame in EtherLoopback, and none is counted as IP.
 func TestCountersNonIP(t *testing.T) {
-	tshark := requireTool(t, "tshark")
-	dir := pcapsDir(t)
+	tshark := testdata.Tool(t, "tshark")
+	dir := testdata.Pcaps(t)
 	cases := []struct {
 		file   string
 		proto  string // tshark frame.protocols element

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-sensor/tapir/internal/testdata"
+
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -97,7 +99,7 @@ var encaps = []encap{
 // word), writes them to a pcap and compares the decoder with tshark's
 // decode of that file.
 func TestEncapsulationsMatchTshark(t *testing.T) {
-	tshark := requireTool(t, "tshark")
+	tshark := testdata.Tool(t, "tshark")
 	var src []capPacket
 	var p Packet
 	for _, s := range distinctSamples(t) {

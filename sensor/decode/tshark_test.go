@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tapir-sensor/tapir/internal/testdata"
+
 	"github.com/tapir-sensor/tapir/flow"
 )
 
@@ -295,9 +297,9 @@ func comparePacket(p *Packet, r *tsharkRow, exc exceptions) []string {
 // TestDecodeMatchesTshark decodes every packet of every shared capture and
 // compares it with tshark's decode of the same packet.
 func TestDecodeMatchesTshark(t *testing.T) {
-	tshark := requireTool(t, "tshark")
+	tshark := testdata.Tool(t, "tshark")
 	caps := allCaptures(t)
-	dir := pcapsDir(t)
+	dir := testdata.Pcaps(t)
 	exc := exceptions{}
 	var total, compared int
 	// Run tshark over the captures two at a time up front.

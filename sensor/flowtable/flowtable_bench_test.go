@@ -6,13 +6,15 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/tapir-sensor/tapir/internal/testdata"
+
 	"github.com/tapir-sensor/tapir/flow"
 )
 
 // BenchmarkPacketEcho runs the packets of echo-connections.pcap.gz,
 // pre-decoded, through a table (Advance per packet, as the sensor does).
 func BenchmarkPacketEcho(b *testing.B) {
-	infos, _ := packetInfos(readCapture(b, filepath.Join(pcapsDir(b), "zeek", "echo-connections.pcap.gz")))
+	infos, _ := packetInfos(readCapture(b, filepath.Join(testdata.Pcaps(b), "zeek", "echo-connections.pcap.gz")))
 	tab, err := New[struct{}](DefaultConfig(), nil, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -17,56 +15,6 @@ import (
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/sensor/decode"
 )
-
-// skipOrFail skips the test with reason, or fails it under TAPIR_REQUIRE_ALL=1.
-func skipOrFail(tb testing.TB, reason string) {
-	tb.Helper()
-	if os.Getenv("TAPIR_REQUIRE_ALL") == "1" {
-		tb.Fatalf("TAPIR_REQUIRE_ALL=1 but %s", reason)
-	}
-	tb.Skip(reason)
-}
-
-// requireTool returns the path of an executable or skips.
-func requireTool(tb testing.TB, name string) string {
-	tb.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		skipOrFail(tb, name+" not installed")
-	}
-	return p
-}
-
-// pcapsDir locates the shared captures: $TAPIR_PCAPS, else ../shared/pcaps
-// relative to the repository root (the directory holding go.mod).
-func pcapsDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("TAPIR_PCAPS"); d != "" {
-		if _, err := os.Stat(d); err != nil {
-			skipOrFail(tb, "TAPIR_PCAPS="+d+" not found")
-		}
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			skipOrFail(tb, "repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "pcaps")
-	if _, err := os.Stat(d); err != nil {
-		skipOrFail(tb, "shared pcaps not found at "+d)
-	}
-	return d
-}
 
 // capPacket is one packet of a capture file.
 type capPacket struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapir-sensor/tapir/internal/testdata"
+
 	"github.com/tapir-sensor/tapir/flow"
 )
 
@@ -196,8 +198,8 @@ func diffFlows(want, got map[cmpKey]counts) []string {
 // TestMatchesTshark feeds every shared capture through a table and
 // compares packets and bytes per flow with tshark.
 func TestMatchesTshark(t *testing.T) {
-	tshark := requireTool(t, "tshark")
-	dir := pcapsDir(t)
+	tshark := testdata.Tool(t, "tshark")
+	dir := testdata.Pcaps(t)
 	var paths []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		n := d.Name()
@@ -242,8 +244,8 @@ func TestMatchesTshark(t *testing.T) {
 // in the datagram's flow (tshark's datagram mapping), the others in a
 // port-less flow as orphans.
 func TestFragmentsJoinDatagramFlow(t *testing.T) {
-	tshark := requireTool(t, "tshark")
-	dir := pcapsDir(t)
+	tshark := testdata.Tool(t, "tshark")
+	dir := testdata.Pcaps(t)
 	totalReordered := 0
 	defer func() {
 		if totalReordered == 0 {
