@@ -135,7 +135,7 @@ func readAll(t *testing.T, path string) (pkts []readPacket, err error) {
 func TestFileMatchesTshark(t *testing.T) {
 	tshark := testdata.Tool(t, "tshark")
 	testdata.Tool(t, "capinfos")
-	for _, path := range captureFiles(t) {
+	for _, path := range testdata.Captures(t) {
 		name, _ := filepath.Rel(testdata.Pcaps(t), path)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
