@@ -39,9 +39,20 @@ func TestBuilderRoundTrip(t *testing.T) {
 	for _, rel := range []string{"zeek/ssh.pcap", "zeek/wikipedia.pcap", "tcpdump/gso-ipv6.pcap", "zeek/reassembly.pcap"} {
 		t.Run(rel, func(t *testing.T) {
 			pkts := loadCapture(t, rel)
-			for _, l := range []Level{SpeedFastest, SpeedDefault} {
-				enc := newEncoder(t, l)
+			for _, cfg := range []EncoderConfig{{Level: SpeedFastest}, {Level: SpeedDefault}, {Level: SpeedFastest, S2: true}} {
+				enc, err := NewEncoder(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer enc.Close()
 				blocks := encodeGrouped(t, enc, pkts, 16<<10)
+				codecs := map[byte]int{}
+				for _, eb := range blocks {
+					codecs[eb[5]]++
+				}
+				if cfg.S2 && codecs[codecS2] == 0 && rel != "zeek/ssh.pcap" {
+					t.Fatalf("no block used S2: codecs %v", codecs)
+				}
 				// Expected per group sequences, from the capture.
 				want := map[uint64][]testPacket{}
 				for _, p := range pkts {

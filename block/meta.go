@@ -13,7 +13,8 @@
 //	off  size  field
 //	0    4     magic "TBLK"
 //	4    1     format version (1)
-//	5    1     codec: 0 = body stored raw, 1 = body is one zstd frame
+//	5    1     codec: 0 = body stored raw, 1 = body is one zstd frame,
+//	           2 = body is one S2 block (klauspost/compress/s2)
 //	6    2     header length H in bytes, from offset 0 to the end of the
 //	           CRC field (lets later versions append fixed fields)
 //	8    16    Key.A (16-byte address, IPv4 mapped)

@@ -70,7 +70,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 	if err != nil {
 		return nil, err
 	}
-	enc, err := block.NewEncoder(block.EncoderConfig{Level: level})
+	enc, err := block.NewEncoder(block.EncoderConfig{Level: level, S2: cfg.Blocks.Compression == "s2"})
 	if err != nil {
 		return nil, fmt.Errorf("block encoder: %w", err)
 	}
