@@ -56,28 +56,37 @@ type ECSEvent struct {
 
 // ECSObserver is ECS observer.* (the sensor).
 type ECSObserver struct {
-	Name     string `json:"name,omitempty"` // the sensor id
-	Hostname string `json:"hostname,omitempty"`
-	Ingress  *struct {
-		Interface struct {
-			Name string `json:"name"`
-		} `json:"interface"`
-	} `json:"ingress,omitempty"`
+	Name     string        `json:"name,omitempty"` // the sensor id
+	Hostname string        `json:"hostname,omitempty"`
+	IP       string        `json:"ip,omitempty"`   // flow exporters: the exporter's address
+	Type     string        `json:"type,omitempty"` // flow exporters: "router"
+	Ingress  *ECSInterface `json:"ingress,omitempty"`
+	Egress   *ECSInterface `json:"egress,omitempty"`
+}
+
+// ECSInterface is observer.ingress / observer.egress: the capture
+// interface's name at a sensor, the SNMP ifIndex at a flow exporter.
+type ECSInterface struct {
+	Interface struct {
+		ID   string `json:"id,omitempty"`
+		Name string `json:"name,omitempty"`
+	} `json:"interface"`
 }
 
 // ECSTapir holds tapir's own fields.
 type ECSTapir struct {
-	FlowID      string        `json:"flow_id"`
-	SensorID    string        `json:"sensor_id"`
-	Segment     uint32        `json:"segment"`
-	Final       bool          `json:"final"`
-	VLAN        uint16        `json:"vlan,omitempty"`
-	InnerVLAN   uint16        `json:"inner_vlan,omitempty"`
-	Source      ECSTapirDir   `json:"source"`
-	Destination ECSTapirDir   `json:"destination"`
-	Truncated   uint64        `json:"truncated_packets,omitempty"`
-	BudgetCut   uint64        `json:"budget_cut_packets,omitempty"`
-	ICMP        *ECSTapirICMP `json:"icmp,omitempty"`
+	FlowID      string            `json:"flow_id"`
+	SensorID    string            `json:"sensor_id"`
+	Segment     uint32            `json:"segment"`
+	Final       bool              `json:"final"`
+	VLAN        uint16            `json:"vlan,omitempty"`
+	InnerVLAN   uint16            `json:"inner_vlan,omitempty"`
+	Source      ECSTapirDir       `json:"source"`
+	Destination ECSTapirDir       `json:"destination"`
+	Truncated   uint64            `json:"truncated_packets,omitempty"`
+	BudgetCut   uint64            `json:"budget_cut_packets,omitempty"`
+	ICMP        *ECSTapirICMP     `json:"icmp,omitempty"`
+	Exporter    *ECSTapirExporter `json:"exporter,omitempty"` // records from flow exporters
 }
 
 // ECSTapirDir is tapir's per-direction detail.
@@ -168,12 +177,11 @@ func (r *Record) ToECS() *ECS {
 	}
 	e.Observer = &ECSObserver{Name: r.SensorID}
 	if r.Interface != "" {
-		e.Observer.Ingress = &struct {
-			Interface struct {
-				Name string `json:"name"`
-			} `json:"interface"`
-		}{}
+		e.Observer.Ingress = &ECSInterface{}
 		e.Observer.Ingress.Interface.Name = r.Interface
+	}
+	if r.Exported != nil {
+		r.Exported.addECS(e)
 	}
 	return e
 }

@@ -93,6 +93,9 @@ type Record struct {
 	// none. Enrichment holds the collector's context; nil when none.
 	App        *AppMeta
 	Enrichment *Enrichment
+	// Exported is set on records that a flow exporter (router, switch,
+	// firewall) sent over NetFlow, IPFIX or sFlow; nil for sensor records.
+	Exported *Exported
 }
 
 // Key returns the record's canonical flow key.

@@ -32,7 +32,34 @@ func FromRecord(r *flow.Record, dst *FlowRecord) *FlowRecord {
 	dst.Segment = r.Segment
 	dst.Truncated = r.Truncated
 	dst.BudgetCut = r.BudgetCut
+	dst.Exported = exportedFrom(r.Exported)
 	return dst
+}
+
+func exportedFrom(x *flow.Exported) *ExportedInfo {
+	if x == nil {
+		return nil
+	}
+	return &ExportedInfo{
+		Exporter: x.Exporter, Protocol: x.Protocol, ObservationDomain: x.ObservationDomain,
+		InputInterface: x.InputInterface, OutputInterface: x.OutputInterface, SamplingRate: x.SamplingRate,
+		RawSourcePackets: x.RawSourcePackets, RawSourceBytes: x.RawSourceBytes,
+		RawDestinationPackets: x.RawDestinationPackets, RawDestinationBytes: x.RawDestinationBytes,
+		Biflow: x.Biflow,
+	}
+}
+
+func exportedTo(p *ExportedInfo) *flow.Exported {
+	if p == nil {
+		return nil
+	}
+	return &flow.Exported{
+		Exporter: p.Exporter, Protocol: p.Protocol, ObservationDomain: p.ObservationDomain,
+		InputInterface: p.InputInterface, OutputInterface: p.OutputInterface, SamplingRate: p.SamplingRate,
+		RawSourcePackets: p.RawSourcePackets, RawSourceBytes: p.RawSourceBytes,
+		RawDestinationPackets: p.RawDestinationPackets, RawDestinationBytes: p.RawDestinationBytes,
+		Biflow: p.Biflow,
+	}
 }
 
 func endpointFrom(e *Endpoint, ip *flow.Addr, family uint8, port uint16, d *flow.DirStats) *Endpoint {
@@ -77,6 +104,7 @@ func ToRecord(p *FlowRecord, r *flow.Record) error {
 		Segment:     p.Segment,
 		Truncated:   p.Truncated,
 		BudgetCut:   p.BudgetCut,
+		Exported:    exportedTo(p.Exported),
 	}
 	copy(r.ID[:], p.FlowId)
 	t := &r.Tuple

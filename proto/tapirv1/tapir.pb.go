@@ -668,6 +668,10 @@ type FlowRecord struct {
 	Segment       uint32                 `protobuf:"varint,13,opt,name=segment,proto3" json:"segment,omitempty"`
 	Truncated     uint64                 `protobuf:"varint,14,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	BudgetCut     uint64                 `protobuf:"varint,15,opt,name=budget_cut,json=budgetCut,proto3" json:"budget_cut,omitempty"`
+	// Set on records that a flow exporter (router, switch, firewall) sent
+	// over NetFlow, IPFIX or sFlow: they have no packets. Field number kept
+	// high so that other additions do not collide.
+	Exported      *ExportedInfo `protobuf:"bytes,40,opt,name=exported,proto3" json:"exported,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -807,6 +811,139 @@ func (x *FlowRecord) GetBudgetCut() uint64 {
 	return 0
 }
 
+func (x *FlowRecord) GetExported() *ExportedInfo {
+	if x != nil {
+		return x.Exported
+	}
+	return nil
+}
+
+// ExportedInfo is flow.Exported: where an exported flow record came from
+// and its counters as exported, before sampling scaling.
+type ExportedInfo struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Exporter              string                 `protobuf:"bytes,1,opt,name=exporter,proto3" json:"exporter,omitempty"`
+	Protocol              string                 `protobuf:"bytes,2,opt,name=protocol,proto3" json:"protocol,omitempty"` // netflow-v5, netflow-v9, ipfix, sflow
+	ObservationDomain     uint32                 `protobuf:"varint,3,opt,name=observation_domain,json=observationDomain,proto3" json:"observation_domain,omitempty"`
+	InputInterface        uint32                 `protobuf:"varint,4,opt,name=input_interface,json=inputInterface,proto3" json:"input_interface,omitempty"`
+	OutputInterface       uint32                 `protobuf:"varint,5,opt,name=output_interface,json=outputInterface,proto3" json:"output_interface,omitempty"`
+	SamplingRate          uint32                 `protobuf:"varint,6,opt,name=sampling_rate,json=samplingRate,proto3" json:"sampling_rate,omitempty"`
+	RawSourcePackets      uint64                 `protobuf:"varint,7,opt,name=raw_source_packets,json=rawSourcePackets,proto3" json:"raw_source_packets,omitempty"`
+	RawSourceBytes        uint64                 `protobuf:"varint,8,opt,name=raw_source_bytes,json=rawSourceBytes,proto3" json:"raw_source_bytes,omitempty"`
+	RawDestinationPackets uint64                 `protobuf:"varint,9,opt,name=raw_destination_packets,json=rawDestinationPackets,proto3" json:"raw_destination_packets,omitempty"`
+	RawDestinationBytes   uint64                 `protobuf:"varint,10,opt,name=raw_destination_bytes,json=rawDestinationBytes,proto3" json:"raw_destination_bytes,omitempty"`
+	Biflow                bool                   `protobuf:"varint,11,opt,name=biflow,proto3" json:"biflow,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ExportedInfo) Reset() {
+	*x = ExportedInfo{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportedInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportedInfo) ProtoMessage() {}
+
+func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportedInfo.ProtoReflect.Descriptor instead.
+func (*ExportedInfo) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExportedInfo) GetExporter() string {
+	if x != nil {
+		return x.Exporter
+	}
+	return ""
+}
+
+func (x *ExportedInfo) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *ExportedInfo) GetObservationDomain() uint32 {
+	if x != nil {
+		return x.ObservationDomain
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetInputInterface() uint32 {
+	if x != nil {
+		return x.InputInterface
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetOutputInterface() uint32 {
+	if x != nil {
+		return x.OutputInterface
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetSamplingRate() uint32 {
+	if x != nil {
+		return x.SamplingRate
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetRawSourcePackets() uint64 {
+	if x != nil {
+		return x.RawSourcePackets
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetRawSourceBytes() uint64 {
+	if x != nil {
+		return x.RawSourceBytes
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetRawDestinationPackets() uint64 {
+	if x != nil {
+		return x.RawDestinationPackets
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetRawDestinationBytes() uint64 {
+	if x != nil {
+		return x.RawDestinationBytes
+	}
+	return 0
+}
+
+func (x *ExportedInfo) GetBiflow() bool {
+	if x != nil {
+		return x.Biflow
+	}
+	return false
+}
+
 // SensorStats are the sensor's cumulative counters at batch time
 // (kernel drops, queue drops, budget cuts, spool bytes, ...).
 type SensorStats struct {
@@ -819,7 +956,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +968,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +981,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{9}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SensorStats) GetUnixNano() int64 {
@@ -870,7 +1007,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1019,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1032,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{10}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -915,7 +1052,7 @@ type FlowControl struct {
 
 func (x *FlowControl) Reset() {
 	*x = FlowControl{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1064,7 @@ func (x *FlowControl) String() string {
 func (*FlowControl) ProtoMessage() {}
 
 func (x *FlowControl) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1077,7 @@ func (x *FlowControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowControl.ProtoReflect.Descriptor instead.
 func (*FlowControl) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{11}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FlowControl) GetMaxInflightBatches() uint32 {
@@ -969,7 +1106,7 @@ type SensorConfig struct {
 
 func (x *SensorConfig) Reset() {
 	*x = SensorConfig{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1118,7 @@ func (x *SensorConfig) String() string {
 func (*SensorConfig) ProtoMessage() {}
 
 func (x *SensorConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1131,7 @@ func (x *SensorConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorConfig.ProtoReflect.Descriptor instead.
 func (*SensorConfig) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{12}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SensorConfig) GetCaptureFilter() string {
@@ -1066,7 +1203,7 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\fstored_bytes\x18\x06 \x01(\x04R\vstoredBytes\x12&\n" +
 	"\x0ffirst_unix_nano\x18\a \x01(\x03R\rfirstUnixNano\x12$\n" +
 	"\x0elast_unix_nano\x18\b \x01(\x03R\flastUnixNano\x12\x1b\n" +
-	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xef\x03\n" +
+	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xa3\x04\n" +
 	"\n" +
 	"FlowRecord\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\fR\x06flowId\x12\x1b\n" +
@@ -1086,7 +1223,21 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\asegment\x18\r \x01(\rR\asegment\x12\x1c\n" +
 	"\ttruncated\x18\x0e \x01(\x04R\ttruncated\x12\x1d\n" +
 	"\n" +
-	"budget_cut\x18\x0f \x01(\x04R\tbudgetCut\"\xa8\x01\n" +
+	"budget_cut\x18\x0f \x01(\x04R\tbudgetCut\x122\n" +
+	"\bexported\x18( \x01(\v2\x16.tapir.v1.ExportedInfoR\bexported\"\xca\x03\n" +
+	"\fExportedInfo\x12\x1a\n" +
+	"\bexporter\x18\x01 \x01(\tR\bexporter\x12\x1a\n" +
+	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12-\n" +
+	"\x12observation_domain\x18\x03 \x01(\rR\x11observationDomain\x12'\n" +
+	"\x0finput_interface\x18\x04 \x01(\rR\x0einputInterface\x12)\n" +
+	"\x10output_interface\x18\x05 \x01(\rR\x0foutputInterface\x12#\n" +
+	"\rsampling_rate\x18\x06 \x01(\rR\fsamplingRate\x12,\n" +
+	"\x12raw_source_packets\x18\a \x01(\x04R\x10rawSourcePackets\x12(\n" +
+	"\x10raw_source_bytes\x18\b \x01(\x04R\x0erawSourceBytes\x126\n" +
+	"\x17raw_destination_packets\x18\t \x01(\x04R\x15rawDestinationPackets\x122\n" +
+	"\x15raw_destination_bytes\x18\n" +
+	" \x01(\x04R\x13rawDestinationBytes\x12\x16\n" +
+	"\x06biflow\x18\v \x01(\bR\x06biflow\"\xa8\x01\n" +
 	"\vSensorStats\x12\x1b\n" +
 	"\tunix_nano\x18\x01 \x01(\x03R\bunixNano\x12?\n" +
 	"\bcounters\x18\x02 \x03(\v2#.tapir.v1.SensorStats.CountersEntryR\bcounters\x1a;\n" +
@@ -1117,7 +1268,7 @@ func file_tapir_v1_tapir_proto_rawDescGZIP() []byte {
 	return file_tapir_v1_tapir_proto_rawDescData
 }
 
-var file_tapir_v1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_tapir_v1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tapir_v1_tapir_proto_goTypes = []any{
 	(*SensorMessage)(nil),    // 0: tapir.v1.SensorMessage
 	(*CollectorMessage)(nil), // 1: tapir.v1.CollectorMessage
@@ -1128,33 +1279,35 @@ var file_tapir_v1_tapir_proto_goTypes = []any{
 	(*PacketBlock)(nil),      // 6: tapir.v1.PacketBlock
 	(*Endpoint)(nil),         // 7: tapir.v1.Endpoint
 	(*FlowRecord)(nil),       // 8: tapir.v1.FlowRecord
-	(*SensorStats)(nil),      // 9: tapir.v1.SensorStats
-	(*Ack)(nil),              // 10: tapir.v1.Ack
-	(*FlowControl)(nil),      // 11: tapir.v1.FlowControl
-	(*SensorConfig)(nil),     // 12: tapir.v1.SensorConfig
-	nil,                      // 13: tapir.v1.SensorStats.CountersEntry
+	(*ExportedInfo)(nil),     // 9: tapir.v1.ExportedInfo
+	(*SensorStats)(nil),      // 10: tapir.v1.SensorStats
+	(*Ack)(nil),              // 11: tapir.v1.Ack
+	(*FlowControl)(nil),      // 12: tapir.v1.FlowControl
+	(*SensorConfig)(nil),     // 13: tapir.v1.SensorConfig
+	nil,                      // 14: tapir.v1.SensorStats.CountersEntry
 }
 var file_tapir_v1_tapir_proto_depIdxs = []int32{
 	2,  // 0: tapir.v1.SensorMessage.hello:type_name -> tapir.v1.Hello
 	5,  // 1: tapir.v1.SensorMessage.batch:type_name -> tapir.v1.Batch
 	4,  // 2: tapir.v1.CollectorMessage.hello_ack:type_name -> tapir.v1.HelloAck
-	10, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
-	11, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
-	12, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
+	11, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
+	12, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
+	13, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
 	3,  // 6: tapir.v1.Hello.interfaces:type_name -> tapir.v1.Interface
 	8,  // 7: tapir.v1.Batch.flows:type_name -> tapir.v1.FlowRecord
 	6,  // 8: tapir.v1.Batch.blocks:type_name -> tapir.v1.PacketBlock
-	9,  // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
+	10, // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
 	7,  // 10: tapir.v1.FlowRecord.source:type_name -> tapir.v1.Endpoint
 	7,  // 11: tapir.v1.FlowRecord.destination:type_name -> tapir.v1.Endpoint
-	13, // 12: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
-	0,  // 13: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
-	1,  // 14: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
-	14, // [14:15] is the sub-list for method output_type
-	13, // [13:14] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	9,  // 12: tapir.v1.FlowRecord.exported:type_name -> tapir.v1.ExportedInfo
+	14, // 13: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
+	0,  // 14: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
+	1,  // 15: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
+	15, // [15:16] is the sub-list for method output_type
+	14, // [14:15] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tapir_v1_tapir_proto_init() }
@@ -1178,7 +1331,7 @@ func file_tapir_v1_tapir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapir_v1_tapir_proto_rawDesc), len(file_tapir_v1_tapir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
