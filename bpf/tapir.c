@@ -1,0 +1,344 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//
+// tapir's eBPF data path. Two programs share one flow map:
+//
+//   tapir_tcx      tcx ingress and egress: exact per-flow, per-direction
+//                  packets, bytes, first/last seen and TCP flags.
+//   tapir_cutoff   socket filter on the AF_PACKET capture sockets: passes
+//                  the first budget bytes of each flow direction, every
+//                  TCP SYN/FIN/RST, pinned flows whole, and one keepalive
+//                  packet per direction per keepalive interval; drops the
+//                  rest before the kernel copies it into the ring.
+//
+// Nothing goes to userspace per packet: the ring buffer carries new-flow
+// events (only when userspace asks for them, to resolve Community ID pins)
+// and map-full events (at most one per CPU per 100 ms); every failure is
+// counted in a per-CPU counter array. Userspace reads and deletes idle
+// entries in batches.
+//
+// Oldest kernel: 6.6 (tcx attach). The programs themselves need 5.12
+// (BPF atomics, ring buffer); they use no CO-RE and only uapi headers.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "tapir.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+// Types only userspace reads (ring buffer events, counter indexes),
+// exported to BTF so that bpf2go -type generates them for Go.
+struct btf_exports {
+	enum counter counter;
+	struct event event;
+};
+volatile const struct btf_exports tapir_btf_exports;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); // set from configuration before load
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+} tapir_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cutoff_config);
+} tapir_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tapir_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} tapir_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pin_net_key);
+	__type(value, __u8);
+} tapir_pin_nets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} tapir_pin_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct flow_key);
+	__type(value, __u8);
+} tapir_pin_flows SEC(".maps");
+
+// Last map-full event per CPU, to rate-limit them.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} tapir_full_at SEC(".maps");
+
+static __always_inline void count(enum counter idx, __u64 n)
+{
+	__u32 i = idx;
+	__u64 *c = bpf_map_lookup_elem(&tapir_counters, &i);
+	if (c)
+		*c += n; // per-CPU: no atomics needed
+}
+
+struct pkt {
+	struct flow_key key;
+	__u32 len;   // wire length, a stripped VLAN tag included
+	__u8 dir;    // 0: A->B of the canonical key, 1: B->A
+	__u8 tcp_flags;
+};
+
+// addr_less compares 16-byte addresses as big-endian numbers, as
+// flow.Tuple.Key does; returns -1, 0 or 1.
+static __always_inline int addr_cmp(const __u8 *a, const __u8 *b)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	}
+	return 0;
+}
+
+// parse fills p from the Ethernet frame in skb. It returns 0 for a packet
+// the cut-off tracks (TCP, UDP or SCTP over IPv4/IPv6, not a fragment,
+// at most two VLAN tags), -1 for anything else.
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	__u32 off = ETH_HLEN;
+	__u16 proto;
+	__u16 outer = 0, inner = 0;
+	int ntags = 0;
+	__u8 src[16] = {}, dst[16] = {};
+	__u16 ports[2];
+	__u8 l4;
+
+	if (skb->vlan_present) {
+		outer = skb->vlan_tci & 0x0fff;
+		ntags = 1;
+		p->len = skb->len + 4;
+	} else {
+		p->len = skb->len;
+	}
+	if (bpf_skb_load_bytes(skb, 12, &proto, 2) < 0)
+		return -1;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		__u16 tci;
+		if (bpf_skb_load_bytes(skb, off, &tci, 2) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 2, &proto, 2) < 0)
+			return -1;
+		if (ntags == 0)
+			outer = bpf_ntohs(tci) & 0x0fff;
+		else if (ntags == 1)
+			inner = bpf_ntohs(tci) & 0x0fff;
+		ntags++;
+		off += 4;
+	}
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+		return -1; // more tags than userspace keys on
+	if (proto == bpf_htons(ETH_P_IP)) {
+		__u8 vihl;
+		__u16 frag;
+		if (bpf_skb_load_bytes(skb, off, &vihl, 1) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 6, &frag, 2) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 9, &l4, 1) < 0)
+			return -1;
+		if ((vihl >> 4) != 4 || (vihl & 0x0f) < 5)
+			return -1;
+		if (bpf_ntohs(frag) & 0x3fff)
+			return -1; // fragment: userspace attributes it
+		src[10] = dst[10] = src[11] = dst[11] = 0xff;
+		if (bpf_skb_load_bytes(skb, off + 12, &src[12], 4) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 16, &dst[12], 4) < 0)
+			return -1;
+		p->key.family = FAMILY_IPV4;
+		off += (vihl & 0x0f) * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, off + 6, &l4, 1) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 8, src, 16) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 24, dst, 16) < 0)
+			return -1;
+		p->key.family = FAMILY_IPV6;
+		off += 40; // extension headers: not tracked (see below)
+	} else {
+		return -1;
+	}
+	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP && l4 != IPPROTO_SCTP)
+		return -1;
+	if (bpf_skb_load_bytes(skb, off, ports, 4) < 0)
+		return -1;
+	p->tcp_flags = 0;
+	if (l4 == IPPROTO_TCP && bpf_skb_load_bytes(skb, off + 13, &p->tcp_flags, 1) < 0)
+		return -1;
+	p->key.proto = l4;
+	p->key.vlan = outer;
+	p->key.inner_vlan = inner;
+	__u16 sp = bpf_ntohs(ports[0]), dp = bpf_ntohs(ports[1]);
+	int c = addr_cmp(src, dst);
+	if (c < 0 || (c == 0 && sp <= dp)) {
+		__builtin_memcpy(p->key.a, src, 16);
+		__builtin_memcpy(p->key.b, dst, 16);
+		p->key.port_a = sp;
+		p->key.port_b = dp;
+		p->dir = 0;
+	} else {
+		__builtin_memcpy(p->key.a, dst, 16);
+		__builtin_memcpy(p->key.b, src, 16);
+		p->key.port_a = dp;
+		p->key.port_b = sp;
+		p->dir = 1;
+	}
+	return 0;
+}
+
+static __always_inline void map_full(__u64 now)
+{
+	__u32 zero = 0;
+	count(CNT_MAP_FULL, 1);
+	__u64 *at = bpf_map_lookup_elem(&tapir_full_at, &zero);
+	if (!at || now - *at < 100000000ULL)
+		return;
+	*at = now;
+	struct event ev = {.type = EVENT_MAP_FULL};
+	if (bpf_ringbuf_output(&tapir_events, &ev, sizeof(ev), 0) < 0)
+		count(CNT_EVENT_DROPS, 1);
+}
+
+// flow_get returns the flow's entry, creating it when absent. NULL means
+// the map is full (counted).
+static __always_inline struct flow_val *flow_get(struct pkt *p, __u64 now)
+{
+	struct flow_val *v = bpf_map_lookup_elem(&tapir_flows, &p->key);
+	if (v)
+		return v;
+	struct flow_val zero = {};
+	long err = bpf_map_update_elem(&tapir_flows, &p->key, &zero, BPF_NOEXIST);
+	if (err == 0) {
+		__u32 k = 0;
+		struct cutoff_config *cfg = bpf_map_lookup_elem(&tapir_config, &k);
+		count(CNT_NEW_FLOWS, 1);
+		if (cfg && (cfg->flags & CFG_NEW_FLOW_EVENTS)) {
+			struct event ev = {.type = EVENT_NEW_FLOW, .key = p->key};
+			if (bpf_ringbuf_output(&tapir_events, &ev, sizeof(ev), 0) < 0)
+				count(CNT_EVENT_DROPS, 1);
+		}
+	} else if (err != -17 /* EEXIST: another CPU created it */) {
+		map_full(now);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&tapir_flows, &p->key);
+}
+
+SEC("tc")
+int tapir_tcx(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+	if (parse(skb, &p) < 0) {
+		count(CNT_UNTRACKED, 1);
+		return TC_ACT_UNSPEC;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	struct flow_val *v = flow_get(&p, now);
+	if (!v)
+		return TC_ACT_UNSPEC;
+	struct dir_stats *d = &v->dir[p.dir & 1];
+	__sync_fetch_and_add(&d->packets, 1);
+	__sync_fetch_and_add(&d->bytes, p.len);
+	if (d->first_ns == 0)
+		__sync_val_compare_and_swap(&d->first_ns, 0, now);
+	d->last_ns = now;
+	if (p.tcp_flags && (d->tcp_flags & p.tcp_flags) != p.tcp_flags)
+		__sync_fetch_and_or(&d->tcp_flags, (__u32)p.tcp_flags);
+	count(CNT_TCX_PACKETS, 1);
+	return TC_ACT_UNSPEC;
+}
+
+// pinned re-evaluates the pins of a flow about to be cut.
+static __always_inline int pinned(struct flow_key *k)
+{
+	struct pin_net_key nk = {.prefixlen = 128};
+	__builtin_memcpy(nk.addr, k->a, 16);
+	if (bpf_map_lookup_elem(&tapir_pin_nets, &nk))
+		return 1;
+	__builtin_memcpy(nk.addr, k->b, 16);
+	if (bpf_map_lookup_elem(&tapir_pin_nets, &nk))
+		return 1;
+	if (bpf_map_lookup_elem(&tapir_pin_ports, &k->port_a) ||
+	    bpf_map_lookup_elem(&tapir_pin_ports, &k->port_b))
+		return 1;
+	return bpf_map_lookup_elem(&tapir_pin_flows, k) != NULL;
+}
+
+SEC("socket")
+int tapir_cutoff(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct cutoff_config *cfg = bpf_map_lookup_elem(&tapir_config, &zero);
+	if (!cfg || cfg->budget == 0)
+		return skb->len;
+	struct pkt p = {};
+	if (parse(skb, &p) < 0)
+		return skb->len; // untracked traffic is captured whole
+	__u64 now = bpf_ktime_get_ns();
+	struct flow_val *v = flow_get(&p, now);
+	if (!v)
+		return skb->len; // map full: fail open (userspace budget still applies)
+	struct dir_stats *d = &v->dir[p.dir & 1];
+	__u64 stored = d->stored_bytes;
+	if (stored < cfg->budget) {
+		__u32 n = p.len;
+		if (cfg->snaplen && n > cfg->snaplen)
+			n = cfg->snaplen;
+		__sync_fetch_and_add(&d->stored_bytes, n);
+		__sync_fetch_and_add(&d->stored_packets, 1);
+		d->pass_ns = now;
+		count(CNT_PASSED, 1);
+		return skb->len;
+	}
+	if (p.tcp_flags & (TCP_FIN | TCP_SYN | TCP_RST)) {
+		d->pass_ns = now;
+		count(CNT_PASSED_CONTROL, 1);
+		return skb->len;
+	}
+	if (v->pin_gen != cfg->pin_gen) {
+		v->pinned = pinned(&p.key);
+		v->pin_gen = cfg->pin_gen;
+	}
+	if (v->pinned) {
+		count(CNT_PASSED_PINNED, 1);
+		return skb->len;
+	}
+	if (cfg->keepalive_ns && now - d->pass_ns >= cfg->keepalive_ns) {
+		d->pass_ns = now;
+		count(CNT_PASSED_KEEPALIVE, 1);
+		return skb->len;
+	}
+	count(CNT_CUT_PACKETS, 1);
+	count(CNT_CUT_BYTES, p.len);
+	return 0;
+}
