@@ -41,6 +41,10 @@ type ECSEndpoint struct {
 	Port    uint16 `json:"port,omitempty"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
+	// Enrichment (collector): geo, as, domain.
+	Geo    *ECSGeo `json:"geo,omitempty"`
+	AS     *ECSAS  `json:"as,omitempty"`
+	Domain string  `json:"domain,omitempty"`
 }
 
 // ECSEvent is ECS event.*.
@@ -87,6 +91,9 @@ type ECSTapir struct {
 	BudgetCut   uint64            `json:"budget_cut_packets,omitempty"`
 	ICMP        *ECSTapirICMP     `json:"icmp,omitempty"`
 	Exporter    *ECSTapirExporter `json:"exporter,omitempty"` // records from flow exporters
+	// Enrichment (collector).
+	Rarity       *ECSRarity `json:"rarity,omitempty"`
+	DomainSource string     `json:"domain_source,omitempty"` // where destination.domain came from
 }
 
 // ECSTapirDir is tapir's per-direction detail.
@@ -94,6 +101,8 @@ type ECSTapirDir struct {
 	TCPFlags      string `json:"tcp_flags,omitempty"`
 	StoredPackets uint64 `json:"stored_packets"`
 	StoredBytes   uint64 `json:"stored_bytes"`
+	// Asset is the asset inventory entry of this end (collector enrichment).
+	Asset *ECSAsset `json:"asset,omitempty"`
 }
 
 // ECSTapirICMP carries the ICMP type and code of the first message.
