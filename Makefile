@@ -7,7 +7,32 @@ export TAPIR_PCAPS ?= $(PCAPS)
 
 BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 
-.PHONY: all build deps test test-unit bench demo generate check-generate fmt vet clean
+.PHONY: all build deps test test-unit bench demo generate check-generate fmt vet clean services-up services-down
+
+# Services the integration tests and benchmarks use (deploy/kafka,
+# deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
+# 127.0.0.1, jars from Maven Central cached in .cache/jars, data in
+# temporary directories, run state and logs in .cache/services.
+KAFKA_PORT ?= 9092
+HBASE_ZK_PORT ?= 2181
+SERVICES_ENV := TAPIR_KAFKA=127.0.0.1:$(KAFKA_PORT) TAPIR_HBASE_ZK=127.0.0.1:$(HBASE_ZK_PORT)
+SERVICE_LOGS := .cache/services/logs
+# with-services CMD: start Kafka and HBase, run CMD with their addresses in
+# the environment, stop them whatever happened; when start-up or CMD fails,
+# keep the services' logs under $(SERVICE_LOGS)/<time>/.
+define with-services
+	@set -uo pipefail; rc=0; \
+	trap './deploy/hbase/stop.sh; ./deploy/kafka/stop.sh' EXIT; \
+	{ TAPIR_KAFKA_PORT=$(KAFKA_PORT) ./deploy/kafka/start.sh && \
+	  TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) ./deploy/hbase/start.sh && \
+	  $(SERVICES_ENV) $(1); } || rc=$$?; \
+	if [ $$rc -ne 0 ]; then \
+	  d=$(SERVICE_LOGS)/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$d; \
+	  cp .cache/services/kafka/kafka.log .cache/services/hbase/hbase.log $$d/ 2>/dev/null; \
+	  echo "services' logs of this failed run: $$d"; \
+	fi; \
+	exit $$rc
+endef
 
 all: build
 
@@ -18,12 +43,24 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector ./collector/cmd/tapir
 
-# make test: installs test dependencies, starts the services the tests use,
-# and runs every test. Tests that need root, a tool or a service fail
-# (instead of skipping) because TAPIR_REQUIRE_ALL=1.
+# make test: installs test dependencies, starts the services the tests use
+# (Kafka, HBase; stopped afterwards even on failure), and runs every test.
+# Tests that need root, a tool or a service fail (instead of skipping)
+# because TAPIR_REQUIRE_ALL=1.
 test: deps build
 	$(GO) vet ./...
-	TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./...
+	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./...)
+
+# For people: start Kafka and HBase and leave them running (stop with
+# make services-down); prints the environment the tests and tapir use.
+services-up: deps
+	TAPIR_KAFKA_PORT=$(KAFKA_PORT) ./deploy/kafka/start.sh
+	TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) ./deploy/hbase/start.sh
+	@echo "export $(SERVICES_ENV)"
+
+services-down:
+	./deploy/hbase/stop.sh
+	./deploy/kafka/stop.sh
 
 # Quick local run: tests skip what is missing.
 test-unit:
@@ -31,6 +68,7 @@ test-unit:
 
 bench: deps build
 	./bench/run.sh
+	$(call with-services,./deploy/kafka/perf-compare.sh)
 
 demo: deps build
 	./deploy/demo.sh

@@ -3,6 +3,9 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 pkgs=(tshark tcpdump tcpreplay softflowd nfdump kcat iproute2 ethtool protobuf-compiler clang llvm libbpf-dev bpftool iperf3 netsniff-ng wireshark-common)
+# Kafka and HBase for the integration tests and benchmarks (deploy/kafka,
+# deploy/hbase): a JDK to run them, Maven to fetch their jars, curl for checks.
+pkgs+=(openjdk-17-jre-headless maven curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Starts Apache HBase 2.x in standalone mode (HMaster, one region server and
+# ZooKeeper in one JVM; hbase.rootdir on the local filesystem) on 127.0.0.1
+# for tapir's tests, benchmarks and demos, and waits until the master has
+# finished initialising (hbase:meta and hbase:namespace online).
+#
+#   deploy/hbase/start.sh            # fetch jars if needed, start, wait
+#
+# Environment (defaults in brackets):
+#   TAPIR_HBASE_ZK_PORT [2181]   ZooKeeper client port on 127.0.0.1
+#   TAPIR_HBASE_HEAP [1g]        JVM heap
+#   TAPIR_HBASE_START_TIMEOUT [180] seconds to wait for readiness
+#   TAPIR_SERVICES_DIR [<repo>/.cache/services] run state (pid, config, log)
+# Master RPC 16000, region server RPC 16020, master web UI/JMX 16010.
+# Data lives in a fresh temporary directory removed by stop.sh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+zk=${TAPIR_HBASE_ZK_PORT:-2181}
+heap=${TAPIR_HBASE_HEAP:-1g}
+timeout=${TAPIR_HBASE_START_TIMEOUT:-180}
+run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/hbase
+jars=$root/.cache/jars/hbase
+
+if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+  echo "hbase: already running (pid $(cat "$run/pid"))"
+  exec "$here/check.sh"
+fi
+"$here/fetch.sh"
+mkdir -p "$run/conf"
+rm -f "$run/pid"
+data=$(mktemp -d /tmp/tapir-hbase.XXXXXX)
+echo "$data" >"$run/data"
+cat >"$run/conf/hbase-site.xml" <<XML
+<?xml version="1.0"?>
+<configuration>
+  <property><name>hbase.cluster.distributed</name><value>false</value></property>
+  <property><name>hbase.rootdir</name><value>file://$data/hbase</value></property>
+  <property><name>hbase.tmp.dir</name><value>$data/tmp</value></property>
+  <property><name>hbase.zookeeper.property.dataDir</name><value>$data/zookeeper</value></property>
+  <property><name>hbase.zookeeper.quorum</name><value>127.0.0.1</value></property>
+  <property><name>hbase.zookeeper.property.clientPort</name><value>$zk</value></property>
+  <!-- the local filesystem has no hflush/hsync capability flags -->
+  <property><name>hbase.unsafe.stream.capability.enforce</name><value>false</value></property>
+  <property><name>hbase.wal.provider</name><value>filesystem</value></property>
+  <property><name>hbase.master.hostname</name><value>127.0.0.1</value></property>
+  <property><name>hbase.unsafe.regionserver.hostname</name><value>127.0.0.1</value></property>
+  <property><name>hbase.regionserver.hostname</name><value>127.0.0.1</value></property>
+  <property><name>hbase.master.ipc.address</name><value>127.0.0.1</value></property>
+  <property><name>hbase.regionserver.ipc.address</name><value>127.0.0.1</value></property>
+  <property><name>hbase.master.info.bindAddress</name><value>127.0.0.1</value></property>
+  <property><name>hbase.master.info.port</name><value>16010</value></property>
+  <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
+  <!-- packet blocks are large cells (up to a few MiB per put) -->
+  <property><name>hbase.client.keyvalue.maxsize</name><value>67108864</value></property>
+  <property><name>hbase.server.keyvalue.maxsize</name><value>67108864</value></property>
+  <!-- small machine: fewer handler threads, no periodic balancing -->
+  <property><name>hbase.regionserver.handler.count</name><value>16</value></property>
+  <property><name>hbase.balancer.period</name><value>3600000</value></property>
+</configuration>
+XML
+cat >"$run/conf/log4j.properties" <<'PROPS'
+log4j.rootLogger=INFO,console
+log4j.appender.console=org.apache.log4j.ConsoleAppender
+log4j.appender.console.layout=org.apache.log4j.PatternLayout
+log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{2}: %m%n
+log4j.logger.org.apache.zookeeper=WARN
+log4j.logger.org.apache.hadoop.hbase.zookeeper=WARN
+log4j.logger.org.apache.hadoop=WARN
+log4j.logger.org.apache.hadoop.hbase=INFO
+PROPS
+# JDK 17 needs the module opens that bin/hbase adds for JDK 11+.
+java_opts=(-Xms256m "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true
+  -Djava.net.preferIPv4Stack=true
+  "-Dhbase.log.dir=$run" "-Dlog4j.configuration=file:$run/conf/log4j.properties"
+  -Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true
+  --add-opens=java.base/java.lang=ALL-UNNAMED
+  --add-opens=java.base/java.lang.reflect=ALL-UNNAMED
+  --add-opens=java.base/java.nio=ALL-UNNAMED
+  --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
+  --add-opens=java.base/java.io=ALL-UNNAMED
+  --add-opens=java.base/java.util=ALL-UNNAMED
+  --add-opens=java.base/java.util.concurrent=ALL-UNNAMED
+  --add-opens=java.base/jdk.internal.misc=ALL-UNNAMED
+  --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED
+  --add-exports=java.base/sun.net.util=ALL-UNNAMED
+  -cp "$run/conf:$jars/*")
+nohup java "${java_opts[@]}" org.apache.hadoop.hbase.master.HMaster start >"$run/hbase.log" 2>&1 &
+echo $! >"$run/pid"
+echo "hbase: starting (pid $!, data $data, log $run/hbase.log)"
+deadline=$((SECONDS + timeout))
+until "$here/check.sh" >/dev/null 2>&1; do
+  if ! kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+    echo "hbase: exited during start-up; last log lines:" >&2
+    tail -n 40 "$run/hbase.log" >&2
+    exit 1
+  fi
+  if [ $SECONDS -ge $deadline ]; then
+    echo "hbase: not ready after ${timeout}s; last log lines:" >&2
+    tail -n 40 "$run/hbase.log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+echo "hbase: ready (TAPIR_HBASE_ZK=127.0.0.1:$zk)"

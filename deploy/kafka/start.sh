@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Starts Apache Kafka 4.x as a single KRaft node (broker + controller in one
+# JVM) on 127.0.0.1 for tapir's tests, benchmarks and demos, and waits until
+# it answers metadata requests.
+#
+#   deploy/kafka/start.sh            # fetch jars if needed, start, wait
+#
+# Environment (defaults in brackets):
+#   TAPIR_KAFKA_PORT [9092]      client listener on 127.0.0.1
+#   TAPIR_KAFKA_CTRL_PORT [9093] controller listener on 127.0.0.1
+#   TAPIR_KAFKA_HEAP [768m]      JVM heap
+#   TAPIR_KAFKA_START_TIMEOUT [120] seconds to wait for readiness
+#   TAPIR_SERVICES_DIR [<repo>/.cache/services] run state (pid, config, log)
+# Data lives in a fresh temporary directory removed by stop.sh. On failure
+# the log is printed and kept in $TAPIR_SERVICES_DIR/kafka/kafka.log.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+port=${TAPIR_KAFKA_PORT:-9092}
+ctrl=${TAPIR_KAFKA_CTRL_PORT:-9093}
+heap=${TAPIR_KAFKA_HEAP:-768m}
+timeout=${TAPIR_KAFKA_START_TIMEOUT:-120}
+run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/kafka
+jars=$root/.cache/jars/kafka
+
+if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+  echo "kafka: already running (pid $(cat "$run/pid"))"
+  exec "$here/check.sh"
+fi
+"$here/fetch.sh"
+mkdir -p "$run"
+rm -f "$run/pid"
+data=$(mktemp -d /tmp/tapir-kafka.XXXXXX)
+echo "$data" >"$run/data"
+cat >"$run/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$ctrl
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$data/logs
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.flush.interval.messages=9223372036854775807
+PROPS
+cat >"$run/log4j2.properties" <<'PROPS'
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+PROPS
+java_opts=(-Xms256m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+  -Djava.awt.headless=true "-Dlog4j2.configurationFile=$run/log4j2.properties"
+  -cp "$jars/*")
+# A KRaft node needs its storage formatted with a cluster id (22 characters
+# of URL-safe base64 of 16 random bytes, what kafka-storage random-uuid prints).
+cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
+  -c "$run/server.properties" >"$run/kafka.log" 2>&1 || {
+  echo "kafka: storage format failed:" >&2; cat "$run/kafka.log" >&2; exit 1; }
+nohup java "${java_opts[@]}" kafka.Kafka "$run/server.properties" >>"$run/kafka.log" 2>&1 &
+echo $! >"$run/pid"
+echo "kafka: starting (pid $!, data $data, log $run/kafka.log)"
+deadline=$((SECONDS + timeout))
+until "$here/check.sh" >/dev/null 2>&1; do
+  if ! kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+    echo "kafka: exited during start-up; last log lines:" >&2
+    tail -n 40 "$run/kafka.log" >&2
+    exit 1
+  fi
+  if [ $SECONDS -ge $deadline ]; then
+    echo "kafka: not ready after ${timeout}s; last log lines:" >&2
+    tail -n 40 "$run/kafka.log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+echo "kafka: ready on 127.0.0.1:$port (TAPIR_KAFKA=127.0.0.1:$port)"
