@@ -41,6 +41,12 @@ type LiveConfig struct {
 	Filter string `yaml:"filter"`
 	// Tcpdump is the path of tcpdump used to compile Filter ("" = PATH).
 	Tcpdump string `yaml:"tcpdump"`
+	// EBPFFilter, when positive, is the file descriptor of an eBPF socket
+	// filter program (sensor/ebpf's capture cut-off) attached to every
+	// socket with SO_ATTACH_BPF in place of the classic filter. A socket
+	// holds one filter, so EBPFFilter and Filter are exclusive: the
+	// sensor turns the cut-off off when a capture filter is configured.
+	EBPFFilter int `yaml:"-"`
 }
 
 // DefaultLiveConfig returns the defaults for live capture on iface.
@@ -85,6 +91,9 @@ func (c LiveConfig) Validate() error {
 	}
 	if c.BlockTimeout < time.Millisecond {
 		errs = append(errs, fmt.Errorf("block-timeout %v: must be at least 1ms", c.BlockTimeout))
+	}
+	if c.EBPFFilter > 0 && c.Filter != "" {
+		errs = append(errs, errors.New("filter and an eBPF socket filter are exclusive (one filter per socket)"))
 	}
 	if c.PollTimeout < time.Millisecond {
 		errs = append(errs, fmt.Errorf("poll-timeout %v: must be at least 1ms (an idle interface must not block forever)", c.PollTimeout))

@@ -106,7 +106,12 @@ func openLive(cfg LiveConfig, link uint16, prog []bpf.RawInstruction, vm *bpf.VM
 		return nil, fmt.Errorf("open ring: %w", err)
 	}
 	s := &LiveSource{cfg: cfg, tp: tp, link: link, scratch: make([]byte, cfg.SnapLen+4), startup: true}
-	if err := tp.SetBPF(prog); err != nil {
+	if cfg.EBPFFilter > 0 {
+		if err := tp.SetEBPF(int32(cfg.EBPFFilter)); err != nil {
+			tp.Close()
+			return nil, fmt.Errorf("attach eBPF socket filter: %w", err)
+		}
+	} else if err := tp.SetBPF(prog); err != nil {
 		tp.Close()
 		return nil, fmt.Errorf("attach filter: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tapir-sensor/tapir/flow"
 )
 
 // Default configuration values.
@@ -52,6 +54,11 @@ type Config struct {
 	// direction were stored (the packet that crosses the budget is stored
 	// whole); later packets are only counted. 0 means unlimited.
 	BudgetBytes int64 `yaml:"budget_bytes"`
+	// BudgetExempt, when set, is asked about a flow whose direction has
+	// spent its budget, before a packet is cut: true stores the flow
+	// whole from then on (flows an analyst pinned). It runs on the
+	// table's goroutine and must not block.
+	BudgetExempt func(k *flow.Key) bool `yaml:"-"`
 	// SnapLen is the most bytes stored of one packet; 0 stores all the
 	// captured bytes.
 	SnapLen int `yaml:"snap_len"`

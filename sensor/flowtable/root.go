@@ -85,6 +85,7 @@ const (
 	stFinB    // FIN seen from B
 	stRST     // RST seen
 	stClosing // FIN both ways or RST: lingering until the close deadline
+	stExempt  // Config.BudgetExempt said the flow is stored whole
 )
 
 // dirStats counts one direction (A->B or B->A) of an entry.
@@ -253,7 +254,7 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 
 	storeLen := 0
 	if store {
-		if t.budget > 0 && ds.storedBytes >= t.budget {
+		if t.budget > 0 && ds.storedBytes >= t.budget && !t.exempt(e) {
 			if e.budgetCut != ^uint32(0) {
 				e.budgetCut++
 			}
@@ -296,6 +297,19 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 		t.lruPushFront(idx)
 	}
 	return &e.user, storeLen
+}
+
+// exempt reports whether flow e is exempt from the capture budget,
+// asking Config.BudgetExempt once until it says yes.
+func (t *Table[T]) exempt(e *entry[T]) bool {
+	if e.state&stExempt != 0 {
+		return true
+	}
+	if t.cfg.BudgetExempt != nil && t.cfg.BudgetExempt(&e.key) {
+		e.state |= stExempt
+		return true
+	}
+	return false
 }
 
 // create opens a flow for key k whose first packet runs in the key's
