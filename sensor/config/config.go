@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tapir-sensor/tapir/sensor/capture"
+	"github.com/tapir-sensor/tapir/sensor/ebpf"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 	"github.com/tapir-sensor/tapir/sensor/export"
 )
@@ -26,6 +27,9 @@ type Config struct {
 	Output Output `yaml:"output"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// EBPF configures the eBPF data path (in-kernel flow counters and the
+	// capture cut-off) for live capture; see sensor/ebpf.
+	EBPF ebpf.Config `yaml:"ebpf"`
 }
 
 // Capture configures live AF_PACKET capture: which interfaces, how many
@@ -69,6 +73,7 @@ func Default() Config {
 		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
 		Output:  Output{Collector: defaultExport()},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
+		EBPF:    ebpf.DefaultConfig(),
 	}
 }
 
@@ -110,6 +115,11 @@ func (c *Config) Validate(live bool) error {
 			if err := lc.Validate(); err != nil {
 				return fmt.Errorf("%w: capture on %s: %v", ErrInvalid, iface, err)
 			}
+		}
+	}
+	if c.EBPF.Enable {
+		if err := c.EBPF.Validate(); err != nil {
+			return fmt.Errorf("%w: ebpf: %v", ErrInvalid, err)
 		}
 	}
 	o := c.Output

@@ -59,6 +59,9 @@ type options struct {
 	tlsDir        string
 	insecure      bool
 	drainTimeout  time.Duration
+	ebpf          bool
+	ebpfMapSize   int
+	pins          multiFlag
 }
 
 type multiFlag []string
@@ -99,6 +102,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.workers, "workers", 0, "workers (fanout sockets) per interface")
 	fs.StringVar(&o.filter, "filter", "", "tcpdump-syntax capture filter (live capture)")
 	fs.IntVar(&o.seed, "community-seed", -1, "Community ID seed (0-65535)")
+	fs.BoolVar(&o.ebpf, "ebpf", false, "eBPF data path: exact kernel flow counters and the capture cut-off (needs --budget; falls back to userspace)")
+	fs.IntVar(&o.ebpfMapSize, "ebpf-map-size", 0, "entries of the kernel flow map (ebpf.max_flows)")
+	fs.Var(&o.pins, "pin", "capture a flow whole: an address, a CIDR net, port:N or a Community ID; repeatable")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tapir-sensor [check-config] (-r FILE | -i IFACE) [flags]\n\n")
@@ -174,6 +180,9 @@ func loadConfig(o *options) (config.Config, error) {
 		}
 		cfg.Engine.CommunitySeed = uint16(o.seed)
 	}
+	if err := applyEBPFFlags(o, &cfg); err != nil {
+		return cfg, err
+	}
 	if len(o.interfaces) > 0 {
 		cfg.Capture.Interfaces = o.interfaces
 	}
@@ -212,6 +221,10 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 	defer stop()
 	reg := prometheus.NewRegistry()
 
+	dp := startEBPF(o, cfg, logger, reg)
+	if dp != nil {
+		defer dp.Stop()
+	}
 	sources, err := openSources(o, cfg, logger)
 	if err != nil {
 		return err
@@ -255,7 +268,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		closers = append(closers, bo.Close)
 	}
 	if len(cfg.Output.Collector.Collectors) > 0 {
-		ex, cerr := startExport(cfg, sources, logger, reg)
+		ex, cerr := startExport(cfg, sources, logger, reg, onPushedConfig(dp, logger))
 		if cerr != nil {
 			return cerr
 		}
@@ -264,7 +277,11 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		stream = ex
 	}
 
-	eng, err := engine.New(cfg.Engine, engine.Dependencies{Sources: sources, Sink: sinks, Logger: logger, Registerer: reg})
+	var sink engine.Sink = sinks
+	if dp != nil {
+		sink = dp.WrapSink(sinks)
+	}
+	eng, err := engine.New(cfg.Engine, engine.Dependencies{Sources: sources, Sink: sink, Logger: logger, Registerer: reg})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/config"
 	"github.com/tapir-sensor/tapir/sensor/export"
@@ -40,7 +41,7 @@ func startMetrics(addr string, reg *prometheus.Registry, logger *slog.Logger, li
 
 // startExport starts the collector stream. The engine's counters ride
 // along as SensorStats once the engine exists (statsFn is set later).
-func startExport(cfg *config.Config, sources []capture.Source, logger *slog.Logger, reg prometheus.Registerer) (*streamSink, error) {
+func startExport(cfg *config.Config, sources []capture.Source, logger *slog.Logger, reg prometheus.Registerer, onConfig func(*tapirv1.SensorConfig)) (*streamSink, error) {
 	ec := cfg.Output.Collector
 	ec.SensorID = cfg.Engine.SensorID
 	ec.Version = version
@@ -55,7 +56,7 @@ func startExport(cfg *config.Config, sources []capture.Source, logger *slog.Logg
 	ec.Capabilities = []string{"flows", "blocks"}
 	ss := &streamSink{}
 	ex, err := export.New(ec, export.Dependencies{Logger: logger.With("component", "export"), Registerer: reg,
-		Stats: ss.stats})
+		Stats: ss.stats, OnConfig: onConfig})
 	if err != nil {
 		return nil, err
 	}
