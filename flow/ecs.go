@@ -10,14 +10,20 @@ import (
 // object that `--flows-out`, `tapir flows` and the Kafka flows topic carry.
 // Enrichers add their own top-level objects next to these.
 type ECS struct {
-	Timestamp   time.Time      `json:"@timestamp"`
-	Network     ECSNetwork     `json:"network"`
-	Source      ECSEndpoint    `json:"source"`
-	Destination ECSEndpoint    `json:"destination"`
-	Event       ECSEvent       `json:"event"`
-	Tapir       ECSTapir       `json:"tapir"`
-	Observer    *ECSObserver   `json:"observer,omitempty"`
-	Extra       map[string]any `json:"-"`
+	Timestamp   time.Time    `json:"@timestamp"`
+	Network     ECSNetwork   `json:"network"`
+	Source      ECSEndpoint  `json:"source"`
+	Destination ECSEndpoint  `json:"destination"`
+	Event       ECSEvent     `json:"event"`
+	Tapir       ECSTapir     `json:"tapir"`
+	Observer    *ECSObserver `json:"observer,omitempty"`
+	// Application metadata (sensor): see AppMeta.
+	DNS       *ECSDNS        `json:"dns,omitempty"`
+	TLS       *ECSTLS        `json:"tls,omitempty"`
+	HTTP      *ECSHTTP       `json:"http,omitempty"`
+	URL       *ECSURL        `json:"url,omitempty"`
+	UserAgent *ECSUserAgent  `json:"user_agent,omitempty"`
+	Extra     map[string]any `json:"-"`
 }
 
 // ECSNetwork is ECS network.*.
@@ -94,6 +100,9 @@ type ECSTapir struct {
 	// Enrichment (collector).
 	Rarity       *ECSRarity `json:"rarity,omitempty"`
 	DomainSource string     `json:"domain_source,omitempty"` // where destination.domain came from
+	// Application metadata and timeline (sensor).
+	SSH      *ECSTapirSSH `json:"ssh,omitempty"`
+	Timeline *ECSTimeline `json:"timeline,omitempty"`
 }
 
 // ECSTapirDir is tapir's per-direction detail.
@@ -180,6 +189,9 @@ func (r *Record) ToECS() *ECS {
 	}
 	if r.App != nil {
 		r.App.addECS(e)
+	}
+	if r.Timeline != nil {
+		r.Timeline.addECS(e, r.Start)
 	}
 	if r.Enrichment != nil {
 		r.Enrichment.addECS(e)

@@ -91,7 +91,10 @@ type Record struct {
 	BudgetCut uint64
 	// App holds application metadata extracted at the sensor; nil when
 	// none. Enrichment holds the collector's context; nil when none.
-	App        *AppMeta
+	App *AppMeta
+	// Timeline holds packets and bytes per interval of a long flow
+	// (sensor); nil when none.
+	Timeline   *Timeline
 	Enrichment *Enrichment
 	// Exported is set on records that a flow exporter (router, switch,
 	// firewall) sent over NetFlow, IPFIX or sFlow; nil for sensor records.

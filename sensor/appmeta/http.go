@@ -166,4 +166,3 @@ func ParseSSHIdent(b []byte) (string, error) {
 	}
 	return "", errNeedMore
 }
-

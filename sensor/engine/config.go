@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/sensor/appmeta"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
 )
 
@@ -19,6 +20,11 @@ type Config struct {
 	Flows flowtable.Config `yaml:"flows"`
 	// Blocks configures packet blocks.
 	Blocks BlockConfig `yaml:"blocks"`
+	// Metadata configures application metadata extraction (DNS, TLS,
+	// HTTP, SSH) on the first payload packets of each flow.
+	Metadata appmeta.Config `yaml:"metadata"`
+	// Timeline configures per-flow packet and byte timelines.
+	Timeline TimelineConfig `yaml:"timeline"`
 	// TickInterval is how often (wall clock) an idle worker advances its
 	// timers and publishes its counters.
 	TickInterval time.Duration `yaml:"tick_interval"`
@@ -40,6 +46,21 @@ type BlockConfig struct {
 	Compression string `yaml:"compression"`
 }
 
+// TimelineConfig says which flows carry a timeline (packets and bytes
+// per interval, compressed with go-tsz) and how fine it is.
+type TimelineConfig struct {
+	// Enabled turns timelines on (default true).
+	Enabled bool `yaml:"enabled"`
+	// Interval is the bucket width (default 1s, at least 1ms).
+	Interval time.Duration `yaml:"interval"`
+	// MinDuration: only records of flows that lasted at least this long
+	// carry a timeline (default 10s).
+	MinDuration time.Duration `yaml:"min_duration"`
+	// MaxPoints caps the non-empty intervals kept per flow (default
+	// 3600); later ones are counted in the timeline's Cut.
+	MaxPoints int `yaml:"max_points"`
+}
+
 // DefaultConfig returns the defaults: 128 KiB blocks closed after 2 s,
 // 256 MiB of open blocks per worker, fastest zstd.
 func DefaultConfig() Config {
@@ -47,6 +68,8 @@ func DefaultConfig() Config {
 		SensorID:     "sensor",
 		Flows:        flowtable.DefaultConfig(),
 		TickInterval: 250 * time.Millisecond,
+		Metadata:     appmeta.DefaultConfig(),
+		Timeline:     TimelineConfig{Enabled: true, Interval: time.Second, MinDuration: 10 * time.Second, MaxPoints: 3600},
 		Blocks: BlockConfig{
 			MaxBytes:    128 << 10,
 			MaxAge:      2 * time.Second,
@@ -72,6 +95,22 @@ func (c *Config) Validate() error {
 	}
 	if c.TickInterval <= 0 {
 		return fmt.Errorf("%w: tick_interval %v must be > 0", ErrInvalidConfig, c.TickInterval)
+	}
+	if c.Metadata.Enabled {
+		if err := c.Metadata.Validate(); err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+	}
+	if tl := c.Timeline; tl.Enabled {
+		if tl.Interval < time.Millisecond || tl.Interval > time.Hour {
+			return fmt.Errorf("%w: timeline.interval %v not in [1ms, 1h]", ErrInvalidConfig, tl.Interval)
+		}
+		if tl.MinDuration < 0 {
+			return fmt.Errorf("%w: timeline.min_duration %v is negative", ErrInvalidConfig, tl.MinDuration)
+		}
+		if tl.MaxPoints < 1 || tl.MaxPoints > 1<<20 {
+			return fmt.Errorf("%w: timeline.max_points %d not in [1, 1048576]", ErrInvalidConfig, tl.MaxPoints)
+		}
 	}
 	b := c.Blocks
 	if b.MaxBytes < 1024 || b.MaxBytes > block.MaxRawBody/2 {

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/appmeta"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/decode"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
@@ -24,6 +25,8 @@ type Stats struct {
 	OpenBlockBytes    uint64 // gauge: uncompressed bytes in open blocks
 	Records           uint64 // flow records handed to the sink
 	SinkErrors        uint64 // sink calls that failed
+	Timelines         uint64 // records that carried a timeline
+	Metadata          appmeta.Stats
 	Flows             flowtable.Stats
 	Decode            decode.Counters
 	Sources           []capture.Stats
@@ -42,6 +45,8 @@ func (s *Stats) add(o *Stats) {
 	s.OpenBlockBytes += o.OpenBlockBytes
 	s.Records += o.Records
 	s.SinkErrors += o.SinkErrors
+	s.Timelines += o.Timelines
+	s.Metadata.Add(&o.Metadata)
 	s.Flows.Add(&o.Flows)
 	s.Decode.Merge(&o.Decode)
 }
@@ -61,6 +66,7 @@ func newCollector(e *Engine) *collector {
 	c.descs["source_kernel_drops_total"] = prometheus.NewDesc("tapir_sensor_source_kernel_drops_total", "Packets the kernel dropped because a capture ring was full, per source.", []string{"source"}, nil)
 	c.descs["source_kernel_packets_total"] = prometheus.NewDesc("tapir_sensor_source_kernel_packets_total", "Packets the kernel handed to a capture socket, per source.", []string{"source"}, nil)
 	c.descs["source_freezes_total"] = prometheus.NewDesc("tapir_sensor_source_queue_freezes_total", "TPACKET_V3 ring freezes, per source.", []string{"source"}, nil)
+	c.descs["metadata_protocol_flows_total"] = prometheus.NewDesc("tapir_sensor_metadata_protocol_flows_total", "Flows recognised by application protocol.", []string{"protocol"}, nil)
 	c.descs["ip_protocol_packets_total"] = prometheus.NewDesc("tapir_sensor_ip_protocol_packets_total", "Packets by IP protocol.", []string{"protocol"}, nil)
 	return c
 }
@@ -89,6 +95,13 @@ var metricHelp = map[string]string{
 	"decode_truncated_total":      "Frames that ended before a header the decoder needed.",
 	"decode_malformed_total":      "Frames with an impossible header field.",
 	"decode_unsupported_total":    "Frames of a link type or encapsulation the decoder does not take apart (still stored).",
+	"timelines_total":             "Flow records that carried a timeline.",
+	"metadata_flows_total":        "Flows whose payload the metadata extractor looked at.",
+	"metadata_completed_total":    "Flows whose metadata was complete within the packet budget.",
+	"metadata_parse_errors_total": "Flow directions whose metadata was given up as malformed.",
+	"metadata_gaps_total":         "TCP flow directions given up at a sequence gap (reassembly is in order only).",
+	"metadata_overflows_total":    "TCP flow directions whose first message exceeded metadata.max_bytes.",
+	"metadata_packet_limit_total": "Flow directions that spent metadata.max_packets before completing.",
 }
 
 // Describe implements prometheus.Collector.
@@ -130,6 +143,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("decode_truncated_total", s.Decode.Truncated)
 	counter("decode_malformed_total", s.Decode.Malformed)
 	counter("decode_unsupported_total", s.Decode.Unsupported)
+	counter("timelines_total", s.Timelines)
+	m := &s.Metadata
+	counter("metadata_flows_total", m.Flows)
+	counter("metadata_completed_total", m.Completed)
+	counter("metadata_parse_errors_total", m.ParseErrors)
+	counter("metadata_gaps_total", m.Gaps)
+	counter("metadata_overflows_total", m.Overflows)
+	counter("metadata_packet_limit_total", m.PacketLimit)
+	for _, p := range []struct {
+		name string
+		n    uint64
+	}{{"dns", m.DNS}, {"tls", m.TLS}, {"quic", m.QUIC}, {"http", m.HTTP}, {"ssh", m.SSH}} {
+		ch <- prometheus.MustNewConstMetric(c.descs["metadata_protocol_flows_total"], prometheus.CounterValue, float64(p.n), p.name)
+	}
 	for r := flow.ReasonFIN; int(r) < len(s.Flows.Ended); r++ {
 		ch <- prometheus.MustNewConstMetric(c.descs["flows_ended_total"], prometheus.CounterValue, float64(s.Flows.Ended[r]), r.String())
 	}

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/appmeta"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/decode"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
@@ -23,7 +26,23 @@ type flowState struct {
 	gen      uint64         // generation of the open block (see openBlock)
 	nextSeq  uint32         // block number of the flow's next block
 	linkType uint16         // link type of the open block
+
+	// Application metadata (see appMeta) and timeline (see timeline).
+	app     *appmeta.Flow         // nil until the flow carries payload
+	tl      *flow.TimelineBuilder // nil until the flow spans a second interval
+	tlStart int64                 // first packet time, Unix ns
+	tlEnd   int64                 // end of the open interval, Unix ns (0: no packet yet)
+	tlBytes uint64                // wire bytes in the open interval
+	tlPkts  uint32                // packets in the open interval
+	mflags  uint8                 // mInit, mInitFwd, mDone
 }
+
+// flowState.mflags bits.
+const (
+	mInit    = 1 << iota // the flow's first packet was seen
+	mInitFwd             // the initiator sends in the key's forward direction
+	mDone                // metadata complete or not applicable: no more work per packet
+)
 
 // openBlock is an entry of the worker's FIFO of open blocks, oldest first,
 // used to close blocks by age and by the buffered-bytes budget. An entry
@@ -58,6 +77,11 @@ type worker struct {
 	orphanSt flowState
 	sinkErr  error
 
+	meta       *appmeta.Extractor // nil when metadata is off
+	tlInterval int64              // timeline interval in ns; 0 when timelines are off
+	tlPool     []*flow.TimelineBuilder
+	tlEmpty    flow.TimelineBuilder
+
 	stats Stats // owned by the worker goroutine
 
 	mu      sync.Mutex
@@ -83,6 +107,15 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 	fc.SensorID = cfg.SensorID
 	fc.Interface = w.iface
 	fc.CommunitySeed = cfg.CommunitySeed
+	if cfg.Metadata.Enabled {
+		if w.meta, err = appmeta.New(cfg.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Timeline.Enabled {
+		w.tlInterval = int64(cfg.Timeline.Interval)
+		w.tlEmpty.Init(cfg.Timeline.Interval, cfg.Timeline.MaxPoints)
+	}
 	w.table, err = flowtable.New(fc, ids, w.onRecord)
 	if err != nil {
 		return nil, err
@@ -159,6 +192,12 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	if st == nil {
 		w.storeOrphan(data, ci)
 		return
+	}
+	if w.meta != nil && st.mflags&mDone == 0 {
+		w.appMeta(st, p, data)
+	}
+	if w.tlInterval > 0 {
+		w.timeline(st, ci.Timestamp, ci.Length)
 	}
 	if n > 0 {
 		w.store(st, data[:n], ci)
@@ -279,10 +318,105 @@ func (w *worker) onRecord(rec *flow.Record, st *flowState) {
 	if rec.Reason.Final() && st.b != nil {
 		w.closeBlock(st)
 	}
+	rec.App, rec.Timeline = nil, nil // the table reuses rec
+	if st.app != nil {
+		rec.App = st.app.Meta()
+	}
+	if w.tlInterval > 0 && st.tlEnd != 0 && rec.End.Sub(rec.Start) >= w.cfg.Timeline.MinDuration {
+		b := st.tl
+		if b == nil {
+			b = &w.tlEmpty
+		}
+		rec.Timeline = b.Timeline((st.tlEnd-w.tlInterval)/1e6, uint64(st.tlPkts), st.tlBytes)
+		w.stats.Timelines++
+	}
 	w.stats.Records++
 	if err := w.sink.AddRecord(rec); err != nil {
 		w.sinkFailed(err)
 	}
+	rec.App, rec.Timeline = nil, nil
+	if rec.Reason.Final() {
+		if st.app != nil && !st.app.Done() {
+			w.meta.Release(st.app)
+		}
+		st.app = nil
+		if st.tl != nil && len(w.tlPool) < 1024 {
+			w.tlPool = append(w.tlPool, st.tl)
+		}
+		st.tl = nil
+	}
+}
+
+// appMeta hands the first payload packets of a TCP or UDP flow to the
+// metadata extractor, until the flow's metadata is complete or its packet
+// budget is spent; after that a flow costs one flag test per packet.
+func (w *worker) appMeta(st *flowState, p *decode.Packet, data []byte) {
+	if !p.HasPorts || p.IsFragment || (p.Proto != flow.ProtoTCP && p.Proto != flow.ProtoUDP) {
+		if !p.IsFragment {
+			st.mflags |= mDone
+		}
+		return
+	}
+	fwd := keyForward(&p.Tuple)
+	if st.mflags&mInit == 0 {
+		// The initiator, as the flow table decides it: the sender of the
+		// first packet, or the receiver of a first SYN-ACK.
+		st.mflags |= mInit
+		synAck := p.Proto == flow.ProtoTCP && p.TCPFlags&(flow.TCPFlagSYN|flow.TCPFlagACK) == flow.TCPFlagSYN|flow.TCPFlagACK
+		if fwd != synAck {
+			st.mflags |= mInitFwd
+		}
+	}
+	if p.PayloadLen <= 0 || p.PayloadOffset+p.PayloadLen > len(data) {
+		return
+	}
+	tcp := p.Proto == flow.ProtoTCP
+	if st.app == nil {
+		st.app = w.meta.NewFlow(tcp)
+	}
+	var seq uint32
+	if tcp {
+		seq = binary.BigEndian.Uint32(data[p.L4Offset+4:])
+	}
+	fromClient := fwd == (st.mflags&mInitFwd != 0)
+	if w.meta.Packet(st.app, fromClient, seq, data[p.PayloadOffset:p.PayloadOffset+p.PayloadLen], p.Tuple.SrcPort, p.Tuple.DstPort) {
+		w.meta.Release(st.app)
+		st.mflags |= mDone
+	}
+}
+
+// keyForward reports whether a TCP or UDP tuple runs in its key's forward
+// direction (flow.Tuple.Key without building the key).
+func keyForward(t *flow.Tuple) bool {
+	c := bytes.Compare(t.Src[:], t.Dst[:])
+	return c < 0 || c == 0 && t.SrcPort <= t.DstPort
+}
+
+// timeline counts a packet in its flow's open interval; when the packet
+// falls past it, the open interval goes into the flow's timeline (made
+// on the flow's second interval) and a new one opens. Intervals are
+// aligned on the flow's first packet.
+func (w *worker) timeline(st *flowState, ts int64, wireLen int) {
+	iv := w.tlInterval
+	if st.tlEnd == 0 {
+		st.tlStart, st.tlEnd = ts, ts+iv
+	} else if ts >= st.tlEnd {
+		if st.tl == nil {
+			if n := len(w.tlPool); n > 0 {
+				st.tl = w.tlPool[n-1]
+				w.tlPool = w.tlPool[:n-1]
+			} else {
+				st.tl = new(flow.TimelineBuilder)
+			}
+			st.tl.Init(w.cfg.Timeline.Interval, w.cfg.Timeline.MaxPoints)
+		}
+		st.tl.Add((st.tlEnd-iv)/1e6, uint64(st.tlPkts), st.tlBytes)
+		k := (ts - st.tlStart) / iv
+		st.tlEnd = st.tlStart + (k+1)*iv
+		st.tlPkts, st.tlBytes = 0, 0
+	}
+	st.tlPkts++
+	st.tlBytes += uint64(wireLen)
 }
 
 // storeOrphan stores a packet the flow table could not yet attribute (a
@@ -330,6 +464,9 @@ func (w *worker) publish(now int64) {
 	w.lastPub = now
 	w.stats.Flows = w.table.Stats()
 	w.stats.Decode = w.counters
+	if w.meta != nil {
+		w.stats.Metadata = w.meta.Stats()
+	}
 	w.stats.OpenBlockBytes = uint64(w.buffered)
 	w.mu.Lock()
 	w.snap = w.stats
