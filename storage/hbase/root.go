@@ -1,0 +1,984 @@
+// Package hbase is tapir's distributed storage backend: a
+// storage.BlockStore on Apache HBase (1.x or 2.x) through
+// github.com/tsuna/gohbase, with the row layout of storage/rowkey, the same
+// bytes the embedded Pebble store keeps.
+//
+// One table (created if missing, pre-split by the salt byte of the packet
+// block rows) holds every keyspace behind its rowkey.Table byte, as the
+// Pebble store does. Packet blocks live in family "p" (one cell per block:
+// many packets per cell, never a row per packet; optional TTL as a
+// retention backstop), everything else in family "i" (compressed).
+//
+// HBase has no multi-row transactions, so a batch is applied in three
+// steps: every row of the batch is written (idempotent puts, concurrently,
+// at most Config.Concurrency calls in flight for the whole store), then
+// the batch's dedupe marker is created with a check-and-put that only one
+// writer can win, then the sensor's durable sequence is raised. Write
+// reports applied only to the marker's winner and only after every row
+// was acknowledged, so a retried or concurrently repeated batch applies
+// once and a crash before the marker only leaves rows that the retry
+// writes again, byte for byte. Readers may see the rows of a batch whose
+// Write has not returned yet (Pebble hides them until its commit).
+//
+// Store is safe for concurrent use.
+package hbase
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tsuna/gohbase"
+	"github.com/tsuna/gohbase/hrpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/proto/tapirv1"
+	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/rowkey"
+)
+
+// Errors of this backend (the storage package's sentinels apply too).
+var (
+	// ErrLayout: the table was created with another TimeBucket/LongFlow.
+	ErrLayout = errors.New("hbase store: layout differs")
+	// ErrBadBatch: a batch holds a block or record the store cannot key.
+	ErrBadBatch = errors.New("hbase store: invalid batch")
+)
+
+// Meta rows (TableMeta).
+var (
+	metaLayout  = []byte("layout")   // time bucket ns, long flow ns
+	metaMaxSpan = []byte("max_span") // largest Last-First of any block written
+)
+
+// markerValue is the dedupe marker's cell: HBase's check-and-put treats an
+// empty cell like a missing one, so the marker must not be empty.
+var markerValue = []byte{1}
+
+// Store is a storage.BlockStore on HBase.
+type Store struct {
+	cfg    Config
+	table  []byte
+	log    *slog.Logger
+	m      *metrics
+	bucket int64
+	long   int64
+	client gohbase.Client
+	sem    chan struct{} // bounds calls in flight
+	// maxSpan caches the store-wide longest block span; it only grows,
+	// and ScanBlocks re-reads it from the table.
+	maxSpan atomic.Int64
+
+	state  sync.RWMutex // write-locked by Close, read-locked by operations
+	closed bool
+}
+
+var _ storage.BlockStore = (*Store)(nil)
+
+// Open connects to the cluster, creates the table if missing (when
+// cfg.CreateTable), and checks its layout. Metrics are registered on reg
+// (nil: not registered). ctx bounds the set-up.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("hbase store config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	opts := []gohbase.Option{gohbase.ZookeeperRoot(cfg.ZKRoot), gohbase.FlushInterval(cfg.FlushInterval),
+		gohbase.RpcQueueSize(cfg.RPCQueueSize)}
+	if cfg.CreateTable {
+		if err := ensureTable(ctx, &cfg, opts); err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{cfg: cfg, table: []byte(cfg.Table), log: logger, m: m,
+		bucket: int64(cfg.TimeBucket), long: int64(cfg.LongFlow),
+		client: gohbase.NewClient(cfg.ZooKeeper, opts...), sem: make(chan struct{}, cfg.Concurrency)}
+	if err := s.checkLayout(ctx); err != nil {
+		s.client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) checkLayout(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	want := rowkey.AppendUint64(rowkey.AppendUint64(nil, uint64(s.bucket)), uint64(s.long))
+	key := tkey(rowkey.TableMeta, metaLayout)
+	if _, err := s.checkAndPut(ctx, key, familyIndex, want, nil); err != nil {
+		return fmt.Errorf("write layout: %w", err)
+	}
+	got, _, err := s.get(ctx, key, familyIndex)
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: table %s created with time_bucket/long_flow %x, configured %x", ErrLayout, s.cfg.Table, got, want)
+	}
+	span, err := s.readMaxSpan(ctx)
+	if err != nil {
+		return err
+	}
+	s.maxSpan.Store(span)
+	return nil
+}
+
+// tkey returns table byte + row key in a new slice.
+func tkey(t rowkey.Table, row []byte) []byte {
+	k := make([]byte, 0, 1+len(row))
+	return append(append(k, byte(t)), row...)
+}
+
+func familyOf(key []byte) string {
+	if len(key) > 0 && key[0] == byte(rowkey.TableBlocks) {
+		return familyPackets
+	}
+	return familyIndex
+}
+
+// acquire checks the store is open and read-locks it against Close.
+func (s *Store) acquire() error {
+	s.state.RLock()
+	if s.closed {
+		s.state.RUnlock()
+		return storage.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) release() { s.state.RUnlock() }
+
+// opContext bounds one operation by OpTimeout.
+func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.OpTimeout)
+}
+
+// slot takes a place among the calls in flight.
+func (s *Store) slot(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unslot() { <-s.sem }
+
+// get returns the value of the row's one cell in family.
+func (s *Store) get(ctx context.Context, key []byte, family string) ([]byte, bool, error) {
+	if err := s.slot(ctx); err != nil {
+		return nil, false, err
+	}
+	defer s.unslot()
+	g, err := hrpc.NewGet(ctx, s.table, key, hrpc.Families(map[string][]string{family: {qualifier}}))
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := s.client.Get(g)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, c := range r.Cells {
+		return c.Value, true, nil
+	}
+	return nil, false, nil
+}
+
+func (s *Store) put(ctx context.Context, key, value []byte) error {
+	if err := s.slot(ctx); err != nil {
+		return err
+	}
+	defer s.unslot()
+	p, err := hrpc.NewPut(ctx, s.table, key, map[string]map[string][]byte{familyOf(key): {qualifier: value}})
+	if err != nil {
+		return err
+	}
+	_, err = s.client.Put(p)
+	return err
+}
+
+func (s *Store) del(ctx context.Context, key []byte) error {
+	if err := s.slot(ctx); err != nil {
+		return err
+	}
+	defer s.unslot()
+	d, err := hrpc.NewDel(ctx, s.table, key, nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.Delete(d)
+	return err
+}
+
+// checkAndPut writes value when the cell currently holds expect (nil:
+// when it is absent), and reports whether it did.
+func (s *Store) checkAndPut(ctx context.Context, key []byte, family string, value, expect []byte) (bool, error) {
+	if err := s.slot(ctx); err != nil {
+		return false, err
+	}
+	defer s.unslot()
+	p, err := hrpc.NewPut(ctx, s.table, key, map[string]map[string][]byte{family: {qualifier: value}})
+	if err != nil {
+		return false, err
+	}
+	return s.client.CheckAndPut(p, family, qualifier, expect)
+}
+
+// raise sets the 8-byte counter at key to v unless it holds a larger one
+// already (compare-and-set loop).
+func (s *Store) raise(ctx context.Context, key []byte, v uint64) error {
+	for {
+		cur, ok, err := s.get(ctx, key, familyIndex)
+		if err != nil {
+			return err
+		}
+		var expect []byte
+		if ok {
+			c, err := rowkey.DecodeUint64(cur)
+			if err != nil {
+				return err
+			}
+			if c >= v {
+				return nil
+			}
+			expect = cur
+		}
+		done, err := s.checkAndPut(ctx, key, familyIndex, rowkey.AppendUint64(nil, v), expect)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func (s *Store) readMaxSpan(ctx context.Context) (int64, error) {
+	v, ok, err := s.get(ctx, tkey(rowkey.TableMeta, metaMaxSpan), familyIndex)
+	if err != nil || !ok {
+		return 0, err
+	}
+	u, err := rowkey.DecodeUint64(v)
+	return int64(u), err
+}
+
+// parallel runs fn(i) for i in [0, n) on at most Config.Concurrency
+// goroutines (the store-wide call bound applies on top) and returns every
+// error joined.
+func (s *Store) parallel(n int, fn func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, s.cfg.Concurrency) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				errs[i] = fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// row is one cell to write (value nil: delete the row).
+type row struct {
+	key, value []byte
+	del        bool
+}
+
+func validateBatch(b *storage.Batch) error {
+	if b == nil {
+		return fmt.Errorf("%w: nil batch", ErrBadBatch)
+	}
+	if b.SensorID == "" || len(b.SensorID) > rowkey.MaxStringLen {
+		return fmt.Errorf("%w: sensor id of %d bytes", ErrBadBatch, len(b.SensorID))
+	}
+	for i := range b.Blocks {
+		m := &b.Blocks[i].Meta
+		if m.Last < m.First {
+			return fmt.Errorf("%w: block %d last %d before first %d", ErrBadBatch, i, m.Last, m.First)
+		}
+		if m.FlowID.IsZero() {
+			return fmt.Errorf("%w: block %d has no flow id", ErrBadBatch, i)
+		}
+		if len(m.SensorID) > rowkey.MaxStringLen || len(m.Interface) > rowkey.MaxStringLen || len(m.CommunityID) > rowkey.MaxStringLen {
+			return fmt.Errorf("%w: block %d string field longer than %d", ErrBadBatch, i, rowkey.MaxStringLen)
+		}
+	}
+	for i := range b.Records {
+		if b.Records[i].ID.IsZero() {
+			return fmt.Errorf("%w: record %d has no flow id", ErrBadBatch, i)
+		}
+	}
+	return nil
+}
+
+func satSub(a, b int64) int64 {
+	if b > 0 && a < math.MinInt64+b {
+		return math.MinInt64
+	}
+	return a - b
+}
+
+func nsOf(t time.Time, zero int64) int64 {
+	if t.IsZero() {
+		return zero
+	}
+	return t.UnixNano()
+}
+
+func mergeRef(dst *storage.FlowRef, src *storage.FlowRef) {
+	if dst.FlowID.IsZero() {
+		*dst = *src
+		return
+	}
+	if !src.First.IsZero() && (dst.First.IsZero() || src.First.Before(dst.First)) {
+		dst.First = src.First
+	}
+	if src.Last.After(dst.Last) {
+		dst.Last = src.Last
+	}
+	if dst.CommunityID == "" {
+		dst.CommunityID = src.CommunityID
+	}
+	if dst.SensorID == "" {
+		dst.SensorID = src.SensorID
+	}
+}
+
+// Write implements storage.Writer (see the package comment for how a
+// batch is applied without multi-row transactions). It returns only after
+// HBase acknowledged every row of the batch.
+func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := validateBatch(b); err != nil {
+		return false, err
+	}
+	if err := s.acquire(); err != nil {
+		return false, err
+	}
+	defer s.release()
+	start := time.Now()
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	defer func() {
+		if err != nil {
+			s.m.writeErrors.Inc()
+		}
+	}()
+
+	dedupeKey := tkey(rowkey.TableDedupe, rowkey.AppendDedupeKey(nil, b.SensorID, b.Seq))
+	if _, seen, err := s.get(ctx, dedupeKey, familyIndex); err != nil {
+		return false, fmt.Errorf("read dedupe marker: %w", err)
+	} else if seen {
+		s.m.deduplicated.Inc()
+		return false, nil
+	}
+
+	refs := make(map[flow.ID]*storage.FlowRef)
+	addRef := func(r storage.FlowRef) {
+		p := refs[r.FlowID]
+		if p == nil {
+			p = &storage.FlowRef{}
+			refs[r.FlowID] = p
+		}
+		mergeRef(p, &r)
+	}
+	var rows []row
+	var blocks, newBytes int64
+	maxSpan := s.maxSpan.Load()
+	seenBlock := make(map[string]bool, len(b.Blocks))
+	for i := range b.Blocks {
+		blk := &b.Blocks[i]
+		m := blk.Meta
+		if m.SensorID == "" {
+			m.SensorID = b.SensorID
+		}
+		bk := rowkey.BlockKey{Key: m.Key, Bucket: rowkey.Bucket(m.First, s.bucket), First: m.First,
+			Sensor: flow.SensorHash(m.SensorID), FlowID: m.FlowID, Seq: m.Seq}
+		key := rowkey.AppendBlockKey([]byte{byte(rowkey.TableBlocks)}, &bk)
+		if seenBlock[string(key)] {
+			continue // the same block twice in one batch: keep the first
+		}
+		seenBlock[string(key)] = true
+		size := int64(len(blk.Encoded))
+		rows = append(rows,
+			row{key: key, value: rowkey.AppendBlockValue(nil, &m, blk.Encoded)},
+			row{key: tkey(rowkey.TableBlockAge, rowkey.AppendAgeKey(nil, m.Last, key[1:])), value: rowkey.AppendUint64(nil, uint64(size))})
+		newBytes += size
+		blocks++
+		maxSpan = max(maxSpan, m.Last-m.First)
+		addRef(storage.FlowRef{Key: m.Key, FlowID: m.FlowID, CommunityID: m.CommunityID, SensorID: m.SensorID,
+			First: time.Unix(0, m.First).UTC(), Last: time.Unix(0, m.Last).UTC()})
+	}
+	recRows, records, err := s.recordRows(ctx, b, addRef)
+	if err != nil {
+		return false, err
+	}
+	rows = append(rows, recRows...)
+	refRows, err := s.refRows(ctx, refs)
+	if err != nil {
+		return false, err
+	}
+	rows = append(rows, refRows...)
+
+	// The longest span must be durable before any block that needs it is
+	// visible, or a window scan could start too late and miss it.
+	if maxSpan > s.maxSpan.Load() {
+		if err := s.raise(ctx, tkey(rowkey.TableMeta, metaMaxSpan), uint64(maxSpan)); err != nil {
+			return false, fmt.Errorf("raise max span: %w", err)
+		}
+		for cur := s.maxSpan.Load(); maxSpan > cur && !s.maxSpan.CompareAndSwap(cur, maxSpan); cur = s.maxSpan.Load() {
+		}
+	}
+	if err := s.parallel(len(rows), func(i int) error {
+		if rows[i].del {
+			return s.del(ctx, rows[i].key)
+		}
+		return s.put(ctx, rows[i].key, rows[i].value)
+	}); err != nil {
+		return false, fmt.Errorf("write batch %s/%d: %w", b.SensorID, b.Seq, err)
+	}
+	won, err := s.checkAndPut(ctx, dedupeKey, familyIndex, markerValue, nil)
+	if err != nil {
+		return false, fmt.Errorf("write dedupe marker %s/%d: %w", b.SensorID, b.Seq, err)
+	}
+	if !won {
+		s.m.deduplicated.Inc()
+		return false, nil
+	}
+	if err := s.raise(ctx, tkey(rowkey.TableSeq, rowkey.AppendSensorKey(nil, b.SensorID)), b.Seq); err != nil {
+		// The batch is applied (its marker is durable); the sequence only
+		// lags until the next batch raises it. Report it all the same so
+		// the sensor resends, which the marker turns into a no-op.
+		return false, fmt.Errorf("raise durable seq of %s to %d: %w", b.SensorID, b.Seq, err)
+	}
+	s.m.writes.Inc()
+	s.m.blocksWritten.Add(float64(blocks))
+	s.m.bytesWritten.Add(float64(newBytes))
+	s.m.records.Add(float64(records))
+	s.m.writeLatency.Observe(time.Since(start).Seconds())
+	return true, nil
+}
+
+func (s *Store) recordIsLong(r *flow.Record) bool {
+	return !r.End.IsZero() && r.End.Sub(r.Start) > s.cfg.LongFlow
+}
+
+func decodeRecord(v []byte, r *flow.Record) error {
+	var pb tapirv1.FlowRecord
+	if err := proto.Unmarshal(v, &pb); err != nil {
+		return err
+	}
+	return tapirv1.ToRecord(&pb, r)
+}
+
+// recordRows returns the rows writing the newest segment of each record
+// in b, unless the table holds a newer one already.
+func (s *Store) recordRows(ctx context.Context, b *storage.Batch, addRef func(storage.FlowRef)) ([]row, int, error) {
+	newest := make(map[flow.ID]*flow.Record, len(b.Records))
+	var order []*flow.Record
+	for i := range b.Records {
+		r := &b.Records[i]
+		if p := newest[r.ID]; p == nil {
+			order = append(order, r)
+			newest[r.ID] = r
+		} else if r.Segment >= p.Segment {
+			newest[r.ID] = r
+		}
+	}
+	recs := make([]*flow.Record, len(order))
+	keys := make([][]byte, len(order))
+	olds := make([][]byte, len(order))
+	for i, r := range order {
+		r = newest[r.ID]
+		if r.SensorID == "" {
+			cp := *r
+			cp.SensorID = b.SensorID
+			r = &cp
+		}
+		recs[i] = r
+		keys[i] = tkey(rowkey.TableRecords, rowkey.AppendRecordKey(nil, rowkey.Bucket(r.Start.UnixNano(), s.bucket), r.ID))
+	}
+	if err := s.parallel(len(recs), func(i int) error {
+		v, _, err := s.get(ctx, keys[i], familyIndex)
+		olds[i] = v
+		return err
+	}); err != nil {
+		return nil, 0, fmt.Errorf("read records: %w", err)
+	}
+	var rows []row
+	var pb tapirv1.FlowRecord
+	n := 0
+	for i, r := range recs {
+		if olds[i] != nil {
+			var or flow.Record
+			if err := decodeRecord(olds[i], &or); err != nil {
+				return nil, 0, fmt.Errorf("decode stored record: %w", err)
+			}
+			if or.Segment > r.Segment {
+				continue // a newer report is stored already
+			}
+			if s.recordIsLong(&or) && (!s.recordIsLong(r) || rowkey.Bucket(or.End.UnixNano(), s.bucket) != rowkey.Bucket(r.End.UnixNano(), s.bucket)) {
+				rows = append(rows, row{key: tkey(rowkey.TableLongRecords,
+					rowkey.AppendRecordKey(nil, rowkey.Bucket(or.End.UnixNano(), s.bucket), r.ID)), del: true})
+			}
+		}
+		v, err := proto.Marshal(tapirv1.FromRecord(r, &pb))
+		if err != nil {
+			return nil, 0, fmt.Errorf("marshal record: %w", err)
+		}
+		rows = append(rows, row{key: keys[i], value: v})
+		if s.recordIsLong(r) {
+			rows = append(rows, row{key: tkey(rowkey.TableLongRecords,
+				rowkey.AppendRecordKey(nil, rowkey.Bucket(r.End.UnixNano(), s.bucket), r.ID)), value: v})
+		}
+		n++
+		addRef(storage.FlowRef{Key: r.Key(), FlowID: r.ID, CommunityID: r.CommunityID, SensorID: r.SensorID,
+			First: r.Start, Last: r.End})
+	}
+	return rows, n, nil
+}
+
+// refRows merges the batch's flow refs with the stored ones and returns
+// the flow ID and Community ID index rows.
+func (s *Store) refRows(ctx context.Context, refs map[flow.ID]*storage.FlowRef) ([]row, error) {
+	list := make([]*storage.FlowRef, 0, len(refs))
+	for _, r := range refs {
+		list = append(list, r)
+	}
+	olds := make([][]byte, len(list))
+	if err := s.parallel(len(list), func(i int) error {
+		v, _, err := s.get(ctx, tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, list[i].FlowID)), familyIndex)
+		olds[i] = v
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("read flow refs: %w", err)
+	}
+	var rows []row
+	for i, r := range list {
+		if olds[i] != nil {
+			var or storage.FlowRef
+			if err := rowkey.DecodeRef(olds[i], &or); err != nil {
+				return nil, fmt.Errorf("decode flow ref: %w", err)
+			}
+			mergeRef(&or, r)
+			r = &or
+		}
+		v := rowkey.AppendRef(nil, r)
+		rows = append(rows, row{key: tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, r.FlowID)), value: v})
+		if cid, ok := rowkey.ParseCommunityID(r.CommunityID); ok {
+			rows = append(rows, row{key: tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, r.FlowID)), value: v})
+		}
+	}
+	return rows, nil
+}
+
+// DurableSeq implements storage.Writer.
+func (s *Store) DurableSeq(ctx context.Context, sensorID string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.release()
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	v, ok, err := s.get(ctx, tkey(rowkey.TableSeq, rowkey.AppendSensorKey(nil, sensorID)), familyIndex)
+	if err != nil {
+		return 0, fmt.Errorf("read seq: %w", err)
+	}
+	if !ok {
+		return 0, nil
+	}
+	return rowkey.DecodeUint64(v)
+}
+
+// scan calls fn with the key and value of every row in [start, stop) of
+// family, in key order. fn's slices are valid during the call only.
+func (s *Store) scan(ctx context.Context, start, stop []byte, family string, fn func(key, value []byte) error) error {
+	if err := s.slot(ctx); err != nil {
+		return err
+	}
+	defer s.unslot()
+	sc, err := hrpc.NewScanRange(ctx, s.table, start, stop, hrpc.Families(map[string][]string{family: {qualifier}}))
+	if err != nil {
+		return err
+	}
+	scanner := s.client.Scan(sc)
+	defer scanner.Close()
+	for {
+		r, err := scanner.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, c := range r.Cells {
+			if err := fn(c.Row, c.Value); err != nil {
+				return err
+			}
+			break
+		}
+	}
+}
+
+// LookupFlow implements storage.Reader: a Community ID is a prefix scan of
+// the Community ID index, a flow ID one get.
+func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) ([]storage.FlowRef, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	lo, hi := nsOf(from, math.MinInt64), nsOf(to, math.MaxInt64)
+	var out []storage.FlowRef
+	keep := func(_, v []byte) error {
+		var r storage.FlowRef
+		if err := rowkey.DecodeRef(v, &r); err != nil {
+			return err
+		}
+		if nsOf(r.First, math.MinInt64) <= hi && nsOf(r.Last, math.MaxInt64) >= lo {
+			out = append(out, r)
+		}
+		return nil
+	}
+	if cid, ok := rowkey.ParseCommunityID(id); ok {
+		prefix := tkey(rowkey.TableCommunity, cid[:])
+		if err := s.scan(ctx, prefix, rowkey.PrefixEnd(prefix), familyIndex, keep); err != nil {
+			return nil, fmt.Errorf("lookup %s: %w", id, err)
+		}
+	} else if fid, err := flow.ParseID(id); err == nil {
+		v, ok, err := s.get(ctx, tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, fid)), familyIndex)
+		if err != nil {
+			return nil, fmt.Errorf("lookup %s: %w", id, err)
+		}
+		if ok {
+			if err := keep(nil, v); err != nil {
+				return nil, fmt.Errorf("lookup %s: %w", id, err)
+			}
+		}
+	} else {
+		return nil, fmt.Errorf("%w: %q is neither a Community ID nor a flow ID", storage.ErrFlowUnknown, id)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %s", storage.ErrFlowUnknown, id)
+	}
+	return out, nil
+}
+
+// ScanBlocks implements storage.Reader with one bounded range scan, as
+// the Pebble store does; the longest block span is re-read from the table
+// so that blocks written through another collector are not missed.
+func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time, fn func(*storage.Block) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	lo, hi := nsOf(from, math.MinInt64), nsOf(to, math.MaxInt64)
+	prefix := rowkey.AppendFlowPrefix([]byte{byte(rowkey.TableBlocks)}, &key)
+	lower, upper := prefix, rowkey.PrefixEnd(prefix)
+	if !from.IsZero() {
+		span, err := s.readMaxSpan(ctx)
+		if err != nil {
+			return fmt.Errorf("read max span: %w", err)
+		}
+		span = max(span, s.maxSpan.Load())
+		lower = rowkey.AppendTime(slices.Clip(prefix), rowkey.Bucket(satSub(lo, span), s.bucket))
+	}
+	if !to.IsZero() {
+		upper = rowkey.AppendTime(slices.Clip(prefix), rowkey.NextBucket(hi, s.bucket))
+	}
+	var blk storage.Block
+	if err := s.scan(ctx, lower, upper, familyPackets, func(k, v []byte) error {
+		if err := rowkey.DecodeBlock(k[1:], v, &blk); err != nil {
+			return err
+		}
+		if blk.Meta.First > hi || blk.Meta.Last < lo {
+			return nil
+		}
+		return fn(&blk)
+	}); err != nil {
+		return fmt.Errorf("scan blocks: %w", err)
+	}
+	v, ok, err := s.get(ctx, tkey(rowkey.TableExpired, prefix[1:]), familyIndex)
+	if err != nil {
+		return fmt.Errorf("read expired span: %w", err)
+	}
+	if ok {
+		span, err := rowkey.DecodeSpan(v)
+		if err != nil {
+			return err
+		}
+		if span.First <= hi && span.Last >= lo {
+			return fmt.Errorf("%w: %s blocks in %s..%s removed", storage.ErrPacketsExpired, key,
+				time.Unix(0, span.First).UTC().Format(time.RFC3339Nano), time.Unix(0, span.Last).UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
+// ScanRecords implements storage.Reader with the two range scans of the
+// Pebble store (long flows by end time first, then every flow by start
+// time).
+func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*flow.Record) error) error {
+	if from.IsZero() || to.IsZero() {
+		return errors.New("scan records: from and to are required")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	lo, hi := from.UnixNano(), to.UnixNano()
+	overlaps := func(r *flow.Record) bool {
+		end := r.End
+		if end.IsZero() {
+			end = r.Start
+		}
+		return r.Start.UnixNano() <= hi && end.UnixNano() >= lo
+	}
+	startLower := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.Bucket(satSub(lo, s.long), s.bucket)))
+	startUpper := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.NextBucket(hi, s.bucket)))
+	type early struct {
+		key []byte
+		r   flow.Record
+	}
+	var earlier []early
+	longLower := tkey(rowkey.TableLongRecords, rowkey.AppendTime(nil, rowkey.Bucket(lo, s.bucket)))
+	if err := s.scan(ctx, longLower, []byte{byte(rowkey.TableLongRecords) + 1}, familyIndex, func(_, v []byte) error {
+		var r flow.Record
+		if err := decodeRecord(v, &r); err != nil {
+			return err
+		}
+		rk := tkey(rowkey.TableRecords, rowkey.AppendRecordKey(nil, rowkey.Bucket(r.Start.UnixNano(), s.bucket), r.ID))
+		if bytes.Compare(rk, startLower) < 0 && overlaps(&r) {
+			earlier = append(earlier, early{rk, r})
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("scan records: %w", err)
+	}
+	slices.SortFunc(earlier, func(a, b early) int { return bytes.Compare(a.key, b.key) })
+	for i := range earlier {
+		if err := fn(&earlier[i].r); err != nil {
+			return err
+		}
+	}
+	var r flow.Record
+	var fnErr error
+	err := s.scan(ctx, startLower, startUpper, familyIndex, func(_, v []byte) error {
+		if err := decodeRecord(v, &r); err != nil {
+			return err
+		}
+		if !overlaps(&r) {
+			return nil
+		}
+		if err := fn(&r); err != nil {
+			fnErr = err
+			return err
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("scan records: %w", err)
+	}
+	return nil
+}
+
+// Expire implements storage.Retention: it walks the retention index
+// (blocks in order of their last packet), removing blocks whose last
+// packet is before olderThan, then further blocks in the same order while
+// the data is larger than maxBytes (the total is summed from the index
+// first: one scan of small rows). For each chunk of blocks it first
+// widens the removed spans of their flow keys, then deletes the blocks
+// and their index rows, so an interrupted Expire never loses the
+// "expired" answer; the next Expire finishes the job.
+func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64) (storage.ExpireStats, error) {
+	var st storage.ExpireStats
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	if err := s.acquire(); err != nil {
+		return st, err
+	}
+	defer s.release()
+	cutoff := nsOf(olderThan, math.MinInt64)
+	ageLo, ageHi := []byte{byte(rowkey.TableBlockAge)}, []byte{byte(rowkey.TableBlockAge) + 1}
+	var dataBytes int64
+	if maxBytes > 0 {
+		sctx, cancel := s.opContext(ctx)
+		err := s.scan(sctx, ageLo, ageHi, familyIndex, func(_, v []byte) error {
+			size, err := rowkey.DecodeUint64(v)
+			dataBytes += int64(size)
+			return err
+		})
+		cancel()
+		if err != nil {
+			return st, fmt.Errorf("expire: sum sizes: %w", err)
+		}
+		s.m.dataBytes.Set(float64(dataBytes))
+	}
+	type victim struct {
+		ageKey, blockKey []byte
+		first, last      int64
+		size             int64
+	}
+	const chunk = 512
+	var pending []victim
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		ctx, cancel := s.opContext(ctx)
+		defer cancel()
+		spans := make(map[string]rowkey.Span)
+		for _, v := range pending {
+			p := string(v.blockKey[1 : 1+rowkey.FlowPrefixLen])
+			sp, ok := spans[p]
+			if !ok {
+				sp = rowkey.Span{First: v.first, Last: v.last}
+			}
+			spans[p] = rowkey.Span{First: min(sp.First, v.first), Last: max(sp.Last, v.last)}
+		}
+		prefixes := make([]string, 0, len(spans))
+		for p := range spans {
+			prefixes = append(prefixes, p)
+		}
+		if err := s.parallel(len(prefixes), func(i int) error {
+			xk := tkey(rowkey.TableExpired, []byte(prefixes[i]))
+			sp := spans[prefixes[i]]
+			for {
+				old, ok, err := s.get(ctx, xk, familyIndex)
+				if err != nil {
+					return err
+				}
+				var expect []byte
+				nsp := sp
+				if ok {
+					o, err := rowkey.DecodeSpan(old)
+					if err != nil {
+						return err
+					}
+					nsp = rowkey.Span{First: min(sp.First, o.First), Last: max(sp.Last, o.Last)}
+					if nsp == o {
+						return nil
+					}
+					expect = old
+				}
+				done, err := s.checkAndPut(ctx, xk, familyIndex, rowkey.AppendSpan(nil, nsp), expect)
+				if err != nil || done {
+					return err
+				}
+			}
+		}); err != nil {
+			return fmt.Errorf("widen removed spans: %w", err)
+		}
+		if err := s.parallel(len(pending), func(i int) error {
+			if err := s.del(ctx, pending[i].blockKey); err != nil {
+				return err
+			}
+			return s.del(ctx, pending[i].ageKey)
+		}); err != nil {
+			return fmt.Errorf("delete blocks: %w", err)
+		}
+		for _, v := range pending {
+			st.Blocks++
+			st.Bytes += v.size
+			s.m.expiredBlocks.Inc()
+			s.m.expiredBytes.Add(float64(v.size))
+		}
+		pending = pending[:0]
+		return nil
+	}
+	sctx, cancel := s.opContext(ctx)
+	defer cancel()
+	stop := errors.New("stop")
+	err := s.scan(sctx, ageLo, ageHi, familyIndex, func(k, v []byte) error {
+		last, bkey, err := rowkey.DecodeAgeKey(k[1:])
+		if err != nil {
+			return err
+		}
+		if last >= cutoff && (maxBytes <= 0 || dataBytes <= maxBytes) {
+			return stop
+		}
+		size, err := rowkey.DecodeUint64(v)
+		if err != nil {
+			return err
+		}
+		bk, err := rowkey.DecodeBlockKey(bkey)
+		if err != nil {
+			return err
+		}
+		pending = append(pending, victim{ageKey: slices.Clone(k), blockKey: tkey(rowkey.TableBlocks, bkey),
+			first: bk.First, last: last, size: int64(size)})
+		dataBytes -= int64(size)
+		if len(pending) >= chunk {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil && err != stop {
+		return st, fmt.Errorf("expire: %w", err)
+	}
+	if err := flush(); err != nil {
+		return st, fmt.Errorf("expire: %w", err)
+	}
+	if maxBytes > 0 {
+		s.m.dataBytes.Set(float64(dataBytes))
+	}
+	return st, nil
+}
+
+// Close implements storage.BlockStore: it waits for running operations
+// and closes the client. It is idempotent; every later call returns
+// storage.ErrClosed.
+func (s *Store) Close() error {
+	s.state.Lock()
+	defer s.state.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.client.Close()
+	return nil
+}
