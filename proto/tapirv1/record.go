@@ -33,6 +33,8 @@ func FromRecord(r *flow.Record, dst *FlowRecord) *FlowRecord {
 	dst.Truncated = r.Truncated
 	dst.BudgetCut = r.BudgetCut
 	dst.Exported = exportedFrom(r.Exported)
+	dst.App = appFrom(r.App)
+	dst.Timeline = timelineFrom(r.Timeline)
 	return dst
 }
 
@@ -126,7 +128,106 @@ func ToRecord(p *FlowRecord, r *flow.Record) error {
 	t.SrcPort, t.DstPort = uint16(p.Source.Port), uint16(p.Destination.Port)
 	r.Source = dirStats(p.Source)
 	r.Destination = dirStats(p.Destination)
+	app, err := appTo(p.App)
+	if err != nil {
+		return err
+	}
+	r.App = app
+	tl, err := timelineTo(p.Timeline)
+	if err != nil {
+		return err
+	}
+	r.Timeline = tl
 	return nil
+}
+
+// appFrom converts application metadata to its wire form (nil: none).
+func appFrom(a *flow.AppMeta) *AppMeta {
+	if a == nil {
+		return nil
+	}
+	p := &AppMeta{}
+	if d := a.DNS; d != nil {
+		p.Dns = &DNSMeta{Id: uint32(d.ID), QueryName: d.QueryName, QueryType: uint32(d.QueryType),
+			HasResponse: d.HasResponse, ResponseCode: uint32(d.ResponseCode)}
+		for _, an := range d.Answers {
+			p.Dns.Answers = append(p.Dns.Answers, &DNSAnswer{Name: an.Name, Type: uint32(an.Type), Ttl: an.TTL, Data: an.Data})
+		}
+	}
+	if t := a.TLS; t != nil {
+		p.Tls = &TLSMeta{ServerName: t.ServerName, Alpn: append([]string(nil), t.ALPN...), ClientVersion: uint32(t.ClientVersion),
+			Ja4: t.JA4, Ja3: t.JA3, ServerVersion: uint32(t.ServerVersion), Cipher: uint32(t.Cipher), Quic: t.QUIC,
+			NextProtocol: t.NextProtocol}
+	}
+	if h := a.HTTP; h != nil {
+		p.Http = &HTTPMeta{Method: h.Method, Host: h.Host, Uri: h.URI, UserAgent: h.UserAgent,
+			StatusCode: uint32(h.StatusCode), ContentType: h.ContentType}
+	}
+	if s := a.SSH; s != nil {
+		p.Ssh = &SSHMeta{ClientVersion: s.ClientVersion, ServerVersion: s.ServerVersion}
+	}
+	return p
+}
+
+// appTo converts wire metadata back, rejecting out-of-range numbers.
+func appTo(p *AppMeta) (*flow.AppMeta, error) {
+	if p == nil {
+		return nil, nil
+	}
+	a := &flow.AppMeta{}
+	if d := p.Dns; d != nil {
+		if d.Id > 0xffff || d.QueryType > 0xffff || d.ResponseCode > 0xff {
+			return nil, fmt.Errorf("%w: dns field out of range", ErrBadRecord)
+		}
+		a.DNS = &flow.DNSMeta{ID: uint16(d.Id), QueryName: d.QueryName, QueryType: uint16(d.QueryType),
+			HasResponse: d.HasResponse, ResponseCode: uint8(d.ResponseCode)}
+		for _, an := range d.Answers {
+			if an == nil || an.Type > 0xffff {
+				return nil, fmt.Errorf("%w: dns answer", ErrBadRecord)
+			}
+			a.DNS.Answers = append(a.DNS.Answers, flow.DNSAnswer{Name: an.Name, Type: uint16(an.Type), TTL: an.Ttl, Data: an.Data})
+		}
+	}
+	if t := p.Tls; t != nil {
+		if t.ClientVersion > 0xffff || t.ServerVersion > 0xffff || t.Cipher > 0xffff {
+			return nil, fmt.Errorf("%w: tls field out of range", ErrBadRecord)
+		}
+		a.TLS = &flow.TLSMeta{ServerName: t.ServerName, ALPN: t.Alpn, ClientVersion: uint16(t.ClientVersion),
+			JA4: t.Ja4, JA3: t.Ja3, ServerVersion: uint16(t.ServerVersion), Cipher: uint16(t.Cipher), QUIC: t.Quic,
+			NextProtocol: t.NextProtocol}
+	}
+	if h := p.Http; h != nil {
+		if h.StatusCode > 999 {
+			return nil, fmt.Errorf("%w: http status %d", ErrBadRecord, h.StatusCode)
+		}
+		a.HTTP = &flow.HTTPMeta{Method: h.Method, Host: h.Host, URI: h.Uri, UserAgent: h.UserAgent,
+			StatusCode: int(h.StatusCode), ContentType: h.ContentType}
+	}
+	if s := p.Ssh; s != nil {
+		a.SSH = &flow.SSHMeta{ClientVersion: s.ClientVersion, ServerVersion: s.ServerVersion}
+	}
+	return a, nil
+}
+
+func timelineFrom(t *flow.Timeline) *Timeline {
+	if t == nil {
+		return nil
+	}
+	return &Timeline{IntervalNano: int64(t.Interval), Points: t.Points, Cut: t.Cut,
+		Packets: append([]byte(nil), t.Packets...), Bytes: append([]byte(nil), t.Bytes...)}
+}
+
+// timelineTo converts a wire timeline back; its series are checked when
+// decoded (flow.Timeline.Decode), not here.
+func timelineTo(p *Timeline) (*flow.Timeline, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if p.IntervalNano <= 0 {
+		return nil, fmt.Errorf("%w: timeline interval %d", ErrBadRecord, p.IntervalNano)
+	}
+	return &flow.Timeline{Interval: time.Duration(p.IntervalNano), Points: p.Points, Cut: p.Cut,
+		Packets: p.Packets, Bytes: p.Bytes}, nil
 }
 
 func dirStats(e *Endpoint) flow.DirStats {

@@ -671,7 +671,11 @@ type FlowRecord struct {
 	// Set on records that a flow exporter (router, switch, firewall) sent
 	// over NetFlow, IPFIX or sFlow: they have no packets. Field number kept
 	// high so that other additions do not collide.
-	Exported      *ExportedInfo `protobuf:"bytes,40,opt,name=exported,proto3" json:"exported,omitempty"`
+	Exported *ExportedInfo `protobuf:"bytes,40,opt,name=exported,proto3" json:"exported,omitempty"`
+	// Application metadata the sensor extracted (flow.AppMeta) and the
+	// flow's timeline (flow.Timeline); absent when none.
+	App           *AppMeta  `protobuf:"bytes,20,opt,name=app,proto3" json:"app,omitempty"`
+	Timeline      *Timeline `protobuf:"bytes,21,opt,name=timeline,proto3" json:"timeline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -818,6 +822,563 @@ func (x *FlowRecord) GetExported() *ExportedInfo {
 	return nil
 }
 
+func (x *FlowRecord) GetApp() *AppMeta {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+func (x *FlowRecord) GetTimeline() *Timeline {
+	if x != nil {
+		return x.Timeline
+	}
+	return nil
+}
+
+// AppMeta is flow.AppMeta.
+type AppMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dns           *DNSMeta               `protobuf:"bytes,1,opt,name=dns,proto3" json:"dns,omitempty"`
+	Tls           *TLSMeta               `protobuf:"bytes,2,opt,name=tls,proto3" json:"tls,omitempty"`
+	Http          *HTTPMeta              `protobuf:"bytes,3,opt,name=http,proto3" json:"http,omitempty"`
+	Ssh           *SSHMeta               `protobuf:"bytes,4,opt,name=ssh,proto3" json:"ssh,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppMeta) Reset() {
+	*x = AppMeta{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppMeta) ProtoMessage() {}
+
+func (x *AppMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppMeta.ProtoReflect.Descriptor instead.
+func (*AppMeta) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AppMeta) GetDns() *DNSMeta {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *AppMeta) GetTls() *TLSMeta {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+func (x *AppMeta) GetHttp() *HTTPMeta {
+	if x != nil {
+		return x.Http
+	}
+	return nil
+}
+
+func (x *AppMeta) GetSsh() *SSHMeta {
+	if x != nil {
+		return x.Ssh
+	}
+	return nil
+}
+
+type DNSMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	QueryName     string                 `protobuf:"bytes,2,opt,name=query_name,json=queryName,proto3" json:"query_name,omitempty"`
+	QueryType     uint32                 `protobuf:"varint,3,opt,name=query_type,json=queryType,proto3" json:"query_type,omitempty"`
+	HasResponse   bool                   `protobuf:"varint,4,opt,name=has_response,json=hasResponse,proto3" json:"has_response,omitempty"`
+	ResponseCode  uint32                 `protobuf:"varint,5,opt,name=response_code,json=responseCode,proto3" json:"response_code,omitempty"`
+	Answers       []*DNSAnswer           `protobuf:"bytes,6,rep,name=answers,proto3" json:"answers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSMeta) Reset() {
+	*x = DNSMeta{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSMeta) ProtoMessage() {}
+
+func (x *DNSMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSMeta.ProtoReflect.Descriptor instead.
+func (*DNSMeta) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DNSMeta) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DNSMeta) GetQueryName() string {
+	if x != nil {
+		return x.QueryName
+	}
+	return ""
+}
+
+func (x *DNSMeta) GetQueryType() uint32 {
+	if x != nil {
+		return x.QueryType
+	}
+	return 0
+}
+
+func (x *DNSMeta) GetHasResponse() bool {
+	if x != nil {
+		return x.HasResponse
+	}
+	return false
+}
+
+func (x *DNSMeta) GetResponseCode() uint32 {
+	if x != nil {
+		return x.ResponseCode
+	}
+	return 0
+}
+
+func (x *DNSMeta) GetAnswers() []*DNSAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+type DNSAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type          uint32                 `protobuf:"varint,2,opt,name=type,proto3" json:"type,omitempty"`
+	Ttl           uint32                 `protobuf:"varint,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Data          string                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSAnswer) Reset() {
+	*x = DNSAnswer{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSAnswer) ProtoMessage() {}
+
+func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSAnswer.ProtoReflect.Descriptor instead.
+func (*DNSAnswer) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DNSAnswer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DNSAnswer) GetType() uint32 {
+	if x != nil {
+		return x.Type
+	}
+	return 0
+}
+
+func (x *DNSAnswer) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+func (x *DNSAnswer) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
+type TLSMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerName    string                 `protobuf:"bytes,1,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	Alpn          []string               `protobuf:"bytes,2,rep,name=alpn,proto3" json:"alpn,omitempty"`
+	ClientVersion uint32                 `protobuf:"varint,3,opt,name=client_version,json=clientVersion,proto3" json:"client_version,omitempty"`
+	Ja4           string                 `protobuf:"bytes,4,opt,name=ja4,proto3" json:"ja4,omitempty"`
+	Ja3           string                 `protobuf:"bytes,5,opt,name=ja3,proto3" json:"ja3,omitempty"`
+	ServerVersion uint32                 `protobuf:"varint,6,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
+	Cipher        uint32                 `protobuf:"varint,7,opt,name=cipher,proto3" json:"cipher,omitempty"`
+	Quic          bool                   `protobuf:"varint,8,opt,name=quic,proto3" json:"quic,omitempty"`
+	NextProtocol  string                 `protobuf:"bytes,9,opt,name=next_protocol,json=nextProtocol,proto3" json:"next_protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TLSMeta) Reset() {
+	*x = TLSMeta{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TLSMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TLSMeta) ProtoMessage() {}
+
+func (x *TLSMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TLSMeta.ProtoReflect.Descriptor instead.
+func (*TLSMeta) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TLSMeta) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *TLSMeta) GetAlpn() []string {
+	if x != nil {
+		return x.Alpn
+	}
+	return nil
+}
+
+func (x *TLSMeta) GetClientVersion() uint32 {
+	if x != nil {
+		return x.ClientVersion
+	}
+	return 0
+}
+
+func (x *TLSMeta) GetJa4() string {
+	if x != nil {
+		return x.Ja4
+	}
+	return ""
+}
+
+func (x *TLSMeta) GetJa3() string {
+	if x != nil {
+		return x.Ja3
+	}
+	return ""
+}
+
+func (x *TLSMeta) GetServerVersion() uint32 {
+	if x != nil {
+		return x.ServerVersion
+	}
+	return 0
+}
+
+func (x *TLSMeta) GetCipher() uint32 {
+	if x != nil {
+		return x.Cipher
+	}
+	return 0
+}
+
+func (x *TLSMeta) GetQuic() bool {
+	if x != nil {
+		return x.Quic
+	}
+	return false
+}
+
+func (x *TLSMeta) GetNextProtocol() string {
+	if x != nil {
+		return x.NextProtocol
+	}
+	return ""
+}
+
+type HTTPMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Method        string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Uri           string                 `protobuf:"bytes,3,opt,name=uri,proto3" json:"uri,omitempty"`
+	UserAgent     string                 `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	StatusCode    uint32                 `protobuf:"varint,5,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	ContentType   string                 `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPMeta) Reset() {
+	*x = HTTPMeta{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPMeta) ProtoMessage() {}
+
+func (x *HTTPMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPMeta.ProtoReflect.Descriptor instead.
+func (*HTTPMeta) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HTTPMeta) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HTTPMeta) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HTTPMeta) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *HTTPMeta) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *HTTPMeta) GetStatusCode() uint32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *HTTPMeta) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+type SSHMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientVersion string                 `protobuf:"bytes,1,opt,name=client_version,json=clientVersion,proto3" json:"client_version,omitempty"`
+	ServerVersion string                 `protobuf:"bytes,2,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SSHMeta) Reset() {
+	*x = SSHMeta{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSHMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSHMeta) ProtoMessage() {}
+
+func (x *SSHMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSHMeta.ProtoReflect.Descriptor instead.
+func (*SSHMeta) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SSHMeta) GetClientVersion() string {
+	if x != nil {
+		return x.ClientVersion
+	}
+	return ""
+}
+
+func (x *SSHMeta) GetServerVersion() string {
+	if x != nil {
+		return x.ServerVersion
+	}
+	return ""
+}
+
+// Timeline is flow.Timeline: packets and bytes per interval, each series
+// a go-tsz stream (Unix ms timestamps, float64 values).
+type Timeline struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IntervalNano  int64                  `protobuf:"varint,1,opt,name=interval_nano,json=intervalNano,proto3" json:"interval_nano,omitempty"`
+	Points        uint32                 `protobuf:"varint,2,opt,name=points,proto3" json:"points,omitempty"`
+	Cut           uint32                 `protobuf:"varint,3,opt,name=cut,proto3" json:"cut,omitempty"`
+	Packets       []byte                 `protobuf:"bytes,4,opt,name=packets,proto3" json:"packets,omitempty"`
+	Bytes         []byte                 `protobuf:"bytes,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Timeline) Reset() {
+	*x = Timeline{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Timeline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Timeline) ProtoMessage() {}
+
+func (x *Timeline) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Timeline.ProtoReflect.Descriptor instead.
+func (*Timeline) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Timeline) GetIntervalNano() int64 {
+	if x != nil {
+		return x.IntervalNano
+	}
+	return 0
+}
+
+func (x *Timeline) GetPoints() uint32 {
+	if x != nil {
+		return x.Points
+	}
+	return 0
+}
+
+func (x *Timeline) GetCut() uint32 {
+	if x != nil {
+		return x.Cut
+	}
+	return 0
+}
+
+func (x *Timeline) GetPackets() []byte {
+	if x != nil {
+		return x.Packets
+	}
+	return nil
+}
+
+func (x *Timeline) GetBytes() []byte {
+	if x != nil {
+		return x.Bytes
+	}
+	return nil
+}
+
 // ExportedInfo is flow.Exported: where an exported flow record came from
 // and its counters as exported, before sampling scaling.
 type ExportedInfo struct {
@@ -839,7 +1400,7 @@ type ExportedInfo struct {
 
 func (x *ExportedInfo) Reset() {
 	*x = ExportedInfo{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1412,7 @@ func (x *ExportedInfo) String() string {
 func (*ExportedInfo) ProtoMessage() {}
 
 func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1425,7 @@ func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportedInfo.ProtoReflect.Descriptor instead.
 func (*ExportedInfo) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{9}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExportedInfo) GetExporter() string {
@@ -956,7 +1517,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1529,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1542,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{10}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SensorStats) GetUnixNano() int64 {
@@ -1007,7 +1568,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1580,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1593,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{11}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1052,7 +1613,7 @@ type FlowControl struct {
 
 func (x *FlowControl) Reset() {
 	*x = FlowControl{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1625,7 @@ func (x *FlowControl) String() string {
 func (*FlowControl) ProtoMessage() {}
 
 func (x *FlowControl) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1638,7 @@ func (x *FlowControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowControl.ProtoReflect.Descriptor instead.
 func (*FlowControl) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{12}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FlowControl) GetMaxInflightBatches() uint32 {
@@ -1106,7 +1667,7 @@ type SensorConfig struct {
 
 func (x *SensorConfig) Reset() {
 	*x = SensorConfig{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1679,7 @@ func (x *SensorConfig) String() string {
 func (*SensorConfig) ProtoMessage() {}
 
 func (x *SensorConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1692,7 @@ func (x *SensorConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorConfig.ProtoReflect.Descriptor instead.
 func (*SensorConfig) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{13}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SensorConfig) GetCaptureFilter() string {
@@ -1203,7 +1764,7 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\fstored_bytes\x18\x06 \x01(\x04R\vstoredBytes\x12&\n" +
 	"\x0ffirst_unix_nano\x18\a \x01(\x03R\rfirstUnixNano\x12$\n" +
 	"\x0elast_unix_nano\x18\b \x01(\x03R\flastUnixNano\x12\x1b\n" +
-	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xa3\x04\n" +
+	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xf8\x04\n" +
 	"\n" +
 	"FlowRecord\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\fR\x06flowId\x12\x1b\n" +
@@ -1224,7 +1785,57 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\ttruncated\x18\x0e \x01(\x04R\ttruncated\x12\x1d\n" +
 	"\n" +
 	"budget_cut\x18\x0f \x01(\x04R\tbudgetCut\x122\n" +
-	"\bexported\x18( \x01(\v2\x16.tapir.v1.ExportedInfoR\bexported\"\xca\x03\n" +
+	"\bexported\x18( \x01(\v2\x16.tapir.v1.ExportedInfoR\bexported\x12#\n" +
+	"\x03app\x18\x14 \x01(\v2\x11.tapir.v1.AppMetaR\x03app\x12.\n" +
+	"\btimeline\x18\x15 \x01(\v2\x12.tapir.v1.TimelineR\btimeline\"\xa0\x01\n" +
+	"\aAppMeta\x12#\n" +
+	"\x03dns\x18\x01 \x01(\v2\x11.tapir.v1.DNSMetaR\x03dns\x12#\n" +
+	"\x03tls\x18\x02 \x01(\v2\x11.tapir.v1.TLSMetaR\x03tls\x12&\n" +
+	"\x04http\x18\x03 \x01(\v2\x12.tapir.v1.HTTPMetaR\x04http\x12#\n" +
+	"\x03ssh\x18\x04 \x01(\v2\x11.tapir.v1.SSHMetaR\x03ssh\"\xce\x01\n" +
+	"\aDNSMeta\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1d\n" +
+	"\n" +
+	"query_name\x18\x02 \x01(\tR\tqueryName\x12\x1d\n" +
+	"\n" +
+	"query_type\x18\x03 \x01(\rR\tqueryType\x12!\n" +
+	"\fhas_response\x18\x04 \x01(\bR\vhasResponse\x12#\n" +
+	"\rresponse_code\x18\x05 \x01(\rR\fresponseCode\x12-\n" +
+	"\aanswers\x18\x06 \x03(\v2\x13.tapir.v1.DNSAnswerR\aanswers\"Y\n" +
+	"\tDNSAnswer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\rR\x04type\x12\x10\n" +
+	"\x03ttl\x18\x03 \x01(\rR\x03ttl\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\tR\x04data\"\x81\x02\n" +
+	"\aTLSMeta\x12\x1f\n" +
+	"\vserver_name\x18\x01 \x01(\tR\n" +
+	"serverName\x12\x12\n" +
+	"\x04alpn\x18\x02 \x03(\tR\x04alpn\x12%\n" +
+	"\x0eclient_version\x18\x03 \x01(\rR\rclientVersion\x12\x10\n" +
+	"\x03ja4\x18\x04 \x01(\tR\x03ja4\x12\x10\n" +
+	"\x03ja3\x18\x05 \x01(\tR\x03ja3\x12%\n" +
+	"\x0eserver_version\x18\x06 \x01(\rR\rserverVersion\x12\x16\n" +
+	"\x06cipher\x18\a \x01(\rR\x06cipher\x12\x12\n" +
+	"\x04quic\x18\b \x01(\bR\x04quic\x12#\n" +
+	"\rnext_protocol\x18\t \x01(\tR\fnextProtocol\"\xab\x01\n" +
+	"\bHTTPMeta\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12\x10\n" +
+	"\x03uri\x18\x03 \x01(\tR\x03uri\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12\x1f\n" +
+	"\vstatus_code\x18\x05 \x01(\rR\n" +
+	"statusCode\x12!\n" +
+	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\"W\n" +
+	"\aSSHMeta\x12%\n" +
+	"\x0eclient_version\x18\x01 \x01(\tR\rclientVersion\x12%\n" +
+	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\"\x89\x01\n" +
+	"\bTimeline\x12#\n" +
+	"\rinterval_nano\x18\x01 \x01(\x03R\fintervalNano\x12\x16\n" +
+	"\x06points\x18\x02 \x01(\rR\x06points\x12\x10\n" +
+	"\x03cut\x18\x03 \x01(\rR\x03cut\x12\x18\n" +
+	"\apackets\x18\x04 \x01(\fR\apackets\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\fR\x05bytes\"\xca\x03\n" +
 	"\fExportedInfo\x12\x1a\n" +
 	"\bexporter\x18\x01 \x01(\tR\bexporter\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12-\n" +
@@ -1268,7 +1879,7 @@ func file_tapir_v1_tapir_proto_rawDescGZIP() []byte {
 	return file_tapir_v1_tapir_proto_rawDescData
 }
 
-var file_tapir_v1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tapir_v1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tapir_v1_tapir_proto_goTypes = []any{
 	(*SensorMessage)(nil),    // 0: tapir.v1.SensorMessage
 	(*CollectorMessage)(nil), // 1: tapir.v1.CollectorMessage
@@ -1279,35 +1890,49 @@ var file_tapir_v1_tapir_proto_goTypes = []any{
 	(*PacketBlock)(nil),      // 6: tapir.v1.PacketBlock
 	(*Endpoint)(nil),         // 7: tapir.v1.Endpoint
 	(*FlowRecord)(nil),       // 8: tapir.v1.FlowRecord
-	(*ExportedInfo)(nil),     // 9: tapir.v1.ExportedInfo
-	(*SensorStats)(nil),      // 10: tapir.v1.SensorStats
-	(*Ack)(nil),              // 11: tapir.v1.Ack
-	(*FlowControl)(nil),      // 12: tapir.v1.FlowControl
-	(*SensorConfig)(nil),     // 13: tapir.v1.SensorConfig
-	nil,                      // 14: tapir.v1.SensorStats.CountersEntry
+	(*AppMeta)(nil),          // 9: tapir.v1.AppMeta
+	(*DNSMeta)(nil),          // 10: tapir.v1.DNSMeta
+	(*DNSAnswer)(nil),        // 11: tapir.v1.DNSAnswer
+	(*TLSMeta)(nil),          // 12: tapir.v1.TLSMeta
+	(*HTTPMeta)(nil),         // 13: tapir.v1.HTTPMeta
+	(*SSHMeta)(nil),          // 14: tapir.v1.SSHMeta
+	(*Timeline)(nil),         // 15: tapir.v1.Timeline
+	(*ExportedInfo)(nil),     // 16: tapir.v1.ExportedInfo
+	(*SensorStats)(nil),      // 17: tapir.v1.SensorStats
+	(*Ack)(nil),              // 18: tapir.v1.Ack
+	(*FlowControl)(nil),      // 19: tapir.v1.FlowControl
+	(*SensorConfig)(nil),     // 20: tapir.v1.SensorConfig
+	nil,                      // 21: tapir.v1.SensorStats.CountersEntry
 }
 var file_tapir_v1_tapir_proto_depIdxs = []int32{
 	2,  // 0: tapir.v1.SensorMessage.hello:type_name -> tapir.v1.Hello
 	5,  // 1: tapir.v1.SensorMessage.batch:type_name -> tapir.v1.Batch
 	4,  // 2: tapir.v1.CollectorMessage.hello_ack:type_name -> tapir.v1.HelloAck
-	11, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
-	12, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
-	13, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
+	18, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
+	19, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
+	20, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
 	3,  // 6: tapir.v1.Hello.interfaces:type_name -> tapir.v1.Interface
 	8,  // 7: tapir.v1.Batch.flows:type_name -> tapir.v1.FlowRecord
 	6,  // 8: tapir.v1.Batch.blocks:type_name -> tapir.v1.PacketBlock
-	10, // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
+	17, // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
 	7,  // 10: tapir.v1.FlowRecord.source:type_name -> tapir.v1.Endpoint
 	7,  // 11: tapir.v1.FlowRecord.destination:type_name -> tapir.v1.Endpoint
-	9,  // 12: tapir.v1.FlowRecord.exported:type_name -> tapir.v1.ExportedInfo
-	14, // 13: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
-	0,  // 14: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
-	1,  // 15: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
-	15, // [15:16] is the sub-list for method output_type
-	14, // [14:15] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 12: tapir.v1.FlowRecord.exported:type_name -> tapir.v1.ExportedInfo
+	9,  // 13: tapir.v1.FlowRecord.app:type_name -> tapir.v1.AppMeta
+	15, // 14: tapir.v1.FlowRecord.timeline:type_name -> tapir.v1.Timeline
+	10, // 15: tapir.v1.AppMeta.dns:type_name -> tapir.v1.DNSMeta
+	12, // 16: tapir.v1.AppMeta.tls:type_name -> tapir.v1.TLSMeta
+	13, // 17: tapir.v1.AppMeta.http:type_name -> tapir.v1.HTTPMeta
+	14, // 18: tapir.v1.AppMeta.ssh:type_name -> tapir.v1.SSHMeta
+	11, // 19: tapir.v1.DNSMeta.answers:type_name -> tapir.v1.DNSAnswer
+	21, // 20: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
+	0,  // 21: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
+	1,  // 22: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
+	22, // [22:23] is the sub-list for method output_type
+	21, // [21:22] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_tapir_v1_tapir_proto_init() }
@@ -1331,7 +1956,7 @@ func file_tapir_v1_tapir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapir_v1_tapir_proto_rawDesc), len(file_tapir_v1_tapir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
