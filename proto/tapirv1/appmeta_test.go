@@ -97,8 +97,10 @@ func TestAppMetaTimelineRoundTrip(t *testing.T) {
 
 func TestToRecordRejectsAppMeta(t *testing.T) {
 	for name, mut := range map[string]func(*tapirv1.FlowRecord){
-		"dns type":    func(p *tapirv1.FlowRecord) { p.App = &tapirv1.AppMeta{Dns: &tapirv1.DNSMeta{QueryType: 70000}} },
-		"dns answer":  func(p *tapirv1.FlowRecord) { p.App = &tapirv1.AppMeta{Dns: &tapirv1.DNSMeta{Answers: []*tapirv1.DNSAnswer{nil}}} },
+		"dns type": func(p *tapirv1.FlowRecord) { p.App = &tapirv1.AppMeta{Dns: &tapirv1.DNSMeta{QueryType: 70000}} },
+		"dns answer": func(p *tapirv1.FlowRecord) {
+			p.App = &tapirv1.AppMeta{Dns: &tapirv1.DNSMeta{Answers: []*tapirv1.DNSAnswer{nil}}}
+		},
 		"tls cipher":  func(p *tapirv1.FlowRecord) { p.App = &tapirv1.AppMeta{Tls: &tapirv1.TLSMeta{Cipher: 1 << 16}} },
 		"http status": func(p *tapirv1.FlowRecord) { p.App = &tapirv1.AppMeta{Http: &tapirv1.HTTPMeta{StatusCode: 1000}} },
 		"interval":    func(p *tapirv1.FlowRecord) { p.Timeline = &tapirv1.Timeline{IntervalNano: 0} },
