@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tapir-sensor/tapir/collector/api"
+	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/collector/ingest"
 	"github.com/tapir-sensor/tapir/collector/retention"
 	"github.com/tapir-sensor/tapir/storage/pebble"
@@ -28,6 +29,9 @@ type Config struct {
 	API api.Configuration `yaml:"api"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Enrich is the enrichment chain (GeoIP, ASN, assets, passive DNS,
+	// threat intel, rarity) and where alerts go.
+	Enrich enrich.Config `yaml:"enrich"`
 }
 
 // Store selects and configures the backend.
@@ -54,6 +58,7 @@ func Default() Config {
 		Ingest:    ingest.DefaultConfiguration(),
 		API:       api.DefaultConfiguration(),
 		Metrics:   Metrics{Listen: "127.0.0.1:9311"},
+		Enrich:    enrich.DefaultConfig(),
 	}
 }
 
@@ -94,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("%w: api: %v", ErrInvalid, err)
+	}
+	if err := c.Enrich.Validate(); err != nil {
+		return fmt.Errorf("%w: enrich: %v", ErrInvalid, err)
 	}
 	return nil
 }

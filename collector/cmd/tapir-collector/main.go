@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/config"
+	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/collector/ingest"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/collector/retention"
@@ -111,8 +113,25 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	// Enrichment chain: runs on every record before the store write.
+	// Alerts go to enrich.alerts.file and to alertSink (the Kafka alerts
+	// topic once it is configured; nil until then).
+	ecfg := cfg.Enrich
+	if ecfg.StateDir == "" {
+		ecfg.StateDir = filepath.Join(cfg.Store.Dir, "enrich")
+	}
+	var alertSink enrich.AlertSink
+	chain, err := enrich.New(ecfg, enrich.Dependencies{Logger: logger.With("component", "enrich"), Registerer: reg, Alerts: alertSink})
+	if err != nil {
+		return fmt.Errorf("enrich: %w", err)
+	}
+	if err := chain.Start(); err != nil {
+		return fmt.Errorf("start enrich: %w", err)
+	}
+	defer chain.Stop()
+
 	in, err := ingest.New(cfg.Ingest, ingest.Dependencies{Store: store, Registry: sensors,
-		Logger: logger.With("component", "ingest"), Registerer: reg})
+		Logger: logger.With("component", "ingest"), Registerer: reg, Enrich: chain.Enrich})
 	if err != nil {
 		return err
 	}
