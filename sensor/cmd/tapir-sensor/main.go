@@ -50,6 +50,7 @@ type options struct {
 	activeTimeout time.Duration
 	budget        int64
 	snapLen       int
+	noMetadata    bool
 	workers       int
 	filter        string
 	seed          int
@@ -99,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.activeTimeout, "active-timeout", 0, "end flow instances this long after their start (e.g. 30m)")
 	fs.Int64Var(&o.budget, "budget", -1, "capture budget: bytes stored per flow direction (0 = unlimited)")
 	fs.IntVar(&o.snapLen, "snaplen", -1, "bytes stored per packet at most (0 = all)")
+	fs.BoolVar(&o.noMetadata, "no-metadata", false, "do not extract application metadata (DNS, TLS, HTTP, SSH) from flows")
 	fs.IntVar(&o.workers, "workers", 0, "workers (fanout sockets) per interface")
 	fs.StringVar(&o.filter, "filter", "", "tcpdump-syntax capture filter (live capture)")
 	fs.IntVar(&o.seed, "community-seed", -1, "Community ID seed (0-65535)")
@@ -173,6 +175,9 @@ func loadConfig(o *options) (config.Config, error) {
 	}
 	if o.snapLen >= 0 {
 		cfg.Engine.Flows.SnapLen = o.snapLen
+	}
+	if o.noMetadata {
+		cfg.Engine.Metadata.Enabled = false
 	}
 	if o.seed >= 0 {
 		if o.seed > 65535 {
