@@ -176,7 +176,7 @@ func TestIntelAlertEndToEnd(t *testing.T) {
 	for sc.Scan() {
 		lines++
 		var doc struct {
-			Event  struct{ Kind string }         `json:"event"`
+			Event  struct{ Kind string } `json:"event"`
 			Threat struct {
 				Feed      struct{ Name string } `json:"feed"`
 				Indicator struct {
