@@ -13,7 +13,9 @@ import (
 	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/collector/ingest"
+	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/retention"
+	"github.com/tapir-sensor/tapir/storage/hbase"
 	"github.com/tapir-sensor/tapir/storage/pebble"
 )
 
@@ -32,16 +34,21 @@ type Config struct {
 	// Enrich is the enrichment chain (GeoIP, ASN, assets, passive DNS,
 	// threat intel, rarity) and where alerts go.
 	Enrich enrich.Config `yaml:"enrich"`
+	// Kafka publishes flow records, sensor health and alerts (disabled
+	// while kafka.brokers is empty).
+	Kafka publish.Config `yaml:"kafka"`
 }
 
 // Store selects and configures the backend.
 type Store struct {
-	// Backend is "pebble" (embedded, the default).
+	// Backend is "pebble" (embedded, the default) or "hbase".
 	Backend string `yaml:"backend"`
 	// Dir is the embedded store's directory.
 	Dir string `yaml:"dir"`
 	// Pebble tunes the embedded store.
 	Pebble pebble.Config `yaml:"pebble"`
+	// HBase configures the HBase backend (store.backend: hbase).
+	HBase hbase.Config `yaml:"hbase"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -53,11 +60,12 @@ type Metrics struct {
 // Default returns the default configuration.
 func Default() Config {
 	return Config{
-		Store:     Store{Backend: "pebble", Dir: "/var/lib/tapir/store", Pebble: pebble.DefaultConfig()},
+		Store:     Store{Backend: "pebble", Dir: "/var/lib/tapir/store", Pebble: pebble.DefaultConfig(), HBase: hbase.DefaultConfig()},
 		Retention: retention.DefaultConfig(),
 		Ingest:    ingest.DefaultConfiguration(),
 		API:       api.DefaultConfiguration(),
 		Metrics:   Metrics{Listen: "127.0.0.1:9311"},
+		Kafka:     publish.DefaultConfig(),
 		Enrich:    enrich.DefaultConfig(),
 	}
 }
@@ -82,14 +90,23 @@ func Load(path string) (Config, error) {
 
 // Validate checks every section.
 func (c *Config) Validate() error {
-	if c.Store.Backend != "pebble" {
-		return fmt.Errorf("%w: store.backend %q (supported: pebble)", ErrInvalid, c.Store.Backend)
+	switch c.Store.Backend {
+	case "pebble":
+		if err := c.Store.Pebble.Validate(); err != nil {
+			return fmt.Errorf("%w: store.pebble: %v", ErrInvalid, err)
+		}
+	case "hbase":
+		if err := c.Store.HBase.Validate(); err != nil {
+			return fmt.Errorf("%w: store.hbase: %v", ErrInvalid, err)
+		}
+	default:
+		return fmt.Errorf("%w: store.backend %q (supported: pebble, hbase)", ErrInvalid, c.Store.Backend)
 	}
 	if c.Store.Dir == "" {
 		return fmt.Errorf("%w: store.dir is empty", ErrInvalid)
 	}
-	if err := c.Store.Pebble.Validate(); err != nil {
-		return fmt.Errorf("%w: store.pebble: %v", ErrInvalid, err)
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("%w: kafka: %v", ErrInvalid, err)
 	}
 	if err := c.Retention.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)

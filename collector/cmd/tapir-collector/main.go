@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,8 +31,12 @@ import (
 	"github.com/tapir-sensor/tapir/collector/config"
 	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/collector/ingest"
+	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/collector/retention"
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/hbase"
 	"github.com/tapir-sensor/tapir/storage/pebble"
 )
 
@@ -103,7 +109,7 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := pebble.Open(cfg.Store.Dir, cfg.Store.Pebble, logger.With("component", "store"), reg)
+	store, err := openStore(ctx, cfg, logger.With("component", "store"), reg)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -121,6 +127,35 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 		ecfg.StateDir = filepath.Join(cfg.Store.Dir, "enrich")
 	}
 	var alertSink enrich.AlertSink
+	// Kafka (kafka.brokers set): flow records are published after the
+	// store write and before the ack (ingest Publish hook), sensor health
+	// every kafka.health_interval, alerts to the alerts topic.
+	var publishFlows func(ctx context.Context, sensorID string, recs []flow.Record) error
+	if cfg.Kafka.Enabled() {
+		pub, err := publish.New(cfg.Kafka, publish.Dependencies{Logger: logger.With("component", "kafka"), Registerer: reg})
+		if err != nil {
+			return err
+		}
+		if err := pub.Start(ctx); err != nil {
+			return fmt.Errorf("start kafka publisher: %w", err)
+		}
+		defer pub.Stop()
+		publishFlows = pub.PublishFlows
+		alertSink = func(ctx context.Context, alerts []enrich.Alert) error {
+			raw := make([]json.RawMessage, 0, len(alerts))
+			for i := range alerts {
+				b, err := json.Marshal(alerts[i].ECS())
+				if err != nil {
+					return err
+				}
+				raw = append(raw, b)
+			}
+			return pub.PublishAlerts(ctx, raw)
+		}
+		hctx, hstop := context.WithCancel(ctx)
+		defer hstop()
+		go pub.RunHealth(hctx, sensors.Sensors)
+	}
 	chain, err := enrich.New(ecfg, enrich.Dependencies{Logger: logger.With("component", "enrich"), Registerer: reg, Alerts: alertSink})
 	if err != nil {
 		return fmt.Errorf("enrich: %w", err)
@@ -131,7 +166,8 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	defer chain.Stop()
 
 	in, err := ingest.New(cfg.Ingest, ingest.Dependencies{Store: store, Registry: sensors,
-		Logger: logger.With("component", "ingest"), Registerer: reg, Enrich: chain.Enrich})
+		Logger: logger.With("component", "ingest"), Registerer: reg, Enrich: chain.Enrich,
+		Publish: publishFlows})
 	if err != nil {
 		return err
 	}
@@ -172,4 +208,18 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
+}
+
+// openStore opens the configured backend: the embedded Pebble store in
+// store.dir, or HBase (store.hbase; the table is created if missing).
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (storage.BlockStore, error) {
+	switch cfg.Store.Backend {
+	case "hbase":
+		octx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		logger.Info("opening hbase store", "zookeeper", cfg.Store.HBase.ZooKeeper, "table", cfg.Store.HBase.Table)
+		return hbase.Open(octx, cfg.Store.HBase, logger, reg)
+	default:
+		return pebble.Open(cfg.Store.Dir, cfg.Store.Pebble, logger, reg)
+	}
 }
