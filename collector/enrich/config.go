@@ -88,3 +88,6 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// IntelFeed is one threat intel feed (intel.FeedConfig).
+type IntelFeed = intel.FeedConfig

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/collector/enrich"
-	"github.com/tapir-sensor/tapir/collector/enrich/intel"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/sensor/capture"
@@ -202,7 +201,7 @@ func TestIntelAlertEndToEnd(t *testing.T) {
 	}
 }
 
-type intelFeed = intel.FeedConfig
+type intelFeed = enrich.IntelFeed
 
 // dnsFromTshark builds the DNS metadata of each DNS flow of a capture from
 // tshark's decode (the first response of each flow), keyed by

@@ -194,10 +194,10 @@ func ParseCSV(r io.Reader, typ string) ([]Indicator, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
+		line, _ := cr.FieldPos(0)
 		if vi >= len(rec) {
 			return nil, fmt.Errorf("%w: line %d: no indicator column", ErrMalformed, line)
 		}
