@@ -35,6 +35,7 @@ func FromRecord(r *flow.Record, dst *FlowRecord) *FlowRecord {
 	dst.Exported = exportedFrom(r.Exported)
 	dst.App = appFrom(r.App)
 	dst.Timeline = timelineFrom(r.Timeline)
+	dst.Enrichment = enrichmentFrom(r.Enrichment)
 	return dst
 }
 
@@ -138,6 +139,7 @@ func ToRecord(p *FlowRecord, r *flow.Record) error {
 		return err
 	}
 	r.Timeline = tl
+	r.Enrichment = enrichmentTo(p.Enrichment)
 	return nil
 }
 

@@ -674,8 +674,11 @@ type FlowRecord struct {
 	Exported *ExportedInfo `protobuf:"bytes,40,opt,name=exported,proto3" json:"exported,omitempty"`
 	// Application metadata the sensor extracted (flow.AppMeta) and the
 	// flow's timeline (flow.Timeline); absent when none.
-	App           *AppMeta  `protobuf:"bytes,20,opt,name=app,proto3" json:"app,omitempty"`
-	Timeline      *Timeline `protobuf:"bytes,21,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	App      *AppMeta  `protobuf:"bytes,20,opt,name=app,proto3" json:"app,omitempty"`
+	Timeline *Timeline `protobuf:"bytes,21,opt,name=timeline,proto3" json:"timeline,omitempty"`
+	// Context the collector's enrichers added (flow.Enrichment), so that
+	// the store keeps it; absent on the sensor's stream.
+	Enrichment    *Enrichment `protobuf:"bytes,50,opt,name=enrichment,proto3" json:"enrichment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -836,6 +839,586 @@ func (x *FlowRecord) GetTimeline() *Timeline {
 	return nil
 }
 
+func (x *FlowRecord) GetEnrichment() *Enrichment {
+	if x != nil {
+		return x.Enrichment
+	}
+	return nil
+}
+
+// Enrichment is flow.Enrichment.
+type Enrichment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        *EndpointEnrichment    `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Destination   *EndpointEnrichment    `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Domain        string                 `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
+	DomainSource  string                 `protobuf:"bytes,4,opt,name=domain_source,json=domainSource,proto3" json:"domain_source,omitempty"`
+	Threats       []*ThreatMatch         `protobuf:"bytes,5,rep,name=threats,proto3" json:"threats,omitempty"`
+	Rarity        *Rarity                `protobuf:"bytes,6,opt,name=rarity,proto3" json:"rarity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Enrichment) Reset() {
+	*x = Enrichment{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Enrichment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Enrichment) ProtoMessage() {}
+
+func (x *Enrichment) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Enrichment.ProtoReflect.Descriptor instead.
+func (*Enrichment) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Enrichment) GetSource() *EndpointEnrichment {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *Enrichment) GetDestination() *EndpointEnrichment {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+func (x *Enrichment) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *Enrichment) GetDomainSource() string {
+	if x != nil {
+		return x.DomainSource
+	}
+	return ""
+}
+
+func (x *Enrichment) GetThreats() []*ThreatMatch {
+	if x != nil {
+		return x.Threats
+	}
+	return nil
+}
+
+func (x *Enrichment) GetRarity() *Rarity {
+	if x != nil {
+		return x.Rarity
+	}
+	return nil
+}
+
+type EndpointEnrichment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Geo           *Geo                   `protobuf:"bytes,1,opt,name=geo,proto3" json:"geo,omitempty"`
+	As            *AS                    `protobuf:"bytes,2,opt,name=as,proto3" json:"as,omitempty"`
+	Asset         *Asset                 `protobuf:"bytes,3,opt,name=asset,proto3" json:"asset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointEnrichment) Reset() {
+	*x = EndpointEnrichment{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointEnrichment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointEnrichment) ProtoMessage() {}
+
+func (x *EndpointEnrichment) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointEnrichment.ProtoReflect.Descriptor instead.
+func (*EndpointEnrichment) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EndpointEnrichment) GetGeo() *Geo {
+	if x != nil {
+		return x.Geo
+	}
+	return nil
+}
+
+func (x *EndpointEnrichment) GetAs() *AS {
+	if x != nil {
+		return x.As
+	}
+	return nil
+}
+
+func (x *EndpointEnrichment) GetAsset() *Asset {
+	if x != nil {
+		return x.Asset
+	}
+	return nil
+}
+
+type Geo struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	CityName       string                 `protobuf:"bytes,2,opt,name=city_name,json=cityName,proto3" json:"city_name,omitempty"`
+	CountryIsoCode string                 `protobuf:"bytes,3,opt,name=country_iso_code,json=countryIsoCode,proto3" json:"country_iso_code,omitempty"`
+	CountryName    string                 `protobuf:"bytes,4,opt,name=country_name,json=countryName,proto3" json:"country_name,omitempty"`
+	RegionName     string                 `protobuf:"bytes,5,opt,name=region_name,json=regionName,proto3" json:"region_name,omitempty"`
+	ContinentCode  string                 `protobuf:"bytes,6,opt,name=continent_code,json=continentCode,proto3" json:"continent_code,omitempty"`
+	Timezone       string                 `protobuf:"bytes,7,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	HasLocation    bool                   `protobuf:"varint,8,opt,name=has_location,json=hasLocation,proto3" json:"has_location,omitempty"`
+	Lat            float64                `protobuf:"fixed64,9,opt,name=lat,proto3" json:"lat,omitempty"`
+	Lon            float64                `protobuf:"fixed64,10,opt,name=lon,proto3" json:"lon,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Geo) Reset() {
+	*x = Geo{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Geo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Geo) ProtoMessage() {}
+
+func (x *Geo) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Geo.ProtoReflect.Descriptor instead.
+func (*Geo) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Geo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Geo) GetCityName() string {
+	if x != nil {
+		return x.CityName
+	}
+	return ""
+}
+
+func (x *Geo) GetCountryIsoCode() string {
+	if x != nil {
+		return x.CountryIsoCode
+	}
+	return ""
+}
+
+func (x *Geo) GetCountryName() string {
+	if x != nil {
+		return x.CountryName
+	}
+	return ""
+}
+
+func (x *Geo) GetRegionName() string {
+	if x != nil {
+		return x.RegionName
+	}
+	return ""
+}
+
+func (x *Geo) GetContinentCode() string {
+	if x != nil {
+		return x.ContinentCode
+	}
+	return ""
+}
+
+func (x *Geo) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *Geo) GetHasLocation() bool {
+	if x != nil {
+		return x.HasLocation
+	}
+	return false
+}
+
+func (x *Geo) GetLat() float64 {
+	if x != nil {
+		return x.Lat
+	}
+	return 0
+}
+
+func (x *Geo) GetLon() float64 {
+	if x != nil {
+		return x.Lon
+	}
+	return 0
+}
+
+type AS struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Number        uint32                 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	Organization  string                 `protobuf:"bytes,2,opt,name=organization,proto3" json:"organization,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AS) Reset() {
+	*x = AS{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AS) ProtoMessage() {}
+
+func (x *AS) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AS.ProtoReflect.Descriptor instead.
+func (*AS) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AS) GetNumber() uint32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *AS) GetOrganization() string {
+	if x != nil {
+		return x.Organization
+	}
+	return ""
+}
+
+type Asset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Site          string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Criticality   string                 `protobuf:"bytes,5,opt,name=criticality,proto3" json:"criticality,omitempty"`
+	Internal      bool                   `protobuf:"varint,6,opt,name=internal,proto3" json:"internal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Asset) Reset() {
+	*x = Asset{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Asset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Asset) ProtoMessage() {}
+
+func (x *Asset) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Asset.ProtoReflect.Descriptor instead.
+func (*Asset) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Asset) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Asset) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *Asset) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Asset) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Asset) GetCriticality() string {
+	if x != nil {
+		return x.Criticality
+	}
+	return ""
+}
+
+func (x *Asset) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
+type ThreatMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Feed          string                 `protobuf:"bytes,1,opt,name=feed,proto3" json:"feed,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Indicator     string                 `protobuf:"bytes,3,opt,name=indicator,proto3" json:"indicator,omitempty"`
+	Field         string                 `protobuf:"bytes,4,opt,name=field,proto3" json:"field,omitempty"`
+	Atomic        string                 `protobuf:"bytes,5,opt,name=atomic,proto3" json:"atomic,omitempty"`
+	Description   string                 `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	Confidence    string                 `protobuf:"bytes,7,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	Id            string                 `protobuf:"bytes,8,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ThreatMatch) Reset() {
+	*x = ThreatMatch{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ThreatMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ThreatMatch) ProtoMessage() {}
+
+func (x *ThreatMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ThreatMatch.ProtoReflect.Descriptor instead.
+func (*ThreatMatch) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ThreatMatch) GetFeed() string {
+	if x != nil {
+		return x.Feed
+	}
+	return ""
+}
+
+func (x *ThreatMatch) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ThreatMatch) GetIndicator() string {
+	if x != nil {
+		return x.Indicator
+	}
+	return ""
+}
+
+func (x *ThreatMatch) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ThreatMatch) GetAtomic() string {
+	if x != nil {
+		return x.Atomic
+	}
+	return ""
+}
+
+func (x *ThreatMatch) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ThreatMatch) GetConfidence() string {
+	if x != nil {
+		return x.Confidence
+	}
+	return ""
+}
+
+func (x *ThreatMatch) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type Rarity struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	FirstSeen       uint32                 `protobuf:"varint,1,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"` // flow.Rare* bits
+	PairCount       uint32                 `protobuf:"varint,2,opt,name=pair_count,json=pairCount,proto3" json:"pair_count,omitempty"`
+	ServerPortCount uint32                 `protobuf:"varint,3,opt,name=server_port_count,json=serverPortCount,proto3" json:"server_port_count,omitempty"`
+	Ja4Count        uint32                 `protobuf:"varint,4,opt,name=ja4_count,json=ja4Count,proto3" json:"ja4_count,omitempty"`
+	DomainCount     uint32                 `protobuf:"varint,5,opt,name=domain_count,json=domainCount,proto3" json:"domain_count,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Rarity) Reset() {
+	*x = Rarity{}
+	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rarity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rarity) ProtoMessage() {}
+
+func (x *Rarity) ProtoReflect() protoreflect.Message {
+	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rarity.ProtoReflect.Descriptor instead.
+func (*Rarity) Descriptor() ([]byte, []int) {
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Rarity) GetFirstSeen() uint32 {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return 0
+}
+
+func (x *Rarity) GetPairCount() uint32 {
+	if x != nil {
+		return x.PairCount
+	}
+	return 0
+}
+
+func (x *Rarity) GetServerPortCount() uint32 {
+	if x != nil {
+		return x.ServerPortCount
+	}
+	return 0
+}
+
+func (x *Rarity) GetJa4Count() uint32 {
+	if x != nil {
+		return x.Ja4Count
+	}
+	return 0
+}
+
+func (x *Rarity) GetDomainCount() uint32 {
+	if x != nil {
+		return x.DomainCount
+	}
+	return 0
+}
+
 // AppMeta is flow.AppMeta.
 type AppMeta struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -849,7 +1432,7 @@ type AppMeta struct {
 
 func (x *AppMeta) Reset() {
 	*x = AppMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +1444,7 @@ func (x *AppMeta) String() string {
 func (*AppMeta) ProtoMessage() {}
 
 func (x *AppMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +1457,7 @@ func (x *AppMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppMeta.ProtoReflect.Descriptor instead.
 func (*AppMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{9}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AppMeta) GetDns() *DNSMeta {
@@ -919,7 +1502,7 @@ type DNSMeta struct {
 
 func (x *DNSMeta) Reset() {
 	*x = DNSMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1514,7 @@ func (x *DNSMeta) String() string {
 func (*DNSMeta) ProtoMessage() {}
 
 func (x *DNSMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1527,7 @@ func (x *DNSMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSMeta.ProtoReflect.Descriptor instead.
 func (*DNSMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{10}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DNSMeta) GetId() uint32 {
@@ -1001,7 +1584,7 @@ type DNSAnswer struct {
 
 func (x *DNSAnswer) Reset() {
 	*x = DNSAnswer{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1596,7 @@ func (x *DNSAnswer) String() string {
 func (*DNSAnswer) ProtoMessage() {}
 
 func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1609,7 @@ func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSAnswer.ProtoReflect.Descriptor instead.
 func (*DNSAnswer) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{11}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DNSAnswer) GetName() string {
@@ -1074,7 +1657,7 @@ type TLSMeta struct {
 
 func (x *TLSMeta) Reset() {
 	*x = TLSMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1669,7 @@ func (x *TLSMeta) String() string {
 func (*TLSMeta) ProtoMessage() {}
 
 func (x *TLSMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1682,7 @@ func (x *TLSMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSMeta.ProtoReflect.Descriptor instead.
 func (*TLSMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{12}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TLSMeta) GetServerName() string {
@@ -1179,7 +1762,7 @@ type HTTPMeta struct {
 
 func (x *HTTPMeta) Reset() {
 	*x = HTTPMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1774,7 @@ func (x *HTTPMeta) String() string {
 func (*HTTPMeta) ProtoMessage() {}
 
 func (x *HTTPMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1787,7 @@ func (x *HTTPMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPMeta.ProtoReflect.Descriptor instead.
 func (*HTTPMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{13}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HTTPMeta) GetMethod() string {
@@ -1259,7 +1842,7 @@ type SSHMeta struct {
 
 func (x *SSHMeta) Reset() {
 	*x = SSHMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1854,7 @@ func (x *SSHMeta) String() string {
 func (*SSHMeta) ProtoMessage() {}
 
 func (x *SSHMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1867,7 @@ func (x *SSHMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSHMeta.ProtoReflect.Descriptor instead.
 func (*SSHMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{14}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SSHMeta) GetClientVersion() string {
@@ -1316,7 +1899,7 @@ type Timeline struct {
 
 func (x *Timeline) Reset() {
 	*x = Timeline{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1911,7 @@ func (x *Timeline) String() string {
 func (*Timeline) ProtoMessage() {}
 
 func (x *Timeline) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1924,7 @@ func (x *Timeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeline.ProtoReflect.Descriptor instead.
 func (*Timeline) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{15}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Timeline) GetIntervalNano() int64 {
@@ -1400,7 +1983,7 @@ type ExportedInfo struct {
 
 func (x *ExportedInfo) Reset() {
 	*x = ExportedInfo{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1995,7 @@ func (x *ExportedInfo) String() string {
 func (*ExportedInfo) ProtoMessage() {}
 
 func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +2008,7 @@ func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportedInfo.ProtoReflect.Descriptor instead.
 func (*ExportedInfo) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{16}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExportedInfo) GetExporter() string {
@@ -1517,7 +2100,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +2112,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +2125,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{17}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SensorStats) GetUnixNano() int64 {
@@ -1568,7 +2151,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +2163,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +2176,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{18}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1613,7 +2196,7 @@ type FlowControl struct {
 
 func (x *FlowControl) Reset() {
 	*x = FlowControl{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +2208,7 @@ func (x *FlowControl) String() string {
 func (*FlowControl) ProtoMessage() {}
 
 func (x *FlowControl) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +2221,7 @@ func (x *FlowControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowControl.ProtoReflect.Descriptor instead.
 func (*FlowControl) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{19}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FlowControl) GetMaxInflightBatches() uint32 {
@@ -1667,7 +2250,7 @@ type SensorConfig struct {
 
 func (x *SensorConfig) Reset() {
 	*x = SensorConfig{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +2262,7 @@ func (x *SensorConfig) String() string {
 func (*SensorConfig) ProtoMessage() {}
 
 func (x *SensorConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
+	mi := &file_tapir_v1_tapir_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +2275,7 @@ func (x *SensorConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorConfig.ProtoReflect.Descriptor instead.
 func (*SensorConfig) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{20}
+	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SensorConfig) GetCaptureFilter() string {
@@ -1764,7 +2347,7 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\fstored_bytes\x18\x06 \x01(\x04R\vstoredBytes\x12&\n" +
 	"\x0ffirst_unix_nano\x18\a \x01(\x03R\rfirstUnixNano\x12$\n" +
 	"\x0elast_unix_nano\x18\b \x01(\x03R\flastUnixNano\x12\x1b\n" +
-	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xf8\x04\n" +
+	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xae\x05\n" +
 	"\n" +
 	"FlowRecord\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\fR\x06flowId\x12\x1b\n" +
@@ -1787,7 +2370,64 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"budget_cut\x18\x0f \x01(\x04R\tbudgetCut\x122\n" +
 	"\bexported\x18( \x01(\v2\x16.tapir.v1.ExportedInfoR\bexported\x12#\n" +
 	"\x03app\x18\x14 \x01(\v2\x11.tapir.v1.AppMetaR\x03app\x12.\n" +
-	"\btimeline\x18\x15 \x01(\v2\x12.tapir.v1.TimelineR\btimeline\"\xa0\x01\n" +
+	"\btimeline\x18\x15 \x01(\v2\x12.tapir.v1.TimelineR\btimeline\x124\n" +
+	"\n" +
+	"enrichment\x182 \x01(\v2\x14.tapir.v1.EnrichmentR\n" +
+	"enrichment\"\x9a\x02\n" +
+	"\n" +
+	"Enrichment\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.tapir.v1.EndpointEnrichmentR\x06source\x12>\n" +
+	"\vdestination\x18\x02 \x01(\v2\x1c.tapir.v1.EndpointEnrichmentR\vdestination\x12\x16\n" +
+	"\x06domain\x18\x03 \x01(\tR\x06domain\x12#\n" +
+	"\rdomain_source\x18\x04 \x01(\tR\fdomainSource\x12/\n" +
+	"\athreats\x18\x05 \x03(\v2\x15.tapir.v1.ThreatMatchR\athreats\x12(\n" +
+	"\x06rarity\x18\x06 \x01(\v2\x10.tapir.v1.RarityR\x06rarity\"z\n" +
+	"\x12EndpointEnrichment\x12\x1f\n" +
+	"\x03geo\x18\x01 \x01(\v2\r.tapir.v1.GeoR\x03geo\x12\x1c\n" +
+	"\x02as\x18\x02 \x01(\v2\f.tapir.v1.ASR\x02as\x12%\n" +
+	"\x05asset\x18\x03 \x01(\v2\x0f.tapir.v1.AssetR\x05asset\"\xae\x02\n" +
+	"\x03Geo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tcity_name\x18\x02 \x01(\tR\bcityName\x12(\n" +
+	"\x10country_iso_code\x18\x03 \x01(\tR\x0ecountryIsoCode\x12!\n" +
+	"\fcountry_name\x18\x04 \x01(\tR\vcountryName\x12\x1f\n" +
+	"\vregion_name\x18\x05 \x01(\tR\n" +
+	"regionName\x12%\n" +
+	"\x0econtinent_code\x18\x06 \x01(\tR\rcontinentCode\x12\x1a\n" +
+	"\btimezone\x18\a \x01(\tR\btimezone\x12!\n" +
+	"\fhas_location\x18\b \x01(\bR\vhasLocation\x12\x10\n" +
+	"\x03lat\x18\t \x01(\x01R\x03lat\x12\x10\n" +
+	"\x03lon\x18\n" +
+	" \x01(\x01R\x03lon\"@\n" +
+	"\x02AS\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\rR\x06number\x12\"\n" +
+	"\forganization\x18\x02 \x01(\tR\forganization\"\x97\x01\n" +
+	"\x05Asset\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04site\x18\x02 \x01(\tR\x04site\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12 \n" +
+	"\vcriticality\x18\x05 \x01(\tR\vcriticality\x12\x1a\n" +
+	"\binternal\x18\x06 \x01(\bR\binternal\"\xd3\x01\n" +
+	"\vThreatMatch\x12\x12\n" +
+	"\x04feed\x18\x01 \x01(\tR\x04feed\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1c\n" +
+	"\tindicator\x18\x03 \x01(\tR\tindicator\x12\x14\n" +
+	"\x05field\x18\x04 \x01(\tR\x05field\x12\x16\n" +
+	"\x06atomic\x18\x05 \x01(\tR\x06atomic\x12 \n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\a \x01(\tR\n" +
+	"confidence\x12\x0e\n" +
+	"\x02id\x18\b \x01(\tR\x02id\"\xb2\x01\n" +
+	"\x06Rarity\x12\x1d\n" +
+	"\n" +
+	"first_seen\x18\x01 \x01(\rR\tfirstSeen\x12\x1d\n" +
+	"\n" +
+	"pair_count\x18\x02 \x01(\rR\tpairCount\x12*\n" +
+	"\x11server_port_count\x18\x03 \x01(\rR\x0fserverPortCount\x12\x1b\n" +
+	"\tja4_count\x18\x04 \x01(\rR\bja4Count\x12!\n" +
+	"\fdomain_count\x18\x05 \x01(\rR\vdomainCount\"\xa0\x01\n" +
 	"\aAppMeta\x12#\n" +
 	"\x03dns\x18\x01 \x01(\v2\x11.tapir.v1.DNSMetaR\x03dns\x12#\n" +
 	"\x03tls\x18\x02 \x01(\v2\x11.tapir.v1.TLSMetaR\x03tls\x12&\n" +
@@ -1879,60 +2519,75 @@ func file_tapir_v1_tapir_proto_rawDescGZIP() []byte {
 	return file_tapir_v1_tapir_proto_rawDescData
 }
 
-var file_tapir_v1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tapir_v1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_tapir_v1_tapir_proto_goTypes = []any{
-	(*SensorMessage)(nil),    // 0: tapir.v1.SensorMessage
-	(*CollectorMessage)(nil), // 1: tapir.v1.CollectorMessage
-	(*Hello)(nil),            // 2: tapir.v1.Hello
-	(*Interface)(nil),        // 3: tapir.v1.Interface
-	(*HelloAck)(nil),         // 4: tapir.v1.HelloAck
-	(*Batch)(nil),            // 5: tapir.v1.Batch
-	(*PacketBlock)(nil),      // 6: tapir.v1.PacketBlock
-	(*Endpoint)(nil),         // 7: tapir.v1.Endpoint
-	(*FlowRecord)(nil),       // 8: tapir.v1.FlowRecord
-	(*AppMeta)(nil),          // 9: tapir.v1.AppMeta
-	(*DNSMeta)(nil),          // 10: tapir.v1.DNSMeta
-	(*DNSAnswer)(nil),        // 11: tapir.v1.DNSAnswer
-	(*TLSMeta)(nil),          // 12: tapir.v1.TLSMeta
-	(*HTTPMeta)(nil),         // 13: tapir.v1.HTTPMeta
-	(*SSHMeta)(nil),          // 14: tapir.v1.SSHMeta
-	(*Timeline)(nil),         // 15: tapir.v1.Timeline
-	(*ExportedInfo)(nil),     // 16: tapir.v1.ExportedInfo
-	(*SensorStats)(nil),      // 17: tapir.v1.SensorStats
-	(*Ack)(nil),              // 18: tapir.v1.Ack
-	(*FlowControl)(nil),      // 19: tapir.v1.FlowControl
-	(*SensorConfig)(nil),     // 20: tapir.v1.SensorConfig
-	nil,                      // 21: tapir.v1.SensorStats.CountersEntry
+	(*SensorMessage)(nil),      // 0: tapir.v1.SensorMessage
+	(*CollectorMessage)(nil),   // 1: tapir.v1.CollectorMessage
+	(*Hello)(nil),              // 2: tapir.v1.Hello
+	(*Interface)(nil),          // 3: tapir.v1.Interface
+	(*HelloAck)(nil),           // 4: tapir.v1.HelloAck
+	(*Batch)(nil),              // 5: tapir.v1.Batch
+	(*PacketBlock)(nil),        // 6: tapir.v1.PacketBlock
+	(*Endpoint)(nil),           // 7: tapir.v1.Endpoint
+	(*FlowRecord)(nil),         // 8: tapir.v1.FlowRecord
+	(*Enrichment)(nil),         // 9: tapir.v1.Enrichment
+	(*EndpointEnrichment)(nil), // 10: tapir.v1.EndpointEnrichment
+	(*Geo)(nil),                // 11: tapir.v1.Geo
+	(*AS)(nil),                 // 12: tapir.v1.AS
+	(*Asset)(nil),              // 13: tapir.v1.Asset
+	(*ThreatMatch)(nil),        // 14: tapir.v1.ThreatMatch
+	(*Rarity)(nil),             // 15: tapir.v1.Rarity
+	(*AppMeta)(nil),            // 16: tapir.v1.AppMeta
+	(*DNSMeta)(nil),            // 17: tapir.v1.DNSMeta
+	(*DNSAnswer)(nil),          // 18: tapir.v1.DNSAnswer
+	(*TLSMeta)(nil),            // 19: tapir.v1.TLSMeta
+	(*HTTPMeta)(nil),           // 20: tapir.v1.HTTPMeta
+	(*SSHMeta)(nil),            // 21: tapir.v1.SSHMeta
+	(*Timeline)(nil),           // 22: tapir.v1.Timeline
+	(*ExportedInfo)(nil),       // 23: tapir.v1.ExportedInfo
+	(*SensorStats)(nil),        // 24: tapir.v1.SensorStats
+	(*Ack)(nil),                // 25: tapir.v1.Ack
+	(*FlowControl)(nil),        // 26: tapir.v1.FlowControl
+	(*SensorConfig)(nil),       // 27: tapir.v1.SensorConfig
+	nil,                        // 28: tapir.v1.SensorStats.CountersEntry
 }
 var file_tapir_v1_tapir_proto_depIdxs = []int32{
 	2,  // 0: tapir.v1.SensorMessage.hello:type_name -> tapir.v1.Hello
 	5,  // 1: tapir.v1.SensorMessage.batch:type_name -> tapir.v1.Batch
 	4,  // 2: tapir.v1.CollectorMessage.hello_ack:type_name -> tapir.v1.HelloAck
-	18, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
-	19, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
-	20, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
+	25, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
+	26, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
+	27, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
 	3,  // 6: tapir.v1.Hello.interfaces:type_name -> tapir.v1.Interface
 	8,  // 7: tapir.v1.Batch.flows:type_name -> tapir.v1.FlowRecord
 	6,  // 8: tapir.v1.Batch.blocks:type_name -> tapir.v1.PacketBlock
-	17, // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
+	24, // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
 	7,  // 10: tapir.v1.FlowRecord.source:type_name -> tapir.v1.Endpoint
 	7,  // 11: tapir.v1.FlowRecord.destination:type_name -> tapir.v1.Endpoint
-	16, // 12: tapir.v1.FlowRecord.exported:type_name -> tapir.v1.ExportedInfo
-	9,  // 13: tapir.v1.FlowRecord.app:type_name -> tapir.v1.AppMeta
-	15, // 14: tapir.v1.FlowRecord.timeline:type_name -> tapir.v1.Timeline
-	10, // 15: tapir.v1.AppMeta.dns:type_name -> tapir.v1.DNSMeta
-	12, // 16: tapir.v1.AppMeta.tls:type_name -> tapir.v1.TLSMeta
-	13, // 17: tapir.v1.AppMeta.http:type_name -> tapir.v1.HTTPMeta
-	14, // 18: tapir.v1.AppMeta.ssh:type_name -> tapir.v1.SSHMeta
-	11, // 19: tapir.v1.DNSMeta.answers:type_name -> tapir.v1.DNSAnswer
-	21, // 20: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
-	0,  // 21: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
-	1,  // 22: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
-	22, // [22:23] is the sub-list for method output_type
-	21, // [21:22] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	23, // 12: tapir.v1.FlowRecord.exported:type_name -> tapir.v1.ExportedInfo
+	16, // 13: tapir.v1.FlowRecord.app:type_name -> tapir.v1.AppMeta
+	22, // 14: tapir.v1.FlowRecord.timeline:type_name -> tapir.v1.Timeline
+	9,  // 15: tapir.v1.FlowRecord.enrichment:type_name -> tapir.v1.Enrichment
+	10, // 16: tapir.v1.Enrichment.source:type_name -> tapir.v1.EndpointEnrichment
+	10, // 17: tapir.v1.Enrichment.destination:type_name -> tapir.v1.EndpointEnrichment
+	14, // 18: tapir.v1.Enrichment.threats:type_name -> tapir.v1.ThreatMatch
+	15, // 19: tapir.v1.Enrichment.rarity:type_name -> tapir.v1.Rarity
+	11, // 20: tapir.v1.EndpointEnrichment.geo:type_name -> tapir.v1.Geo
+	12, // 21: tapir.v1.EndpointEnrichment.as:type_name -> tapir.v1.AS
+	13, // 22: tapir.v1.EndpointEnrichment.asset:type_name -> tapir.v1.Asset
+	17, // 23: tapir.v1.AppMeta.dns:type_name -> tapir.v1.DNSMeta
+	19, // 24: tapir.v1.AppMeta.tls:type_name -> tapir.v1.TLSMeta
+	20, // 25: tapir.v1.AppMeta.http:type_name -> tapir.v1.HTTPMeta
+	21, // 26: tapir.v1.AppMeta.ssh:type_name -> tapir.v1.SSHMeta
+	18, // 27: tapir.v1.DNSMeta.answers:type_name -> tapir.v1.DNSAnswer
+	28, // 28: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
+	0,  // 29: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
+	1,  // 30: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
+	30, // [30:31] is the sub-list for method output_type
+	29, // [29:30] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_tapir_v1_tapir_proto_init() }
@@ -1956,7 +2611,7 @@ func file_tapir_v1_tapir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapir_v1_tapir_proto_rawDesc), len(file_tapir_v1_tapir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
