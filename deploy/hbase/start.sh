@@ -5,18 +5,23 @@
 # finished initialising (hbase:meta and hbase:namespace online).
 #
 #   deploy/hbase/start.sh            # fetch jars if needed, start, wait
+#   deploy/hbase/start.sh --resume   # start again on the data a stop.sh --keep-data left
 #
 # Environment (defaults in brackets):
 #   TAPIR_HBASE_ZK_PORT [2181]   ZooKeeper client port on 127.0.0.1
 #   TAPIR_HBASE_HEAP [1g]        JVM heap
 #   TAPIR_HBASE_START_TIMEOUT [180] seconds to wait for readiness
 #   TAPIR_SERVICES_DIR [<repo>/.cache/services] run state (pid, config, log)
-# Master RPC 16000, region server RPC 16020, master web UI/JMX 16010.
+#   TAPIR_HBASE_MASTER_PORT [16000], TAPIR_HBASE_INFO_PORT [16010] (master
+#   web UI/JMX, used by check.sh), TAPIR_HBASE_RS_PORT [16020]
 # Data lives in a fresh temporary directory removed by stop.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 zk=${TAPIR_HBASE_ZK_PORT:-2181}
+mport=${TAPIR_HBASE_MASTER_PORT:-16000}
+info=${TAPIR_HBASE_INFO_PORT:-16010}
+rsport=${TAPIR_HBASE_RS_PORT:-16020}
 heap=${TAPIR_HBASE_HEAP:-1g}
 timeout=${TAPIR_HBASE_START_TIMEOUT:-180}
 run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/hbase
@@ -29,9 +34,16 @@ fi
 "$here/fetch.sh"
 mkdir -p "$run/conf"
 rm -f "$run/pid"
-data=$(mktemp -d /tmp/tapir-hbase.XXXXXX)
-echo "$data" >"$run/data"
-cat >"$run/conf/hbase-site.xml" <<XML
+resume=0
+if [ "${1:-}" = "--resume" ] && [ -f "$run/data" ] && [ -d "$(cat "$run/data")" ]; then
+  resume=1
+  data=$(cat "$run/data")
+else
+  data=$(mktemp -d /tmp/tapir-hbase.XXXXXX)
+  echo "$data" >"$run/data"
+fi
+echo "$info" >"$run/info_port"
+[ $resume = 1 ] || cat >"$run/conf/hbase-site.xml" <<XML
 <?xml version="1.0"?>
 <configuration>
   <property><name>hbase.cluster.distributed</name><value>false</value></property>
@@ -49,7 +61,9 @@ cat >"$run/conf/hbase-site.xml" <<XML
   <property><name>hbase.master.ipc.address</name><value>127.0.0.1</value></property>
   <property><name>hbase.regionserver.ipc.address</name><value>127.0.0.1</value></property>
   <property><name>hbase.master.info.bindAddress</name><value>127.0.0.1</value></property>
-  <property><name>hbase.master.info.port</name><value>16010</value></property>
+  <property><name>hbase.master.port</name><value>$mport</value></property>
+  <property><name>hbase.master.info.port</name><value>$info</value></property>
+  <property><name>hbase.regionserver.port</name><value>$rsport</value></property>
   <property><name>hbase.regionserver.info.port</name><value>-1</value></property>
   <!-- packet blocks are large cells (up to a few MiB per put) -->
   <property><name>hbase.client.keyvalue.maxsize</name><value>67108864</value></property>

@@ -4,6 +4,7 @@
 # it answers metadata requests.
 #
 #   deploy/kafka/start.sh            # fetch jars if needed, start, wait
+#   deploy/kafka/start.sh --resume   # start again on the data a stop.sh --keep-data left
 #
 # Environment (defaults in brackets):
 #   TAPIR_KAFKA_PORT [9092]      client listener on 127.0.0.1
@@ -30,9 +31,15 @@ fi
 "$here/fetch.sh"
 mkdir -p "$run"
 rm -f "$run/pid"
-data=$(mktemp -d /tmp/tapir-kafka.XXXXXX)
-echo "$data" >"$run/data"
-cat >"$run/server.properties" <<PROPS
+resume=0
+if [ "${1:-}" = "--resume" ] && [ -f "$run/data" ] && [ -d "$(cat "$run/data")" ]; then
+  resume=1
+  data=$(cat "$run/data")
+else
+  data=$(mktemp -d /tmp/tapir-kafka.XXXXXX)
+  echo "$data" >"$run/data"
+fi
+[ $resume = 1 ] || cat >"$run/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$ctrl
@@ -72,9 +79,11 @@ java_opts=(-Xms256m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
 # A KRaft node needs its storage formatted with a cluster id (22 characters
 # of URL-safe base64 of 16 random bytes, what kafka-storage random-uuid prints).
 cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
-  -c "$run/server.properties" >"$run/kafka.log" 2>&1 || {
-  echo "kafka: storage format failed:" >&2; cat "$run/kafka.log" >&2; exit 1; }
+if [ $resume = 0 ]; then
+  java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
+    -c "$run/server.properties" >"$run/kafka.log" 2>&1 || {
+    echo "kafka: storage format failed:" >&2; cat "$run/kafka.log" >&2; exit 1; }
+fi
 nohup java "${java_opts[@]}" kafka.Kafka "$run/server.properties" >>"$run/kafka.log" 2>&1 &
 echo $! >"$run/pid"
 echo "kafka: starting (pid $!, data $data, log $run/kafka.log)"
