@@ -30,7 +30,8 @@ repeat=${REPEAT:-2}
 results=$root/bench/results
 mkdir -p "$results" "$BENCH_CACHE"
 work=$(mktemp -d "$BENCH_CACHE/run.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+sfdir=$(mktemp -d /tmp/sfd.XXXXXX) # softflowd hangs on long -p/-c/-r paths
+trap 'rm -rf "$work" "$sfdir"' EXIT
 
 log() { echo "== $*" >&2; }
 
@@ -91,22 +92,27 @@ if [[ ${SKIP_BIG:-0} != 1 ]]; then
     local name=$1
     shift
     local best="" line
-    for ((i = 0; i < repeat; i++)); do
-      "$benchtool" rusage -o "$work/ru" -- timeout 900 "$@" >"$work/$name.out" 2>&1 || {
-        log "$name failed:"
-        tail -5 "$work/$name.out" >&2
-        exit 1
-      }
-      line=$(cat "$work/ru")
+    # softflowd 1.1.0 sometimes blocks in accept() on its control socket
+    # without reading the file (seen in other tests too): bounded time,
+    # retried, and reported n/a if it never finishes.
+    local tmo=900 tries=$repeat ok=0
+    [[ $name == softflowd ]] && tmo=120 tries=$((repeat + 3))
+    cpu[$name]=n/a rss[$name]=n/a wall[$name]=n/a
+    for ((i = 0; i < tries && ok < repeat; i++)); do
+      "$benchtool" rusage -o "$work/ru" -- timeout "$tmo" "$@" >"$work/$name.out" 2>&1 || true
+      line=$(cat "$work/ru" 2>/dev/null || echo "0 0 0 0 1")
       read -r u s m w rc <<<"$line"
       if [[ $rc != 0 ]]; then
         log "$name exited $rc:"
-        tail -5 "$work/$name.out" >&2
+        tail -3 "$work/$name.out" >&2
+        [[ $name == softflowd ]] && continue
         exit 1
       fi
+      ok=$((ok + 1))
       c=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
       if [[ -z $best ]] || awk -v a="$c" -v b="$best" 'BEGIN {exit !(a < b)}'; then
         best=$c
+        cp "$work/$name.out" "$work/$name.best"
         cpu[$name]=$c
         rss[$name]=$((m / 1024))
         wall[$name]=$w
@@ -117,10 +123,10 @@ if [[ ${SKIP_BIG:-0} != 1 ]]; then
 
   runproc tcpdump tcpdump -r "$big" -w /dev/null
   # softflowd keeps only 15 characters of the -r path (an interface-name
-  # buffer) and then waits forever on its control socket: give it the
-  # file name relative to its directory.
+  # buffer) and, with long -p/-c paths, waits forever on its control
+  # socket without reading: short paths only.
   runproc softflowd bash -c 'cd "$(dirname "$1")" && exec softflowd -r "$(basename "$1")" \
-    -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 -p "$2/softflowd.pid" -c "$2/softflowd.ctl"' _ "$big" "$work"
+    -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 -p "$2/pid" -c "$2/ctl"' _ "$big" "$sfdir"
   rm -rf "$work/blocks" && mkdir -p "$work/blocks"
   runproc sensor-blocks bash -c 'rm -rf "$1"/* && exec "$2" -r "$3" --blocks-out "$1" --sensor-id bench' _ \
     "$work/blocks" "$root/bin/tapir-sensor" "$big"
@@ -128,7 +134,7 @@ if [[ ${SKIP_BIG:-0} != 1 ]]; then
   grep 'capture finished' "$work/sensor-blocks.out" | tail -1 >&2 || true
   runproc sensor-flows bin/tapir-sensor -r "$big" --flows-out "$work/flows.json" --sensor-id bench
   flows=$(wc -l <"$work/flows.json")
-  softflowd_flows=$(awk '/^Flows expired:/ {print $3; exit}' "$work/softflowd.out" || true)
+  softflowd_flows=$(awk '/^Flows expired:/ {print $3; exit}' "$work/softflowd.best" 2>/dev/null || true)
 fi
 
 # ---------------------------------------------------------------- summary
@@ -164,6 +170,7 @@ md=$results/latest.md
   echo
   echo "Run: $started, \`make bench\` (bench/run.sh) in $((SECONDS - t0)) s."
   echo "Machine: $(nproc) cores, $model, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average at start $load0 (shared machine: compare ratios, not absolute times)."
+  [[ ${SKIP_GO:-0} == 1 ]] && echo "Go benchmarks: not rerun (SKIP_GO=1); figures from bench/results/go-bench.txt of the previous run."
   echo "Go benchmarks: -benchtime $benchtime; engine benchmark median of $engine_count runs. cpu-ns = process CPU time (getrusage) per packet, steadier than wall ns on a busy machine."
   if [[ ${SKIP_BIG:-0} != 1 ]]; then
     echo "Big input: $big_pkts packets, $((big_size / 1048576)) MiB (bench/mkbig.sh: shared captures, tcprewrite --seed=1..N, mergecap -a, timestamps made continuous). Whole-process figures: best of $repeat runs each."
@@ -198,7 +205,7 @@ md=$results/latest.md
         sensor-blocks) c="tapir-sensor -r BIG --blocks-out DIR" ;;
         sensor-flows) c="tapir-sensor -r BIG --flows-out FILE ($flows flows)" ;;
       esac
-      echo "| \`$c\` | ${cpu[$n]} | $(awk -v c="${cpu[$n]}" -v p="$big_pkts" 'BEGIN {printf "%.0f", c * 1e9 / p}') | ${rss[$n]} | ${wall[$n]} | $(ratio "${cpu[$n]}" "${cpu[tcpdump]}") |"
+      echo "| \`$c\` | ${cpu[$n]} | $(awk -v c="${cpu[$n]}" -v p="$big_pkts" 'BEGIN { if (c == "n/a") print "n/a"; else printf "%.0f", c * 1e9 / p }') | ${rss[$n]} | ${wall[$n]} | $(ratio "${cpu[$n]}" "${cpu[tcpdump]}") |"
     done
     echo
   fi
