@@ -1,7 +1,8 @@
 // Package appmeta extracts application metadata at the sensor: DNS (UDP
-// and TCP), TLS and QUIC ClientHello/ServerHello (SNI, ALPN, versions,
+// and TCP), TLS ClientHello/ServerHello (SNI, ALPN, versions,
 // cipher, JA4, JA3), HTTP/1.x request and response heads, and SSH
-// identification strings. It fills flow.AppMeta once per flow.
+// identification strings. It fills flow.AppMeta once per flow. QUIC
+// Initial decryption is not implemented: QUIC flows get no metadata.
 //
 // Work is bounded: only the first Config.MaxPackets payload packets of
 // each direction of a flow are looked at, TCP payload is reassembled in

@@ -12,7 +12,6 @@ const (
 	protoTLS
 	protoHTTP
 	protoSSH
-	protoQUIC
 )
 
 // parse results for one direction.
@@ -40,7 +39,6 @@ type Flow struct {
 	proto uint8
 	tcp   bool
 	done  bool
-	qdcid []byte // QUIC: the client's original destination connection ID
 }
 
 // Meta returns the metadata extracted so far, nil when none. The result
@@ -62,7 +60,6 @@ type Stats struct {
 	Completed   uint64 // flows whose metadata was complete before their packet budget ran out
 	DNS         uint64 // flows recognised as DNS
 	TLS         uint64 // ... TLS over TCP
-	QUIC        uint64 // ... QUIC (Initial decrypted)
 	HTTP        uint64 // ... HTTP/1.x
 	SSH         uint64 // ... SSH
 	ParseErrors uint64 // directions given up because a message was malformed
@@ -77,7 +74,6 @@ func (s *Stats) Add(o *Stats) {
 	s.Completed += o.Completed
 	s.DNS += o.DNS
 	s.TLS += o.TLS
-	s.QUIC += o.QUIC
 	s.HTTP += o.HTTP
 	s.SSH += o.SSH
 	s.ParseErrors += o.ParseErrors
@@ -94,7 +90,6 @@ type Extractor struct {
 	bufs    [][]byte // free reassembly buffers
 	scratch []byte   // gathers a handshake message spread over records
 	hello   ClientHello
-	quic    quicScratch
 	stats   Stats
 }
 
@@ -224,7 +219,7 @@ func (x *Extractor) complete(f *Flow) bool {
 		return true
 	case protoDNS:
 		return m.DNS != nil && m.DNS.HasResponse
-	case protoTLS, protoQUIC:
+	case protoTLS:
 		return m.TLS != nil && m.TLS.JA4 != "" && m.TLS.Cipher != 0
 	case protoHTTP:
 		return m.HTTP != nil && m.HTTP.Method != "" && m.HTTP.StatusCode != 0
@@ -285,9 +280,6 @@ func (x *Extractor) detect(f *Flow, b []byte, sport, dport uint16) uint8 {
 	case isDNSPort(sport) || isDNSPort(dport):
 		x.stats.DNS++
 		return protoDNS
-	case !f.tcp && isQUICInitial(b):
-		x.stats.QUIC++
-		return protoQUIC
 	}
 	return protoUnknown
 }
@@ -307,8 +299,6 @@ func (x *Extractor) parse(f *Flow, d int, b []byte) uint8 {
 			return resFail
 		}
 		return x.hello2meta(m, typ, body, false)
-	case protoQUIC:
-		return x.parseQUIC(f, d, b)
 	case protoHTTP:
 		end := headEnd(b)
 		if end < 0 && len(b) < x.cfg.MaxBytes {

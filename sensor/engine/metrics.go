@@ -154,7 +154,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range []struct {
 		name string
 		n    uint64
-	}{{"dns", m.DNS}, {"tls", m.TLS}, {"quic", m.QUIC}, {"http", m.HTTP}, {"ssh", m.SSH}} {
+	}{{"dns", m.DNS}, {"tls", m.TLS}, {"http", m.HTTP}, {"ssh", m.SSH}} {
 		ch <- prometheus.MustNewConstMetric(c.descs["metadata_protocol_flows_total"], prometheus.CounterValue, float64(p.n), p.name)
 	}
 	for r := flow.ReasonFIN; int(r) < len(s.Flows.Ended); r++ {
