@@ -73,7 +73,7 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 		args := append([]string{"-r", c.plain}, col.sensorArgs(c.sensor, filepath.Join(work, "spool", c.sensor))...)
 		args = append(args, longTimeouts...)
 		args = append(args, "--drain-timeout", "10s")
-		sp := startProc(t, bin.sensor, args...)
+		sp := startProc(t, append([]string{bin.sensor}, args...)...)
 		c.exit, _ = sp.wait(120 * time.Second)
 		c.sensorLog = sp.log.String()
 	})

@@ -157,7 +157,8 @@ func (s *syncBuffer) String() string {
 
 // startProc starts a command with stdout and stderr captured together;
 // t.Cleanup kills it (SIGKILL) if it is still running.
-func startProc(t testing.TB, name string, args ...string) *proc {
+func startProc(t testing.TB, argv ...string) *proc {
+	name, args := argv[0], argv[1:]
 	t.Helper()
 	p := &proc{cmd: exec.Command(name, args...), log: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -226,11 +227,22 @@ type collector struct {
 	configPath        string
 	proc              *proc
 	starts            int
+	// ns runs the collector and the tapir CLI in a network namespace.
+	ns string
 }
 
 // newCollector writes the configuration (store, mTLS ingest, token API,
 // audit log, metrics) and starts the collector on free loopback ports.
 func newCollector(t testing.TB, dir string, p *pki) *collector {
+	t.Helper()
+	c := prepareCollector(t, dir, p)
+	c.start()
+	return c
+}
+
+// prepareCollector writes the configuration without starting the
+// collector; set ingest/api/mets (or leave them for port 0) and call start.
+func prepareCollector(t testing.TB, dir string, p *pki) *collector {
 	t.Helper()
 	needBinaries(t)
 	c := &collector{t: t, dir: dir, pki: p, store: filepath.Join(dir, "store"),
@@ -246,8 +258,6 @@ func newCollector(t testing.TB, dir string, p *pki) *collector {
 		t.Fatal(err)
 	}
 	c.configPath = filepath.Join(dir, "collector.yaml")
-	c.writeConfig("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
-	c.start()
 	return c
 }
 
@@ -284,13 +294,17 @@ var listenRE = regexp.MustCompile(`msg="(ingest|api|metrics) listening" (?:compo
 func (c *collector) start() {
 	t := c.t
 	t.Helper()
-	if c.starts > 0 {
-		c.writeConfig(c.ingest, c.api, c.mets)
+	addr := func(a string) string {
+		if a == "" {
+			return "127.0.0.1:0"
+		}
+		return a
 	}
+	c.writeConfig(addr(c.ingest), addr(c.api), addr(c.mets))
 	c.starts++
 	var last string
 	for attempt := 0; attempt < 20; attempt++ {
-		p := startProc(t, bin.collector, "--config", c.configPath, "--log-level", "info")
+		p := startProc(t, c.wrap(bin.collector, "--config", c.configPath, "--log-level", "info")...)
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
 			log := p.log.String()
@@ -323,6 +337,14 @@ func (c *collector) start() {
 	t.Fatalf("collector did not start:\n%s", last)
 }
 
+// wrap prefixes a command line with ip netns exec when c.ns is set.
+func (c *collector) wrap(args ...string) []string {
+	if c.ns == "" {
+		return args
+	}
+	return append([]string{"ip", "netns", "exec", c.ns}, args...)
+}
+
 // sensorArgs are the flags that stream a file to this collector.
 func (c *collector) sensorArgs(id, spool string) []string {
 	return []string{"--sensor-id", id, "--collector", c.ingest, "--tls-dir", c.pki.dir,
@@ -335,8 +357,8 @@ func (c *collector) tapir(ctx context.Context, args ...string) (stdout, stderr [
 }
 
 func (c *collector) tapirToken(ctx context.Context, token string, args ...string) (stdout, stderr []byte, err error) {
-	full := append([]string{args[0], "--server", "https://" + c.api, "--ca", c.pki.ca()}, args[1:]...)
-	cmd := exec.CommandContext(ctx, bin.tapir, full...)
+	full := c.wrap(append([]string{bin.tapir, args[0], "--server", "https://" + c.api, "--ca", c.pki.ca()}, args[1:]...)...)
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
 	cmd.Env = append(os.Environ(), "TAPIR_TOKEN="+token)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -428,6 +450,9 @@ func (c *collector) pcap(ctx context.Context, flowID, out string, extra ...strin
 func (c *collector) metric(t testing.TB, name, labels string) float64 {
 	t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second}
+	if c.ns != "" {
+		t.Fatal("metric: not available in a namespace")
+	}
 	resp, err := hc.Get("http://" + c.mets + "/metrics")
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
