@@ -377,6 +377,7 @@ func (x *Extractor) hello2meta(m *flow.AppMeta, typ uint8, body []byte, quic boo
 		}
 		m.TLS.ServerVersion = s.Version
 		m.TLS.Cipher = s.Cipher
+		m.TLS.NextProtocol = clip(s.ALPN)
 		m.TLS.QUIC = m.TLS.QUIC || quic
 		return resDone
 	}

@@ -346,6 +346,7 @@ type ServerHello struct {
 	LegacyVersion uint16
 	Version       uint16 // supported_versions selection, else LegacyVersion
 	Cipher        uint16
+	ALPN          []byte // the protocol the server chose (TLS 1.2 and below; aliases body)
 }
 
 // ParseServerHello parses the body of a ServerHello handshake message.
@@ -368,8 +369,15 @@ func ParseServerHello(body []byte, s *ServerHello) error {
 	for len(exts.b) > 0 && !exts.bad {
 		typ := exts.u16()
 		data := exts.bytes(int(exts.u16()))
-		if typ == extSupportedVersions && len(data) == 2 {
+		switch {
+		case typ == extSupportedVersions && len(data) == 2:
 			s.Version = binary.BigEndian.Uint16(data)
+		case typ == extALPN:
+			e := reader{b: data}
+			list := reader{b: e.bytes(int(e.u16()))}
+			if p := list.bytes(int(list.u8())); !list.bad {
+				s.ALPN = p
+			}
 		}
 	}
 	if r.bad || exts.bad {

@@ -84,7 +84,7 @@ func TestTLSMatchesTshark(t *testing.T) {
 			}
 			servers := 0
 			for _, r := range tsharkRows(t, path, "tls.handshake.type == 2", "tls.handshake.ciphersuite",
-				"tls.handshake.extensions.supported_version", "tls.handshake.version") {
+				"tls.handshake.extensions.supported_version", "tls.handshake.version", "tls.handshake.extensions_alpn_str") {
 				m := got[r.key]
 				if m == nil || m.TLS == nil || seen[r.key+" server"] {
 					continue
@@ -96,6 +96,9 @@ func TestTLSMatchesTshark(t *testing.T) {
 				}
 				if v := maxVersion(t, r.vals["tls.handshake.extensions.supported_version"], r.vals["tls.handshake.version"]); m.TLS.ServerVersion != v {
 					t.Errorf("%s: server version %#x, tshark %#x", r.key, m.TLS.ServerVersion, v)
+				}
+				if m.TLS.NextProtocol != r.vals["tls.handshake.extensions_alpn_str"] {
+					t.Errorf("%s: next protocol %q, tshark %q", r.key, m.TLS.NextProtocol, r.vals["tls.handshake.extensions_alpn_str"])
 				}
 			}
 			if len(seen) == 0 || servers == 0 {
