@@ -109,6 +109,11 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 		zstd.WithEncoderCRC(false), // the block has its own CRC32C
 		zstd.WithZeroFrames(true),
 		zstd.WithWindowSize(cfg.WindowSize),
+		// At the fastest level literals are not Huffman-coded: small blocks
+		// (closed by age for freshness) then cost a third less CPU for a few
+		// percent of size (measured on the shared captures: 0.42 -> 0.44 of
+		// the pcap).
+		zstd.WithNoEntropyCompression(cfg.Level == SpeedFastest),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("new zstd encoder: %w", err)

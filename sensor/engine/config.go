@@ -40,6 +40,9 @@ type BlockConfig struct {
 	// MaxBuffered bounds the uncompressed bytes one worker keeps in open
 	// blocks; past it the oldest open blocks are closed early (counted).
 	MaxBuffered int64 `yaml:"max_buffered"`
+	// Disabled builds no packet blocks at all (a sensor that only reports
+	// flows). Set by the sensor when no output takes blocks.
+	Disabled bool `yaml:"-"`
 	// Compression is the zstd level (fastest, default or better), or s2:
 	// S2 instead of zstd, several times cheaper per packet for larger
 	// blocks (see the README's benchmark table).

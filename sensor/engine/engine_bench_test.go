@@ -256,38 +256,45 @@ func BenchmarkSensorPath(b *testing.B) {
 		b.ReportMetric(float64(tab.Stats().Created), "flows")
 	})
 
-	b.Run("worker", func(b *testing.B) {
-		cfg := engine.DefaultConfig()
-		cfg.SensorID = "bench"
-		src := &memSource{pkts: pkts, span: benchSpan, limit: b.N}
-		sink := &countSink{}
-		b.SetBytes(perPkt)
-		b.ReportAllocs()
-		b.ResetTimer()
-		cpu0 := cpuNanos()
-		e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: sink})
-		if err != nil {
-			b.Fatal(err)
+	for _, comp := range []string{"fastest", "s2"} {
+		name := "worker"
+		if comp != "fastest" {
+			name += "-" + comp
 		}
-		if err := e.Start(); err != nil {
-			b.Fatal(err)
-		}
-		if err := e.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		cpu := cpuNanos()
-		if err := e.Stop(); err != nil {
-			b.Fatal(err)
-		}
-		st := e.Stats()
-		if st.Packets != uint64(b.N) || st.StoredPackets != uint64(b.N) {
-			b.Fatalf("engine saw %d packets, stored %d, want %d", st.Packets, st.StoredPackets, b.N)
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
-		b.ReportMetric(float64(cpu-cpu0)/float64(b.N), "cpu-ns/packet")
-		b.ReportMetric(float64(sink.blockBytes.Load())/float64(bytes+16*int64(len(pkts)))*float64(len(pkts))/float64(b.N), "blocks/pcap")
-	})
+		b.Run(name, func(b *testing.B) {
+			cfg := engine.DefaultConfig()
+			cfg.Blocks.Compression = comp
+			cfg.SensorID = "bench"
+			src := &memSource{pkts: pkts, span: benchSpan, limit: b.N}
+			sink := &countSink{}
+			b.SetBytes(perPkt)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuNanos()
+			e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: sink})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Start(); err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			cpu := cpuNanos()
+			if err := e.Stop(); err != nil {
+				b.Fatal(err)
+			}
+			st := e.Stats()
+			if st.Packets != uint64(b.N) || st.StoredPackets != uint64(b.N) {
+				b.Fatalf("engine saw %d packets, stored %d, want %d", st.Packets, st.StoredPackets, b.N)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+			b.ReportMetric(float64(cpu-cpu0)/float64(b.N), "cpu-ns/packet")
+			b.ReportMetric(float64(sink.blockBytes.Load())/float64(bytes+16*int64(len(pkts)))*float64(len(pkts))/float64(b.N), "blocks/pcap")
+		})
+	}
 
 	b.Run("gopacket-default", func(b *testing.B) {
 		b.SetBytes(perPkt)

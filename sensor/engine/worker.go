@@ -190,7 +190,9 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	w.stats.Packets++
 	w.stats.WireBytes += uint64(ci.Length)
 	if st == nil {
-		w.storeOrphan(data, ci)
+		if !w.cfg.Blocks.Disabled {
+			w.storeOrphan(data, ci)
+		}
 		return
 	}
 	if w.meta != nil && st.mflags&mDone == 0 {
@@ -199,7 +201,7 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	if w.tlInterval > 0 {
 		w.timeline(st, ci.Timestamp, ci.Length)
 	}
-	if n > 0 {
+	if n > 0 && !w.cfg.Blocks.Disabled {
 		w.store(st, data[:n], ci)
 	}
 }

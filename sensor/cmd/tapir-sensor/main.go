@@ -63,6 +63,7 @@ type options struct {
 	ebpf          bool
 	ebpfMapSize   int
 	pins          multiFlag
+	compression   string
 }
 
 type multiFlag []string
@@ -94,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "spool directory for batches the collector has not acknowledged")
 	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory made by 'tapir certs' (ca.pem, sensor-<id>.pem, sensor-<id>-key.pem)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything")
+	fs.StringVar(&o.compression, "compression", "", "block compression: fastest, default, better (zstd) or s2")
 	fs.BoolVar(&o.insecure, "insecure", false, "stream to the collector in plaintext (local development only)")
 	fs.StringVar(&o.sensorID, "sensor-id", "", "sensor id (default: config, else the host name)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "end flows idle this long (e.g. 60s)")
@@ -178,6 +180,9 @@ func loadConfig(o *options) (config.Config, error) {
 	}
 	if o.noMetadata {
 		cfg.Engine.Metadata.Enabled = false
+	}
+	if o.compression != "" {
+		cfg.Engine.Blocks.Compression = o.compression
 	}
 	if o.seed >= 0 {
 		if o.seed > 65535 {
@@ -286,6 +291,8 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 	if dp != nil {
 		sink = dp.WrapSink(sinks)
 	}
+	// Build blocks only when an output takes them.
+	cfg.Engine.Blocks.Disabled = cfg.Output.BlocksOut == "" && len(cfg.Output.Collector.Collectors) == 0
 	eng, err := engine.New(cfg.Engine, engine.Dependencies{Sources: sources, Sink: sink, Logger: logger, Registerer: reg})
 	if err != nil {
 		return err
