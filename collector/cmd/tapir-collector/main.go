@@ -34,7 +34,6 @@ import (
 	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/collector/retention"
-	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/hbase"
 	"github.com/tapir-sensor/tapir/storage/pebble"
@@ -127,10 +126,12 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 		ecfg.StateDir = filepath.Join(cfg.Store.Dir, "enrich")
 	}
 	var alertSink enrich.AlertSink
-	// Kafka (kafka.brokers set): flow records are published after the
-	// store write and before the ack (ingest Publish hook), sensor health
-	// every kafka.health_interval, alerts to the alerts topic.
-	var publishFlows func(ctx context.Context, sensorID string, recs []flow.Record) error
+	// Kafka (kafka.brokers set): each batch's flow records are published
+	// before the store write (publish.WrapStore: the store's durable seq,
+	// which a reconnecting sensor is told, must never run ahead of Kafka),
+	// and the batch is acked after both; sensor health every
+	// kafka.health_interval; alerts to the alerts topic.
+	writer := storage.Writer(store)
 	if cfg.Kafka.Enabled() {
 		pub, err := publish.New(cfg.Kafka, publish.Dependencies{Logger: logger.With("component", "kafka"), Registerer: reg})
 		if err != nil {
@@ -140,7 +141,7 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 			return fmt.Errorf("start kafka publisher: %w", err)
 		}
 		defer pub.Stop()
-		publishFlows = pub.PublishFlows
+		writer = pub.WrapStore(store)
 		alertSink = func(ctx context.Context, alerts []enrich.Alert) error {
 			raw := make([]json.RawMessage, 0, len(alerts))
 			for i := range alerts {
@@ -165,9 +166,8 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	}
 	defer chain.Stop()
 
-	in, err := ingest.New(cfg.Ingest, ingest.Dependencies{Store: store, Registry: sensors,
-		Logger: logger.With("component", "ingest"), Registerer: reg, Enrich: chain.Enrich,
-		Publish: publishFlows})
+	in, err := ingest.New(cfg.Ingest, ingest.Dependencies{Store: writer, Registry: sensors,
+		Logger: logger.With("component", "ingest"), Registerer: reg, Enrich: chain.Enrich})
 	if err != nil {
 		return err
 	}
