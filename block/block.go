@@ -130,9 +130,10 @@ func (e *Encoder) Close() error { return e.z.Close() }
 // block size. A fresh Builder holds no buffer (a few dozen bytes), so many
 // idle ones are cheap.
 type Builder struct {
-	meta Meta
-	prev int64
-	buf  []byte
+	meta  Meta
+	prev  int64
+	first int64 // the first packet's timestamp (the body's delta base)
+	buf   []byte
 }
 
 // Reset starts a new block described by meta. First, Last, Packets and
@@ -156,15 +157,19 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 		origLen = len(data)
 	}
 	if b.meta.Packets == 0 {
-		b.meta.First = tsNanos
-		b.prev = tsNanos
+		b.meta.First, b.meta.Last = tsNanos, tsNanos
+		b.prev, b.first = tsNanos, tsNanos
 	}
 	b.buf = binary.AppendVarint(b.buf, tsNanos-b.prev)
 	b.buf = binary.AppendUvarint(b.buf, uint64(origLen))
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(data)))
 	b.buf = append(b.buf, data...)
 	b.prev = tsNanos
-	b.meta.Last = tsNanos
+	// First and Last are the earliest and latest timestamps: capture
+	// files may step back in time (pcapng packets without a timestamp
+	// read as 0, clock steps), and stores index blocks by that span.
+	b.meta.First = min(b.meta.First, tsNanos)
+	b.meta.Last = max(b.meta.Last, tsNanos)
 	b.meta.Packets++
 	b.meta.Bytes += uint64(len(data))
 }
@@ -201,20 +206,30 @@ func (b *Builder) Encode(enc *Encoder, dst []byte) ([]byte, Meta, error) {
 	if len(b.buf) > MaxRawBody {
 		return dst, b.meta, fmt.Errorf("encode %d bytes: %w", len(b.buf), ErrTooLarge)
 	}
+	raw := b.buf
+	if b.meta.First != b.first {
+		// The body's first delta is from First: rewrite it (it was 0,
+		// one byte) when an earlier packet came later. Rare: one copy.
+		rebased := binary.AppendVarint(make([]byte, 0, len(raw)+10), b.first-b.meta.First)
+		raw = append(rebased, raw[1:]...)
+		if len(raw) > MaxRawBody {
+			return dst, b.meta, fmt.Errorf("encode %d bytes: %w", len(raw), ErrTooLarge)
+		}
+	}
 	start := len(dst)
-	dst = appendHeader(dst, &b.meta, len(b.buf))
+	dst = appendHeader(dst, &b.meta, len(raw))
 	hdrEnd := len(dst)
 	if enc.s2 {
-		n := s2.MaxEncodedLen(len(b.buf))
+		n := s2.MaxEncodedLen(len(raw))
 		dst = slices.Grow(dst, n)
-		out := s2.Encode(dst[hdrEnd:hdrEnd+n], b.buf)
+		out := s2.Encode(dst[hdrEnd:hdrEnd+n], raw)
 		dst = dst[:hdrEnd+len(out)]
 		dst[start+5] = codecS2
 	} else {
-		dst = enc.z.EncodeAll(b.buf, dst)
+		dst = enc.z.EncodeAll(raw, dst)
 	}
-	if len(dst)-hdrEnd >= len(b.buf) {
-		dst = append(dst[:hdrEnd], b.buf...)
+	if len(dst)-hdrEnd >= len(raw) {
+		dst = append(dst[:hdrEnd], raw...)
 		dst[start+5] = codecRaw
 	}
 	body := dst[hdrEnd:]
@@ -440,7 +455,7 @@ func (b *Block) check() error {
 	r := b.Reader()
 	var n uint32
 	var bytes uint64
-	var last int64
+	last, first := b.Meta.First, b.Meta.Last
 	for {
 		ts, _, data, err := r.Next()
 		if err == io.EOF {
@@ -451,11 +466,11 @@ func (b *Block) check() error {
 		}
 		n++
 		bytes += uint64(len(data))
-		last = ts
+		last, first = max(last, ts), min(first, ts)
 	}
-	if n != b.Meta.Packets || bytes != b.Meta.Bytes || last != b.Meta.Last {
-		return fmt.Errorf("body holds %d packets, %d bytes, last %d; header says %d, %d, %d: %w",
-			n, bytes, last, b.Meta.Packets, b.Meta.Bytes, b.Meta.Last, ErrCorrupt)
+	if n != b.Meta.Packets || bytes != b.Meta.Bytes || last != b.Meta.Last || first != b.Meta.First {
+		return fmt.Errorf("body holds %d packets, %d bytes, span %d..%d; header says %d, %d, %d..%d: %w",
+			n, bytes, first, last, b.Meta.Packets, b.Meta.Bytes, b.Meta.First, b.Meta.Last, ErrCorrupt)
 	}
 	return nil
 }

@@ -407,3 +407,41 @@ func TestSegmentCorruptMiddle(t *testing.T) {
 }
 
 func timeOf(ns int64) time.Time { return time.Unix(0, ns) }
+
+// TestTimeGoesBackwards: capture files step back in time (pcapng packets
+// without a timestamp read as 0 after timestamped ones; clock steps). The
+// header must span the earliest to the latest packet, and every packet
+// must come back with its own timestamp, in capture order.
+func TestTimeGoesBackwards(t *testing.T) {
+	for _, s2 := range []bool{false, true} {
+		enc, err := NewEncoder(EncoderConfig{Level: SpeedFastest, S2: s2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		tss := []int64{1_700_000_000_000_000_100, 0, 1_700_000_000_000_000_050, 1_700_000_000_000_000_200, 7}
+		var b Builder
+		b.Reset(Meta{SensorID: "s"})
+		for i, ts := range tss {
+			b.Append(ts, 60+i, bytes.Repeat([]byte{byte(i)}, 60+i))
+		}
+		eb, meta, err := b.Encode(enc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta.First != 0 || meta.Last != 1_700_000_000_000_000_200 {
+			t.Fatalf("span %d..%d", meta.First, meta.Last)
+		}
+		blk, err := Decode(eb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := blk.Reader()
+		for i, want := range tss {
+			ts, ol, data, err := r.Next()
+			if err != nil || ts != want || ol != 60+i || len(data) != 60+i || data[0] != byte(i) {
+				t.Fatalf("packet %d: ts %d (want %d), len %d, %v", i, ts, want, ol, err)
+			}
+		}
+	}
+}

@@ -28,8 +28,8 @@
 //	50   16    FlowID
 //	66   2     LinkType
 //	68   4     Seq
-//	72   8     First (Unix ns, signed)
-//	80   8     Last (Unix ns, signed)
+//	72   8     First: earliest packet timestamp (Unix ns, signed)
+//	80   8     Last: latest packet timestamp (capture order may step back)
 //	88   4     Packets
 //	92   8     Bytes (sum of captured lengths)
 //	100  4     raw body length R (uncompressed)
@@ -77,7 +77,7 @@ type Meta struct {
 	Interface   string   // capture interface (or file name offline)
 	LinkType    uint16   // pcap LINKTYPE_* of the packet bytes
 	Seq         uint32   // block number within the flow, from 0
-	First, Last int64    // first and last packet timestamp, Unix nanoseconds
+	First, Last int64    // earliest and latest packet timestamp, Unix nanoseconds
 	Packets     uint32   // packets in the block
 	Bytes       uint64   // sum of captured lengths (uncompressed payload)
 }
