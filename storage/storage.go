@@ -23,6 +23,10 @@ var (
 	ErrPacketsExpired = errors.New("storage: packets expired")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("storage: store closed")
+	// ErrInvalidBatch: the batch itself can never be stored (a block or
+	// record the store cannot key). Retrying it is pointless: the
+	// collector rejects it instead of waiting for the store.
+	ErrInvalidBatch = errors.New("storage: invalid batch")
 )
 
 // Block is one encoded packet block with its parsed header.

@@ -148,7 +148,7 @@ func (s *Server) Start(lis net.Listener) error {
 		if err != nil {
 			return fmt.Errorf("ingest tls: %w", err)
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		opts = append(opts, grpc.Creds(countingCreds{TransportCredentials: credentials.NewTLS(tc), s: s}))
 	}
 	if lis == nil {
 		var err error

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -124,8 +126,17 @@ func TestSecurity(t *testing.T) {
 	// A sensor certificate from another CA.
 	foreign := otherCA.Sensor("good")
 	foreign.CAFile = pki.Sensor("good").CAFile // it trusts our server
+	refused := func() float64 {
+		var m dto.Metric
+		s.metrics.streams.WithLabelValues("refused_tls").Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	before := refused()
 	if _, _, err := session(t, addr, clientCreds(t, foreign), "good"); status.Code(err) != codes.Unavailable {
 		t.Errorf("certificate from another CA: %v", err)
+	}
+	if refused() <= before {
+		t.Error("a handshake refused for a certificate from another CA was not counted")
 	}
 	// A valid sensor claiming another id.
 	if _, _, err := session(t, addr, clientCreds(t, pki.Sensor("other")), "good"); status.Code(err) != codes.PermissionDenied {

@@ -206,9 +206,19 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 				}
 				s.metrics.batches.WithLabelValues("publish_error").Inc()
 				sess.StoreError(perr)
-				s.rlog.warn("publish", "publishing flow records failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", perr)
+				s.rlog.warn("publish:"+id, "publishing flow records failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", perr)
 				return status.Error(codes.Unavailable, "flow bus unavailable, retry later")
 			}
+		}
+		if errors.Is(err, storage.ErrInvalidBatch) {
+			// The store can never hold this batch: reject it (the sensor
+			// drops and counts it) rather than have the sensor resend it
+			// forever and block everything behind it.
+			s.metrics.batches.WithLabelValues("rejected").Inc()
+			sess.Rejected(err)
+			s.rlog.warn("rejected:"+id, "batch rejected by the store", "sensor", id, "seq", b.Seq, "err", err)
+			ss.SetTrailer(metadata.Pairs(TrailerRejectedSeq, strconv.FormatUint(b.Seq, 10)))
+			return status.Errorf(codes.InvalidArgument, "batch %d rejected: %v", b.Seq, err)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -216,7 +226,7 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 			}
 			s.metrics.batches.WithLabelValues("store_error").Inc()
 			sess.StoreError(err)
-			s.rlog.warn("store-write", "store write failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", err)
+			s.rlog.warn("store-write:"+id, "store write failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", err)
 			return status.Error(codes.Unavailable, "store unavailable, retry later")
 		}
 		acked = max(acked, b.Seq)

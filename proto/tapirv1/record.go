@@ -101,8 +101,8 @@ func ToRecord(p *FlowRecord, r *flow.Record) error {
 		SensorID:    p.SensorId,
 		Interface:   p.Interface,
 		CommunityID: p.CommunityId,
-		Start:       fromUnixNano(p.StartUnixNano),
-		End:         fromUnixNano(p.EndUnixNano),
+		Start:       time.Unix(0, p.StartUnixNano).UTC(), // a flow always has a start, even at Unix time 0
+		End:         time.Unix(0, p.EndUnixNano).UTC(),
 		Reason:      reason,
 		Segment:     p.Segment,
 		Truncated:   p.Truncated,

@@ -17,7 +17,7 @@ type Stats struct {
 	WireBytes         uint64 // their wire length
 	StoredPackets     uint64 // packets appended to blocks
 	StoredBytes       uint64 // captured bytes appended to blocks
-	OrphanPackets     uint64 // fragments stored before their flow was known
+	HeldFragments     uint64 // non-first fragments that arrived before their first fragment (stored once attributed)
 	Blocks            uint64 // blocks handed to the sink
 	BlockBytes        uint64 // encoded bytes of those blocks
 	BlockErrors       uint64 // blocks that could not be encoded (lost; logged)
@@ -37,7 +37,7 @@ func (s *Stats) add(o *Stats) {
 	s.WireBytes += o.WireBytes
 	s.StoredPackets += o.StoredPackets
 	s.StoredBytes += o.StoredBytes
-	s.OrphanPackets += o.OrphanPackets
+	s.HeldFragments += o.HeldFragments
 	s.Blocks += o.Blocks
 	s.BlockBytes += o.BlockBytes
 	s.BlockErrors += o.BlockErrors
@@ -76,7 +76,7 @@ var metricHelp = map[string]string{
 	"wire_bytes_total":            "Wire length of the frames read.",
 	"stored_packets_total":        "Packets appended to packet blocks.",
 	"stored_bytes_total":          "Captured bytes appended to packet blocks.",
-	"orphan_fragments_total":      "Non-first fragments stored before their first fragment arrived.",
+	"held_fragments_total":        "Non-first fragments that arrived before their first fragment (held, then stored in their flow).",
 	"blocks_total":                "Packet blocks handed to the output.",
 	"block_bytes_total":           "Encoded bytes of packet blocks handed to the output.",
 	"block_errors_total":          "Packet blocks that could not be encoded (their packets are lost).",
@@ -124,7 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("wire_bytes_total", s.WireBytes)
 	counter("stored_packets_total", s.StoredPackets)
 	counter("stored_bytes_total", s.StoredBytes)
-	counter("orphan_fragments_total", s.OrphanPackets)
+	counter("held_fragments_total", s.HeldFragments)
 	counter("blocks_total", s.Blocks)
 	counter("block_bytes_total", s.BlockBytes)
 	counter("block_errors_total", s.BlockErrors)

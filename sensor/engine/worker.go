@@ -73,8 +73,8 @@ type worker struct {
 	fifoHead int
 	gen      uint64
 	buffered int64
-	orphan   *block.Builder // held non-first fragments, see storeOrphan
-	orphanSt flowState
+	held     map[uint32]heldPacket // non-first fragments the flow table holds, by PacketInfo.Ref
+	nextRef  uint32
 	sinkErr  error
 
 	meta       *appmeta.Extractor // nil when metadata is off
@@ -120,6 +120,8 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 	if err != nil {
 		return nil, err
 	}
+	w.held = make(map[uint32]heldPacket)
+	w.table.SetHeldHandler(w.onHeld)
 	return w, nil
 }
 
@@ -157,7 +159,6 @@ func (w *worker) run(ctx context.Context) error {
 		}
 	}
 	w.table.Flush(flow.ReasonEndOfCapture)
-	w.flushOrphan()
 	for w.fifoHead < len(w.fifo) {
 		w.closeOldest()
 	}
@@ -186,13 +187,16 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	}
 	pi.Time = ci.Timestamp
 	pi.WireLen, pi.CapLen = ci.Length, ci.CaptureLength
+	w.nextRef++
+	pi.Ref = w.nextRef
 	st, n := w.table.Packet(pi)
 	w.stats.Packets++
 	w.stats.WireBytes += uint64(ci.Length)
 	if st == nil {
-		if !w.cfg.Blocks.Disabled {
-			w.storeOrphan(data, ci)
-		}
+		// A non-first fragment ahead of its first fragment: the table
+		// holds its accounting; keep its bytes until onHeld stores them.
+		w.stats.HeldFragments++
+		w.held[pi.Ref] = heldPacket{data: append([]byte(nil), data...), ci: *ci}
 		return
 	}
 	if w.meta != nil && st.mflags&mDone == 0 {
@@ -421,31 +425,30 @@ func (w *worker) timeline(st *flowState, ts int64, wireLen int) {
 	st.tlBytes += uint64(wireLen)
 }
 
-// storeOrphan stores a packet the flow table could not yet attribute (a
-// non-first fragment that arrived before its first fragment) in a block of
-// its port-less flow, so that it is never lost from storage.
-func (w *worker) storeOrphan(data []byte, ci *capture.CaptureInfo) {
-	w.stats.OrphanPackets++
-	t := w.pi.Tuple
-	t.SrcPort, t.DstPort = 0, 0
-	key, _ := t.Key()
-	if w.orphan != nil && (w.orphan.Meta().Key != key || w.orphan.Meta().LinkType != ci.LinkType) {
-		w.flushOrphan()
-	}
-	if w.orphan == nil {
-		w.orphan = new(block.Builder)
-		w.orphan.Reset(block.Meta{Key: key, CommunityID: flow.CommunityID(w.cfg.CommunitySeed, key.Forward()),
-			SensorID: w.cfg.SensorID, Interface: w.iface, LinkType: ci.LinkType})
-	}
-	w.orphan.Append(ci.Timestamp, ci.Length, data)
-	w.stats.StoredPackets++
-	w.stats.StoredBytes += uint64(len(data))
+// heldPacket is a fragment's bytes kept while the flow table holds it.
+type heldPacket struct {
+	data []byte
+	ci   capture.CaptureInfo
 }
 
-func (w *worker) flushOrphan() {
-	if w.orphan != nil {
-		w.emit(w.orphan)
-		w.orphan = nil
+// onHeld is the flow table's callback for a held fragment once it is
+// accounted (in its datagram's flow, or a port-less flow): the bytes go
+// into that flow's block like any packet's, so nothing is lost from
+// storage.
+func (w *worker) onHeld(ref uint32, st *flowState, n int) {
+	h, ok := w.held[ref]
+	if !ok {
+		return
+	}
+	delete(w.held, ref)
+	if st == nil {
+		return
+	}
+	if w.tlInterval > 0 {
+		w.timeline(st, h.ci.Timestamp, h.ci.Length)
+	}
+	if n > 0 && !w.cfg.Blocks.Disabled {
+		w.store(st, h.data[:n], &h.ci)
 	}
 }
 
@@ -455,9 +458,6 @@ func (w *worker) advance(now int64) {
 	w.table.Advance(now)
 	for w.fifoHead < len(w.fifo) && now-w.fifo[w.fifoHead].opened >= w.maxAge {
 		w.closeOldest()
-	}
-	if w.orphan != nil && now-w.orphan.First() >= w.maxAge {
-		w.flushOrphan()
 	}
 	w.publish(now)
 }

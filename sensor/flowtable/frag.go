@@ -31,10 +31,11 @@ type fragOrder struct {
 
 // heldFrag is a non-first fragment waiting for its first fragment.
 type heldFrag struct {
-	key     fragKey
-	tuple   flow.Tuple
-	ts      int64
-	wireLen int
+	key             fragKey
+	tuple           flow.Tuple
+	ts              int64
+	wireLen, capLen int
+	ref             uint32
 }
 
 // fragTracker maps datagrams to the ports of their first fragment, and
@@ -83,7 +84,7 @@ func (t *Table[T]) firstFragment(p *PacketInfo) {
 		}
 		tup := h.tuple
 		tup.SrcPort, tup.DstPort = p.Tuple.SrcPort, p.Tuple.DstPort
-		t.account(&tup, h.ts, h.wireLen, 0, 0, false)
+		t.accountHeld(h, &tup)
 		t.stats.FragmentsResolved++
 		t.stats.FragmentsReordered++
 		last := len(f.pending) - 1
@@ -109,8 +110,10 @@ func (t *Table[T]) nonFirstFragment(p *PacketInfo) (*T, int) {
 		t.stats.FragmentsOrphaned++
 		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true)
 	}
-	f.pending = append(f.pending, heldFrag{key: k, tuple: tup, ts: p.Time, wireLen: p.WireLen})
-	t.stats.FragmentsUnstored++
+	f.pending = append(f.pending, heldFrag{key: k, tuple: tup, ts: p.Time, wireLen: p.WireLen, capLen: p.CapLen, ref: p.Ref})
+	if t.onHeld == nil {
+		t.stats.FragmentsUnstored++
+	}
 	return nil, 0
 }
 
@@ -151,7 +154,7 @@ func (t *Table[T]) expireFragments(now int64) {
 
 func (t *Table[T]) orphan(h *heldFrag) {
 	tup := h.tuple
-	t.account(&tup, h.ts, h.wireLen, 0, 0, false)
+	t.accountHeld(h, &tup)
 	t.stats.FragmentsOrphaned++
 }
 

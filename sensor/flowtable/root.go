@@ -57,6 +57,11 @@ type PacketInfo struct {
 	TCPFlags uint8
 	// Frag describes IP fragmentation.
 	Frag FragInfo
+	// Ref is the caller's handle for this packet. When Packet holds a
+	// non-first fragment (returns a nil state), the handler set with
+	// SetHeldHandler later receives Ref with the fragment's flow state
+	// and store length, so the caller can store the bytes it kept.
+	Ref uint32
 }
 
 // IDCounter hands out the per-sensor counter part of flow IDs. One
@@ -127,6 +132,7 @@ type Table[T any] struct {
 	budget                             uint64
 	snap                               int
 	onRecord                           func(*flow.Record, *T)
+	onHeld                             func(ref uint32, state *T, storeLen int)
 	ids                                *IDCounter
 	sensorHash                         uint32
 	seed                               uint64
@@ -193,6 +199,23 @@ func New[T any](cfg Config, ids *IDCounter, onRecord func(rec *flow.Record, stat
 }
 
 func (t *Table[T]) at(i uint32) *entry[T] { return &t.chunks[i>>chunkBits][i&chunkMask] }
+
+// SetHeldHandler sets the function that receives a held non-first
+// fragment (see PacketInfo.Ref) once it is accounted: in its datagram's
+// flow when the first fragment arrives, or in the port-less flow when the
+// fragment timeout passes or the held list is full. state and storeLen
+// are as Packet would have returned them; state is valid during the call
+// only, and fn must not call back into the table. Without a handler held
+// fragments are counted but never stored (FragmentsUnstored).
+func (t *Table[T]) SetHeldHandler(fn func(ref uint32, state *T, storeLen int)) { t.onHeld = fn }
+
+// accountHeld accounts a held fragment and hands it to the held handler.
+func (t *Table[T]) accountHeld(h *heldFrag, tup *flow.Tuple) {
+	st, n := t.account(tup, h.ts, h.wireLen, h.capLen, 0, t.onHeld != nil)
+	if t.onHeld != nil {
+		t.onHeld(h.ref, st, n)
+	}
+}
 
 // Len returns the number of open flows.
 func (t *Table[T]) Len() int { return t.live }

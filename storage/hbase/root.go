@@ -52,7 +52,7 @@ var (
 	// ErrLayout: the table was created with another TimeBucket/LongFlow.
 	ErrLayout = errors.New("hbase store: layout differs")
 	// ErrBadBatch: a batch holds a block or record the store cannot key.
-	ErrBadBatch = errors.New("hbase store: invalid batch")
+	ErrBadBatch = fmt.Errorf("hbase store: %w", storage.ErrInvalidBatch)
 )
 
 // Meta rows (TableMeta).

@@ -43,7 +43,7 @@ var (
 	// ErrLayout: the store was created with another TimeBucket/LongFlow.
 	ErrLayout = errors.New("pebble store: layout differs")
 	// ErrBadBatch: a batch holds a block or record the store cannot key.
-	ErrBadBatch = errors.New("pebble store: invalid batch")
+	ErrBadBatch = fmt.Errorf("pebble store: %w", storage.ErrInvalidBatch)
 )
 
 // Meta rows (TableMeta).
