@@ -13,7 +13,7 @@ type metrics struct {
 	latency *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, buffered func() float64) (*metrics, error) {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tapir", Subsystem: "kafka",
 			Name: "records_total", Help: "Records acknowledged by Kafka, per topic."}, []string{"topic"}),
@@ -28,7 +28,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.records, m.bytes, m.errors, m.latency} {
+	bufGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "tapir", Subsystem: "kafka",
+		Name: "buffered_records", Help: "Records produced and not yet acknowledged by Kafka (stays up while Kafka is unreachable: batches are then not acked)."}, buffered)
+	for _, c := range []prometheus.Collector{m.records, m.bytes, m.errors, m.latency, bufGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -75,11 +75,23 @@ func New(cfg Config, deps Dependencies) (*Publisher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(deps.Registerer)
+	p := &Publisher{cfg: cfg, log: log}
+	m, err := newMetrics(deps.Registerer, p.buffered)
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: cfg, log: log, m: m}, nil
+	p.m = m
+	return p, nil
+}
+
+// buffered returns the records waiting for Kafka's acknowledgement.
+func (p *Publisher) buffered() float64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.client == nil {
+		return 0
+	}
+	return float64(p.client.BufferedProduceRecords())
 }
 
 func codec(name string) (kgo.CompressionCodec, error) {
@@ -175,7 +187,11 @@ func (p *Publisher) ensureTopicsLocked(ctx context.Context, cl *kgo.Client) erro
 }
 
 // produce sends recs and waits until Kafka acknowledged all of them or
-// the Timeout passed. It returns the first error.
+// the Timeout passed. It returns the first error. Records already sent
+// to a broker that then died cannot be failed by the idempotent producer
+// without breaking its sequence: the call then waits until Kafka answers
+// again (the batch stays unacknowledged meanwhile; the client logs the
+// produce errors and tapir_kafka_buffered_records stays up).
 func (p *Publisher) produce(ctx context.Context, topic string, recs []*kgo.Record) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
