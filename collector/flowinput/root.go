@@ -1,0 +1,322 @@
+// Package flowinput is the collector's input for flows exported by
+// routers, switches and firewalls: UDP listeners for NetFlow v5/v9, IPFIX
+// and sFlow v5, decoded with goflow2's decoders into tapir flow records
+// (exporter address, interfaces, sampling rate with scaled counters,
+// Community ID), which the collector then enriches, stores and publishes
+// like sensor records. NetFlow v9 and IPFIX templates are kept per
+// exporter and observation domain and persisted to a file, so that a
+// restart does not lose data sets until the next template refresh.
+//
+// Unidirectional records (NetFlow v5, v9 and IPFIX without RFC 5103
+// reverse elements, sFlow samples) count only their source direction.
+// The records have no packets: their SensorID is "exporter:<address>".
+//
+// Lifecycle: New is inert; Start opens the sockets and starts one reader
+// goroutine per listener and one delivery goroutine; Stop is idempotent,
+// closes the sockets, delivers what is pending and saves the templates.
+package flowinput
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tapir-sensor/tapir/flow"
+)
+
+// Batch is a group of records from one exporter. SensorID is
+// "exporter:<address>".
+type Batch struct {
+	SensorID string
+	Records  []flow.Record
+}
+
+// Dependencies of the input.
+type Dependencies struct {
+	// Deliver receives batches, one goroutine at a time; an error drops
+	// the batch (counted, logged rate-limited). Required.
+	Deliver func(ctx context.Context, b Batch) error
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer for metrics; nil exports none.
+	Registerer prometheus.Registerer
+}
+
+// Sentinel errors.
+var (
+	ErrStarted   = errors.New("flowinput: already started")
+	ErrNoDeliver = errors.New("flowinput: no Deliver function")
+)
+
+// Input is the flow input component. Its methods are safe for concurrent use.
+type Input struct {
+	cfg       Configuration
+	deps      Dependencies
+	log       *slog.Logger
+	m         *metrics
+	templates *Templates
+	dec       *Decoder
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	conns   []*net.UDPConn
+	queue   chan Batch
+	pending map[string][]flow.Record
+	wg      sync.WaitGroup
+	readers sync.WaitGroup
+	stop    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	lastLog time.Time
+}
+
+// New validates the configuration and builds an inert input.
+func New(cfg Configuration, deps Dependencies) (*Input, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Deliver == nil {
+		return nil, ErrNoDeliver
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	t := NewTemplates(cfg.MaxTemplates)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Input{cfg: cfg, deps: deps, log: deps.Logger, m: m, templates: t, dec: NewDecoder(cfg, t, m),
+		pending: map[string][]flow.Record{}, stop: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
+}
+
+// listener is one configured socket.
+type listener struct {
+	name  string
+	addr  string
+	proto Protocol
+}
+
+// Start loads the saved templates and opens the configured listeners.
+func (in *Input) Start() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.started {
+		return ErrStarted
+	}
+	in.started = true
+	if p := in.templatesPath(); p != "" {
+		n, err := in.templates.Load(p)
+		if err != nil {
+			in.log.Warn("flow templates not loaded", "path", p, "err", err)
+		} else if n > 0 {
+			in.log.Info("flow templates loaded", "path", p, "templates", n)
+		}
+	}
+	var ls []listener
+	seen := map[string]bool{}
+	for _, l := range []listener{{"netflow", in.cfg.NetFlow, ProtoNetFlow}, {"ipfix", in.cfg.IPFIX, ProtoNetFlow}, {"sflow", in.cfg.SFlow, ProtoSFlow}} {
+		if l.addr != "" && !seen[l.addr] {
+			seen[l.addr] = true
+			ls = append(ls, l)
+		}
+	}
+	for _, l := range ls {
+		ua, err := net.ResolveUDPAddr("udp", l.addr)
+		if err != nil {
+			in.closeConns()
+			return fmt.Errorf("flow input %s: %w", l.name, err)
+		}
+		c, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			in.closeConns()
+			return fmt.Errorf("flow input %s listen: %w", l.name, err)
+		}
+		if in.cfg.ReadBuffer > 0 {
+			_ = c.SetReadBuffer(in.cfg.ReadBuffer)
+		}
+		in.conns = append(in.conns, c)
+		in.log.Info("flow input listening", "protocol", l.name, "addr", c.LocalAddr().String())
+		in.readers.Add(1)
+		go in.read(c, l.proto)
+	}
+	in.queue = make(chan Batch, in.cfg.QueueBatches)
+	in.wg.Add(2)
+	go in.deliverLoop()
+	go in.flushLoop()
+	return nil
+}
+
+func (in *Input) closeConns() {
+	for _, c := range in.conns {
+		c.Close()
+	}
+}
+
+// Addrs returns the listening addresses in the order netflow, ipfix,
+// sflow (those configured), after Start.
+func (in *Input) Addrs() []net.Addr {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]net.Addr, len(in.conns))
+	for i, c := range in.conns {
+		out[i] = c.LocalAddr()
+	}
+	return out
+}
+
+// Stats returns per-exporter counters.
+func (in *Input) Stats() map[string]ExporterStats { return in.dec.Stats() }
+
+// Decoder returns the input's decoder (for tests and benchmarks).
+func (in *Input) Decoder() *Decoder { return in.dec }
+
+func (in *Input) templatesPath() string {
+	if in.cfg.TemplatesFile == "-" {
+		return ""
+	}
+	return in.cfg.TemplatesFile
+}
+
+// read is one listener's loop: receive, decode, queue.
+func (in *Input) read(c *net.UDPConn, proto Protocol) {
+	defer in.readers.Done()
+	buf := make([]byte, 65535)
+	var recs []flow.Record
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		recs, _ = in.dec.Decode(from.Addr(), proto, buf[:n], time.Now(), recs[:0])
+		if len(recs) == 0 {
+			continue
+		}
+		in.add(recs)
+	}
+}
+
+// add appends records to their exporter's pending list and queues the
+// list once it is full.
+func (in *Input) add(recs []flow.Record) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i := range recs {
+		sid := recs[i].SensorID
+		p := append(in.pending[sid], recs[i])
+		if len(p) >= in.cfg.MaxBatch {
+			in.enqueue(Batch{SensorID: sid, Records: p})
+			p = nil
+		}
+		in.pending[sid] = p
+	}
+}
+
+// enqueue queues a batch or drops it when the queue is full. in.mu held.
+func (in *Input) enqueue(b Batch) {
+	select {
+	case in.queue <- b:
+	default:
+		in.m.dropped.WithLabelValues("queue_full").Add(float64(len(b.Records)))
+		in.rateLog("flow records dropped: delivery queue full", "exporter", b.SensorID, "records", len(b.Records))
+	}
+}
+
+// flushPending queues every exporter's pending records. in.mu held.
+func (in *Input) flushPending() {
+	for sid, p := range in.pending {
+		if len(p) > 0 {
+			in.enqueue(Batch{SensorID: sid, Records: p})
+		}
+		delete(in.pending, sid)
+	}
+}
+
+func (in *Input) rateLog(msg string, args ...any) {
+	if time.Since(in.lastLog) < 10*time.Second {
+		return
+	}
+	in.lastLog = time.Now()
+	in.log.Warn(msg, args...)
+}
+
+// flushLoop delivers pending records every FlushInterval and saves
+// changed templates.
+func (in *Input) flushLoop() {
+	defer in.wg.Done()
+	t := time.NewTicker(in.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.stop:
+			return
+		case <-t.C:
+			in.mu.Lock()
+			in.flushPending()
+			in.mu.Unlock()
+			in.saveTemplates()
+		}
+	}
+}
+
+func (in *Input) saveTemplates() {
+	p := in.templatesPath()
+	if p == "" || !in.templates.Dirty() {
+		return
+	}
+	if err := in.templates.Save(p); err != nil {
+		in.mu.Lock()
+		in.rateLog("flow templates not saved", "path", p, "err", err)
+		in.mu.Unlock()
+	}
+}
+
+func (in *Input) deliverLoop() {
+	defer in.wg.Done()
+	for b := range in.queue {
+		if err := in.deps.Deliver(in.ctx, b); err != nil {
+			in.m.dropped.WithLabelValues("deliver_error").Add(float64(len(b.Records)))
+			in.mu.Lock()
+			in.rateLog("flow records not delivered", "exporter", b.SensorID, "records", len(b.Records), "err", err)
+			in.mu.Unlock()
+		}
+	}
+}
+
+// Stop closes the listeners, delivers the pending records, saves the
+// templates and waits. Idempotent.
+func (in *Input) Stop() {
+	in.mu.Lock()
+	if in.stopped || !in.started {
+		in.stopped = true
+		in.mu.Unlock()
+		return
+	}
+	in.stopped = true
+	in.closeConns()
+	in.mu.Unlock()
+	in.readers.Wait()
+	close(in.stop)
+	in.mu.Lock()
+	in.flushPending()
+	close(in.queue)
+	in.mu.Unlock()
+	in.wg.Wait()
+	in.cancel()
+	if p := in.templatesPath(); p != "" {
+		if err := in.templates.Save(p); err != nil {
+			in.log.Warn("flow templates not saved", "path", p, "err", err)
+		}
+	}
+}
