@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/enrich"
+	"github.com/tapir-sensor/tapir/collector/flowinput"
 	"github.com/tapir-sensor/tapir/collector/ingest"
 	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/retention"
@@ -37,6 +38,9 @@ type Config struct {
 	// Kafka publishes flow records, sensor health and alerts (disabled
 	// while kafka.brokers is empty).
 	Kafka publish.Config `yaml:"kafka"`
+	// FlowInput receives NetFlow, IPFIX and sFlow from routers and
+	// switches (off unless enabled).
+	FlowInput flowinput.Configuration `yaml:"flow_input"`
 }
 
 // Store selects and configures the backend.
@@ -67,6 +71,7 @@ func Default() Config {
 		Metrics:   Metrics{Listen: "127.0.0.1:9311"},
 		Kafka:     publish.DefaultConfig(),
 		Enrich:    enrich.DefaultConfig(),
+		FlowInput: flowinput.DefaultConfiguration(),
 	}
 }
 
@@ -119,6 +124,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Enrich.Validate(); err != nil {
 		return fmt.Errorf("%w: enrich: %v", ErrInvalid, err)
+	}
+	if err := c.FlowInput.Validate(); err != nil {
+		return fmt.Errorf("%w: flow_input: %v", ErrInvalid, err)
 	}
 	return nil
 }

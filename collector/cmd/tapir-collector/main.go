@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/config"
 	"github.com/tapir-sensor/tapir/collector/enrich"
+	"github.com/tapir-sensor/tapir/collector/flowinput"
 	"github.com/tapir-sensor/tapir/collector/ingest"
 	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/registry"
@@ -165,6 +167,33 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 		return fmt.Errorf("start enrich: %w", err)
 	}
 	defer chain.Stop()
+
+	// Flows from routers and switches (flow_input.enabled): enriched and
+	// written (published first when Kafka is on) like sensor batches,
+	// under the sensor id "exporter:<address>".
+	if cfg.FlowInput.Enabled {
+		fcfg := cfg.FlowInput
+		if fcfg.TemplatesFile == "" {
+			fcfg.TemplatesFile = filepath.Join(cfg.Store.Dir, "flow-templates.json")
+		}
+		var seq atomic.Uint64
+		seq.Store(uint64(time.Now().UnixNano())) // unique per run, increasing across runs
+		fin, err := flowinput.New(fcfg, flowinput.Dependencies{Logger: logger.With("component", "flow_input"), Registerer: reg,
+			Deliver: func(ctx context.Context, b flowinput.Batch) error {
+				for i := range b.Records {
+					chain.Enrich(&b.Records[i])
+				}
+				_, err := writer.Write(ctx, &storage.Batch{SensorID: b.SensorID, Seq: seq.Add(1), Records: b.Records})
+				return err
+			}})
+		if err != nil {
+			return err
+		}
+		if err := fin.Start(); err != nil {
+			return fmt.Errorf("start flow input: %w", err)
+		}
+		defer fin.Stop()
+	}
 
 	in, err := ingest.New(cfg.Ingest, ingest.Dependencies{Store: writer, Registry: sensors,
 		Logger: logger.With("component", "ingest"), Registerer: reg, Enrich: chain.Enrich})
