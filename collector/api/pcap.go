@@ -251,7 +251,16 @@ func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (in
 		}
 	}
 	if len(bs.blocks) == 0 {
-		if expired > 0 {
+		exported := len(refs) > 0
+		for _, r := range refs {
+			exported = exported && flow.IsExporterSensor(r.SensorID)
+		}
+		if exported {
+			// Every instance came from a NetFlow/IPFIX/sFlow exporter: there
+			// are no packets, and there never will be.
+			s.fail(c, http.StatusNotFound, "no_packets",
+				"flow known from a flow exporter (router or switch: NetFlow, IPFIX or sFlow); exporters send no packets", nil)
+		} else if expired > 0 {
 			s.fail(c, http.StatusGone, "packets_expired", "packets expired", nil)
 		} else {
 			c.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.NotFlushedRetry.Seconds()))))
