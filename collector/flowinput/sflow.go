@@ -1,6 +1,8 @@
 package flowinput
 
 import (
+	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/netsampler/goflow2/v2/decoders/sflow"
@@ -22,6 +24,9 @@ const (
 // or from a sampled IPv4/IPv6 record. sFlow carries no flow timing: the
 // record's start and end are the arrival time of the datagram.
 func (d *Decoder) decodeSFlow(e *exporter, data []byte, now time.Time, out []flow.Record) ([]flow.Record, error) {
+	if err := checkSFlow(data); err != nil {
+		return out, err
+	}
 	e.buf.Reset()
 	e.buf.Write(data)
 	e.sf = sflow.Packet{}
@@ -85,4 +90,45 @@ func (d *Decoder) decodeSFlow(e *exporter, data []byte, now time.Time, out []flo
 		out = append(out, d.finish(e, pkt.Tuple, src, flow.DirStats{}, now, now, flow.ReasonIdleTimeout, x))
 	}
 	return out, err
+}
+
+// errSFlowCount: a sample claims more records than goflow2 should allocate.
+var errSFlowCount = errors.New("flowinput: sflow sample with too many records")
+
+// checkSFlow refuses datagrams whose expanded flow samples claim more
+// than 1000 records: goflow2 v2.2.6 guards the record count of every
+// other sample type but allocates the expanded flow sample's count as
+// sent (up to 2^32 records).
+func checkSFlow(b []byte) error {
+	const maxRecords = 1000
+	if len(b) < 8 {
+		return nil // goflow2 reports it
+	}
+	off := 8
+	switch binary.BigEndian.Uint32(b[4:]) {
+	case 1:
+		off += 4
+	case 2:
+		off += 16
+	default:
+		return nil
+	}
+	off += 12 // sub-agent, sequence, uptime
+	if len(b) < off+4 {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint32(b[off:]))
+	off += 4
+	for i := 0; i < n && off+8 <= len(b); i++ {
+		format, length := binary.BigEndian.Uint32(b[off:]), int(binary.BigEndian.Uint32(b[off+4:]))
+		off += 8
+		if length < 0 || length > len(b)-off {
+			return nil
+		}
+		if format == 3 && length >= 44 && binary.BigEndian.Uint32(b[off+40:]) > maxRecords {
+			return errSFlowCount
+		}
+		off += length
+	}
+	return nil
 }

@@ -54,8 +54,41 @@ type exporterTemplates struct {
 	n     atomic.Int64
 }
 
+// ErrEmptyTemplate: a template whose records would take no bytes (no
+// fields, or only zero-length ones). goflow2 would loop forever on its
+// data sets: refused.
+var ErrEmptyTemplate = errors.New("flowinput: template of zero-length records")
+
+// recordBytes is the least number of bytes a record of the fields takes
+// (a variable-length field takes at least its length byte).
+func recordBytes(fields ...[]netflow.Field) int {
+	n := 0
+	for _, fs := range fields {
+		for _, f := range fs {
+			if f.Length == 0xffff {
+				n++
+			} else {
+				n += int(f.Length)
+			}
+		}
+	}
+	return n
+}
+
 // AddTemplate implements netflow.NetFlowTemplateSystem.
 func (e *exporterTemplates) AddTemplate(version uint16, obs uint32, id uint16, tmpl interface{}) error {
+	var size int
+	switch v := tmpl.(type) {
+	case netflow.TemplateRecord:
+		size = recordBytes(v.Fields)
+	case netflow.NFv9OptionsTemplateRecord:
+		size = recordBytes(v.Scopes, v.Options)
+	case netflow.IPFIXOptionsTemplateRecord:
+		size = recordBytes(v.Scopes, v.Options)
+	}
+	if size == 0 {
+		return ErrEmptyTemplate
+	}
 	if old, err := e.GetTemplate(version, obs, id); err == nil {
 		b1, _ := json.Marshal(old)
 		b2, _ := json.Marshal(tmpl)
