@@ -19,7 +19,6 @@
 package ingest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,13 +62,6 @@ type Dependencies struct {
 	// the batch is stored: the collector's enrichment chain. It must be
 	// safe for concurrent use (one call per stream at a time).
 	Enrich func(rec *flow.Record)
-	// Publish, when set, receives every batch's (enriched) records after
-	// the store holds the batch, and also for a batch the store had
-	// already applied (an earlier attempt may have failed to publish).
-	// The batch is acknowledged only once Publish returns nil; on error
-	// the sensor resends later. Delivery is at least once: consumers
-	// dedupe on (flow id, segment).
-	Publish func(ctx context.Context, sensorID string, recs []flow.Record) error
 }
 
 // Server is the ingest gRPC server. New is inert; Start serves; Stop is

@@ -199,17 +199,6 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 			}
 		}
 		applied, err := s.write(ctx, &sb)
-		if err == nil && s.deps.Publish != nil && len(sb.Records) > 0 {
-			if perr := s.deps.Publish(ctx, id, sb.Records); perr != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				s.metrics.batches.WithLabelValues("publish_error").Inc()
-				sess.StoreError(perr)
-				s.rlog.warn("publish:"+id, "publishing flow records failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", perr)
-				return status.Error(codes.Unavailable, "flow bus unavailable, retry later")
-			}
-		}
 		if errors.Is(err, storage.ErrInvalidBatch) {
 			// The store can never hold this batch: reject it (the sensor
 			// drops and counts it) rather than have the sensor resend it
