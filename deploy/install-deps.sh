@@ -6,6 +6,8 @@ pkgs=(tshark tcpdump tcpreplay softflowd nfdump kcat iproute2 ethtool protobuf-c
 # Kafka and HBase for the integration tests and benchmarks (deploy/kafka,
 # deploy/hbase): a JDK to run them, Maven to fetch their jars, curl for checks.
 pkgs+=(openjdk-17-jre-headless maven curl)
+# systemd-analyze for the unit checks (deploy/systemd).
+pkgs+=(systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
