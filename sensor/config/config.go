@@ -15,6 +15,7 @@ import (
 	"github.com/tapir-sensor/tapir/sensor/ebpf"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 	"github.com/tapir-sensor/tapir/sensor/export"
+	"github.com/tapir-sensor/tapir/sensor/ipfix"
 )
 
 // Config is the whole sensor configuration.
@@ -58,6 +59,11 @@ type Output struct {
 	// order, tls, batching, spool (spool.dir, spool.max_bytes), backoff.
 	// sensor_id is taken from the top level.
 	Collector export.Configuration `yaml:"collector"`
+	// IPFIX exports flow records as IPFIX over UDP to a flow collector
+	// (on when ipfix.collector is set): collector, template_refresh,
+	// template_refresh_messages, observation_domain, mtu, export_updates,
+	// enterprise_number (see sensor/ipfix).
+	IPFIX ipfix.Configuration `yaml:"ipfix"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -71,7 +77,7 @@ func Default() Config {
 	return Config{
 		Engine:  engine.DefaultConfig(),
 		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
-		Output:  Output{Collector: defaultExport()},
+		Output:  Output{Collector: defaultExport(), IPFIX: ipfix.DefaultConfiguration()},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
 		EBPF:    ebpf.DefaultConfig(),
 	}
@@ -123,8 +129,13 @@ func (c *Config) Validate(live bool) error {
 		}
 	}
 	o := c.Output
-	if o.FlowsOut == "" && o.BlocksOut == "" && len(o.Collector.Collectors) == 0 {
-		return fmt.Errorf("%w: no output: set output.flows_out, output.blocks_out or output.collector.collectors", ErrInvalid)
+	if o.FlowsOut == "" && o.BlocksOut == "" && len(o.Collector.Collectors) == 0 && o.IPFIX.Collector == "" {
+		return fmt.Errorf("%w: no output: set output.flows_out, output.blocks_out, output.collector.collectors or output.ipfix.collector", ErrInvalid)
+	}
+	if o.IPFIX.Collector != "" {
+		if err := o.IPFIX.Validate(); err != nil {
+			return fmt.Errorf("%w: output.ipfix: %v", ErrInvalid, err)
+		}
 	}
 	if len(o.Collector.Collectors) > 0 {
 		ec := o.Collector

@@ -27,6 +27,7 @@ import (
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/config"
 	"github.com/tapir-sensor/tapir/sensor/engine"
+	"github.com/tapir-sensor/tapir/sensor/ipfix"
 	"github.com/tapir-sensor/tapir/sensor/output"
 )
 
@@ -45,6 +46,7 @@ type options struct {
 	flowsOut      string
 	blocksOut     string
 	collectors    multiFlag
+	ipfix         string
 	sensorID      string
 	idleTimeout   time.Duration
 	activeTimeout time.Duration
@@ -92,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.flowsOut, "flows-out", "", "write flow records as ECS JSON lines to PATH (- for stdout)")
 	fs.StringVar(&o.blocksOut, "blocks-out", "", "write packet blocks to segment files in DIR")
 	fs.Var(&o.collectors, "collector", "stream to a collector at host:port; repeatable for failover")
+	fs.StringVar(&o.ipfix, "ipfix", "", "export flow records as IPFIX over UDP to HOST:PORT (nfcapd, goflow2, ...)")
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "spool directory for batches the collector has not acknowledged")
 	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory made by 'tapir certs' (ca.pem, sensor-<id>.pem, sensor-<id>-key.pem)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything")
@@ -211,6 +214,9 @@ func loadConfig(o *options) (config.Config, error) {
 	if len(o.collectors) > 0 {
 		cfg.Output.Collector.Collectors = o.collectors
 	}
+	if o.ipfix != "" {
+		cfg.Output.IPFIX.Collector = o.ipfix
+	}
 	if o.spoolDir != "" {
 		cfg.Output.Collector.Spool.Dir = o.spoolDir
 	}
@@ -286,12 +292,30 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		closers = append(closers, ex.Stop)
 		stream = ex
 	}
+	if cfg.Output.IPFIX.Collector != "" {
+		ix, ierr := ipfix.New(cfg.Output.IPFIX, ipfix.Dependencies{Logger: logger.With("component", "ipfix"), Registerer: reg})
+		if ierr == nil {
+			ierr = ix.Start()
+		}
+		if ierr != nil {
+			return fmt.Errorf("ipfix output: %w", ierr)
+		}
+		sinks = append(sinks, ix)
+		closers = append(closers, func() error {
+			err := ix.Stop()
+			st := ix.Stats()
+			logger.Info("ipfix export finished", "collector", cfg.Output.IPFIX.Collector, "records", st.Records,
+				"messages", st.Messages, "send_errors", st.SendErrors, "dropped_messages", st.DroppedMessages)
+			return err
+		})
+	}
 
 	var sink engine.Sink = sinks
 	if dp != nil {
 		sink = dp.WrapSink(sinks)
 	}
-	// Build blocks only when an output takes them.
+	// Build blocks only when an output takes them (the IPFIX output
+	// takes none).
 	cfg.Engine.Blocks.Disabled = cfg.Output.BlocksOut == "" && len(cfg.Output.Collector.Collectors) == 0
 	eng, err := engine.New(cfg.Engine, engine.Dependencies{Sources: sources, Sink: sink, Logger: logger, Registerer: reg})
 	if err != nil {
