@@ -1,0 +1,131 @@
+package ipfix
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/sensor/capture"
+	"github.com/tapir-sensor/tapir/sensor/engine"
+)
+
+// Shared captures with TCP, UDP, ICMP, SCTP, IPv4 and IPv6 flows.
+var captures = []string{
+	"zeek/wikipedia.pcap",
+	"zeek/ssh.pcap",
+	"community-id-spec/combined.pcap.gz",
+	"suricata-verify/community-id-ipv6/input.pcap",
+}
+
+// recSink collects the engine's records.
+type recSink struct {
+	mu   sync.Mutex
+	recs []flow.Record
+}
+
+func (s *recSink) AddRecord(r *flow.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, *r)
+	return nil
+}
+
+func (s *recSink) AddBlock([]byte) error { return nil }
+
+// sensorRecords runs the sensor engine over a shared capture and returns
+// every record it emitted (updates included).
+func sensorRecords(t *testing.T, rel string) []flow.Record {
+	t.Helper()
+	src, err := capture.OpenFile(testdata.Plain(t, testdata.Pcap(t, rel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	cfg := engine.DefaultConfig()
+	cfg.SensorID = "ipfix-test"
+	cfg.Blocks.Disabled = true
+	sink := &recSink{}
+	e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-e.Done()
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.recs) == 0 {
+		t.Fatalf("%s: no flow records", rel)
+	}
+	return sink.recs
+}
+
+// udpSink is a UDP socket on 127.0.0.1 keeping every datagram.
+type udpSink struct {
+	c    *net.UDPConn
+	mu   sync.Mutex
+	dgs  [][]byte
+	done chan struct{}
+}
+
+func listenUDP(t *testing.T) *udpSink {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadBuffer(8 << 20)
+	u := &udpSink{c: c, done: make(chan struct{})}
+	go func() {
+		defer close(u.done)
+		buf := make([]byte, 65536)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			u.mu.Lock()
+			u.dgs = append(u.dgs, append([]byte(nil), buf[:n]...))
+			u.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close() })
+	return u
+}
+
+func (u *udpSink) addr() string { return u.c.LocalAddr().String() }
+
+// datagrams waits until n datagrams arrived (or a second passed) and
+// returns them.
+func (u *udpSink) datagrams(n uint64) [][]byte {
+	deadline := time.Now().Add(time.Second)
+	for {
+		u.mu.Lock()
+		got := len(u.dgs)
+		u.mu.Unlock()
+		if uint64(got) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([][]byte(nil), u.dgs...)
+}
+
+// finals returns the final records of IP flows: what the exporter sends
+// by default.
+func finals(recs []flow.Record) []flow.Record {
+	var out []flow.Record
+	for _, r := range recs {
+		if r.Reason.Final() && (r.Tuple.Family == flow.FamilyIPv4 || r.Tuple.Family == flow.FamilyIPv6) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
