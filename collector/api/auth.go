@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 
@@ -141,8 +142,9 @@ func (t *Tokens) Lookup(token string) (TokenEntry, bool) {
 }
 
 // authenticator resolves a request to a principal.
+// tokens is swapped whole by Server.ReloadTokens.
 type authenticator struct {
-	tokens    *Tokens
+	tokens    atomic.Pointer[Tokens]
 	certRoles map[string][]string
 }
 
@@ -156,7 +158,7 @@ func (a *authenticator) authenticate(r *http.Request) (*Principal, error) {
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return nil, fmt.Errorf("authorization scheme is not Bearer: %w", ErrUnauthenticated)
 		}
-		e, ok := a.tokens.Lookup(strings.TrimSpace(tok))
+		e, ok := a.tokens.Load().Lookup(strings.TrimSpace(tok))
 		if !ok {
 			return nil, fmt.Errorf("unknown token: %w", ErrUnauthenticated)
 		}

@@ -136,6 +136,29 @@ func New(cfg Configuration, deps Dependencies) (*Server, error) {
 	return s, nil
 }
 
+// ReloadTokens re-reads the tokens file (SIGHUP in tapir-collector): new
+// requests see the new tokens at once, requests in flight keep theirs. On
+// error the previous tokens stay in force. Safe for concurrent use; an
+// error before Start.
+func (s *Server) ReloadTokens() error {
+	s.mu.Lock()
+	auth := s.auth
+	s.mu.Unlock()
+	if auth == nil {
+		return errors.New("api: reload tokens: not started")
+	}
+	if s.cfg.TokensFile == "" {
+		return nil
+	}
+	t, err := LoadTokens(s.cfg.TokensFile)
+	if err != nil {
+		return fmt.Errorf("reload tokens: %w", err)
+	}
+	auth.tokens.Store(t)
+	s.log.Info("api tokens reloaded", "file", s.cfg.TokensFile, "tokens", len(t.recs))
+	return nil
+}
+
 // Start loads the tokens file, opens the audit log and starts serving.
 func (s *Server) Start() error {
 	s.mu.Lock()
@@ -149,7 +172,7 @@ func (s *Server) Start() error {
 		if err != nil {
 			return err
 		}
-		auth.tokens = t
+		auth.tokens.Store(t)
 	}
 	var tlsCfg *tls.Config
 	if !s.cfg.TLS.Insecure {

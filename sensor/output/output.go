@@ -79,6 +79,24 @@ func (f *FlowsJSON) Close() error {
 	return nil
 }
 
+// Switch flushes what is buffered to the current writer, closes it (when
+// it has a closer) and goes on writing to w, at a record boundary: used to
+// reopen --flows-out after logrotate moved it (SIGHUP).
+func (f *FlowsJSON) Switch(w io.Writer, closer io.Closer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.w.Flush()
+	if f.closer != nil {
+		err = errors.Join(err, f.closer.Close())
+	}
+	f.w.Reset(w)
+	f.closer = closer
+	if err != nil {
+		return fmt.Errorf("switch flows output: %w", err)
+	}
+	return nil
+}
+
 // Blocks writes packet blocks to segment files in a directory (see
 // block.DirWriter). Records are ignored.
 type Blocks struct{ w *block.DirWriter }

@@ -107,6 +107,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the API tokens file (enrichment files are watched).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -234,7 +238,15 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 		defer srv.Close()
 		logger.Info("metrics listening", "addr", ln.Addr().String())
 	}
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			if err := web.ReloadTokens(); err != nil {
+				logger.Error("SIGHUP: tokens not reloaded; the previous ones stay", "err", err)
+			}
+		}
+	}
 	logger.Info("shutting down")
 	return nil
 }

@@ -235,6 +235,10 @@ func loadConfig(o *options) (config.Config, error) {
 func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Logger) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var reopen func() // SIGHUP: reopen --flows-out (logrotate)
 	reg := prometheus.NewRegistry()
 
 	dp := startEBPF(o, cfg, logger, reg)
@@ -270,6 +274,19 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 			w, c = f, f
 		}
 		fj := output.NewFlowsJSON(w, c)
+		if p != "-" {
+			reopen = func() {
+				f, ferr := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+				if ferr == nil {
+					ferr = fj.Switch(f, f)
+				}
+				if ferr != nil {
+					logger.Error("SIGHUP: reopen flows output", "path", p, "err", ferr)
+					return
+				}
+				logger.Info("SIGHUP: flows output reopened", "path", p)
+			}
+		}
 		sinks = append(sinks, fj)
 		closers = append(closers, fj.Close)
 	}
@@ -332,10 +349,21 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 	if err := eng.Start(); err != nil {
 		return err
 	}
-	select {
-	case <-eng.Done():
-	case <-ctx.Done():
-		logger.Info("signal received; flushing flows and blocks")
+wait:
+	for {
+		select {
+		case <-eng.Done():
+			break wait
+		case <-ctx.Done():
+			logger.Info("signal received; flushing flows and blocks")
+			break wait
+		case <-hup:
+			if reopen == nil {
+				logger.Info("SIGHUP: nothing to reload")
+				continue
+			}
+			reopen()
+		}
 	}
 	runErr := eng.Stop()
 	if stream != nil && ctx.Err() == nil {
