@@ -37,7 +37,7 @@ func (s *recSink) AddBlock([]byte) error { return nil }
 
 // sensorRecords runs the sensor engine over a shared capture and returns
 // every record it emitted (updates included).
-func sensorRecords(t *testing.T, rel string) []flow.Record {
+func sensorRecords(t testing.TB, rel string) []flow.Record {
 	t.Helper()
 	src, err := capture.OpenFile(testdata.Plain(t, testdata.Pcap(t, rel)))
 	if err != nil {
