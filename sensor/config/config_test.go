@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/sensor/config"
@@ -62,5 +63,27 @@ func TestConfigErrorsSayWhat(t *testing.T) {
 	}
 	if _, err := config.Load(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+// TestIPFIXOutput: output.ipfix alone is an output, and its values are
+// validated.
+func TestIPFIXOutput(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.yaml")
+	os.WriteFile(p, []byte("sensor_id: s1\noutput:\n  ipfix:\n    collector: \"127.0.0.1:4739\"\n    template_refresh: 10s\n    observation_domain: 7\n    mtu: 1200\n"), 0o600)
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(false); err != nil {
+		t.Fatalf("ipfix-only config: %v", err)
+	}
+	if x := cfg.Output.IPFIX; x.MTU != 1200 || x.ObservationDomain != 7 || x.TemplateRefresh != 10*time.Second || x.TemplateRefreshMessages != 50 {
+		t.Errorf("loaded %+v", x)
+	}
+	cfg.Output.IPFIX.MTU = 10
+	if cfg.Validate(false) == nil {
+		t.Error("mtu 10 accepted")
 	}
 }
