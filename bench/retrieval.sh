@@ -9,7 +9,7 @@
 # measures again; finally times `tcpdump -r BIG -w /dev/null <filter>` for a
 # few of the same flows. Prints a table with the growth ratio and the ratio
 # to tcpdump. Everything runs on 127.0.0.1 in plaintext (a benchmark, not a
-# deployment).
+# deployment). The table also goes to bench/results/retrieval.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -86,6 +86,12 @@ PY
 done
 td=$(sort -g "$work/tcpdump" | awk '{v[NR]=$1} END {printf "%.0f", v[int((NR+1)/2)]*1000}')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+mkdir -p bench/results
+{
+echo "# retrieval latency by flow"
+echo
+echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), bench/retrieval.sh (embedded store, GET /api/v1/pcap?flow=<Community ID> over 127.0.0.1, plaintext)."
+echo
 cat <<TABLE
 | store holds | flows sampled | p50 ms | p99 ms |
 |---|---|---|---|
@@ -95,3 +101,4 @@ cat <<TABLE
 p99 growth 1M -> ${total}: $(ratio "$p99b" "$p99a")x (target < 1.5x); p99 target < 50 ms.
 tcpdump -r BIG (${total} packets) filtering one flow: median ${td} ms over ${TCPDUMP_FLOWS} flows; tapir p50 at ${total} packets is $(ratio "$td" "$p50b")x faster.
 TABLE
+} | tee bench/results/retrieval.md
