@@ -7,7 +7,7 @@ export TAPIR_PCAPS ?= $(PCAPS)
 
 BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 
-.PHONY: all build deps data test test-unit bench demo generate check-generate fmt vet clean services-up services-down
+.PHONY: all build deps data test test-unit bench bench-report demo generate check-generate fmt vet clean services-up services-down
 
 # Services the integration tests and benchmarks use (deploy/kafka,
 # deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
@@ -74,6 +74,16 @@ test-unit:
 bench: deps build
 	./bench/run.sh
 	$(call with-services,./deploy/kafka/perf-compare.sh)
+
+# make bench-report: bench/run.sh (Go benchmarks reused from
+# bench/results/go-bench.txt when present; SKIP_GO=0 reruns them),
+# bench/retrieval.sh, bench/live.sh (root: network namespaces), then
+# bench/report writes bench/REPORT.md and bench/report-*.png.
+bench-report: deps build
+	SKIP_GO=$${SKIP_GO:-$$(test -s bench/results/go-bench.txt && echo 1 || echo 0)} ./bench/run.sh
+	./bench/retrieval.sh
+	./bench/live.sh
+	$(GO) run ./bench/report
 
 demo: deps build
 	./deploy/demo.sh
