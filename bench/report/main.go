@@ -290,6 +290,26 @@ func drops(path string, t *table) error {
 	return nil
 }
 
+// liveCPU charts each capturer's CPU per received packet at each rate.
+func liveCPU(path string, t *table) error {
+	if t == nil {
+		return fmt.Errorf("chart %s: live table missing", path)
+	}
+	cr, cc := t.col("target pps"), t.col("CPU ns/packet")
+	if cr < 0 || cc < 0 {
+		return fmt.Errorf("chart %s: live table columns missing", path)
+	}
+	var names []string
+	var vals []float64
+	for _, r := range t.rows {
+		if v, ok := num(r[cc]); ok {
+			names = append(names, fmt.Sprintf("%s @ %s pps", label(r[0]), r[cr]))
+			vals = append(vals, v)
+		}
+	}
+	return hbar(path, "Live capture: capturer CPU per received packet (getrusage, lower is better)", "CPU ns per packet", names, vals)
+}
+
 var tcpdumpMedian = regexp.MustCompile(`median (\d+(?:\.\d+)?) ms`)
 
 // retrieval charts p50/p99 retrieval latency as the store grows beside
@@ -427,6 +447,7 @@ func run(dir string) error {
 			lt = &live.tables[0]
 		}
 		chart("report-drops.png", "Drops vs replay rate per capturer", drops(png("report-drops.png"), lt))
+		chart("report-live-cpu.png", "Capturer CPU per received packet at each rate", liveCPU(png("report-live-cpu.png"), lt))
 		out.WriteString(body(live) + "\n")
 	}
 	if len(chartErrs) > 0 {
