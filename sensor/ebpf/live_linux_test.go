@@ -281,6 +281,9 @@ func TestCutoffBulkTransfer(t *testing.T) {
 		}
 	}
 	if bulk != 1 || pinned != 1 {
+		for k, rec := range kern {
+			t.Logf("record %s: src %+v dst %+v reason %v", k, rec.Source, rec.Destination, rec.Reason)
+		}
 		t.Errorf("found %d bulk and %d pinned data flows in %d records", bulk, pinned, len(kern))
 	}
 	if kc.CutPackets == 0 || ks.Packets+kc.CutPackets != us.Packets {
