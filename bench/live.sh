@@ -17,7 +17,8 @@
 # tcpdump's "packets captured", netsniff-ng's "packets passed filter";
 # sent: tcpreplay's "Successful packets". Writes bench/results/live.md.
 #
-# Environment: RATES (default "100000 200000 300000"), SLICE_PACKETS,
+# Environment: RATES (default "100000 200000 300000 max"; max =
+# tcpreplay --topspeed, as fast as tcpreplay goes here), SLICE_PACKETS,
 # BENCH_CACHE (default .cache/bench). Everything stays in the two
 # namespaces, which the EXIT trap deletes; each run is bounded by timeouts.
 set -euo pipefail
@@ -31,7 +32,7 @@ done
 [[ -x bin/tapir-sensor ]] || { echo "live.sh: bin/tapir-sensor missing: run make build" >&2; exit 1; }
 
 export BENCH_CACHE=${BENCH_CACHE:-$root/.cache/bench}
-rates=${RATES:-100000 200000 300000}
+rates=${RATES:-100000 200000 300000 max}
 slice_n=${SLICE_PACKETS:-1000000}
 results=$root/bench/results
 mkdir -p "$results"
@@ -108,7 +109,9 @@ run() {
     done
   fi
   sleep 1
-  ip netns exec "$pns" tcpreplay -i "$pif" --pps="$rate" --preload-pcap "$slice" >"$out.replay" 2>&1 || true
+  local speed=--pps=$rate
+  [[ $rate == max ]] && speed=--topspeed
+  ip netns exec "$pns" tcpreplay -i "$pif" "$speed" --preload-pcap "$slice" >"$out.replay" 2>&1 || true
   sleep 2
   # SIGINT to the capturer (timeout's child: the command ip netns exec became).
   local tpid cpid

@@ -243,7 +243,7 @@ func drops(path string, t *table) error {
 	if t == nil {
 		return fmt.Errorf("chart %s: live table missing", path)
 	}
-	cr, cp := t.col("target pps"), t.col("drop %")
+	cr, cp := t.col("achieved pps"), t.col("drop %")
 	if cr < 0 || cp < 0 {
 		return fmt.Errorf("chart %s: live table columns missing", path)
 	}
@@ -266,7 +266,7 @@ func drops(path string, t *table) error {
 	}
 	p := plot.New()
 	p.Title.Text = "Live capture: packets dropped vs replay rate (veth, tcpreplay)"
-	p.X.Label.Text = "tcpreplay target rate (k packets/s)"
+	p.X.Label.Text = "rate tcpreplay achieved (k packets/s)"
 	p.Y.Label.Text = "dropped (% of sent)"
 	p.Y.Min = 0
 	p.Legend.Top = true
