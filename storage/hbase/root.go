@@ -51,8 +51,6 @@ import (
 var (
 	// ErrLayout: the table was created with another TimeBucket/LongFlow.
 	ErrLayout = errors.New("hbase store: layout differs")
-	// ErrBadBatch: a batch holds a block or record the store cannot key.
-	ErrBadBatch = fmt.Errorf("hbase store: %w", storage.ErrInvalidBatch)
 )
 
 // Meta rows (TableMeta).
@@ -305,33 +303,6 @@ type row struct {
 	del        bool
 }
 
-func validateBatch(b *storage.Batch) error {
-	if b == nil {
-		return fmt.Errorf("%w: nil batch", ErrBadBatch)
-	}
-	if b.SensorID == "" || len(b.SensorID) > rowkey.MaxStringLen {
-		return fmt.Errorf("%w: sensor id of %d bytes", ErrBadBatch, len(b.SensorID))
-	}
-	for i := range b.Blocks {
-		m := &b.Blocks[i].Meta
-		if m.Last < m.First {
-			return fmt.Errorf("%w: block %d last %d before first %d", ErrBadBatch, i, m.Last, m.First)
-		}
-		if m.FlowID.IsZero() {
-			return fmt.Errorf("%w: block %d has no flow id", ErrBadBatch, i)
-		}
-		if len(m.SensorID) > rowkey.MaxStringLen || len(m.Interface) > rowkey.MaxStringLen || len(m.CommunityID) > rowkey.MaxStringLen {
-			return fmt.Errorf("%w: block %d string field longer than %d", ErrBadBatch, i, rowkey.MaxStringLen)
-		}
-	}
-	for i := range b.Records {
-		if b.Records[i].ID.IsZero() {
-			return fmt.Errorf("%w: record %d has no flow id", ErrBadBatch, i)
-		}
-	}
-	return nil
-}
-
 func satSub(a, b int64) int64 {
 	if b > 0 && a < math.MinInt64+b {
 		return math.MinInt64
@@ -346,25 +317,6 @@ func nsOf(t time.Time, zero int64) int64 {
 	return t.UnixNano()
 }
 
-func mergeRef(dst *storage.FlowRef, src *storage.FlowRef) {
-	if dst.FlowID.IsZero() {
-		*dst = *src
-		return
-	}
-	if !src.First.IsZero() && (dst.First.IsZero() || src.First.Before(dst.First)) {
-		dst.First = src.First
-	}
-	if src.Last.After(dst.Last) {
-		dst.Last = src.Last
-	}
-	if dst.CommunityID == "" {
-		dst.CommunityID = src.CommunityID
-	}
-	if dst.SensorID == "" {
-		dst.SensorID = src.SensorID
-	}
-}
-
 // Write implements storage.Writer (see the package comment for how a
 // batch is applied without multi-row transactions). It returns only after
 // HBase acknowledged every row of the batch.
@@ -372,7 +324,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if err := validateBatch(b); err != nil {
+	if err := storage.ValidateBatch(b); err != nil {
 		return false, err
 	}
 	if err := s.acquire(); err != nil {
@@ -403,7 +355,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 			p = &storage.FlowRef{}
 			refs[r.FlowID] = p
 		}
-		mergeRef(p, &r)
+		p.Merge(&r)
 	}
 	var rows []row
 	var blocks, newBytes int64
@@ -583,7 +535,7 @@ func (s *Store) refRows(ctx context.Context, refs map[flow.ID]*storage.FlowRef) 
 			if err := rowkey.DecodeRef(olds[i], &or); err != nil {
 				return nil, fmt.Errorf("decode flow ref: %w", err)
 			}
-			mergeRef(&or, r)
+			or.Merge(r)
 			r = &or
 		}
 		v := rowkey.AppendRef(nil, r)

@@ -42,8 +42,6 @@ var (
 	ErrFailed = errors.New("pebble store: failed")
 	// ErrLayout: the store was created with another TimeBucket/LongFlow.
 	ErrLayout = errors.New("pebble store: layout differs")
-	// ErrBadBatch: a batch holds a block or record the store cannot key.
-	ErrBadBatch = fmt.Errorf("pebble store: %w", storage.ErrInvalidBatch)
 )
 
 // Meta rows (TableMeta).
@@ -242,33 +240,6 @@ func (s *Store) commit(wb *pebble.Batch) (err error) {
 	return wb.Commit(pebble.Sync)
 }
 
-func validateBatch(b *storage.Batch) error {
-	if b == nil {
-		return fmt.Errorf("%w: nil batch", ErrBadBatch)
-	}
-	if b.SensorID == "" || len(b.SensorID) > rowkey.MaxStringLen {
-		return fmt.Errorf("%w: sensor id of %d bytes", ErrBadBatch, len(b.SensorID))
-	}
-	for i := range b.Blocks {
-		m := &b.Blocks[i].Meta
-		if m.Last < m.First {
-			return fmt.Errorf("%w: block %d last %d before first %d", ErrBadBatch, i, m.Last, m.First)
-		}
-		if m.FlowID.IsZero() {
-			return fmt.Errorf("%w: block %d has no flow id", ErrBadBatch, i)
-		}
-		if len(m.SensorID) > rowkey.MaxStringLen || len(m.Interface) > rowkey.MaxStringLen || len(m.CommunityID) > rowkey.MaxStringLen {
-			return fmt.Errorf("%w: block %d string field longer than %d", ErrBadBatch, i, rowkey.MaxStringLen)
-		}
-	}
-	for i := range b.Records {
-		if b.Records[i].ID.IsZero() {
-			return fmt.Errorf("%w: record %d has no flow id", ErrBadBatch, i)
-		}
-	}
-	return nil
-}
-
 func satSub(a, b int64) int64 {
 	if b > 0 && a < math.MinInt64+b {
 		return math.MinInt64
@@ -283,25 +254,6 @@ func nsOf(t time.Time, zero int64) int64 {
 	return t.UnixNano()
 }
 
-func mergeRef(dst *storage.FlowRef, src *storage.FlowRef) {
-	if dst.FlowID.IsZero() {
-		*dst = *src
-		return
-	}
-	if !src.First.IsZero() && (dst.First.IsZero() || src.First.Before(dst.First)) {
-		dst.First = src.First
-	}
-	if src.Last.After(dst.Last) {
-		dst.Last = src.Last
-	}
-	if dst.CommunityID == "" {
-		dst.CommunityID = src.CommunityID
-	}
-	if dst.SensorID == "" {
-		dst.SensorID = src.SensorID
-	}
-}
-
 // Write implements storage.Writer. It fails with ErrDiskFull when free
 // space is below Config.MinFreeBytes, and with an error wrapping ErrFailed
 // when Pebble could not write its log; in both cases nothing of the batch
@@ -310,7 +262,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if err := validateBatch(b); err != nil {
+	if err := storage.ValidateBatch(b); err != nil {
 		return false, err
 	}
 	start := time.Now()
@@ -358,7 +310,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 			p = &storage.FlowRef{}
 			refs[r.FlowID] = p
 		}
-		mergeRef(p, &r)
+		p.Merge(&r)
 	}
 
 	dataBytes, maxSpan := s.dataBytes, s.maxSpan.Load()
@@ -535,7 +487,7 @@ func (s *Store) batchRefs(db *pebble.DB, wb *pebble.Batch, refs map[flow.ID]*sto
 			if err := rowkey.DecodeRef(old, &or); err != nil {
 				return fmt.Errorf("decode flow ref: %w", err)
 			}
-			mergeRef(&or, r)
+			or.Merge(r)
 			r = &or
 		}
 		v := rowkey.AppendRef(nil, r)

@@ -17,7 +17,7 @@ const (
 
 // MaxStringLen bounds the sensor ID, interface and Community ID strings a
 // row holds (the block header has the same bound).
-const MaxStringLen = 255
+const MaxStringLen = storage.MaxStringLen
 
 func appendString(dst []byte, s string) []byte {
 	if len(s) > MaxStringLen {
