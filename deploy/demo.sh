@@ -32,9 +32,13 @@ printf '"%s":\n  subject: demo-investigator\n  roles: [flows:read, pcap:read]\n'
 printf '%s\n' "$TOKEN" > token
 chmod 600 token tokens.yaml
 
+# The shared captures are years old: keep packets by size only, or the
+# default 7-day retention would expire them at its first run.
 cat > collector.yaml <<YAML
 store:
   dir: $WORK/store
+retention:
+  max_age: 0s
 ingest:
   listen: $INGEST
   tls: {ca: certs/ca.pem, cert: certs/server.pem, key: certs/server-key.pem}
