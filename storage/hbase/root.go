@@ -45,6 +45,7 @@ import (
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
+	"github.com/tapir-sensor/tapir/storage/storemetrics"
 )
 
 // Errors of this backend (the storage package's sentinels apply too).
@@ -68,7 +69,7 @@ type Store struct {
 	cfg    Config
 	table  []byte
 	log    *slog.Logger
-	m      *metrics
+	m      *storemetrics.Metrics
 	bucket int64
 	long   int64
 	client gohbase.Client
@@ -93,7 +94,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
+	m, err := storemetrics.New(reg, "Time to apply one batch (every row acknowledged by HBase).", "Encoded packet block bytes stored, as of the last size-based Expire.")
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +337,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	defer cancel()
 	defer func() {
 		if err != nil {
-			s.m.writeErrors.Inc()
+			s.m.WriteErrors.Inc()
 		}
 	}()
 
@@ -344,7 +345,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	if _, seen, err := s.get(ctx, dedupeKey, familyIndex); err != nil {
 		return false, fmt.Errorf("read dedupe marker: %w", err)
 	} else if seen {
-		s.m.deduplicated.Inc()
+		s.m.Deduplicated.Inc()
 		return false, nil
 	}
 
@@ -417,7 +418,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		return false, fmt.Errorf("write dedupe marker %s/%d: %w", b.SensorID, b.Seq, err)
 	}
 	if !won {
-		s.m.deduplicated.Inc()
+		s.m.Deduplicated.Inc()
 		return false, nil
 	}
 	if err := s.raise(ctx, tkey(rowkey.TableSeq, rowkey.AppendSensorKey(nil, b.SensorID)), b.Seq); err != nil {
@@ -426,11 +427,11 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		// the sensor resends, which the marker turns into a no-op.
 		return false, fmt.Errorf("raise durable seq of %s to %d: %w", b.SensorID, b.Seq, err)
 	}
-	s.m.writes.Inc()
-	s.m.blocksWritten.Add(float64(blocks))
-	s.m.bytesWritten.Add(float64(newBytes))
-	s.m.records.Add(float64(records))
-	s.m.writeLatency.Observe(time.Since(start).Seconds())
+	s.m.Writes.Inc()
+	s.m.BlocksWritten.Add(float64(blocks))
+	s.m.BytesWritten.Add(float64(newBytes))
+	s.m.Records.Add(float64(records))
+	s.m.WriteLatency.Observe(time.Since(start).Seconds())
 	return true, nil
 }
 
@@ -808,7 +809,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 		if err != nil {
 			return st, fmt.Errorf("expire: sum sizes: %w", err)
 		}
-		s.m.dataBytes.Set(float64(dataBytes))
+		s.m.DataBytes.Set(float64(dataBytes))
 	}
 	type victim struct {
 		ageKey, blockKey []byte
@@ -876,8 +877,8 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 		for _, v := range pending {
 			st.Blocks++
 			st.Bytes += v.size
-			s.m.expiredBlocks.Inc()
-			s.m.expiredBytes.Add(float64(v.size))
+			s.m.ExpiredBlocks.Inc()
+			s.m.ExpiredBytes.Add(float64(v.size))
 		}
 		pending = pending[:0]
 		return nil
@@ -916,7 +917,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 		return st, fmt.Errorf("expire: %w", err)
 	}
 	if maxBytes > 0 {
-		s.m.dataBytes.Set(float64(dataBytes))
+		s.m.DataBytes.Set(float64(dataBytes))
 	}
 	return st, nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
+	"github.com/tapir-sensor/tapir/storage/storemetrics"
 )
 
 // Errors of this backend (the storage package's sentinels apply too).
@@ -57,7 +58,7 @@ type Store struct {
 	cfg    Config
 	fs     vfs.FS
 	log    *slog.Logger
-	m      *metrics
+	m      *storemetrics.Metrics
 	bucket int64 // TimeBucket in ns
 	long   int64 // LongFlow in ns
 
@@ -112,7 +113,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
+	m, err := storemetrics.New(reg, "Time to apply one batch, synced.", "Encoded packet block bytes currently stored.")
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 		_ = db.Close()
 		return nil, err
 	}
-	m.dataBytes.Set(float64(s.dataBytes))
+	m.DataBytes.Set(float64(s.dataBytes))
 	return s, nil
 }
 
@@ -275,7 +276,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	defer s.release()
 	defer func() {
 		if err != nil {
-			s.m.writeErrors.Inc()
+			s.m.WriteErrors.Inc()
 		}
 	}()
 
@@ -283,7 +284,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	if _, seen, err := s.get(db, dedupeKey); err != nil {
 		return false, fmt.Errorf("read dedupe marker: %w", err)
 	} else if seen {
-		s.m.deduplicated.Inc()
+		s.m.Deduplicated.Inc()
 		return false, nil
 	}
 
@@ -398,12 +399,12 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	// it covers: they became visible at commit, and a reader using the
 	// older, smaller span could only miss blocks of this very batch.
 	s.maxSpan.Store(maxSpan)
-	s.m.writes.Inc()
-	s.m.blocksWritten.Add(float64(blocks))
-	s.m.bytesWritten.Add(float64(newBytes))
-	s.m.records.Add(float64(records))
-	s.m.dataBytes.Set(float64(dataBytes))
-	s.m.writeLatency.Observe(time.Since(start).Seconds())
+	s.m.Writes.Inc()
+	s.m.BlocksWritten.Add(float64(blocks))
+	s.m.BytesWritten.Add(float64(newBytes))
+	s.m.Records.Add(float64(records))
+	s.m.DataBytes.Set(float64(dataBytes))
+	s.m.WriteLatency.Observe(time.Since(start).Seconds())
 	return true, nil
 }
 
@@ -799,9 +800,9 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 		s.dataBytes = dataBytes
 		st.Blocks += pendBlocks
 		st.Bytes += pendBytes
-		s.m.expiredBlocks.Add(float64(pendBlocks))
-		s.m.expiredBytes.Add(float64(pendBytes))
-		s.m.dataBytes.Set(float64(dataBytes))
+		s.m.ExpiredBlocks.Add(float64(pendBlocks))
+		s.m.ExpiredBytes.Add(float64(pendBytes))
+		s.m.DataBytes.Set(float64(dataBytes))
 		pending, pendBlocks, pendBytes = 0, 0, 0
 		return nil
 	}
