@@ -34,7 +34,7 @@ type LiveConfig struct {
 	// drops it when the socket closes.
 	Promiscuous bool `yaml:"promiscuous"`
 	// FanoutGroup is the PACKET_FANOUT group id shared by the sockets of
-	// one interface (hash with defrag); 0 disables fanout. Use a distinct
+	// one interface (symmetric hash, no defrag: the wire packets are kept); 0 disables fanout. Use a distinct
 	// id per interface and per sensor on the host.
 	FanoutGroup uint16 `yaml:"fanout_group"`
 	// Filter is a tcpdump-syntax capture filter ("" captures everything).

@@ -125,7 +125,7 @@ func openLive(cfg LiveConfig, link uint16, prog []bpf.RawInstruction, vm *bpf.VM
 	}
 	if cfg.FanoutGroup != 0 {
 		before := time.Now().UnixNano()
-		if err := tp.SetFanout(afpacket.FanoutHash|afpacket.FanoutHashWithDefrag, cfg.FanoutGroup); err != nil {
+		if err := tp.SetFanout(afpacket.FanoutHash, cfg.FanoutGroup); err != nil {
 			tp.Close()
 			return nil, fmt.Errorf("join fanout group %d: %w", cfg.FanoutGroup, err)
 		}
