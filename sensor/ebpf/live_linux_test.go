@@ -273,7 +273,12 @@ func TestCutoffBulkTransfer(t *testing.T) {
 			if all, kept := rec.Source.Packets+rec.Destination.Packets, rec.Source.StoredPackets+rec.Destination.StoredPackets; kept*5 > all {
 				t.Errorf("%s: stored %d of %d packets", k, kept, all)
 			}
-		case rec.Tuple.DstPort == 5202 && d.Bytes > 4<<20:
+		// iperf3's server closes the data connection as soon as the
+		// client reports the end of the test, and the RST cuts whatever
+		// was still in flight, so the wire carries less than the 5 MB
+		// asked for (3 MB seen under load). Any data flow of over 1 MiB
+		// (16 times the budget) shows whether the pin kept it whole.
+		case rec.Tuple.DstPort == 5202 && d.Bytes > 1<<20:
 			pinned++
 			if rec.Source.StoredBytes != rec.Source.Bytes || rec.Destination.StoredBytes != rec.Destination.Bytes || rec.BudgetCut != 0 {
 				t.Errorf("%s: pinned flow stored %+v / %+v, %d cut", k, rec.Source, rec.Destination, rec.BudgetCut)
