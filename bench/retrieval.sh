@@ -2,24 +2,54 @@
 # Retrieval latency by flow as the store grows, beside tcpdump filtering the
 # raw capture for the same flows (issue 3's benchmark).
 #
-# Streams the first 1 M packets of the big input (bench/mkbig.sh) through
-# tapir-sensor into a collector on the embedded store, measures GET
-# /api/v1/pcap?flow=<Community ID> for a sample of flows (p50/p99 over
-# SAMPLES requests), then streams the rest (10 M packets in all) and
-# measures again; finally times `tcpdump -r BIG -w /dev/null <filter>` for a
-# few of the same flows. Prints a table with the growth ratio and the ratio
-# to tcpdump. Everything runs on 127.0.0.1 in plaintext (a benchmark, not a
-# deployment). The table also goes to bench/results/retrieval.md.
+# What is measured: GET /api/v1/pcap?flow=<Community ID> against a
+# collector on the embedded Pebble store (127.0.0.1, plaintext, a
+# benchmark, not a deployment), from the time the request is sent to the
+# last byte of the pcap, by `benchtool retrieve`: a Go client on ONE
+# keep-alive connection (so neither a process start nor a TCP handshake
+# per request is measured), for SAMPLES flows (default 1000) drawn once,
+# with a fixed random source, from every Community ID of the first 1 M
+# packets. The same flows are measured at every store size. Each
+# measurement is a warm-up pass over the sample (not timed) followed by
+# the timed pass; p50/p99 are nearest-rank percentiles of that pass.
+#
+# Store sizes: the first 1 M packets of the big input (bench/mkbig.sh)
+# streamed through tapir-sensor into the collector; then the rest of it
+# (10 M packets in all); then, with COPIES=N, N-1 more copies of the big
+# input with addresses rewritten by tcprewrite (other seeds: new flows),
+# so COPIES=10 holds ~100 M packets. Every packet goes through the real
+# sensor and ingest path.
+#
+# Steady state: after each ingest phase, and before measuring, `benchtool
+# settle` polls the collector's /metrics until Pebble runs no flush and no
+# compaction and the flush/compaction counters have not moved for SETTLE
+# (20 s): retrieval is measured on the store as it stays, not while the
+# compactions of the last ingest are still rewriting it. The LSM shape
+# (read amplification, files per level) and what Pebble did during the
+# timed pass (block cache hits/misses, bytes read from files, compactions)
+# are printed with each result; the collector's Server-Timing header
+# splits each request into store lookup, block scan and the rest.
+#
+# Finally `tcpdump -r BIG -w /dev/null <filter>` is timed for a few of the
+# same flows. The table goes to bench/results/retrieval.md. KEEP=1 keeps
+# .cache/bench/retrieval (the store, ~5 GB at COPIES=10) for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-SAMPLES=${SAMPLES:-300}
+SAMPLES=${SAMPLES:-1000}
+SETTLE=${SETTLE:-20s}
 TCPDUMP_FLOWS=${TCPDUMP_FLOWS:-3}
 big=$(./bench/mkbig.sh)
 work=$root/.cache/bench/retrieval
-rm -rf "$work" && mkdir -p "$work"
+rm -rf "$work" && mkdir -p "$work/bin"
+# Sensor, collector and benchtool are built from this tree, together (a
+# sensor and a collector from different trees may disagree on the block
+# format).
+go build -o "$work/bin/" ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector ./bench/benchtool
+bt=$work/bin/benchtool
 port_ingest=${PORT_INGEST:-24740}
 port_api=${PORT_API:-28443}
+port_metrics=${PORT_METRICS:-29090}
 token=bench-token
 printf '"%s":\n  subject: bench\n  roles: [admin]\n' "$(printf %s $token | sha256sum | cut -d' ' -f1)" >"$work/tokens.yaml"
 cat >"$work/collector.yaml" <<YAML
@@ -27,28 +57,27 @@ store: {dir: $work/store}
 retention: {max_age: 0s, interval: 1h}
 ingest: {listen: 127.0.0.1:$port_ingest, tls: {insecure: true}}
 api: {listen: 127.0.0.1:$port_api, tls: {insecure: true}, tokens_file: $work/tokens.yaml, audit_file: $work/audit.jsonl, audit_sync: false}
-metrics: {listen: ""}
+metrics: {listen: "127.0.0.1:$port_metrics"}
 YAML
-bin/tapir-collector --config "$work/collector.yaml" --log-level warn 2>"$work/collector.log" &
+"$work/bin/tapir-collector" --config "$work/collector.yaml" --log-level warn 2>"$work/collector.log" &
 collector=$!
-trap 'kill $collector 2>/dev/null; wait $collector 2>/dev/null || true' EXIT
+trap 'kill $collector 2>/dev/null; wait $collector 2>/dev/null || true; [[ ${KEEP:-0} == 1 ]] || rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port_api/" && break; sleep 0.1; done
 
-stream() { # file sensor-id flows-out
-  /usr/bin/time -f '%e s wall, %U s user, %S s sys' bin/tapir-sensor -r "$1" --sensor-id "$2" \
+stream() { # file sensor-id flows-out; fails if the sensor logged an error (a batch dropped)
+  /usr/bin/time -f '%e s wall, %U s user, %S s sys' "$work/bin/tapir-sensor" -r "$1" --sensor-id "$2" \
     --collector 127.0.0.1:$port_ingest --insecure --spool-dir "$work/spool-$2" --flows-out "$3" \
-    --drain-timeout 10m --log-level warn
+    --drain-timeout 10m --log-level warn 2>"$work/sensor-$2.log"
+  cat "$work/sensor-$2.log"
+  if grep -q 'level=ERROR' "$work/sensor-$2.log"; then echo "sensor $2 logged errors: the store misses data" >&2; exit 1; fi
 }
 
-measure() { # label ids-file -> prints p50 p99 (ms)
-  shuf -n "$SAMPLES" --random-source=<(yes) "$2" >"$work/sample"
-  : >"$work/lat-$1"
-  while read -r id; do
-    enc=$(python3 -c 'import sys,urllib.parse;print(urllib.parse.quote(sys.argv[1],safe=""))' "$id")
-    curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" \
-      "http://127.0.0.1:$port_api/api/v1/pcap?flow=$enc" >>"$work/lat-$1"
-  done <"$work/sample"
-  sort -g "$work/lat-$1" | awk '{v[NR]=$1} END {printf "%.2f %.2f\n", v[int(NR*0.5)]*1000, v[int(NR*0.99)]*1000}'
+measure() { # label -> prints p50 p99 (ms); details on stderr and in $work/pebble-LABEL
+  "$bt" settle -metrics "http://127.0.0.1:$port_metrics/metrics" -quiet "$SETTLE" 2>&1 | tee "$work/pebble-$1" >&2
+  curl -s "http://127.0.0.1:$port_metrics/metrics" | grep -E '^tapir_collector_ingest_(batches|blocks|block_bytes|records)_total' |
+    tr '\n' ' ' | sed 's/^/stored: /; s/$/\n/' | tee -a "$work/pebble-$1" >&2
+  "$bt" retrieve -api "http://127.0.0.1:$port_api" -token "$token" -ids "$work/sample" \
+    -metrics "http://127.0.0.1:$port_metrics/metrics" -o "$work/lat-$1.tsv" 2> >(tee -a "$work/pebble-$1" >&2)
 }
 
 n1=1000000
@@ -59,12 +88,14 @@ editcap -r "$big" "$work/part2.pcap" "$((n1 + 1))-$total"
 echo "streaming the first $n1 packets ..." >&2
 stream "$work/part1.pcap" bench-1 "$work/flows1.json" >&2
 grep -o '"community_id":"[^"]*"' "$work/flows1.json" | cut -d'"' -f4 | sort -u >"$work/ids1"
-read -r p50a p99a < <(measure 1m "$work/ids1")
+shuf -n "$SAMPLES" --random-source=<(yes) "$work/ids1" >"$work/sample"
+SAMPLES=$(wc -l <"$work/sample")
+read -r p50a p99a < <(measure 1m)
 echo "1M packets: p50 ${p50a} ms, p99 ${p99a} ms" >&2
 
 echo "streaming the other $((total - n1)) packets ..." >&2
 stream "$work/part2.pcap" bench-2 "$work/flows2.json" >&2
-read -r p50b p99b < <(measure 10m "$work/ids1")
+read -r p50b p99b < <(measure 10m)
 echo "${total} packets: p50 ${p50b} ms, p99 ${p99b} ms" >&2
 store_bytes=$(du -sb "$work/store" | cut -f1)
 
@@ -80,7 +111,7 @@ if [[ $COPIES -gt 1 ]]; then
     stream "$work/copy.pcap" "bench-c$c" /dev/null >&2
     rm -f "$work/copy.pcap"
   done
-  read -r p50c p99c < <(measure big "$work/ids1")
+  read -r p50c p99c < <(measure big)
   store_bytes_c=$(du -sb "$work/store" | cut -f1)
   echo "$((total * COPIES)) packets: p50 ${p50c} ms, p99 ${p99c} ms" >&2
 fi
@@ -107,7 +138,7 @@ mkdir -p bench/results
 {
 echo "# retrieval latency by flow"
 echo
-echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), bench/retrieval.sh (embedded store, GET /api/v1/pcap?flow=<Community ID> over 127.0.0.1, plaintext)."
+echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), COPIES=$COPIES bench/retrieval.sh: embedded store, GET /api/v1/pcap?flow=<Community ID> over 127.0.0.1 (plaintext), one keep-alive connection (benchtool retrieve), request sent to last pcap byte; the same $SAMPLES flows (sampled from the first $n1 packets) at every size, after a warm-up pass, once Pebble's compactions have settled (no flush or compaction for $SETTLE)."
 echo
 cat <<TABLE
 | store holds | flows sampled | p50 ms | p99 ms |
@@ -119,4 +150,10 @@ $(if [[ -n $p50c ]]; then echo "| $((total * COPIES)) packets ($((store_bytes_c 
 p99 growth 1M -> ${total}: $(ratio "$p99b" "$p99a")x$(if [[ -n $p99c ]]; then echo "; 1M -> $((total * COPIES)): $(ratio "$p99c" "$p99a")x"; fi) (target < 1.5x); p99 target < 50 ms.
 tcpdump -r BIG (${total} packets) filtering one flow: median ${td} ms over ${TCPDUMP_FLOWS} flows; tapir p50 at ${total} packets is $(ratio "$td" "$p50b")x faster.
 TABLE
+echo
+echo "Pebble at each size (benchtool settle / retrieve):"
+echo
+echo '```'
+for l in 1m 10m big; do if [[ -f $work/pebble-$l ]]; then grep -h '^settle:\|^stored:\|pebble during\|retrieve: ' "$work/pebble-$l" | sed "s/^/$l /"; fi; done
+echo '```'
 } | tee bench/results/retrieval.md

@@ -12,6 +12,12 @@
 //	    from different years becomes one continuous, ordered capture.
 //	benchtool sumsize DIR
 //	    prints the total size in bytes of the regular files under DIR.
+//	benchtool retrieve -api URL -token T -ids FILE [-metrics URL] [-o FILE]
+//	    pcap retrieval latency by flow over one keep-alive connection,
+//	    after a warm-up pass; prints "p50_ms p99_ms" (bench/retrieval.sh).
+//	benchtool settle -metrics URL [-quiet D]
+//	    waits until the collector's Pebble store has no flush or
+//	    compaction running and none has finished for D.
 package main
 
 import (
@@ -41,6 +47,10 @@ func main() {
 		err = retime(os.Args[2:])
 	case "sumsize":
 		err = sumsize(os.Args[2:])
+	case "retrieve":
+		err = retrieve(os.Args[2:])
+	case "settle":
+		err = settle(os.Args[2:])
 	default:
 		usage()
 	}
@@ -51,7 +61,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | sumsize DIR")
+	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | sumsize DIR | retrieve -api URL -token T -ids FILE | settle -metrics URL")
 	os.Exit(2)
 }
 

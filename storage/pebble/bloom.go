@@ -1,7 +1,114 @@
 package pebble
 
-import "github.com/cockroachdb/pebble/bloom"
+import (
+	"bufio"
+	"fmt"
+	"slices"
+	"strings"
 
-// bloomPolicy makes point reads of absent keys (dedupe markers, new flow
-// refs, new records) skip most sstables.
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
+	"github.com/cockroachdb/pebble/vfs"
+
+	"github.com/tapir-sensor/tapir/storage/rowkey"
+)
+
+// bloomPolicy: one bloom filter per sstable, 10 bits per prefix (about 1%
+// false positives). Point reads of absent keys (dedupe markers, new flow
+// refs, new records) and prefix seeks of flows an sstable does not hold
+// (see prefixComparer) skip the sstable without reading its index or data.
 var bloomPolicy = bloom.FilterPolicy(10)
+
+// comparerName names prefixComparer in the store's manifest. Pebble
+// refuses to open a store with another comparer name, which is what keeps
+// sstables whose filters hold whole keys (stores created before the
+// prefix comparer) from being read with prefix filters.
+const comparerName = "tapir.prefix.v1"
+
+// legacyComparerName is Pebble's default comparer, which stores created
+// before prefixComparer use (bytewise order, filters on whole keys).
+var legacyComparerName = pebble.DefaultComparer.Name
+
+// prefixComparer orders keys bytewise, as Pebble's default comparer does,
+// and declares the prefix that sstable bloom filters hold:
+//
+//   - block rows (TableBlocks): table byte + flow prefix (salt, canonical
+//     flow key), the part every block of a flow shares;
+//   - Community ID index rows (TableCommunity): table byte + Community ID
+//     hash, the part every instance of a Community ID shares;
+//   - every other key: the whole key (point reads, as before).
+//
+// So a retrieval's two prefix scans (LookupFlow's Community ID scan and
+// ScanBlocks' flow scan), done with SeekPrefixGE, skip every sstable whose
+// filter does not hold the flow instead of reading an index and a data
+// block in each level: their cost stays flat as the LSM grows levels.
+// Byte order is unchanged, so the split is valid in Pebble's sense: a
+// prefix is a byte prefix of a fixed length per table, and keys ordered
+// bytewise have prefixes ordered bytewise.
+var prefixComparer = func() *pebble.Comparer {
+	c := *pebble.DefaultComparer
+	c.Split = splitKey
+	c.Name = comparerName
+	return &c
+}()
+
+func splitKey(k []byte) int {
+	if len(k) == 0 {
+		return 0
+	}
+	var n int
+	switch rowkey.Table(k[0]) {
+	case rowkey.TableBlocks:
+		n = 1 + rowkey.FlowPrefixLen
+	case rowkey.TableCommunity:
+		n = 1 + rowkey.CommunityLen
+	default:
+		return len(k)
+	}
+	return min(n, len(k))
+}
+
+// storeComparer returns the comparer an existing store in dir was created
+// with (its newest OPTIONS file names it), or prefixComparer for a new
+// store. A store created with Pebble's default comparer keeps it: its
+// sstables' filters hold whole keys, so it must not be read with prefix
+// filters; retrievals on it scan without them (correct, slower as it
+// grows).
+func storeComparer(fs vfs.FS, dir string) (*pebble.Comparer, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return prefixComparer, nil // no directory yet: a new store
+	}
+	var opts []string
+	for _, n := range names {
+		if strings.HasPrefix(n, "OPTIONS-") {
+			opts = append(opts, n)
+		}
+	}
+	if len(opts) == 0 {
+		return prefixComparer, nil
+	}
+	slices.Sort(opts) // OPTIONS-NNNNNN: zero-padded, newest last
+	f, err := fs.Open(fs.PathJoin(dir, opts[len(opts)-1]))
+	if err != nil {
+		return nil, fmt.Errorf("read pebble options: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "comparer="); ok {
+			switch v {
+			case comparerName:
+				return prefixComparer, nil
+			case legacyComparerName:
+				return pebble.DefaultComparer, nil
+			default:
+				return nil, fmt.Errorf("%w: pebble comparer %q", ErrLayout, v)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read pebble options: %w", err)
+	}
+	return prefixComparer, nil
+}

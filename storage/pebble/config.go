@@ -26,7 +26,12 @@ type Config struct {
 	// and manifest, whose write failures Pebble cannot recover from.
 	// 0 disables the check.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
-	// CacheBytes is the size of Pebble's block cache.
+	// CacheBytes is the size of Pebble's block cache for sstable blocks
+	// (index, bloom filter and data blocks). Pebble charges its memtables
+	// to the same cache (each memtable reserves its size), so the store
+	// creates it with CacheBytes + 2 x MemTableBytes: CacheBytes are left
+	// for blocks while the mutable memtable and the one Pebble keeps for
+	// reuse are allocated.
 	CacheBytes int64 `yaml:"cache_bytes"`
 	// MemTableBytes is the size of one Pebble memtable.
 	MemTableBytes int64 `yaml:"memtable_bytes"`

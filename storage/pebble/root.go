@@ -45,6 +45,10 @@ var (
 	ErrLayout = errors.New("pebble store: layout differs")
 )
 
+// memtableReserve is how many memtables Pebble charges to the block cache
+// in steady state (the mutable one and the one kept for reuse).
+const memtableReserve = 2
+
 // Meta rows (TableMeta).
 var (
 	metaLayout    = []byte("layout")     // time bucket ns, long flow ns
@@ -71,6 +75,12 @@ type Store struct {
 	// error instead of exiting the process.
 	committing atomic.Bool
 	failed     atomic.Pointer[error]
+
+	reads readStats // what the read path's iterators loaded
+	// prefixSeek: the store uses prefixComparer, so prefix scans seek
+	// with SeekPrefixGE and its bloom filters (false: a store created
+	// before it, scanned without).
+	prefixSeek bool
 
 	state  sync.RWMutex // write-locked by Close; read-locked by every operation
 	closed bool
@@ -122,9 +132,25 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
-	cache := pebble.NewCache(cfg.CacheBytes)
+	cmp, err := storeComparer(s.fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	s.prefixSeek = cmp == prefixComparer
+	if !s.prefixSeek {
+		logger.Info("store created before prefix bloom filters: flow retrievals read every LSM level", "dir", dir)
+	}
+	// Pebble charges its memtables to the block cache: the mutable one and
+	// the one it keeps for reuse each reserve MemTableBytes of the cache's
+	// size. A cache of only CacheBytes (64 MiB by default, two 32 MiB
+	// memtables) would then hold no block at all once the memtables have
+	// grown to full size, and every index, filter and data block would be
+	// read from the files on every retrieval. Size it so that CacheBytes
+	// stays for blocks.
+	cache := pebble.NewCache(cfg.CacheBytes + memtableReserve*cfg.MemTableBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
+		Comparer:     cmp,
 		FS:           s.fs,
 		Cache:        cache,
 		MemTableSize: uint64(cfg.MemTableBytes),
@@ -142,6 +168,12 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	if err := s.loadMeta(); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if reg != nil {
+		if err := reg.Register(newPebbleCollector(s)); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("register pebble metrics: %w", err)
+		}
 	}
 	m.DataBytes.Set(float64(s.dataBytes))
 	return s, nil
@@ -550,13 +582,13 @@ func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) (
 		if err != nil {
 			return nil, fmt.Errorf("lookup %s: %w", id, err)
 		}
-		for it.First(); it.Valid(); it.Next() {
+		for s.first(it, prefix); it.Valid(); it.Next() {
 			if err := keep(it.Value()); err != nil {
-				_ = it.Close()
+				_ = s.closeIter(it)
 				return nil, fmt.Errorf("lookup %s: %w", id, err)
 			}
 		}
-		if err := it.Close(); err != nil {
+		if err := s.closeIter(it); err != nil {
 			return nil, fmt.Errorf("lookup %s: %w", id, err)
 		}
 	} else if fid, err := flow.ParseID(id); err == nil {
@@ -604,24 +636,24 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 		return fmt.Errorf("scan blocks: %w", err)
 	}
 	var blk storage.Block
-	for it.First(); it.Valid(); it.Next() {
+	for s.first(it, lower); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
-			_ = it.Close()
+			_ = s.closeIter(it)
 			return err
 		}
 		if err := rowkey.DecodeBlock(it.Key()[1:], it.Value(), &blk); err != nil {
-			_ = it.Close()
+			_ = s.closeIter(it)
 			return fmt.Errorf("scan blocks: %w", err)
 		}
 		if blk.Meta.First > hi || blk.Meta.Last < lo {
 			continue
 		}
 		if err := fn(&blk); err != nil {
-			_ = it.Close()
+			_ = s.closeIter(it)
 			return err
 		}
 	}
-	if err := it.Close(); err != nil {
+	if err := s.closeIter(it); err != nil {
 		return fmt.Errorf("scan blocks: %w", err)
 	}
 	v, ok, err := s.get(db, tkey(rowkey.TableExpired, prefix[1:]))
@@ -692,7 +724,7 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 	for it.First(); it.Valid(); it.Next() {
 		var r flow.Record
 		if err := decode(it.Value(), &r); err != nil {
-			_ = it.Close()
+			_ = s.closeIter(it)
 			return err
 		}
 		rk := tkey(rowkey.TableRecords, rowkey.AppendRecordKey(nil, rowkey.Bucket(r.Start.UnixNano(), s.bucket), r.ID))
@@ -700,7 +732,7 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 			earlier = append(earlier, early{rk, r})
 		}
 	}
-	if err := it.Close(); err != nil {
+	if err := s.closeIter(it); err != nil {
 		return fmt.Errorf("scan records: %w", err)
 	}
 	slices.SortFunc(earlier, func(a, b early) int { return bytes.Compare(a.key, b.key) })
@@ -717,22 +749,22 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 	var r flow.Record
 	for it.First(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
-			_ = it.Close()
+			_ = s.closeIter(it)
 			return err
 		}
 		if err := decode(it.Value(), &r); err != nil {
-			_ = it.Close()
+			_ = s.closeIter(it)
 			return err
 		}
 		if !overlaps(&r) {
 			continue
 		}
 		if err := fn(&r); err != nil {
-			_ = it.Close()
+			_ = s.closeIter(it)
 			return err
 		}
 	}
-	if err := it.Close(); err != nil {
+	if err := s.closeIter(it); err != nil {
 		return fmt.Errorf("scan records: %w", err)
 	}
 	return nil
@@ -880,4 +912,23 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close pebble: %w", err)
 	}
 	return nil
+}
+
+// first positions a prefix scan's iterator, whose lower bound is seek, on
+// its first key. With prefixComparer it seeks in prefix mode, so that
+// sstables whose bloom filter does not hold seek's prefix (the flow
+// prefix or Community ID hash) are skipped unread; the iteration then
+// ends at the prefix's end.
+func (s *Store) first(it *pebble.Iterator, seek []byte) {
+	if s.prefixSeek {
+		it.SeekPrefixGE(seek)
+		return
+	}
+	it.First()
+}
+
+// closeIter records what a read-path iterator loaded, then closes it.
+func (s *Store) closeIter(it *pebble.Iterator) error {
+	s.reads.add(it.Stats())
+	return it.Close()
 }

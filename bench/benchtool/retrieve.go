@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// retrieve measures pcap retrieval by flow over one keep-alive HTTP
+// connection:
+//
+//	benchtool retrieve -api URL -token T -ids FILE [-metrics URL] [-warmup=true] [-o LAT.tsv]
+//
+// Each line of FILE is a Community ID or flow ID. A warm-up pass requests
+// every ID once (not measured: it opens the connection and brings the
+// server to the state a running collector is in), then the measured pass
+// requests each ID once more, in the same order, and records per request:
+// the time from sending the request to the last body byte, the time to
+// the response header, and the server's Server-Timing (store lookup,
+// block scan). Any answer other than 200 with a non-empty pcap is an
+// error. It prints "p50_ms p99_ms" on stdout, and on stderr the
+// percentiles of every component and, with -metrics, what Pebble did
+// during the measured pass (block cache hits and misses, block bytes read
+// from files, compactions that ran).
+func retrieve(args []string) error {
+	fl := flag.NewFlagSet("retrieve", flag.ExitOnError)
+	api := fl.String("api", "", "collector API base URL (http://host:port)")
+	token := fl.String("token", "", "bearer token")
+	ids := fl.String("ids", "", "file of flow IDs, one per line")
+	metrics := fl.String("metrics", "", "collector metrics URL (optional)")
+	warmup := fl.Bool("warmup", true, "request every ID once before measuring")
+	out := fl.String("o", "", "write per-request latencies (TSV) to FILE")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *api == "" || *ids == "" {
+		return errors.New("retrieve: -api and -ids are required")
+	}
+	list, err := readLines(*ids)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return errors.New("retrieve: no IDs")
+	}
+	// One connection, kept alive: the measurement is the server's answer,
+	// not a TCP handshake or a process start per request.
+	tr := &http.Transport{MaxIdleConns: 1, MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1,
+		DisableCompression: true, IdleConnTimeout: time.Minute}
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	defer tr.CloseIdleConnections()
+
+	type sample struct {
+		total, header, lookup, scan time.Duration
+		bytes                       int64
+		reused                      bool
+	}
+	get := func(id string) (sample, error) {
+		var s sample
+		req, err := http.NewRequest(http.MethodGet, *api+"/api/v1/pcap?flow="+url.QueryEscape(id), nil)
+		if err != nil {
+			return s, err
+		}
+		req.Header.Set("Authorization", "Bearer "+*token)
+		var t0, th time.Time
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn:              func(i httptrace.GotConnInfo) { s.reused = i.Reused },
+			GotFirstResponseByte: func() { th = time.Now() },
+		}))
+		t0 = time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return s, fmt.Errorf("get %s: %w", id, err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		s.total = time.Since(t0)
+		resp.Body.Close()
+		if err != nil {
+			return s, fmt.Errorf("get %s: body: %w", id, err)
+		}
+		if resp.StatusCode != http.StatusOK || n <= 24 {
+			return s, fmt.Errorf("get %s: status %d, %d bytes", id, resp.StatusCode, n)
+		}
+		s.header, s.bytes = th.Sub(t0), n
+		s.lookup, s.scan = serverTiming(resp.Header.Get("Server-Timing"))
+		return s, nil
+	}
+	if *warmup {
+		// The warm-up pass is each flow's first retrieval since the
+		// collector started: its blocks are not in Pebble's block cache
+		// yet. Its latencies are reported too (not in the result line).
+		first := make([]time.Duration, 0, len(list))
+		for _, id := range list {
+			s, err := get(id)
+			if err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+			first = append(first, s.total)
+		}
+		slices.Sort(first)
+		fmt.Fprintf(os.Stderr, "retrieve: %-26s p50 %7.3f  p90 %7.3f  p99 %7.3f  max %7.3f ms\n", "warm-up pass total",
+			ms(pct(first, 0.50)), ms(pct(first, 0.90)), ms(pct(first, 0.99)), ms(first[len(first)-1]))
+	}
+	var before map[string]float64
+	if *metrics != "" {
+		if before, err = scrape(*metrics); err != nil {
+			return err
+		}
+	}
+	samples := make([]sample, 0, len(list))
+	start := time.Now()
+	for _, id := range list {
+		s, err := get(id)
+		if err != nil {
+			return err
+		}
+		samples = append(samples, s)
+	}
+	elapsed := time.Since(start)
+	var w *bufio.Writer
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = bufio.NewWriter(f)
+		fmt.Fprintln(w, "id\ttotal_ms\theader_ms\tlookup_ms\tscan_ms\tbytes\treused")
+		for i, s := range samples {
+			fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%t\n", list[i], ms(s.total), ms(s.header), ms(s.lookup), ms(s.scan), s.bytes, s.reused)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	reused := 0
+	for _, s := range samples {
+		if s.reused {
+			reused++
+		}
+	}
+	col := func(f func(sample) time.Duration) []time.Duration {
+		v := make([]time.Duration, len(samples))
+		for i, s := range samples {
+			v[i] = f(s)
+		}
+		slices.Sort(v)
+		return v
+	}
+	total := col(func(s sample) time.Duration { return s.total })
+	fmt.Fprintf(os.Stderr, "retrieve: %d requests in %.1f s, %d on a reused connection\n", len(samples), elapsed.Seconds(), reused)
+	for _, c := range []struct {
+		name string
+		v    []time.Duration
+	}{
+		{"total", total},
+		{"to header", col(func(s sample) time.Duration { return s.header })},
+		{"server lookup", col(func(s sample) time.Duration { return s.lookup })},
+		{"server scan", col(func(s sample) time.Duration { return s.scan })},
+		{"rest (HTTP, merge, write)", col(func(s sample) time.Duration { return s.total - s.lookup - s.scan })},
+	} {
+		fmt.Fprintf(os.Stderr, "retrieve: %-26s p50 %7.3f  p90 %7.3f  p99 %7.3f  max %7.3f ms\n", c.name,
+			ms(pct(c.v, 0.50)), ms(pct(c.v, 0.90)), ms(pct(c.v, 0.99)), ms(c.v[len(c.v)-1]))
+	}
+	if *metrics != "" {
+		after, err := scrape(*metrics)
+		if err != nil {
+			return err
+		}
+		d := func(k string) float64 { return after[k] - before[k] }
+		hits, miss := d("tapir_pebble_block_cache_hits_total"), d("tapir_pebble_block_cache_misses_total")
+		fmt.Fprintf(os.Stderr, "retrieve: pebble during the pass: read amp %.0f, L0..L6 files %s, block cache %.0f hits / %.0f misses (%.1f%% hits), "+
+			"iterator block bytes %.1f MiB cached / %.1f MiB read from files in %.3f s, compactions %.0f, flushes %.0f, in progress at end %.0f\n",
+			after["tapir_pebble_read_amp"], levels(after), hits, miss, 100*hits/math.Max(hits+miss, 1),
+			d(`tapir_pebble_read_block_bytes_total{cached="true"}`)/(1<<20), d(`tapir_pebble_read_block_bytes_total{cached="false"}`)/(1<<20),
+			d("tapir_pebble_read_block_seconds_total"), d("tapir_pebble_compactions_total"), d("tapir_pebble_flushes_total"),
+			after["tapir_pebble_compactions_in_progress"])
+	}
+	fmt.Printf("%.2f %.2f\n", ms(pct(total, 0.50)), ms(pct(total, 0.99)))
+	return nil
+}
+
+// settle waits until Pebble's background work has settled, read from the
+// collector's metrics: no flush or compaction running, and the flush and
+// compaction counters unchanged for -quiet. It prints what it waited and
+// the LSM shape on stderr.
+//
+//	benchtool settle -metrics URL [-quiet 20s] [-timeout 1h]
+func settle(args []string) error {
+	fl := flag.NewFlagSet("settle", flag.ExitOnError)
+	murl := fl.String("metrics", "", "collector metrics URL")
+	quiet := fl.Duration("quiet", 20*time.Second, "how long nothing must change")
+	timeout := fl.Duration("timeout", time.Hour, "give up after")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	var last string
+	stable := start
+	for {
+		m, err := scrape(*murl)
+		if err != nil {
+			return err
+		}
+		busy := m["tapir_pebble_compactions_in_progress"]+m["tapir_pebble_flushes_in_progress"] > 0
+		state := fmt.Sprintf("%.0f/%.0f", m["tapir_pebble_compactions_total"], m["tapir_pebble_flushes_total"])
+		if busy || state != last {
+			stable, last = time.Now(), state
+		}
+		if !busy && time.Since(stable) >= *quiet {
+			fmt.Fprintf(os.Stderr, "settle: settled after %.0f s: read amp %.0f, L0..L6 files %s, compaction debt %.0f MiB, %.0f compactions so far\n",
+				time.Since(start).Seconds(), m["tapir_pebble_read_amp"], levels(m), m["tapir_pebble_compaction_debt_bytes"]/(1<<20),
+				m["tapir_pebble_compactions_total"])
+			return nil
+		}
+		if time.Since(start) > *timeout {
+			return fmt.Errorf("settle: still busy after %v (compactions/flushes %s)", *timeout, state)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func levels(m map[string]float64) string {
+	var b strings.Builder
+	for i := range 7 {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(strconv.Itoa(int(m[fmt.Sprintf(`tapir_pebble_level_files{level="%d"}`, i)])))
+	}
+	return b.String()
+}
+
+// scrape reads a Prometheus text exposition into name{labels} -> value.
+func scrape(u string) (map[string]float64, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: status %d", u, resp.StatusCode)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m, sc.Err()
+}
+
+// serverTiming parses "lookup;dur=X, scan;dur=Y" (ms).
+func serverTiming(h string) (lookup, scan time.Duration) {
+	for _, part := range strings.Split(h, ",") {
+		name, dur, ok := strings.Cut(strings.TrimSpace(part), ";dur=")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(dur, 64)
+		if err != nil {
+			continue
+		}
+		d := time.Duration(f * 1e6)
+		switch name {
+		case "lookup":
+			lookup = d
+		case "scan":
+			scan = d
+		}
+	}
+	return lookup, scan
+}
+
+func readLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// pct is the nearest-rank percentile of sorted v.
+func pct(v []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p*float64(len(v)))) - 1
+	return v[max(0, min(i, len(v)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
