@@ -14,7 +14,7 @@
 //	    prints the total size in bytes of the regular files under DIR.
 //	benchtool retrieve -api URL -token T -ids FILE [-metrics URL] [-o FILE]
 //	    pcap retrieval latency by flow over one keep-alive connection,
-//	    after a warm-up pass; prints "p50_ms p99_ms" (bench/retrieval.sh).
+//	    after a warm-up pass; prints p50/p99 in ms (bench/retrieval.sh).
 //	benchtool settle -metrics URL [-quiet D]
 //	    waits until the collector's Pebble store has no flush or
 //	    compaction running and none has finished for D.

@@ -26,10 +26,12 @@ import (
 // every ID once (not measured: it opens the connection and brings the
 // server to the state a running collector is in), then the measured pass
 // requests each ID once more, in the same order, and records per request:
-// the time from sending the request to the last body byte, the time to
+// (-rounds times over the list) the time from sending the request to the last body byte, the time to
 // the response header, and the server's Server-Timing (store lookup,
 // block scan). Any answer other than 200 with a non-empty pcap is an
-// error. It prints "p50_ms p99_ms" on stdout, and on stderr the
+// error. It prints on stdout "p50 p99 store_p50 store_p99 first_p50
+// first_p99" (ms: total; the server's store lookup + block scan; the
+// warm-up pass's total), and on stderr the
 // percentiles of every component and, with -metrics, what Pebble did
 // during the measured pass (block cache hits and misses, block bytes read
 // from files, compactions that ran).
@@ -41,6 +43,7 @@ func retrieve(args []string) error {
 	metrics := fl.String("metrics", "", "collector metrics URL (optional)")
 	warmup := fl.Bool("warmup", true, "request every ID once before measuring")
 	out := fl.String("o", "", "write per-request latencies (TSV) to FILE")
+	rounds := fl.Int("rounds", 1, "timed passes over the IDs (percentiles over all of them)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -96,11 +99,12 @@ func retrieve(args []string) error {
 		s.lookup, s.scan = serverTiming(resp.Header.Get("Server-Timing"))
 		return s, nil
 	}
+	var first []time.Duration
 	if *warmup {
 		// The warm-up pass is each flow's first retrieval since the
 		// collector started: its blocks are not in Pebble's block cache
 		// yet. Its latencies are reported too (not in the result line).
-		first := make([]time.Duration, 0, len(list))
+		first = make([]time.Duration, 0, len(list))
 		for _, id := range list {
 			s, err := get(id)
 			if err != nil {
@@ -118,14 +122,16 @@ func retrieve(args []string) error {
 			return err
 		}
 	}
-	samples := make([]sample, 0, len(list))
+	samples := make([]sample, 0, *rounds*len(list))
 	start := time.Now()
-	for _, id := range list {
-		s, err := get(id)
-		if err != nil {
-			return err
+	for range max(*rounds, 1) {
+		for _, id := range list {
+			s, err := get(id)
+			if err != nil {
+				return err
+			}
+			samples = append(samples, s)
 		}
-		samples = append(samples, s)
 	}
 	elapsed := time.Since(start)
 	var w *bufio.Writer
@@ -138,7 +144,7 @@ func retrieve(args []string) error {
 		w = bufio.NewWriter(f)
 		fmt.Fprintln(w, "id\ttotal_ms\theader_ms\tlookup_ms\tscan_ms\tbytes\treused")
 		for i, s := range samples {
-			fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%t\n", list[i], ms(s.total), ms(s.header), ms(s.lookup), ms(s.scan), s.bytes, s.reused)
+			fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%t\n", list[i%len(list)], ms(s.total), ms(s.header), ms(s.lookup), ms(s.scan), s.bytes, s.reused)
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -187,7 +193,12 @@ func retrieve(args []string) error {
 			d("tapir_pebble_read_block_seconds_total"), d("tapir_pebble_compactions_total"), d("tapir_pebble_flushes_total"),
 			after["tapir_pebble_compactions_in_progress"])
 	}
-	fmt.Printf("%.2f %.2f\n", ms(pct(total, 0.50)), ms(pct(total, 0.99)))
+	store := col(func(s sample) time.Duration { return s.lookup + s.scan })
+	if len(first) == 0 {
+		first = total
+	}
+	fmt.Printf("%.2f %.2f %.2f %.2f %.2f %.2f\n", ms(pct(total, 0.50)), ms(pct(total, 0.99)),
+		ms(pct(store, 0.50)), ms(pct(store, 0.99)), ms(pct(first, 0.50)), ms(pct(first, 0.99)))
 	return nil
 }
 

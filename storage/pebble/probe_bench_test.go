@@ -1,0 +1,98 @@
+package pebble
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapir-sensor/tapir/storage"
+)
+
+// BenchmarkStoreRetrieval times a flow retrieval's store work (LookupFlow
+// by Community ID, then ScanBlocks of each instance) on an existing store,
+// such as the one bench/retrieval.sh leaves with KEEP=1:
+//
+//	TAPIR_BENCH_STORE=.cache/bench/retrieval/store \
+//	TAPIR_BENCH_IDS=.cache/bench/retrieval/sample \
+//	go test -run '^$' -bench StoreRetrieval -benchtime 1x ./storage/pebble
+//
+// It compares, on the same store and flows, prefix seeks (SeekPrefixGE and
+// the sstables' bloom filters) against plain bounded scans (every level's
+// sstable that spans the flow is read), each with a cold and a warm block
+// cache, and reports p50/p99 per flow and the sstable block bytes loaded
+// per flow (from files and from the cache). Skipped without the
+// variables. The store must not be open in a collector.
+func BenchmarkStoreRetrieval(b *testing.B) {
+	dir, idsFile := os.Getenv("TAPIR_BENCH_STORE"), os.Getenv("TAPIR_BENCH_IDS")
+	if dir == "" || idsFile == "" {
+		b.Skip("set TAPIR_BENCH_STORE and TAPIR_BENCH_IDS")
+	}
+	raw, err := os.ReadFile(idsFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := strings.Fields(string(raw))
+	for _, mode := range []struct {
+		name   string
+		prefix bool
+	}{{"prefix-seek", true}, {"bounded-scan", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.MinFreeBytes = 0
+			s, err := Open(dir, cfg, slog.New(slog.DiscardHandler), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if !s.prefixSeek && mode.prefix {
+				b.Skip("store created before the prefix comparer")
+			}
+			s.prefixSeek = mode.prefix
+			ctx := context.Background()
+			one := func(id string) (time.Duration, uint64, uint64) {
+				r0, c0 := s.reads.blockBytes.Load(), s.reads.blockBytesCached.Load()
+				t0 := time.Now()
+				refs, err := s.LookupFlow(ctx, id, time.Time{}, time.Time{})
+				if err != nil {
+					b.Fatalf("lookup %s: %v", id, err)
+				}
+				n := 0
+				for _, r := range refs {
+					err := s.ScanBlocks(ctx, r.Key, r.First, r.Last, func(*storage.Block) error { n++; return nil })
+					if err != nil {
+						b.Fatalf("scan %s: %v", id, err)
+					}
+				}
+				if n == 0 {
+					b.Fatalf("%s: no blocks", id)
+				}
+				d := time.Since(t0)
+				r, c := s.reads.blockBytes.Load()-r0, s.reads.blockBytesCached.Load()-c0
+				return d, r - c, c
+			}
+			b.ResetTimer()
+			for range b.N {
+				for _, pass := range []string{"cold", "warm"} {
+					lat := make([]time.Duration, 0, len(ids))
+					var files, cached uint64
+					for _, id := range ids {
+						d, f, c := one(id)
+						lat = append(lat, d)
+						files += f
+						cached += c
+					}
+					slices.Sort(lat)
+					n := float64(len(ids))
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), pass+"-p50-µs")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), pass+"-p99-µs")
+					b.ReportMetric(float64(files)/n/1024, pass+"-KiB-files/flow")
+					b.ReportMetric(float64(cached)/n/1024, pass+"-KiB-cached/flow")
+				}
+			}
+		})
+	}
+}
