@@ -229,10 +229,16 @@ func newCollector(t *testing.T, s *services, name string) *collector {
 	if err := os.WriteFile(filepath.Join(dir, "tokens.yaml"), []byte(tokens), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Retention by age is off, as in collector/e2e: the replayed capture
+	// is from 2021, so the default 7 days would remove its packets at the
+	// first retention run of a collector holding any (every collector runs
+	// one at start, so a restarted one would empty the table).
 	cfg := fmt.Sprintf(`store:
   backend: hbase
   dir: %s
   hbase: {zookeeper: "%s", table: %s, salt_regions: 4, op_timeout: 8s}
+retention:
+  max_age: 0s
 ingest:
   listen: %s
   tls: {insecure: true}

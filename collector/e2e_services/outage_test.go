@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -66,15 +65,6 @@ func TestServices(t *testing.T) {
 		})
 	})
 	t.Run("CollectorKilled", func(t *testing.T) {
-		// Known bug, issue 4 stays open for it: after a SIGKILL of a
-		// collector writing to HBase and Kafka, a flow's pcap sometimes
-		// lacks blocks its record says were stored (seen in one run of
-		// four: 15 of 165 packets). The Pebble store passes the same
-		// test (collector/e2e). Run it with TAPIR_KNOWN_BUGS=1 while
-		// fixing it.
-		if os.Getenv("TAPIR_KNOWN_BUGS") != "1" {
-			t.Skip("known bug: blocks missing after a collector SIGKILL on HBase (issue 4); TAPIR_KNOWN_BUGS=1 runs it")
-		}
 		replay(t, s, capture, packets, "collector-kill", func(t *testing.T, c *collector) {
 			c.proc.kill() // SIGKILL while writing to both
 			time.Sleep(2 * time.Second)
@@ -126,6 +116,12 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 	if !done || code != 0 || strings.Contains(slog, "has not acknowledged everything") {
 		t.Fatalf("sensor (exit %d, done %v) did not get everything acknowledged:\n%s\ncollector:\n%s",
 			code, done, tail(slog, 30), tail(c.proc.log.String(), 30))
+	}
+
+	// The completeness checks below hold only if retention removed
+	// nothing (the capture is years old: see newCollector).
+	if n := c.metric("tapir_retention_blocks_expired_total", ""); n != 0 {
+		t.Fatalf("retention removed %v packet blocks of the replayed capture (want none):\n%s", n, tail(c.proc.log.String(), 20))
 	}
 
 	// The flows topic from the beginning: every record of the offline run,
