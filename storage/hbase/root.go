@@ -11,9 +11,11 @@
 //
 // HBase has no multi-row transactions, so a batch is applied in three
 // steps: every row of the batch is written (idempotent puts, concurrently,
-// at most Config.Concurrency calls in flight for the whole store), then
-// the batch's dedupe marker is created with a check-and-put that only one
-// writer can win, then the sensor's durable sequence is raised. Write
+// at most Config.Concurrency calls in flight for the whole store; the
+// flow index rows are merged into what is stored with check-and-put
+// loops, so concurrent batches of the same flow never narrow its span),
+// then the batch's dedupe marker is created with a check-and-put that
+// only one writer can win, then the sensor's durable sequence is raised. Write
 // reports applied only to the marker's winner and only after every row
 // was acknowledged, so a retried or concurrently repeated batch applies
 // once and a crash before the marker only leaves rows that the retry
@@ -390,11 +392,10 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		return false, err
 	}
 	rows = append(rows, recRows...)
-	refRows, err := s.refRows(ctx, refs)
-	if err != nil {
-		return false, err
+	refList := make([]*storage.FlowRef, 0, len(refs))
+	for _, r := range refs {
+		refList = append(refList, r)
 	}
-	rows = append(rows, refRows...)
 
 	// The longest span must be durable before any block that needs it is
 	// visible, or a window scan could start too late and miss it.
@@ -405,7 +406,12 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		for cur := s.maxSpan.Load(); maxSpan > cur && !s.maxSpan.CompareAndSwap(cur, maxSpan); cur = s.maxSpan.Load() {
 		}
 	}
-	if err := s.parallel(len(rows), func(i int) error {
+	// Rows are plain puts; the flow index rows are merged in place (see
+	// mergeRef), at the same time.
+	if err := s.parallel(len(rows)+len(refList), func(i int) error {
+		if i >= len(rows) {
+			return s.mergeRefRows(ctx, refList[i-len(rows)])
+		}
 		if rows[i].del {
 			return s.del(ctx, rows[i].key)
 		}
@@ -514,38 +520,77 @@ func (s *Store) recordRows(ctx context.Context, b *storage.Batch, addRef func(st
 	return rows, n, nil
 }
 
-// refRows merges the batch's flow refs with the stored ones and returns
-// the flow ID and Community ID index rows.
-func (s *Store) refRows(ctx context.Context, refs map[flow.ID]*storage.FlowRef) ([]row, error) {
-	list := make([]*storage.FlowRef, 0, len(refs))
-	for _, r := range refs {
-		list = append(list, r)
+// mergeRefRows widens the flow ID and Community ID index rows of r's
+// flow with r. Each row is merged with mergeRef, so concurrent writers
+// touching the same flow (batches of one sensor written through two
+// collectors, or a retry racing the stale attempt it replaces) never lose
+// each other's widening: a plain read-merge-put could let a narrower ref
+// overwrite a wider one, and LookupFlow's span would then cut blocks off.
+func (s *Store) mergeRefRows(ctx context.Context, r *storage.FlowRef) error {
+	fkey := tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, r.FlowID))
+	prev, merged, err := s.mergeRef(ctx, fkey, r, nil, false)
+	if err != nil {
+		return fmt.Errorf("merge flow ref %s: %w", r.FlowID, err)
 	}
-	olds := make([][]byte, len(list))
-	if err := s.parallel(len(list), func(i int) error {
-		v, _, err := s.get(ctx, tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, list[i].FlowID)), familyIndex)
-		olds[i] = v
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("read flow refs: %w", err)
+	var m storage.FlowRef
+	if err := rowkey.DecodeRef(merged, &m); err != nil {
+		return fmt.Errorf("decode flow ref: %w", err)
 	}
-	var rows []row
-	for i, r := range list {
-		if olds[i] != nil {
-			var or storage.FlowRef
-			if err := rowkey.DecodeRef(olds[i], &or); err != nil {
-				return nil, fmt.Errorf("decode flow ref: %w", err)
+	cid, ok := rowkey.ParseCommunityID(m.CommunityID)
+	if !ok {
+		return nil
+	}
+	// The Community ID row holds the same value as the flow ID row when
+	// the two agree, so the flow ID row's previous value is the first
+	// guess (it saves a read).
+	ckey := tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, r.FlowID))
+	if _, _, err := s.mergeRef(ctx, ckey, r, prev, true); err != nil {
+		return fmt.Errorf("merge community id ref %s: %w", r.FlowID, err)
+	}
+	return nil
+}
+
+// mergeRef merges r into the flow ref stored at key with a check-and-put
+// against the value it merged into, reading and merging again when
+// another writer changed the row meanwhile (FlowRef.Merge only widens, so
+// the loop ends once no writer races it). guess, when guessed, is tried
+// as the stored value (nil: absent) before reading the row. It returns
+// the value found and the value stored.
+func (s *Store) mergeRef(ctx context.Context, key []byte, r *storage.FlowRef, guess []byte, guessed bool) (prev, merged []byte, err error) {
+	cur := guess
+	for {
+		if !guessed {
+			v, ok, err := s.get(ctx, key, familyIndex)
+			if err != nil {
+				return nil, nil, err
 			}
-			or.Merge(r)
-			r = &or
+			cur = nil
+			if ok {
+				cur = v
+			}
 		}
-		v := rowkey.AppendRef(nil, r)
-		rows = append(rows, row{key: tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, r.FlowID)), value: v})
-		if cid, ok := rowkey.ParseCommunityID(r.CommunityID); ok {
-			rows = append(rows, row{key: tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, r.FlowID)), value: v})
+		m := *r
+		if cur != nil {
+			var old storage.FlowRef
+			if err := rowkey.DecodeRef(cur, &old); err != nil {
+				return nil, nil, fmt.Errorf("decode flow ref: %w", err)
+			}
+			old.Merge(r)
+			m = old
 		}
+		v := rowkey.AppendRef(nil, &m)
+		if !guessed && cur != nil && bytes.Equal(v, cur) {
+			return cur, cur, nil // nothing to widen
+		}
+		done, err := s.checkAndPut(ctx, key, familyIndex, v, cur)
+		if err != nil {
+			return nil, nil, err
+		}
+		if done {
+			return cur, v, nil
+		}
+		guessed = false
 	}
-	return rows, nil
 }
 
 // DurableSeq implements storage.Writer.

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.BlockStore) {
 	t.Run("Lookup", func(t *testing.T) { testLookup(t, open(t), flows) })
 	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, open(t), flows) })
 	t.Run("DurableSeq", func(t *testing.T) { testDurableSeq(t, open(t), flows) })
+	t.Run("ConcurrentSameFlow", func(t *testing.T) { testConcurrentSameFlow(t, open(t), flows) })
 	t.Run("RecordsNewestSegment", func(t *testing.T) { testRecordsNewest(t, open(t), flows) })
 	t.Run("RecordsWindow", func(t *testing.T) { testRecordsWindow(t, open(t), flows) })
 	t.Run("ExpireAge", func(t *testing.T) { testExpireAge(t, open(t), flows) })
@@ -361,6 +362,114 @@ func testDedupe(t *testing.T, s storage.BlockStore, flows []Flow) {
 	other.Records[0].ID = flow.NewID(ins[0].Record.Start, flow.SensorHash("sensor-b"), 1)
 	if ok, err := s.Write(ctx, other); !ok || err != nil {
 		t.Fatalf("other sensor same seq: %v %v", ok, err)
+	}
+}
+
+// testConcurrentSameFlow: batches of one sensor that carry blocks of the
+// same flows are written concurrently (as when a sensor fails over to
+// another collector while the first still writes, or two collectors share
+// the store). Every block must stay reachable through the flow index: the
+// flow ref's span is the union of all blocks' spans, whatever the
+// interleaving of the index updates. The batches hold no flow records
+// (whose span would cover the whole flow), as while a long flow's blocks
+// arrive before its first report.
+func testConcurrentSameFlow(t *testing.T, s storage.BlockStore, flows []Flow) {
+	defer closeStore(t, s)
+	// The flows with the most packets, one packet per block.
+	order := make([]int, len(flows))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return len(flows[b].Packets) - len(flows[a].Packets) })
+	var ins []*Instance
+	for _, i := range order[:min(4, len(order))] {
+		if len(flows[i].Packets) < 8 {
+			break
+		}
+		ins = append(ins, NewInstance(&flows[i], "sensor-a", uint32(i+1), 0, 1))
+	}
+	if len(ins) == 0 {
+		t.Fatalf("%s has no flow of 8 packets or more", Capture)
+	}
+	// Batch k holds block k of every instance that has one; batches are
+	// written by 8 goroutines at once, in rounds so that they overlap.
+	var batches []*storage.Batch
+	for k := 0; ; k++ {
+		b := &storage.Batch{SensorID: "sensor-a", Seq: uint64(k + 1)}
+		for _, in := range ins {
+			if k < len(in.Blocks) {
+				b.Blocks = append(b.Blocks, in.Blocks[k])
+			}
+		}
+		if len(b.Blocks) == 0 {
+			break
+		}
+		batches = append(batches, b)
+	}
+	const workers = 8
+	var wg sync.WaitGroup
+	next := make(chan *storage.Batch)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range next {
+				if ok, err := s.Write(ctx, b); !ok || err != nil {
+					t.Errorf("write seq %d: applied=%v err=%v", b.Seq, ok, err)
+				}
+			}
+		}()
+	}
+	for _, b := range batches {
+		next <- b
+	}
+	close(next)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, in := range ins {
+		p := in.Flow.Packets
+		first, last := p[0].Time, p[len(p)-1].Time
+		refs, err := s.LookupFlow(ctx, in.ID.String(), time.Time{}, time.Time{})
+		if err != nil || len(refs) != 1 {
+			t.Fatalf("lookup %s: %+v, %v", in.ID, refs, err)
+		}
+		r := refs[0]
+		if !r.First.Equal(first) || !r.Last.Equal(last) {
+			t.Fatalf("flow %s (%d blocks in %d concurrent batches): ref spans %s..%s, its blocks %s..%s",
+				in.ID, len(in.Blocks), len(batches), r.First.Format(time.RFC3339Nano), r.Last.Format(time.RFC3339Nano),
+				first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+		}
+		cid := in.Blocks[0].Meta.CommunityID
+		crefs, err := s.LookupFlow(ctx, cid, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatalf("lookup %s: %v", cid, err)
+		}
+		for _, c := range crefs {
+			if c.FlowID == in.ID && (!c.First.Equal(first) || !c.Last.Equal(last)) {
+				t.Fatalf("flow %s by community id %s: ref spans %s..%s, its blocks %s..%s", in.ID, cid,
+					c.First.Format(time.RFC3339Nano), c.Last.Format(time.RFC3339Nano),
+					first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+			}
+		}
+		// What the API does: scan the ref's window.
+		got, err := scan(s, r.Key, r.First, r.Last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mine []storage.Block
+		for _, b := range got {
+			if b.Meta.FlowID == in.ID {
+				mine = append(mine, b)
+			}
+		}
+		want := slices.Clone(in.Blocks)
+		sortBlocks(want)
+		sameBlocks(t, "blocks in the ref's window of "+in.ID.String(), mine, want)
+	}
+	if seq, err := s.DurableSeq(ctx, "sensor-a"); err != nil || seq != uint64(len(batches)) {
+		t.Fatalf("durable seq %d, %v; want %d", seq, err, len(batches))
 	}
 }
 
