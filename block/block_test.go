@@ -39,7 +39,8 @@ func TestBuilderRoundTrip(t *testing.T) {
 	for _, rel := range []string{"zeek/ssh.pcap", "zeek/wikipedia.pcap", "tcpdump/gso-ipv6.pcap", "zeek/reassembly.pcap"} {
 		t.Run(rel, func(t *testing.T) {
 			pkts := loadCapture(t, rel)
-			for _, cfg := range []EncoderConfig{{Level: SpeedFastest}, {Level: SpeedDefault}, {Level: SpeedFastest, S2: true}} {
+			for _, cfg := range []EncoderConfig{{Level: SpeedFastest}, {Level: SpeedDefault}, {Level: SpeedFastest, S2: true},
+				{Level: SpeedFastest, NoDelta: true}, {Level: SpeedFastest, S2: true, NoDelta: true}} {
 				enc, err := NewEncoder(cfg)
 				if err != nil {
 					t.Fatal(err)
@@ -47,11 +48,18 @@ func TestBuilderRoundTrip(t *testing.T) {
 				defer enc.Close()
 				blocks := encodeGrouped(t, enc, pkts, 16<<10)
 				codecs := map[byte]int{}
+				delta := 0
 				for _, eb := range blocks {
-					codecs[eb[5]]++
+					codecs[eb[5]&codecMask]++
+					if eb[5]&flagDelta != 0 {
+						delta++
+					}
 				}
 				if cfg.S2 && codecs[codecS2] == 0 && rel != "zeek/ssh.pcap" {
 					t.Fatalf("no block used S2: codecs %v", codecs)
+				}
+				if want := len(blocks); cfg.NoDelta && delta != 0 || !cfg.NoDelta && delta != want {
+					t.Fatalf("%d of %d blocks delta coded, config %+v", delta, want, cfg)
 				}
 				// Expected per group sequences, from the capture.
 				want := map[uint64][]testPacket{}

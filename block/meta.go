@@ -13,8 +13,10 @@
 //	off  size  field
 //	0    4     magic "TBLK"
 //	4    1     format version (1)
-//	5    1     codec: 0 = body stored raw, 1 = body is one zstd frame,
-//	           2 = body is one S2 block (klauspost/compress/s2)
+//	5    1     codec, low 4 bits: 0 = body stored raw, 1 = body is one
+//	           zstd frame, 2 = body is one S2 block (klauspost/compress/s2);
+//	           bit 4 (0x10): the (decompressed) body is delta coded (see
+//	           delta.go), other bits zero
 //	6    2     header length H in bytes, from offset 0 to the end of the
 //	           CRC field (lets later versions append fixed fields)
 //	8    16    Key.A (16-byte address, IPv4 mapped)
@@ -32,7 +34,7 @@
 //	80   8     Last: latest packet timestamp (capture order may step back)
 //	88   4     Packets
 //	92   8     Bytes (sum of captured lengths)
-//	100  4     raw body length R (uncompressed)
+//	100  4     raw body length R (uncompressed, delta coded if flagged)
 //	104  1     len(CommunityID) c, then c bytes
 //	     1     len(SensorID) s, then s bytes
 //	     1     len(Interface) i, then i bytes
@@ -51,7 +53,8 @@
 //
 // Strings in the header are at most 255 bytes (longer ones are cut when
 // encoding). A decoder checks the header, the CRC, that the body
-// decompresses to exactly R bytes, and that the packets in it agree with
+// decompresses to exactly R bytes, undoes the delta coding when flagged,
+// and that the packets in the raw body agree with
 // Packets, Bytes and Last.
 //
 // # Segment files

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +67,7 @@ type options struct {
 	ebpfMapSize   int
 	pins          multiFlag
 	compression   string
+	cpuProfile    string
 }
 
 type multiFlag []string
@@ -113,6 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.ebpfMapSize, "ebpf-map-size", 0, "entries of the kernel flow map (ebpf.max_flows)")
 	fs.Var(&o.pins, "pin", "capture a flow whole: an address, a CIDR net, port:N or a Community ID; repeatable")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to FILE (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tapir-sensor [check-config] (-r FILE | -i IFACE) [flags]\n\n")
 		fs.PrintDefaults()
@@ -145,6 +148,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.checkOnly {
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
+	}
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tapir-sensor: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer stop()
 	}
 	if err := runSensor(&o, &cfg, stdout, logger); err != nil {
 		logger.Error("sensor failed", "err", err)
@@ -435,4 +446,21 @@ func engineCounters(st engine.Stats) map[string]uint64 {
 		m["kernel_freezes"] += s.QueueFreezes
 	}
 	return m
+}
+
+// startCPUProfile starts a CPU profile written to path and returns the
+// function that stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
