@@ -14,8 +14,9 @@ import (
 )
 
 // FuzzFileSource feeds arbitrary bytes to the file reader: it must never
-// panic, and every error after the header is io.EOF, ErrTruncated or
-// ErrCorrupt.
+// panic, every error after the header is io.EOF, ErrTruncated or
+// ErrCorrupt, and a classic pcap stream reads exactly as with pcapgo.Reader
+// (same packets, same final error).
 func FuzzFileSource(f *testing.F) {
 	{
 		root := testdata.Pcaps(f)
@@ -41,6 +42,7 @@ func FuzzFileSource(f *testing.F) {
 				panic(fmt.Sprintf("input of %d bytes takes over 10s: %x", len(data), data[:min(len(data), 64)]))
 			}
 		}()
+		compareWithPcapgo(t, "fuzz", data)
 		src, err := OpenReader("fuzz", bytes.NewReader(data))
 		if err != nil {
 			return
@@ -58,5 +60,32 @@ func FuzzFileSource(f *testing.F) {
 				t.Fatalf("len %d, CaptureLength %d", len(pkt), ci.CaptureLength)
 			}
 		}
+	})
+}
+
+// FuzzPcapGzip gzips a classic pcap stream, cuts the compressed stream at
+// cut (when shorter), and requires FileSource to read it exactly as
+// pcapgo.Reader does.
+func FuzzPcapGzip(f *testing.F) {
+	{
+		root := testdata.Pcaps(f)
+		for _, name := range []string{"zeek/wikipedia.pcap", "tcpdump/gso-ipv6.pcap", "zeek/linux_dlt_sll2.pcap"} {
+			b, err := os.ReadFile(filepath.Join(root, name))
+			if err != nil {
+				f.Fatal(err)
+			}
+			if len(b) > 8192 {
+				b = b[:8192]
+			}
+			f.Add(b, uint16(len(b)/3))
+			f.Add(b, uint16(0xffff))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		gz := gzipBytes(t, data)
+		if int(cut) < len(gz) {
+			gz = gz[:cut]
+		}
+		compareWithPcapgo(t, "fuzz.gz", gz)
 	})
 }
