@@ -71,11 +71,9 @@ type EncoderConfig struct {
 	// several times faster per byte, larger output. For sensors that must
 	// keep up with line rate on few cores; zstd is the default.
 	S2 bool
-	// NoDelta turns packet delta coding off: by default each packet's
-	// leading bytes are coded as their difference from one of the two
-	// previous packets before compression (see delta.go), which makes
-	// the body less than half as long on header-heavy traffic, so
-	// smaller and faster to compress.
+	// NoDelta stores bodies without packet delta coding, as blocks were
+	// before it (Builder codes packets as they are appended; see
+	// delta.go). For tests of old-format readers; costs CPU and space.
 	NoDelta bool
 }
 
@@ -100,8 +98,8 @@ func (c EncoderConfig) Validate() error {
 type Encoder struct {
 	z       *zstd.Encoder
 	s2      bool
-	delta   bool
-	scratch []byte // delta-coded body
+	noDelta bool
+	scratch []byte // raw body when noDelta
 }
 
 // NewEncoder returns an Encoder for the configuration.
@@ -130,7 +128,7 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new zstd encoder: %w", err)
 	}
-	return &Encoder{z: z, s2: cfg.S2, delta: !cfg.NoDelta}, nil
+	return &Encoder{z: z, s2: cfg.S2, noDelta: cfg.NoDelta}, nil
 }
 
 // Close releases the encoder's resources.
@@ -139,13 +137,18 @@ func (e *Encoder) Close() error { return e.z.Close() }
 // Builder accumulates the packets of one flow into a block. A Builder is
 // not safe for concurrent use. It is meant to be reused: Reset keeps its
 // buffer, so Append does not allocate once the buffer has grown to the
-// block size. A fresh Builder holds no buffer (a few dozen bytes), so many
+// block size. A fresh Builder holds no buffer (about 250 bytes), so many
 // idle ones are cheap.
 type Builder struct {
 	meta  Meta
 	prev  int64
-	first int64 // the first packet's timestamp (the body's delta base)
-	buf   []byte
+	first int64  // the first packet's timestamp (the body's delta base)
+	buf   []byte // delta-coded body
+	// refs hold the first deltaSpan bytes of the last two packets, the
+	// references of delta coding: refs[last] is the previous packet's.
+	refs   [2][deltaSpan]byte
+	refLen [2]uint8
+	last   uint8
 }
 
 // Reset starts a new block described by meta. First, Last, Packets and
@@ -175,7 +178,16 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 	b.buf = binary.AppendVarint(b.buf, tsNanos-b.prev)
 	b.buf = binary.AppendUvarint(b.buf, uint64(origLen))
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(data)))
-	b.buf = append(b.buf, data...)
+	var prev, prev2 []byte
+	if n := b.meta.Packets; n > 0 {
+		prev = b.refs[b.last][:b.refLen[b.last]]
+		if n > 1 {
+			prev2 = b.refs[1-b.last][:b.refLen[1-b.last]]
+		}
+	}
+	b.buf = appendDeltaPacket(b.buf, data, prev, prev2)
+	b.last = 1 - b.last
+	b.refLen[b.last] = uint8(copy(b.refs[b.last][:], data))
 	b.prev = tsNanos
 	// First and Last are the earliest and latest timestamps: capture
 	// files may step back in time (pcapng packets without a timestamp
@@ -186,7 +198,7 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 	b.meta.Bytes += uint64(len(data))
 }
 
-// Len returns the uncompressed body size so far, in bytes.
+// Len returns the body size so far (delta coded, uncompressed), in bytes.
 func (b *Builder) Len() int { return len(b.buf) }
 
 // Packets returns the number of packets appended since Reset.
@@ -228,10 +240,13 @@ func (b *Builder) Encode(enc *Encoder, dst []byte) ([]byte, Meta, error) {
 			return dst, b.meta, fmt.Errorf("encode %d bytes: %w", len(raw), ErrTooLarge)
 		}
 	}
-	var flags byte
-	if enc.delta {
-		enc.scratch = appendDelta(enc.scratch[:0], raw)
-		raw, flags = enc.scratch, flagDelta
+	flags := byte(flagDelta)
+	if enc.noDelta {
+		var err error
+		if enc.scratch, err = undelta(enc.scratch[:0], raw, MaxRawBody); err != nil {
+			return dst, b.meta, err
+		}
+		raw, flags = enc.scratch, 0
 	}
 	start := len(dst)
 	dst = appendHeader(dst, &b.meta, len(raw))

@@ -44,15 +44,10 @@ import (
 // bitmap.
 const deltaSpan = 64
 
-// appendDelta appends the delta coding of raw, a raw body built by a
-// Builder (so well formed), to dst.
+// appendDelta appends the delta coding of raw, a well-formed raw body,
+// to dst. Builder codes packets as they are appended; this is for bodies
+// that exist only in raw form.
 func appendDelta(dst, raw []byte) []byte {
-	// A coded packet is at most one byte (the reference) longer than its
-	// raw form, and a raw packet takes at least 3 bytes, so this bounds
-	// the output: write by index, without append's capacity checks.
-	dst = slices.Grow(dst, len(raw)+len(raw)/3+1)
-	w := len(dst)
-	out := dst[:cap(dst)]
 	var prev, prev2 []byte
 	for p := 0; p < len(raw); {
 		q := p
@@ -62,47 +57,60 @@ func appendDelta(dst, raw []byte) []byte {
 		q += n
 		cl, n := binary.Uvarint(raw[q:])
 		q += n
-		w += copy(out[w:], raw[p:q])
+		dst = append(dst, raw[p:q]...)
 		data := raw[q : q+int(cl)]
 		p = q + int(cl)
+		dst = appendDeltaPacket(dst, data, prev, prev2)
+		prev, prev2 = data, prev
+	}
+	return dst
+}
 
-		ref, mask, h := byte(0), uint64(0), 0
-		if prev != nil {
-			ref, mask, h = 1, diffMask(data, prev), min(len(data), deltaSpan, len(prev))
-			// The packet before the previous one is the same direction's
-			// in a request/response exchange: try it when the previous
-			// one differs in more than a few bytes.
-			if prev2 != nil && bits.OnesCount64(mask) > 4 {
-				if m2 := diffMask(data, prev2); bits.OnesCount64(m2) < bits.OnesCount64(mask) {
-					ref, mask, h = 2, m2, min(len(data), deltaSpan, len(prev2))
-				}
-			}
-			// Worth it only when bitmap and differing bytes are
-			// shorter than the bytes they stand for.
-			if (h+7)/8+bits.OnesCount64(mask) >= h {
-				ref, h = 0, 0
+// appendDeltaPacket appends the reference byte and the coded bytes of
+// data to dst, given the previous packet and the one before it (nil when
+// there is none; only their first deltaSpan bytes are read).
+func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
+	ref, mask, h := byte(0), uint64(0), 0
+	if prev != nil {
+		ref, mask, h = 1, diffMask(data, prev), min(len(data), deltaSpan, len(prev))
+		// The packet before the previous one is the same direction's in
+		// a request/response exchange: try it when the previous one
+		// differs in more than 16 bytes, as a packet of the other
+		// direction does (swapped MAC addresses alone are 12).
+		if prev2 != nil && bits.OnesCount64(mask) > 16 {
+			if m2 := diffMask(data, prev2); bits.OnesCount64(m2) < bits.OnesCount64(mask) {
+				ref, mask, h = 2, m2, min(len(data), deltaSpan, len(prev2))
 			}
 		}
-		out[w] = ref
-		w++
-		if ref != 0 {
-			if h == deltaSpan {
-				binary.LittleEndian.PutUint64(out[w:], mask)
-				w += 8
-			} else {
-				for i := 0; i < (h+7)/8; i++ {
-					out[w] = byte(mask >> (8 * i))
-					w++
-				}
-			}
-			for m := mask; m != 0; m &= m - 1 {
-				out[w] = data[bits.TrailingZeros64(m)]
+		// Worth it only when bitmap and differing bytes are shorter than
+		// the bytes they stand for.
+		if (h+7)/8+bits.OnesCount64(mask) >= h {
+			ref, h = 0, 0
+		}
+	}
+	// A coded packet is at most one byte longer than the packet: grow
+	// once and write by index, without append's capacity checks.
+	dst = slices.Grow(dst, len(data)+1)
+	w := len(dst)
+	out := dst[:cap(dst)]
+	out[w] = ref
+	w++
+	if ref != 0 {
+		if h == deltaSpan {
+			binary.LittleEndian.PutUint64(out[w:], mask)
+			w += 8
+		} else {
+			for i := 0; i < (h+7)/8; i++ {
+				out[w] = byte(mask >> (8 * i))
 				w++
 			}
 		}
-		w += copy(out[w:], data[h:])
-		prev, prev2 = data, prev
+		for m := mask; m != 0; m &= m - 1 {
+			out[w] = data[bits.TrailingZeros64(m)]
+			w++
+		}
 	}
+	w += copy(out[w:], data[h:])
 	return out[:w]
 }
 

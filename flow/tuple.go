@@ -1,7 +1,7 @@
 package flow
 
 import (
-	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 )
@@ -117,8 +117,14 @@ func (t Tuple) Key() (Key, bool) {
 // ordered reports whether (a, ap) sorts before or equal to (b, bp) in
 // Community ID order.
 func ordered(a, b *Addr, ap, bp uint16) bool {
-	c := bytes.Compare(a[:], b[:])
-	return c < 0 || (c == 0 && ap <= bp)
+	// Two big-endian words compare like bytes.Compare, without the call.
+	if a0, b0 := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); a0 != b0 {
+		return a0 < b0
+	}
+	if a1, b1 := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]); a1 != b1 {
+		return a1 < b1
+	}
+	return ap <= bp
 }
 
 // Reverse returns the tuple seen from the other side.

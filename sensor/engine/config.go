@@ -47,11 +47,6 @@ type BlockConfig struct {
 	// S2 instead of zstd, several times cheaper per packet for larger
 	// blocks (see the README's benchmark table).
 	Compression string `yaml:"compression"`
-	// PacketDelta codes each packet's leading bytes as their difference
-	// from a previous packet of the block before compressing (default
-	// true): on header-heavy traffic the body shrinks by half, so blocks
-	// are both smaller and cheaper to compress. See block/delta.go.
-	PacketDelta bool `yaml:"packet_delta"`
 }
 
 // TimelineConfig says which flows carry a timeline (packets and bytes
@@ -83,7 +78,6 @@ func DefaultConfig() Config {
 			MaxAge:      2 * time.Second,
 			MaxBuffered: 256 << 20,
 			Compression: "fastest",
-			PacketDelta: true,
 		},
 	}
 }
