@@ -16,6 +16,13 @@
 // that names the packet count and byte offset; any other damage wraps
 // ErrCorrupt. The end of a sound file is io.EOF.
 //
+// Classic pcap records are read by a reader of this package, 1 MiB of the
+// (decompressed) stream at a time and returned in place, with the
+// acceptance rules and errors of gopacket's pcapgo.Reader (a record longer
+// than max(snap length, 262144) or than its original length is corrupt; the
+// buffer grows only with data actually read). pcapng goes through
+// pcapgo.NgReader.
+//
 // # Live capture
 //
 // OpenLive opens one AF_PACKET TPACKET_V3 socket on one interface. The sensor

@@ -67,3 +67,27 @@ func BenchmarkPcapgoReadPacketData(b *testing.B) {
 		f.Close()
 	}
 }
+
+// BenchmarkFileSourceGzip reads echo-connections.pcap.gz as shipped (gzip
+// decompression included); ns/op is per packet.
+func BenchmarkFileSourceGzip(b *testing.B) {
+	path := filepath.Join(testdata.Pcaps(b), "zeek", "echo-connections.pcap.gz")
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for n < b.N {
+		src, err := OpenFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n < b.N {
+			if _, _, err := src.ReadPacket(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		src.Close()
+	}
+}
