@@ -97,17 +97,26 @@ func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 	w++
 	if ref != 0 {
 		if h == deltaSpan {
-			binary.LittleEndian.PutUint64(out[w:], mask)
-			w += 8
+			// The common case, a packet and reference of at least 64
+			// bytes: gather into a fixed array (no bounds checks).
+			var tmp [128]byte
+			src := (*[deltaSpan]byte)(data)
+			binary.LittleEndian.PutUint64(tmp[:8], mask)
+			k := 8
+			for m := mask; m != 0; m &= m - 1 {
+				tmp[k&127] = src[bits.TrailingZeros64(m)&(deltaSpan-1)]
+				k++
+			}
+			w += copy(out[w:], tmp[:k&127])
 		} else {
 			for i := 0; i < (h+7)/8; i++ {
 				out[w] = byte(mask >> (8 * i))
 				w++
 			}
-		}
-		for m := mask; m != 0; m &= m - 1 {
-			out[w] = data[bits.TrailingZeros64(m)]
-			w++
+			for m := mask; m != 0; m &= m - 1 {
+				out[w] = data[bits.TrailingZeros64(m)]
+				w++
+			}
 		}
 	}
 	w += copy(out[w:], data[h:])
