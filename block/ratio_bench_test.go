@@ -52,9 +52,14 @@ func BenchmarkStoredRatio(b *testing.B) {
 		for _, l := range []struct {
 			name  string
 			level Level
-		}{{"fastest", SpeedFastest}, {"default", SpeedDefault}} {
+			s2    bool
+		}{{"s2", SpeedFastest, true}, {"fastest", SpeedFastest, false}, {"default", SpeedDefault, false}} {
 			b.Run(fmt.Sprintf("age=%s/%s", ageName, l.name), func(b *testing.B) {
-				enc := newEncoder(b, l.level)
+				enc, err := NewEncoder(EncoderConfig{Level: l.level, S2: l.s2})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer enc.Close()
 				dst := make([]byte, 0, 256<<10)
 				var out, blocks, npkts int64
 				flush := func(bl *Builder) {

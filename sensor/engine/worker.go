@@ -94,7 +94,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 	if err != nil {
 		return nil, err
 	}
-	enc, err := block.NewEncoder(block.EncoderConfig{Level: level, S2: cfg.Blocks.Compression == "s2"})
+	enc, err := block.NewEncoder(block.EncoderConfig{Level: level, S2: cfg.Blocks.Compression == "s2" || cfg.Blocks.Compression == ""})
 	if err != nil {
 		return nil, fmt.Errorf("block encoder: %w", err)
 	}

@@ -100,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "spool directory for batches the collector has not acknowledged")
 	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory made by 'tapir certs' (ca.pem, sensor-<id>.pem, sensor-<id>-key.pem)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything")
-	fs.StringVar(&o.compression, "compression", "", "block compression: fastest, default, better (zstd) or s2")
+	fs.StringVar(&o.compression, "compression", "", "block compression: s2 (default) or zstd (= fastest), default, better (zstd levels)")
 	fs.BoolVar(&o.insecure, "insecure", false, "stream to the collector in plaintext (local development only)")
 	fs.StringVar(&o.sensorID, "sensor-id", "", "sensor id (default: config, else the host name)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "end flows idle this long (e.g. 60s)")
