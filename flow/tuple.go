@@ -102,16 +102,23 @@ type Key struct {
 // are mapped first so that a request and its reply share one key; one-way
 // ICMP messages keep the direction of the packet.
 func (t Tuple) Key() (Key, bool) {
+	var k Key
+	fwd := t.KeyInto(&k)
+	return k, fwd
+}
+
+// KeyInto is Key writing into *k, without copying the tuple: for the
+// per-packet path.
+func (t *Tuple) KeyInto(k *Key) bool {
 	sp, dp, oneWay := portEquivalents(t.Proto, t.Family, t.SrcPort, t.DstPort)
-	k := Key{
-		A: t.Src, B: t.Dst, PortA: sp, PortB: dp,
-		Proto: t.Proto, Family: t.Family, VLAN: t.VLAN, InnerVLAN: t.InnerVLAN,
-	}
 	if oneWay || ordered(&t.Src, &t.Dst, sp, dp) {
-		return k, true
+		*k = Key{A: t.Src, B: t.Dst, PortA: sp, PortB: dp,
+			Proto: t.Proto, Family: t.Family, VLAN: t.VLAN, InnerVLAN: t.InnerVLAN}
+		return true
 	}
-	k.A, k.B, k.PortA, k.PortB = t.Dst, t.Src, dp, sp
-	return k, false
+	*k = Key{A: t.Dst, B: t.Src, PortA: dp, PortB: sp,
+		Proto: t.Proto, Family: t.Family, VLAN: t.VLAN, InnerVLAN: t.InnerVLAN}
+	return false
 }
 
 // ordered reports whether (a, ap) sorts before or equal to (b, bp) in

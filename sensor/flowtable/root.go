@@ -242,7 +242,8 @@ func (t *Table[T]) Packet(p *PacketInfo) (state *T, storeLen int) {
 
 // account adds a packet to its flow, creating the flow if needed.
 func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFlags uint8, store bool) (*T, int) {
-	k, fwd := tup.Key()
+	var k flow.Key
+	fwd := tup.KeyInto(&k)
 	h := t.hash(&k)
 	idx, pos := t.find(&k, h)
 	if idx != nilIdx && tup.Proto == flow.ProtoTCP && tcpFlags&(flow.TCPFlagSYN|flow.TCPFlagACK) == flow.TCPFlagSYN {
