@@ -13,7 +13,9 @@
 // steps: every row of the batch is written (idempotent puts, concurrently,
 // at most Config.Concurrency calls in flight for the whole store; the
 // flow index rows are merged into what is stored with check-and-put
-// loops, so concurrent batches of the same flow never narrow its span),
+// loops, so concurrent batches of the same flow never narrow its span, and
+// the flow records likewise, so an older report never replaces a newer
+// one: see mergeRecord),
 // then the batch's dedupe marker is created with a check-and-put that
 // only one writer can win, then the sensor's durable sequence is raised. Write
 // reports applied only to the marker's winner and only after every row
@@ -300,11 +302,8 @@ func (s *Store) parallel(n int, fn func(i int) error) error {
 	return errors.Join(errs...)
 }
 
-// row is one cell to write (value nil: delete the row).
-type row struct {
-	key, value []byte
-	del        bool
-}
+// row is one cell to write.
+type row struct{ key, value []byte }
 
 func satSub(a, b int64) int64 {
 	if b > 0 && a < math.MinInt64+b {
@@ -387,11 +386,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		addRef(storage.FlowRef{Key: m.Key, FlowID: m.FlowID, CommunityID: m.CommunityID, SensorID: m.SensorID,
 			First: time.Unix(0, m.First).UTC(), Last: time.Unix(0, m.Last).UTC()})
 	}
-	recRows, records, err := s.recordRows(ctx, b, addRef)
-	if err != nil {
-		return false, err
-	}
-	rows = append(rows, recRows...)
+	recs := batchRecords(b, addRef)
 	refList := make([]*storage.FlowRef, 0, len(refs))
 	for _, r := range refs {
 		refList = append(refList, r)
@@ -406,14 +401,19 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		for cur := s.maxSpan.Load(); maxSpan > cur && !s.maxSpan.CompareAndSwap(cur, maxSpan); cur = s.maxSpan.Load() {
 		}
 	}
-	// Rows are plain puts; the flow index rows are merged in place (see
-	// mergeRef), at the same time.
-	if err := s.parallel(len(rows)+len(refList), func(i int) error {
+	// Rows are plain puts; the flow index rows and the flow records are
+	// merged in place (see mergeRef and mergeRecord), at the same time.
+	var records atomic.Int64
+	if err := s.parallel(len(rows)+len(refList)+len(recs), func(i int) error {
+		if i >= len(rows)+len(refList) {
+			stored, err := s.mergeRecord(ctx, recs[i-len(rows)-len(refList)])
+			if stored {
+				records.Add(1)
+			}
+			return err
+		}
 		if i >= len(rows) {
 			return s.mergeRefRows(ctx, refList[i-len(rows)])
-		}
-		if rows[i].del {
-			return s.del(ctx, rows[i].key)
 		}
 		return s.put(ctx, rows[i].key, rows[i].value)
 	}); err != nil {
@@ -436,7 +436,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	s.m.Writes.Inc()
 	s.m.BlocksWritten.Add(float64(blocks))
 	s.m.BytesWritten.Add(float64(newBytes))
-	s.m.Records.Add(float64(records))
+	s.m.Records.Add(float64(records.Load()))
 	s.m.WriteLatency.Observe(time.Since(start).Seconds())
 	return true, nil
 }
@@ -453,9 +453,12 @@ func decodeRecord(v []byte, r *flow.Record) error {
 	return tapirv1.ToRecord(&pb, r)
 }
 
-// recordRows returns the rows writing the newest segment of each record
-// in b, unless the table holds a newer one already.
-func (s *Store) recordRows(ctx context.Context, b *storage.Batch, addRef func(storage.FlowRef)) ([]row, int, error) {
+// batchRecords returns the newest segment of each flow record in b (with
+// the batch's sensor ID filled in) and adds every one to the batch's flow
+// refs. An older segment's span lies within the newer one's (same start,
+// earlier end), so adding a record that mergeRecord later finds superseded
+// never widens a ref beyond what the stored records cover.
+func batchRecords(b *storage.Batch, addRef func(storage.FlowRef)) []*flow.Record {
 	newest := make(map[flow.ID]*flow.Record, len(b.Records))
 	var order []*flow.Record
 	for i := range b.Records {
@@ -468,8 +471,6 @@ func (s *Store) recordRows(ctx context.Context, b *storage.Batch, addRef func(st
 		}
 	}
 	recs := make([]*flow.Record, len(order))
-	keys := make([][]byte, len(order))
-	olds := make([][]byte, len(order))
 	for i, r := range order {
 		r = newest[r.ID]
 		if r.SensorID == "" {
@@ -478,46 +479,138 @@ func (s *Store) recordRows(ctx context.Context, b *storage.Batch, addRef func(st
 			r = &cp
 		}
 		recs[i] = r
-		keys[i] = tkey(rowkey.TableRecords, rowkey.AppendRecordKey(nil, rowkey.Bucket(r.Start.UnixNano(), s.bucket), r.ID))
-	}
-	if err := s.parallel(len(recs), func(i int) error {
-		v, _, err := s.get(ctx, keys[i], familyIndex)
-		olds[i] = v
-		return err
-	}); err != nil {
-		return nil, 0, fmt.Errorf("read records: %w", err)
-	}
-	var rows []row
-	var pb tapirv1.FlowRecord
-	n := 0
-	for i, r := range recs {
-		if olds[i] != nil {
-			var or flow.Record
-			if err := decodeRecord(olds[i], &or); err != nil {
-				return nil, 0, fmt.Errorf("decode stored record: %w", err)
-			}
-			if or.Segment > r.Segment {
-				continue // a newer report is stored already
-			}
-			if s.recordIsLong(&or) && (!s.recordIsLong(r) || rowkey.Bucket(or.End.UnixNano(), s.bucket) != rowkey.Bucket(r.End.UnixNano(), s.bucket)) {
-				rows = append(rows, row{key: tkey(rowkey.TableLongRecords,
-					rowkey.AppendRecordKey(nil, rowkey.Bucket(or.End.UnixNano(), s.bucket), r.ID)), del: true})
-			}
-		}
-		v, err := proto.Marshal(tapirv1.FromRecord(r, &pb))
-		if err != nil {
-			return nil, 0, fmt.Errorf("marshal record: %w", err)
-		}
-		rows = append(rows, row{key: keys[i], value: v})
-		if s.recordIsLong(r) {
-			rows = append(rows, row{key: tkey(rowkey.TableLongRecords,
-				rowkey.AppendRecordKey(nil, rowkey.Bucket(r.End.UnixNano(), s.bucket), r.ID)), value: v})
-		}
-		n++
 		addRef(storage.FlowRef{Key: r.Key(), FlowID: r.ID, CommunityID: r.CommunityID, SensorID: r.SensorID,
 			First: r.Start, Last: r.End})
 	}
-	return rows, n, nil
+	return recs
+}
+
+func (s *Store) recordKey(r *flow.Record) []byte {
+	return tkey(rowkey.TableRecords, rowkey.AppendRecordKey(nil, rowkey.Bucket(r.Start.UnixNano(), s.bucket), r.ID))
+}
+
+// longKey is the long-flow index row of r (by the bucket of its end).
+func (s *Store) longKey(r *flow.Record) []byte {
+	return tkey(rowkey.TableLongRecords, rowkey.AppendRecordKey(nil, rowkey.Bucket(r.End.UnixNano(), s.bucket), r.ID))
+}
+
+// mergeRecord stores r unless its flow's record row holds a newer segment
+// (the rule of every backend: a report replaces the stored one unless
+// that one has a higher Segment), and moves the long-flow row with it. It
+// reports whether r was stored.
+//
+// Several writers may store reports of one flow at once (two collectors
+// sharing the table, a sensor failing over, a retry racing the attempt it
+// replaces), so the record row is replaced with a check-and-put against
+// the value the decision was made on, reading and deciding again when
+// another writer got there first: an older segment can never overwrite a
+// newer one. The long-flow rows follow the record row: only the writer
+// that replaced a record moves its long row (puts its own with the same
+// newest-segment rule, deletes the replaced one's), and a writer that
+// finds its record replaced after putting its long row deletes that row
+// unless the newer record uses it, so no row of an older segment stays
+// behind (segments end no earlier than the ones before them, so a newer
+// record's long row is never one an older writer deletes).
+func (s *Store) mergeRecord(ctx context.Context, r *flow.Record) (bool, error) {
+	var pb tapirv1.FlowRecord
+	v, err := proto.Marshal(tapirv1.FromRecord(r, &pb))
+	if err != nil {
+		return false, fmt.Errorf("marshal record: %w", err)
+	}
+	key := s.recordKey(r)
+	var old *flow.Record
+	for {
+		cur, ok, err := s.get(ctx, key, familyIndex)
+		if err != nil {
+			return false, fmt.Errorf("read record: %w", err)
+		}
+		old = nil
+		if ok {
+			old = new(flow.Record)
+			if err := decodeRecord(cur, old); err != nil {
+				return false, fmt.Errorf("decode stored record: %w", err)
+			}
+			if old.Segment > r.Segment {
+				return false, nil // a newer report is stored already
+			}
+			if bytes.Equal(cur, v) {
+				break // stored already (a retry): make sure of its long row
+			}
+		} else {
+			cur = nil
+		}
+		done, err := s.checkAndPut(ctx, key, familyIndex, v, cur)
+		if err != nil {
+			return false, fmt.Errorf("write record: %w", err)
+		}
+		if done {
+			break
+		}
+	}
+	long := s.recordIsLong(r)
+	var lkey []byte
+	if long {
+		lkey = s.longKey(r)
+		if err := s.mergeLongRow(ctx, lkey, r, v); err != nil {
+			return false, fmt.Errorf("write long-flow row: %w", err)
+		}
+	}
+	if old != nil && s.recordIsLong(old) {
+		if okey := s.longKey(old); !bytes.Equal(okey, lkey) {
+			if err := s.del(ctx, okey); err != nil {
+				return false, fmt.Errorf("delete old long-flow row: %w", err)
+			}
+		}
+	}
+	if long {
+		// A newer report may have replaced r and deleted r's long row
+		// before it was put: check, and delete it then.
+		cur, ok, err := s.get(ctx, key, familyIndex)
+		if err != nil {
+			return false, fmt.Errorf("read record: %w", err)
+		}
+		if ok && !bytes.Equal(cur, v) {
+			var now flow.Record
+			if err := decodeRecord(cur, &now); err != nil {
+				return false, fmt.Errorf("decode stored record: %w", err)
+			}
+			if !s.recordIsLong(&now) || !bytes.Equal(s.longKey(&now), lkey) {
+				if err := s.del(ctx, lkey); err != nil {
+					return false, fmt.Errorf("delete superseded long-flow row: %w", err)
+				}
+			}
+		}
+	}
+	return true, nil
+}
+
+// mergeLongRow writes v (the encoded r) at the long-flow row key unless it
+// holds a newer segment, with a check-and-put loop like mergeRecord's.
+func (s *Store) mergeLongRow(ctx context.Context, key []byte, r *flow.Record, v []byte) error {
+	for {
+		cur, ok, err := s.get(ctx, key, familyIndex)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if bytes.Equal(cur, v) {
+				return nil
+			}
+			var old flow.Record
+			if err := decodeRecord(cur, &old); err != nil {
+				return fmt.Errorf("decode stored record: %w", err)
+			}
+			if old.Segment > r.Segment {
+				return nil
+			}
+		} else {
+			cur = nil
+		}
+		done, err := s.checkAndPut(ctx, key, familyIndex, v, cur)
+		if err != nil || done {
+			return err
+		}
+	}
 }
 
 // mergeRefRows widens the flow ID and Community ID index rows of r's

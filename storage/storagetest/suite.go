@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -33,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.BlockStore) {
 	t.Run("ConcurrentSameFlow", func(t *testing.T) { testConcurrentSameFlow(t, open(t), flows) })
 	t.Run("RecordsNewestSegment", func(t *testing.T) { testRecordsNewest(t, open(t), flows) })
 	t.Run("RecordsWindow", func(t *testing.T) { testRecordsWindow(t, open(t), flows) })
+	t.Run("RecordsConcurrentSegments", func(t *testing.T) { testRecordsConcurrentSegments(t, open(t), flows) })
 	t.Run("ExpireAge", func(t *testing.T) { testExpireAge(t, open(t), flows) })
 	t.Run("ExpireSize", func(t *testing.T) { testExpireSize(t, open(t), flows) })
 	t.Run("Close", func(t *testing.T) { testClose(t, open(t)) })
@@ -543,6 +545,119 @@ func testRecordsNewest(t *testing.T, s storage.BlockStore, flows []Flow) {
 	got = scanRecords(t, s, r0.Start, r0.End)
 	if len(got) != 1 || got[0].Segment != 1 || got[0].Reason != flow.ReasonFIN {
 		t.Fatalf("same-batch segments: %+v", got)
+	}
+}
+
+// testRecordsConcurrentSegments writes the reports of several long flows
+// (segments 0..n-1 of each, one batch per report) from several goroutines
+// at once, in a shuffled order, as when two collectors share the store or
+// a sensor fails over to another collector in the middle of a flow. The
+// merge rule of RecordsNewestSegment must hold whatever the interleaving:
+// the stored record is the newest segment. Each segment ends later than
+// the one before, in another time bucket and past the long-flow threshold
+// of any sane store, so the long-flow index moves with every report: a
+// window at any segment's end must find each flow exactly once, with the
+// newest segment's fields (a long-flow row left behind by an older
+// segment would show up as a second, stale record).
+func testRecordsConcurrentSegments(t *testing.T, s storage.BlockStore, flows []Flow) {
+	defer closeStore(t, s)
+	const nflows, nseg, workers = 6, 10, 8
+	if len(flows) < nflows {
+		t.Fatalf("%s has %d flows, want %d", Capture, len(flows), nflows)
+	}
+	segs := make([][]flow.Record, nflows)
+	var batches []*storage.Batch
+	for i := range nflows {
+		base := NewInstance(&flows[i], "sensor-a", uint32(7000+i), 0, 4).Record
+		base.Start = base.Start.Add(-3 * time.Hour)
+		for k := range nseg {
+			r := base
+			r.Segment = uint32(k)
+			r.End = base.Start.Add(time.Duration(k) * 17 * time.Minute)
+			r.Reason = flow.ReasonActive
+			if k == nseg-1 {
+				r.Reason = flow.ReasonFIN
+			}
+			r.Source.Packets, r.Source.Bytes = uint64(k+1), uint64(100*(k+1))
+			r.Destination.Packets, r.Destination.Bytes = uint64(2*(k+1)), uint64(200*(k+1))
+			segs[i] = append(segs[i], r)
+			batches = append(batches, &storage.Batch{SensorID: "sensor-a", Seq: uint64(len(batches) + 1), Records: []flow.Record{r}})
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
+	var wg sync.WaitGroup
+	next := make(chan *storage.Batch)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range next {
+				if ok, err := s.Write(ctx, b); !ok || err != nil {
+					t.Errorf("write seq %d (segment %d): applied=%v err=%v", b.Seq, b.Records[0].Segment, ok, err)
+				}
+			}
+		}()
+	}
+	for _, b := range batches {
+		next <- b
+	}
+	close(next)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	check := func(from, to time.Time) {
+		t.Helper()
+		got := map[flow.ID][]flow.Record{}
+		for _, r := range scanRecords(t, s, from, to) {
+			got[r.ID] = append(got[r.ID], r)
+		}
+		for i := range nflows {
+			final := segs[i][nseg-1]
+			if final.Start.After(to) || final.End.Before(from) {
+				continue
+			}
+			rs := got[final.ID]
+			var found []uint32
+			for _, r := range rs {
+				found = append(found, r.Segment)
+			}
+			if len(rs) != 1 {
+				t.Fatalf("window %s..%s: flow %s returned %d times (segments %v), want once (segment %d)",
+					from.Format(time.RFC3339), to.Format(time.RFC3339), final.ID, len(rs), found, final.Segment)
+			}
+			r := rs[0]
+			if r.Segment != final.Segment || !r.Start.Equal(final.Start) || !r.End.Equal(final.End) || r.Reason != final.Reason ||
+				r.Source != final.Source || r.Destination != final.Destination {
+				t.Fatalf("window %s..%s: flow %s holds segment %d (end %s, reason %s), want the newest, %d (end %s, reason %s)",
+					from.Format(time.RFC3339), to.Format(time.RFC3339), final.ID, r.Segment, r.End.Format(time.RFC3339), r.Reason,
+					final.Segment, final.End.Format(time.RFC3339), final.Reason)
+			}
+		}
+	}
+	first, last := segs[0][0].Start, segs[0][nseg-1].End
+	for i := range nflows {
+		first, last = minTime(first, segs[i][0].Start), maxTime(last, segs[i][nseg-1].End)
+	}
+	check(first, last)
+	for k := range nseg {
+		for i := range nflows {
+			e := segs[i][k].End
+			check(e, e)
+		}
+	}
+	for i := range nflows {
+		final := segs[i][nseg-1]
+		refs, err := s.LookupFlow(ctx, final.ID.String(), time.Time{}, time.Time{})
+		if err != nil || len(refs) != 1 {
+			t.Fatalf("lookup %s: %+v, %v", final.ID, refs, err)
+		}
+		if !refs[0].First.Equal(final.Start) || !refs[0].Last.Equal(final.End) {
+			t.Fatalf("flow %s: ref spans %s..%s, its newest segment %s..%s", final.ID,
+				refs[0].First.Format(time.RFC3339Nano), refs[0].Last.Format(time.RFC3339Nano),
+				final.Start.Format(time.RFC3339Nano), final.End.Format(time.RFC3339Nano))
+		}
 	}
 }
 
