@@ -28,7 +28,10 @@ type AuditEntry struct {
 	Packets    int64     `json:"packets"` // packets sent
 	Bytes      int64     `json:"bytes"`   // response body bytes sent
 	Truncated  bool      `json:"truncated,omitempty"`
-	DurationMS float64   `json:"duration_ms"`
+	// PacketsExpired is set on a pcap answer that lacks packets retention
+	// removed (also sent as the X-Tapir-Packets-Expired header).
+	PacketsExpired *PacketsExpired `json:"packets_expired,omitempty"`
+	DurationMS     float64         `json:"duration_ms"`
 }
 
 // auditLog appends entries to a JSON-lines file. It is safe for

@@ -6,15 +6,17 @@ import (
 
 // metrics are the API's Prometheus metrics (tapir_api_*).
 type metrics struct {
-	requests     *prometheus.CounterVec   // endpoint, code
-	sentBytes    *prometheus.CounterVec   // endpoint
-	sentPackets  prometheus.Counter       // pcap packets sent
-	latency      *prometheus.HistogramVec // endpoint
-	inflight     prometheus.Gauge
-	busy         prometheus.Counter
-	truncated    prometheus.Counter
-	auditEntries prometheus.Counter
-	auditErrors  prometheus.Counter
+	requests    *prometheus.CounterVec   // endpoint, code
+	sentBytes   *prometheus.CounterVec   // endpoint
+	sentPackets prometheus.Counter       // pcap packets sent
+	latency     *prometheus.HistogramVec // endpoint
+	inflight    prometheus.Gauge
+	busy        prometheus.Counter
+	truncated   prometheus.Counter
+	// partialExpired counts pcap answers missing packets retention removed.
+	partialExpired prometheus.Counter
+	auditEntries   prometheus.Counter
+	auditErrors    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +44,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapir_api_truncated_total", Help: "pcap answers cut at a packet or byte cap.",
 		}),
+		partialExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_api_packets_expired_partial_total", Help: "pcap answers served without some of their flows' packets, which retention removed (X-Tapir-Packets-Expired).",
+		}),
 		auditEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapir_api_audit_entries_total", Help: "Audit log entries written.",
 		}),
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.sentBytes, m.sentPackets, m.latency, m.inflight,
-		m.busy, m.truncated, m.auditEntries, m.auditErrors} {
+		m.busy, m.truncated, m.partialExpired, m.auditEntries, m.auditErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -41,6 +41,96 @@ type blockSet struct {
 	// lookupDur and scanDur time the store's flow lookup (or record scan) and
 	// the block scans with their decoding; sent as Server-Timing.
 	lookupDur, scanDur time.Duration
+	// firstKept is the earliest block of each wanted flow instance that
+	// the scans met; expired lists the flow instances whose scan the store
+	// answered ErrPacketsExpired (retention removed blocks of their flow
+	// key in their window). Together they tell what an answer lacks.
+	firstKept map[flow.ID]keptBlock
+	expired   []expiredScan
+}
+
+// keptBlock is the earliest block kept of a flow instance.
+type keptBlock struct {
+	first int64 // its first packet (Unix ns)
+	seq   uint32
+}
+
+// expiredScan is a flow instance whose window [from, to] overlaps blocks
+// that retention removed; whole says the window starts at the
+// instance's first packet.
+type expiredScan struct {
+	id       flow.ID
+	from, to time.Time
+	whole    bool
+}
+
+// PacketsExpired says what a pcap answer lacks because retention removed
+// it: the number of flow instances missing packets, the number of blocks
+// removed from them (0 when not known, as when the window starts after a
+// flow's first packet or none of a flow's blocks is left), and the span
+// [From, Until) that holds every missing packet. Retention removes a
+// flow's blocks oldest first, so the missing packets of a flow instance
+// are those before the first packet still kept.
+type PacketsExpired struct {
+	Flows  int       `json:"flows"`
+	Blocks int64     `json:"blocks,omitempty"`
+	From   time.Time `json:"from"`
+	Until  time.Time `json:"until"`
+}
+
+// Header renders p as the X-Tapir-Packets-Expired header value:
+// "flows=N; blocks=N; from=RFC3339Nano; until=RFC3339Nano" (blocks left
+// out when unknown).
+func (p PacketsExpired) Header() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "flows=%d", p.Flows)
+	if p.Blocks > 0 {
+		fmt.Fprintf(&b, "; blocks=%d", p.Blocks)
+	}
+	fmt.Fprintf(&b, "; from=%s; until=%s", p.From.UTC().Format(time.RFC3339Nano), p.Until.UTC().Format(time.RFC3339Nano))
+	return b.String()
+}
+
+// packetsExpired sums what the scanned flow instances lack; nil when
+// nothing is missing. A flow instance misses packets when the store said
+// blocks overlapping its window were removed and its first kept block
+// starts after the window's start (or none is kept).
+func (bs *blockSet) packetsExpired() *PacketsExpired {
+	var p *PacketsExpired
+	known := true
+	counted := map[flow.ID]bool{}
+	for _, e := range bs.expired {
+		if counted[e.id] {
+			continue
+		}
+		from, until, blocks := e.from, e.to.Add(time.Nanosecond), int64(0)
+		if k, ok := bs.firstKept[e.id]; ok {
+			if k.first <= e.from.UnixNano() {
+				continue // nothing of this instance is missing in its window
+			}
+			until = time.Unix(0, k.first).UTC()
+			if e.whole {
+				blocks = int64(k.seq) // blocks are numbered from 0 per flow instance
+			}
+		}
+		counted[e.id] = true
+		known = known && blocks > 0
+		if p == nil {
+			p = &PacketsExpired{From: from, Until: until}
+		}
+		p.Flows++
+		p.Blocks += blocks
+		if from.Before(p.From) {
+			p.From = from
+		}
+		if until.After(p.Until) {
+			p.Until = until
+		}
+	}
+	if p != nil && !known {
+		p.Blocks = 0
+	}
+	return p
 }
 
 // exceeded reports whether more packets exist than will be sent.
@@ -66,6 +156,9 @@ func (bs *blockSet) scan(ctx context.Context, st storage.Reader, key flow.Key, f
 		m := &b.Meta
 		if len(want) > 0 && !want[m.FlowID] {
 			return nil
+		}
+		if k, ok := bs.firstKept[m.FlowID]; !ok || m.First < k.first {
+			bs.firstKept[m.FlowID] = keptBlock{first: m.First, seq: m.Seq}
 		}
 		id := blockID{m.SensorID, m.FlowID, m.Key, m.Seq}
 		if bs.seen[id] {
@@ -145,7 +238,7 @@ func (s *Server) handlePcap(c *call) {
 			return
 		}
 	}
-	bs := &blockSet{caps: cp, seen: map[blockID]bool{}}
+	bs := &blockSet{caps: cp, seen: map[blockID]bool{}, firstKept: map[flow.ID]keptBlock{}}
 	var nflows int
 	if id != "" {
 		nflows, err = s.collectFlow(c, bs, id, v)
@@ -248,6 +341,7 @@ func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (in
 		err := bs.scan(c.ctx, s.deps.Store, r.Key, f, t, want)
 		if errors.Is(err, storage.ErrPacketsExpired) {
 			expired++
+			bs.expired = append(bs.expired, expiredScan{id: r.FlowID, from: f, to: t, whole: f.Equal(r.First)})
 			continue
 		}
 		if err != nil {
@@ -319,6 +413,7 @@ func (s *Server) collectQuery(c *call, bs *blockSet, expr string) (int, error) {
 		}
 		err := bs.scan(c.ctx, s.deps.Store, r.Key(), r.Start, end, map[flow.ID]bool{r.ID: true})
 		if errors.Is(err, storage.ErrPacketsExpired) {
+			bs.expired = append(bs.expired, expiredScan{id: r.ID, from: r.Start, to: end, whole: true})
 			continue
 		}
 		if err != nil {
@@ -379,6 +474,14 @@ func (s *Server) streamPcap(c *call, bs *blockSet, format pcapio.Format, nflows 
 		float64(bs.lookupDur)/1e6, float64(bs.scanDur)/1e6))
 	if bs.exceeded() {
 		h.Set("X-Tapir-Truncated", "true")
+	}
+	// Nothing lost silently: an answer missing packets that retention
+	// removed says so (X-Tapir-Complete speaks of what the store still
+	// holds).
+	if p := bs.packetsExpired(); p != nil {
+		h.Set("X-Tapir-Packets-Expired", p.Header())
+		c.audit.PacketsExpired = p
+		s.m.partialExpired.Inc()
 	}
 	h.Set("Trailer", "X-Tapir-Complete, X-Tapir-Packets, X-Tapir-Bytes")
 	c.w.WriteHeader(http.StatusOK)

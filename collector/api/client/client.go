@@ -159,7 +159,49 @@ type PcapResult struct {
 	Packets   int64 // from the X-Tapir-Packets trailer (-1 if absent)
 	Flows     int
 	Truncated bool // a cap cut the answer
-	Complete  bool // the server sent every selected packet
+	Complete  bool // the server sent every selected packet it still holds
+	// Expired is set when retention removed some of the selected packets
+	// before the pull (header X-Tapir-Packets-Expired): the capture is
+	// partial. Nil when nothing is known to be missing.
+	Expired *Expired
+}
+
+// Expired is what a partial capture lacks: flow instances missing
+// packets, blocks removed from them (0: not known), and the span
+// [From, Until) holding every missing packet. Raw is the header as sent.
+type Expired struct {
+	Flows       int
+	Blocks      int64
+	From, Until time.Time
+	Raw         string
+}
+
+// ParseExpired parses an X-Tapir-Packets-Expired header value
+// ("flows=N; blocks=N; from=T; until=T"). Unknown keys are ignored, so
+// that the server may add some.
+func ParseExpired(v string) (*Expired, error) {
+	e := &Expired{Raw: v}
+	for _, kv := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("packets expired header %q: %q is not key=value", v, kv)
+		}
+		var err error
+		switch k {
+		case "flows":
+			e.Flows, err = strconv.Atoi(val)
+		case "blocks":
+			e.Blocks, err = strconv.ParseInt(val, 10, 64)
+		case "from":
+			e.From, err = time.Parse(time.RFC3339Nano, val)
+		case "until":
+			e.Until, err = time.Parse(time.RFC3339Nano, val)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("packets expired header %q: %s: %w", v, k, err)
+		}
+	}
+	return e, nil
 }
 
 // Pcap streams the capture into w. progress, if not nil, is called with
@@ -196,6 +238,12 @@ func (c *Client) Pcap(ctx context.Context, r PcapRequest, w io.Writer, progress 
 	defer resp.Body.Close()
 	res.Flows, _ = strconv.Atoi(resp.Header.Get("X-Tapir-Flows"))
 	res.Truncated = resp.Header.Get("X-Tapir-Truncated") == "true"
+	if h := resp.Header.Get("X-Tapir-Packets-Expired"); h != "" {
+		if res.Expired, err = ParseExpired(h); err != nil {
+			// Still a partial capture: keep the raw header.
+			res.Expired = &Expired{Raw: h}
+		}
+	}
 	var dst io.Writer = w
 	if progress != nil {
 		dst = &progressWriter{w: w, fn: progress}

@@ -107,6 +107,19 @@ func (s *apiSource) stream(ctx context.Context, e *env, f pcapio.Format, sel *pc
 	if res.Truncated {
 		e.log.Warn("capture truncated at a server cap", "packets", res.Packets, "bytes", res.Bytes)
 	}
+	if x := res.Expired; x != nil {
+		// Partial, not failed: what is left is written.
+		args := []any{"flows", x.Flows}
+		if x.Blocks > 0 {
+			args = append(args, "blocks", x.Blocks)
+		}
+		if !x.From.IsZero() {
+			args = append(args, "from", x.From.Format(time.RFC3339Nano), "until", x.Until.Format(time.RFC3339Nano))
+		} else {
+			args = append(args, "header", x.Raw)
+		}
+		e.log.Warn("capture incomplete: retention removed some of these packets before the pull", args...)
+	}
 	e.log.Info("pcap written", "flows", res.Flows, "packets", res.Packets, "bytes", res.Bytes, "format", f)
 	return nil
 }
