@@ -78,7 +78,12 @@ java_opts=(-Xms256m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
   -cp "$jars/*")
 # A KRaft node needs its storage formatted with a cluster id (22 characters
 # of URL-safe base64 of 16 random bytes, what kafka-storage random-uuid prints).
-cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+# Like Kafka's own Uuid.randomUuid, draw again when the id starts with
+# '-': the storage tool would read it as an option.
+cluster_id=-
+while [[ $cluster_id == -* ]]; do
+  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+done
 if [ $resume = 0 ]; then
   java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
     -c "$run/server.properties" >"$run/kafka.log" 2>&1 || {
