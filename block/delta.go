@@ -72,14 +72,23 @@ func appendDelta(dst, raw []byte) []byte {
 func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 	ref, mask, h := byte(0), uint64(0), 0
 	if prev != nil {
-		ref, mask, h = 1, diffMask(data, prev), min(len(data), deltaSpan, len(prev))
+		if prev2 != nil && len(data) >= 8 && len(prev) >= 8 && len(prev2) >= 8 &&
+			binary.LittleEndian.Uint64(data) != binary.LittleEndian.Uint64(prev) &&
+			binary.LittleEndian.Uint64(data) == binary.LittleEndian.Uint64(prev2) {
+			// The first 8 bytes (an Ethernet destination and half the
+			// source) say the packet before the previous one is this
+			// direction's: compare with it alone.
+			prev, prev2, ref = prev2, nil, 1
+		}
+		mask, h = diffMask(data, prev), min(len(data), deltaSpan, len(prev))
+		ref++
 		// The packet before the previous one is the same direction's in
 		// a request/response exchange: try it when the previous one
 		// differs in more than 16 bytes, as a packet of the other
 		// direction does (swapped MAC addresses alone are 12).
 		if prev2 != nil && bits.OnesCount64(mask) > 16 {
 			if m2 := diffMask(data, prev2); bits.OnesCount64(m2) < bits.OnesCount64(mask) {
-				ref, mask, h = 2, m2, min(len(data), deltaSpan, len(prev2))
+				ref, mask, h = ref+1, m2, min(len(data), deltaSpan, len(prev2))
 			}
 		}
 		// Worth it only when bitmap and differing bytes are shorter than
