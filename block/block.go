@@ -175,9 +175,15 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 		b.meta.First, b.meta.Last = tsNanos, tsNanos
 		b.prev, b.first = tsNanos, tsNanos
 	}
-	b.buf = binary.AppendVarint(b.buf, tsNanos-b.prev)
-	b.buf = binary.AppendUvarint(b.buf, uint64(origLen))
-	b.buf = binary.AppendUvarint(b.buf, uint64(len(data)))
+	// One capacity check for the three varints and the coded packet
+	// (at most one byte longer than the packet).
+	b.buf = slices.Grow(b.buf, 3*binary.MaxVarintLen64+len(data)+1)
+	w := len(b.buf)
+	out := b.buf[:cap(b.buf)]
+	w += binary.PutVarint(out[w:], tsNanos-b.prev)
+	w += binary.PutUvarint(out[w:], uint64(origLen))
+	w += binary.PutUvarint(out[w:], uint64(len(data)))
+	b.buf = out[:w]
 	var prev, prev2 []byte
 	if n := b.meta.Packets; n > 0 {
 		prev = b.refs[b.last][:b.refLen[b.last]]
