@@ -107,16 +107,19 @@ func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 	if ref != 0 {
 		if h == deltaSpan {
 			// The common case, a packet and reference of at least 64
-			// bytes: gather into a fixed array (no bounds checks).
-			var tmp [128]byte
+			// bytes. Bitmap and changed bytes take fewer than h = 64
+			// bytes (the worth-it test above), and out has room for
+			// len(data)+1 >= 65 from w: write through array pointers,
+			// without bounds checks or a temporary.
+			o := (*[deltaSpan]byte)(out[w:])
 			src := (*[deltaSpan]byte)(data)
-			binary.LittleEndian.PutUint64(tmp[:8], mask)
+			binary.LittleEndian.PutUint64(o[:8], mask)
 			k := 8
 			for m := mask; m != 0; m &= m - 1 {
-				tmp[k&127] = src[bits.TrailingZeros64(m)&(deltaSpan-1)]
+				o[k&(deltaSpan-1)] = src[bits.TrailingZeros64(m)&(deltaSpan-1)]
 				k++
 			}
-			w += copy(out[w:], tmp[:k&127])
+			w += k
 		} else {
 			for i := 0; i < (h+7)/8; i++ {
 				out[w] = byte(mask >> (8 * i))
