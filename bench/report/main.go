@@ -232,8 +232,8 @@ func decoders(path, gob string) error {
 	add("BenchmarkDecode/gopacket-default", "gopacket NewPacket Default ns", ns)
 	add("BenchmarkSensorPath/decode+flow", "engine decode+flow cpu-ns", cpu)
 	add("BenchmarkSensorPath/gopacket-dlp", "engine path with DLP cpu-ns", cpu)
-	add("BenchmarkSensorPath/worker", "engine worker (decode, flow, blocks zstd) cpu-ns", cpu)
-	add("BenchmarkSensorPath/worker-s2", "engine worker with S2 blocks cpu-ns", cpu)
+	add("BenchmarkSensorPath/worker", "engine worker (decode, flow, delta + S2 blocks) cpu-ns", cpu)
+	add("BenchmarkSensorPath/worker-zstd", "engine worker with zstd blocks cpu-ns", cpu)
 	add("BenchmarkSensorPath/gopacket-default", "engine path with gopacket Default cpu-ns", cpu)
 	return hbar(path, "Per-packet cost (Go benchmarks, medians; lower is better)", "ns per packet", names, vals)
 }
