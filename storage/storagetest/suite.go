@@ -408,25 +408,7 @@ func testConcurrentSameFlow(t *testing.T, s storage.BlockStore, flows []Flow) {
 		}
 		batches = append(batches, b)
 	}
-	const workers = 8
-	var wg sync.WaitGroup
-	next := make(chan *storage.Batch)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range next {
-				if ok, err := s.Write(ctx, b); !ok || err != nil {
-					t.Errorf("write seq %d: applied=%v err=%v", b.Seq, ok, err)
-				}
-			}
-		}()
-	}
-	for _, b := range batches {
-		next <- b
-	}
-	close(next)
-	wg.Wait()
+	writeConcurrently(t, ctx, s, batches, 8)
 	if t.Failed() {
 		return
 	}
@@ -586,24 +568,7 @@ func testRecordsConcurrentSegments(t *testing.T, s storage.BlockStore, flows []F
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
-	var wg sync.WaitGroup
-	next := make(chan *storage.Batch)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range next {
-				if ok, err := s.Write(ctx, b); !ok || err != nil {
-					t.Errorf("write seq %d (segment %d): applied=%v err=%v", b.Seq, b.Records[0].Segment, ok, err)
-				}
-			}
-		}()
-	}
-	for _, b := range batches {
-		next <- b
-	}
-	close(next)
-	wg.Wait()
+	writeConcurrently(t, ctx, s, batches, workers)
 	if t.Failed() {
 		return
 	}
@@ -911,4 +876,29 @@ func testClose(t *testing.T, s storage.BlockStore) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}
+}
+
+// writeConcurrently writes batches from the given number of goroutines at
+// once, each taking the next batch in order, and reports every write that
+// fails or is not applied.
+func writeConcurrently(t *testing.T, ctx context.Context, s storage.BlockStore, batches []*storage.Batch, workers int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	next := make(chan *storage.Batch)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range next {
+				if ok, err := s.Write(ctx, b); !ok || err != nil {
+					t.Errorf("write seq %d: applied=%v err=%v", b.Seq, ok, err)
+				}
+			}
+		}()
+	}
+	for _, b := range batches {
+		next <- b
+	}
+	close(next)
+	wg.Wait()
 }
