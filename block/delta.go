@@ -44,28 +44,6 @@ import (
 // bitmap.
 const deltaSpan = 64
 
-// appendDelta appends the delta coding of raw, a well-formed raw body,
-// to dst. Builder codes packets as they are appended; this is for bodies
-// that exist only in raw form.
-func appendDelta(dst, raw []byte) []byte {
-	var prev, prev2 []byte
-	for p := 0; p < len(raw); {
-		q := p
-		_, n := binary.Varint(raw[q:])
-		q += n
-		_, n = binary.Uvarint(raw[q:])
-		q += n
-		cl, n := binary.Uvarint(raw[q:])
-		q += n
-		dst = append(dst, raw[p:q]...)
-		data := raw[q : q+int(cl)]
-		p = q + int(cl)
-		dst = appendDeltaPacket(dst, data, prev, prev2)
-		prev, prev2 = data, prev
-	}
-	return dst
-}
-
 // appendDeltaPacket appends the reference byte and the coded bytes of
 // data to dst, given the previous packet and the one before it (nil when
 // there is none; only their first deltaSpan bytes are read).

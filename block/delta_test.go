@@ -2,10 +2,33 @@ package block
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
 )
+
+// appendDelta appends the delta coding of raw, a well-formed raw body,
+// to dst, as Builder codes packets while they are appended: for tests of
+// the coding on bodies that exist in raw form.
+func appendDelta(dst, raw []byte) []byte {
+	var prev, prev2 []byte
+	for p := 0; p < len(raw); {
+		q := p
+		_, n := binary.Varint(raw[q:])
+		q += n
+		_, n = binary.Uvarint(raw[q:])
+		q += n
+		cl, n := binary.Uvarint(raw[q:])
+		q += n
+		dst = append(dst, raw[p:q]...)
+		data := raw[q : q+int(cl)]
+		p = q + int(cl)
+		dst = appendDeltaPacket(dst, data, prev, prev2)
+		prev, prev2 = data, prev
+	}
+	return dst
+}
 
 func TestNonzeroBytes(t *testing.T) {
 	for i := range 256 {
