@@ -128,20 +128,24 @@ func (c *Config) Validate() error {
 	if b.MaxBuffered < int64(b.MaxBytes) {
 		return fmt.Errorf("%w: blocks.max_buffered %d below blocks.max_bytes", ErrInvalidConfig, b.MaxBuffered)
 	}
-	if _, err := compressionLevel(b.Compression); err != nil {
+	if _, err := encoderConfig(b.Compression); err != nil {
 		return err
 	}
 	return nil
 }
 
-func compressionLevel(name string) (block.Level, error) {
+// encoderConfig maps blocks.compression to the block encoder's settings:
+// "" and "s2" are S2, the rest zstd levels ("zstd" is "fastest").
+func encoderConfig(name string) (block.EncoderConfig, error) {
 	switch name {
-	case "", "s2", "zstd", "fastest":
-		return block.SpeedFastest, nil
+	case "", "s2":
+		return block.EncoderConfig{Level: block.SpeedFastest, S2: true}, nil
+	case "zstd", "fastest":
+		return block.EncoderConfig{Level: block.SpeedFastest}, nil
 	case "default":
-		return block.SpeedDefault, nil
+		return block.EncoderConfig{Level: block.SpeedDefault}, nil
 	case "better":
-		return block.SpeedBetter, nil
+		return block.EncoderConfig{Level: block.SpeedBetter}, nil
 	}
-	return 0, fmt.Errorf("%w: blocks.compression %q (want s2, zstd, fastest, default or better)", ErrInvalidConfig, name)
+	return block.EncoderConfig{}, fmt.Errorf("%w: blocks.compression %q (want s2, zstd, fastest, default or better)", ErrInvalidConfig, name)
 }

@@ -90,11 +90,11 @@ type worker struct {
 }
 
 func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtable.IDCounter, log *slog.Logger) (*worker, error) {
-	level, err := compressionLevel(cfg.Blocks.Compression)
+	ecfg, err := encoderConfig(cfg.Blocks.Compression)
 	if err != nil {
 		return nil, err
 	}
-	enc, err := block.NewEncoder(block.EncoderConfig{Level: level, S2: cfg.Blocks.Compression == "s2" || cfg.Blocks.Compression == ""})
+	enc, err := block.NewEncoder(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("block encoder: %w", err)
 	}
