@@ -6,7 +6,6 @@ package output
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +28,6 @@ type FlowsJSON struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
 	closer io.Closer
-	enc    *json.Encoder
 	n      uint64
 }
 
@@ -37,18 +35,20 @@ type FlowsJSON struct {
 // than nil (pass a nopCloser for stdout).
 func NewFlowsJSON(w io.Writer, closer io.Closer) *FlowsJSON {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	f := &FlowsJSON{w: bw, closer: closer}
-	f.enc = json.NewEncoder(bw)
-	f.enc.SetEscapeHTML(false)
-	return f
+	return &FlowsJSON{w: bw, closer: closer}
 }
 
 // AddRecord writes the record.
 func (f *FlowsJSON) AddRecord(rec *flow.Record) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	b, err := rec.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("write flow record: %w", err)
+	}
 	f.n++
-	if err := f.enc.Encode(rec.ToECS()); err != nil {
+	f.w.Write(b) // an error sticks in the bufio.Writer: WriteByte returns it
+	if err := f.w.WriteByte('\n'); err != nil {
 		return fmt.Errorf("write flow record: %w", err)
 	}
 	return nil
