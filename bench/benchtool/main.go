@@ -15,6 +15,10 @@
 //	benchtool retrieve -api URL -token T -ids FILE [-metrics URL] [-o FILE]
 //	    pcap retrieval latency by flow over one keep-alive connection,
 //	    after a warm-up pass; prints p50/p99 in ms (bench/retrieval.sh).
+//	benchtool floor [-mode read|s2] [-chunk N] FILE
+//	    a part of the sensor's work alone (read the capture with the
+//	    sensor's reader; with -mode s2 also S2-compress the packet bytes
+//	    in N-byte chunks), to measure under rusage what that part costs.
 //	benchtool settle -metrics URL [-quiet D]
 //	    waits until the collector's Pebble store has no flush or
 //	    compaction running and none has finished for D.
@@ -51,6 +55,8 @@ func main() {
 		err = retrieve(os.Args[2:])
 	case "settle":
 		err = settle(os.Args[2:])
+	case "floor":
+		err = floor(os.Args[2:])
 	default:
 		usage()
 	}
@@ -61,7 +67,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | sumsize DIR | retrieve -api URL -token T -ids FILE | settle -metrics URL")
+	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | sumsize DIR | retrieve -api URL -token T -ids FILE | settle -metrics URL | floor [-mode read|s2] FILE")
 	os.Exit(2)
 }
 
