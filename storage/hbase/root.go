@@ -829,14 +829,7 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 		return fmt.Errorf("read expired span: %w", err)
 	}
 	if ok {
-		span, err := rowkey.DecodeSpan(v)
-		if err != nil {
-			return err
-		}
-		if span.First <= hi && span.Last >= lo {
-			return fmt.Errorf("%w: %s blocks in %s..%s removed", storage.ErrPacketsExpired, key,
-				time.Unix(0, span.First).UTC().Format(time.RFC3339Nano), time.Unix(0, span.Last).UTC().Format(time.RFC3339Nano))
-		}
+		return rowkey.ExpiredIn(key.String(), v, lo, hi)
 	}
 	return nil
 }
@@ -969,7 +962,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 			if !ok {
 				sp = rowkey.Span{First: v.first, Last: v.last}
 			}
-			spans[p] = rowkey.Span{First: min(sp.First, v.first), Last: max(sp.Last, v.last)}
+			spans[p] = sp.Union(rowkey.Span{First: v.first, Last: v.last})
 		}
 		prefixes := make([]string, 0, len(spans))
 		for p := range spans {
@@ -990,7 +983,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 					if err != nil {
 						return err
 					}
-					nsp = rowkey.Span{First: min(sp.First, o.First), Last: max(sp.Last, o.Last)}
+					nsp = sp.Union(o)
 					if nsp == o {
 						return nil
 					}

@@ -661,14 +661,7 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 		return fmt.Errorf("read expired span: %w", err)
 	}
 	if ok {
-		span, err := rowkey.DecodeSpan(v)
-		if err != nil {
-			return err
-		}
-		if span.First <= hi && span.Last >= lo {
-			return fmt.Errorf("%w: %s blocks in %s..%s removed", storage.ErrPacketsExpired, key,
-				time.Unix(0, span.First).UTC().Format(time.RFC3339Nano), time.Unix(0, span.Last).UTC().Format(time.RFC3339Nano))
-		}
+		return rowkey.ExpiredIn(key.String(), v, lo, hi)
 	}
 	return nil
 }
@@ -816,7 +809,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 				if err != nil {
 					return err
 				}
-				sp.First, sp.Last = min(sp.First, o.First), max(sp.Last, o.Last)
+				sp = sp.Union(o)
 			}
 			if err := wb.Set(xk, rowkey.AppendSpan(nil, sp), nil); err != nil {
 				return err
@@ -866,7 +859,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 		if !ok {
 			sp = rowkey.Span{First: bk.First, Last: last}
 		}
-		spans[prefix] = rowkey.Span{First: min(sp.First, bk.First), Last: max(sp.Last, last)}
+		spans[prefix] = sp.Union(rowkey.Span{First: bk.First, Last: last})
 		dataBytes -= int64(size)
 		pendBlocks++
 		pendBytes += int64(size)

@@ -2,8 +2,10 @@ package rowkey
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +189,30 @@ func FuzzDecode(f *testing.F) {
 		_, _ = DecodeFlowKey(key)
 		_, _ = ParseCommunityID(string(key))
 	})
+}
+
+// TestExpiredIn checks the retention marker against retrieval windows:
+// overlapping ones (edges included) get ErrPacketsExpired naming the
+// removed span, disjoint ones pass, a damaged value is ErrMalformed.
+func TestExpiredIn(t *testing.T) {
+	sp := Span{First: 1000, Last: 2000}.Union(Span{First: 1500, Last: 3000})
+	if sp != (Span{First: 1000, Last: 3000}) {
+		t.Fatalf("union = %+v", sp)
+	}
+	v := AppendSpan(nil, sp)
+	for _, c := range []struct {
+		lo, hi int64
+		hit    bool
+	}{{0, 999, false}, {0, 1000, true}, {1200, 1300, true}, {3000, 4000, true}, {3001, 4000, false}, {0, 5000, true}} {
+		err := ExpiredIn("key", v, c.lo, c.hi)
+		if got := errors.Is(err, storage.ErrPacketsExpired); got != c.hit {
+			t.Errorf("[%d, %d]: %v, want expired %v", c.lo, c.hi, err, c.hit)
+		}
+		if c.hit && !strings.Contains(err.Error(), "key blocks in 1970-01-01T00:00:00.000001Z..1970-01-01T00:00:00.000003Z removed") {
+			t.Errorf("[%d, %d]: message %q", c.lo, c.hi, err)
+		}
+	}
+	if err := ExpiredIn("key", v[:15], 0, 5000); !errors.Is(err, ErrMalformed) {
+		t.Errorf("damaged span: %v", err)
+	}
 }

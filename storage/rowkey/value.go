@@ -133,6 +133,27 @@ func AppendSpan(dst []byte, s Span) []byte {
 	return AppendTime(dst, s.Last)
 }
 
+// Union returns the smallest span holding s and o.
+func (s Span) Union(o Span) Span {
+	return Span{First: min(s.First, o.First), Last: max(s.Last, o.Last)}
+}
+
+// ExpiredIn checks a flow key's TableExpired row value v against a
+// retrieval of [lo, hi] (Unix ns): when retention removed blocks of the
+// key inside that window it returns an error wrapping
+// storage.ErrPacketsExpired that names the key and the removed span.
+func ExpiredIn(key string, v []byte, lo, hi int64) error {
+	span, err := DecodeSpan(v)
+	if err != nil {
+		return err
+	}
+	if span.First <= hi && span.Last >= lo {
+		return fmt.Errorf("%w: %s blocks in %s..%s removed", storage.ErrPacketsExpired, key,
+			time.Unix(0, span.First).UTC().Format(time.RFC3339Nano), time.Unix(0, span.Last).UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
 // DecodeSpan is the inverse of AppendSpan.
 func DecodeSpan(b []byte) (Span, error) {
 	if len(b) != 2*TimeLen {
