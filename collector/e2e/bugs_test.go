@@ -43,10 +43,10 @@ func TestCapturesThatWedgedTheStream(t *testing.T) {
 			file := testdata.Pcap(t, rel)
 			args := append([]string{"-r", file, "--drain-timeout", "5s"}, col.sensorArgs(ids[i], filepath.Join(work, "spool", ids[i]))...)
 			sp := startProc(t, append(append([]string{bin.sensor}, args...), longTimeouts...)...)
-			sp.wait(60 * time.Second)
-			if strings.Contains(sp.log.String(), "not acknowledged everything") {
+			sp.Wait(60 * time.Second)
+			if strings.Contains(sp.Log.String(), "not acknowledged everything") {
 				t.Errorf("the collector never acknowledged the sensor's data; it said:\n%s",
-					grepLines(col.proc.log.String(), "sensor="+ids[i]+" ", 3))
+					grepLines(col.proc.Log.String(), "sensor="+ids[i]+" ", 3))
 			}
 			frames, _ := readFrames(t, file)
 			listed := map[string]bool{}

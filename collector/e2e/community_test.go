@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-sensor/tapir/internal/proctest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -74,8 +75,8 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 		args = append(args, longTimeouts...)
 		args = append(args, "--drain-timeout", "10s")
 		sp := startProc(t, append([]string{bin.sensor}, args...)...)
-		c.exit, _ = sp.wait(120 * time.Second)
-		c.sensorLog = sp.log.String()
+		c.exit, _ = sp.Wait(120 * time.Second)
+		c.sensorLog = sp.Log.String()
 	})
 	wg.Wait()
 	if t.Failed() {
@@ -107,7 +108,7 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 		}
 		if strings.Contains(c.sensorLog, "has not acknowledged everything") {
 			t.Errorf("%s: the collector did not acknowledge everything; its flows are not compared. Sensor and collector said:\n%s\n%s",
-				c.rel, lastLines(c.sensorLog, 4), grepLines(col.proc.log.String(), "sensor="+c.sensor+" ", 2))
+				c.rel, proctest.LastLines(c.sensorLog, 4), grepLines(col.proc.Log.String(), "sensor="+c.sensor+" ", 2))
 			continue
 		}
 		want := map[string]int{}
@@ -393,12 +394,6 @@ func parallel(n, k int, fn func(i int)) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(l[max(0, len(l)-n):], "\n")
 }
 
 // grepLines returns the first n lines of s containing sub.

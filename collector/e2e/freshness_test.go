@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/internal/netnstest"
+	"github.com/tapir-sensor/tapir/internal/proctest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -43,9 +44,9 @@ func TestFreshness(t *testing.T) {
 	args := append([]string{"-i", pair.CaptureIf}, col.sensorArgs("live", filepath.Join(work, "spool"))...)
 	sensor := startProc(t, col.wrap(append([]string{bin.sensor}, args...)...)...)
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(sensor.log.String(), "connected to collector") {
-		if sensor.exited() || time.Now().After(deadline) {
-			t.Fatalf("sensor did not connect:\n%s", sensor.log.String())
+	for !strings.Contains(sensor.Log.String(), "connected to collector") {
+		if sensor.Exited() || time.Now().After(deadline) {
+			t.Fatalf("sensor did not connect:\n%s", sensor.Log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -72,7 +73,7 @@ func TestFreshness(t *testing.T) {
 		}
 		if time.Since(sent) > 30*time.Second {
 			t.Fatalf("flow %s not retrievable after 30 s (%d attempts): %v\nsensor:\n%s", cid, attempts, err,
-				lastLines(sensor.log.String(), 10))
+				proctest.LastLines(sensor.Log.String(), 10))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

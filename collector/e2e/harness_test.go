@@ -18,12 +18,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapir-sensor/tapir/collector/api"
+	"github.com/tapir-sensor/tapir/internal/proctest"
 )
 
 // bin holds the paths of the binaries TestMain built.
@@ -129,90 +128,10 @@ func mustRun(t testing.TB, timeout time.Duration, name string, args ...string) [
 	return out
 }
 
-// proc is a background process killed in t.Cleanup.
-type proc struct {
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startProc starts a command with stdout and stderr captured together;
-// t.Cleanup kills it (SIGKILL) if it is still running.
-func startProc(t testing.TB, argv ...string) *proc {
-	name, args := argv[0], argv[1:]
+// startProc starts argv[0] with the rest as arguments (proctest.Start).
+func startProc(t testing.TB, argv ...string) *proctest.Proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-// kill sends SIGKILL and waits for the process to end.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM and waits up to d, then kills.
-func (p *proc) stop(d time.Duration) {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		p.kill()
-	}
-}
-
-// wait waits up to d for the process to exit and returns its exit code
-// (-1 when it had to be killed).
-func (p *proc) wait(d time.Duration) (int, bool) {
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode(), true
-	case <-time.After(d):
-		p.kill()
-		return -1, false
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return proctest.Start(t, argv[0], argv[1:]...)
 }
 
 // collector is one tapir-collector with its configuration and API client
@@ -225,7 +144,7 @@ type collector struct {
 	ingest, api, mets string // actual addresses
 	token             string
 	configPath        string
-	proc              *proc
+	proc              *proctest.Proc
 	starts            int
 	// ns runs the collector and the tapir CLI in a network namespace.
 	ns string
@@ -307,7 +226,7 @@ func (c *collector) start() {
 		p := startProc(t, c.wrap(bin.collector, "--config", c.configPath, "--log-level", "info")...)
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
-			log := p.log.String()
+			log := p.Log.String()
 			if strings.Contains(log, `msg="api listening"`) && strings.Contains(log, `msg="metrics listening"`) {
 				for _, m := range listenRE.FindAllStringSubmatch(log, -1) {
 					switch m[1] {
@@ -322,13 +241,13 @@ func (c *collector) start() {
 				c.proc = p
 				return
 			}
-			if p.exited() {
+			if p.Exited() {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		p.kill()
-		last = p.log.String()
+		p.Kill()
+		last = p.Log.String()
 		if !strings.Contains(last, "address already in use") {
 			break
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-sensor/tapir/internal/proctest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -174,24 +175,24 @@ func TestCollectorSIGKILLMidReplay(t *testing.T) {
 	var stored float64
 	for {
 		stored = col.metric(t, "tapir_collector_ingest_batches_total", `result="stored"`)
-		if stored >= 3 || sensor.exited() || time.Now().After(deadline) {
+		if stored >= 3 || sensor.Exited() || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if sensor.exited() {
-		t.Fatalf("the sensor finished before the collector could be killed (%v batches stored):\n%s", stored, sensor.log.String())
+	if sensor.Exited() {
+		t.Fatalf("the sensor finished before the collector could be killed (%v batches stored):\n%s", stored, sensor.Log.String())
 	}
-	col.proc.kill()
+	col.proc.Kill()
 	t.Logf("collector SIGKILLed after %v stored batches", stored)
 	time.Sleep(time.Second)
 	col.start()
-	code, ok := sensor.wait(90 * time.Second)
-	if !ok || code != 0 || strings.Contains(sensor.log.String(), "not acknowledged everything") {
-		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, lastLines(sensor.log.String(), 15))
+	code, ok := sensor.Wait(90 * time.Second)
+	if !ok || code != 0 || strings.Contains(sensor.Log.String(), "not acknowledged everything") {
+		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, proctest.LastLines(sensor.Log.String(), 15))
 	}
-	if !strings.Contains(sensor.log.String(), "reconnecting") {
-		t.Errorf("the sensor never noticed the collector going away:\n%s", lastLines(sensor.log.String(), 10))
+	if !strings.Contains(sensor.Log.String(), "reconnecting") {
+		t.Errorf("the sensor never noticed the collector going away:\n%s", proctest.LastLines(sensor.Log.String(), 10))
 	}
 	t.Logf("after the restart: %v batches stored, %v duplicates dropped",
 		col.metric(t, "tapir_collector_ingest_batches_total", `result="stored"`),
@@ -223,37 +224,37 @@ func TestCollectorDownThenUp(t *testing.T) {
 	args := append([]string{"-r", file}, col.sensorArgs("late", filepath.Join(work, "spool-late"))...)
 	sensor := startProc(t, append(append([]string{bin.sensor}, args...), longTimeouts...)...)
 	time.Sleep(3 * time.Second)
-	if sensor.exited() {
-		t.Fatalf("the sensor exited with no collector:\n%s", sensor.log.String())
+	if sensor.Exited() {
+		t.Fatalf("the sensor exited with no collector:\n%s", sensor.Log.String())
 	}
 	col.start()
-	code, ok := sensor.wait(90 * time.Second)
-	if !ok || code != 0 || strings.Contains(sensor.log.String(), "not acknowledged everything") {
-		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, lastLines(sensor.log.String(), 15))
+	code, ok := sensor.Wait(90 * time.Second)
+	if !ok || code != 0 || strings.Contains(sensor.Log.String(), "not acknowledged everything") {
+		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, proctest.LastLines(sensor.Log.String(), 15))
 	}
 	frames, _ := readFrames(t, file)
 	compareFlowSets(t, "collector started late", want, collectorFlows(t, col, frames, "late"))
 	spotCheckPcaps(t, col, frames, 4)
 
 	// Sensor restart: the first run gives up with the collector down.
-	col.proc.stop(10 * time.Second)
+	col.proc.Stop(10 * time.Second)
 	spool := filepath.Join(work, "spool-restart")
 	first := testdata.Pcap(t, "zeek/wikipedia.pcap")
 	wantFirst := offlineFlows(t, first, "restart")
 	args = append([]string{"-r", first, "--drain-timeout", "2s"}, col.sensorArgs("restart", spool)...)
 	run1 := startProc(t, append(append([]string{bin.sensor}, args...), longTimeouts...)...)
-	run1.wait(60 * time.Second)
-	if !strings.Contains(run1.log.String(), "not acknowledged everything") {
-		t.Fatalf("the first run did not leave data in the spool:\n%s", lastLines(run1.log.String(), 10))
+	run1.Wait(60 * time.Second)
+	if !strings.Contains(run1.Log.String(), "not acknowledged everything") {
+		t.Fatalf("the first run did not leave data in the spool:\n%s", proctest.LastLines(run1.Log.String(), 10))
 	}
 	col.start()
 	second := testdata.Pcap(t, "zeek/get.pcap")
 	wantSecond := offlineFlows(t, second, "restart")
 	args = append([]string{"-r", second}, col.sensorArgs("restart", spool)...)
 	run2 := startProc(t, append(append([]string{bin.sensor}, args...), longTimeouts...)...)
-	code, ok = run2.wait(90 * time.Second)
-	if !ok || code != 0 || strings.Contains(run2.log.String(), "not acknowledged everything") {
-		t.Fatalf("second run: exit %d (finished %v):\n%s", code, ok, lastLines(run2.log.String(), 15))
+	code, ok = run2.Wait(90 * time.Second)
+	if !ok || code != 0 || strings.Contains(run2.Log.String(), "not acknowledged everything") {
+		t.Fatalf("second run: exit %d (finished %v):\n%s", code, ok, proctest.LastLines(run2.Log.String(), 15))
 	}
 	framesFirst, _ := readFrames(t, first)
 	compareFlowSets(t, "spooled by the first run", wantFirst, collectorFlows(t, col, framesFirst, "restart"))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-sensor/tapir/internal/proctest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -31,23 +32,23 @@ func TestSecurityBinaries(t *testing.T) {
 		args := []string{"-r", file, "--sensor-id", id, "--collector", col.ingest, "--tls-dir", tlsDir,
 			"--spool-dir", filepath.Join(work, "spool-"+name), "--drain-timeout", "3s"}
 		sp := startProc(t, append([]string{bin.sensor}, args...)...)
-		sp.wait(60 * time.Second)
-		log := sp.log.String()
+		sp.Wait(60 * time.Second)
+		log := sp.Log.String()
 		if !strings.Contains(log, "not acknowledged everything") {
-			t.Errorf("%s: the sensor's data was acknowledged:\n%s", name, lastLines(log, 8))
+			t.Errorf("%s: the sensor's data was acknowledged:\n%s", name, proctest.LastLines(log, 8))
 		}
 		return log
 	}
 
 	t.Run("other CA", func(t *testing.T) {
 		other := newPKI(t, filepath.Join(work, "other-ca"), "demo-sensor")
-		before := col.proc.log.String()
+		before := col.proc.Log.String()
 		run("other-ca", other.dir, "demo-sensor")
 		if n := len(col.flows(t, window)); n != 0 {
 			t.Errorf("%d flow records stored from a sensor of another CA", n)
 		}
 		refused := col.metric(t, "tapir_collector_ingest_streams_total", "refused")
-		logged := strings.TrimPrefix(col.proc.log.String(), before)
+		logged := strings.TrimPrefix(col.proc.Log.String(), before)
 		if refused == 0 && !strings.Contains(strings.ToLower(logged), "handshake") &&
 			!strings.Contains(strings.ToLower(logged), "certificate") {
 			t.Errorf("the collector shows no trace of the refused connection (no refused_* stream metric, "+

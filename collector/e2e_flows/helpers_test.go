@@ -19,6 +19,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/flowinput"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/proctest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -54,7 +55,7 @@ func startNfcapd(t *testing.T) (int, func() (string, int), error) {
 	dir := t.TempDir()
 	port := freeUDPPort(t)
 	cmd := exec.Command(bin, "-w", dir, "-p", strconv.Itoa(port), "-b", "127.0.0.1")
-	var out syncBuffer
+	var out proctest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nfcapd: %v", err)
@@ -74,33 +75,15 @@ func startNfcapd(t *testing.T) (int, func() (string, int), error) {
 			cmd.Process.Kill()
 			<-done
 		}
-		t.Logf("nfcapd: %s", lastLines(out.String(), 3))
+		t.Logf("nfcapd: %s", proctest.LastLines(out.String(), 3))
 		return dir, seqErrs(out.String())
 	}
 	t.Cleanup(func() { stopFn() })
 	if !waitUDPBound(port) {
 		stopFn()
-		return 0, nil, fmt.Errorf("nfcapd did not bind udp port %d: %s", port, lastLines(out.String(), 3))
+		return 0, nil, fmt.Errorf("nfcapd did not bind udp port %d: %s", port, proctest.LastLines(out.String(), 3))
 	}
 	return port, stopFn, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // seqErrs sums the "Sequence Errors: N" nfcapd logs at exit.
@@ -130,14 +113,6 @@ func waitUDPBound(port int) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, " | ")
 }
 
 // nfRow is one flow as nfdump prints it.
@@ -192,7 +167,7 @@ func nfdump(t *testing.T, dir string) []nfRow {
 		rows = append(rows, r)
 	}
 	if len(rows) == 0 && !strings.Contains(string(out), "No matching flows") {
-		t.Fatalf("nfdump printed no flows: %s", lastLines(string(out), 5))
+		t.Fatalf("nfdump printed no flows: %s", proctest.LastLines(string(out), 5))
 	}
 	return rows
 }
@@ -304,7 +279,7 @@ func softflowd(t *testing.T, pcap string, version int, ports ...int) {
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
 		out, _ := os.ReadFile(logf.Name())
-		t.Fatalf("softflowd -v %d: %v: %s", version, err, lastLines(string(out), 8))
+		t.Fatalf("softflowd -v %d: %v: %s", version, err, proctest.LastLines(string(out), 8))
 	}
 }
 

@@ -16,13 +16,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/publish/kafkatest"
+	"github.com/tapir-sensor/tapir/internal/proctest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/storage/hbase/hbasetest"
 )
@@ -105,7 +104,7 @@ func startServices(t *testing.T) *services {
 		if t.Failed() {
 			for _, f := range []string{"kafka/kafka.log", "hbase/hbase.log"} {
 				if b, err := os.ReadFile(filepath.Join(s.servicesDir, f)); err == nil {
-					t.Logf("last lines of %s:\n%s", f, tail(string(b), 30))
+					t.Logf("last lines of %s:\n%s", f, proctest.LastLines(string(b), 30))
 				}
 			}
 		}
@@ -115,11 +114,6 @@ func startServices(t *testing.T) *services {
 	s.mustScript("kafka/start.sh")
 	s.mustScript("hbase/start.sh")
 	return s
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func (s *services) script(name string, args ...string) ([]byte, error) {
@@ -137,64 +131,6 @@ func (s *services) mustScript(name string, args ...string) {
 	}
 }
 
-// proc is a background process killed in t.Cleanup.
-type proc struct {
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startProc(t testing.TB, name string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), log: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	return p
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// wait waits up to d for the exit and returns the exit code.
-func (p *proc) wait(d time.Duration) (int, bool) {
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode(), true
-	case <-time.After(d):
-		return -1, false
-	}
-}
-
 // collector is a tapir-collector on the HBase store publishing to Kafka,
 // plaintext on loopback (TLS is covered by the collector's own tests).
 type collector struct {
@@ -203,7 +139,7 @@ type collector struct {
 	ingest, api, metrics string
 	token, table         string
 	topics               [3]string
-	proc                 *proc
+	proc                 *proctest.Proc
 }
 
 func newCollector(t *testing.T, s *services, name string) *collector {
@@ -268,18 +204,18 @@ kafka:
 // start starts the collector and waits until its API answers.
 func (c *collector) start() {
 	c.t.Helper()
-	c.proc = startProc(c.t, bin.collector, "--config", c.config, "--log-level", "info")
+	c.proc = proctest.Start(c.t, bin.collector, "--config", c.config, "--log-level", "info")
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		if strings.Contains(c.proc.log.String(), `msg="api listening"`) {
+		if strings.Contains(c.proc.Log.String(), `msg="api listening"`) {
 			return
 		}
-		if code, done := c.proc.wait(0); done {
-			c.t.Fatalf("collector exited (%d):\n%s", code, c.proc.log.String())
+		if c.proc.Exited() {
+			c.t.Fatalf("collector exited (%d):\n%s", c.proc.ExitCode(), c.proc.Log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatalf("collector did not start:\n%s", c.proc.log.String())
+	c.t.Fatalf("collector did not start:\n%s", c.proc.Log.String())
 }
 
 // metric sums the samples of a metric whose labels contain labels.
