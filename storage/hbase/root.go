@@ -305,20 +305,6 @@ func (s *Store) parallel(n int, fn func(i int) error) error {
 // row is one cell to write.
 type row struct{ key, value []byte }
 
-func satSub(a, b int64) int64 {
-	if b > 0 && a < math.MinInt64+b {
-		return math.MinInt64
-	}
-	return a - b
-}
-
-func nsOf(t time.Time, zero int64) int64 {
-	if t.IsZero() {
-		return zero
-	}
-	return t.UnixNano()
-}
-
 // Write implements storage.Writer (see the package comment for how a
 // batch is applied without multi-row transactions). It returns only after
 // HBase acknowledged every row of the batch.
@@ -749,14 +735,14 @@ func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) (
 	defer s.release()
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	lo, hi := nsOf(from, math.MinInt64), nsOf(to, math.MaxInt64)
+	lo, hi := rowkey.NanosOr(from, math.MinInt64), rowkey.NanosOr(to, math.MaxInt64)
 	var out []storage.FlowRef
 	keep := func(_, v []byte) error {
 		var r storage.FlowRef
 		if err := rowkey.DecodeRef(v, &r); err != nil {
 			return err
 		}
-		if nsOf(r.First, math.MinInt64) <= hi && nsOf(r.Last, math.MaxInt64) >= lo {
+		if rowkey.NanosOr(r.First, math.MinInt64) <= hi && rowkey.NanosOr(r.Last, math.MaxInt64) >= lo {
 			out = append(out, r)
 		}
 		return nil
@@ -798,7 +784,7 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 	defer s.release()
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	lo, hi := nsOf(from, math.MinInt64), nsOf(to, math.MaxInt64)
+	lo, hi := rowkey.NanosOr(from, math.MinInt64), rowkey.NanosOr(to, math.MaxInt64)
 	prefix := rowkey.AppendFlowPrefix([]byte{byte(rowkey.TableBlocks)}, &key)
 	lower, upper := prefix, rowkey.PrefixEnd(prefix)
 	if !from.IsZero() {
@@ -807,7 +793,7 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 			return fmt.Errorf("read max span: %w", err)
 		}
 		span = max(span, s.maxSpan.Load())
-		lower = rowkey.AppendTime(slices.Clip(prefix), rowkey.Bucket(satSub(lo, span), s.bucket))
+		lower = rowkey.AppendTime(slices.Clip(prefix), rowkey.Bucket(rowkey.SubSat(lo, span), s.bucket))
 	}
 	if !to.IsZero() {
 		upper = rowkey.AppendTime(slices.Clip(prefix), rowkey.NextBucket(hi, s.bucket))
@@ -858,7 +844,7 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 		}
 		return r.Start.UnixNano() <= hi && end.UnixNano() >= lo
 	}
-	startLower := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.Bucket(satSub(lo, s.long), s.bucket)))
+	startLower := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.Bucket(rowkey.SubSat(lo, s.long), s.bucket)))
 	startUpper := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.NextBucket(hi, s.bucket)))
 	type early struct {
 		key []byte
@@ -926,7 +912,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 		return st, err
 	}
 	defer s.release()
-	cutoff := nsOf(olderThan, math.MinInt64)
+	cutoff := rowkey.NanosOr(olderThan, math.MinInt64)
 	ageLo, ageHi := []byte{byte(rowkey.TableBlockAge)}, []byte{byte(rowkey.TableBlockAge) + 1}
 	var dataBytes int64
 	if maxBytes > 0 {

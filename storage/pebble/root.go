@@ -273,20 +273,6 @@ func (s *Store) commit(wb *pebble.Batch) (err error) {
 	return wb.Commit(pebble.Sync)
 }
 
-func satSub(a, b int64) int64 {
-	if b > 0 && a < math.MinInt64+b {
-		return math.MinInt64
-	}
-	return a - b
-}
-
-func nsOf(t time.Time, zero int64) int64 {
-	if t.IsZero() {
-		return zero
-	}
-	return t.UnixNano()
-}
-
 // Write implements storage.Writer. It fails with ErrDiskFull when free
 // space is below Config.MinFreeBytes, and with an error wrapping ErrFailed
 // when Pebble could not write its log; in both cases nothing of the batch
@@ -564,14 +550,14 @@ func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) (
 		return nil, err
 	}
 	defer s.release()
-	lo, hi := nsOf(from, math.MinInt64), nsOf(to, math.MaxInt64)
+	lo, hi := rowkey.NanosOr(from, math.MinInt64), rowkey.NanosOr(to, math.MaxInt64)
 	var out []storage.FlowRef
 	keep := func(v []byte) error {
 		var r storage.FlowRef
 		if err := rowkey.DecodeRef(v, &r); err != nil {
 			return err
 		}
-		if nsOf(r.First, math.MinInt64) <= hi && nsOf(r.Last, math.MaxInt64) >= lo {
+		if rowkey.NanosOr(r.First, math.MinInt64) <= hi && rowkey.NanosOr(r.Last, math.MaxInt64) >= lo {
 			out = append(out, r)
 		}
 		return nil
@@ -622,11 +608,11 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 		return err
 	}
 	defer s.release()
-	lo, hi := nsOf(from, math.MinInt64), nsOf(to, math.MaxInt64)
+	lo, hi := rowkey.NanosOr(from, math.MinInt64), rowkey.NanosOr(to, math.MaxInt64)
 	prefix := rowkey.AppendFlowPrefix([]byte{byte(rowkey.TableBlocks)}, &key)
 	lower, upper := prefix, rowkey.PrefixEnd(prefix)
 	if !from.IsZero() {
-		lower = rowkey.AppendTime(slices.Clip(prefix), rowkey.Bucket(satSub(lo, s.maxSpan.Load()), s.bucket))
+		lower = rowkey.AppendTime(slices.Clip(prefix), rowkey.Bucket(rowkey.SubSat(lo, s.maxSpan.Load()), s.bucket))
 	}
 	if !to.IsZero() {
 		upper = rowkey.AppendTime(slices.Clip(prefix), rowkey.NextBucket(hi, s.bucket))
@@ -691,7 +677,7 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 		}
 		return r.Start.UnixNano() <= hi && end.UnixNano() >= lo
 	}
-	startLower := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.Bucket(satSub(lo, s.long), s.bucket)))
+	startLower := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.Bucket(rowkey.SubSat(lo, s.long), s.bucket)))
 	startUpper := tkey(rowkey.TableRecords, rowkey.AppendTime(nil, rowkey.NextBucket(hi, s.bucket)))
 
 	type early struct {
@@ -781,7 +767,7 @@ func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64)
 		return st, err
 	}
 	defer s.release()
-	cutoff := nsOf(olderThan, math.MinInt64)
+	cutoff := rowkey.NanosOr(olderThan, math.MinInt64)
 	it, err := db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{byte(rowkey.TableBlockAge)},
 		UpperBound: []byte{byte(rowkey.TableBlockAge) + 1},

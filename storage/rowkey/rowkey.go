@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/tapir-sensor/tapir/flow"
 )
@@ -80,6 +81,24 @@ func Bucket(ns, width int64) int64 {
 		r += width
 	}
 	return ns - r
+}
+
+// NanosOr returns t in Unix nanoseconds, or def when t is the zero time
+// (an open end of a query window).
+func NanosOr(t time.Time, def int64) int64 {
+	if t.IsZero() {
+		return def
+	}
+	return t.UnixNano()
+}
+
+// SubSat returns a - b for b >= 0, saturating at math.MinInt64 instead of
+// wrapping around (window starts minus a flow's longest span).
+func SubSat(a, b int64) int64 {
+	if b > 0 && a < math.MinInt64+b {
+		return math.MinInt64
+	}
+	return a - b
 }
 
 // NextBucket returns the start of the bucket after the one holding ns,

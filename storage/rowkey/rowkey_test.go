@@ -216,3 +216,19 @@ func TestExpiredIn(t *testing.T) {
 		t.Errorf("damaged span: %v", err)
 	}
 }
+
+func TestNanosOrAndSubSat(t *testing.T) {
+	if got := NanosOr(time.Time{}, math.MaxInt64); got != math.MaxInt64 {
+		t.Errorf("NanosOr(zero) = %d", got)
+	}
+	if got := NanosOr(time.Unix(5, 7), 0); got != 5_000_000_007 {
+		t.Errorf("NanosOr(5.000000007 s) = %d", got)
+	}
+	for _, c := range []struct{ a, b, want int64 }{
+		{10, 3, 7}, {math.MinInt64 + 5, 10, math.MinInt64}, {math.MinInt64, 0, math.MinInt64}, {-5, 5, -10},
+	} {
+		if got := SubSat(c.a, c.b); got != c.want {
+			t.Errorf("SubSat(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
