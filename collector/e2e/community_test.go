@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -108,7 +108,7 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 		}
 		if strings.Contains(c.sensorLog, "has not acknowledged everything") {
 			t.Errorf("%s: the collector did not acknowledge everything; its flows are not compared. Sensor and collector said:\n%s\n%s",
-				c.rel, proctest.LastLines(c.sensorLog, 4), grepLines(col.proc.Log.String(), "sensor="+c.sensor+" ", 2))
+				c.rel, e2etest.LastLines(c.sensorLog, 4), grepLines(col.proc.Log.String(), "sensor="+c.sensor+" ", 2))
 			continue
 		}
 		want := map[string]int{}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/internal/netnstest"
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -73,7 +73,7 @@ func TestFreshness(t *testing.T) {
 		}
 		if time.Since(sent) > 30*time.Second {
 			t.Fatalf("flow %s not retrievable after 30 s (%d attempts): %v\nsensor:\n%s", cid, attempts, err,
-				proctest.LastLines(sensor.Log.String(), 10))
+				e2etest.LastLines(sensor.Log.String(), 10))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

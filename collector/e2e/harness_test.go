@@ -9,20 +9,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapir-sensor/tapir/collector/api"
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 )
 
 // bin holds the paths of the binaries TestMain built.
@@ -128,10 +125,10 @@ func mustRun(t testing.TB, timeout time.Duration, name string, args ...string) [
 	return out
 }
 
-// startProc starts argv[0] with the rest as arguments (proctest.Start).
-func startProc(t testing.TB, argv ...string) *proctest.Proc {
+// startProc starts argv[0] with the rest as arguments (e2etest.Start).
+func startProc(t testing.TB, argv ...string) *e2etest.Proc {
 	t.Helper()
-	return proctest.Start(t, argv[0], argv[1:]...)
+	return e2etest.Start(t, argv[0], argv[1:]...)
 }
 
 // collector is one tapir-collector with its configuration and API client
@@ -144,7 +141,7 @@ type collector struct {
 	ingest, api, mets string // actual addresses
 	token             string
 	configPath        string
-	proc              *proctest.Proc
+	proc              *e2etest.Proc
 	starts            int
 	// ns runs the collector and the tapir CLI in a network namespace.
 	ns string
@@ -368,38 +365,14 @@ func (c *collector) pcap(ctx context.Context, flowID, out string, extra ...strin
 // contains labels (e.g. `result="stored"`), from the collector's /metrics.
 func (c *collector) metric(t testing.TB, name, labels string) float64 {
 	t.Helper()
-	hc := &http.Client{Timeout: 10 * time.Second}
 	if c.ns != "" {
 		t.Fatal("metric: not available in a namespace")
 	}
-	resp, err := hc.Get("http://" + c.mets + "/metrics")
+	v, err := e2etest.Metric(c.mets, name, labels)
 	if err != nil {
-		t.Fatalf("metrics: %v", err)
+		t.Fatal(err)
 	}
-	out, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	var sum float64
-	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if labels != "" && !strings.Contains(rest, labels) {
-			continue
-		}
-		f := strings.Fields(rest)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return v
 }
 
 // freePort returns a loopback port that was free a moment ago.

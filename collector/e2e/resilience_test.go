@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -189,10 +189,10 @@ func TestCollectorSIGKILLMidReplay(t *testing.T) {
 	col.start()
 	code, ok := sensor.Wait(90 * time.Second)
 	if !ok || code != 0 || strings.Contains(sensor.Log.String(), "not acknowledged everything") {
-		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, proctest.LastLines(sensor.Log.String(), 15))
+		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, e2etest.LastLines(sensor.Log.String(), 15))
 	}
 	if !strings.Contains(sensor.Log.String(), "reconnecting") {
-		t.Errorf("the sensor never noticed the collector going away:\n%s", proctest.LastLines(sensor.Log.String(), 10))
+		t.Errorf("the sensor never noticed the collector going away:\n%s", e2etest.LastLines(sensor.Log.String(), 10))
 	}
 	t.Logf("after the restart: %v batches stored, %v duplicates dropped",
 		col.metric(t, "tapir_collector_ingest_batches_total", `result="stored"`),
@@ -230,7 +230,7 @@ func TestCollectorDownThenUp(t *testing.T) {
 	col.start()
 	code, ok := sensor.Wait(90 * time.Second)
 	if !ok || code != 0 || strings.Contains(sensor.Log.String(), "not acknowledged everything") {
-		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, proctest.LastLines(sensor.Log.String(), 15))
+		t.Fatalf("sensor exit %d (finished %v):\n%s", code, ok, e2etest.LastLines(sensor.Log.String(), 15))
 	}
 	frames, _ := readFrames(t, file)
 	compareFlowSets(t, "collector started late", want, collectorFlows(t, col, frames, "late"))
@@ -245,7 +245,7 @@ func TestCollectorDownThenUp(t *testing.T) {
 	run1 := startProc(t, append(append([]string{bin.sensor}, args...), longTimeouts...)...)
 	run1.Wait(60 * time.Second)
 	if !strings.Contains(run1.Log.String(), "not acknowledged everything") {
-		t.Fatalf("the first run did not leave data in the spool:\n%s", proctest.LastLines(run1.Log.String(), 10))
+		t.Fatalf("the first run did not leave data in the spool:\n%s", e2etest.LastLines(run1.Log.String(), 10))
 	}
 	col.start()
 	second := testdata.Pcap(t, "zeek/get.pcap")
@@ -254,7 +254,7 @@ func TestCollectorDownThenUp(t *testing.T) {
 	run2 := startProc(t, append(append([]string{bin.sensor}, args...), longTimeouts...)...)
 	code, ok = run2.Wait(90 * time.Second)
 	if !ok || code != 0 || strings.Contains(run2.Log.String(), "not acknowledged everything") {
-		t.Fatalf("second run: exit %d (finished %v):\n%s", code, ok, proctest.LastLines(run2.Log.String(), 15))
+		t.Fatalf("second run: exit %d (finished %v):\n%s", code, ok, e2etest.LastLines(run2.Log.String(), 15))
 	}
 	framesFirst, _ := readFrames(t, first)
 	compareFlowSets(t, "spooled by the first run", wantFirst, collectorFlows(t, col, framesFirst, "restart"))

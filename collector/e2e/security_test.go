@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -35,7 +35,7 @@ func TestSecurityBinaries(t *testing.T) {
 		sp.Wait(60 * time.Second)
 		log := sp.Log.String()
 		if !strings.Contains(log, "not acknowledged everything") {
-			t.Errorf("%s: the sensor's data was acknowledged:\n%s", name, proctest.LastLines(log, 8))
+			t.Errorf("%s: the sensor's data was acknowledged:\n%s", name, e2etest.LastLines(log, 8))
 		}
 		return log
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/flowinput"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -55,7 +55,7 @@ func startNfcapd(t *testing.T) (int, func() (string, int), error) {
 	dir := t.TempDir()
 	port := freeUDPPort(t)
 	cmd := exec.Command(bin, "-w", dir, "-p", strconv.Itoa(port), "-b", "127.0.0.1")
-	var out proctest.Buffer
+	var out e2etest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nfcapd: %v", err)
@@ -75,13 +75,13 @@ func startNfcapd(t *testing.T) (int, func() (string, int), error) {
 			cmd.Process.Kill()
 			<-done
 		}
-		t.Logf("nfcapd: %s", proctest.LastLines(out.String(), 3))
+		t.Logf("nfcapd: %s", e2etest.LastLines(out.String(), 3))
 		return dir, seqErrs(out.String())
 	}
 	t.Cleanup(func() { stopFn() })
 	if !waitUDPBound(port) {
 		stopFn()
-		return 0, nil, fmt.Errorf("nfcapd did not bind udp port %d: %s", port, proctest.LastLines(out.String(), 3))
+		return 0, nil, fmt.Errorf("nfcapd did not bind udp port %d: %s", port, e2etest.LastLines(out.String(), 3))
 	}
 	return port, stopFn, nil
 }
@@ -167,7 +167,7 @@ func nfdump(t *testing.T, dir string) []nfRow {
 		rows = append(rows, r)
 	}
 	if len(rows) == 0 && !strings.Contains(string(out), "No matching flows") {
-		t.Fatalf("nfdump printed no flows: %s", proctest.LastLines(string(out), 5))
+		t.Fatalf("nfdump printed no flows: %s", e2etest.LastLines(string(out), 5))
 	}
 	return rows
 }
@@ -279,7 +279,7 @@ func softflowd(t *testing.T, pcap string, version int, ports ...int) {
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
 		out, _ := os.ReadFile(logf.Name())
-		t.Fatalf("softflowd -v %d: %v: %s", version, err, proctest.LastLines(string(out), 8))
+		t.Fatalf("softflowd -v %d: %v: %s", version, err, e2etest.LastLines(string(out), 8))
 	}
 }
 

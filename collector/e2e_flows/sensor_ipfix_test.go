@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -115,7 +115,7 @@ func TestSensorIPFIXMatchesNfdump(t *testing.T) {
 				"--flows-out", flows, "--sensor-id", "e2e-ipfix")
 			out, err := cmd.CombinedOutput()
 			if err != nil {
-				t.Fatalf("tapir-sensor: %v: %s", err, proctest.LastLines(string(out), 5))
+				t.Fatalf("tapir-sensor: %v: %s", err, e2etest.LastLines(string(out), 5))
 			}
 			time.Sleep(300 * time.Millisecond) // let the datagrams land
 			dir, seqErrs := stop()
@@ -128,7 +128,7 @@ func TestSensorIPFIXMatchesNfdump(t *testing.T) {
 			if seqErrs != 0 {
 				t.Errorf("nfcapd counts %d sequence errors", seqErrs)
 			}
-			t.Logf("%d flows match nfdump; sensor: %s", len(got), proctest.LastLines(string(out), 1))
+			t.Logf("%d flows match nfdump; sensor: %s", len(got), e2etest.LastLines(string(out), 1))
 		})
 	}
 }

@@ -14,14 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/publish/kafkatest"
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/storage/hbase/hbasetest"
 )
@@ -104,7 +103,7 @@ func startServices(t *testing.T) *services {
 		if t.Failed() {
 			for _, f := range []string{"kafka/kafka.log", "hbase/hbase.log"} {
 				if b, err := os.ReadFile(filepath.Join(s.servicesDir, f)); err == nil {
-					t.Logf("last lines of %s:\n%s", f, proctest.LastLines(string(b), 30))
+					t.Logf("last lines of %s:\n%s", f, e2etest.LastLines(string(b), 30))
 				}
 			}
 		}
@@ -139,7 +138,7 @@ type collector struct {
 	ingest, api, metrics string
 	token, table         string
 	topics               [3]string
-	proc                 *proctest.Proc
+	proc                 *e2etest.Proc
 }
 
 func newCollector(t *testing.T, s *services, name string) *collector {
@@ -204,7 +203,7 @@ kafka:
 // start starts the collector and waits until its API answers.
 func (c *collector) start() {
 	c.t.Helper()
-	c.proc = proctest.Start(c.t, bin.collector, "--config", c.config, "--log-level", "info")
+	c.proc = e2etest.Start(c.t, bin.collector, "--config", c.config, "--log-level", "info")
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		if strings.Contains(c.proc.Log.String(), `msg="api listening"`) {
@@ -220,28 +219,11 @@ func (c *collector) start() {
 
 // metric sums the samples of a metric whose labels contain labels.
 func (c *collector) metric(name, labels string) float64 {
-	hc := &http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Get("http://" + c.metrics + "/metrics")
+	v, err := e2etest.Metric(c.metrics, name, labels)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') || !strings.Contains(rest, labels) {
-			continue
-		}
-		f := strings.Fields(rest)
-		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return v
 }
 
 // waitMetric waits until the metric reaches at least v.

@@ -15,7 +15,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/collector/publish/kafkatest"
-	"github.com/tapir-sensor/tapir/internal/proctest"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
@@ -46,7 +46,7 @@ func TestServices(t *testing.T) {
 			for c.metric("tapir_collector_ingest_batches_total", `result="store_error"`) < 1 &&
 				c.metric("tapir_kafka_buffered_records", "") < 1 {
 				if time.Now().After(deadline) {
-					t.Fatalf("with Kafka down the collector shows no refused or waiting batch:\n%s", proctest.LastLines(c.proc.Log.String(), 20))
+					t.Fatalf("with Kafka down the collector shows no refused or waiting batch:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
@@ -61,7 +61,7 @@ func TestServices(t *testing.T) {
 			s.mustScript("hbase/stop.sh", "--keep-data")
 			defer s.mustScript("hbase/start.sh", "--resume")
 			if !c.waitMetric("tapir_collector_ingest_batches_total", `result="store_error"`, 1, 2*time.Minute) {
-				t.Fatalf("with HBase down the collector never refused a batch:\n%s", proctest.LastLines(c.proc.Log.String(), 20))
+				t.Fatalf("with HBase down the collector never refused a batch:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
 			}
 		})
 	})
@@ -104,11 +104,11 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 	}
 
 	c := newCollector(t, s, sensorID)
-	sensor := proctest.Start(t, bin.sensor, "-r", capture, "--sensor-id", sensorID, "--collector", c.ingest,
+	sensor := e2etest.Start(t, bin.sensor, "-r", capture, "--sensor-id", sensorID, "--collector", c.ingest,
 		"--insecure", "--spool-dir", filepath.Join(work, "spool"), "--drain-timeout", "5m", "--log-level", "info")
 	if outage != nil {
 		if !c.waitMetric("tapir_collector_ingest_batches_total", `result="stored"`, 1, 2*time.Minute) {
-			t.Fatalf("no batch stored:\n%s\nsensor:\n%s", proctest.LastLines(c.proc.Log.String(), 20), proctest.LastLines(sensor.Log.String(), 20))
+			t.Fatalf("no batch stored:\n%s\nsensor:\n%s", e2etest.LastLines(c.proc.Log.String(), 20), e2etest.LastLines(sensor.Log.String(), 20))
 		}
 		outage(t, c)
 	}
@@ -116,13 +116,13 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 	slog := sensor.Log.String()
 	if !done || code != 0 || strings.Contains(slog, "has not acknowledged everything") {
 		t.Fatalf("sensor (exit %d, done %v) did not get everything acknowledged:\n%s\ncollector:\n%s",
-			code, done, proctest.LastLines(slog, 30), proctest.LastLines(c.proc.Log.String(), 30))
+			code, done, e2etest.LastLines(slog, 30), e2etest.LastLines(c.proc.Log.String(), 30))
 	}
 
 	// The completeness checks below hold only if retention removed
 	// nothing (the capture is years old: see newCollector).
 	if n := c.metric("tapir_retention_blocks_expired_total", ""); n != 0 {
-		t.Fatalf("retention removed %v packet blocks of the replayed capture (want none):\n%s", n, proctest.LastLines(c.proc.Log.String(), 20))
+		t.Fatalf("retention removed %v packet blocks of the replayed capture (want none):\n%s", n, e2etest.LastLines(c.proc.Log.String(), 20))
 	}
 
 	// The flows topic from the beginning: every record of the offline run,

@@ -1,7 +1,8 @@
-// Package proctest runs the binaries under test as child processes in
-// end-to-end tests: their output captured for assertions and failure
-// messages, and killed when the test ends.
-package proctest
+// Package e2etest holds what the end-to-end tests share to run tapir's
+// binaries: child processes with their output captured for assertions
+// and failure messages, killed when the test ends, and the reading of
+// their Prometheus metrics.
+package e2etest
 
 import (
 	"bytes"

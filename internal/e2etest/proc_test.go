@@ -1,4 +1,4 @@
-package proctest
+package e2etest
 
 import (
 	"strings"
