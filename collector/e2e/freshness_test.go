@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/netnstest"
 	"github.com/tapir-sensor/tapir/internal/e2etest"
+	"github.com/tapir-sensor/tapir/internal/netnstest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
