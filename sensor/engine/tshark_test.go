@@ -1,55 +1,31 @@
 package engine_test
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"net/netip"
 	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 )
 
-// convKey is a direction-free 5-tuple without VLAN, as both tapir's
-// records and tshark's fields are summed by it. ICMP and port-less
-// protocols sum by address pair and protocol.
-type convKey struct {
-	proto uint8
-	a, b  netip.AddrPort
-}
-
+// convSum is a conversation's packets and bytes (live_linux_test.go
+// compares them too).
 type convSum struct{ packets, bytes uint64 }
 
-func makeConvKey(proto uint8, src, dst netip.Addr, sport, dport uint16) convKey {
-	if !flow.HasPorts(proto) {
-		sport, dport = 0, 0
-	}
-	a, b := netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)
-	if b.Compare(a) < 0 {
-		a, b = b, a
-	}
-	return convKey{proto, a, b}
-}
-
-func (k convKey) String() string {
-	return fmt.Sprintf("%s %s <-> %s", flow.ProtoName(k.proto), k.a, k.b)
-}
-
-// tapirConvs sums final records by convKey.
-func tapirConvs(recs []flow.Record) map[convKey]convSum {
-	out := map[convKey]convSum{}
+// tapirConvs sums final records by tsharkoracle.Key, as tshark's frames
+// are summed.
+func tapirConvs(recs []flow.Record) map[tsharkoracle.Key]convSum {
+	out := map[tsharkoracle.Key]convSum{}
 	for _, r := range recs {
-		t := r.Tuple
-		if t.Family == flow.FamilyLink {
+		if r.Tuple.Family == flow.FamilyLink {
 			continue
 		}
-		k := makeConvKey(t.Proto, t.Src.Netip(t.Family), t.Dst.Netip(t.Family), t.SrcPort, t.DstPort)
+		k := tsharkoracle.KeyOf(r.Tuple)
 		s := out[k]
 		s.packets += r.Source.Packets + r.Destination.Packets
 		s.bytes += r.Source.Bytes + r.Destination.Bytes
@@ -58,123 +34,20 @@ func tapirConvs(recs []flow.Record) map[convKey]convSum {
 	return out
 }
 
-var tsharkFields = []string{
-	"frame.len", "ip.src", "ip.dst", "ip.proto", "ipv6.src", "ipv6.dst", "ipv6.nxt",
-	"tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "sctp.srcport", "sctp.dstport",
-	"ip.id", "ip.frag_offset", "ip.flags.mf", "ipv6.fraghdr.ident", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
-	"ipv6.fraghdr.nxt",
-}
-
-// tsharkConvs sums frame.len per convKey from tshark's per-packet fields,
-// with IP reassembly off so that each fragment is its own frame. The
-// ports of a non-first fragment are taken from the first fragment of the
-// same datagram (same addresses, protocol and IP ID), which is what
-// "non-first fragments count in their datagram's flow" means. Only the
-// outermost IP header and a transport header directly inside it count
-// (tapir keys tunnels on their outer header).
-//
-// damaged says the file is known to be damaged: tshark's exit status is
-// then ignored and what it printed before the damage is used.
-func tsharkConvs(t *testing.T, path string, damaged bool) map[convKey]convSum {
+// tsharkConvs sums tshark's IP frames by tsharkoracle.Key. damaged says
+// the file is known to be damaged: tshark's exit status is then ignored
+// and what it printed before the damage is used.
+func tsharkConvs(t *testing.T, path string, damaged bool) map[tsharkoracle.Key]convSum {
 	t.Helper()
-	args := []string{"-r", path, "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
-		"-o", "tcp.try_heuristic_first:FALSE", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"}
-	for _, f := range tsharkFields {
-		args = append(args, "-e", f)
+	frames, ok := tsharkoracle.Frames(t, path)
+	if !ok && !damaged {
+		t.Fatalf("tshark failed on %s", path)
 	}
-	out, err := exec.Command(testdata.Tool(t, "tshark"), args...).Output()
-	if err != nil && !damaged {
-		t.Fatalf("tshark %s: %v", path, err)
+	out := map[tsharkoracle.Key]convSum{}
+	for k, s := range tsharkoracle.Sums(frames) {
+		out[k] = convSum{s.Packets, s.Bytes}
 	}
-	type fragID struct {
-		proto    uint8
-		src, dst netip.Addr
-		id       string
-	}
-	type row struct {
-		k      convKey
-		frag   *fragID
-		first  bool
-		length uint64
-	}
-	ports := map[fragID][2]uint16{}
-	var rows []row
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), "\t")
-		for len(f) < len(tsharkFields) {
-			f = append(f, "")
-		}
-		get := func(name string) string {
-			for i, n := range tsharkFields {
-				if n == name {
-					return f[i]
-				}
-			}
-			panic(name)
-		}
-		length, _ := strconv.ParseUint(get("frame.len"), 10, 64)
-		var src, dst netip.Addr
-		var proto uint8
-		var fid *fragID
-		first := true
-		switch {
-		case get("ip.src") != "":
-			src, dst = netip.MustParseAddr(get("ip.src")), netip.MustParseAddr(get("ip.dst"))
-			proto = uint8(atoi(get("ip.proto")))
-			off := atoi(get("ip.frag_offset"))
-			if off != 0 || get("ip.flags.mf") == "1" || get("ip.flags.mf") == "True" {
-				fid = &fragID{proto, src, dst, get("ip.id")}
-				first = off == 0
-			}
-		case get("ipv6.src") != "":
-			src, dst = netip.MustParseAddr(get("ipv6.src")), netip.MustParseAddr(get("ipv6.dst"))
-			proto = uint8(atoi(get("ipv6.nxt")))
-			if id := get("ipv6.fraghdr.ident"); id != "" {
-				proto = uint8(atoi(get("ipv6.fraghdr.nxt")))
-				fid = &fragID{proto, src, dst, id}
-				first = atoi(get("ipv6.fraghdr.offset")) == 0
-			}
-		default:
-			continue // not IP: tapir keeps it in link-layer pseudo flows
-		}
-		var sport, dport uint16
-		switch proto {
-		case flow.ProtoTCP:
-			sport, dport = uint16(atoi(get("tcp.srcport"))), uint16(atoi(get("tcp.dstport")))
-		case flow.ProtoUDP:
-			sport, dport = uint16(atoi(get("udp.srcport"))), uint16(atoi(get("udp.dstport")))
-		case flow.ProtoSCTP:
-			sport, dport = uint16(atoi(get("sctp.srcport"))), uint16(atoi(get("sctp.dstport")))
-		}
-		if fid != nil && first {
-			ports[*fid] = [2]uint16{sport, dport}
-		}
-		rows = append(rows, row{k: makeConvKey(proto, src, dst, sport, dport), frag: fid, first: first, length: length})
-	}
-	sums := map[convKey]convSum{}
-	for _, r := range rows {
-		k := r.k
-		if r.frag != nil && !r.first {
-			if p, ok := ports[*r.frag]; ok {
-				k = makeConvKey(r.frag.proto, r.frag.src, r.frag.dst, p[0], p[1])
-			}
-		}
-		s := sums[k]
-		s.packets++
-		s.bytes += r.length
-		sums[k] = s
-	}
-	return sums
-}
-
-func atoi(s string) int {
-	if i := strings.IndexByte(s, ','); i >= 0 {
-		s = s[:i]
-	}
-	n, _ := strconv.ParseInt(s, 0, 64)
-	return int(n)
+	return out
 }
 
 // TestFlowTotalsMatchTshark runs every shared capture through the sensor

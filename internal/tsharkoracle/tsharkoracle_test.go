@@ -1,0 +1,83 @@
+package tsharkoracle
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/testdata"
+)
+
+// TestFragmentPortsMatchReassembly checks the fragment mapping of Frames
+// (reassembly off, ports carried over from the first fragment) against
+// tshark's own reassembly (two passes, reassembly on): every fragment of a
+// datagram tshark reassembles carries the ports tshark shows on the
+// reassembled datagram.
+func TestFragmentPortsMatchReassembly(t *testing.T) {
+	tshark := testdata.Tool(t, "tshark")
+	checked := 0
+	for _, rel := range []string{
+		"zeek/ipv6-fragmented-dns.pcap",
+		"zeek/fragmented-1.pcap", "zeek/fragmented-2.pcap", "zeek/fragmented-3.pcap", "zeek/fragmented-4.pcap",
+		"suricata-verify/bug-6887-defrag-eth-vlan-ipv4-tcp-syn/frag-eth-vlan-ip-tcp-syn.pcap",
+		"suricata-verify/bug-6887-defrag-ipv6-tcp/frag-ip-tcp.pcap",
+	} {
+		t.Run(rel, func(t *testing.T) {
+			path := testdata.Pcap(t, rel)
+			frames, ok := Frames(t, path)
+			if !ok {
+				t.Fatal("tshark failed")
+			}
+			out, err := exec.Command(tshark, "-n", "-2", "-r", path, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f",
+				"-e", "frame.number", "-e", "ip.reassembled_in", "-e", "ipv6.reassembled.in",
+				"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport").Output()
+			if err != nil {
+				t.Fatalf("tshark with reassembly: %v", err)
+			}
+			lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+			if len(lines) != len(frames) {
+				t.Fatalf("tshark printed %d frames with reassembly, %d without", len(lines), len(frames))
+			}
+			ports := map[int][2]uint16{} // reassembling frame -> datagram ports
+			in := map[int]int{}          // fragment -> reassembling frame
+			for _, line := range lines {
+				f := strings.Split(line, "\t")
+				for len(f) < 7 {
+					f = append(f, "")
+				}
+				n := atoi(f[0])
+				if r := atoi(f[1] + f[2]); r != 0 {
+					in[n] = r
+					in[r] = r
+				}
+				switch {
+				case f[3] != "":
+					ports[n] = [2]uint16{uint16(atoi(f[3])), uint16(atoi(f[4]))}
+				case f[5] != "":
+					ports[n] = [2]uint16{uint16(atoi(f[5])), uint16(atoi(f[6]))}
+				}
+			}
+			for i := range frames {
+				fr := &frames[i]
+				r, ok := in[fr.Number]
+				if !ok {
+					continue
+				}
+				want, ok := ports[r]
+				if !ok || !flow.HasPorts(fr.Tuple.Proto) {
+					t.Errorf("frame %d: reassembled in %d (ports %v), oracle tuple %s", fr.Number, r, want, fr.Tuple)
+					continue
+				}
+				if !fr.Fragment || fr.Tuple.SrcPort != want[0] || fr.Tuple.DstPort != want[1] {
+					t.Errorf("frame %d: oracle %s (fragment %v), tshark reassembled ports %d -> %d", fr.Number, fr.Tuple, fr.Fragment, want[0], want[1])
+				}
+				checked++
+			}
+		})
+	}
+	if checked == 0 {
+		t.Error("no fragment of a reassembled datagram checked")
+	}
+	t.Logf("checked %d fragments", checked)
+}
