@@ -76,8 +76,10 @@ func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 		}
 	}
 	// A coded packet is at most one byte longer than the packet: grow
-	// once and write by index, without append's capacity checks.
-	dst = slices.Grow(dst, len(data)+1)
+	// once and write by index, without append's capacity checks (plus
+	// the gatherSlack bytes the gathering may write past its bytes,
+	// overwritten or cut off after).
+	dst = slices.Grow(dst, len(data)+1+gatherSlack)
 	w := len(dst)
 	out := dst[:cap(dst)]
 	out[w] = ref
@@ -87,17 +89,9 @@ func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 			// The common case, a packet and reference of at least 64
 			// bytes. Bitmap and changed bytes take fewer than h = 64
 			// bytes (the worth-it test above), and out has room for
-			// len(data)+1 >= 65 from w: write through array pointers,
-			// without bounds checks or a temporary.
-			o := (*[deltaSpan]byte)(out[w:])
-			src := (*[deltaSpan]byte)(data)
-			binary.LittleEndian.PutUint64(o[:8], mask)
-			k := 8
-			for m := mask; m != 0; m &= m - 1 {
-				o[k&(deltaSpan-1)] = src[bits.TrailingZeros64(m)&(deltaSpan-1)]
-				k++
-			}
-			w += k
+			// len(data)+1+gatherSlack >= 8+64+gatherSlack from w.
+			binary.LittleEndian.PutUint64(out[w:], mask)
+			w += 8 + gatherChanged(out[w+8:], (*[deltaSpan]byte)(data), mask)
 		} else {
 			for i := 0; i < (h+7)/8; i++ {
 				out[w] = byte(mask >> (8 * i))
@@ -117,12 +111,7 @@ func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 // min(len(a), len(b), deltaSpan) that differ between a and b.
 func diffMask(a, b []byte) uint64 {
 	if len(a) >= deltaSpan && len(b) >= deltaSpan {
-		x, y := (*[deltaSpan]byte)(a), (*[deltaSpan]byte)(b)
-		var mask uint64
-		for i := 0; i < deltaSpan; i += 8 {
-			mask |= nonzeroBytes(binary.LittleEndian.Uint64(x[i:])^binary.LittleEndian.Uint64(y[i:])) << i
-		}
-		return mask
+		return diffMask64((*[deltaSpan]byte)(a), (*[deltaSpan]byte)(b))
 	}
 	h := min(len(a), len(b), deltaSpan)
 	var mask uint64
@@ -137,6 +126,32 @@ func diffMask(a, b []byte) uint64 {
 		}
 	}
 	return mask
+}
+
+// diffMaskGeneric is diffMask64 in portable Go.
+func diffMaskGeneric(x, y *[deltaSpan]byte) uint64 {
+	var mask uint64
+	for i := 0; i < deltaSpan; i += 8 {
+		mask |= nonzeroBytes(binary.LittleEndian.Uint64(x[i:])^binary.LittleEndian.Uint64(y[i:])) << i
+	}
+	return mask
+}
+
+// gatherSlack is how many bytes past the gathered ones gatherChanged may
+// write (whole 8-byte groups).
+const gatherSlack = 8
+
+// bits64 is the number of bits set in mask.
+func bits64(mask uint64) int { return bits.OnesCount64(mask) }
+
+// gatherGeneric is gatherChanged in portable Go: one byte per set bit.
+func gatherGeneric(out []byte, src *[deltaSpan]byte, mask uint64) int {
+	o := out[:bits64(mask)]
+	for k, m := 0, mask; m != 0; m &= m - 1 {
+		o[k] = src[bits.TrailingZeros64(m)&(deltaSpan-1)]
+		k++
+	}
+	return len(o)
 }
 
 // nonzeroBytes returns a byte whose bit k is set when byte k of x is not
