@@ -88,8 +88,9 @@ func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 		if h == deltaSpan {
 			// The common case, a packet and reference of at least 64
 			// bytes. Bitmap and changed bytes take fewer than h = 64
-			// bytes (the worth-it test above), and out has room for
-			// len(data)+1+gatherSlack >= 8+64+gatherSlack from w.
+			// bytes (the worth-it test above), so with the gather's
+			// slack they fit in the len(data)+1+gatherSlack >= 73
+			// bytes out has from w.
 			binary.LittleEndian.PutUint64(out[w:], mask)
 			w += 8 + gatherChanged(out[w+8:], (*[deltaSpan]byte)(data), mask)
 		} else {
