@@ -142,12 +142,9 @@ func diffMaskGeneric(x, y *[deltaSpan]byte) uint64 {
 // write (whole 8-byte groups).
 const gatherSlack = 8
 
-// bits64 is the number of bits set in mask.
-func bits64(mask uint64) int { return bits.OnesCount64(mask) }
-
 // gatherGeneric is gatherChanged in portable Go: one byte per set bit.
 func gatherGeneric(out []byte, src *[deltaSpan]byte, mask uint64) int {
-	o := out[:bits64(mask)]
+	o := out[:bits.OnesCount64(mask)]
 	for k, m := 0, mask; m != 0; m &= m - 1 {
 		o[k] = src[bits.TrailingZeros64(m)&(deltaSpan-1)]
 		k++

@@ -1,6 +1,10 @@
 package block
 
-import "golang.org/x/sys/cpu"
+import (
+	"math/bits"
+
+	"golang.org/x/sys/cpu"
+)
 
 // The two per-packet loops of delta coding in assembly: the 64-byte
 // difference mask with SSE2 compares (every amd64 CPU has SSE2), and the
@@ -46,7 +50,7 @@ func init() {
 // number.
 func gatherChanged(out []byte, src *[deltaSpan]byte, mask uint64) int {
 	if haveGather64 {
-		_ = out[bits64(mask)+gatherSlack-1] // room for the 8-byte stores
+		_ = out[bits.OnesCount64(mask)+gatherSlack-1] // room for the 8-byte stores
 		return gather64(&out[0], src, mask)
 	}
 	return gatherGeneric(out, src, mask)
