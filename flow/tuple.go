@@ -109,16 +109,29 @@ func (t Tuple) Key() (Key, bool) {
 
 // KeyInto is Key writing into *k, without copying the tuple: for the
 // per-packet path.
+//
+// The two directions of a conversation alternate in traffic, so which
+// endpoint comes first is a coin toss for the branch predictor: the
+// endpoints are swapped with masks instead of a branch.
 func (t *Tuple) KeyInto(k *Key) bool {
 	sp, dp, oneWay := portEquivalents(t.Proto, t.Family, t.SrcPort, t.DstPort)
-	if oneWay || ordered(&t.Src, &t.Dst, sp, dp) {
-		*k = Key{A: t.Src, B: t.Dst, PortA: sp, PortB: dp,
-			Proto: t.Proto, Family: t.Family, VLAN: t.VLAN, InnerVLAN: t.InnerVLAN}
-		return true
+	fwd := oneWay || ordered(&t.Src, &t.Dst, sp, dp)
+	var swap uint64 // all ones when the tuple runs from B to A
+	if !fwd {
+		swap = ^uint64(0)
 	}
-	*k = Key{A: t.Dst, B: t.Src, PortA: dp, PortB: sp,
-		Proto: t.Proto, Family: t.Family, VLAN: t.VLAN, InnerVLAN: t.InnerVLAN}
-	return false
+	le := binary.LittleEndian
+	s0, s1 := le.Uint64(t.Src[:8]), le.Uint64(t.Src[8:])
+	d0, d1 := le.Uint64(t.Dst[:8]), le.Uint64(t.Dst[8:])
+	x0, x1 := (s0^d0)&swap, (s1^d1)&swap
+	le.PutUint64(k.A[:8], s0^x0)
+	le.PutUint64(k.A[8:], s1^x1)
+	le.PutUint64(k.B[:8], d0^x0)
+	le.PutUint64(k.B[8:], d1^x1)
+	xp := (sp ^ dp) & uint16(swap)
+	k.PortA, k.PortB = sp^xp, dp^xp
+	k.Proto, k.Family, k.VLAN, k.InnerVLAN = t.Proto, t.Family, t.VLAN, t.InnerVLAN
+	return fwd
 }
 
 // ordered reports whether (a, ap) sorts before or equal to (b, bp) in
