@@ -17,12 +17,7 @@ import (
 func TestFragmentPortsMatchReassembly(t *testing.T) {
 	tshark := testdata.Tool(t, "tshark")
 	checked := 0
-	for _, rel := range []string{
-		"zeek/ipv6-fragmented-dns.pcap",
-		"zeek/fragmented-1.pcap", "zeek/fragmented-2.pcap", "zeek/fragmented-3.pcap", "zeek/fragmented-4.pcap",
-		"suricata-verify/bug-6887-defrag-eth-vlan-ipv4-tcp-syn/frag-eth-vlan-ip-tcp-syn.pcap",
-		"suricata-verify/bug-6887-defrag-ipv6-tcp/frag-ip-tcp.pcap",
-	} {
+	for _, rel := range FragmentCaptures {
 		t.Run(rel, func(t *testing.T) {
 			path := testdata.Pcap(t, rel)
 			frames, ok := Frames(t, path)
@@ -80,4 +75,14 @@ func TestFragmentPortsMatchReassembly(t *testing.T) {
 		t.Error("no fragment of a reassembled datagram checked")
 	}
 	t.Logf("checked %d fragments", checked)
+}
+
+// TestFieldIndexes keeps the field-index constants in step with fields.
+func TestFieldIndexes(t *testing.T) {
+	if len(fields) != nFields {
+		t.Fatalf("%d fields, %d indexes", len(fields), nFields)
+	}
+	if fields[fIP6RoutingNxt] != "ipv6.routing.nxt" || fields[fEpoch] != "frame.time_epoch" {
+		t.Fatal("field indexes out of order")
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/internal/netnstest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 )
@@ -25,7 +26,7 @@ func TestLiveReplayMatchesOffline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := tapirConvs(offline.finals())
+			want := tsharkoracle.RecordSums(offline.finals())
 
 			pair := netnstest.New(t, netnstest.Options{MTU: 9000})
 			lc := capture.DefaultLiveConfig(pair.CaptureIf)
@@ -80,13 +81,13 @@ func TestLiveReplayMatchesOffline(t *testing.T) {
 			if st.StoredPackets != st.Packets {
 				t.Errorf("stored %d of %d packets", st.StoredPackets, st.Packets)
 			}
-			got := tapirConvs(sink.finals())
+			got := tsharkoracle.RecordSums(sink.finals())
 			if len(got) != len(want) {
 				t.Errorf("live run has %d conversations, offline %d", len(got), len(want))
 			}
 			for k, w := range want {
 				if g := got[k]; g != w {
-					t.Errorf("%s: live %d pkts %d bytes, offline %d pkts %d bytes", k, g.packets, g.bytes, w.packets, w.bytes)
+					t.Errorf("%s: live %d pkts %d bytes, offline %d pkts %d bytes", k, g.Packets, g.Bytes, w.Packets, w.Bytes)
 				}
 			}
 		})

@@ -8,46 +8,20 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 )
 
-// convSum is a conversation's packets and bytes (live_linux_test.go
-// compares them too).
-type convSum struct{ packets, bytes uint64 }
-
-// tapirConvs sums final records by tsharkoracle.Key, as tshark's frames
-// are summed.
-func tapirConvs(recs []flow.Record) map[tsharkoracle.Key]convSum {
-	out := map[tsharkoracle.Key]convSum{}
-	for _, r := range recs {
-		if r.Tuple.Family == flow.FamilyLink {
-			continue
-		}
-		k := tsharkoracle.KeyOf(r.Tuple)
-		s := out[k]
-		s.packets += r.Source.Packets + r.Destination.Packets
-		s.bytes += r.Source.Bytes + r.Destination.Bytes
-		out[k] = s
-	}
-	return out
-}
-
 // tsharkConvs sums tshark's IP frames by tsharkoracle.Key. damaged says
 // the file is known to be damaged: tshark's exit status is then ignored
 // and what it printed before the damage is used.
-func tsharkConvs(t *testing.T, path string, damaged bool) map[tsharkoracle.Key]convSum {
+func tsharkConvs(t *testing.T, path string, damaged bool) map[tsharkoracle.Key]tsharkoracle.Sum {
 	t.Helper()
 	frames, ok := tsharkoracle.Frames(t, path)
 	if !ok && !damaged {
 		t.Fatalf("tshark failed on %s", path)
 	}
-	out := map[tsharkoracle.Key]convSum{}
-	for k, s := range tsharkoracle.Sums(frames) {
-		out[k] = convSum{s.Packets, s.Bytes}
-	}
-	return out
+	return tsharkoracle.Sums(frames)
 }
 
 // TestFlowTotalsMatchTshark runs every shared capture through the sensor
@@ -73,17 +47,17 @@ func TestFlowTotalsMatchTshark(t *testing.T) {
 					}
 					t.Logf("damaged file, as tshark agrees: %v", runErr)
 				}
-				got := tapirConvs(sink.finals())
+				got := tsharkoracle.RecordSums(sink.finals())
 				want := tsharkConvs(t, plain, runErr != nil)
 				var diffs []string
 				for k, w := range want {
 					if g := got[k]; g != w {
-						diffs = append(diffs, fmt.Sprintf("%s: tapir %d pkts %d bytes, tshark %d pkts %d bytes", k, g.packets, g.bytes, w.packets, w.bytes))
+						diffs = append(diffs, fmt.Sprintf("%s: tapir %d pkts %d bytes, tshark %d pkts %d bytes", k, g.Packets, g.Bytes, w.Packets, w.Bytes))
 					}
 				}
 				for k, g := range got {
 					if _, ok := want[k]; !ok {
-						diffs = append(diffs, fmt.Sprintf("%s: tapir %d pkts %d bytes, tshark none", k, g.packets, g.bytes))
+						diffs = append(diffs, fmt.Sprintf("%s: tapir %d pkts %d bytes, tshark none", k, g.Packets, g.Bytes))
 					}
 				}
 				sort.Strings(diffs)

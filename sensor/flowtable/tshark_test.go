@@ -14,22 +14,13 @@ import (
 	"github.com/tapir-sensor/tapir/flow"
 )
 
-// cmpKey is the direction-free identity the tshark comparison uses (see
-// tsharkoracle.Key): protocol, endpoints ordered, ports only for TCP, UDP
-// and SCTP.
-type cmpKey = tsharkoracle.Key
-
-var makeCmpKey = tsharkoracle.MakeKey
-
-type counts struct{ packets, bytes uint64 }
-
 // tsharkFlows computes the oracle: frame.len and packets summed per
-// cmpKey from tsharkoracle.Frames (IP reassembly off; non-first fragments
+// key from tsharkoracle.Frames (IP reassembly off; non-first fragments
 // in their datagram's flow, or port-less when the datagram's first
 // fragment is missing). It also returns the number of IP frames and of
 // non-first fragments whose first fragment is in the file; ok is false
 // when tshark failed on the file.
-func tsharkFlows(tb testing.TB, path string) (flows map[cmpKey]counts, nIP, resolved int, ok bool) {
+func tsharkFlows(tb testing.TB, path string) (flows map[tsharkoracle.Key]tsharkoracle.Sum, nIP, resolved int, ok bool) {
 	tb.Helper()
 	frames, ok := tsharkoracle.Frames(tb, path)
 	if !ok {
@@ -43,41 +34,35 @@ func tsharkFlows(tb testing.TB, path string) (flows map[cmpKey]counts, nIP, reso
 			resolved++
 		}
 	}
-	flows = map[cmpKey]counts{}
-	for k, s := range tsharkoracle.Sums(frames) {
-		flows[k] = counts{s.Packets, s.Bytes}
-	}
-	return flows, nIP, resolved, true
+	return tsharkoracle.Sums(frames), nIP, resolved, true
 }
 
-// recordFlows sums final records per cmpKey.
-func recordFlows(recs []flow.Record) (map[cmpKey]counts, int) {
-	res := map[cmpKey]counts{}
-	n := 0
+// recordFlows sums final records per key and returns their packets.
+func recordFlows(recs []flow.Record) (map[tsharkoracle.Key]tsharkoracle.Sum, int) {
+	var finals []flow.Record
 	for _, r := range recs {
-		if !r.Reason.Final() {
-			continue
+		if r.Reason.Final() {
+			finals = append(finals, r)
 		}
-		k := makeCmpKey(r.Tuple.Proto, r.Tuple.Src.Netip(r.Tuple.Family), r.Tuple.Dst.Netip(r.Tuple.Family), r.Tuple.SrcPort, r.Tuple.DstPort)
-		c := res[k]
-		c.packets += r.Source.Packets + r.Destination.Packets
-		c.bytes += r.Source.Bytes + r.Destination.Bytes
-		n += int(r.Source.Packets + r.Destination.Packets)
-		res[k] = c
 	}
-	return res, n
+	sums := tsharkoracle.RecordSums(finals)
+	n := 0
+	for _, s := range sums {
+		n += int(s.Packets)
+	}
+	return sums, n
 }
 
-func diffFlows(want, got map[cmpKey]counts) []string {
+func diffFlows(want, got map[tsharkoracle.Key]tsharkoracle.Sum) []string {
 	var d []string
 	for k, w := range want {
 		if g := got[k]; g != w {
-			d = append(d, fmt.Sprintf("%v: tshark %d pkts %d bytes, table %d pkts %d bytes", k, w.packets, w.bytes, g.packets, g.bytes))
+			d = append(d, fmt.Sprintf("%v: tshark %d pkts %d bytes, table %d pkts %d bytes", k, w.Packets, w.Bytes, g.Packets, g.Bytes))
 		}
 	}
 	for k, g := range got {
 		if _, ok := want[k]; !ok {
-			d = append(d, fmt.Sprintf("%v: not in tshark, table %d pkts %d bytes", k, g.packets, g.bytes))
+			d = append(d, fmt.Sprintf("%v: not in tshark, table %d pkts %d bytes", k, g.Packets, g.Bytes))
 		}
 	}
 	sort.Strings(d)
@@ -141,12 +126,7 @@ func TestFragmentsJoinDatagramFlow(t *testing.T) {
 			t.Error("no fragment went through the held list")
 		}
 	}()
-	for _, rel := range []string{
-		"zeek/ipv6-fragmented-dns.pcap",
-		"zeek/fragmented-1.pcap", "zeek/fragmented-2.pcap", "zeek/fragmented-3.pcap", "zeek/fragmented-4.pcap",
-		"suricata-verify/bug-6887-defrag-eth-vlan-ipv4-tcp-syn/frag-eth-vlan-ip-tcp-syn.pcap",
-		"suricata-verify/bug-6887-defrag-ipv6-tcp/frag-ip-tcp.pcap",
-	} {
+	for _, rel := range tsharkoracle.FragmentCaptures {
 		t.Run(rel, func(t *testing.T) {
 			p := filepath.Join(dir, rel)
 			want, nIP, resolved, ok := tsharkFlows(t, p)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 
 	"github.com/tapir-sensor/tapir/flow"
 )
@@ -58,14 +59,14 @@ func TestZeekConnLogs(t *testing.T) {
 			}
 			infos, _ := packetInfos(readCapture(t, filepath.Join(dir, "zeek", pcap)))
 			recs, _ := collect(t, longConfig(), infos)
-			got := map[cmpKey]counts{}
+			got := map[tsharkoracle.Key]tsharkoracle.Sum{}
 			type dir struct{ orig, resp uint64 }
 			oriented := map[[2]netip.AddrPort]dir{}
 			for _, r := range recs {
 				tp := r.Tuple
-				k := makeCmpKey(tp.Proto, tp.Src.Netip(tp.Family), tp.Dst.Netip(tp.Family), tp.SrcPort, tp.DstPort)
+				k := tsharkoracle.MakeKey(tp.Proto, tp.Src.Netip(tp.Family), tp.Dst.Netip(tp.Family), tp.SrcPort, tp.DstPort)
 				c := got[k]
-				c.packets += r.Source.Packets + r.Destination.Packets
+				c.Packets += r.Source.Packets + r.Destination.Packets
 				got[k] = c
 				if flow.HasPorts(tp.Proto) {
 					o := [2]netip.AddrPort{netip.AddrPortFrom(tp.Src.Netip(tp.Family), tp.SrcPort), netip.AddrPortFrom(tp.Dst.Netip(tp.Family), tp.DstPort)}
@@ -75,16 +76,16 @@ func TestZeekConnLogs(t *testing.T) {
 					oriented[o] = d
 				}
 			}
-			want := map[cmpKey]counts{}
+			want := map[tsharkoracle.Key]tsharkoracle.Sum{}
 			for _, c := range conns {
-				k := makeCmpKey(c.proto, c.orig.Addr(), c.resp.Addr(), c.orig.Port(), c.resp.Port())
+				k := tsharkoracle.MakeKey(c.proto, c.orig.Addr(), c.resp.Addr(), c.orig.Port(), c.resp.Port())
 				w := want[k]
-				w.packets += c.origPkts + c.respPkts
+				w.Packets += c.origPkts + c.respPkts
 				want[k] = w
 			}
 			for k, w := range want {
-				if got[k].packets != w.packets {
-					t.Errorf("%v: zeek %d packets, table %d", k, w.packets, got[k].packets)
+				if got[k].Packets != w.Packets {
+					t.Errorf("%v: zeek %d packets, table %d", k, w.Packets, got[k].Packets)
 				}
 			}
 			for _, c := range conns {
