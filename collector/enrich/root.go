@@ -144,15 +144,6 @@ func New(cfg Config, deps Dependencies) (*Chain, error) {
 	return c.finish(es, deps)
 }
 
-// NewWith builds a chain of the given enrichers (tests, embedding).
-func NewWith(cfg Config, deps Dependencies, es ...Enricher) (*Chain, error) {
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	c := &Chain{cfg: cfg, log: deps.Logger, stop: make(chan struct{}), alerts: make(chan Alert, max(cfg.Alerts.Queue, 1))}
-	return c.finish(es, deps)
-}
-
 func (c *Chain) finish(es []Enricher, deps Dependencies) (*Chain, error) {
 	for _, e := range es {
 		c.stages = append(c.stages, &Stage{Enricher: e})

@@ -130,23 +130,6 @@ func New(t testing.TB, opts Options) *Pair {
 	return p
 }
 
-// AddVLAN adds an 802.1Q subinterface with id on both ends, addressed
-// 198.51.100.1/24 (capture side) and 198.51.100.2/24 (peer side), and
-// returns the two subinterface names.
-func (p *Pair) AddVLAN(t testing.TB, id int) (captureVLAN, peerVLAN string) {
-	t.Helper()
-	captureVLAN, peerVLAN = fmt.Sprintf("%s.%d", p.CaptureIf[:10], id), fmt.Sprintf("%s.%d", p.PeerIf[:10], id)
-	for _, v := range []struct{ ns, parent, name, addr string }{
-		{p.CaptureNS, p.CaptureIf, captureVLAN, "198.51.100.1/24"},
-		{p.PeerNS, p.PeerIf, peerVLAN, "198.51.100.2/24"},
-	} {
-		run(t, "ip", "-n", v.ns, "link", "add", "link", v.parent, "name", v.name, "type", "vlan", "id", strconv.Itoa(id))
-		run(t, "ip", "-n", v.ns, "addr", "add", v.addr, "dev", v.name)
-		run(t, "ip", "-n", v.ns, "link", "set", v.name, "up")
-	}
-	return captureVLAN, peerVLAN
-}
-
 // Exec runs a command inside namespace ns and returns its combined output.
 func Exec(ns string, args ...string) ([]byte, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)

@@ -37,13 +37,6 @@ func monoToWallOffset() int64 {
 	return (before+after)/2 - ts.Nano()
 }
 
-// monoNow returns CLOCK_MONOTONIC in ns, the clock of the kernel's times.
-func monoNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
-}
-
 func keyToBPF(k *flow.Key) bpf.TapirFlowKey {
 	return bpf.TapirFlowKey{A: k.A, B: k.B, PortA: k.PortA, PortB: k.PortB,
 		Vlan: k.VLAN, InnerVlan: k.InnerVLAN, Proto: k.Proto, Family: k.Family}

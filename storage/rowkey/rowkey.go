@@ -162,14 +162,6 @@ func saltOf(b []byte) byte {
 	return byte(h ^ h>>8 ^ h>>16 ^ h>>24)
 }
 
-// Salt returns the salt byte of a canonical flow key: the FNV-1a hash of
-// its 42-byte form, folded to one byte. Both directions of a flow share it
-// because the key is already direction-free.
-func Salt(k *flow.Key) byte {
-	var buf [FlowKeyLen]byte
-	return saltOf(AppendFlowKey(buf[:0], k))
-}
-
 // AppendFlowPrefix appends salt and flow key (43 bytes): the prefix shared
 // by every block row of the flow key, in both directions.
 func AppendFlowPrefix(dst []byte, k *flow.Key) []byte {
@@ -199,13 +191,6 @@ func AppendBlockKey(dst []byte, bk *BlockKey) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, bk.Sensor)
 	dst = append(dst, bk.FlowID[:]...)
 	return binary.BigEndian.AppendUint32(dst, bk.Seq)
-}
-
-// AppendBlockScanKey appends salt, flow key and a bucket (51 bytes): a scan
-// bound that selects the flow key's blocks from that bucket on.
-func AppendBlockScanKey(dst []byte, k *flow.Key, bucket int64) []byte {
-	dst = AppendFlowPrefix(dst, k)
-	return AppendTime(dst, bucket)
 }
 
 // DecodeBlockKey reads a block row key, checking its length and its salt.
