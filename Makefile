@@ -7,7 +7,7 @@ export TAPIR_PCAPS ?= $(PCAPS)
 
 BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 
-.PHONY: all build deps data test test-unit bench bench-report demo generate check-generate fmt vet clean services-up services-down
+.PHONY: all build deps data test test-race test-unit bench bench-report demo generate check-generate fmt vet clean services-up services-down
 
 # Services the integration tests and benchmarks use (deploy/kafka,
 # deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
@@ -25,7 +25,7 @@ define with-services
 	trap './deploy/hbase/stop.sh; ./deploy/kafka/stop.sh' EXIT; \
 	{ TAPIR_KAFKA_PORT=$(KAFKA_PORT) ./deploy/kafka/start.sh && \
 	  TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) ./deploy/hbase/start.sh && \
-	  $(SERVICES_ENV) $(1); } || rc=$$?; \
+	  { export $(SERVICES_ENV); $(1); }; } || rc=$$?; \
 	if [ $$rc -ne 0 ]; then \
 	  d=$(SERVICE_LOGS)/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$d; \
 	  cp .cache/services/kafka/kafka.log .cache/services/hbase/hbase.log $$d/ 2>/dev/null; \
@@ -54,7 +54,20 @@ build:
 # because TAPIR_REQUIRE_ALL=1.
 test: deps build data
 	$(GO) vet ./...
-	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./...)
+	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./... && \
+	  TAPIR_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 30m -skip '$(RACE_SKIP)' $(RACE_PKGS))
+
+# The concurrent packages, run a second time under the race detector by
+# make test (and make test-race). Live-capture tests are skipped there:
+# they measure drops at line rate, which the race detector's 5-10x
+# slowdown turns into kernel ring drops; they run without -race above.
+RACE_PKGS ?= ./collector/ingest/... ./collector/api/... ./collector/registry/... \
+	./sensor/export/... ./sensor/spool/... ./sensor/engine/... ./storage/...
+RACE_SKIP ?= ^TestLive
+
+# Only the race-detector pass (services started as for make test).
+test-race: deps build data
+	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 30m -skip '$(RACE_SKIP)' $(RACE_PKGS))
 
 # For people: start Kafka and HBase and leave them running (stop with
 # make services-down); prints the environment the tests and tapir use.
