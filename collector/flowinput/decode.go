@@ -64,7 +64,7 @@ type exporter struct {
 func NewDecoder(cfg Configuration, templates *Templates, m *metrics) *Decoder {
 	d := &Decoder{seed: cfg.CommunitySeed, maxExp: cfg.MaxExporters, templates: templates, m: m,
 		exporters: map[netip.Addr]*exporter{}}
-	d.seq.Store(uint32(time.Now().UnixNano() >> 10)) // differs per run: flow ids stay unique across restarts
+	d.seq.Store(flow.RandomSeq()) // random per run: flow ids stay unique across restarts (see flow.ID)
 	return d
 }
 
