@@ -278,7 +278,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		var w io.Writer = stdout
 		var c io.Closer
 		if p != "-" {
-			f, ferr := os.Create(p)
+			f, ferr := output.OpenFlowsFile(p, false)
 			if ferr != nil {
 				return fmt.Errorf("flows output: %w", ferr)
 			}
@@ -287,7 +287,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		fj := output.NewFlowsJSON(w, c)
 		if p != "-" {
 			reopen = func() {
-				f, ferr := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+				f, ferr := output.OpenFlowsFile(p, true)
 				if ferr == nil {
 					ferr = fj.Switch(f, f)
 				}
