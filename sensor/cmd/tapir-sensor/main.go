@@ -146,6 +146,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.checkOnly {
+		if err := cfg.CheckFiles(time.Now()); err != nil {
+			fmt.Fprintf(stderr, "tapir-sensor: %v\n", err)
+			return 2
+		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
