@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/internal/netnstest"
-	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
 // buildSensor builds the tapir-sensor binary into a temporary directory.
