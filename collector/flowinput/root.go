@@ -145,7 +145,7 @@ func (in *Input) Start() error {
 		in.conns = append(in.conns, c)
 		in.log.Info("flow input listening", "protocol", l.name, "addr", c.LocalAddr().String())
 		in.readers.Add(1)
-		go in.read(c, l, in.m.socketDrops.WithLabelValues(l.name))
+		go in.read(c, l, &dropCounter{c: in.m.socketDrops.WithLabelValues(l.name)})
 	}
 	in.queue = make(chan Batch, in.cfg.QueueBatches)
 	in.wg.Add(2)
@@ -187,12 +187,11 @@ func (in *Input) templatesPath() string {
 
 // read is one listener's loop: receive, decode, queue. drops counts the
 // datagrams the kernel dropped on this socket (receive buffer full).
-func (in *Input) read(c *net.UDPConn, l listener, drops prometheus.Counter) {
+func (in *Input) read(c *net.UDPConn, l listener, drops *dropCounter) {
 	defer in.readers.Done()
 	buf := make([]byte, 65535)
 	oob := make([]byte, oobSize)
 	var recs []flow.Record
-	var dropped uint32 // the socket's drop count as last reported
 	for {
 		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
@@ -201,11 +200,9 @@ func (in *Input) read(c *net.UDPConn, l listener, drops prometheus.Counter) {
 			}
 			continue
 		}
-		if total, ok := socketDrops(oob[:oobn]); ok && total != dropped {
-			drops.Add(float64(total - dropped))
+		if total, ok := socketDrops(oob[:oobn]); ok && drops.update(total) {
 			in.rateLog("flow input: the kernel dropped datagrams (receive buffer full; raise read_buffer)",
 				"listener", l.name, "dropped_since_start", total)
-			dropped = total
 		}
 		recs, err = in.dec.Decode(from.Addr(), l.proto, buf[:n], time.Now(), recs[:0])
 		if errors.Is(err, ErrTooManyExporters) {
@@ -217,6 +214,23 @@ func (in *Input) read(c *net.UDPConn, l listener, drops prometheus.Counter) {
 		}
 		in.add(recs)
 	}
+}
+
+// dropCounter turns a socket's cumulative drop count (SO_RXQ_OVFL) into
+// increments of a counter. One reader goroutine uses it.
+type dropCounter struct {
+	c    prometheus.Counter
+	last uint32 // the count last seen
+}
+
+// update records the socket's drop count; it reports whether it grew.
+func (d *dropCounter) update(total uint32) bool {
+	if total == d.last {
+		return false
+	}
+	d.c.Add(float64(total - d.last)) // uint32 arithmetic: wrap-safe
+	d.last = total
+	return true
 }
 
 // add appends records to their exporter's pending list and queues the
