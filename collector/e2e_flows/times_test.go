@@ -153,11 +153,33 @@ func v9PastUptime(seq, exportSecs, uptime, first, last uint32) []byte {
 	return append(b, rec...)
 }
 
-// TestNetFlowV9PastUptimeMatchesNfdump sends NetFlow v9 records whose
-// times run past the exporter's uptime (and one whose uptime counter
-// wrapped within the flow) to tapir and nfcapd: tapir's times equal
-// nfdump's (before, such an end time was put 2^32 ms, 49.7 days, early).
-func TestNetFlowV9PastUptimeMatchesNfdump(t *testing.T) {
+// v5Uptime crafts a NetFlow v5 datagram with one TCP record whose First
+// and Last are sysUpTime ms.
+func v5Uptime(seq, exportSecs, uptime, first, last uint32) []byte {
+	be := binary.BigEndian
+	b := make([]byte, 24+48)
+	be.PutUint16(b[0:], 5)
+	be.PutUint16(b[2:], 1)
+	be.PutUint32(b[4:], uptime)
+	be.PutUint32(b[8:], exportSecs)
+	be.PutUint32(b[16:], seq)
+	r := b[24:]
+	copy(r[0:], []byte{192, 0, 2, 7, 198, 51, 100, 9})
+	be.PutUint32(r[16:], 3+seq)
+	be.PutUint32(r[20:], 180)
+	be.PutUint32(r[24:], first)
+	be.PutUint32(r[28:], last)
+	be.PutUint16(r[32:], 40000)
+	be.PutUint16(r[34:], 443)
+	r[38] = flow.ProtoTCP
+	return b
+}
+
+// TestUptimeTimesMatchNfdump sends NetFlow v9 and v5 records whose times
+// run past the exporter's uptime (and ones whose uptime counter wrapped
+// within the flow) to tapir and nfcapd: tapir's times equal nfdump's
+// (before, such an end time was put 2^32 ms, 49.7 days, early).
+func TestUptimeTimesMatchNfdump(t *testing.T) {
 	col := startInput(t, "-")
 	port, stop := nfcapd(t)
 	const exp, up = 1_700_000_000, 1_000_000
@@ -166,6 +188,11 @@ func TestNetFlowV9PastUptimeMatchesNfdump(t *testing.T) {
 		v9PastUptime(2, exp, up, 999_000, 1_000_500),
 		v9PastUptime(3, exp, up, 1_000_200, 1_000_700),
 		v9PastUptime(4, exp, up, 1<<32-1000, 500),
+		v5Uptime(1, exp, up, 990_000, 999_000),
+		v5Uptime(2, exp, up, 999_000, 1_000_500),
+		v5Uptime(3, exp, up, 1_000_200, 1_000_700),
+		v5Uptime(4, exp, up, 1<<32-1000, 500),
+		v5Uptime(5, exp, 1000, 1<<32-5000, 1<<32-2000),
 	}
 	c, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(col.port))
 	if err != nil {

@@ -370,11 +370,28 @@ func (d *Decoder) finish(e *exporter, t flow.Tuple, src, dst flow.DirStats, star
 	return r
 }
 
+// v5Times reads a NetFlow v5 record's First and Last (sysUpTime ms) as
+// nfdump does: relative to boot (export time - header uptime), First
+// 2^32 ms earlier when it is above Last (the counter wrapped during the
+// flow), and both 2^32 ms earlier when Last is more than 100 s past the
+// header's uptime (a flow from before the counter wrapped).
+func v5Times(boot int64, uptime, first, last uint32) (time.Time, time.Time) {
+	start, end := boot+int64(first), boot+int64(last)
+	if first > last {
+		start -= 1 << 32
+	}
+	if last > uptime && last-uptime > 100_000 {
+		start -= 1 << 32
+		end -= 1 << 32
+	}
+	return time.UnixMilli(start).UTC(), time.UnixMilli(end).UTC()
+}
+
 // fromV5 converts a NetFlow v5 message.
 func (d *Decoder) fromV5(e *exporter, out []flow.Record) ([]flow.Record, error) {
 	p := &e.v5
 	d.gap(e, 5, uint32(p.EngineType)<<8|uint32(p.EngineId), p.FlowSequence, uint32(len(p.Records)))
-	exportMs := int64(p.UnixSecs)*1000 + int64(p.UnixNSecs)/1e6
+	exportMs := int64(p.UnixSecs)*1000 + int64(p.UnixNSecs)/1e6 // boot: exportMs - SysUptime
 	sampling := uint32(p.SamplingInterval & 0x3fff)
 	n := int(p.Count)
 	if n > len(p.Records) {
@@ -394,8 +411,7 @@ func (d *Decoder) fromV5(e *exporter, out []flow.Record) ([]flow.Record, error) 
 		case flow.HasPorts(f.proto):
 			t.SrcPort, t.DstPort = f.sport, f.dport
 		}
-		start := time.UnixMilli(exportMs - int64(p.SysUptime-rec.First)).UTC()
-		end := time.UnixMilli(exportMs - int64(p.SysUptime-rec.Last)).UTC()
+		start, end := v5Times(exportMs-int64(p.SysUptime), p.SysUptime, rec.First, rec.Last)
 		x := &flow.Exported{Exporter: e.addr, Protocol: "netflow-v5", ObservationDomain: uint32(p.EngineType)<<8 | uint32(p.EngineId),
 			InputInterface: uint32(rec.Input), OutputInterface: uint32(rec.Output), SamplingRate: sampling,
 			RawSourcePackets: uint64(rec.DPkts), RawSourceBytes: uint64(rec.DOctets)}

@@ -266,6 +266,36 @@ func TestNetFlowV9TimesAsNfdump(t *testing.T) {
 	}
 }
 
+// TestNetFlowV5TimesAsNfdump: NetFlow v5 First/Last are read as nfdump
+// reads them: boot = export time - header uptime; First 2^32 ms earlier
+// when above Last; both 2^32 ms earlier when Last is more than 100 s past
+// the uptime. Before, a Last a moment past the uptime put the end 49.7
+// days before the export.
+func TestNetFlowV5TimesAsNfdump(t *testing.T) {
+	const exp = 1_700_000_000
+	for _, tc := range []struct {
+		name                string
+		uptime, first, last uint32
+		start, end          int64 // ms after boot
+	}{
+		{"before uptime", 1_000_000, 990_000, 999_000, 990_000, 999_000},
+		{"last past uptime", 1_000_000, 999_000, 1_000_500, 999_000, 1_000_500},
+		{"counter wrapped in the flow", 1_000_000, 1<<32 - 1000, 500, -1000, 500},
+		{"flow from before the wrap", 1000, 1<<32 - 5000, 1<<32 - 2000, -5000, -2000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			boot := int64(exp)*1000 - int64(tc.uptime)
+			out, err := testDecoder().Decode(loopback, ProtoNetFlow, v5Datagram(1, exp, tc.uptime, tc.first, tc.last), time.Now(), nil)
+			if err != nil || len(out) != 1 {
+				t.Fatalf("%d records, %v", len(out), err)
+			}
+			if r := &out[0]; r.Start.UnixMilli() != boot+tc.start || r.End.UnixMilli() != boot+tc.end {
+				t.Fatalf("start %v end %v; want %v %v", r.Start, r.End, time.UnixMilli(boot+tc.start).UTC(), time.UnixMilli(boot+tc.end).UTC())
+			}
+		})
+	}
+}
+
 // TestIPFIXSystemInitTime: softflowd's IPFIX flows carry
 // flowStart/EndSysUpTime and, in an options record,
 // systemInitTimeMilliseconds (IE 160): the records' times are init +
