@@ -94,7 +94,9 @@ func NewDirWriter(cfg DirWriterConfig) (*DirWriter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	// Blocks hold packet payloads: private to the writer's user whatever
+	// the umask (an existing directory keeps its mode).
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create block dir: %w", err)
 	}
 	return &DirWriter{cfg: cfg}, nil
@@ -139,7 +141,7 @@ func (d *DirWriter) Write(encoded []byte) error {
 
 func (d *DirWriter) openSegment() error {
 	name := filepath.Join(d.cfg.Dir, fmt.Sprintf("blocks-%d-%d%s", time.Now().UnixNano(), d.n, SegmentExt))
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("open segment: %w", err)
 	}

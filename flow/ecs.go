@@ -11,6 +11,7 @@ import (
 // Enrichers add their own top-level objects next to these.
 type ECS struct {
 	Timestamp   time.Time    `json:"@timestamp"`
+	ECS         ECSMeta      `json:"ecs"`
 	Network     ECSNetwork   `json:"network"`
 	Source      ECSEndpoint  `json:"source"`
 	Destination ECSEndpoint  `json:"destination"`
@@ -24,6 +25,15 @@ type ECS struct {
 	URL       *ECSURL        `json:"url,omitempty"`
 	UserAgent *ECSUserAgent  `json:"user_agent,omitempty"`
 	Extra     map[string]any `json:"-"`
+}
+
+// ECSVersion is the ECS version the records' field set follows: ECS
+// requires it in ecs.version on every event.
+const ECSVersion = "9.4.0"
+
+// ECSMeta is ECS ecs.*.
+type ECSMeta struct {
+	Version string `json:"version"`
 }
 
 // ECSNetwork is ECS network.*.
@@ -137,7 +147,7 @@ func TCPFlagsString(f uint8) string {
 
 // ToECS renders the record in ECS form.
 func (r *Record) ToECS() *ECS {
-	e := &ECS{Timestamp: r.End.UTC()}
+	e := &ECS{Timestamp: r.End.UTC(), ECS: ECSMeta{Version: ECSVersion}}
 	t := &r.Tuple
 	e.Network = ECSNetwork{
 		CommunityID: r.CommunityID,

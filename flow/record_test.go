@@ -54,6 +54,7 @@ func TestECSFields(t *testing.T) {
 		"destination.ip": "66.35.250.204", "destination.port": 80.0, "destination.bytes": 614.0,
 		"event.start": "2024-05-01T10:00:00.123456789Z", "event.end": "2024-05-01T10:00:01.123456789Z",
 		"event.reason": "fin", "tapir.sensor_id": "s1", "tapir.vlan": 10.0,
+		"ecs.version": "9.4.0",
 	}
 	for path, want := range checks {
 		var obj, field string

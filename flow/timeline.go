@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -36,7 +37,8 @@ var ErrBadTimeline = errors.New("flow: malformed timeline")
 // maxTimelinePoints bounds what Decode accepts from the wire.
 const maxTimelinePoints = 1 << 20
 
-// Decode returns the timeline's points in time order.
+// Decode returns the timeline's points in time order. It does not modify
+// the timeline and is safe for concurrent use.
 func (tl *Timeline) Decode() ([]TimelinePoint, error) {
 	if tl == nil || tl.Points == 0 {
 		return nil, nil
@@ -44,11 +46,14 @@ func (tl *Timeline) Decode() ([]TimelinePoint, error) {
 	if tl.Points > maxTimelinePoints {
 		return nil, fmt.Errorf("%w: %d points", ErrBadTimeline, tl.Points)
 	}
-	pi, err := tsz.NewIterator(tl.Packets)
+	// go-tsz's reader advances through the slice it is given by shifting
+	// its bytes in place: hand it copies, or the first Decode destroys
+	// the stored series (and concurrent readers race).
+	pi, err := tsz.NewIterator(bytes.Clone(tl.Packets))
 	if err != nil {
 		return nil, fmt.Errorf("%w: packets: %v", ErrBadTimeline, err)
 	}
-	bi, err := tsz.NewIterator(tl.Bytes)
+	bi, err := tsz.NewIterator(bytes.Clone(tl.Bytes))
 	if err != nil {
 		return nil, fmt.Errorf("%w: bytes: %v", ErrBadTimeline, err)
 	}

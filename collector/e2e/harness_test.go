@@ -288,12 +288,14 @@ type ecsFlow struct {
 		CommunityID string `json:"community_id"`
 		Transport   string `json:"transport"`
 		IANANumber  string `json:"iana_number"`
+		EtherType   string `json:"ethertype"`
 		Type        string `json:"type"`
 		Packets     uint64 `json:"packets"`
 		Bytes       uint64 `json:"bytes"`
 	} `json:"network"`
 	Source, Destination struct {
 		IP   string `json:"ip"`
+		MAC  string `json:"mac"`
 		Port uint16 `json:"port"`
 	}
 	Event struct {

@@ -27,8 +27,9 @@ func offlineFlows(t *testing.T, file, sensorID string) map[string]uint64 {
 	return flowPackets(t, parseFlows(t, out), sensorID)
 }
 
-// flowPackets keys flows by Community ID (or flow ID for link-layer
-// pseudo flows) and start time, with the packets of the flow's newest
+// flowPackets keys flows by Community ID (or MACs and EtherType for
+// link-layer pseudo flows: flow IDs differ between sensor runs) and start
+// time, with the packets of the flow's newest
 // record (update records repeat the flow ID with Segment+1 and carry
 // running totals; the collector keeps the newest).
 func flowPackets(t *testing.T, recs []ecsFlow, sensorID string) map[string]uint64 {
@@ -46,7 +47,7 @@ func flowPackets(t *testing.T, recs []ecsFlow, sensorID string) map[string]uint6
 	for _, r := range newest {
 		name := r.Network.CommunityID
 		if name == "" {
-			name = "link:" + r.Tapir.FlowID
+			name = "link:" + r.Source.MAC + ">" + r.Destination.MAC + "/" + r.Network.EtherType
 		}
 		k := name + "@" + r.Event.Start.UTC().Format(time.RFC3339Nano)
 		if _, dup := m[k]; dup {

@@ -258,11 +258,16 @@ func (c *collector) pcap(flowID string) ([]byte, error) {
 type ecsFlow struct {
 	Network struct {
 		CommunityID string `json:"community_id"`
+		EtherType   string `json:"ethertype"`
 		Packets     uint64 `json:"packets"`
 		Bytes       uint64 `json:"bytes"`
 	} `json:"network"`
+	Source, Destination struct {
+		MAC string `json:"mac"`
+	}
 	Event struct {
-		Reason string `json:"reason"`
+		Start  time.Time `json:"start"`
+		Reason string    `json:"reason"`
 	} `json:"event"`
 	Tapir struct {
 		FlowID  string `json:"flow_id"`
@@ -277,7 +282,17 @@ type ecsFlow struct {
 	} `json:"tapir"`
 }
 
-func (f *ecsFlow) id() string { return fmt.Sprintf("%s/%d", f.Tapir.FlowID, f.Tapir.Segment) }
+// id names a flow report the same way in every run over the same
+// capture: Community ID (link-layer pseudo flows: MACs and EtherType),
+// first-seen time and segment. Flow IDs cannot: every sensor run draws
+// new ones.
+func (f *ecsFlow) id() string {
+	name := f.Network.CommunityID
+	if name == "" {
+		name = "link:" + f.Source.MAC + ">" + f.Destination.MAC + "/" + f.Network.EtherType
+	}
+	return fmt.Sprintf("%s@%s/%d", name, f.Event.Start.UTC().Format(time.RFC3339Nano), f.Tapir.Segment)
+}
 
 func parseFlows(t testing.TB, b []byte) []ecsFlow {
 	t.Helper()

@@ -144,7 +144,7 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 		}
 		got[f.id()] = f
 	}
-	t.Logf("%s: %d records in Kafka, %d distinct (flow id, segment), %d duplicates (at-least-once); offline run %d",
+	t.Logf("%s: %d records in Kafka, %d distinct (flow, segment), %d duplicates (at-least-once); offline run %d",
 		sensorID, len(recs), len(got), dups, len(want))
 	for id, w := range want {
 		g, ok := got[id]
@@ -165,9 +165,10 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 	}
 
 	// Every flow's pcap from HBase holds the packets its final record
-	// says were stored, and all of them add up to tshark's count.
+	// says were stored, and all of them add up to tshark's count. (The
+	// records from Kafka: they carry this run's flow IDs.)
 	final := map[string]ecsFlow{}
-	for _, f := range want {
+	for _, f := range got {
 		if p, ok := final[f.Tapir.FlowID]; !ok || f.Tapir.Segment > p.Tapir.Segment {
 			final[f.Tapir.FlowID] = f
 		}

@@ -64,13 +64,17 @@ var ErrInvalidConfig = errors.New("invalid flow_input config")
 
 // Validate checks the configuration.
 func (c *Configuration) Validate() error {
-	for name, a := range map[string]string{"netflow": c.NetFlow, "ipfix": c.IPFIX, "sflow": c.SFlow} {
+	for _, l := range c.listeners() {
+		name, a := l.name, l.addr
 		if a == "" {
 			continue
 		}
 		if _, err := net.ResolveUDPAddr("udp", a); err != nil {
 			return fmt.Errorf("%w: %s address %q: %v", ErrInvalidConfig, name, a, err)
 		}
+	}
+	if err := c.distinctListeners(); err != nil {
+		return err
 	}
 	if c.Enabled && c.NetFlow == "" && c.IPFIX == "" && c.SFlow == "" {
 		return fmt.Errorf("%w: enabled without any listener address", ErrInvalidConfig)
@@ -88,6 +92,38 @@ func (c *Configuration) Validate() error {
 		return fmt.Errorf("%w: max_templates must be positive", ErrInvalidConfig)
 	case c.ReadBuffer < 0:
 		return fmt.Errorf("%w: read_buffer must not be negative", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// listeners returns the configured listeners in the order netflow, ipfix,
+// sflow, with empty addresses (listener off).
+func (c *Configuration) listeners() []listener {
+	return []listener{{"netflow", c.NetFlow, ProtoNetFlow}, {"ipfix", c.IPFIX, ProtoNetFlow}, {"sflow", c.SFlow, ProtoSFlow}}
+}
+
+// distinctListeners rejects two listeners on one UDP address (one socket
+// cannot serve both: the second would never open). Port 0 (any free
+// port) never conflicts; a wildcard address conflicts with every address
+// on its port.
+func (c *Configuration) distinctListeners() error {
+	seen := map[int][]listener{}
+	for _, l := range c.listeners() {
+		if l.addr == "" {
+			continue
+		}
+		ua, err := net.ResolveUDPAddr("udp", l.addr)
+		if err != nil || ua.Port == 0 {
+			continue // reported by Validate, or no conflict
+		}
+		for _, o := range seen[ua.Port] {
+			oa, _ := net.ResolveUDPAddr("udp", o.addr)
+			if ua.IP == nil || oa.IP == nil || ua.IP.IsUnspecified() || oa.IP.IsUnspecified() || ua.IP.Equal(oa.IP) {
+				return fmt.Errorf("%w: %s and %s listen on the same address (%q, %q): give each its own port, or leave one empty (the netflow listener accepts IPFIX too)",
+					ErrInvalidConfig, o.name, l.name, o.addr, l.addr)
+			}
+		}
+		seen[ua.Port] = append(seen[ua.Port], l)
 	}
 	return nil
 }

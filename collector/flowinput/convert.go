@@ -227,6 +227,10 @@ func (d *Decoder) fromSets(e *exporter, h *header, sets []interface{}, out []flo
 					out = append(out, r)
 				}
 			}
+		case netflow.OptionsDataFlowSet:
+			if h.version == 10 {
+				e.noteSysInit(h.domain, fs.Records)
+			}
 		case netflow.RawFlowSet:
 			if fs.Id >= 256 {
 				misses++
@@ -237,30 +241,78 @@ func (d *Decoder) fromSets(e *exporter, h *header, sets []interface{}, out []flo
 	return out, n, misses
 }
 
+// maxSysInitDomains bounds the observation domains whose system init
+// time an exporter's options records can set.
+const maxSysInitDomains = 1024
+
+// noteSysInit keeps the systemInitTimeMilliseconds (IE 160) of IPFIX
+// options records for the observation domain.
+func (e *exporter) noteSysInit(domain uint32, recs []netflow.OptionsDataRecord) {
+	for i := range recs {
+		for _, v := range recs[i].OptionsValues {
+			b, ok := v.Value.([]byte)
+			if v.PenProvided || v.Type != ieSysInitMillis || !ok || len(b) == 0 {
+				continue
+			}
+			if _, known := e.sysInit[domain]; known || len(e.sysInit) < maxSysInitDomains {
+				e.sysInit[domain] = uintBE(b)
+			}
+		}
+	}
+}
+
+// times returns a data record's start and end: absolute times when the
+// record has them; else, IPFIX flowStart/EndSysUpTime relative to the
+// system init time (the record's own IE 160, else the last one of the
+// domain's options records); NetFlow v9 First/Last Switched relative to
+// the header's sysUpTime, read as nfdump reads them; else the export time.
+func (e *exporter) times(h *header, f *fields) (time.Time, time.Time) {
+	if f.startMs != 0 {
+		start, end := time.UnixMilli(int64(f.startMs)), time.UnixMilli(int64(f.endMs))
+		if f.endMs == 0 {
+			end = start
+		}
+		return start, end
+	}
+	if f.hasUp && h.version == 10 {
+		init := f.sysInitMs
+		if init == 0 {
+			init = e.sysInit[h.domain]
+		}
+		if init != 0 {
+			return time.UnixMilli(int64(init + uint64(f.startUp))), time.UnixMilli(int64(init + uint64(f.endUp)))
+		}
+	}
+	if f.hasUp && h.version == 9 {
+		return v9Times(h, f)
+	}
+	start := time.Unix(int64(h.exportSecs), 0)
+	return start, start
+}
+
+// v9Times reads NetFlow v9 sysUpTime-relative times as nfdump does: the
+// exporter booted at the export time minus the header's sysUpTime; the
+// flow ended Last ms after boot (even when that is past the header's
+// uptime) and started First ms after boot, or 2^32 ms earlier when First
+// is above Last (the uptime counter wrapped during the flow).
+func v9Times(h *header, f *fields) (time.Time, time.Time) {
+	boot := int64(h.exportSecs)*1000 - int64(h.uptimeMs)
+	first, last := int64(f.startUp), int64(f.endUp)
+	if last == 0 {
+		last = first
+	}
+	if first > last {
+		first -= 1 << 32
+	}
+	return time.UnixMilli(boot + first), time.UnixMilli(boot + last)
+}
+
 // record builds a flow record from one data record's fields.
 func (d *Decoder) record(e *exporter, h *header, f *fields) (flow.Record, bool) {
 	if f.family == 0 {
 		return flow.Record{}, false // no addresses: not a flow (or an unsupported layer-2 record)
 	}
-	var start, end time.Time
-	switch {
-	case f.startMs != 0:
-		start, end = time.UnixMilli(int64(f.startMs)), time.UnixMilli(int64(f.endMs))
-	case f.hasUp && f.sysInitMs != 0:
-		start = time.UnixMilli(int64(f.sysInitMs + uint64(f.startUp)))
-		end = time.UnixMilli(int64(f.sysInitMs + uint64(f.endUp)))
-	case f.hasUp && h.version == 9:
-		// sysUpTime-relative: the export time minus the uptime difference.
-		exp := int64(h.exportSecs) * 1000
-		start = time.UnixMilli(exp - int64(h.uptimeMs-f.startUp))
-		end = time.UnixMilli(exp - int64(h.uptimeMs-f.endUp))
-	default:
-		start = time.Unix(int64(h.exportSecs), 0)
-		end = start
-	}
-	if f.endMs == 0 && f.startMs != 0 {
-		end = start
-	}
+	start, end := e.times(h, f)
 	x := &flow.Exported{Exporter: e.addr, Protocol: "ipfix", ObservationDomain: h.domain,
 		InputInterface: f.inIf, OutputInterface: f.outIf, SamplingRate: f.sampling,
 		RawSourcePackets: f.pkts, RawSourceBytes: f.bytes, RawDestinationPackets: f.rpkts, RawDestinationBytes: f.rbytes,
@@ -318,11 +370,28 @@ func (d *Decoder) finish(e *exporter, t flow.Tuple, src, dst flow.DirStats, star
 	return r
 }
 
+// v5Times reads a NetFlow v5 record's First and Last (sysUpTime ms) as
+// nfdump does: relative to boot (export time - header uptime), First
+// 2^32 ms earlier when it is above Last (the counter wrapped during the
+// flow), and both 2^32 ms earlier when Last is more than 100 s past the
+// header's uptime (a flow from before the counter wrapped).
+func v5Times(boot int64, uptime, first, last uint32) (time.Time, time.Time) {
+	start, end := boot+int64(first), boot+int64(last)
+	if first > last {
+		start -= 1 << 32
+	}
+	if last > uptime && last-uptime > 100_000 {
+		start -= 1 << 32
+		end -= 1 << 32
+	}
+	return time.UnixMilli(start).UTC(), time.UnixMilli(end).UTC()
+}
+
 // fromV5 converts a NetFlow v5 message.
 func (d *Decoder) fromV5(e *exporter, out []flow.Record) ([]flow.Record, error) {
 	p := &e.v5
 	d.gap(e, 5, uint32(p.EngineType)<<8|uint32(p.EngineId), p.FlowSequence, uint32(len(p.Records)))
-	exportMs := int64(p.UnixSecs)*1000 + int64(p.UnixNSecs)/1e6
+	exportMs := int64(p.UnixSecs)*1000 + int64(p.UnixNSecs)/1e6 // boot: exportMs - SysUptime
 	sampling := uint32(p.SamplingInterval & 0x3fff)
 	n := int(p.Count)
 	if n > len(p.Records) {
@@ -342,8 +411,7 @@ func (d *Decoder) fromV5(e *exporter, out []flow.Record) ([]flow.Record, error) 
 		case flow.HasPorts(f.proto):
 			t.SrcPort, t.DstPort = f.sport, f.dport
 		}
-		start := time.UnixMilli(exportMs - int64(p.SysUptime-rec.First)).UTC()
-		end := time.UnixMilli(exportMs - int64(p.SysUptime-rec.Last)).UTC()
+		start, end := v5Times(exportMs-int64(p.SysUptime), p.SysUptime, rec.First, rec.Last)
 		x := &flow.Exported{Exporter: e.addr, Protocol: "netflow-v5", ObservationDomain: uint32(p.EngineType)<<8 | uint32(p.EngineId),
 			InputInterface: uint32(rec.Input), OutputInterface: uint32(rec.Output), SamplingRate: sampling,
 			RawSourcePackets: uint64(rec.DPkts), RawSourceBytes: uint64(rec.DOctets)}

@@ -41,6 +41,10 @@ type Decoder struct {
 	overflow  atomic.Uint64 // datagrams from exporters beyond maxExp
 }
 
+// Overflow returns how many datagrams came from exporters beyond
+// MaxExporters (dropped undecoded).
+func (d *Decoder) Overflow() uint64 { return d.overflow.Load() }
+
 // exporter is one exporter's state.
 type exporter struct {
 	mu       sync.Mutex
@@ -51,6 +55,10 @@ type exporter struct {
 	c        *exporterCounters
 	// next expected sequence number per (version, domain); ok once seen.
 	next map[uint64]uint32
+	// sysInit is the IPFIX systemInitTimeMilliseconds (IE 160) per
+	// observation domain, from the exporter's options records: the base
+	// of flowStart/EndSysUpTime.
+	sysInit map[uint32]uint64
 
 	nf9   netflow.NFv9Packet
 	ipfix netflow.IPFIXPacket
@@ -64,7 +72,7 @@ type exporter struct {
 func NewDecoder(cfg Configuration, templates *Templates, m *metrics) *Decoder {
 	d := &Decoder{seed: cfg.CommunitySeed, maxExp: cfg.MaxExporters, templates: templates, m: m,
 		exporters: map[netip.Addr]*exporter{}}
-	d.seq.Store(uint32(time.Now().UnixNano() >> 10)) // differs per run: flow ids stay unique across restarts
+	d.seq.Store(flow.RandomSeq()) // random per run: flow ids stay unique across restarts (see flow.ID)
 	return d
 }
 
@@ -90,7 +98,7 @@ func (d *Decoder) exporter(a netip.Addr) *exporter {
 	s := a.String()
 	sid := flow.ExporterSensorPrefix + s
 	e = &exporter{addr: s, sensorID: sid, hash: flow.SensorHash(sid), tmpl: d.templates.system(s),
-		c: d.m.forExporter(s), next: map[uint64]uint32{}}
+		c: d.m.forExporter(s), next: map[uint64]uint32{}, sysInit: map[uint32]uint64{}}
 	d.exporters[a] = e
 	return e
 }
@@ -114,6 +122,7 @@ func (d *Decoder) Decode(from netip.Addr, proto Protocol, data []byte, now time.
 	e := d.exporter(from)
 	if e == nil {
 		d.overflow.Add(1)
+		d.m.droppedDatagrams.WithLabelValues("too_many_exporters").Inc()
 		return out, ErrTooManyExporters
 	}
 	e.mu.Lock()
@@ -223,14 +232,20 @@ func notTemplateMiss(err error) error {
 	}
 }
 
+// maxSeqGap bounds what one message can add to the sequence gaps: a
+// larger jump forwards, or any jump backwards, is an exporter restart
+// (or a corrupt number), counted as a reset.
+const maxSeqGap = 1 << 16
+
 // gap counts missing sequence numbers: seq is this message's number,
-// inc how far it advances the next expected one. Jumps backwards or by
-// more than 2^30 are taken as exporter restarts and not counted.
+// inc how far it advances the next expected one.
 func (d *Decoder) gap(e *exporter, version uint16, domain uint32, seq, inc uint32) {
 	k := uint64(version)<<32 | uint64(domain)
 	if want, ok := e.next[k]; ok && seq != want {
-		if diff := seq - want; diff < 1<<30 {
+		if diff := seq - want; diff <= maxSeqGap {
 			e.c.addGap(uint64(diff))
+		} else {
+			e.c.addReset()
 		}
 	}
 	e.next[k] = seq + inc

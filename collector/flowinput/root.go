@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,7 +75,7 @@ type Input struct {
 	stop    chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
-	lastLog time.Time
+	lastLog atomic.Int64 // Unix ns of the last rate-limited warning
 }
 
 // New validates the configuration and builds an inert input.
@@ -121,15 +122,10 @@ func (in *Input) Start() error {
 			in.log.Info("flow templates loaded", "path", p, "templates", n)
 		}
 	}
-	var ls []listener
-	seen := map[string]bool{}
-	for _, l := range []listener{{"netflow", in.cfg.NetFlow, ProtoNetFlow}, {"ipfix", in.cfg.IPFIX, ProtoNetFlow}, {"sflow", in.cfg.SFlow, ProtoSFlow}} {
-		if l.addr != "" && !seen[l.addr] {
-			seen[l.addr] = true
-			ls = append(ls, l)
+	for _, l := range in.cfg.listeners() {
+		if l.addr == "" {
+			continue
 		}
-	}
-	for _, l := range ls {
 		ua, err := net.ResolveUDPAddr("udp", l.addr)
 		if err != nil {
 			in.closeConns()
@@ -143,10 +139,13 @@ func (in *Input) Start() error {
 		if in.cfg.ReadBuffer > 0 {
 			_ = c.SetReadBuffer(in.cfg.ReadBuffer)
 		}
+		if err := enableDropCount(c); err != nil {
+			in.log.Warn("flow input: socket drops will not be counted", "protocol", l.name, "err", err)
+		}
 		in.conns = append(in.conns, c)
 		in.log.Info("flow input listening", "protocol", l.name, "addr", c.LocalAddr().String())
 		in.readers.Add(1)
-		go in.read(c, l.proto)
+		go in.read(c, l, &dropCounter{c: in.m.socketDrops.WithLabelValues(l.name)})
 	}
 	in.queue = make(chan Batch, in.cfg.QueueBatches)
 	in.wg.Add(2)
@@ -186,25 +185,52 @@ func (in *Input) templatesPath() string {
 	return in.cfg.TemplatesFile
 }
 
-// read is one listener's loop: receive, decode, queue.
-func (in *Input) read(c *net.UDPConn, proto Protocol) {
+// read is one listener's loop: receive, decode, queue. drops counts the
+// datagrams the kernel dropped on this socket (receive buffer full).
+func (in *Input) read(c *net.UDPConn, l listener, drops *dropCounter) {
 	defer in.readers.Done()
 	buf := make([]byte, 65535)
+	oob := make([]byte, oobSize)
 	var recs []flow.Record
 	for {
-		n, from, err := c.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		recs, _ = in.dec.Decode(from.Addr(), proto, buf[:n], time.Now(), recs[:0])
+		if total, ok := socketDrops(oob[:oobn]); ok && drops.update(total) {
+			in.rateLog("flow input: the kernel dropped datagrams (receive buffer full; raise read_buffer)",
+				"listener", l.name, "dropped_since_start", total)
+		}
+		recs, err = in.dec.Decode(from.Addr(), l.proto, buf[:n], time.Now(), recs[:0])
+		if errors.Is(err, ErrTooManyExporters) {
+			in.rateLog("flow input: datagram dropped: too many exporters (max_exporters)",
+				"exporter", from.Addr().String(), "max_exporters", in.cfg.MaxExporters, "dropped_total", in.dec.Overflow())
+		}
 		if len(recs) == 0 {
 			continue
 		}
 		in.add(recs)
 	}
+}
+
+// dropCounter turns a socket's cumulative drop count (SO_RXQ_OVFL) into
+// increments of a counter. One reader goroutine uses it.
+type dropCounter struct {
+	c    prometheus.Counter
+	last uint32 // the count last seen
+}
+
+// update records the socket's drop count; it reports whether it grew.
+func (d *dropCounter) update(total uint32) bool {
+	if total == d.last {
+		return false
+	}
+	d.c.Add(float64(total - d.last)) // uint32 arithmetic: wrap-safe
+	d.last = total
+	return true
 }
 
 // add appends records to their exporter's pending list and queues the
@@ -243,11 +269,14 @@ func (in *Input) flushPending() {
 	}
 }
 
+// rateLog logs a warning unless one was logged in the last 10 s. Safe
+// for concurrent use.
 func (in *Input) rateLog(msg string, args ...any) {
-	if time.Since(in.lastLog) < 10*time.Second {
+	now := time.Now().UnixNano()
+	last := in.lastLog.Load()
+	if now-last < int64(10*time.Second) || !in.lastLog.CompareAndSwap(last, now) {
 		return
 	}
-	in.lastLog = time.Now()
 	in.log.Warn(msg, args...)
 }
 
@@ -276,9 +305,7 @@ func (in *Input) saveTemplates() {
 		return
 	}
 	if err := in.templates.Save(p); err != nil {
-		in.mu.Lock()
 		in.rateLog("flow templates not saved", "path", p, "err", err)
-		in.mu.Unlock()
 	}
 }
 
@@ -287,9 +314,7 @@ func (in *Input) deliverLoop() {
 	for b := range in.queue {
 		if err := in.deps.Deliver(in.ctx, b); err != nil {
 			in.m.dropped.WithLabelValues("deliver_error").Add(float64(len(b.Records)))
-			in.mu.Lock()
 			in.rateLog("flow records not delivered", "exporter", b.SensorID, "records", len(b.Records), "err", err)
-			in.mu.Unlock()
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
 // rendered is the kustomization's output decoded into the API types.
@@ -233,9 +235,44 @@ func TestConfigsCheck(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	for _, d := range []string{"sensor", "collector"} {
-		out, err := exec.Command(filepath.Join(dir, "tapir-"+d), "check-config", "--config", d+".yaml").CombinedOutput()
+		args := []string{"check-config", "--config", d + ".yaml"}
+		if d == "sensor" {
+			args = sensorCheckArgs(t)
+		}
+		out, err := exec.Command(filepath.Join(dir, "tapir-"+d), args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("tapir-%s check-config %s.yaml: %v\n%s", d, d, err, out)
 		}
 	}
+}
+
+// sensorCheckArgs returns check-config's arguments for sensor.yaml as the
+// DaemonSet runs it (--sensor-id from the node name): check-config reads
+// the TLS files the config names, so the Secret's files are made here
+// (tapir certs' code) and the config copied with their directory.
+func sensorCheckArgs(t *testing.T) []string {
+	t.Helper()
+	const node = "node-1"
+	certs := t.TempDir()
+	if err := tlsconfig.GenerateCA(certs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsconfig.IssueSensor(certs, node); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := tlsconfig.Paths(certs, "sensor-"+node)
+	for from, to := range map[string]string{tlsconfig.CAPath(certs): "ca.crt", cert: "tls.crt", key: "tls.key"} {
+		if err := os.Rename(from, filepath.Join(certs, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile("sensor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "sensor.yaml")
+	if err := os.WriteFile(cfg, bytes.ReplaceAll(raw, []byte("/etc/tapir/certs/"), []byte(certs+"/")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"check-config", "--config", cfg, "--sensor-id", node}
 }

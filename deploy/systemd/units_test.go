@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
 // unit is a parsed unit file: section -> key -> values in file order.
@@ -170,7 +171,11 @@ func TestCommandsAndVerify(t *testing.T) {
 		}
 		short := strings.TrimPrefix(name, "tapir-")
 		s := strings.ReplaceAll(string(data), "/usr/local/bin/", dir+"/")
-		s = strings.ReplaceAll(s, "/etc/tapir/"+short+".yaml", filepath.Join(root, "deploy", short+".example.yaml"))
+		conf := filepath.Join(root, "deploy", short+".example.yaml")
+		if short == "sensor" {
+			conf = sensorExampleWithCerts(t, conf)
+		}
+		s = strings.ReplaceAll(s, "/etc/tapir/"+short+".yaml", conf)
 		p := filepath.Join(dir, name+".service")
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 			t.Fatal(err)
@@ -200,4 +205,27 @@ func TestCommandsAndVerify(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		t.Logf("%s", lines[len(lines)-1])
 	}
+}
+
+// sensorExampleWithCerts copies the sensor example config with its
+// /etc/tapir/certs files made in a temporary directory (tapir certs'
+// code, for the example's sensor id tap-01): check-config reads them.
+func sensorExampleWithCerts(t *testing.T, example string) string {
+	t.Helper()
+	certs := t.TempDir()
+	if err := tlsconfig.GenerateCA(certs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsconfig.IssueSensor(certs, "tap-01"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "sensor.yaml")
+	if err := os.WriteFile(p, bytes.ReplaceAll(raw, []byte("/etc/tapir/certs/"), []byte(certs+"/")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,9 +67,18 @@ type PacketInfo struct {
 
 // IDCounter hands out the per-sensor counter part of flow IDs. One
 // IDCounter is shared by the tables of all workers of a sensor, so IDs are
-// unique per sensor; it is touched once per new flow. It is safe for
-// concurrent use.
-type IDCounter struct{ n atomic.Uint32 }
+// unique per sensor; it is touched once per new flow. It starts at a
+// random value (drawn when the first table is built on it), so a sensor
+// that restarts and sees flows with the same first-seen times (a file
+// read again) does not repeat their IDs: see flow.ID for the odds. It is
+// safe for concurrent use.
+type IDCounter struct {
+	once sync.Once
+	n    atomic.Uint32
+}
+
+// seed starts the counter at a random value, once.
+func (c *IDCounter) seed() { c.once.Do(func() { c.n.Store(flow.RandomSeq()) }) }
 
 func (c *IDCounter) next() uint32 { return c.n.Add(1) }
 
@@ -169,6 +179,7 @@ func New[T any](cfg Config, ids *IDCounter, onRecord func(rec *flow.Record, stat
 	if ids == nil {
 		ids = new(IDCounter)
 	}
+	ids.seed()
 	if onRecord == nil {
 		onRecord = func(*flow.Record, *T) {}
 	}

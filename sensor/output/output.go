@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/tapir-sensor/tapir/block"
@@ -77,6 +78,27 @@ func (f *FlowsJSON) Close() error {
 		return fmt.Errorf("close flows output: %w", err)
 	}
 	return nil
+}
+
+// FlowsFileMode is the mode of a --flows-out file the sensor creates:
+// flow records name hosts, domains and URLs, so they are private to the
+// sensor's user whatever the umask.
+const FlowsFileMode os.FileMode = 0o600
+
+// OpenFlowsFile opens path for --flows-out: truncated at start, or
+// appended to (appendTo, when SIGHUP reopens it after logrotate moved it).
+// A file it creates has FlowsFileMode; an existing file keeps its mode
+// (logrotate's create directive, an administrator's choice).
+func OpenFlowsFile(path string, appendTo bool) (*os.File, error) {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendTo {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flags, FlowsFileMode)
+	if err != nil {
+		return nil, fmt.Errorf("open flows output: %w", err)
+	}
+	return f, nil
 }
 
 // Switch flushes what is buffered to the current writer, closes it (when

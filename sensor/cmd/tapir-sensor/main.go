@@ -146,6 +146,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.checkOnly {
+		if err := cfg.CheckFiles(time.Now()); err != nil {
+			fmt.Fprintf(stderr, "tapir-sensor: %v\n", err)
+			return 2
+		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
@@ -278,7 +282,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		var w io.Writer = stdout
 		var c io.Closer
 		if p != "-" {
-			f, ferr := os.Create(p)
+			f, ferr := output.OpenFlowsFile(p, false)
 			if ferr != nil {
 				return fmt.Errorf("flows output: %w", ferr)
 			}
@@ -287,7 +291,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		fj := output.NewFlowsJSON(w, c)
 		if p != "-" {
 			reopen = func() {
-				f, ferr := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+				f, ferr := output.OpenFlowsFile(p, true)
 				if ferr == nil {
 					ferr = fj.Switch(f, f)
 				}

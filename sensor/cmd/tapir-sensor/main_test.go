@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/internal/netnstest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
 // buildSensor builds the tapir-sensor binary into a temporary directory.
@@ -32,7 +33,16 @@ func buildSensor(t *testing.T) string {
 func TestCheckConfig(t *testing.T) {
 	var out, errb bytes.Buffer
 	example := filepath.Join(testdata.RepoRoot(t), "deploy", "sensor.example.yaml")
-	if code := run([]string{"check-config", "--config", example}, &out, &errb); code != 0 || !strings.Contains(out.String(), "ok") {
+	// check-config reads the TLS files the example names: give it real
+	// ones for its sensor id (the example's /etc/tapir/certs is not here).
+	certs := t.TempDir()
+	if err := tlsconfig.GenerateCA(certs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsconfig.IssueSensor(certs, "tap-01"); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"check-config", "--config", example, "--tls-dir", certs}, &out, &errb); code != 0 || !strings.Contains(out.String(), "ok") {
 		t.Fatalf("example: exit %d, %s %s", code, out.String(), errb.String())
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
