@@ -95,6 +95,8 @@ type Server struct {
 	shutdown chan struct{} // closed by Stop: streams end
 	done     chan struct{} // closed when Serve returns
 	sessions map[string]map[*stream]struct{}
+	// perSensor counts the open streams of each sensor id.
+	perSensor map[string]int
 }
 
 // New validates the configuration and builds an inert server.
@@ -132,6 +134,8 @@ func New(cfg Configuration, deps Dependencies) (*Server, error) {
 		shutdown: make(chan struct{}),
 		done:     make(chan struct{}),
 		sessions: map[string]map[*stream]struct{}{},
+
+		perSensor: map[string]int{},
 	}, nil
 }
 
@@ -234,23 +238,39 @@ func (s *Server) PushConfig(sensorID string, cfg *tapirv1.SensorConfig) int {
 	return n
 }
 
-// addSession registers an open stream of sensor id, refusing it when the
-// sensor already has MaxStreamsPerSensor streams open. Streams of one id
-// with different epochs (a reinstalled sensor whose old stream has not
-// timed out, or several hosts sharing one id) are kept apart: each epoch
-// is its own sequence space in the store. They are counted and logged,
-// since hosts sharing an id mix their counters in the registry.
-func (s *Server) addSession(id string, st *stream, remote string) error {
+// claimSensor counts a stream against its sensor id's limit
+// (MaxStreamsPerSensor), refusing it with ResourceExhausted when the id
+// already has that many open; unclaimSensor gives the claim back.
+func (s *Server) claimSensor(id, remote string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.sessions[id]
-	if len(m) >= s.cfg.MaxStreamsPerSensor {
+	if n := s.perSensor[id]; n >= s.cfg.MaxStreamsPerSensor {
 		s.metrics.streams.WithLabelValues("refused_sensor_limit").Inc()
 		s.rlog.warn("sensor-limit:"+id, "sensor stream refused: too many streams for this sensor id",
 			"sensor", id, "remote", remote, "max", s.cfg.MaxStreamsPerSensor)
-		return status.Errorf(codes.ResourceExhausted, "sensor %q already has %d streams open (max_streams_per_sensor)",
-			id, len(m))
+		return status.Errorf(codes.ResourceExhausted, "sensor %q already has %d streams open (max_streams_per_sensor)", id, n)
 	}
+	s.perSensor[id]++
+	return nil
+}
+
+func (s *Server) unclaimSensor(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perSensor[id]--; s.perSensor[id] <= 0 {
+		delete(s.perSensor, id)
+	}
+}
+
+// addSession registers an open stream of sensor id. Streams of one id
+// with different epochs (a reinstalled sensor whose old stream has not
+// timed out, or several hosts sharing an id) are kept apart: each epoch
+// is its own sequence space in the store. They are counted and logged,
+// since hosts sharing an id mix their counters in the registry.
+func (s *Server) addSession(id string, st *stream, remote string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.sessions[id]
 	if m == nil {
 		m = map[*stream]struct{}{}
 		s.sessions[id] = m
@@ -264,7 +284,6 @@ func (s *Server) addSession(id string, st *stream, remote string) error {
 		}
 	}
 	m[st] = struct{}{}
-	return nil
 }
 
 func (s *Server) removeSession(id string, st *stream) {

@@ -174,6 +174,14 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 		return status.Error(codes.ResourceExhausted, "too many sensor streams")
 	}
 
+	// The per-sensor stream limit is claimed before anything is read:
+	// under the certificate's identity with TLS, else under the hello's.
+	if certID != "" {
+		if err := s.claimSensor(certID, remote); err != nil {
+			return err
+		}
+		defer s.unclaimSensor(certID)
+	}
 	// The receiving goroutine ends when the handler returns: the stream's
 	// context is cancelled, and Recv fails.
 	recv := s.receive(ctx, ss)
@@ -188,10 +196,14 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 			"remote", remote, "hello_id", id, "cert_id", certID)
 		return status.Errorf(codes.PermissionDenied, "sensor id %q does not match certificate identity", id)
 	}
-	st := &stream{epoch: epoch, control: make(chan *tapirv1.CollectorMessage, 4)}
-	if err := s.addSession(id, st, remote); err != nil {
-		return err
+	if certID == "" {
+		if err := s.claimSensor(id, remote); err != nil {
+			return err
+		}
+		defer s.unclaimSensor(id)
 	}
+	st := &stream{epoch: epoch, control: make(chan *tapirv1.CollectorMessage, 4)}
+	s.addSession(id, st, remote)
 	defer s.removeSession(id, st)
 	durable, err := s.deps.Store.DurableSeq(ctx, id, epoch)
 	if err != nil {

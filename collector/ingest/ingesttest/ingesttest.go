@@ -56,8 +56,19 @@ func (m *MemStore) SetFailing(f bool) {
 	m.mu.Unlock()
 }
 
+// SetDelay makes every Write take at least d (a slow store).
+func (m *MemStore) SetDelay(d time.Duration) {
+	m.mu.Lock()
+	m.delay = d
+	m.mu.Unlock()
+}
+
 // Write implements storage.Writer.
 func (m *MemStore) Write(ctx context.Context, b *storage.Batch) (bool, error) {
+	m.mu.Lock()
+	d := m.delay
+	m.mu.Unlock()
+	time.Sleep(d)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.writes++
