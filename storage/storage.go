@@ -41,10 +41,10 @@ type Batch struct {
 	SensorID string
 	// Epoch is the sensor's sequence space (drawn when its spool was
 	// created); 0 is a legacy sensor whose markers carry no epoch.
-	Epoch    uint64
-	Seq      uint64
-	Blocks   []Block
-	Records  []flow.Record
+	Epoch   uint64
+	Seq     uint64
+	Blocks  []Block
+	Records []flow.Record
 }
 
 // FlowRef locates a flow's packets: its canonical key, ids, the sensors
