@@ -159,12 +159,12 @@ func Open(cfg Config, log *slog.Logger) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list spool: %w", err)
 	}
-	for _, name := range names {
+	for i, name := range names { // in seq order: the names are zero-padded
 		first, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), "seg-"), ".spool"), 10, 64)
 		if err != nil {
 			continue
 		}
-		seg, err := s.recover(name, first)
+		seg, err := s.recover(name, first, i == len(names)-1)
 		if err != nil {
 			return nil, err
 		}
@@ -208,8 +208,10 @@ func cmpU64(a, b uint64) int {
 }
 
 // recover scans one segment. A bad record with a valid one after it is
-// skipped (corrupt: counted and logged); a bad tail is truncated (torn).
-func (s *Spool) recover(name string, first uint64) (*segment, error) {
+// skipped (corrupt: counted and logged). A bad tail is truncated: in the
+// last segment it is torn (a crash mid-append); in an earlier one, which
+// was synced when it was closed, it is corrupt.
+func (s *Spool) recover(name string, first uint64, last bool) (*segment, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("read spool segment: %w", err)
@@ -246,8 +248,16 @@ func (s *Spool) recover(name string, first uint64) (*segment, error) {
 		off += headerLen + n
 	}
 	if int(off) < len(data) {
-		s.st.TornRecords++
-		s.st.TruncatedBytes += uint64(int64(len(data)) - off)
+		rest := uint64(int64(len(data)) - off)
+		if last {
+			s.st.TornRecords++
+		} else {
+			s.st.CorruptRecords++
+			s.st.CorruptBytes += rest
+			s.log.Error("spool: corrupt batch at the end of a closed segment dropped",
+				"segment", name, "offset", off, "bytes", rest, "after_seq", prev)
+		}
+		s.st.TruncatedBytes += rest
 		if err := os.Truncate(name, off); err != nil {
 			return nil, fmt.Errorf("truncate torn spool segment: %w", err)
 		}
