@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
+	"github.com/tapir-sensor/tapir/collector/ingest/ingesttest"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
@@ -358,5 +361,122 @@ func TestCorruptSpoolBatchSkipped(t *testing.T) {
 	for _, f := range []string{second, testdata.Pcap(t, "zeek/ssh.pcap")} {
 		frames, _ := readFrames(t, f)
 		compareFlowSets(t, filepath.Base(f)+" after a corrupt spooled batch", offlineFlows(t, f, "flip"), collectorFlows(t, col, frames, "flip"))
+	}
+}
+
+// peakRSS returns a process's peak resident set size (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// bigBatches opens n streams at once with id's certificate, each sending
+// one batch with a 15 MB interface name, and returns how many streams
+// were refused with ResourceExhausted and how many batches with
+// InvalidArgument.
+func bigBatches(t *testing.T, col *collector, ids []string) (exhausted, invalid int) {
+	t.Helper()
+	// A real flow record (from a shared capture) with a 15 MB interface name.
+	tr := ingesttest.CaptureTraffic(t, "", 4)
+	rec := tapirv1.FromRecord(&tr.Records[0], nil)
+	rec.SensorId = ""
+	rec.Interface = strings.Repeat("x", 15<<20)
+	res := make(chan error, len(ids))
+	conns := map[string]*grpc.ClientConn{}
+	for _, id := range ids {
+		if conns[id] == nil {
+			conns[id] = col.sensorConn(t, id)
+		}
+	}
+	for i, id := range ids {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			st, err := tapirv1.NewIngestClient(conns[id]).Stream(ctx)
+			if err != nil {
+				res <- err
+				return
+			}
+			st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Hello{Hello: &tapirv1.Hello{SensorId: id, Epoch: 1}}})
+			if _, err := st.Recv(); err != nil {
+				res <- err
+				return
+			}
+			st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: &tapirv1.Batch{Seq: uint64(i + 1), Epoch: 1,
+				Flows: []*tapirv1.FlowRecord{rec}}}})
+			_, err = st.Recv()
+			res <- err
+		}()
+	}
+	for range ids {
+		switch err := <-res; status.Code(err) {
+		case codes.ResourceExhausted:
+			exhausted++
+		case codes.InvalidArgument:
+			invalid++
+		default:
+			t.Errorf("a 15 MB batch: %v", err)
+		}
+	}
+	return exhausted, invalid
+}
+
+// TestBigBatchesBounded: the issue's reproduction, 40 parallel streams
+// of one sensor certificate each sending one 15 MB batch (a 15 MB
+// interface name), took the collector from 0.2 to 1.9 GB and stored the
+// name. Now at most max_streams_per_sensor of them are admitted, the
+// oversized string is refused with InvalidArgument and counted, and the
+// collector's peak memory stays low. Then 10 sensors with their own
+// certificates do the same against a 64 MiB in-flight budget.
+func TestBigBatchesBounded(t *testing.T) {
+	needBinaries(t)
+	work := t.TempDir()
+	ids := []string{"big"}
+	for i := range 10 {
+		ids = append(ids, fmt.Sprint("fleet", i))
+	}
+	p := newPKI(t, filepath.Join(work, "certs"), ids...)
+	col := prepareCollector(t, filepath.Join(work, "collector"), p)
+	col.ingestExtra = "  max_inflight_bytes: 67108864\n  max_streams_per_sensor: 4\n"
+	col.start()
+	pid := col.proc.Cmd.Process.Pid
+	before := peakRSS(t, pid)
+
+	one := make([]string, 40)
+	for i := range one {
+		one[i] = "big"
+	}
+	exhausted, invalid := bigBatches(t, col, one)
+	peakOne := peakRSS(t, pid)
+	t.Logf("40 streams of one certificate: %d refused (stream limit), %d batches refused (size limit); peak RSS %d -> %d MiB",
+		exhausted, invalid, before>>20, peakOne>>20)
+	if exhausted < 40-4 || invalid+exhausted != 40 {
+		t.Errorf("40 streams of one sensor: %d refused for the stream limit, %d for the size limit", exhausted, invalid)
+	}
+	if over := col.metric(t, "tapir_collector_ingest_over_limit_batches_total", ""); over != float64(invalid) {
+		t.Errorf("over-limit batches counted %v, refused %d", over, invalid)
+	}
+	if peakOne > 400<<20 {
+		t.Errorf("peak RSS %d MiB with one sensor's 40 streams", peakOne>>20)
+	}
+	exhausted, invalid = bigBatches(t, col, ids[1:])
+	t.Logf("10 sensors, one 15 MB batch each, 64 MiB budget: %d refused (stream limit), %d refused (size limit), %v budget waits; peak RSS %d MiB",
+		exhausted, invalid, col.metric(t, "tapir_collector_ingest_budget_waits_total", ""), peakRSS(t, pid)>>20)
+	if exhausted != 0 || invalid != 10 {
+		t.Errorf("10 sensors: %d refused for the stream limit, %d for the size limit; want 0 and 10", exhausted, invalid)
+	}
+	if n := col.metric(t, "tapir_collector_ingest_batches_total", `result="stored"`); n != 0 {
+		t.Errorf("%v oversized batches stored", n)
 	}
 }
