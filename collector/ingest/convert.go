@@ -94,12 +94,20 @@ func convertBatch(sensorID string, epoch uint64, b *tapirv1.Batch, lim limits, d
 // fields are covered without a change here). Bytes fields are bounded
 // by their own decoders (flow ids, timelines).
 func checkSizes(m protoreflect.Message, lim limits) error {
-	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		err = checkField(fd, v, lim)
-		return err == nil
-	})
-	return err
+	fields := m.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if k := fd.Kind(); !fd.IsMap() && k != protoreflect.StringKind && k != protoreflect.MessageKind && k != protoreflect.GroupKind {
+			continue
+		}
+		if !m.Has(fd) {
+			continue
+		}
+		if err := checkField(fd, m.Get(fd), lim); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkField(fd protoreflect.FieldDescriptor, v protoreflect.Value, lim limits) error {
