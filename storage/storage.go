@@ -36,12 +36,15 @@ type Block struct {
 }
 
 // Batch is what one sensor batch writes: blocks and flow records, applied
-// atomically and at most once per (SensorID, Seq).
+// atomically and at most once per (SensorID, Epoch, Seq).
 type Batch struct {
 	SensorID string
-	Seq      uint64
-	Blocks   []Block
-	Records  []flow.Record
+	// Epoch is the sensor's sequence space (drawn when its spool was
+	// created); 0 is a legacy sensor whose markers carry no epoch.
+	Epoch   uint64
+	Seq     uint64
+	Blocks  []Block
+	Records []flow.Record
 }
 
 // FlowRef locates a flow's packets: its canonical key, ids, the sensors
@@ -57,12 +60,13 @@ type FlowRef struct {
 // Writer applies batches. Implementations are safe for concurrent use.
 type Writer interface {
 	// Write applies the batch durably (synced) and atomically. A batch
-	// whose (SensorID, Seq) was already applied is skipped and reported
-	// with applied == false and a nil error, so a retry after a crash never
-	// duplicates data.
+	// whose (SensorID, Epoch, Seq) was already applied is skipped and
+	// reported with applied == false and a nil error, so a retry after a
+	// crash never duplicates data.
 	Write(ctx context.Context, b *Batch) (applied bool, err error)
-	// DurableSeq returns the highest Seq applied for the sensor (0 if none).
-	DurableSeq(ctx context.Context, sensorID string) (uint64, error)
+	// DurableSeq returns the highest Seq applied for the sensor in the
+	// epoch (0 if none: an unknown epoch has nothing durable).
+	DurableSeq(ctx context.Context, sensorID string, epoch uint64) (uint64, error)
 }
 
 // Reader answers retrieval. Implementations are safe for concurrent use.

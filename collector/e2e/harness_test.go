@@ -145,6 +145,9 @@ type collector struct {
 	starts            int
 	// ns runs the collector and the tapir CLI in a network namespace.
 	ns string
+	// ingestExtra are more YAML lines of the ingest section (each
+	// indented by two spaces), e.g. "  max_streams: 2\n".
+	ingestExtra string
 }
 
 // newCollector writes the configuration (store, mTLS ingest, token API,
@@ -188,7 +191,7 @@ retention:
 ingest:
   listen: %s
   tls: %s
-api:
+%sapi:
   listen: %s
   tls: %s
   tokens_file: %s
@@ -197,7 +200,7 @@ api:
   flows_max_limit: 100000
 metrics:
   listen: %s
-`, c.store, ingest, tls, apiAddr, tls, filepath.Join(c.dir, "tokens.yaml"), c.audit, metrics)
+`, c.store, ingest, tls, c.ingestExtra, apiAddr, tls, filepath.Join(c.dir, "tokens.yaml"), c.audit, metrics)
 	if err := os.WriteFile(c.configPath, []byte(cfg), 0o600); err != nil {
 		c.t.Fatal(err)
 	}

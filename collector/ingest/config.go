@@ -23,6 +23,23 @@ type Configuration struct {
 	// MaxStreams bounds the sensor streams open at once on this collector;
 	// more are refused with ResourceExhausted.
 	MaxStreams int `yaml:"max_streams"`
+	// MaxStreamsPerSensor bounds the streams open at once under one sensor
+	// id (a reconnecting sensor's stale stream, or several hosts sharing
+	// an id); more are refused with ResourceExhausted.
+	MaxStreamsPerSensor int `yaml:"max_streams_per_sensor"`
+	// MaxInflightBytes is the budget of batch bytes received and not yet
+	// stored, across all streams. A stream over budget waits before
+	// reading its next batch (HTTP/2 flow control holds its sensor back);
+	// the waits are counted. One batch larger than the budget passes
+	// alone.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	// MaxStringBytes bounds every string of a flow record (interface,
+	// Community ID, DNS names, URIs, user agents, ...) and of the stats
+	// counters' names; MaxListItems bounds every list inside a record
+	// (DNS answers, ALPN values) and the counters of one stats report.
+	// A batch over them is refused with InvalidArgument.
+	MaxStringBytes int `yaml:"max_string_bytes"`
+	MaxListItems   int `yaml:"max_list_items"`
 	// MaxConcurrentStreams bounds the streams on one HTTP/2 connection.
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
 	// MaxFlowsPerBatch and MaxBlocksPerBatch bound one batch's contents.
@@ -53,6 +70,10 @@ func DefaultConfiguration() Configuration {
 		Listen:               ":4740",
 		MaxRecvMsgSize:       16 << 20,
 		MaxStreams:           1024,
+		MaxStreamsPerSensor:  4,
+		MaxInflightBytes:     256 << 20,
+		MaxStringBytes:       4096,
+		MaxListItems:         256,
 		MaxConcurrentStreams: 16,
 		MaxFlowsPerBatch:     100_000,
 		MaxBlocksPerBatch:    50_000,
@@ -76,6 +97,10 @@ func (c Configuration) Validate() error {
 	}
 	pos("max_recv_msg_size", c.MaxRecvMsgSize > 0)
 	pos("max_streams", c.MaxStreams > 0)
+	pos("max_streams_per_sensor", c.MaxStreamsPerSensor > 0)
+	pos("max_inflight_bytes", c.MaxInflightBytes > 0)
+	pos("max_string_bytes", c.MaxStringBytes > 0)
+	pos("max_list_items", c.MaxListItems > 0)
 	pos("max_concurrent_streams", c.MaxConcurrentStreams > 0)
 	pos("max_flows_per_batch", c.MaxFlowsPerBatch > 0)
 	pos("max_blocks_per_batch", c.MaxBlocksPerBatch > 0)

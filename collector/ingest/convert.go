@@ -3,15 +3,22 @@ package ingest
 import (
 	"fmt"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/storage"
 )
 
+// errOverLimit marks a batch refused for a string, list or count over
+// its limit (counted apart from other malformed batches).
+var errOverLimit = fmt.Errorf("%w: over a size limit", ErrBadBatch)
+
 // limits bound one batch.
 type limits struct {
 	maxFlows, maxBlocks int
+	maxString, maxList  int
 }
 
 // convertBatch validates a wire batch from sensorID and fills dst with
@@ -19,24 +26,33 @@ type limits struct {
 // ErrBadBatch. Records and blocks that name another sensor are refused.
 // dst's slices are reused; blocks alias the wire batch's bytes.
 // It returns the sum of the encoded block sizes.
-func convertBatch(sensorID string, b *tapirv1.Batch, lim limits, dst *storage.Batch) (int, error) {
+func convertBatch(sensorID string, epoch uint64, b *tapirv1.Batch, lim limits, dst *storage.Batch) (int, error) {
 	if b == nil {
 		return 0, fmt.Errorf("%w: empty message", ErrBadBatch)
 	}
 	if b.Seq == 0 {
 		return 0, fmt.Errorf("%w: seq 0 (sequences start at 1)", ErrBadBatch)
 	}
+	if b.Epoch != epoch {
+		return 0, fmt.Errorf("%w: batch epoch %d on a stream of epoch %d", ErrBadBatch, b.Epoch, epoch)
+	}
 	if len(b.Flows) > lim.maxFlows || len(b.Blocks) > lim.maxBlocks {
 		return 0, fmt.Errorf("%w: %d flows, %d blocks over the limits %d, %d",
-			ErrBadBatch, len(b.Flows), len(b.Blocks), lim.maxFlows, lim.maxBlocks)
+			errOverLimit, len(b.Flows), len(b.Blocks), lim.maxFlows, lim.maxBlocks)
 	}
-	dst.SensorID, dst.Seq = sensorID, b.Seq
+	if err := checkStats(b.Stats, lim); err != nil {
+		return 0, err
+	}
+	dst.SensorID, dst.Epoch, dst.Seq = sensorID, epoch, b.Seq
 	if cap(dst.Records) < len(b.Flows) {
 		dst.Records = make([]flow.Record, len(b.Flows))
 	}
 	dst.Records = dst.Records[:len(b.Flows)]
 	for i, f := range b.Flows {
 		r := &dst.Records[i]
+		if err := checkSizes(f.ProtoReflect(), lim); err != nil {
+			return 0, fmt.Errorf("flow %d: %w", i, err)
+		}
 		if err := tapirv1.ToRecord(f, r); err != nil {
 			return 0, fmt.Errorf("%w: flow %d: %v", ErrBadBatch, i, err)
 		}
@@ -71,4 +87,76 @@ func convertBatch(sensorID string, b *tapirv1.Batch, lim limits, dst *storage.Ba
 		bytes += n
 	}
 	return bytes, nil
+}
+
+// checkSizes walks a wire message and refuses any string longer than
+// lim.maxString and any list longer than lim.maxList, at any depth (new
+// fields are covered without a change here). Bytes fields are bounded
+// by their own decoders (flow ids, timelines).
+func checkSizes(m protoreflect.Message, lim limits) error {
+	fields := m.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if k := fd.Kind(); !fd.IsMap() && k != protoreflect.StringKind && k != protoreflect.MessageKind && k != protoreflect.GroupKind {
+			continue
+		}
+		if !m.Has(fd) {
+			continue
+		}
+		if err := checkField(fd, m.Get(fd), lim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkField(fd protoreflect.FieldDescriptor, v protoreflect.Value, lim limits) error {
+	switch {
+	case fd.IsMap():
+		if n := v.Map().Len(); n > lim.maxList {
+			return fmt.Errorf("%w: %s has %d entries (max %d)", errOverLimit, fd.Name(), n, lim.maxList)
+		}
+		return nil
+	case fd.IsList():
+		l := v.List()
+		if l.Len() > lim.maxList {
+			return fmt.Errorf("%w: %s has %d items (max %d)", errOverLimit, fd.Name(), l.Len(), lim.maxList)
+		}
+		for i := 0; i < l.Len(); i++ {
+			if err := checkValue(fd, l.Get(i), lim); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return checkValue(fd, v, lim)
+}
+
+func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, lim limits) error {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		if n := len(v.String()); n > lim.maxString {
+			return fmt.Errorf("%w: %s of %d bytes (max %d)", errOverLimit, fd.Name(), n, lim.maxString)
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return checkSizes(v.Message(), lim)
+	}
+	return nil
+}
+
+// checkStats bounds a stats report: at most lim.maxList counters, names
+// at most lim.maxString bytes.
+func checkStats(st *tapirv1.SensorStats, lim limits) error {
+	if st == nil {
+		return nil
+	}
+	if len(st.Counters) > lim.maxList {
+		return fmt.Errorf("%w: stats with %d counters (max %d)", errOverLimit, len(st.Counters), lim.maxList)
+	}
+	for k := range st.Counters {
+		if len(k) > lim.maxString {
+			return fmt.Errorf("%w: stats counter name of %d bytes (max %d)", errOverLimit, len(k), lim.maxString)
+		}
+	}
+	return nil
 }

@@ -27,7 +27,7 @@ func FuzzHandleBatch(f *testing.F) {
 		data, _ := proto.Marshal(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: b}})
 		f.Add(data)
 	}
-	lim := limits{maxFlows: 1000, maxBlocks: 1000}
+	lim := limits{maxFlows: 1000, maxBlocks: 1000, maxString: 4096, maxList: 256}
 	var sb storage.Batch
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m tapirv1.SensorMessage
@@ -38,7 +38,7 @@ func FuzzHandleBatch(f *testing.F) {
 		if b == nil {
 			return
 		}
-		n, err := convertBatch("fz", b, lim, &sb)
+		n, err := convertBatch("fz", b.Epoch, b, lim, &sb)
 		if err != nil {
 			return
 		}

@@ -13,6 +13,12 @@ type metrics struct {
 	activeStream prometheus.Gauge
 	ackLatency   prometheus.Histogram
 	configPushes prometheus.Counter
+	// admission and limits
+	inflightBytes     prometheus.Gauge
+	budgetWaits       prometheus.Counter
+	budgetWaitSeconds prometheus.Counter
+	overLimit         prometheus.Counter
+	sharedID          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,13 +51,34 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		configPushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapir_collector_ingest_config_pushes_total", Help: "SensorConfig messages sent to sensors.",
 		}),
+		inflightBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tapir_collector_ingest_inflight_bytes",
+			Help: "Bytes of received batches not yet stored and acked (bounded by max_inflight_bytes).",
+		}),
+		budgetWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_collector_ingest_budget_waits_total",
+			Help: "Times a stream waited for in-flight budget before reading its next batch (backpressure to the sensor).",
+		}),
+		budgetWaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_collector_ingest_budget_wait_seconds_total",
+			Help: "Time streams spent waiting for in-flight budget.",
+		}),
+		overLimit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_collector_ingest_over_limit_batches_total",
+			Help: "Batches rejected because a string, list or count exceeded its limit (also counted as rejected).",
+		}),
+		sharedID: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_collector_ingest_shared_id_streams_total",
+			Help: "Streams opened under a sensor id that already had a stream with another epoch (hosts sharing an id, or a reinstalled sensor).",
+		}),
 	}
 	for _, r := range []string{"stored", "duplicate", "rejected", "store_error"} {
 		m.batches.WithLabelValues(r)
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.batches, m.records, m.blocks, m.blockBytes,
-			m.streams, m.activeStream, m.ackLatency, m.configPushes} {
+			m.streams, m.activeStream, m.ackLatency, m.configPushes,
+			m.inflightBytes, m.budgetWaits, m.budgetWaitSeconds, m.overLimit, m.sharedID} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

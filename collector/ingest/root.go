@@ -7,11 +7,20 @@
 // means durable.
 //
 // The server keeps no state of its own beyond counters: deduplication of
-// resent batches is the store's (SensorID, Seq) guarantee, so any number
-// of collectors may share one store or sit behind a load balancer.
+// resent batches is the store's (SensorID, Epoch, Seq) guarantee, so any
+// number of collectors may share one store or sit behind a load
+// balancer. The epoch (Hello.epoch, drawn when the sensor's spool is
+// created) keeps a reinstalled sensor, or hosts sharing an id, from
+// having their new batches taken for already stored ones.
+//
+// Admission: at most MaxStreams streams, MaxStreamsPerSensor per sensor
+// id, and MaxInflightBytes of received batches not yet stored; a stream
+// over that budget stops reading until bytes are freed, which HTTP/2
+// flow control passes back to its sensor.
 //
 // Error handling per batch:
-//   - malformed batch (bad record, bad block header, over limits): the
+//   - malformed batch (bad record, bad block header, over limits,
+//     an oversized string, an epoch other than the Hello's): the
 //     stream ends with InvalidArgument and the trailer
 //     "tapir-rejected-seq" naming the batch, which the sensor drops;
 //   - store error: no ack; the stream ends with Unavailable so the sensor
@@ -28,8 +37,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/flow"
@@ -74,6 +85,7 @@ type Server struct {
 	metrics *metrics
 	lim     limits
 	slots   chan struct{}
+	budget  *budget
 
 	mu       sync.Mutex
 	grpc     *grpc.Server
@@ -83,6 +95,8 @@ type Server struct {
 	shutdown chan struct{} // closed by Stop: streams end
 	done     chan struct{} // closed when Serve returns
 	sessions map[string]map[*stream]struct{}
+	// perSensor counts the open streams of each sensor id.
+	perSensor map[string]int
 }
 
 // New validates the configuration and builds an inert server.
@@ -108,16 +122,20 @@ func New(cfg Configuration, deps Dependencies) (*Server, error) {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	return &Server{
-		cfg:      cfg,
-		deps:     deps,
-		log:      deps.Logger,
-		rlog:     newRateLog(deps.Logger, 10*time.Second),
-		metrics:  m,
-		lim:      limits{maxFlows: cfg.MaxFlowsPerBatch, maxBlocks: cfg.MaxBlocksPerBatch},
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger,
+		rlog:    newRateLog(deps.Logger, 10*time.Second),
+		metrics: m,
+		lim: limits{maxFlows: cfg.MaxFlowsPerBatch, maxBlocks: cfg.MaxBlocksPerBatch,
+			maxString: cfg.MaxStringBytes, maxList: cfg.MaxListItems},
 		slots:    make(chan struct{}, cfg.MaxStreams),
+		budget:   newBudget(cfg.MaxInflightBytes),
 		shutdown: make(chan struct{}),
 		done:     make(chan struct{}),
 		sessions: map[string]map[*stream]struct{}{},
+
+		perSensor: map[string]int{},
 	}, nil
 }
 
@@ -220,13 +238,50 @@ func (s *Server) PushConfig(sensorID string, cfg *tapirv1.SensorConfig) int {
 	return n
 }
 
-func (s *Server) addSession(id string, st *stream) {
+// claimSensor counts a stream against its sensor id's limit
+// (MaxStreamsPerSensor), refusing it with ResourceExhausted when the id
+// already has that many open; unclaimSensor gives the claim back.
+func (s *Server) claimSensor(id, remote string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.perSensor[id]; n >= s.cfg.MaxStreamsPerSensor {
+		s.metrics.streams.WithLabelValues("refused_sensor_limit").Inc()
+		s.rlog.warn("sensor-limit:"+id, "sensor stream refused: too many streams for this sensor id",
+			"sensor", id, "remote", remote, "max", s.cfg.MaxStreamsPerSensor)
+		return status.Errorf(codes.ResourceExhausted, "sensor %q already has %d streams open (max_streams_per_sensor)", id, n)
+	}
+	s.perSensor[id]++
+	return nil
+}
+
+func (s *Server) unclaimSensor(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perSensor[id]--; s.perSensor[id] <= 0 {
+		delete(s.perSensor, id)
+	}
+}
+
+// addSession registers an open stream of sensor id. Streams of one id
+// with different epochs (a reinstalled sensor whose old stream has not
+// timed out, or several hosts sharing an id) are kept apart: each epoch
+// is its own sequence space in the store. They are counted and logged,
+// since hosts sharing an id mix their counters in the registry.
+func (s *Server) addSession(id string, st *stream, remote string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.sessions[id]
 	if m == nil {
 		m = map[*stream]struct{}{}
 		s.sessions[id] = m
+	}
+	for o := range m {
+		if o.epoch != st.epoch {
+			s.metrics.sharedID.Inc()
+			s.rlog.warn("shared-id:"+id, "streams with different epochs under one sensor id (reinstalled sensor, or hosts sharing an id): kept apart",
+				"sensor", id, "epoch", st.epoch, "other_epoch", o.epoch, "remote", remote)
+			break
+		}
 	}
 	m[st] = struct{}{}
 }

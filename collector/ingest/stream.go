@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
@@ -28,12 +29,15 @@ type service struct {
 
 // stream is one open sensor stream.
 type stream struct {
+	epoch   uint64
 	control chan *tapirv1.CollectorMessage
 }
 
+// recvResult is one received message and the budget bytes it holds.
 type recvResult struct {
-	m   *tapirv1.SensorMessage
-	err error
+	m     *tapirv1.SensorMessage
+	bytes int64
+	err   error
 }
 
 func validSensorID(id string) bool {
@@ -48,33 +52,119 @@ func validSensorID(id string) bool {
 	return true
 }
 
-func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapirv1.CollectorMessage]) error {
-	s := v.s
-	ctx := ss.Context()
-	remote := "unknown"
-	var certID string
+// identify returns the remote address and the sensor identity of the
+// stream's client certificate ("" on a plaintext server).
+func (s *Server) identify(ctx context.Context) (remote, certID string, err error) {
+	remote = "unknown"
 	p, _ := peer.FromContext(ctx)
 	if p != nil {
 		remote = p.Addr.String()
 	}
-	if !s.cfg.TLS.Insecure {
-		var err error
-		if p != nil {
-			if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-				certID, err = tlsconfig.SensorID(&ti.State)
-			} else {
-				err = tlsconfig.ErrNoIdentity
-			}
-		} else {
-			err = tlsconfig.ErrNoIdentity
-		}
-		if err != nil {
-			s.metrics.streams.WithLabelValues("refused_identity").Inc()
-			s.rlog.warn("identity:"+remote, "sensor stream refused: no sensor identity in certificate", "remote", remote, "err", err)
-			return status.Error(codes.PermissionDenied, "certificate carries no sensor identity")
+	if s.cfg.TLS.Insecure {
+		return remote, "", nil
+	}
+	err = tlsconfig.ErrNoIdentity
+	if p != nil {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			certID, err = tlsconfig.SensorID(&ti.State)
 		}
 	}
+	if err != nil {
+		s.metrics.streams.WithLabelValues("refused_identity").Inc()
+		s.rlog.warn("identity:"+remote, "sensor stream refused: no sensor identity in certificate", "remote", remote, "err", err)
+		return remote, "", status.Error(codes.PermissionDenied, "certificate carries no sensor identity")
+	}
+	return remote, certID, nil
+}
 
+// receive runs the stream's receiving goroutine: it reads one message at
+// a time, takes its size from the in-flight budget (waiting, and so not
+// reading, while the budget is spent), and hands it over on the returned
+// channel. It ends after handing over a receive error, or when ctx ends
+// (the handler returned); a message it could not hand over gives its
+// bytes back.
+func (s *Server) receive(ctx context.Context, ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapirv1.CollectorMessage]) <-chan recvResult {
+	out := make(chan recvResult)
+	go func() {
+		for {
+			m, err := ss.Recv()
+			r := recvResult{m: m, err: err}
+			if err == nil {
+				r.bytes = int64(proto.Size(m))
+				if err := s.take(ctx, r.bytes); err != nil {
+					return
+				}
+			}
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				s.give(r.bytes)
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// take acquires n bytes of the in-flight budget, counting waits.
+func (s *Server) take(ctx context.Context, n int64) error {
+	start := time.Now()
+	waited, err := s.budget.acquire(ctx, n)
+	if waited {
+		s.metrics.budgetWaits.Inc()
+		s.metrics.budgetWaitSeconds.Add(time.Since(start).Seconds())
+	}
+	if err == nil {
+		s.metrics.inflightBytes.Add(float64(n))
+	}
+	return err
+}
+
+// give returns n bytes to the in-flight budget.
+func (s *Server) give(n int64) {
+	s.budget.release(n)
+	s.metrics.inflightBytes.Sub(float64(n))
+}
+
+// awaitHello waits for the stream's first message, which must be a Hello.
+func (s *Server) awaitHello(ctx context.Context, recv <-chan recvResult, remote string) (*tapirv1.Hello, error) {
+	timer := time.NewTimer(s.cfg.HelloTimeout)
+	defer timer.Stop()
+	var hello *tapirv1.Hello
+	select {
+	case r := <-recv:
+		s.give(r.bytes)
+		if r.err != nil {
+			return nil, r.err
+		}
+		hello = r.m.GetHello()
+	case <-timer.C:
+		s.metrics.streams.WithLabelValues("refused_hello_timeout").Inc()
+		s.rlog.warn("hello-timeout:"+remote, "sensor stream refused: no hello in time", "remote", remote)
+		return nil, status.Error(codes.DeadlineExceeded, "no hello in time")
+	case <-s.shutdown:
+		return nil, status.Error(codes.Unavailable, "collector shutting down")
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	if hello == nil || !validSensorID(hello.SensorId) {
+		s.metrics.streams.WithLabelValues("refused_hello").Inc()
+		s.rlog.warn("hello:"+remote, "sensor stream refused: first message is not a valid hello", "remote", remote)
+		return nil, status.Error(codes.InvalidArgument, "first message must be a hello with a sensor id")
+	}
+	return hello, nil
+}
+
+func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapirv1.CollectorMessage]) error {
+	s := v.s
+	ctx := ss.Context()
+	remote, certID, err := s.identify(ctx)
+	if err != nil {
+		return err
+	}
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -84,156 +174,167 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 		return status.Error(codes.ResourceExhausted, "too many sensor streams")
 	}
 
-	// One goroutine receives; it ends when the handler returns (the
-	// stream's context is cancelled and Recv fails).
-	recv := make(chan recvResult, 2)
-	go func() {
-		for {
-			m, err := ss.Recv()
-			select {
-			case recv <- recvResult{m, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
+	// The per-sensor stream limit is claimed before anything is read:
+	// under the certificate's identity with TLS, else under the hello's.
+	if certID != "" {
+		if err := s.claimSensor(certID, remote); err != nil {
+			return err
 		}
-	}()
-
-	// Hello.
-	timer := time.NewTimer(s.cfg.HelloTimeout)
-	var hello *tapirv1.Hello
-	select {
-	case r := <-recv:
-		timer.Stop()
-		if r.err != nil {
-			return r.err
-		}
-		hello = r.m.GetHello()
-	case <-timer.C:
-		s.metrics.streams.WithLabelValues("refused_hello_timeout").Inc()
-		s.rlog.warn("hello-timeout:"+remote, "sensor stream refused: no hello in time", "remote", remote)
-		return status.Error(codes.DeadlineExceeded, "no hello in time")
-	case <-s.shutdown:
-		return status.Error(codes.Unavailable, "collector shutting down")
+		defer s.unclaimSensor(certID)
 	}
-	if hello == nil || !validSensorID(hello.SensorId) {
-		s.metrics.streams.WithLabelValues("refused_hello").Inc()
-		s.rlog.warn("hello:"+remote, "sensor stream refused: first message is not a valid hello", "remote", remote)
-		return status.Error(codes.InvalidArgument, "first message must be a hello with a sensor id")
+	// The receiving goroutine ends when the handler returns: the stream's
+	// context is cancelled, and Recv fails.
+	recv := s.receive(ctx, ss)
+	hello, err := s.awaitHello(ctx, recv, remote)
+	if err != nil {
+		return err
 	}
-	id := hello.SensorId
+	id, epoch := hello.SensorId, hello.Epoch
 	if !s.cfg.TLS.Insecure && id != certID {
 		s.metrics.streams.WithLabelValues("refused_identity").Inc()
 		s.rlog.warn("mismatch:"+remote, "sensor stream refused: hello sensor id differs from certificate",
 			"remote", remote, "hello_id", id, "cert_id", certID)
 		return status.Errorf(codes.PermissionDenied, "sensor id %q does not match certificate identity", id)
 	}
-	durable, err := s.deps.Store.DurableSeq(ctx, id)
+	if certID == "" {
+		if err := s.claimSensor(id, remote); err != nil {
+			return err
+		}
+		defer s.unclaimSensor(id)
+	}
+	st := &stream{epoch: epoch, control: make(chan *tapirv1.CollectorMessage, 4)}
+	s.addSession(id, st, remote)
+	defer s.removeSession(id, st)
+	durable, err := s.deps.Store.DurableSeq(ctx, id, epoch)
 	if err != nil {
 		s.metrics.streams.WithLabelValues("refused_store").Inc()
 		s.rlog.warn("store", "sensor stream refused: store durable seq", "sensor", id, "err", err)
 		return status.Error(codes.Unavailable, "store unavailable")
 	}
-	info := registry.Info{ID: id, Hostname: hello.Hostname, Version: hello.Version, Capabilities: hello.Capabilities}
+	info := registry.Info{ID: id, Epoch: epoch, Hostname: hello.Hostname, Version: hello.Version, Capabilities: hello.Capabilities}
 	for _, ifc := range hello.Interfaces {
 		info.Interfaces = append(info.Interfaces, registry.Interface{Name: ifc.GetName(), LinkType: ifc.GetLinkType(), Snaplen: ifc.GetSnaplen()})
 	}
 	sess := s.deps.Registry.Connect(info, remote, durable)
 	defer sess.Close()
-	st := &stream{control: make(chan *tapirv1.CollectorMessage, 4)}
-	s.addSession(id, st)
-	defer s.removeSession(id, st)
 	s.metrics.streams.WithLabelValues("accepted").Inc()
 	s.metrics.activeStream.Inc()
 	defer s.metrics.activeStream.Dec()
-	s.log.Info("sensor connected", "sensor", id, "remote", remote, "durable_seq", durable, "version", hello.Version)
-	defer s.log.Info("sensor stream closed", "sensor", id, "remote", remote)
+	s.log.Info("sensor connected", "sensor", id, "epoch", epoch, "remote", remote, "durable_seq", durable, "version", hello.Version)
+	defer s.log.Info("sensor stream closed", "sensor", id, "epoch", epoch, "remote", remote)
 
 	if err := ss.Send(&tapirv1.CollectorMessage{Msg: &tapirv1.CollectorMessage_HelloAck{HelloAck: &tapirv1.HelloAck{
-		DurableSeq: durable, CollectorId: s.cfg.CollectorID,
+		DurableSeq: durable, CollectorId: s.cfg.CollectorID, Epoch: epoch,
 	}}}); err != nil {
 		return err
 	}
-
-	var sb storage.Batch
-	var acked uint64
+	h := &handler{s: s, ss: ss, ctx: ctx, id: id, epoch: epoch, sess: sess}
 	for {
-		var r recvResult
 		select {
-		case r = <-recv:
+		case r := <-recv:
+			err := h.handle(r)
+			s.give(r.bytes)
+			if err != nil || r.err != nil {
+				return err
+			}
 		case m := <-st.control:
 			if err := ss.Send(m); err != nil {
 				return err
 			}
 			s.metrics.configPushes.Inc()
-			continue
 		case <-s.shutdown:
 			return status.Error(codes.Unavailable, "collector shutting down")
+		case <-ctx.Done():
+			return nil // the sensor went away
 		}
-		if r.err != nil {
-			return nil // the sensor closed or the connection broke
-		}
-		b := r.m.GetBatch()
-		if b == nil {
-			s.metrics.batches.WithLabelValues("rejected").Inc()
-			sess.Rejected(errors.New("unexpected message after hello"))
-			return status.Error(codes.InvalidArgument, "expected a batch")
-		}
-		start := time.Now()
-		nbytes, err := convertBatch(id, b, s.lim, &sb)
-		if err != nil {
-			s.metrics.batches.WithLabelValues("rejected").Inc()
-			sess.Rejected(err)
-			s.rlog.warn("rejected:"+id, "batch rejected", "sensor", id, "seq", b.Seq, "err", err)
-			ss.SetTrailer(metadata.Pairs(TrailerRejectedSeq, strconv.FormatUint(b.Seq, 10)))
-			return status.Errorf(codes.InvalidArgument, "batch %d rejected: %v", b.Seq, err)
-		}
-		if st := b.Stats; st != nil {
-			sess.Stats(time.Unix(0, st.UnixNano), st.Counters)
-		}
-		if s.deps.Enrich != nil {
-			for i := range sb.Records {
-				s.deps.Enrich(&sb.Records[i])
-			}
-		}
-		applied, err := s.write(ctx, &sb)
-		if errors.Is(err, storage.ErrInvalidBatch) {
-			// The store can never hold this batch: reject it (the sensor
-			// drops and counts it) rather than have the sensor resend it
-			// forever and block everything behind it.
-			s.metrics.batches.WithLabelValues("rejected").Inc()
-			sess.Rejected(err)
-			s.rlog.warn("rejected:"+id, "batch rejected by the store", "sensor", id, "seq", b.Seq, "err", err)
-			ss.SetTrailer(metadata.Pairs(TrailerRejectedSeq, strconv.FormatUint(b.Seq, 10)))
-			return status.Errorf(codes.InvalidArgument, "batch %d rejected: %v", b.Seq, err)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // the sensor went away mid-write
-			}
-			s.metrics.batches.WithLabelValues("store_error").Inc()
-			sess.StoreError(err)
-			s.rlog.warn("store-write:"+id, "store write failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", err)
-			return status.Error(codes.Unavailable, "store unavailable, retry later")
-		}
-		acked = max(acked, b.Seq)
-		if applied {
-			s.metrics.batches.WithLabelValues("stored").Inc()
-			s.metrics.records.Add(float64(len(sb.Records)))
-			s.metrics.blocks.Add(float64(len(sb.Blocks)))
-			s.metrics.blockBytes.Add(float64(nbytes))
-		} else {
-			s.metrics.batches.WithLabelValues("duplicate").Inc()
-		}
-		sess.Batch(len(sb.Records), len(sb.Blocks), nbytes, applied, acked)
-		clear(sb.Blocks) // drop references to the wire buffers
-		if err := ss.Send(&tapirv1.CollectorMessage{Msg: &tapirv1.CollectorMessage_Ack{Ack: &tapirv1.Ack{Seq: acked}}}); err != nil {
-			return err
-		}
-		s.metrics.ackLatency.Observe(time.Since(start).Seconds())
 	}
+}
+
+// handler processes the batches of one stream, one at a time.
+type handler struct {
+	s     *Server
+	ss    grpc.BidiStreamingServer[tapirv1.SensorMessage, tapirv1.CollectorMessage]
+	ctx   context.Context
+	id    string
+	epoch uint64
+	sess  *registry.Session
+	sb    storage.Batch
+	acked uint64
+}
+
+// handle stores and acks one received batch. A receive error (the sensor
+// closed or the connection broke) ends the stream quietly: it returns
+// nil and the caller returns.
+func (h *handler) handle(r recvResult) error {
+	if r.err != nil {
+		return nil
+	}
+	s, id := h.s, h.id
+	b := r.m.GetBatch()
+	if b == nil {
+		s.metrics.batches.WithLabelValues("rejected").Inc()
+		h.sess.Rejected(errors.New("unexpected message after hello"))
+		return status.Error(codes.InvalidArgument, "expected a batch")
+	}
+	start := time.Now()
+	nbytes, err := convertBatch(id, h.epoch, b, s.lim, &h.sb)
+	if err != nil {
+		return h.reject(b.Seq, "batch rejected", err)
+	}
+	if st := b.Stats; st != nil {
+		h.sess.Stats(time.Unix(0, st.UnixNano), st.Counters)
+	}
+	if s.deps.Enrich != nil {
+		for i := range h.sb.Records {
+			s.deps.Enrich(&h.sb.Records[i])
+		}
+	}
+	applied, err := s.write(h.ctx, &h.sb)
+	clear(h.sb.Blocks) // drop references to the wire buffers
+	if errors.Is(err, storage.ErrInvalidBatch) {
+		// The store can never hold this batch: reject it (the sensor
+		// drops and counts it) rather than have the sensor resend it
+		// forever and block everything behind it.
+		return h.reject(b.Seq, "batch rejected by the store", err)
+	}
+	if err != nil {
+		if h.ctx.Err() != nil {
+			return nil // the sensor went away mid-write
+		}
+		s.metrics.batches.WithLabelValues("store_error").Inc()
+		h.sess.StoreError(err)
+		s.rlog.warn("store-write:"+id, "store write failed; sensor will retry", "sensor", id, "seq", b.Seq, "err", err)
+		return status.Error(codes.Unavailable, "store unavailable, retry later")
+	}
+	h.acked = max(h.acked, b.Seq)
+	if applied {
+		s.metrics.batches.WithLabelValues("stored").Inc()
+		s.metrics.records.Add(float64(len(h.sb.Records)))
+		s.metrics.blocks.Add(float64(len(h.sb.Blocks)))
+		s.metrics.blockBytes.Add(float64(nbytes))
+	} else {
+		s.metrics.batches.WithLabelValues("duplicate").Inc()
+	}
+	h.sess.Batch(len(h.sb.Records), len(h.sb.Blocks), nbytes, applied, h.acked)
+	if err := h.ss.Send(&tapirv1.CollectorMessage{Msg: &tapirv1.CollectorMessage_Ack{Ack: &tapirv1.Ack{Seq: h.acked}}}); err != nil {
+		return err
+	}
+	s.metrics.ackLatency.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// reject ends the stream with InvalidArgument naming the batch (the
+// sensor drops and counts it), counted and logged.
+func (h *handler) reject(seq uint64, msg string, err error) error {
+	s := h.s
+	s.metrics.batches.WithLabelValues("rejected").Inc()
+	if errors.Is(err, errOverLimit) {
+		s.metrics.overLimit.Inc()
+	}
+	h.sess.Rejected(err)
+	s.rlog.warn("rejected:"+h.id, msg, "sensor", h.id, "epoch", h.epoch, "seq", seq, "err", err)
+	h.ss.SetTrailer(metadata.Pairs(TrailerRejectedSeq, strconv.FormatUint(seq, 10)))
+	return status.Errorf(codes.InvalidArgument, "batch %d rejected: %v", seq, err)
 }
 
 func (s *Server) write(ctx context.Context, b *storage.Batch) (bool, error) {

@@ -32,7 +32,7 @@ func TestWrapStoreKafkaFirst(t *testing.T) {
 	if ok, err := s.Write(ctx, b); ok || err == nil {
 		t.Fatalf("write with Kafka down: applied=%v err=%v", ok, err)
 	}
-	if seq, err := inner.DurableSeq(ctx, "sensor-a"); err != nil || seq != 0 {
+	if seq, err := inner.DurableSeq(ctx, "sensor-a", 0); err != nil || seq != 0 {
 		t.Fatalf("durable seq %d (%v) after a failed publish, want 0", seq, err)
 	}
 	// A batch without flow records needs no Kafka.

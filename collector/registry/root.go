@@ -26,7 +26,10 @@ type Interface struct {
 
 // Info is what a sensor says about itself when it connects (its Hello).
 type Info struct {
-	ID           string      `json:"id"`
+	ID string `json:"id"`
+	// Epoch is the sequence space of the latest stream (drawn when the
+	// sensor's spool was created; 0 for a legacy sensor).
+	Epoch        uint64      `json:"epoch"`
 	Hostname     string      `json:"hostname"`
 	Version      string      `json:"version"`
 	Interfaces   []Interface `json:"interfaces"`
@@ -49,7 +52,8 @@ type SensorStatus struct {
 	// LastSeen is when the sensor last sent anything.
 	LastSeen time.Time `json:"last_seen"`
 	// DurableSeq is the highest batch sequence number known durable for
-	// the sensor (acked by this collector or reported by the store).
+	// the sensor in Epoch (acked by this collector or reported by the
+	// store).
 	DurableSeq uint64 `json:"durable_seq"`
 	// Stats are the sensor's latest cumulative counters (kernel drops,
 	// queue drops, budget cuts, spool bytes, ...), as it reported them.
@@ -142,8 +146,12 @@ func (r *Registry) Connect(info Info, remoteAddr string, durableSeq uint64) *Ses
 		s = &SensorStatus{}
 		r.sensors[info.ID] = s
 	}
+	if info.Epoch != s.Epoch {
+		s.DurableSeq = 0 // another sequence space
+	}
 	s.Info = Info{
 		ID:           info.ID,
+		Epoch:        info.Epoch,
 		Hostname:     info.Hostname,
 		Version:      info.Version,
 		Interfaces:   slices.Clone(info.Interfaces),
@@ -155,7 +163,7 @@ func (r *Registry) Connect(info Info, remoteAddr string, durableSeq uint64) *Ses
 	s.ConnectedSince = now
 	s.LastSeen = now
 	s.DurableSeq = max(s.DurableSeq, durableSeq)
-	return &Session{r: r, s: s}
+	return &Session{r: r, s: s, epoch: info.Epoch}
 }
 
 // Session is one open stream of one sensor. Its methods are safe for
@@ -163,6 +171,7 @@ func (r *Registry) Connect(info Info, remoteAddr string, durableSeq uint64) *Ses
 type Session struct {
 	r      *Registry
 	s      *SensorStatus
+	epoch  uint64
 	closed bool
 }
 
@@ -182,7 +191,9 @@ func (x *Session) Batch(flows, blocks, bytes int, applied bool, durableSeq uint6
 	} else {
 		s.Duplicates++
 	}
-	s.DurableSeq = max(s.DurableSeq, durableSeq)
+	if x.epoch == s.Epoch {
+		s.DurableSeq = max(s.DurableSeq, durableSeq)
+	}
 }
 
 // Stats records the sensor's latest counters (taken at sensorTime). The

@@ -123,3 +123,23 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("batches = %d, want 800", batches)
 	}
 }
+
+// TestEpochDurableSeq: the durable seq shown is the latest stream's
+// epoch's: a reinstalled sensor (new epoch) starts again from its own,
+// and a stale stream of the old epoch does not raise it.
+func TestEpochDurableSeq(t *testing.T) {
+	r, _ := New(nil)
+	old := r.Connect(Info{ID: "s", Epoch: 1}, "a:1", 40)
+	old.Batch(1, 1, 10, true, 41)
+	cur := r.Connect(Info{ID: "s", Epoch: 2}, "b:1", 0)
+	if s, _ := r.Sensor("s"); s.Epoch != 2 || s.DurableSeq != 0 {
+		t.Fatalf("after a new epoch: epoch %d durable %d; want 2 0", s.Epoch, s.DurableSeq)
+	}
+	old.Batch(1, 1, 10, true, 42)
+	cur.Batch(1, 1, 10, true, 1)
+	if s, _ := r.Sensor("s"); s.DurableSeq != 1 {
+		t.Fatalf("durable seq %d, want 1 (the old epoch's 42 leaked in)", s.DurableSeq)
+	}
+	old.Close()
+	cur.Close()
+}

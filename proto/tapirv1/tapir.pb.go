@@ -230,12 +230,17 @@ func (*CollectorMessage_Config) isCollectorMessage_Msg() {}
 // Hello introduces a sensor. The sensor id must match the identity in the
 // sensor's TLS client certificate.
 type Hello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SensorId      string                 `protobuf:"bytes,1,opt,name=sensor_id,json=sensorId,proto3" json:"sensor_id,omitempty"`
-	Hostname      string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Interfaces    []*Interface           `protobuf:"bytes,4,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
-	Capabilities  []string               `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SensorId     string                 `protobuf:"bytes,1,opt,name=sensor_id,json=sensorId,proto3" json:"sensor_id,omitempty"`
+	Hostname     string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Version      string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Interfaces   []*Interface           `protobuf:"bytes,4,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	Capabilities []string               `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// epoch names the sensor's sequence space: a random non-zero number
+	// drawn when its spool is created, so a reinstalled host, a wiped spool
+	// or two hosts sharing a sensor id never alias each other's batch
+	// sequence numbers. 0 is a legacy sensor (one sequence space per id).
+	Epoch         uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +310,13 @@ func (x *Hello) GetCapabilities() []string {
 	return nil
 }
 
+func (x *Hello) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type Interface struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -366,11 +378,15 @@ func (x *Interface) GetSnaplen() uint32 {
 }
 
 // HelloAck tells the sensor the highest batch sequence number the fleet's
-// store already holds for it, so it can drop those from its spool.
+// store already holds for it in its epoch, so it can drop those from its
+// spool.
 type HelloAck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DurableSeq    uint64                 `protobuf:"varint,1,opt,name=durable_seq,json=durableSeq,proto3" json:"durable_seq,omitempty"`
-	CollectorId   string                 `protobuf:"bytes,2,opt,name=collector_id,json=collectorId,proto3" json:"collector_id,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	DurableSeq  uint64                 `protobuf:"varint,1,opt,name=durable_seq,json=durableSeq,proto3" json:"durable_seq,omitempty"`
+	CollectorId string                 `protobuf:"bytes,2,opt,name=collector_id,json=collectorId,proto3" json:"collector_id,omitempty"`
+	// epoch echoes the Hello's epoch that durable_seq belongs to. A sensor
+	// takes durable_seq as an ack only when the epoch matches its own.
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -419,6 +435,13 @@ func (x *HelloAck) GetCollectorId() string {
 	return ""
 }
 
+func (x *HelloAck) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // Batch is the unit of transfer and of acknowledgement.
 type Batch struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -427,8 +450,12 @@ type Batch struct {
 	Flows           []*FlowRecord          `protobuf:"bytes,3,rep,name=flows,proto3" json:"flows,omitempty"`
 	Blocks          []*PacketBlock         `protobuf:"bytes,4,rep,name=blocks,proto3" json:"blocks,omitempty"`
 	Stats           *SensorStats           `protobuf:"bytes,5,opt,name=stats,proto3" json:"stats,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// epoch is the sensor's sequence space (see Hello.epoch); a batch is
+	// identified by (sensor id, epoch, seq). It must equal the stream's
+	// Hello epoch.
+	Epoch         uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
@@ -494,6 +521,13 @@ func (x *Batch) GetStats() *SensorStats {
 		return x.Stats
 	}
 	return nil
+}
+
+func (x *Batch) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // PacketBlock is one encoded packet block (see package block): its header
@@ -2313,7 +2347,7 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\x03ack\x18\x02 \x01(\v2\r.tapir.v1.AckH\x00R\x03ack\x12:\n" +
 	"\fflow_control\x18\x03 \x01(\v2\x15.tapir.v1.FlowControlH\x00R\vflowControl\x120\n" +
 	"\x06config\x18\x04 \x01(\v2\x16.tapir.v1.SensorConfigH\x00R\x06configB\x05\n" +
-	"\x03msg\"\xb3\x01\n" +
+	"\x03msg\"\xc9\x01\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tsensor_id\x18\x01 \x01(\tR\bsensorId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x18\n" +
@@ -2321,21 +2355,24 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\n" +
 	"interfaces\x18\x04 \x03(\v2\x13.tapir.v1.InterfaceR\n" +
 	"interfaces\x12\"\n" +
-	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\"V\n" +
+	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"V\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tlink_type\x18\x02 \x01(\rR\blinkType\x12\x18\n" +
-	"\asnaplen\x18\x03 \x01(\rR\asnaplen\"N\n" +
+	"\asnaplen\x18\x03 \x01(\rR\asnaplen\"d\n" +
 	"\bHelloAck\x12\x1f\n" +
 	"\vdurable_seq\x18\x01 \x01(\x04R\n" +
 	"durableSeq\x12!\n" +
-	"\fcollector_id\x18\x02 \x01(\tR\vcollectorId\"\xcd\x01\n" +
+	"\fcollector_id\x18\x02 \x01(\tR\vcollectorId\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\xe3\x01\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x11created_unix_nano\x18\x02 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
 	"\x05flows\x18\x03 \x03(\v2\x14.tapir.v1.FlowRecordR\x05flows\x12-\n" +
 	"\x06blocks\x18\x04 \x03(\v2\x15.tapir.v1.PacketBlockR\x06blocks\x12+\n" +
-	"\x05stats\x18\x05 \x01(\v2\x15.tapir.v1.SensorStatsR\x05stats\"!\n" +
+	"\x05stats\x18\x05 \x01(\v2\x15.tapir.v1.SensorStatsR\x05stats\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"!\n" +
 	"\vPacketBlock\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x93\x02\n" +
 	"\bEndpoint\x12\x0e\n" +

@@ -25,7 +25,20 @@ func (e *Exporter) WaitAcked(ctx context.Context) bool {
 		select {
 		case <-ctx.Done():
 			return false
+		case <-e.failed:
+			return false
 		case <-t.C:
 		}
 	}
+}
+
+// FlushStats closes the open batch with the sensor's counters attached,
+// whatever the stats interval: a run's final counters reach the
+// collector's registry (call it after the engine stopped, before
+// WaitAcked).
+func (e *Exporter) FlushStats() {
+	e.bmu.Lock()
+	defer e.bmu.Unlock()
+	e.lastStats = time.Time{}
+	e.flushLocked()
 }

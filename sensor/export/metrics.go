@@ -42,6 +42,7 @@ func newMetrics(e *Exporter, reg prometheus.Registerer) (*metrics, error) {
 		gauge("tapir_sensor_spool_batches", "Unacked batches in the spool.", spoolStat(func(e *Exporter) float64 { return float64(e.spool.Stats().Batches) })),
 		counter("tapir_sensor_spool_dropped_batches_total", "Unacked batches dropped because the spool was full.", spoolStat(func(e *Exporter) float64 { return float64(e.spool.Stats().DroppedBatches) })),
 		counter("tapir_sensor_spool_dropped_bytes_total", "Bytes of those batches.", spoolStat(func(e *Exporter) float64 { return float64(e.spool.Stats().DroppedBytes) })),
+		counter("tapir_sensor_spool_corrupt_records_total", "Corrupt spool records skipped (their batches lost); the records after them are kept.", spoolStat(func(e *Exporter) float64 { return float64(e.spool.Stats().CorruptRecords) })),
 		counter("tapir_sensor_spool_torn_records_total", "Torn records truncated when the spool was opened.", spoolStat(func(e *Exporter) float64 { return float64(e.spool.Stats().TornRecords) })),
 	}
 	for _, c := range cs {

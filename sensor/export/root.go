@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,11 @@ var (
 	ErrStopped = errors.New("export: stopped")
 	// ErrNotStarted: AddRecord/AddBlock before Start.
 	ErrNotStarted = errors.New("export: not started")
+	// ErrRefused: every collector refused the sensor for a reason that
+	// retrying cannot fix (certificate from another CA, expired or
+	// unreadable certificate, sensor id not the certificate's, the hello
+	// refused). The exporter stops connecting; batches go to the spool.
+	ErrRefused = errors.New("export: refused by the collector")
 )
 
 // trailerRejectedSeq mirrors collector/ingest.TrailerRejectedSeq (the
@@ -83,6 +89,8 @@ type Stats struct {
 	Inflight     int    // sent, not acked
 	Connected    bool
 	Spool        spool.Stats
+	// Epoch is the sequence space of the batches (see spool.Spool.Epoch).
+	Epoch uint64
 }
 
 type item struct {
@@ -119,6 +127,14 @@ type Exporter struct {
 	acked     uint64
 	spoolLast uint64 // highest seq written to the spool
 	wake      chan struct{}
+	epoch     uint64 // the spool's sequence epoch, stamped on every batch sent
+	dialOpts  []grpc.DialOption
+
+	// fatal is set once every collector refused the sensor permanently;
+	// failed is closed then.
+	fmu    sync.Mutex
+	fatal  error
+	failed chan struct{}
 
 	started, stopped atomic.Bool
 	ctx              context.Context
@@ -137,7 +153,8 @@ func New(cfg Configuration, deps Dependencies) (*Exporter, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Exporter{cfg: cfg, deps: deps, log: deps.Logger, wake: make(chan struct{}, 1), inflight: cfg.MaxInflight}
+	e := &Exporter{cfg: cfg, deps: deps, log: deps.Logger, wake: make(chan struct{}, 1), inflight: cfg.MaxInflight,
+		failed: make(chan struct{})}
 	m, err := newMetrics(e, deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
@@ -146,17 +163,24 @@ func New(cfg Configuration, deps Dependencies) (*Exporter, error) {
 	return e, nil
 }
 
-// Start opens the spool (recovering it) and starts the batching and
-// sending goroutines.
+// Start loads the TLS files, opens the spool (recovering it) and starts
+// the batching and sending goroutines. Unreadable TLS files fail it with
+// ErrRefused: no retry can fix them.
 func (e *Exporter) Start() error {
 	if e.started.Load() {
 		return errors.New("export: already started")
 	}
+	opts, err := e.dialOptions()
+	if err != nil {
+		return fmt.Errorf("%w: collector tls: %w", ErrRefused, err)
+	}
+	e.dialOpts = opts
 	sp, err := spool.Open(e.cfg.Spool, e.log)
 	if err != nil {
 		return fmt.Errorf("open spool: %w", err)
 	}
 	e.spool = sp
+	e.epoch = sp.Epoch()
 	e.acked = sp.Acked()
 	if sp.Pending(0) {
 		e.spoolMode = true
@@ -275,6 +299,7 @@ func (e *Exporter) counters() map[string]uint64 {
 	c["spool_dropped_batches"] = st.DroppedBatches
 	c["spool_dropped_bytes"] = st.DroppedBytes
 	c["spool_torn_records"] = st.TornRecords
+	c["spool_corrupt_records"] = st.CorruptRecords
 	return c
 }
 
@@ -285,7 +310,7 @@ func (e *Exporter) enqueue(seq uint64, data []byte) {
 	e.qmu.Lock()
 	defer e.qmu.Unlock()
 	if !e.spoolMode && e.connected && len(e.items) < e.cfg.QueueBatches {
-		e.items = append(e.items, &item{seq: seq, frame: batchFrame(data)})
+		e.items = append(e.items, &item{seq: seq, frame: batchFrame(data, e.epoch)})
 	} else {
 		e.spillLocked()
 		e.appendSpoolLocked(seq, data)
@@ -301,22 +326,8 @@ func (e *Exporter) spillLocked() {
 			continue
 		}
 		it.inSpool = true
-		payload := it.frame[len(it.frame)-batchLen(it.frame):]
-		e.appendSpoolLocked(it.seq, payload)
+		e.appendSpoolLocked(it.seq, framePayload(it.frame))
 	}
-}
-
-func batchLen(f frame) int {
-	// skip tag and the uvarint length
-	n, shift, i := 0, 0, 1
-	for ; i < len(f); i++ {
-		n |= int(f[i]&0x7f) << shift
-		shift += 7
-		if f[i] < 0x80 {
-			break
-		}
-	}
-	return n
 }
 
 func (e *Exporter) appendSpoolLocked(seq uint64, payload []byte) {
@@ -352,7 +363,7 @@ func (e *Exporter) refillLocked() {
 		after = max(after, e.items[n-1].seq)
 	}
 	_, err := e.spool.ReadAfter(after, e.cfg.QueueBatches-len(e.items), func(seq uint64, p []byte) error {
-		e.items = append(e.items, &item{seq: seq, frame: batchFrame(p), inSpool: true})
+		e.items = append(e.items, &item{seq: seq, frame: batchFrame(p, e.epoch), inSpool: true})
 		return nil
 	})
 	if err != nil {
@@ -421,6 +432,7 @@ func (e *Exporter) Stats() Stats {
 		Acked: e.acked, QueueBatches: len(e.items), Inflight: e.sent, Connected: e.connected,
 	}
 	e.qmu.Unlock()
+	st.Epoch = e.epoch
 	st.Batches = e.nBatches.Load()
 	st.Sent = e.nSent.Load()
 	st.Rejected = e.nRejected.Load()
@@ -454,6 +466,7 @@ func (e *Exporter) flusher() {
 func (e *Exporter) sender() {
 	defer e.wg.Done()
 	backoff := e.cfg.ReconnectMin
+	refusals := 0 // consecutive permanent refusals
 	for i := 0; ; i++ {
 		addr := e.cfg.Collectors[i%len(e.cfg.Collectors)]
 		start := time.Now()
@@ -461,6 +474,16 @@ func (e *Exporter) sender() {
 		e.setDisconnected()
 		if e.ctx.Err() != nil {
 			return
+		}
+		if permanent(err) {
+			refusals++
+			e.log.Error("collector refused the sensor", "collector", addr, "sensor", e.cfg.SensorID, "err", err)
+			if refusals >= len(e.cfg.Collectors) {
+				e.fail(fmt.Errorf("%w: %w", ErrRefused, err))
+				return
+			}
+		} else {
+			refusals = 0
 		}
 		e.nReconnects.Add(1)
 		if time.Since(start) > 30*time.Second {
@@ -507,13 +530,61 @@ func (e *Exporter) dialOptions() ([]grpc.DialOption, error) {
 
 var streamDesc = &grpc.StreamDesc{StreamName: "Stream", ServerStreams: true, ClientStreams: true}
 
+// fail records a permanent refusal: the exporter stops connecting.
+func (e *Exporter) fail(err error) {
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	if e.fatal != nil {
+		return
+	}
+	e.fatal = err
+	close(e.failed)
+	e.log.Error("giving up on the collectors: retrying cannot fix this; batches stay in the spool", "err", err)
+}
+
+// Err returns the permanent refusal that stopped the exporter (wrapping
+// ErrRefused), or nil.
+func (e *Exporter) Err() error {
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	return e.fatal
+}
+
+// Failed is closed when the exporter gives up (see Err).
+func (e *Exporter) Failed() <-chan struct{} { return e.failed }
+
+// permanent reports whether a stream error is one no retry can fix: the
+// collector refused the sensor's identity or its hello, or the TLS
+// handshake failed on a certificate (another CA, expired, missing).
+// Network errors, timeouts, store errors and shutdowns are temporary.
+func permanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	switch st.Code() {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	case codes.InvalidArgument:
+		return !errors.Is(err, errBatchRejected) // the hello, not one batch
+	case codes.Unavailable:
+		msg := st.Message()
+		return strings.Contains(msg, "x509: ") || strings.Contains(msg, "tls: ") &&
+			(strings.Contains(msg, "certificate") || strings.Contains(msg, "authority"))
+	}
+	return false
+}
+
+// errBatchRejected marks an InvalidArgument that named one batch (the
+// batch is dropped; the stream is retried).
+var errBatchRejected = errors.New("export: batch rejected")
+
 // session runs one stream to addr until it fails or Stop.
 func (e *Exporter) session(addr string) error {
-	opts, err := e.dialOptions()
-	if err != nil {
-		return err
-	}
-	cc, err := grpc.NewClient(addr, opts...)
+	cc, err := grpc.NewClient(addr, e.dialOpts...)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -524,7 +595,8 @@ func (e *Exporter) session(addr string) error {
 	if err != nil {
 		return fmt.Errorf("open stream: %w", err)
 	}
-	hello := &tapirv1.Hello{SensorId: e.cfg.SensorID, Hostname: e.cfg.Hostname, Version: e.cfg.Version, Capabilities: e.cfg.Capabilities}
+	hello := &tapirv1.Hello{SensorId: e.cfg.SensorID, Hostname: e.cfg.Hostname, Version: e.cfg.Version,
+		Capabilities: e.cfg.Capabilities, Epoch: e.epoch}
 	for _, i := range e.cfg.Interfaces {
 		hello.Interfaces = append(hello.Interfaces, &tapirv1.Interface{Name: i.Name, LinkType: i.LinkType, Snaplen: i.Snaplen})
 	}
@@ -541,8 +613,15 @@ func (e *Exporter) session(addr string) error {
 	if ha == nil {
 		return errors.New("collector answered the hello with something else")
 	}
-	e.log.Info("connected to collector", "collector", addr, "durable_seq", ha.DurableSeq, "collector_id", ha.CollectorId)
-	e.ack(ha.DurableSeq)
+	e.log.Info("connected to collector", "collector", addr, "epoch", e.epoch, "durable_seq", ha.DurableSeq, "collector_id", ha.CollectorId)
+	if ha.Epoch == e.epoch {
+		e.ack(ha.DurableSeq)
+	} else {
+		// A collector that predates epochs: its durable seq may be another
+		// spool's. Only per-batch acks count.
+		e.log.Warn("collector ignores sequence epochs; its durable seq is not taken as an ack",
+			"collector", addr, "epoch", e.epoch, "collector_epoch", ha.Epoch)
+	}
 	e.qmu.Lock()
 	e.connected = true
 	e.sent = 0
@@ -618,6 +697,7 @@ func (e *Exporter) streamErr(st grpc.ClientStream, err error) error {
 		if v := metadataGet(st.Trailer(), trailerRejectedSeq); v != "" {
 			if seq, perr := strconv.ParseUint(v, 10, 64); perr == nil {
 				e.reject(seq)
+				return fmt.Errorf("%w %d: %w", errBatchRejected, seq, err)
 			}
 		}
 	}

@@ -10,10 +10,15 @@
 //	n  payload (a marshalled tapirv1.Batch)
 //
 // in increasing seq order. A small state file (written atomically:
-// temporary file, fsync, rename) holds the ack watermark and the highest
+// temporary file, fsync, rename) holds the ack watermark, the highest
 // sequence number reserved, so sequence numbers never repeat across
-// restarts. Open truncates a torn tail (a partial or corrupt record, left
-// by a crash) and counts it. Segments whose every batch is acked are
+// restarts, and the spool's epoch: a random non-zero number drawn when
+// the spool (or its state) is created, which names the sensor's sequence
+// space at the collector, so a fresh spool never has its batches taken
+// for another spool's. Open truncates a torn tail (a partial record left
+// by a crash) and counts it; a corrupt record followed by intact ones
+// (a flipped bit) is skipped, counted and logged with its segment and
+// offset, and the records after it are kept. Segments whose every batch is
 // deleted; when the spool exceeds its size cap the oldest segments are
 // deleted even if unacked, and their unacked batches counted as dropped.
 //
@@ -29,6 +34,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,13 +96,18 @@ func (c Config) Validate() error {
 
 // Stats are the spool's counters.
 type Stats struct {
-	Bytes           int64  // size of the segments now
-	Batches         int64  // unacked batches held
-	Segments        int    // segment files
-	DroppedBatches  uint64 // unacked batches deleted because the spool was full
-	DroppedBytes    uint64 // their payload bytes
-	TornRecords     uint64 // torn or corrupt records truncated by Open
-	TruncatedBytes  uint64 // bytes truncated by Open
+	Bytes          int64  // size of the segments now
+	Batches        int64  // unacked batches held
+	Segments       int    // segment files
+	DroppedBatches uint64 // unacked batches deleted because the spool was full
+	DroppedBytes   uint64 // their payload bytes
+	TornRecords    uint64 // torn records truncated by Open (a crash's partial tail)
+	TruncatedBytes uint64 // bytes truncated by Open
+	// CorruptRecords are records skipped because their checksum failed
+	// while intact records follow them (found by Open or by a read); their
+	// batches are lost. CorruptBytes are the bytes skipped.
+	CorruptRecords  uint64
+	CorruptBytes    uint64
 	AppendedBatches uint64
 	Acked           uint64 // ack watermark
 }
@@ -124,6 +135,7 @@ type Spool struct {
 	acked    uint64
 	reserved uint64 // seqs up to this are reserved in the state file
 	nextSeq  uint64
+	epoch    uint64 // the sequence space, drawn when the state is created
 	st       Stats
 }
 
@@ -147,12 +159,12 @@ func Open(cfg Config, log *slog.Logger) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list spool: %w", err)
 	}
-	for _, name := range names {
+	for i, name := range names { // in seq order: the names are zero-padded
 		first, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), "seg-"), ".spool"), 10, 64)
 		if err != nil {
 			continue
 		}
-		seg, err := s.recover(name, first)
+		seg, err := s.recover(name, first, i == len(names)-1)
 		if err != nil {
 			return nil, err
 		}
@@ -169,6 +181,13 @@ func Open(cfg Config, log *slog.Logger) (*Spool, error) {
 		}
 	}
 	s.nextSeq = max(s.reserved, s.lastSeq, s.acked) + 1
+	if s.epoch == 0 {
+		s.epoch = newEpoch()
+		log.Info("spool: new sequence epoch", "dir", cfg.Dir, "epoch", s.epoch)
+		if err := s.writeStateLocked(); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.deleteAckedLocked(); err != nil {
 		return nil, err
 	}
@@ -188,8 +207,11 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// recover scans one segment, truncating it at the first bad record.
-func (s *Spool) recover(name string, first uint64) (*segment, error) {
+// recover scans one segment. A bad record with a valid one after it is
+// skipped (corrupt: counted and logged). A bad tail is truncated: in the
+// last segment it is torn (a crash mid-append); in an earlier one, which
+// was synced when it was closed, it is corrupt.
+func (s *Spool) recover(name string, first uint64, last bool) (*segment, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("read spool segment: %w", err)
@@ -206,20 +228,18 @@ func (s *Spool) recover(name string, first uint64) (*segment, error) {
 	off := int64(len(magic))
 	prev := uint64(0)
 	for int(off) < len(data) {
-		rest := data[off:]
-		if len(rest) < headerLen {
-			break
-		}
-		n := int64(binary.LittleEndian.Uint32(rest))
-		if n > MaxRecord || int64(len(rest)) < headerLen+n {
-			break
-		}
-		if crc32.Checksum(rest[8:headerLen+n], castagnoli) != binary.LittleEndian.Uint32(rest[4:]) {
-			break
-		}
-		seq := binary.LittleEndian.Uint64(rest[8:])
-		if seq <= prev {
-			break
+		seq, n, ok := recordAt(data, off, prev)
+		if !ok {
+			next := resync(data, off+1, prev)
+			if next < 0 {
+				break // torn tail
+			}
+			s.st.CorruptRecords++
+			s.st.CorruptBytes += uint64(next - off)
+			s.log.Error("spool: corrupt batch skipped; the batches after it are kept",
+				"segment", name, "offset", off, "bytes", next-off, "after_seq", prev)
+			off = next
+			continue
 		}
 		prev = seq
 		seg.seqs = append(seg.seqs, seq)
@@ -228,14 +248,56 @@ func (s *Spool) recover(name string, first uint64) (*segment, error) {
 		off += headerLen + n
 	}
 	if int(off) < len(data) {
-		s.st.TornRecords++
-		s.st.TruncatedBytes += uint64(int64(len(data)) - off)
+		rest := uint64(int64(len(data)) - off)
+		if last {
+			s.st.TornRecords++
+		} else {
+			s.st.CorruptRecords++
+			s.st.CorruptBytes += rest
+			s.log.Error("spool: corrupt batch at the end of a closed segment dropped",
+				"segment", name, "offset", off, "bytes", rest, "after_seq", prev)
+		}
+		s.st.TruncatedBytes += rest
 		if err := os.Truncate(name, off); err != nil {
 			return nil, fmt.Errorf("truncate torn spool segment: %w", err)
 		}
 	}
 	seg.size = off
 	return seg, nil
+}
+
+// recordAt checks the record at off: whole, checksum valid, seq above
+// prev. It returns its seq and payload length.
+func recordAt(data []byte, off int64, prev uint64) (seq uint64, n int64, ok bool) {
+	rest := data[off:]
+	if len(rest) < headerLen {
+		return 0, 0, false
+	}
+	n = int64(binary.LittleEndian.Uint32(rest))
+	if n > MaxRecord || int64(len(rest)) < headerLen+n {
+		return 0, 0, false
+	}
+	seq = binary.LittleEndian.Uint64(rest[8:])
+	if seq <= prev || crc32.Checksum(rest[8:headerLen+n], castagnoli) != binary.LittleEndian.Uint32(rest[4:]) {
+		return 0, 0, false
+	}
+	return seq, n, true
+}
+
+// resync returns the offset of the first valid record at or after from,
+// or -1 if there is none (the rest is a torn tail). Candidates whose seq
+// is not plausibly close to prev are passed over before any checksum is
+// computed, so a scan through garbage stays linear.
+func resync(data []byte, from int64, prev uint64) int64 {
+	for off := from; off+headerLen <= int64(len(data)); off++ {
+		if seq := binary.LittleEndian.Uint64(data[off+8:]); seq <= prev || seq-prev > 1<<32 {
+			continue
+		}
+		if _, _, ok := recordAt(data, off, prev); ok {
+			return off
+		}
+	}
+	return -1
 }
 
 // NextSeq allocates the next batch sequence number. Numbers are reserved
@@ -494,7 +556,8 @@ func (s *Spool) ReadAfter(after uint64, limit int, fn func(seq uint64, payload [
 		}
 		if binary.LittleEndian.Uint64(buf[8:]) != l.seq ||
 			crc32.Checksum(buf[8:], castagnoli) != binary.LittleEndian.Uint32(buf[4:]) {
-			return read, fmt.Errorf("read spool %s at %d: checksum mismatch", l.path, l.off)
+			s.corrupt(l.path, l.off, l.seq, headerLen+l.n)
+			continue
 		}
 		if err := fn(l.seq, buf[headerLen:]); err != nil {
 			return read, err
@@ -502,6 +565,34 @@ func (s *Spool) ReadAfter(after uint64, limit int, fn func(seq uint64, payload [
 		read++
 	}
 	return read, nil
+}
+
+// corrupt counts and logs a record found corrupt on read: it is skipped
+// (its batch is lost) and the reader goes on with the next one.
+func (s *Spool) corrupt(path string, off int64, seq uint64, n int) {
+	s.mu.Lock()
+	s.st.CorruptRecords++
+	s.st.CorruptBytes += uint64(n)
+	s.mu.Unlock()
+	s.log.Error("spool: corrupt batch skipped on read; the batches after it are kept",
+		"segment", path, "offset", off, "seq", seq, "bytes", n)
+}
+
+// Epoch returns the spool's sequence epoch (non-zero): the sensor's
+// batches are identified by (sensor id, epoch, seq).
+func (s *Spool) Epoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// newEpoch draws a random non-zero epoch.
+func newEpoch() uint64 {
+	for {
+		if e := rand.Uint64(); e != 0 {
+			return e
+		}
+	}
 }
 
 // Sync flushes the active segment to disk.
@@ -539,7 +630,15 @@ func (s *Spool) Close() error {
 	return err
 }
 
-// state file: "TSST" 1 0 0 0, acked u64, reserved u64, crc32c u32.
+// state file v2: "TSST" 2 0 0 0, acked u64, reserved u64, epoch u64,
+// crc32c u32. Version 1 (no epoch) is read, and gets a new epoch.
+const (
+	stateMagicV1 = "TSST\x01\x00\x00\x00"
+	stateMagicV2 = "TSST\x02\x00\x00\x00"
+	stateLenV1   = 28
+	stateLenV2   = 36
+)
+
 func (s *Spool) readState() error {
 	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -548,8 +647,14 @@ func (s *Spool) readState() error {
 	if err != nil {
 		return fmt.Errorf("read spool state: %w", err)
 	}
-	if len(b) != 28 || string(b[:8]) != "TSST\x01\x00\x00\x00" ||
-		crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
+	switch {
+	case len(b) == stateLenV2 && string(b[:8]) == stateMagicV2 &&
+		crc32.Checksum(b[:32], castagnoli) == binary.LittleEndian.Uint32(b[32:]):
+		s.epoch = binary.LittleEndian.Uint64(b[24:])
+	case len(b) == stateLenV1 && string(b[:8]) == stateMagicV1 &&
+		crc32.Checksum(b[:24], castagnoli) == binary.LittleEndian.Uint32(b[24:]):
+		// Written before epochs: Open draws one.
+	default:
 		return errors.New("read spool state: corrupt state file")
 	}
 	s.acked = binary.LittleEndian.Uint64(b[8:])
@@ -558,11 +663,12 @@ func (s *Spool) readState() error {
 }
 
 func (s *Spool) writeStateLocked() error {
-	b := make([]byte, 28)
-	copy(b, "TSST\x01\x00\x00\x00")
+	b := make([]byte, stateLenV2)
+	copy(b, stateMagicV2)
 	binary.LittleEndian.PutUint64(b[8:], s.acked)
 	binary.LittleEndian.PutUint64(b[16:], max(s.reserved, s.nextSeq-1))
-	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+	binary.LittleEndian.PutUint64(b[24:], s.epoch)
+	binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
 	path := filepath.Join(s.cfg.Dir, stateFile)
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)

@@ -2,8 +2,11 @@ package spool
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -144,7 +147,8 @@ func TestTornTail(t *testing.T) {
 	}
 	s2.Close()
 
-	// A corrupted byte in the middle of a record: truncated there.
+	// A corrupted byte in the middle of a record: that record is skipped,
+	// counted as corrupt, and the intact records after it are kept.
 	data, _ := os.ReadFile(segs[0])
 	data[len(magic)+2*(headerLen+100)+headerLen+5] ^= 0xff // payload of the 3rd record
 	os.WriteFile(segs[0], data, 0o640)
@@ -153,12 +157,99 @@ func TestTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s3.Close()
-	// Segment 1 keeps records 1-2; 11 went to a new segment after recovery.
-	if got := readAll(t, s3, 0); len(got) != 3 || got[1] != 2 || got[2] != 11 {
-		t.Fatalf("after corruption read %v", got)
+	// Segment 1 keeps records 1-2 and 4-9; 11 went to a new segment.
+	want := []uint64{1, 2, 4, 5, 6, 7, 8, 9, 11}
+	if got := readAll(t, s3, 0); !slices.Equal(got, want) {
+		t.Fatalf("after corruption read %v, want %v", got, want)
 	}
-	if st := s3.Stats(); st.TornRecords != 1 {
+	if st := s3.Stats(); st.CorruptRecords != 1 || st.CorruptBytes != headerLen+100 || st.TornRecords != 0 {
 		t.Fatalf("corruption not counted: %+v", st)
+	}
+}
+
+// TestCorruptRecordSkippedOnRead: a record corrupted after Open indexed
+// it is skipped by ReadAfter, counted, and the records after it read.
+func TestCorruptRecordSkippedOnRead(t *testing.T) {
+	cfg := Config{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 1 << 16}
+	s, err := Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := s.Append(seq, payload(seq, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs, _ := filepath.Glob(filepath.Join(cfg.Dir, "seg-*.spool"))
+	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xee}, int64(len(magic)+headerLen+100+headerLen+7)); err != nil { // record 2
+		t.Fatal(err)
+	}
+	f.Close()
+	if got := readAll(t, s, 0); !slices.Equal(got, []uint64{1, 3}) {
+		t.Fatalf("read %v, want [1 3]", got)
+	}
+	if st := s.Stats(); st.CorruptRecords != 1 {
+		t.Fatalf("corrupt record not counted: %+v", st)
+	}
+}
+
+// TestEpoch: a new spool draws a random non-zero epoch that survives
+// restarts; a recreated spool gets another; a version-1 state file (no
+// epoch) keeps its watermark and gets an epoch.
+func TestEpoch(t *testing.T) {
+	cfg := Config{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 4096}
+	s, err := Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := s.Epoch()
+	if e == 0 {
+		t.Fatal("epoch 0 for a new spool")
+	}
+	if err := s.Ack(7); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Epoch() != e || s2.Acked() != 7 {
+		t.Fatalf("after restart epoch %d acked %d, want %d 7", s2.Epoch(), s2.Acked(), e)
+	}
+	s2.Close()
+
+	other, err := Open(Config{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 4096}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Epoch() == e || other.Epoch() == 0 {
+		t.Fatalf("a fresh spool reused epoch %d", e)
+	}
+	other.Close()
+
+	// A version-1 state file: acked 5, reserved 9.
+	v1 := make([]byte, stateLenV1)
+	copy(v1, stateMagicV1)
+	binary.LittleEndian.PutUint64(v1[8:], 5)
+	binary.LittleEndian.PutUint64(v1[16:], 9)
+	binary.LittleEndian.PutUint32(v1[24:], crc32.Checksum(v1[:24], castagnoli))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, stateFile), v1, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if seq, _ := old.NextSeq(); old.Epoch() == 0 || old.Acked() != 5 || seq != 10 {
+		t.Fatalf("v1 state: epoch %d acked %d next seq %d", old.Epoch(), old.Acked(), seq)
 	}
 }
 

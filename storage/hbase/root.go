@@ -328,7 +328,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		}
 	}()
 
-	dedupeKey := tkey(rowkey.TableDedupe, rowkey.AppendDedupeKey(nil, b.SensorID, b.Seq))
+	dedupeKey := tkey(rowkey.TableDedupe, rowkey.AppendEpochDedupeKey(nil, b.SensorID, b.Epoch, b.Seq))
 	if _, seen, err := s.get(ctx, dedupeKey, familyIndex); err != nil {
 		return false, fmt.Errorf("read dedupe marker: %w", err)
 	} else if seen {
@@ -413,7 +413,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		s.m.Deduplicated.Inc()
 		return false, nil
 	}
-	if err := s.raise(ctx, tkey(rowkey.TableSeq, rowkey.AppendSensorKey(nil, b.SensorID)), b.Seq); err != nil {
+	if err := s.raise(ctx, tkey(rowkey.TableSeq, rowkey.AppendSeqKey(nil, b.SensorID, b.Epoch)), b.Seq); err != nil {
 		// The batch is applied (its marker is durable); the sequence only
 		// lags until the next batch raises it. Report it all the same so
 		// the sensor resends, which the marker turns into a no-op.
@@ -673,7 +673,7 @@ func (s *Store) mergeRef(ctx context.Context, key []byte, r *storage.FlowRef, gu
 }
 
 // DurableSeq implements storage.Writer.
-func (s *Store) DurableSeq(ctx context.Context, sensorID string) (uint64, error) {
+func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -683,7 +683,7 @@ func (s *Store) DurableSeq(ctx context.Context, sensorID string) (uint64, error)
 	defer s.release()
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	v, ok, err := s.get(ctx, tkey(rowkey.TableSeq, rowkey.AppendSensorKey(nil, sensorID)), familyIndex)
+	v, ok, err := s.get(ctx, tkey(rowkey.TableSeq, rowkey.AppendSeqKey(nil, sensorID, epoch)), familyIndex)
 	if err != nil {
 		return 0, fmt.Errorf("read seq: %w", err)
 	}

@@ -43,7 +43,7 @@ func TestLayoutFixedAtCreation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
-	if seq, err := again.DurableSeq(ctx, "sensor-a"); err != nil || seq != 1 {
+	if seq, err := again.DurableSeq(ctx, "sensor-a", 0); err != nil || seq != 1 {
 		t.Fatalf("durable seq after reopen: %d %v, want 1", seq, err)
 	}
 }

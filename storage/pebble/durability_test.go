@@ -70,7 +70,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if s.DataBytes() != bytesBefore {
 		t.Fatalf("data bytes %d after reopen, %d before", s.DataBytes(), bytesBefore)
 	}
-	if seq, err := s.DurableSeq(ctx, "sensor-a"); seq != 5 || err != nil {
+	if seq, err := s.DurableSeq(ctx, "sensor-a", 0); seq != 5 || err != nil {
 		t.Fatalf("durable seq %d %v", seq, err)
 	}
 	if ok, err := s.Write(ctx, b); ok || err != nil {
@@ -120,7 +120,7 @@ func TestDiskFullGuard(t *testing.T) {
 	if ok, err := s.Write(ctx, b); ok || !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("write on a full disk: %v %v, want ErrDiskFull", ok, err)
 	}
-	if seq, _ := s.DurableSeq(ctx, "sensor-a"); seq != 0 || stored(t, s, b) != 0 {
+	if seq, _ := s.DurableSeq(ctx, "sensor-a", 0); seq != 0 || stored(t, s, b) != 0 {
 		t.Fatal("refused batch left data behind")
 	}
 }
@@ -170,7 +170,7 @@ func TestWALWriteError(t *testing.T) {
 	if n := stored(t, s, first); n != len(first.Blocks) {
 		t.Fatalf("first batch: %d of %d blocks after reopen", n, len(first.Blocks))
 	}
-	seq, err := s.DurableSeq(ctx, "sensor-a")
+	seq, err := s.DurableSeq(ctx, "sensor-a", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

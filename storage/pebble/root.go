@@ -298,7 +298,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		}
 	}()
 
-	dedupeKey := tkey(rowkey.TableDedupe, rowkey.AppendDedupeKey(nil, b.SensorID, b.Seq))
+	dedupeKey := tkey(rowkey.TableDedupe, rowkey.AppendEpochDedupeKey(nil, b.SensorID, b.Epoch, b.Seq))
 	if _, seen, err := s.get(db, dedupeKey); err != nil {
 		return false, fmt.Errorf("read dedupe marker: %w", err)
 	} else if seen {
@@ -391,7 +391,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	if err := wb.Set(dedupeKey, nil, nil); err != nil {
 		return false, err
 	}
-	seqKey := tkey(rowkey.TableSeq, rowkey.AppendSensorKey(nil, b.SensorID))
+	seqKey := tkey(rowkey.TableSeq, rowkey.AppendSeqKey(nil, b.SensorID, b.Epoch))
 	var cur int64
 	if err := s.getInt(db, seqKey, &cur); err != nil {
 		return false, fmt.Errorf("read seq: %w", err)
@@ -523,7 +523,7 @@ func (s *Store) batchRefs(db *pebble.DB, wb *pebble.Batch, refs map[flow.ID]*sto
 }
 
 // DurableSeq implements storage.Writer.
-func (s *Store) DurableSeq(ctx context.Context, sensorID string) (uint64, error) {
+func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -533,7 +533,7 @@ func (s *Store) DurableSeq(ctx context.Context, sensorID string) (uint64, error)
 	}
 	defer s.release()
 	var v int64
-	if err := s.getInt(db, tkey(rowkey.TableSeq, rowkey.AppendSensorKey(nil, sensorID)), &v); err != nil {
+	if err := s.getInt(db, tkey(rowkey.TableSeq, rowkey.AppendSeqKey(nil, sensorID, epoch)), &v); err != nil {
 		return 0, fmt.Errorf("read seq: %w", err)
 	}
 	return uint64(v), nil

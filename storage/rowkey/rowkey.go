@@ -299,6 +299,26 @@ func DecodeDedupeKey(b []byte) (sensorID string, seq uint64, err error) {
 	return string(b[2 : 2+n]), binary.BigEndian.Uint64(b[2+n:]), nil
 }
 
+// AppendSeqKey appends a TableSeq row key: the sensor key, then for a
+// non-zero epoch the epoch, 8 bytes big-endian. Epoch 0 (a legacy sensor)
+// is the bare sensor key, so markers written before epochs existed keep
+// working.
+func AppendSeqKey(dst []byte, sensorID string, epoch uint64) []byte {
+	dst = AppendSensorKey(dst, sensorID)
+	if epoch != 0 {
+		dst = binary.BigEndian.AppendUint64(dst, epoch)
+	}
+	return dst
+}
+
+// AppendEpochDedupeKey appends a batch dedupe marker row key for
+// (sensor, epoch, seq): AppendSeqKey then the seq, 8 bytes big-endian.
+// Epoch 0 gives AppendDedupeKey's legacy key.
+func AppendEpochDedupeKey(dst []byte, sensorID string, epoch, seq uint64) []byte {
+	dst = AppendSeqKey(dst, sensorID, epoch)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
 // PrefixEnd returns the smallest key greater than every key with the
 // given prefix, or nil when there is none (prefix all 0xff).
 func PrefixEnd(prefix []byte) []byte {

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.BlockStore) {
 	t.Run("Lookup", func(t *testing.T) { testLookup(t, open(t), flows) })
 	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, open(t), flows) })
 	t.Run("DurableSeq", func(t *testing.T) { testDurableSeq(t, open(t), flows) })
+	t.Run("EpochDedupe", func(t *testing.T) { testEpochDedupe(t, open(t), flows) })
 	t.Run("ConcurrentSameFlow", func(t *testing.T) { testConcurrentSameFlow(t, open(t), flows) })
 	t.Run("RecordsNewestSegment", func(t *testing.T) { testRecordsNewest(t, open(t), flows) })
 	t.Run("RecordsWindow", func(t *testing.T) { testRecordsWindow(t, open(t), flows) })
@@ -452,14 +453,14 @@ func testConcurrentSameFlow(t *testing.T, s storage.BlockStore, flows []Flow) {
 		sortBlocks(want)
 		sameBlocks(t, "blocks in the ref's window of "+in.ID.String(), mine, want)
 	}
-	if seq, err := s.DurableSeq(ctx, "sensor-a"); err != nil || seq != uint64(len(batches)) {
+	if seq, err := s.DurableSeq(ctx, "sensor-a", 0); err != nil || seq != uint64(len(batches)) {
 		t.Fatalf("durable seq %d, %v; want %d", seq, err, len(batches))
 	}
 }
 
 func testDurableSeq(t *testing.T, s storage.BlockStore, flows []Flow) {
 	defer closeStore(t, s)
-	if seq, err := s.DurableSeq(ctx, "sensor-a"); seq != 0 || err != nil {
+	if seq, err := s.DurableSeq(ctx, "sensor-a", 0); seq != 0 || err != nil {
 		t.Fatalf("empty store: %d, %v", seq, err)
 	}
 	ins := Instances(flows, "sensor-a", 0, 2)
@@ -472,11 +473,52 @@ func testDurableSeq(t *testing.T, s storage.BlockStore, flows []Flow) {
 			t.Fatal(err)
 		}
 	}
-	if seq, err := s.DurableSeq(ctx, "sensor-a"); seq != 3 || err != nil {
+	if seq, err := s.DurableSeq(ctx, "sensor-a", 0); seq != 3 || err != nil {
 		t.Fatalf("sensor-a durable seq %d, %v; want 3", seq, err)
 	}
-	if seq, err := s.DurableSeq(ctx, "sensor-b"); seq != 30 || err != nil {
+	if seq, err := s.DurableSeq(ctx, "sensor-b", 0); seq != 30 || err != nil {
 		t.Fatalf("sensor-b durable seq %d, %v; want 30", seq, err)
+	}
+}
+
+// testEpochDedupe: batches are identified by (sensor, epoch, seq). A
+// sensor whose spool was recreated (a new epoch) restarts at seq 1; its
+// batches are new data, never duplicates of the old epoch's, and each
+// epoch (the legacy epoch 0 included) has its own durable seq.
+func testEpochDedupe(t *testing.T, s storage.BlockStore, flows []Flow) {
+	defer closeStore(t, s)
+	ins := Instances(flows, "sensor-a", 0, 3)
+	write := func(epoch, seq uint64, in *Instance) bool {
+		t.Helper()
+		b := &storage.Batch{SensorID: "sensor-a", Epoch: epoch, Seq: seq, Blocks: in.Blocks, Records: []flow.Record{in.Record}}
+		ok, err := s.Write(ctx, b)
+		if err != nil {
+			t.Fatalf("write epoch %d seq %d: %v", epoch, seq, err)
+		}
+		return ok
+	}
+	if !write(0, 1, ins[0]) || !write(0, 2, ins[0]) {
+		t.Fatal("legacy batches not applied")
+	}
+	if !write(7, 1, ins[1]) {
+		t.Fatal("epoch 7 seq 1 taken for a duplicate of legacy seq 1")
+	}
+	if !write(9, 1, ins[2]) {
+		t.Fatal("epoch 9 seq 1 taken for a duplicate of epoch 7 seq 1")
+	}
+	if write(7, 1, ins[1]) || write(0, 2, ins[0]) {
+		t.Fatal("resent batch applied twice")
+	}
+	for _, c := range []struct{ epoch, want uint64 }{{0, 2}, {7, 1}, {9, 1}, {8, 0}} {
+		if seq, err := s.DurableSeq(ctx, "sensor-a", c.epoch); seq != c.want || err != nil {
+			t.Fatalf("epoch %d durable seq %d, %v; want %d", c.epoch, seq, err, c.want)
+		}
+	}
+	for _, in := range ins[1:3] {
+		refs, err := s.LookupFlow(ctx, in.ID.String(), time.Time{}, time.Time{})
+		if err != nil || len(refs) == 0 {
+			t.Fatalf("flow %s of a new epoch not stored: %v", in.ID, err)
+		}
 	}
 }
 
@@ -866,7 +908,7 @@ func testClose(t *testing.T, s storage.BlockStore) {
 	var k flow.Key
 	checks := map[string]error{}
 	_, checks["Write"] = s.Write(ctx, &storage.Batch{SensorID: "s", Seq: 1})
-	_, checks["DurableSeq"] = s.DurableSeq(ctx, "s")
+	_, checks["DurableSeq"] = s.DurableSeq(ctx, "s", 0)
 	_, checks["LookupFlow"] = s.LookupFlow(ctx, flow.NewID(time.Unix(1, 0), 1, 1).String(), time.Time{}, time.Time{})
 	checks["ScanBlocks"] = s.ScanBlocks(ctx, k, time.Time{}, time.Time{}, func(*storage.Block) error { return nil })
 	checks["ScanRecords"] = s.ScanRecords(ctx, time.Unix(1, 0), time.Unix(2, 0), func(*flow.Record) error { return nil })

@@ -29,10 +29,10 @@ import (
 var ErrInjected = errors.New("ingesttest: injected store failure")
 
 // MemStore is an in-memory storage.Writer with the store contract's
-// (SensorID, Seq) deduplication. It is safe for concurrent use.
+// (SensorID, Epoch, Seq) deduplication. It is safe for concurrent use.
 type MemStore struct {
 	mu      sync.Mutex
-	applied map[string]map[uint64]bool
+	applied map[seqSpace]map[uint64]bool
 	// Batches are the applied batches in write order (deep copies).
 	batches []storage.Batch
 	failing bool
@@ -40,8 +40,14 @@ type MemStore struct {
 	delay   time.Duration
 }
 
+// seqSpace is one sensor's sequence space: its id and epoch.
+type seqSpace struct {
+	sensor string
+	epoch  uint64
+}
+
 // NewMemStore returns an empty store.
-func NewMemStore() *MemStore { return &MemStore{applied: map[string]map[uint64]bool{}} }
+func NewMemStore() *MemStore { return &MemStore{applied: map[seqSpace]map[uint64]bool{}} }
 
 // SetFailing makes Write fail with ErrInjected or succeed again.
 func (m *MemStore) SetFailing(f bool) {
@@ -50,24 +56,36 @@ func (m *MemStore) SetFailing(f bool) {
 	m.mu.Unlock()
 }
 
+// SetDelay makes every Write take at least d (a slow store).
+func (m *MemStore) SetDelay(d time.Duration) {
+	m.mu.Lock()
+	m.delay = d
+	m.mu.Unlock()
+}
+
 // Write implements storage.Writer.
 func (m *MemStore) Write(ctx context.Context, b *storage.Batch) (bool, error) {
+	m.mu.Lock()
+	d := m.delay
+	m.mu.Unlock()
+	time.Sleep(d)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.writes++
 	if m.failing {
 		return false, ErrInjected
 	}
-	s := m.applied[b.SensorID]
+	sp := seqSpace{b.SensorID, b.Epoch}
+	s := m.applied[sp]
 	if s == nil {
 		s = map[uint64]bool{}
-		m.applied[b.SensorID] = s
+		m.applied[sp] = s
 	}
 	if s[b.Seq] {
 		return false, nil
 	}
 	s[b.Seq] = true
-	c := storage.Batch{SensorID: b.SensorID, Seq: b.Seq, Records: slices.Clone(b.Records)}
+	c := storage.Batch{SensorID: b.SensorID, Epoch: b.Epoch, Seq: b.Seq, Records: slices.Clone(b.Records)}
 	for _, bl := range b.Blocks {
 		c.Blocks = append(c.Blocks, storage.Block{Meta: bl.Meta, Encoded: slices.Clone(bl.Encoded)})
 	}
@@ -76,11 +94,11 @@ func (m *MemStore) Write(ctx context.Context, b *storage.Batch) (bool, error) {
 }
 
 // DurableSeq implements storage.Writer.
-func (m *MemStore) DurableSeq(ctx context.Context, sensorID string) (uint64, error) {
+func (m *MemStore) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var hi uint64
-	for s := range m.applied[sensorID] {
+	for s := range m.applied[seqSpace{sensorID, epoch}] {
 		hi = max(hi, s)
 	}
 	return hi, nil

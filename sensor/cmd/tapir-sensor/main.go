@@ -321,7 +321,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 			return cerr
 		}
 		sinks = append(sinks, ex)
-		closers = append(closers, ex.Stop)
+		closers = append(closers, func() error { return errors.Join(ex.Stop(), ex.deliveryErr()) })
 		stream = ex
 	}
 	if cfg.Output.IPFIX.Collector != "" {
@@ -364,6 +364,10 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 	if err := eng.Start(); err != nil {
 		return err
 	}
+	var refused <-chan struct{} // closed when the collectors refuse the sensor for good
+	if stream != nil {
+		refused = stream.Failed()
+	}
 wait:
 	for {
 		select {
@@ -371,6 +375,9 @@ wait:
 			break wait
 		case <-ctx.Done():
 			logger.Info("signal received; flushing flows and blocks")
+			break wait
+		case <-refused:
+			logger.Error("stopping: the collector refused this sensor", "err", stream.Err())
 			break wait
 		case <-hup:
 			if reopen == nil {
@@ -381,9 +388,12 @@ wait:
 		}
 	}
 	runErr := eng.Stop()
+	if stream != nil {
+		stream.FlushStats() // the run's final counters
+	}
 	if stream != nil && ctx.Err() == nil {
-		// Offline: exit once the collector holds everything (a signal
-		// or the drain timeout leaves the rest in the spool).
+		// Offline: exit once the collector holds everything (a signal,
+		// a refusal or the drain timeout leaves the rest in the spool).
 		dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
 		if !stream.WaitAcked(dctx) {
 			logger.Warn("collector has not acknowledged everything; the rest stays in the spool for the next run",

@@ -114,3 +114,25 @@ func openLive(cfg *config.Config, logger *slog.Logger) ([]capture.Source, error)
 	}
 	return out, nil
 }
+
+// deliveryErr says, once the exporter stopped, whether the run failed to
+// deliver: the collectors refused the sensor for good, or batches were
+// lost (rejected by the collector as malformed, not written to the
+// spool, dropped from a full spool, or corrupt in it). Batches left
+// unacknowledged but safely spooled are not an error: the next run
+// sends them.
+func (s *streamSink) deliveryErr() error {
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("nothing more can be delivered: %w", err)
+	}
+	st := s.Stats()
+	lost := st.Rejected + st.SpoolErrors + st.Spool.DroppedBatches + st.Spool.CorruptRecords
+	if lost == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d batches lost (rejected by the collector %d, spool write errors %d, dropped from a full spool %d, corrupt in the spool %d)",
+		errUndelivered, lost, st.Rejected, st.SpoolErrors, st.Spool.DroppedBatches, st.Spool.CorruptRecords)
+}
+
+// errUndelivered: some of the run's data never reached the collector.
+var errUndelivered = errors.New("data not delivered")
