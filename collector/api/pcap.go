@@ -201,7 +201,7 @@ func parseCap(v url.Values, name string, server int64) (int64, error) {
 func (s *Server) handlePcap(c *call) {
 	v := c.r.URL.Query()
 	id, expr := v.Get("flow"), v.Get("query")
-	c.audit.Flow, c.audit.Query = id, expr
+	c.audit.setParams(id, expr, s.cfg.Audit.MaxParamBytes)
 	bad := func(msg string) { s.fail(c, http.StatusBadRequest, "bad_request", msg, nil) }
 	if (id == "") == (expr == "") {
 		bad("give exactly one of flow and query")

@@ -94,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
+	setPrivateUmask()
 	if err := serve(&cfg, logger); err != nil {
 		logger.Error("collector failed", "err", err)
 		return 1
@@ -114,6 +115,11 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if cfg.Store.Backend != "hbase" {
+		if err := tightenTree(cfg.Store.Dir); err != nil {
+			return fmt.Errorf("store dir %s: %w", cfg.Store.Dir, err)
+		}
+	}
 	store, err := openStore(ctx, cfg, logger.With("component", "store"), reg)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
