@@ -154,9 +154,9 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	cache := pebble.NewCache(cfg.CacheBytes + memtableReserve*cfg.MemTableBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		Comparer:     cmp,
-		FS:           s.fs,
-		Cache:        cache,
+		Comparer:      cmp,
+		FS:            s.fs,
+		Cache:         cache,
 		MemTableSize:  uint64(cfg.MemTableBytes),
 		Logger:        pebbleLogger{s},
 		EventListener: s.eventListener(),
