@@ -326,6 +326,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	defer s.release()
 	defer func() {
 		if err != nil {
+			err = s.readErr(err, fmt.Sprintf("rows batch %s/%d updates", b.SensorID, b.Seq))
 			s.m.WriteErrors.Inc()
 		}
 	}()
