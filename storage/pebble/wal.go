@@ -68,6 +68,9 @@ type walRecord struct {
 // would silently drop.
 type walDamage struct {
 	from, to int64 // byte offsets in the file
+	// head is the start of the damaged record when its first chunk is
+	// intact: its batch header names the sequence numbers lost.
+	head []byte
 }
 
 // walScan is what reading one log found.
@@ -118,15 +121,19 @@ func scanWAL(b []byte, logNum uint32) walScan {
 	var cur []byte
 	curOff, inRec := int64(0), false
 	badFrom := int64(-1) // start of the current damaged stretch
+	var badHead []byte
 	mark := func(at int64) {
 		if badFrom < 0 {
 			badFrom = at
+			if inRec && at == curOff && len(cur) >= walBatchHeaderLen {
+				badHead = slices.Clone(cur[:walBatchHeaderLen])
+			}
 		}
 	}
 	good := func(at int64) {
 		if badFrom >= 0 {
-			sc.damage = append(sc.damage, walDamage{from: badFrom, to: at})
-			badFrom = -1
+			sc.damage = append(sc.damage, walDamage{from: badFrom, to: at, head: badHead})
+			badFrom, badHead = -1, nil
 		}
 	}
 	for blk := 0; blk < len(b); blk += walBlockSize {
@@ -296,13 +303,18 @@ func describeDamage(sc walScan) string {
 		if before != nil {
 			seq, n, acked := batchSummary(before.data)
 			lostFrom, prev = seq+uint64(n), acked
+		} else if len(d.head) == walBatchHeaderLen {
+			lostFrom = binary.LittleEndian.Uint64(d.head)
 		}
 		if after != nil {
 			seq, _, acked := batchSummary(after.data)
 			if lostFrom > 0 && seq > lostFrom {
 				p += fmt.Sprintf(", %d keys lost (pebble seqnums %d..%d)", seq-lostFrom, lostFrom, seq-1)
 			}
-			p += fmt.Sprintf(", between the batches of %v and %v", prev, acked)
+			p += fmt.Sprintf(", between the sensor batches %v and %v", prev, acked)
+		} else if len(d.head) == walBatchHeaderLen {
+			n := binary.LittleEndian.Uint32(d.head[8:])
+			p += fmt.Sprintf(", %d keys lost (pebble seqnums %d..%d), after the sensor batches %v", n, lostFrom, lostFrom+uint64(n)-1, prev)
 		}
 		parts = append(parts, p)
 	}
