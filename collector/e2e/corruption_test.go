@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,12 +105,26 @@ func (c *collector) pull(t *testing.T, cl *http.Client, id string) (status int, 
 	return 200, "", n, resp.Trailer.Get("X-Tapir-Complete")
 }
 
+// verify runs tapir-collector verify on the stopped collector's store and
+// returns its output and exit code.
+func (c *collector) verify(t *testing.T) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin.collector, "verify", "--config", c.configPath)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
 // TestSSTableCorruptionSurfaces flips one byte in the middle of the
 // largest sstable the real collector wrote from two sensors' copies of a
 // shared capture, and pulls every flow by flow ID and by Community ID:
 // each answer is either every stored packet or 500 "corrupt", never a
 // false 404 not_flushed nor a 200 that says complete with packets
 // missing; the corruption is counted and logged at error level.
+// tapir-collector verify finds the damaged file before any retrieval.
 func TestSSTableCorruptionSurfaces(t *testing.T) {
 	needBinaries(t)
 	file := testdata.Plain(t, testdata.Pcap(t, "zeek/echo-connections.pcap.gz"))
@@ -128,7 +144,13 @@ func TestSSTableCorruptionSurfaces(t *testing.T) {
 	col.proc.Stop(30 * time.Second)
 	col.start()
 	col.proc.Stop(30 * time.Second)
+	if out, code := col.verify(t); code != 0 || !strings.Contains(out, "store ok") {
+		t.Errorf("verify of an intact store: exit %d:\n%s", code, out)
+	}
 	sst := flipMiddle(t, col.store, "*.sst")
+	if out, code := col.verify(t); code != 65 || !strings.Contains(out, filepath.Base(sst)) || !strings.Contains(out, "DAMAGED") {
+		t.Errorf("verify after flipping a byte of %s: exit %d, want 65 naming the file:\n%s", filepath.Base(sst), code, out)
+	}
 	col.start()
 
 	cl := apiClient(t, p, "127.0.0.1")

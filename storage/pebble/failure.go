@@ -75,7 +75,7 @@ func (s *Store) setFailed(err error) {
 		return
 	}
 	s.integrity.failed.Set(1)
-	s.log.Error("store failed: every operation is refused until the collector restarts", "err", err)
+	s.log.Error("store failed: every operation is refused until the collector restarts", "err", err.Error())
 	s.failure.once.Do(func() { close(s.failure.ch) })
 }
 
@@ -99,13 +99,13 @@ func (s *Store) eventListener() *pebble.EventListener {
 			case pebble.IsCorruptionError(err):
 				s.integrity.corruption.WithLabelValues("background").Inc()
 				if n, ok := bgLog.allow(); ok {
-					s.log.Error("store corruption met by a background compaction or flush", "err", err, "not_logged", n)
+					s.log.Error("store corruption met by a background compaction or flush", "err", err.Error(), "not_logged", n)
 				}
 			case isDiskFull(err):
 				s.setFailed(fmt.Errorf("%w: %w: %w", ErrFailed, ErrDiskFull, err))
 			default:
 				if n, ok := bgLog.allow(); ok {
-					s.log.Error("store background error", "err", err, "not_logged", n)
+					s.log.Error("store background error", "err", err.Error(), "not_logged", n)
 				}
 			}
 		},
@@ -121,7 +121,7 @@ func (s *Store) readErr(err error, what string) error {
 	}
 	s.integrity.corruption.WithLabelValues("read").Inc()
 	if n, ok := s.corruptLog.allow(); ok {
-		s.log.Error("store corruption: data of a flow cannot be read", "what", what, "err", err, "not_logged", n)
+		s.log.Error("store corruption: data of a flow cannot be read", "what", what, "err", err.Error(), "not_logged", n)
 	}
 	return fmt.Errorf("%w: %s: %w", storage.ErrCorrupt, what, err)
 }
