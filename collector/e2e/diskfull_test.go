@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,20 +12,21 @@ import (
 	"github.com/tapir-sensor/tapir/internal/testdata"
 )
 
-// TestDiskFullExitsAndRecovers puts the real collector's store on a small
-// tmpfs with the free-space guard off (min_free_bytes: 0) and fills it
-// while a sensor streams the largest shared capture. The collector must
-// not wedge: it exits 75 (store failed) at once instead of spinning, a
-// restart while the disk is still full exits 75 again, and once space is
-// freed a restart takes the sensor's resent batches so that every flow is
-// stored exactly once, as in the offline run.
+// TestDiskFullExitsAndRecovers puts the real collector's store on a 4 MiB
+// tmpfs with the free-space guard off (min_free_bytes: 0), which the
+// collector fills while a sensor streams the largest shared capture. The
+// collector must not wedge: it exits 75 (store failed) at once instead of
+// spinning, a restart while the disk is still full exits 75 again, and
+// once space returns (the tmpfs grown) a restart takes the sensor's
+// resent batches so that every flow is stored exactly once, as in the
+// offline run.
 func TestDiskFullExitsAndRecovers(t *testing.T) {
 	needBinaries(t)
 	testdata.Tool(t, "tshark")
 	testdata.Tool(t, "tcpdump")
 	file := testdata.Plain(t, testdata.Pcap(t, "zeek/echo-connections.pcap.gz"))
 	work := t.TempDir()
-	fs := mountTmpfs(t, "12m")
+	fs := mountTmpfs(t, "4m")
 	p := newPKI(t, filepath.Join(work, "certs"), "full")
 	col := prepareCollector(t, filepath.Join(work, "collector"), p)
 	col.store = filepath.Join(fs, "store")
@@ -32,8 +34,6 @@ func TestDiskFullExitsAndRecovers(t *testing.T) {
 	if pr := col.startEdited(small); col.proc != pr {
 		t.Fatalf("collector did not start:\n%s", pr.Log.String())
 	}
-	filler := filepath.Join(fs, "filler")
-	fill(t, filler, 8<<20) // about 4 MiB left: less than the capture's blocks
 	want := offlineFlows(t, file, "full")
 	cfg := filepath.Join(work, "sensor.yaml")
 	if err := os.WriteFile(cfg, []byte(smallBatches), 0o600); err != nil {
@@ -50,6 +50,11 @@ func TestDiskFullExitsAndRecovers(t *testing.T) {
 	if !strings.Contains(log, "no space left on device") || !strings.Contains(log, `msg="store failed`) {
 		t.Errorf("the collector's log does not say the store failed for lack of space:\n%s", e2etest.LastLines(log, 12))
 	}
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, `msg="store failed`) {
+			t.Log(l)
+		}
+	}
 	if sensor.Exited() {
 		t.Fatalf("the sensor gave up while the collector was down:\n%s", e2etest.LastLines(sensor.Log.String(), 10))
 	}
@@ -61,8 +66,8 @@ func TestDiskFullExitsAndRecovers(t *testing.T) {
 		t.Fatalf("restart on a full disk: exited %v code %d, want 75:\n%s", exited, code, e2etest.LastLines(pr.Log.String(), 12))
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", fs).CombinedOutput(); err != nil {
+		t.Fatalf("grow the tmpfs: %v: %s", err, out)
 	}
 	if pr := col.startEdited(small); col.proc != pr {
 		t.Fatalf("collector did not start once space was freed:\n%s", pr.Log.String())
