@@ -140,10 +140,9 @@ func (a *auditLog) Ready() error {
 		return fmt.Errorf("%w: %w", ErrAuditUnavailable, os.ErrClosed)
 	}
 	if a.broken != nil {
-		if err := a.open(); err != nil {
-			return fmt.Errorf("%w: reopen: %w", ErrAuditUnavailable, err)
+		if err := a.recover(); err != nil {
+			return fmt.Errorf("%w: %w", ErrAuditUnavailable, err)
 		}
-		a.broken = nil
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(filepath.Dir(a.path), &st); err != nil {
@@ -152,6 +151,32 @@ func (a *auditLog) Ready() error {
 	if free := int64(st.Bavail) * st.Bsize; free < a.cfg.MinFreeBytes {
 		return fmt.Errorf("%w: %d bytes free on its file system, need %d", ErrAuditUnavailable, free, a.cfg.MinFreeBytes)
 	}
+	return nil
+}
+
+// recover reopens the file after a failed write and proves it writable
+// with a synced entry recording the failure (endpoint "audit"); only
+// then are retrievals served again.
+func (a *auditLog) recover() error {
+	if err := a.open(); err != nil {
+		return fmt.Errorf("reopen: %w", err)
+	}
+	e := AuditEntry{Time: time.Now().UTC(), Endpoint: "audit", Error: "audit log reopened after a failed write: " + a.broken.Error()}
+	line, err := json.Marshal(&e)
+	if err != nil {
+		return err
+	}
+	n, err := a.f.Write(append(line, '\n'))
+	a.size += int64(n)
+	if err == nil {
+		err = a.f.Sync()
+	}
+	if err != nil {
+		a.broken = err
+		return fmt.Errorf("write after reopen: %w", err)
+	}
+	a.broken = nil
+	a.metrics.auditEntries.Inc()
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +82,64 @@ func TestAuditRotationKeepsN(t *testing.T) {
 		if st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v", n, st.Mode().Perm())
 		}
+	}
+}
+
+// breakAudit makes the next audit writes fail: the file descriptor is
+// swapped for a read-only one.
+func breakAudit(t *testing.T, a *auditLog) {
+	t.Helper()
+	f, err := os.Open(a.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	a.f.Close()
+	a.f = f
+	a.mu.Unlock()
+}
+
+// TestAuditFailClosed checks that after an audit write fails, pcap
+// retrieval is refused 503 audit_unavailable while the file cannot be
+// reopened and written, served again (with an entry recording the
+// failure) once it can, and served throughout with audit.fail_open.
+func TestAuditFailClosed(t *testing.T) {
+	c, ts, _ := setup(t, "zeek/get.pcap", []string{"s1"}, nil)
+	path := "/api/v1/pcap?flow=" + url.QueryEscape(c.flows[0].rec.CommunityID)
+	if resp, body := ts.get(t, tokAlice, path); resp.StatusCode != 200 {
+		t.Fatalf("healthy audit: %d %s", resp.StatusCode, body)
+	}
+	breakAudit(t, ts.audit)
+	ts.get(t, tokAlice, path) // served (the log looked fine); its entry fails
+	// The file cannot be reopened: a directory stands in its place.
+	if err := os.Rename(ts.auditPath, ts.auditPath+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(ts.auditPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := ts.get(t, tokAlice, path)
+	if code, _ := errorCode(t, body); resp.StatusCode != 503 || code != "audit_unavailable" {
+		t.Errorf("broken audit log: %d %s, want 503 audit_unavailable", resp.StatusCode, body)
+	}
+	if got := counterValue(t, ts.m.auditRefused); got != 1 {
+		t.Errorf("tapir_api_audit_unavailable_refusals_total %v, want 1", got)
+	}
+	os.Remove(ts.auditPath)
+	if resp, body := ts.get(t, tokAlice, path); resp.StatusCode != 200 {
+		t.Fatalf("after the audit file is writable again: %d %s", resp.StatusCode, body)
+	}
+	entries := readAudit(t, ts.auditPath)
+	if len(entries) != 2 || entries[0].Endpoint != "audit" || !strings.Contains(entries[0].Error, "failed write") || entries[1].Status != 200 {
+		t.Errorf("entries after recovery: %+v; want the recovery marker, then the served pcap", entries)
+	}
+
+	_, open, _ := setup(t, "zeek/get.pcap", []string{"s1"}, func(cfg *Configuration) { cfg.Audit.FailOpen = true })
+	breakAudit(t, open.audit)
+	open.get(t, tokAlice, path)
+	os.Rename(open.auditPath, open.auditPath+".moved")
+	os.Mkdir(open.auditPath, 0o700)
+	if resp, body := open.get(t, tokAlice, path); resp.StatusCode != 200 {
+		t.Errorf("fail_open: %d %s, want the pcap served", resp.StatusCode, body)
 	}
 }

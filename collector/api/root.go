@@ -63,7 +63,8 @@
 //
 // Retrieval fails closed: while the audit log cannot be written (its file
 // system has less than audit.min_free_bytes free, or the last write
-// failed and reopening the file did not help), pcap and flows requests
+// failed and the file cannot yet be reopened and written: recovery writes
+// a synced entry of endpoint "audit"), pcap and flows requests
 // are answered 503 "audit_unavailable" before anything is read or sent
 // (unless audit.fail_open). A failed write is counted
 // (tapir_api_audit_errors_total) and logged, rate limited, without the
