@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	iofs "io/fs"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -225,8 +226,8 @@ type walFile struct {
 func listWALs(fs vfs.FS, dir string) ([]walFile, error) {
 	names, err := fs.List(dir)
 	if err != nil {
-		if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "no such file") {
-			return nil, nil
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil, nil // a new store
 		}
 		return nil, err
 	}
