@@ -78,6 +78,11 @@ type walDamage struct {
 type walScan struct {
 	records []walRecord
 	damage  []walDamage
+	// tail is an incomplete or unreadable last record (nil: the log ends
+	// cleanly). A crash or a full disk leaves one, and that batch was
+	// never acknowledged; it is logged all the same, since damage to the
+	// last record looks alike.
+	tail *walDamage
 }
 
 // chunkAt parses the chunk at b[i:end] of log logNum: its type (1..4),
@@ -143,6 +148,7 @@ func scanWAL(b []byte, logNum uint32) walScan {
 			typ, payload, size, ok, stale := chunkAt(b, i, end, logNum)
 			if stale {
 				// A recycled log's old contents: this log ends here.
+				sc.endAt(int64(i), inRec, curOff, cur, badFrom, badHead)
 				return sc
 			}
 			if !ok {
@@ -182,7 +188,23 @@ func scanWAL(b []byte, logNum uint32) walScan {
 			i += size
 		}
 	}
+	sc.endAt(int64(len(b)), inRec, curOff, cur, badFrom, badHead)
 	return sc
+}
+
+// endAt records an unfinished record or unreadable stretch at the end of
+// the log as its tail.
+func (sc *walScan) endAt(end int64, inRec bool, curOff int64, cur []byte, badFrom int64, badHead []byte) {
+	switch {
+	case badFrom >= 0:
+		sc.tail = &walDamage{from: badFrom, to: end, head: badHead}
+	case inRec:
+		d := &walDamage{from: curOff, to: end}
+		if len(cur) >= walBatchHeaderLen {
+			d.head = slices.Clone(cur[:walBatchHeaderLen])
+		}
+		sc.tail = d
+	}
 }
 
 func isZero(b []byte) bool {
@@ -262,6 +284,11 @@ func (s *Store) checkWAL() error {
 			return fmt.Errorf("read write-ahead log %s: %w", path, err)
 		}
 		sc := scanWAL(b, uint32(w.num))
+		if sc.tail != nil && !isZero(b[sc.tail.from:sc.tail.to]) {
+			s.log.Warn("write-ahead log ends in an incomplete record, which replay drops: a crash or a full disk "+
+				"leaves one (that batch was never acknowledged); otherwise it is damage",
+				"file", path, "tail", describeTail(sc))
+		}
 		if len(sc.damage) == 0 {
 			continue
 		}
@@ -320,6 +347,22 @@ func describeDamage(sc walScan) string {
 		parts = append(parts, p)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// describeTail says where a log's incomplete last record lies and, when
+// its header is readable, which sequence numbers it held.
+func describeTail(sc walScan) string {
+	d := sc.tail
+	p := fmt.Sprintf("bytes %d..%d", d.from, d.to)
+	if len(d.head) == walBatchHeaderLen {
+		seq, n := binary.LittleEndian.Uint64(d.head), binary.LittleEndian.Uint32(d.head[8:])
+		p += fmt.Sprintf(", %d keys (pebble seqnums %d..%d)", n, seq, seq+uint64(n)-1)
+	}
+	if len(sc.records) > 0 {
+		_, _, acked := batchSummary(sc.records[len(sc.records)-1].data)
+		p += fmt.Sprintf(", after the sensor batches %v", acked)
+	}
+	return p
 }
 
 // salvageWAL copies the damaged log aside, then replaces it, atomically,

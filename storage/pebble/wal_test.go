@@ -32,9 +32,12 @@ func TestWALEncodeScanRoundTrip(t *testing.T) {
 	if sc := scanWAL(b, 8); len(sc.records) != 0 || len(sc.damage) != 0 {
 		t.Errorf("log 8 read %d records of log 7, damage %v", len(sc.records), sc.damage)
 	}
-	// A torn tail is no damage.
-	if sc := scanWAL(b[:len(b)-50], 7); len(sc.damage) != 0 || len(sc.records) != len(recs)-1 {
-		t.Errorf("torn tail: %d records, damage %v", len(sc.records), sc.damage)
+	// A torn tail is no damage, but it is reported as the tail.
+	if sc := scanWAL(b[:len(b)-50], 7); len(sc.damage) != 0 || len(sc.records) != len(recs)-1 || sc.tail == nil {
+		t.Errorf("torn tail: %d records, damage %v, tail %v", len(sc.records), sc.damage, sc.tail)
+	}
+	if sc.tail != nil {
+		t.Errorf("a clean log has a tail: %+v", sc.tail)
 	}
 	// A flipped byte in the middle is damage, and the records after it
 	// are still read.
