@@ -27,6 +27,11 @@ var (
 	// record the store cannot key). Retrying it is pointless: the
 	// collector rejects it instead of waiting for the store.
 	ErrInvalidBatch = errors.New("storage: invalid batch")
+	// ErrCorrupt: the store holds damaged data where the operation read
+	// (a checksum mismatch in a file). The error names what was read (the
+	// flow); the data is not "missing" or "not yet stored": it is
+	// damaged, and an answer built without it would be wrong.
+	ErrCorrupt = errors.New("storage: data corrupt")
 )
 
 // Block is one encoded packet block with its parsed header.

@@ -33,6 +33,9 @@ type Configuration struct {
 	// AuditSync fsyncs the audit file after every entry (otherwise it is
 	// only written through to the kernel).
 	AuditSync bool `yaml:"audit_sync"`
+	// Audit bounds the audit log and says what happens when it cannot be
+	// written.
+	Audit AuditConfig `yaml:"audit"`
 	// RequestTimeout bounds one request, streaming included.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxConcurrent bounds retrievals (pcap and flows) served at once;
@@ -56,6 +59,40 @@ type Configuration struct {
 	Query query.Config `yaml:"query"`
 }
 
+// AuditConfig bounds the audit log.
+type AuditConfig struct {
+	// FailOpen serves retrievals even while the audit log cannot be
+	// written (the entries then only reach the process log, without
+	// their parameters). Default false: pcap and flows requests are
+	// answered 503 "audit_unavailable" instead.
+	FailOpen bool `yaml:"fail_open"`
+	// MaxBytes rotates the audit file when an entry would make it
+	// larger: audit.jsonl becomes audit.jsonl.1, .1 becomes .2, ...
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Keep is how many rotated files are kept (the oldest is deleted).
+	Keep int `yaml:"keep"`
+	// MaxParamBytes cuts the flow and query parameters recorded in an
+	// entry; a cut one is followed by its length and SHA-256 prefix.
+	MaxParamBytes int `yaml:"max_param_bytes"`
+	// DeniedRate and DeniedBurst are the token bucket, per source IP, of
+	// denied requests (401, 403) that are audited; past it a source is
+	// answered 429 and its denials are only counted
+	// (tapir_api_denied_rate_limited_total, and suppressed_denials in
+	// its next audited entry).
+	DeniedRate  float64 `yaml:"denied_rate"`
+	DeniedBurst int     `yaml:"denied_burst"`
+	// MinFreeBytes: retrievals are refused (unless FailOpen) while the
+	// audit file's file system has less free space than this.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+}
+
+// DefaultAuditConfig returns the audit bounds: fail closed, 64 MiB files,
+// 8 rotated ones kept (576 MiB at most), parameters cut at 256 bytes,
+// 1 denied request per second per source with bursts of 20, 1 MiB free.
+func DefaultAuditConfig() AuditConfig {
+	return AuditConfig{MaxBytes: 64 << 20, Keep: 8, MaxParamBytes: 256, DeniedRate: 1, DeniedBurst: 20, MinFreeBytes: 1 << 20}
+}
+
 // DefaultConfiguration returns the defaults: TLS on :8443 (files to be
 // configured), 5 minute requests, 8 concurrent retrievals, 1 M packets or
 // 1 GiB per answer, 1000 flows per query, 1000 (max 100000) records per
@@ -65,6 +102,7 @@ func DefaultConfiguration() Configuration {
 		Listen:          ":8443",
 		AuditFile:       "/var/lib/tapir/audit.jsonl",
 		AuditSync:       true,
+		Audit:           DefaultAuditConfig(),
 		RequestTimeout:  5 * time.Minute,
 		MaxConcurrent:   8,
 		MaxPackets:      1 << 20,
@@ -89,6 +127,14 @@ func (c Configuration) Validate() error {
 		return bad("listen is empty")
 	case c.AuditFile == "":
 		return bad("audit_file is required")
+	case c.Audit.MaxBytes < 4096 || c.Audit.Keep < 1:
+		return bad("audit.max_bytes must be at least 4096 and audit.keep at least 1")
+	case c.Audit.MaxParamBytes < 16 || c.Audit.MaxParamBytes > 64<<10:
+		return bad("audit.max_param_bytes must be within 16..65536")
+	case c.Audit.DeniedRate <= 0 || c.Audit.DeniedBurst < 1:
+		return bad("audit.denied_rate must be positive and audit.denied_burst at least 1")
+	case c.Audit.MinFreeBytes < 0:
+		return bad("audit.min_free_bytes must not be negative")
 	case c.RequestTimeout <= 0:
 		return bad("request_timeout must be positive")
 	case c.MaxConcurrent <= 0:

@@ -18,7 +18,7 @@ import (
 func (s *Server) handleFlows(c *call) {
 	v := c.r.URL.Query()
 	expr := v.Get("query")
-	c.audit.Query = expr
+	c.audit.setParams("", expr, s.cfg.Audit.MaxParamBytes)
 	limit := s.cfg.FlowsLimit
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

@@ -17,6 +17,13 @@ type metrics struct {
 	partialExpired prometheus.Counter
 	auditEntries   prometheus.Counter
 	auditErrors    prometheus.Counter
+	auditRotations prometheus.Counter
+	// auditRefused counts retrievals refused because the audit log could
+	// not be written (fail closed).
+	auditRefused prometheus.Counter
+	// deniedLimited counts denied requests answered 429 and not audited
+	// one by one (per-source token bucket).
+	deniedLimited prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,12 +60,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapir_api_audit_errors_total", Help: "Audit log entries that could not be written (logged instead).",
 		}),
+		auditRotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_api_audit_rotations_total", Help: "Audit log rotations (audit.max_bytes reached).",
+		}),
+		auditRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_api_audit_unavailable_refusals_total", Help: "Retrievals refused 503 because the audit log could not be written (audit.fail_open false).",
+		}),
+		deniedLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapir_api_denied_rate_limited_total", Help: "Denied requests answered 429 and not audited one by one (per-source limit audit.denied_rate).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.sentBytes, m.sentPackets, m.latency, m.inflight,
-		m.busy, m.truncated, m.partialExpired, m.auditEntries, m.auditErrors} {
+		m.busy, m.truncated, m.partialExpired, m.auditEntries, m.auditErrors, m.auditRotations, m.auditRefused, m.deniedLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -201,7 +201,7 @@ func parseCap(v url.Values, name string, server int64) (int64, error) {
 func (s *Server) handlePcap(c *call) {
 	v := c.r.URL.Query()
 	id, expr := v.Get("flow"), v.Get("query")
-	c.audit.Flow, c.audit.Query = id, expr
+	c.audit.setParams(id, expr, s.cfg.Audit.MaxParamBytes)
 	bad := func(msg string) { s.fail(c, http.StatusBadRequest, "bad_request", msg, nil) }
 	if (id == "") == (expr == "") {
 		bad("give exactly one of flow and query")
@@ -270,6 +270,13 @@ func (s *Server) storeError(c *call, err error) {
 		s.fail(c, http.StatusGatewayTimeout, "timeout", "request timed out", nil)
 	case errors.Is(err, context.Canceled):
 		s.fail(c, 499, "canceled", "client went away", nil)
+	case errors.Is(err, storage.ErrCorrupt):
+		// Never "not flushed" or a partial answer that says complete: the
+		// packets are stored but damaged.
+		s.log.Error("retrieval hit corrupt store data", "err", err, "flow", c.audit.Flow, "subject", c.audit.Subject)
+		c.audit.Error = err.Error()
+		s.fail(c, http.StatusInternalServerError, "corrupt",
+			"the store's data for this request is corrupt (checksum mismatch); it cannot be served whole: "+err.Error(), nil)
 	default:
 		s.log.Error("pcap retrieval failed", "err", err, "subject", c.audit.Subject)
 		c.audit.Error = err.Error()

@@ -38,7 +38,12 @@
 //	422  code "query_too_costly" (window or complexity over the limits) or
 //	     "link_types" (classic pcap cannot hold several link types: ask
 //	     for pcapng).
+//	429  code "rate_limited": this source's denied requests passed
+//	     audit.denied_rate (401 and 403 answers).
+//	500  code "corrupt": the store holds a damaged copy of the flow's
+//	     rows (checksum mismatch); the message names the flow.
 //	503  code "busy": max_concurrent retrievals are running.
+//	503  code "audit_unavailable": the audit log cannot be written.
 //	504  code "timeout": the request timed out before streaming began.
 //
 // A stream that fails after it started (timeout, storage error) ends
@@ -47,9 +52,23 @@
 // # Audit
 //
 // Every pcap and flows request, allowed or denied, is appended to the
-// audit file as one JSON line (AuditEntry) after it is served; a write
-// failure is counted (tapir_api_audit_errors_total) and the entry is
-// logged instead.
+// audit file as one JSON line (AuditEntry) after it is served. The log is
+// bounded: flow and query parameters are cut to audit.max_param_bytes
+// (with the full length and a SHA-256 prefix), the file rotates at
+// audit.max_bytes keeping audit.keep files, and denied requests (401,
+// 403) are audited at most audit.denied_rate per second per source IP
+// (bursts of audit.denied_burst); past that a source is answered
+// 429 "rate_limited", counted in tapir_api_denied_rate_limited_total and
+// in the suppressed_denials field of its next audited entry.
+//
+// Retrieval fails closed: while the audit log cannot be written (its file
+// system has less than audit.min_free_bytes free, or the last write
+// failed and the file cannot yet be reopened and written: recovery writes
+// a synced entry of endpoint "audit"), pcap and flows requests
+// are answered 503 "audit_unavailable" before anything is read or sent
+// (unless audit.fail_open). A failed write is counted
+// (tapir_api_audit_errors_total) and logged, rate limited, without the
+// request's parameters.
 package api
 
 import (
@@ -98,6 +117,11 @@ type Server struct {
 	m    *metrics
 	sem  chan struct{}
 	mux  *http.ServeMux
+	// deny limits the denied requests audited per source.
+	deny *denyLimiter
+	// refuseLog rate-limits the log line of retrievals refused because
+	// the audit log cannot be written.
+	refuseLog *rateLog
 
 	mu      sync.Mutex
 	auth    *authenticator
@@ -128,7 +152,8 @@ func New(cfg Configuration, deps Dependencies) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register api metrics: %w", err)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, m: m, sem: make(chan struct{}, cfg.MaxConcurrent)}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, m: m, sem: make(chan struct{}, cfg.MaxConcurrent),
+		deny: newDenyLimiter(cfg.Audit.DeniedRate, cfg.Audit.DeniedBurst), refuseLog: newRateLog(10 * time.Second)}
 	s.mux = http.NewServeMux()
 	s.mux.Handle("GET /api/v1/pcap", s.route("pcap", RolePcapRead, true, s.handlePcap))
 	s.mux.Handle("GET /api/v1/flows", s.route("flows", RoleFlowsRead, true, s.handleFlows))
@@ -185,7 +210,7 @@ func (s *Server) Start() error {
 		}
 		tlsCfg = c
 	}
-	audit, err := openAudit(s.cfg.AuditFile, s.cfg.AuditSync, s.log, s.m)
+	audit, err := openAudit(s.cfg.AuditFile, s.cfg.AuditSync, s.cfg.Audit, s.log, s.m)
 	if err != nil {
 		return err
 	}
@@ -271,6 +296,8 @@ type call struct {
 	p     *Principal
 	audit AuditEntry
 	start time.Time
+	// unaudited: a rate-limited denial, counted instead of audited.
+	unaudited bool
 }
 
 // route wraps a handler with authentication, authorization, the
@@ -282,14 +309,14 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 		if audited {
 			// Denied requests are audited with what they asked for.
 			v := r.URL.Query()
-			c.audit.Flow, c.audit.Query = v.Get("flow"), v.Get("query")
+			c.audit.setParams(v.Get("flow"), v.Get("query"), s.cfg.Audit.MaxParamBytes)
 		}
 		defer func() {
 			d := time.Since(c.start)
 			code := c.w.code()
 			s.m.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
 			s.m.sentBytes.WithLabelValues(endpoint).Add(float64(c.w.n))
-			if audited {
+			if audited && !c.unaudited {
 				c.audit.Status = code
 				c.audit.Bytes = c.w.n
 				c.audit.DurationMS = float64(d.Microseconds()) / 1000
@@ -298,6 +325,9 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 		}()
 		p, err := s.auth.authenticate(r)
 		if err != nil {
+			if s.denyLimited(c, audited) {
+				return
+			}
 			c.audit.Error = err.Error()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tapir"`)
 			s.fail(c, http.StatusUnauthorized, "unauthenticated", "missing or invalid credentials", nil)
@@ -306,6 +336,9 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 		c.p = p
 		c.audit.Subject, c.audit.AuthMethod = p.Subject, p.Method
 		if !p.Has(role) {
+			if s.denyLimited(c, audited) {
+				return
+			}
 			s.fail(c, http.StatusForbidden, "forbidden", "role "+string(role)+" required", nil)
 			return
 		}
@@ -319,6 +352,9 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 				s.fail(c, http.StatusServiceUnavailable, "busy", "too many concurrent retrievals", nil)
 				return
 			}
+			if !s.auditReady(c) {
+				return
+			}
 			s.m.inflight.Inc()
 			defer s.m.inflight.Dec()
 			defer func() { s.m.latency.WithLabelValues(endpoint).Observe(time.Since(c.start).Seconds()) }()
@@ -328,6 +364,49 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 		c.ctx = ctx
 		h(c)
 	})
+}
+
+// denyLimited spends a token of the request's source for an audited
+// denial. Out of tokens, it answers 429 without an audit entry (counted,
+// and reported in the source's next audited entry) and returns true.
+func (s *Server) denyLimited(c *call, audited bool) bool {
+	if !audited {
+		return false
+	}
+	ok, suppressed := s.deny.take(sourceOf(c.r.RemoteAddr), time.Now())
+	if ok {
+		c.audit.SuppressedDenials = suppressed
+		return false
+	}
+	c.unaudited = true
+	s.m.deniedLimited.Inc()
+	c.w.Header().Set("Retry-After", strconv.Itoa(int(max(1, 1/s.cfg.Audit.DeniedRate))))
+	s.fail(c, http.StatusTooManyRequests, "rate_limited", "too many denied requests from this source", nil)
+	return true
+}
+
+// auditReady checks the audit log can take this retrieval's entry. If it
+// cannot, the retrieval is refused 503 (fail closed) unless
+// audit.fail_open, and false is returned.
+func (s *Server) auditReady(c *call) bool {
+	err := s.audit.Ready()
+	if err == nil {
+		return true
+	}
+	if s.cfg.Audit.FailOpen {
+		if n, ok := s.refuseLog.allow(); ok {
+			s.log.Error("audit log unavailable; serving anyway (audit.fail_open)", "err", err, "not_logged", n)
+		}
+		return true
+	}
+	s.m.auditRefused.Inc()
+	if n, ok := s.refuseLog.allow(); ok {
+		s.log.Error("audit log unavailable; retrievals refused", "err", err, "refusals_not_logged", n)
+	}
+	c.w.Header().Set("Retry-After", "30")
+	s.fail(c, http.StatusServiceUnavailable, "audit_unavailable",
+		"the audit log cannot be written; retrievals are refused until it can", nil)
+	return false
 }
 
 // fail answers a JSON error {"error": msg, "code": code, ...extra} and

@@ -39,6 +39,13 @@ type Config struct {
 	// batch; the data bytes counter and the expired watermarks commit
 	// with each batch.
 	ExpireBatchBlocks int `yaml:"expire_batch_blocks"`
+	// WALRecovery is what Open does when a write-ahead log is damaged
+	// before its end (a torn tail, as a crash or a full disk leaves it,
+	// is normal and replayed up to the tear): "strict" (default) refuses
+	// to open, naming the file and byte offsets; "salvage" keeps a copy,
+	// rewrites the log without the damaged records and reports what was
+	// lost (WALStrict, WALSalvage).
+	WALRecovery string `yaml:"wal_recovery"`
 	// FS is the file system Pebble uses (tests inject errors with it);
 	// nil means the operating system's.
 	FS vfs.FS `yaml:"-"`
@@ -53,6 +60,7 @@ func DefaultConfig() Config {
 		CacheBytes:        64 << 20,
 		MemTableBytes:     32 << 20,
 		ExpireBatchBlocks: 1024,
+		WALRecovery:       WALStrict,
 	}
 }
 
@@ -76,6 +84,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ExpireBatchBlocks < 1 {
 		errs = append(errs, fmt.Errorf("expire_batch_blocks %d: must be positive", c.ExpireBatchBlocks))
+	}
+	if c.WALRecovery != "" && c.WALRecovery != WALStrict && c.WALRecovery != WALSalvage {
+		errs = append(errs, fmt.Errorf("wal_recovery %q: must be strict or salvage", c.WALRecovery))
 	}
 	return errors.Join(errs...)
 }

@@ -75,6 +75,10 @@ type Store struct {
 	// error instead of exiting the process.
 	committing atomic.Bool
 	failed     atomic.Pointer[error]
+	failure    failure
+
+	integrity  *integrityMetrics
+	corruptLog *rateLimit // read-path corruption log lines
 
 	reads readStats // what the read path's iterators loaded
 	// prefixSeek: the store uses prefixComparer, so prefix scans seek
@@ -103,8 +107,7 @@ func (l pebbleLogger) Infof(format string, args ...any) {
 
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	err := fmt.Errorf("%w: %s", ErrFailed, fmt.Sprintf(format, args...))
-	l.s.failed.CompareAndSwap(nil, &err)
-	l.s.log.Error("pebble fatal error; store failed", "err", err)
+	l.s.setFailed(err)
 	if l.s.committing.Load() {
 		panic(fatalPanic{err})
 	}
@@ -128,7 +131,8 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 		return nil, err
 	}
 	s := &Store{dir: dir, cfg: cfg, fs: cfg.FS, log: logger, m: m,
-		bucket: int64(cfg.TimeBucket), long: int64(cfg.LongFlow)}
+		bucket: int64(cfg.TimeBucket), long: int64(cfg.LongFlow),
+		failure: failure{ch: make(chan struct{})}, integrity: newIntegrityMetrics(), corruptLog: newRateLimit(10 * time.Second)}
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
@@ -150,33 +154,61 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	cache := pebble.NewCache(cfg.CacheBytes + memtableReserve*cfg.MemTableBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		Comparer:     cmp,
-		FS:           s.fs,
-		Cache:        cache,
-		MemTableSize: uint64(cfg.MemTableBytes),
-		Logger:       pebbleLogger{s},
+		Comparer:      cmp,
+		FS:            s.fs,
+		Cache:         cache,
+		MemTableSize:  uint64(cfg.MemTableBytes),
+		Logger:        pebbleLogger{s},
+		EventListener: s.eventListener(),
 	}
 	opts.EnsureDefaults()
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloomPolicy
 	}
-	db, err := pebble.Open(dir, opts)
+	if err := s.checkWAL(); err != nil {
+		return nil, err
+	}
+	db, err := s.openPebble(opts)
 	if err != nil {
+		if pebble.IsCorruptionError(err) {
+			s.integrity.corruption.WithLabelValues("open").Inc()
+			err = fmt.Errorf("%w: %w", storage.ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
 	s.db = db
 	if err := s.loadMeta(); err != nil {
 		_ = db.Close()
-		return nil, err
+		return nil, s.readErr(err, "store metadata")
 	}
 	if reg != nil {
-		if err := reg.Register(newPebbleCollector(s)); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("register pebble metrics: %w", err)
+		for _, c := range append(s.integrity.collectors(), newPebbleCollector(s)) {
+			if err := reg.Register(c); err != nil {
+				_ = db.Close()
+				return nil, fmt.Errorf("register pebble metrics: %w", err)
+			}
 		}
 	}
 	m.DataBytes.Set(float64(s.dataBytes))
 	return s, nil
+}
+
+// openPebble opens Pebble, turning a fatal error it raises while opening
+// (a flush or manifest write failing, typically for lack of space) into
+// an error rather than a dead goroutine.
+func (s *Store) openPebble(opts *pebble.Options) (db *pebble.DB, err error) {
+	s.committing.Store(true)
+	defer func() {
+		s.committing.Store(false)
+		if r := recover(); r != nil {
+			fp, ok := r.(fatalPanic)
+			if !ok {
+				panic(r)
+			}
+			db, err = nil, fp.err
+		}
+	}()
+	return pebble.Open(s.dir, opts)
 }
 
 func (s *Store) loadMeta() error {
@@ -294,13 +326,14 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	defer s.release()
 	defer func() {
 		if err != nil {
+			err = s.readErr(err, fmt.Sprintf("rows batch %s/%d updates", b.SensorID, b.Seq))
 			s.m.WriteErrors.Inc()
 		}
 	}()
 
 	dedupeKey := tkey(rowkey.TableDedupe, rowkey.AppendEpochDedupeKey(nil, b.SensorID, b.Epoch, b.Seq))
 	if _, seen, err := s.get(db, dedupeKey); err != nil {
-		return false, fmt.Errorf("read dedupe marker: %w", err)
+		return false, fmt.Errorf("read dedupe marker: %w", s.readErr(err, "dedupe marker of "+b.SensorID))
 	} else if seen {
 		s.m.Deduplicated.Inc()
 		return false, nil
@@ -534,14 +567,20 @@ func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (
 	defer s.release()
 	var v int64
 	if err := s.getInt(db, tkey(rowkey.TableSeq, rowkey.AppendSeqKey(nil, sensorID, epoch)), &v); err != nil {
-		return 0, fmt.Errorf("read seq: %w", err)
+		return 0, fmt.Errorf("read seq: %w", s.readErr(err, "durable seq of sensor "+sensorID))
 	}
 	return uint64(v), nil
 }
 
 // LookupFlow implements storage.Reader: a Community ID is a prefix scan of
 // the Community ID index, a flow ID one point read.
+// A corruption error wraps storage.ErrCorrupt and names the flow.
 func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) ([]storage.FlowRef, error) {
+	refs, err := s.lookupFlow(ctx, id, from, to)
+	return refs, s.readErr(err, "index of flow "+id)
+}
+
+func (s *Store) lookupFlow(ctx context.Context, id string, from, to time.Time) ([]storage.FlowRef, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -599,7 +638,12 @@ func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) (
 // ScanBlocks implements storage.Reader with one bounded range scan: from
 // (salt, key, bucket of from minus the longest block span ever written) to
 // (salt, key, bucket after to).
+// A corruption error wraps storage.ErrCorrupt and names the flow key.
 func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time, fn func(*storage.Block) error) error {
+	return s.readErr(s.scanBlocks(ctx, key, from, to, fn), "packet blocks of flow "+key.String())
+}
+
+func (s *Store) scanBlocks(ctx context.Context, key flow.Key, from, to time.Time, fn func(*storage.Block) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -657,7 +701,12 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 // bucket(to)+1, which holds every flow of at most LongFlow that overlaps
 // the window, and the end-time index of long flows from bucket(from) on,
 // for the longer ones that started before that.
+// A corruption error wraps storage.ErrCorrupt.
 func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*flow.Record) error) error {
+	return s.readErr(s.scanRecords(ctx, from, to, fn), fmt.Sprintf("flow records %s..%s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)))
+}
+
+func (s *Store) scanRecords(ctx context.Context, from, to time.Time, fn func(*flow.Record) error) error {
 	if from.IsZero() || to.IsZero() {
 		return errors.New("scan records: from and to are required")
 	}
@@ -755,7 +804,13 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 // is larger than maxBytes. Each removal batch also widens the removed
 // span of each flow key it touches (so ScanBlocks can answer
 // ErrPacketsExpired) and commits the data byte counter.
+// A corruption error wraps storage.ErrCorrupt.
 func (s *Store) Expire(ctx context.Context, olderThan time.Time, maxBytes int64) (storage.ExpireStats, error) {
+	st, err := s.expire(ctx, olderThan, maxBytes)
+	return st, s.readErr(err, "age index (retention)")
+}
+
+func (s *Store) expire(ctx context.Context, olderThan time.Time, maxBytes int64) (storage.ExpireStats, error) {
 	var st storage.ExpireStats
 	if err := ctx.Err(); err != nil {
 		return st, err

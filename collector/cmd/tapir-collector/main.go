@@ -5,6 +5,20 @@
 //
 //	tapir-collector --config /etc/tapir/collector.yaml
 //	tapir-collector check-config --config /etc/tapir/collector.yaml
+//	tapir-collector verify --config /etc/tapir/collector.yaml
+//
+// verify (with the collector stopped) checks the embedded store: its
+// write-ahead logs, then the checksum of every block of every sstable; it
+// prints one line per file and exits 0 when all are intact, 65 otherwise.
+//
+// Exit codes: 0 after SIGINT/SIGTERM, 2 for a bad command line or
+// configuration, 75 (EX_TEMPFAIL) when the store failed (disk full or an
+// I/O error in the embedded store's log, manifest or flushes): the
+// collector exits rather than spin, its supervisor restarts it
+// (Restart=on-failure), and the restart replays the synced log once space
+// is back. 65 (EX_DATAERR) when the store is corrupt at open (a damaged
+// write-ahead log under store.pebble.wal_recovery: strict; --salvage-wal
+// recovers what is intact); 1 for any other failure.
 package main
 
 import (
@@ -45,10 +59,47 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Exit codes besides 0, 1 and 2.
+const (
+	// exitStoreFailed: the store failed (disk full, I/O error); restart
+	// once the cause is gone.
+	exitStoreFailed = 75
+	// exitStoreCorrupt: the store is corrupt at open; an operator must
+	// look (see --salvage-wal).
+	exitStoreCorrupt = 65
+)
+
+// errStoreFailed ends serve when the store fails while running.
+var errStoreFailed = errors.New("store failed")
+
+// failedWatchdog bounds the shutdown after a store failure: components
+// blocked on the failed store must not keep the process up.
+const failedWatchdog = 20 * time.Second
+
+// exitCode maps serve's error to the process exit code.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errStoreFailed), errors.Is(err, pebble.ErrFailed), errors.Is(err, pebble.ErrDiskFull), isDiskFull(err):
+		return exitStoreFailed
+	case errors.Is(err, storage.ErrCorrupt):
+		return exitStoreCorrupt
+	default:
+		return 1
+	}
+}
+
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	check := false
+	check, verify := false, false
 	if len(args) > 0 && args[0] == "check-config" {
 		check, args = true, args[1:]
+	} else if len(args) > 0 && args[0] == "verify" {
+		verify, args = true, args[1:]
 	}
 	fs := flag.NewFlagSet("tapir-collector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -57,6 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ingestAddr := fs.String("listen", "", "sensor gRPC address (overrides ingest.listen)")
 	apiAddr := fs.String("api-listen", "", "API address (overrides api.listen)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	salvageWAL := fs.Bool("salvage-wal", false, "open a store whose write-ahead log is damaged: keep a copy, drop the damaged records, report them (store.pebble.wal_recovery: salvage)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -86,6 +138,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *apiAddr != "" {
 		cfg.API.Listen = *apiAddr
 	}
+	if *salvageWAL {
+		cfg.Store.Pebble.WALRecovery = pebble.WALSalvage
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "tapir-collector: %v\n", err)
 		return 2
@@ -94,9 +149,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
+	setPrivateUmask()
+	if verify {
+		return verifyStore(&cfg, logger, stdout, stderr)
+	}
 	if err := serve(&cfg, logger); err != nil {
-		logger.Error("collector failed", "err", err)
-		return 1
+		code := exitCode(err)
+		logger.Error("collector failed", "err", err, "exit_code", code)
+		return code
 	}
 	return 0
 }
@@ -114,11 +174,26 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if cfg.Store.Backend != "hbase" {
+		if err := tightenTree(cfg.Store.Dir); err != nil {
+			return fmt.Errorf("store dir %s: %w", cfg.Store.Dir, err)
+		}
+	}
 	store, err := openStore(ctx, cfg, logger.With("component", "store"), reg)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer func() { err = errors.Join(err, store.Close()) }()
+	failed := storeFailed(store)
+	defer func() {
+		select {
+		case <-failed:
+			// A failed Pebble may never finish closing (its failed flush
+			// still counts as running); what was synced is on disk.
+			return
+		default:
+		}
+		err = errors.Join(err, store.Close())
+	}()
 
 	sensors, err := registry.New(reg)
 	if err != nil {
@@ -241,6 +316,14 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
+		case <-failed:
+			time.AfterFunc(failedWatchdog, func() {
+				logger.Error("shutdown after store failure did not finish; exiting", "exit_code", exitStoreFailed)
+				os.Exit(exitStoreFailed)
+			})
+			logger.Error("store failed; stopping so that the supervisor restarts the collector once the disk has room",
+				"err", storeErr(store), "exit_code", exitStoreFailed)
+			return fmt.Errorf("%w: %w", errStoreFailed, storeErr(store))
 		case <-hup:
 			if err := web.ReloadTokens(); err != nil {
 				logger.Error("SIGHUP: tokens not reloaded; the previous ones stay", "err", err)
@@ -248,6 +331,61 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 		}
 	}
 	logger.Info("shutting down")
+	return nil
+}
+
+// verifyStore runs `tapir-collector verify`.
+func verifyStore(cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) int {
+	if cfg.Store.Backend != "pebble" {
+		fmt.Fprintln(stderr, "tapir-collector verify: only the embedded (pebble) store can be verified")
+		return 2
+	}
+	if _, err := os.Stat(cfg.Store.Dir); err != nil {
+		fmt.Fprintf(stderr, "tapir-collector verify: %v\n", err)
+		return 2
+	}
+	st, err := pebble.Open(cfg.Store.Dir, cfg.Store.Pebble, logger.With("component", "store"), nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "tapir-collector verify: %v\n", err)
+		return exitCode(err)
+	}
+	defer st.Close()
+	checks, err := st.Verify(context.Background())
+	for _, c := range checks {
+		state := "ok"
+		if c.Err != nil {
+			state = "DAMAGED: " + c.Err.Error()
+		}
+		fmt.Fprintf(stdout, "%s\tL%d\t%d bytes\ttables %s\t%s\n", c.File, c.Level, c.Size, c.Tables, state)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tapir-collector verify: %v\n", err)
+		return exitCode(err)
+	}
+	fmt.Fprintf(stdout, "store ok: %d sstables, write-ahead logs intact\n", len(checks))
+	return 0
+}
+
+// failingStore is a store that can fail for good while running (the
+// embedded Pebble store).
+type failingStore interface {
+	Failed() <-chan struct{}
+	Err() error
+}
+
+// storeFailed returns the channel closed when the store fails; nil (never
+// ready) for stores that do not fail that way.
+func storeFailed(st storage.BlockStore) <-chan struct{} {
+	if f, ok := st.(failingStore); ok {
+		return f.Failed()
+	}
+	return nil
+}
+
+func storeErr(st storage.BlockStore) error {
+	if f, ok := st.(failingStore); ok {
+		return f.Err()
+	}
 	return nil
 }
 
