@@ -148,7 +148,7 @@ func Open(cfg Config, log *slog.Logger) (*Spool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool dir: %w", err)
 	}
 	s := &Spool{cfg: cfg, log: log}
@@ -377,7 +377,7 @@ func (s *Spool) rotateLocked(first uint64) error {
 		s.active = nil
 	}
 	name := filepath.Join(s.cfg.Dir, fmt.Sprintf("seg-%020d.spool", first))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("create spool segment: %w", err)
 	}
@@ -671,7 +671,7 @@ func (s *Spool) writeStateLocked() error {
 	binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
 	path := filepath.Join(s.cfg.Dir, stateFile)
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("write spool state: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -282,5 +283,55 @@ func TestCapDropsOldest(t *testing.T) {
 		if got[i] != got[i-1]+1 {
 			t.Fatalf("hole in the kept batches: %v", got)
 		}
+	}
+}
+
+// TestFilesPrivate: spooled batches hold packets, so the spool's directory
+// and files are private to the sensor's user whatever the umask.
+func TestFilesPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "spool")
+	s, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, SegmentBytes: 4096}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		seq, err := s.NextSeq()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(seq, payload(seq, 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else {
+			files++
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 2 {
+		t.Fatalf("only %d files in the spool", files)
 	}
 }
