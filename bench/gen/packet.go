@@ -79,8 +79,10 @@ func (g *generator) script(f *flowState) pkt {
 		f.phase = phFIN2
 		return pkt{dir: 0, flags: tcpFIN | tcpACK, gap: half}
 	case phFIN2:
+		// The last ACK follows at once: well inside the sensor's close
+		// linger, so it stays in the flow.
 		f.phase = phLastACK
-		return pkt{dir: 1, flags: tcpFIN | tcpACK, gap: half}
+		return pkt{dir: 1, flags: tcpFIN | tcpACK, gap: f.burst}
 	default: // phLastACK
 		f.phase = phDone
 		return pkt{dir: 0, flags: tcpACK}
