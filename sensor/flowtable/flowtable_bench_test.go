@@ -122,19 +122,30 @@ func BenchmarkPacketBusy(b *testing.B) {
 			seq[i] = seq[i].Reverse()
 		}
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuNanos(b)
-	for i := 0; i < b.N; i++ {
-		p.Tuple = seq[i&(seqLen-1)]
-		p.Time = int64(i) * 100
-		tab.Advance(p.Time)
-		tab.Packet(&p)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(b.N), "cpu-ns/op")
-	if tab.Len() != flows {
-		b.Fatalf("%d flows open, want %d", tab.Len(), flows)
+	for _, ahead := range []bool{false, true} {
+		name := "plain"
+		if ahead {
+			name = "prefetch-ahead"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := cpuNanos(b)
+			for i := 0; i < b.N; i++ {
+				if ahead {
+					tab.PrefetchSlot(&seq[(i+2)&(seqLen-1)])
+					tab.PrefetchEntry(&seq[(i+1)&(seqLen-1)])
+				}
+				p.Tuple = seq[i&(seqLen-1)]
+				p.Time = int64(i) * 100
+				tab.Advance(p.Time)
+				tab.Packet(&p)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			if tab.Len() != flows {
+				b.Fatalf("%d flows open, want %d", tab.Len(), flows)
+			}
+		})
 	}
 }
 
