@@ -22,6 +22,7 @@ func BenchmarkPacketEcho(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuNanos(b)
 	var off int64
 	for i := 0; i < b.N; i++ {
 		j := i % len(infos)
@@ -35,6 +36,7 @@ func BenchmarkPacketEcho(b *testing.B) {
 		tab.Packet(p)
 		p.Time -= off
 	}
+	b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(tab.Stats().Created), "flows")
 }
 
@@ -57,12 +59,14 @@ func BenchmarkPacketNewFlows(b *testing.B) {
 	p := PacketInfo{WireLen: 60, CapLen: 60, TCPFlags: flow.TCPFlagSYN}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuNanos(b)
 	for i := 0; i < b.N; i++ {
 		p.Tuple = tuples[i&(n-1)]
 		p.Time = int64(i)
 		tab.Advance(p.Time)
 		tab.Packet(&p)
 	}
+	b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkBytesPerFlow measures the heap held per open flow (T empty):
