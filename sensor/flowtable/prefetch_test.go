@@ -31,6 +31,9 @@ func TestPrefetchChangesNothing(t *testing.T) {
 			tab.Packet(&p)
 		}
 		tab.Flush(flow.ReasonEndOfCapture)
+		for i := range r.recs {
+			r.recs[i].ID = flow.ID{} // each table draws its own ID counter start
+		}
 		return r.recs
 	}
 	plain, ahead := run(false), run(true)
