@@ -10,14 +10,20 @@
 #     the discard port on 127.0.0.1); bin/tapir-sensor -r BIG --blocks-out
 #     DIR; bin/tapir-sensor -r BIG --flows-out FILE. CPU seconds (user+sys)
 #     and peak RSS via `benchtool rusage` (getrusage of the child).
+#  2b. The busy tap (same run): the many-flows trace from bench/gen
+#     (tcpdump, softflowd, tapir-sensor --blocks-out --flows-out), zstd -1
+#     -T1 of the big input as the storage yardstick, and the big input with
+#     its clock stepped back 99 times (benchtool stepback) vs forward.
 #  3. A summary of ratios against the baselines measured in the same run
 #     (the machine is shared and noisy: compare ratios, not absolute
 #     times), printed and written to bench/results/latest.md.
 #
 # Environment: BENCHTIME (default 1s), ENGINE_COUNT (runs of the engine
 # benchmark, median taken; default 3), REPEAT (whole-process runs per tool,
-# best CPU time kept; default 2), SKIP_GO=1 / SKIP_BIG=1 to skip a part,
-# TAPIR_PCAPS (shared captures), BENCH_CACHE (default .cache/bench).
+# best CPU time kept; default 2), SKIP_GO=1 / SKIP_BIG=1 / SKIP_BUSY=1 to
+# skip a part,
+# TAPIR_PCAPS (shared captures), BENCH_CACHE (default .cache/bench),
+# RESULTS_MD (summary file, default bench/results/latest.md).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,46 +86,46 @@ metric() {
 
 # ---------------------------------------------------------------- big input
 declare -A cpu rss wall
+# runproc NAME CMD...: best (lowest CPU) of $repeat runs.
+runproc() {
+  local name=$1
+  shift
+  local best="" line
+  # softflowd 1.1.0 with a control socket blocks in accept() without
+  # reading the file (strace: accept(5, ...)); -c none below avoids it.
+  # Still bounded in time, retried, and reported n/a if it never finishes.
+  local tmo=900 tries=$repeat ok=0
+  [[ $name == *softflowd ]] && tmo=120 tries=${SOFTFLOWD_TRIES:-$((repeat + 3))}
+  cpu[$name]=n/a rss[$name]=n/a wall[$name]=n/a
+  for ((i = 0; i < tries && ok < repeat; i++)); do
+    "$benchtool" rusage -o "$work/ru" -- timeout "$tmo" "$@" >"$work/$name.out" 2>&1 || true
+    line=$(cat "$work/ru" 2>/dev/null || echo "0 0 0 0 1")
+    read -r u s m w rc <<<"$line"
+    if [[ $rc != 0 ]]; then
+      log "$name exited $rc:"
+      tail -3 "$work/$name.out" >&2
+      [[ $name == *softflowd ]] && continue
+      exit 1
+    fi
+    ok=$((ok + 1))
+    c=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
+    if [[ -z $best ]] || awk -v a="$c" -v b="$best" 'BEGIN {exit !(a < b)}'; then
+      best=$c
+      cp "$work/$name.out" "$work/$name.best"
+      cpu[$name]=$c
+      rss[$name]=$((m / 1024))
+      wall[$name]=$w
+    fi
+  done
+  log "$name: cpu ${cpu[$name]} s, peak RSS ${rss[$name]} MiB, wall ${wall[$name]} s"
+}
+
 if [[ ${SKIP_BIG:-0} != 1 ]]; then
   big=$(./bench/mkbig.sh)
   big_size=$(stat -c %s "$big")
   big_pkts=$(capinfos -T -r -c "$big" | cut -f2)
   log "big input: $big, $big_pkts packets, $big_size bytes"
   cat "$big" >/dev/null # page cache: every tool reads it from memory
-
-  # runproc NAME CMD...: best (lowest CPU) of $repeat runs.
-  runproc() {
-    local name=$1
-    shift
-    local best="" line
-    # softflowd 1.1.0 with a control socket blocks in accept() without
-    # reading the file (strace: accept(5, ...)); -c none below avoids it.
-    # Still bounded in time, retried, and reported n/a if it never finishes.
-    local tmo=900 tries=$repeat ok=0
-    [[ $name == *softflowd ]] && tmo=120 tries=${SOFTFLOWD_TRIES:-$((repeat + 3))}
-    cpu[$name]=n/a rss[$name]=n/a wall[$name]=n/a
-    for ((i = 0; i < tries && ok < repeat; i++)); do
-      "$benchtool" rusage -o "$work/ru" -- timeout "$tmo" "$@" >"$work/$name.out" 2>&1 || true
-      line=$(cat "$work/ru" 2>/dev/null || echo "0 0 0 0 1")
-      read -r u s m w rc <<<"$line"
-      if [[ $rc != 0 ]]; then
-        log "$name exited $rc:"
-        tail -3 "$work/$name.out" >&2
-        [[ $name == *softflowd ]] && continue
-        exit 1
-      fi
-      ok=$((ok + 1))
-      c=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
-      if [[ -z $best ]] || awk -v a="$c" -v b="$best" 'BEGIN {exit !(a < b)}'; then
-        best=$c
-        cp "$work/$name.out" "$work/$name.best"
-        cpu[$name]=$c
-        rss[$name]=$((m / 1024))
-        wall[$name]=$w
-      fi
-    done
-    log "$name: cpu ${cpu[$name]} s, peak RSS ${rss[$name]} MiB, wall ${wall[$name]} s"
-  }
 
   runproc tcpdump tcpdump -r "$big" -w /dev/null
   # Parts of the sensor's work alone, for the tcpdump budget: reading the
@@ -168,6 +174,72 @@ if [[ ${SKIP_BIG:-0} != 1 ]]; then
   rm -rf "$work/blocks"
 fi
 
+# ---------------------------------------------------------------- busy tap
+# The many-flows trace (bench/gen: 200,000 flows, 75,000 open at once,
+# ~2.1 M packets, cached as $BENCH_CACHE/many.pcap), the storage yardstick
+# (zstd -1 -T1 of the whole big input) and the big input with its clock
+# stepped back 100 times (benchtool stepback -slices 100, cached as
+# $BENCH_CACHE/big-step.pcap). With SKIP_BIG=1 the big-input baselines
+# these rows need (tcpdump, softflowd, tapir-sensor --blocks-out) are run
+# here. SKIP_BUSY=1 skips the section.
+# bigbase NAME CMD...: runproc unless the big section measured NAME.
+bigbase() {
+  [[ -n ${cpu[$1]:-} ]] || runproc "$@"
+}
+if [[ ${SKIP_BUSY:-0} != 1 ]]; then
+  big=${big:-$(./bench/mkbig.sh)}
+  big_size=${big_size:-$(stat -c %s "$big")}
+  big_pkts=${big_pkts:-$(capinfos -T -r -c "$big" | cut -f2)}
+  many_args=(-flows 200000 -open 75000 -seed 1)
+  many=$BENCH_CACHE/many.pcap
+  stamp="${many_args[*]} $(cat bench/gen/*.go | sha256sum | cut -c1-16)"
+  if [[ ! -s $many || $(cat "$many.ok" 2>/dev/null) != "$stamp" ]]; then
+    log "generating the many-flows trace: go run ./bench/gen ${many_args[*]}"
+    rm -f "$many.ok"
+    go run ./bench/gen "${many_args[@]}" -o "$many" 2> "$work/gen.out"
+    cat "$work/gen.out" >&2
+    echo "$stamp" >"$many.ok"
+  fi
+  many_size=$(stat -c %s "$many")
+  many_pkts=$(capinfos -T -r -c "$many" | cut -f2)
+  cat "$many" >/dev/null
+  runproc many-tcpdump tcpdump -r "$many" -w /dev/null
+  runproc many-softflowd bash -c 'cd "$(dirname "$1")" && exec softflowd -r "$(basename "$1")" \
+    -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 -p "$2/pid" -c none </dev/null' _ "$many" "$sfdir"
+  mkdir -p "$work/blocks"
+  runproc many-sensor bash -c 'rm -rf "$1"/* && exec "$2" -r "$3" --blocks-out "$1" --flows-out "$4" --sensor-id bench' _ \
+    "$work/blocks" "$root/bin/tapir-sensor" "$many" "$work/many-flows.json"
+  many_stored=$("$benchtool" sumsize "$work/blocks")
+  many_flows=$(wc -l <"$work/many-flows.json")
+  grep 'capture finished' "$work/many-sensor.best" | tail -1 >&2 || true
+
+  cat "$big" >/dev/null
+  bigbase tcpdump tcpdump -r "$big" -w /dev/null
+  bigbase softflowd bash -c 'cd "$(dirname "$1")" && exec softflowd -r "$(basename "$1")" \
+    -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 -p "$2/pid" -c none </dev/null' _ "$big" "$sfdir"
+  if [[ -z ${cpu[sensor-blocks]:-} ]]; then
+    runproc sensor-blocks bash -c 'rm -rf "$1"/* && exec "$2" -r "$3" --blocks-out "$1" --sensor-id bench' _ \
+      "$work/blocks" "$root/bin/tapir-sensor" "$big"
+    block_bytes=$("$benchtool" sumsize "$work/blocks")
+  fi
+  runproc zstd-big bash -c 'exec zstd -1 -T1 -q -c "$1" >"$2"' _ "$big" "$work/big.zst"
+  zstd_bytes=$(stat -c %s "$work/big.zst")
+  rm -f "$work/big.zst"
+
+  step=$BENCH_CACHE/big-step.pcap
+  if [[ ! -s $step || $(cat "$step.ok" 2>/dev/null) != "$(stat -c %s.%Y "$big")" ]]; then
+    log "big input with the clock stepped back 99 times: benchtool stepback -slices 100"
+    rm -f "$step.ok"
+    "$benchtool" stepback -slices 100 "$big" "$step"
+    stat -c %s.%Y "$big" >"$step.ok"
+  fi
+  cat "$step" >/dev/null
+  runproc step-sensor bash -c 'rm -rf "$1"/* && exec "$2" -r "$3" --blocks-out "$1" --sensor-id bench' _ \
+    "$work/blocks" "$root/bin/tapir-sensor" "$step"
+  grep 'capture finished' "$work/step-sensor.best" | tail -1 >&2 || true
+  rm -rf "$work/blocks"
+fi
+
 # ---------------------------------------------------------------- summary
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == "nan") print "n/a"; else printf "%.2f", a / b }'; }
 verdict() { # value op target
@@ -199,7 +271,7 @@ dec_dlp=$(metric 'BenchmarkDecode/gopacket-dlp' ns/packet)
 fs_ns=$(metric 'BenchmarkFileSource' ns/op)
 pcapgo_ns=$(metric 'BenchmarkPcapgoReadPacketData' ns/op)
 
-md=$results/latest.md
+md=${RESULTS_MD:-$results/latest.md}
 {
   echo "# tapir benchmark results"
   echo
@@ -229,6 +301,20 @@ md=$results/latest.md
     echo "| stored blocks / input pcap | $block_bytes B | $big_size B | $r_blk | <= 0.6 | $(verdict "$r_blk" '<=' 0.6) |"
   fi
   echo "| flow table bytes per flow | ${bpf} B | | | <= 200 B | $(verdict "$bpf" '<=' 200) |"
+  if [[ ${SKIP_BUSY:-0} != 1 ]]; then
+    r_mt=$(ratio "${cpu[many-sensor]}" "${cpu[many-tcpdump]}")
+    r_bt=$(ratio "${cpu[sensor-blocks]}" "${cpu[tcpdump]}")
+    r_bs=$(ratio "${cpu[sensor-blocks]}" "${cpu[softflowd]}")
+    r_z=$(ratio "$block_bytes" "$zstd_bytes")
+    r_st=$(ratio "${cpu[step-sensor]}" "${cpu[sensor-blocks]}")
+    echo "| many-flows trace: tapir-sensor --blocks-out --flows-out CPU vs tcpdump | ${cpu[many-sensor]} s | tcpdump ${cpu[many-tcpdump]} s | $r_mt | <= 3x | $(verdict "$r_mt" '<=' 3) |"
+    echo "| many-flows trace: tapir-sensor peak RSS | ${rss[many-sensor]} MiB | | | <= 512 MiB | $(verdict "${rss[many-sensor]}" '<=' 512) |"
+    echo "| big input: tapir-sensor --blocks-out CPU vs tcpdump (busy-tap target) | ${cpu[sensor-blocks]} s | tcpdump ${cpu[tcpdump]} s | $r_bt | <= 2.5x | $(verdict "$r_bt" '<=' 2.5) |"
+    echo "| big input: tapir-sensor --blocks-out CPU vs softflowd (busy-tap target) | ${cpu[sensor-blocks]} s | softflowd ${cpu[softflowd]} s | $r_bs | <= 0.8x | $(verdict "$r_bs" '<=' 0.8) |"
+    echo "| big input: stored bytes vs zstd -1 -T1 of the whole file | $block_bytes B | zstd $zstd_bytes B | $r_z | <= 1 | $(verdict "$r_z" '<=' 1) |"
+    echo "| big input, clock stepped back 99 times: CPU vs forward time | ${cpu[step-sensor]} s | forward ${cpu[sensor-blocks]} s | $r_st | <= 1.3x | $(verdict "$r_st" '<=' 1.3) |"
+    echo "| big input, clock stepped back: peak RSS | ${rss[step-sensor]} MiB | forward ${rss[sensor-blocks]} MiB | | <= 512 MiB | $(verdict "${rss[step-sensor]}" '<=' 512) |"
+  fi
   echo
   if [[ ${SKIP_BIG:-0} != 1 ]]; then
     echo "## Whole process on the big input"
@@ -277,6 +363,25 @@ md=$results/latest.md
         slice-sensor-flows) c="tapir-sensor -r SLICE --flows-out FILE" ;;
       esac
       echo "| \`$c\` | ${cpu[$n]} | $(awk -v c="${cpu[$n]}" -v p="$slice_pkts" 'BEGIN { if (c == "n/a") print "n/a"; else printf "%.0f", c * 1e9 / p }') | ${rss[$n]} | ${wall[$n]} | $(ratio "${cpu[$n]}" "${cpu[slice-tcpdump]}") |"
+    done
+    echo
+  fi
+  if [[ ${SKIP_BUSY:-0} != 1 ]]; then
+    echo "## Busy tap: many flows open at once, clock steps"
+    echo
+    echo "Many-flows trace: \`go run ./bench/gen ${many_args[*]}\`, $many_pkts packets, $((many_size / 1048576)) MiB (200,000 flows, 75,000 open at once, Pareto sizes, 60 % random / 40 % text payloads). Clock step: \`benchtool stepback -slices 100 BIG\` (the big input cut into 100 slices, each shifted back to the first packet's time). Best of $repeat runs each."
+    echo
+    echo "| command | CPU s (user+sys) | CPU ns/packet | peak RSS MiB | wall s | vs baseline CPU |"
+    echo "|---|---|---|---|---|---|"
+    for n in many-tcpdump many-softflowd many-sensor zstd-big step-sensor; do
+      case $n in
+        many-tcpdump) c="tcpdump -r MANY -w /dev/null" p=$many_pkts b=many-tcpdump ;;
+        many-softflowd) c="softflowd -r MANY -n 127.0.0.1:9 -v 9 -d -6 -m 1000000" p=$many_pkts b=many-tcpdump ;;
+        many-sensor) c="tapir-sensor -r MANY --blocks-out DIR --flows-out FILE ($many_flows records, stored/pcap $(ratio "$many_stored" "$many_size"))" p=$many_pkts b=many-tcpdump ;;
+        zstd-big) c="zstd -1 -T1 -c BIG (stored/pcap $(ratio "$zstd_bytes" "$big_size"))" p=$big_pkts b=tcpdump ;;
+        step-sensor) c="tapir-sensor -r BIG-STEPPED --blocks-out DIR (vs forward)" p=$big_pkts b=sensor-blocks ;;
+      esac
+      echo "| \`$c\` | ${cpu[$n]} | $(awk -v c="${cpu[$n]}" -v p="$p" 'BEGIN { if (c == "n/a") print "n/a"; else printf "%.0f", c * 1e9 / p }') | ${rss[$n]} | ${wall[$n]} | $(ratio "${cpu[$n]}" "${cpu[$b]}") |"
     done
     echo
   fi

@@ -10,6 +10,10 @@
 //	    backwards and no gap exceeds DURATION (default 1s); gaps shorter
 //	    than that keep their length. mergecap -a of copies of captures
 //	    from different years becomes one continuous, ordered capture.
+//	benchtool stepback -slices N [-step D] IN.pcap OUT.pcap
+//	    cuts IN into N slices and shifts each back in time (to the first
+//	    packet's time, or by i*D): a capture whose clock steps back N-1
+//	    times (the clock-step benchmark and test).
 //	benchtool sumsize DIR
 //	    prints the total size in bytes of the regular files under DIR.
 //	benchtool retrieve -api URL -token T -ids FILE [-metrics URL] [-o FILE]
@@ -49,6 +53,8 @@ func main() {
 		err = rusage(os.Args[2:])
 	case "retime":
 		err = retime(os.Args[2:])
+	case "stepback":
+		err = stepback(os.Args[2:])
 	case "sumsize":
 		err = sumsize(os.Args[2:])
 	case "retrieve":
@@ -67,7 +73,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | sumsize DIR | retrieve -api URL -token T -ids FILE | settle -metrics URL | floor [-mode read|s2] FILE")
+	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | stepback -slices N IN OUT | sumsize DIR | retrieve -api URL -token T -ids FILE | settle -metrics URL | floor [-mode read|s2] FILE")
 	os.Exit(2)
 }
 

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/tapir-sensor/tapir/internal/testdata"
@@ -21,6 +22,7 @@ func BenchmarkPacketEcho(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuNanos(b)
 	var off int64
 	for i := 0; i < b.N; i++ {
 		j := i % len(infos)
@@ -34,6 +36,7 @@ func BenchmarkPacketEcho(b *testing.B) {
 		tab.Packet(p)
 		p.Time -= off
 	}
+	b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(tab.Stats().Created), "flows")
 }
 
@@ -56,12 +59,14 @@ func BenchmarkPacketNewFlows(b *testing.B) {
 	p := PacketInfo{WireLen: 60, CapLen: 60, TCPFlags: flow.TCPFlagSYN}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuNanos(b)
 	for i := 0; i < b.N; i++ {
 		p.Tuple = tuples[i&(n-1)]
 		p.Time = int64(i)
 		tab.Advance(p.Time)
 		tab.Packet(&p)
 	}
+	b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkBytesPerFlow measures the heap held per open flow (T empty):
@@ -91,4 +96,69 @@ func BenchmarkBytesPerFlow(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/flow")
 		runtime.KeepAlive(tab)
 	}
+}
+
+// BenchmarkPacketBusy is the busy tap: 200,000 open flows, far more than
+// the CPU caches hold, and every packet belongs to one of them picked at
+// random (either direction), so each lookup goes to memory. No flow is
+// created or ended in the timed loop.
+func BenchmarkPacketBusy(b *testing.B) {
+	const flows, seqLen = 200_000, 1 << 20
+	tab, err := New[struct{}](Config{MaxFlows: 262_144}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	tuples := make([]flow.Tuple, flows)
+	p := PacketInfo{WireLen: 1514, CapLen: 1514, TCPFlags: flow.TCPFlagACK}
+	for i := range tuples {
+		v := rng.Uint32()
+		tuples[i] = flow.Tuple{Src: flow.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
+			Dst: flow.AddrFrom4([4]byte{172, 16, byte(v >> 8), byte(v)}), SrcPort: uint16(32768 + v>>17), DstPort: 443,
+			Proto: flow.ProtoTCP, Family: flow.FamilyIPv4}
+		p.Tuple = tuples[i]
+		tab.Packet(&p)
+	}
+	seq := make([]flow.Tuple, seqLen)
+	for i := range seq {
+		seq[i] = tuples[rng.IntN(flows)]
+		if rng.IntN(2) == 0 {
+			seq[i] = seq[i].Reverse()
+		}
+	}
+	for _, ahead := range []bool{false, true} {
+		name := "plain"
+		if ahead {
+			name = "prefetch-ahead"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := cpuNanos(b)
+			for i := 0; i < b.N; i++ {
+				if ahead {
+					tab.PrefetchSlot(&seq[(i+2)&(seqLen-1)])
+					tab.PrefetchEntry(&seq[(i+1)&(seqLen-1)])
+				}
+				p.Tuple = seq[i&(seqLen-1)]
+				p.Time = int64(i) * 100
+				tab.Advance(p.Time)
+				tab.Packet(&p)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			if tab.Len() != flows {
+				b.Fatalf("%d flows open, want %d", tab.Len(), flows)
+			}
+		})
+	}
+}
+
+// cpuNanos is the process's CPU time (user+sys) in ns: steadier than wall
+// time on a shared machine.
+func cpuNanos(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

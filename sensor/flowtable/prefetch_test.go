@@ -1,0 +1,56 @@
+package flowtable
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/testdata"
+)
+
+// TestPrefetchChangesNothing runs echo-connections.pcap.gz through two
+// tables, one of them prefetched two and one packets ahead as a batching
+// caller would: both emit the same records.
+func TestPrefetchChangesNothing(t *testing.T) {
+	infos, _ := packetInfos(readCapture(t, filepath.Join(testdata.Pcaps(t), "zeek", "echo-connections.pcap.gz")))
+	run := func(ahead bool) []flow.Record {
+		tab, r := newTable(t, Config{SensorID: "s"})
+		tab.seed = 1 // same index layout in both tables
+		for i := range infos {
+			if ahead {
+				if i+2 < len(infos) {
+					tab.PrefetchSlot(&infos[i+2].Tuple)
+				}
+				if i+1 < len(infos) {
+					tab.PrefetchEntry(&infos[i+1].Tuple)
+				}
+			}
+			p := infos[i]
+			tab.Advance(p.Time)
+			tab.Packet(&p)
+		}
+		tab.Flush(flow.ReasonEndOfCapture)
+		for i := range r.recs {
+			r.recs[i].ID = flow.ID{} // each table draws its own ID counter start
+		}
+		return r.recs
+	}
+	plain, ahead := run(false), run(true)
+	if len(plain) == 0 || !reflect.DeepEqual(plain, ahead) {
+		t.Fatalf("prefetching changed the records: %d vs %d records", len(plain), len(ahead))
+	}
+}
+
+// TestPrefetchNoAllocs: the hints allocate nothing.
+func TestPrefetchNoAllocs(t *testing.T) {
+	tab, _ := newTable(t, Config{})
+	tup := tuple(flow.ProtoTCP, "10.0.0.1", 1000, "10.0.0.2", 443)
+	feed(tab, tup, 1, syn, 60)
+	if n := testing.AllocsPerRun(100, func() {
+		tab.PrefetchSlot(&tup)
+		tab.PrefetchEntry(&tup)
+	}); n != 0 {
+		t.Fatalf("%v allocations per prefetch", n)
+	}
+}
