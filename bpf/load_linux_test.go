@@ -26,7 +26,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("load: %v", err)
 	}
 	defer objs.Close()
-	for name, p := range map[string]*ebpf.Program{"tapir_tcx": objs.TapirTcx, "tapir_cutoff": objs.TapirCutoff} {
+	for name, p := range map[string]*ebpf.Program{"tapir_cutoff": objs.TapirCutoff} {
 		info, err := p.Info()
 		if err != nil {
 			t.Fatal(err)

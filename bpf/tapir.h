@@ -81,7 +81,7 @@ struct event {
 
 // Indexes of tapir_counters.
 enum counter {
-	CNT_TCX_PACKETS,
+	CNT_ACCOUNTED,
 	CNT_UNTRACKED,
 	CNT_NEW_FLOWS,
 	CNT_MAP_FULL,

@@ -48,8 +48,8 @@ type Kernel interface {
 
 // KernelCounters are the eBPF programs' own counters, summed over CPUs.
 type KernelCounters struct {
-	TCXPackets       uint64 // packets the tcx program accounted to a flow
-	Untracked        uint64 // packets tcx did not track (not TCP/UDP/SCTP over IP, fragments)
+	Accounted        uint64 // packets the program accounted to a flow
+	Untracked        uint64 // packets it did not track (not TCP/UDP/SCTP over IP, fragments)
 	NewFlows         uint64 // entries created
 	MapFull          uint64 // entries that could not be created (map full), packets passed whole
 	EventDrops       uint64 // ring buffer events lost (ring full)
