@@ -8,8 +8,8 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// TestLoad loads both programs on the running kernel: the verifier must
-// accept them.
+// TestLoad loads the program on the running kernel: the verifier must
+// accept it.
 func TestLoad(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("TAPIR_REQUIRE_ALL") == "1" {
