@@ -62,4 +62,3 @@ func BenchmarkCutoff(b *testing.B) {
 	}
 	b.ReportMetric(total/float64(runs), "kernel-ns/packet")
 }
-
