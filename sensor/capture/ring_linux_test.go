@@ -156,3 +156,65 @@ func TestLiveVLANTagExact(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveFilterFromFirstPacket opens a filtered source while traffic
+// that the filter rejects is flowing: the filter is attached before the
+// socket is bound, so not one rejected packet reaches the ring (nothing
+// to discard in userspace).
+func TestLiveFilterFromFirstPacket(t *testing.T) {
+	netnstest.Require(t, "tcpdump")
+	p := netnstest.New(t, netnstest.Options{MTU: 1500})
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- netnstest.Do(p.PeerNS, func() error {
+			c, err := net.ListenUDP("udp4", nil)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			msg := make([]byte, 64)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return nil
+				default:
+				}
+				if _, err := c.WriteToUDP(msg, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 53 + i%2}); err != nil {
+					return err
+				}
+				if i%64 == 0 {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+		})
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cfg := DefaultLiveConfig(p.CaptureIf)
+	cfg.NumBlocks = 8
+	cfg.Filter = "udp dst port 53"
+	c := startCollector(openInNS(t, p.CaptureNS, cfg, 1))
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.finish(t, 0)
+	got := c.pkts[0]
+	if len(got) == 0 {
+		t.Fatal("nothing captured")
+	}
+	for i, f := range got {
+		if len(f) < 38 || binary.BigEndian.Uint16(f[36:]) != 53 {
+			t.Fatalf("frame %d of %d passed the filter: %x", i, len(got), f[:min(len(f), 40)])
+		}
+	}
+	st, err := c.srcs[0].Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Discarded != 0 {
+		t.Errorf("%d packets reached the ring unfiltered", st.Discarded)
+	}
+	t.Logf("%d frames to port 53 captured, stats %+v", len(got), st)
+}
