@@ -77,6 +77,22 @@
 // each read): KernelPackets = Packets read + KernelDrops + what the ring
 // still holds; Close reads them a last time so they survive it.
 //
+// A drop without a freeze: the kernel counts a TPACKET_V3 drop in two
+// places. Under the ring lock, when the next block is still the reader's:
+// the queue freezes (QueueFreezes) and drops until the reader returns the
+// block. And before taking the lock, in tpacket_rcv's "if we are flooded,
+// just give up" check (__packet_rcv_has_room), which drops the packet when
+// the block the kernel is filling (kactive_blk_num) is not in
+// TP_STATUS_KERNEL. prb_close_block, on another CPU, marks the full or
+// timed-out block TP_STATUS_USER, wakes the reader (sk_data_ready) and
+// only then advances kactive_blk_num; a packet that runs the lock-free
+// check in that window is dropped and counted although the ring has free
+// blocks, and no freeze is counted. This is the one drop with no freeze
+// reported at 300 k packets/s (issue 14): a kernel race, rare (not
+// reproduced in 9 M packets sent from both CPUs into 8 KiB blocks here),
+// that no reader can prevent; larger blocks make it rarer (fewer block
+// closes). Drops with QueueFreezes > 0 mean the reader fell behind.
+//
 // Idle interfaces never hang a reader: ReadPacket returns ErrTimeout after
 // PollTimeout without a packet, so the caller can advance its timers.
 //
