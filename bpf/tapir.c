@@ -27,6 +27,13 @@
 // counted in a per-CPU counter array. Userspace reads and deletes idle
 // entries in batches.
 //
+// Times are CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns): a read of
+// the last tick's time, where bpf_ktime_get_ns reads the clock source (35
+// ns a packet here, a quarter of the program). The kernel's first/last seen
+// are therefore up to one tick (4 ms at HZ=250) early; userspace keeps the
+// exact times of the packets it sees, and only a flow whose last packets
+// were cut takes its end time from the kernel.
+//
 // The flow map stays a shared hash, not per-CPU: a flow's packets arrive
 // on any CPU and the budget is one number per flow direction, which
 // per-CPU slots could only approximate; the counters and the map-full
@@ -391,7 +398,7 @@ int tapir_cutoff(struct __sk_buff *skb)
 		count(CNT_UNTRACKED, 1);
 		return skb->len; // untracked traffic is captured whole
 	}
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct flow_val *v = flow_get(&p, now);
 	if (!v)
 		return skb->len; // map full: fail open (userspace budget still applies)

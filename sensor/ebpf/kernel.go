@@ -10,7 +10,8 @@ import (
 type DirCounters struct {
 	Packets, Bytes uint64
 	// First and Last are wall-clock times (converted from the kernel's
-	// monotonic clock); zero when the direction saw no packet.
+	// coarse monotonic clock, one tick of resolution); zero when the
+	// direction saw no packet.
 	First, Last time.Time
 	TCPFlags    uint8
 	// StoredPackets and StoredBytes are what the cut-off passed under
