@@ -16,9 +16,10 @@
 #
 #   kernel capture   with perf (PERF=1, the default when perf is installed):
 #                    CPU time sampled system-wide (perf record -a -g) in
-#                    tpacket_rcv and everything it calls: the socket
-#                    filter (the eBPF program included), the copy into the
-#                    ring, the block bookkeeping and wakeups. Unlike the
+#                    tpacket_rcv and everything it calls (the socket
+#                    filter, the copy into the ring, the block bookkeeping
+#                    and wakeups) and in tapir's eBPF programs wherever
+#                    they run. Unlike the
 #                    whole-machine figure it does not move with other work
 #                    on the machine (unless that work captures packets too).
 #                    sensor process + kernel capture is the whole cost of
@@ -147,8 +148,9 @@ run() {
 	local kcap="0 0 0"
 	if [ -n "$perfpid" ]; then
 		kill -INT $perfpid; wait $perfpid || true
-		# Samples (all CPUs) under tpacket_rcv, and of those in the eBPF
-		# program, and the samples' span in seconds (perf's own window).
+		# Samples (all CPUs) under tpacket_rcv or in one of tapir's eBPF
+		# programs (a tcx program of another build runs outside
+		# tpacket_rcv), of those in tapir's programs, and all samples.
 		kcap=$(perf script -i "$WORK/perf.data" -F comm,ip,sym 2>/dev/null | python3 -c 'import sys
 cap = prog = n = 0
 frames = []
@@ -156,10 +158,11 @@ def done():
     global cap, prog, n
     if frames:
         n += 1
-        if "tpacket_rcv" in frames:
+        ours = any(f.startswith("bpf_prog_") and "tapir" in f for f in frames)
+        if "tpacket_rcv" in frames or ours:
             cap += 1
-            if any(f.startswith("bpf_prog_") for f in frames):
-                prog += 1
+        if ours:
+            prog += 1
 for line in sys.stdin:
     if not line.strip():
         done(); frames.clear(); continue
