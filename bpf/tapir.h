@@ -30,7 +30,8 @@ struct flow_key {
 	__u8 pad[2];
 };
 
-// dir_stats counts one direction of a flow. Times are CLOCK_MONOTONIC ns.
+// dir_stats counts one direction of a flow. Times are CLOCK_MONOTONIC ns,
+// read from the coarse clock (one-tick resolution, see tapir.c).
 // stored_* count what the cut-off passed under the budget; pass_ns is the
 // last time it passed a packet of this direction.
 struct dir_stats {
@@ -81,7 +82,7 @@ struct event {
 
 // Indexes of tapir_counters.
 enum counter {
-	CNT_TCX_PACKETS,
+	CNT_ACCOUNTED,
 	CNT_UNTRACKED,
 	CNT_NEW_FLOWS,
 	CNT_MAP_FULL,

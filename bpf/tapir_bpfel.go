@@ -38,7 +38,7 @@ type TapirBtfExports struct {
 type TapirCounter uint32
 
 const (
-	TapirCounterCNT_TCX_PACKETS      TapirCounter = 0
+	TapirCounterCNT_ACCOUNTED        TapirCounter = 0
 	TapirCounterCNT_UNTRACKED        TapirCounter = 1
 	TapirCounterCNT_NEW_FLOWS        TapirCounter = 2
 	TapirCounterCNT_MAP_FULL         TapirCounter = 3
@@ -122,7 +122,6 @@ const (
 	TapirMapTapirPinNets    = "tapir_pin_nets"
 	TapirMapTapirPinPorts   = "tapir_pin_ports"
 	TapirProgTapirCutoff    = "tapir_cutoff"
-	TapirProgTapirTcx       = "tapir_tcx"
 	TapirVarTapirBtfExports = "tapir_btf_exports"
 )
 
@@ -169,7 +168,6 @@ type TapirSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TapirProgramSpecs struct {
 	TapirCutoff *ebpf.ProgramSpec `ebpf:"tapir_cutoff"`
-	TapirTcx    *ebpf.ProgramSpec `ebpf:"tapir_tcx"`
 }
 
 // TapirMapSpecs contains maps before they are loaded into the kernel.
@@ -248,13 +246,11 @@ type TapirVariables struct {
 // It can be passed to LoadTapirObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TapirPrograms struct {
 	TapirCutoff *ebpf.Program `ebpf:"tapir_cutoff"`
-	TapirTcx    *ebpf.Program `ebpf:"tapir_tcx"`
 }
 
 func (p *TapirPrograms) Close() error {
 	return _TapirClose(
 		p.TapirCutoff,
-		p.TapirTcx,
 	)
 }
 

@@ -3,13 +3,12 @@
 package capture
 
 import (
-	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gopacket/gopacket/afpacket"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -18,22 +17,23 @@ import (
 // implements Source; see Source for the concurrency contract.
 type LiveSource struct {
 	cfg     LiveConfig
-	tp      *afpacket.TPacket
+	r       *ring
 	link    uint16
 	scratch []byte // frame with its VLAN tag re-inserted
 
-	// Startup window: packets the kernel queued before the filter was
-	// attached are filtered here (vm, until filterUntil); packets queued
-	// before this socket joined a fanout group that already had members
-	// are copies of what the group received and are dropped (dupUntil).
-	vm          *bpf.VM
-	filterUntil int64
-	dupUntil    int64
-	startup     bool
+	// Startup window: packets queued before this socket joined a fanout
+	// group that already had members are copies of what the group
+	// received and are dropped (those with a timestamp before dupUntil).
+	dupUntil int64
+	startup  bool
 
+	read      uint64 // packets returned, owned by the reader
 	packets   atomic.Uint64
 	discarded atomic.Uint64
-	closeOnce sync.Once
+
+	statsMu sync.Mutex
+	kernel  Stats // kernel counters accumulated from PACKET_STATISTICS
+	closed  bool
 }
 
 var _ Source = (*LiveSource)(nil)
@@ -64,23 +64,17 @@ func OpenLiveGroup(cfg LiveConfig, workers int) ([]*LiveSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", cfg.Interface, err)
+	}
 	prog, err := CompileFilter(cfg.Tcpdump, cfg.Filter, link, cfg.SnapLen)
 	if err != nil {
 		return nil, err
 	}
-	var vm *bpf.VM
-	if cfg.Filter != "" {
-		insns, ok := bpf.Disassemble(prog)
-		if !ok {
-			// Extensions the VM lacks: rely on the kernel filter alone.
-			vm = nil
-		} else if vm, err = bpf.NewVM(insns); err != nil {
-			vm = nil
-		}
-	}
 	srcs := make([]*LiveSource, 0, workers)
 	for i := 0; i < workers; i++ {
-		s, err := openLive(cfg, link, prog, vm, i > 0)
+		s, err := openLive(cfg, link, ifi.Index, prog, i > 0)
 		if err != nil {
 			for _, s := range srcs {
 				s.Close()
@@ -92,45 +86,26 @@ func OpenLiveGroup(cfg LiveConfig, workers int) ([]*LiveSource, error) {
 	return srcs, nil
 }
 
-func openLive(cfg LiveConfig, link uint16, prog []bpf.RawInstruction, vm *bpf.VM, groupHasMembers bool) (*LiveSource, error) {
-	tp, err := afpacket.NewTPacket(
-		afpacket.OptInterface(cfg.Interface),
-		afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
-		afpacket.OptFrameSize(cfg.FrameSize),
-		afpacket.OptBlockSize(cfg.BlockSize),
-		afpacket.OptNumBlocks(cfg.NumBlocks),
-		afpacket.OptBlockTimeout(cfg.BlockTimeout),
-		afpacket.OptPollTimeout(cfg.PollTimeout),
-	)
+func openLive(cfg LiveConfig, link uint16, ifindex int, prog []bpf.RawInstruction, groupHasMembers bool) (*LiveSource, error) {
+	r, err := openRing(cfg, ifindex, prog, cfg.EBPFFilter)
 	if err != nil {
 		return nil, fmt.Errorf("open ring: %w", err)
 	}
-	s := &LiveSource{cfg: cfg, tp: tp, link: link, scratch: make([]byte, cfg.SnapLen+4), startup: true}
-	if cfg.EBPFFilter > 0 {
-		if err := tp.SetEBPF(int32(cfg.EBPFFilter)); err != nil {
-			tp.Close()
-			return nil, fmt.Errorf("attach eBPF socket filter: %w", err)
-		}
-	} else if err := tp.SetBPF(prog); err != nil {
-		tp.Close()
-		return nil, fmt.Errorf("attach filter: %w", err)
-	}
-	s.vm = vm
-	s.filterUntil = time.Now().UnixNano()
+	s := &LiveSource{cfg: cfg, r: r, link: link, scratch: make([]byte, cfg.SnapLen+4)}
 	if cfg.Promiscuous {
-		if err := tp.SetPromiscuous(true); err != nil {
-			tp.Close()
-			return nil, fmt.Errorf("promiscuous mode: %w", err)
+		if err := r.promiscuous(); err != nil {
+			r.close()
+			return nil, err
 		}
 	}
 	if cfg.FanoutGroup != 0 {
 		before := time.Now().UnixNano()
-		if err := tp.SetFanout(afpacket.FanoutHash, cfg.FanoutGroup); err != nil {
-			tp.Close()
-			return nil, fmt.Errorf("join fanout group %d: %w", cfg.FanoutGroup, err)
+		if err := r.joinFanout(cfg.FanoutGroup); err != nil {
+			r.close()
+			return nil, err
 		}
 		if groupHasMembers {
-			s.dupUntil = before
+			s.dupUntil, s.startup = before, true
 		}
 	}
 	return s, nil
@@ -164,64 +139,63 @@ func interfaceLinkType(name string) (uint16, error) {
 // ReadPacket returns the next packet; the data is valid until the next
 // call. It returns ErrTimeout when nothing arrived within PollTimeout.
 // VLAN tags the kernel stripped are put back (see the package doc).
+//
+// It walks the ring's blocks in place: within a block a packet costs a
+// few loads and no call into the kernel; the block goes back to the
+// kernel when the call after its last packet moves on to the next block.
 func (s *LiveSource) ReadPacket() ([]byte, CaptureInfo, error) {
+	r := s.r
 	for {
-		data, ci, err := s.tp.ZeroCopyReadPacketData()
-		if err != nil {
-			if errors.Is(err, afpacket.ErrTimeout) {
-				if s.startup && time.Now().UnixNano() > s.filterUntil {
-					s.startup = false // the ring holds nothing from before the filter
+		if r.left == 0 {
+			if err := r.nextBlock(); err != nil {
+				if err == ErrTimeout {
+					s.startup = false // the ring held nothing from before the fanout join
+					return nil, CaptureInfo{}, ErrTimeout
 				}
-				return nil, CaptureInfo{}, ErrTimeout
+				return nil, CaptureInfo{}, fmt.Errorf("read %s: %w", s.cfg.Interface, err)
 			}
-			return nil, CaptureInfo{}, fmt.Errorf("read %s: %w", s.cfg.Interface, err)
 		}
-		ts := ci.Timestamp.UnixNano()
+		h, data := r.packet()
+		ts := int64(h.sec)*1e9 + int64(h.nsec)
 		if s.startup {
-			if ts >= s.filterUntil && ts >= s.dupUntil {
-				s.startup = false
-			} else if ts < s.dupUntil || (s.vm != nil && ts < s.filterUntil && !s.vmAccepts(data, ci.AncillaryData)) {
+			if ts < s.dupUntil {
 				s.discarded.Add(1)
 				continue
 			}
+			s.startup = false
 		}
 		info := CaptureInfo{
 			Timestamp:      ts,
-			CaptureLength:  ci.CaptureLength,
-			Length:         ci.Length,
-			InterfaceIndex: ci.InterfaceIndex,
+			CaptureLength:  len(data),
+			Length:         int(h.length),
+			InterfaceIndex: r.ifindex,
 			LinkType:       s.link,
 		}
-		for _, a := range ci.AncillaryData {
-			if v, ok := a.(afpacket.AncillaryVLAN); ok && s.link == LinkTypeEthernet && len(data) >= 12 {
-				data = s.insertVLAN(data, uint16(v.VLAN))
-				info.CaptureLength += 4
-				info.Length += 4
+		if h.status&unix.TP_STATUS_VLAN_VALID != 0 && s.link == LinkTypeEthernet && len(data) >= 12 {
+			tpid := uint16(0x8100)
+			if h.status&unix.TP_STATUS_VLAN_TPID_VALID != 0 && h.vlanTP != 0 {
+				tpid = h.vlanTP
 			}
+			data = s.insertVLAN(data, tpid, uint16(h.vlanTCI))
+			info.CaptureLength += 4
+			info.Length += 4
 		}
-		s.packets.Add(1)
+		s.read++
+		s.packets.Store(s.read)
 		return data, info, nil
 	}
 }
 
-// vmAccepts runs the filter in userspace on a packet queued before the
-// kernel filter was attached, seeing the frame as the kernel filter does
-// (without a stripped VLAN tag).
-func (s *LiveSource) vmAccepts(data []byte, _ []interface{}) bool {
-	n, err := s.vm.Run(data)
-	return err == nil && n > 0
-}
-
-// insertVLAN copies data into the scratch buffer with an 802.1Q tag
-// carrying vid behind the MAC addresses.
-func (s *LiveSource) insertVLAN(data []byte, vid uint16) []byte {
+// insertVLAN copies data into the scratch buffer with a VLAN tag (tpid,
+// tci) behind the MAC addresses.
+func (s *LiveSource) insertVLAN(data []byte, tpid, tci uint16) []byte {
 	if need := len(data) + 4; need > len(s.scratch) {
 		s.scratch = make([]byte, need)
 	}
 	out := s.scratch[:len(data)+4]
 	copy(out, data[:12])
-	out[12], out[13] = 0x81, 0x00
-	out[14], out[15] = byte(vid>>8)&0x0f, byte(vid)
+	out[12], out[13] = byte(tpid>>8), byte(tpid)
+	out[14], out[15] = byte(tci>>8), byte(tci)
 	copy(out[16:], data[12:])
 	return out
 }
@@ -232,25 +206,49 @@ func (s *LiveSource) Interfaces() []InterfaceInfo {
 }
 
 // Stats returns cumulative counters: packets returned, and the kernel's
-// received (including dropped), dropped and queue-freeze counts. It may be
-// called concurrently with ReadPacket.
+// received (including dropped), dropped and queue-freeze counts, summed
+// over reads of PACKET_STATISTICS (each read resets the kernel's copy). It
+// may be called concurrently with ReadPacket; after Close it returns the
+// last counters read.
 func (s *LiveSource) Stats() (Stats, error) {
-	_, v3, err := s.tp.SocketStats()
-	if err != nil {
-		return Stats{}, fmt.Errorf("socket stats: %w", err)
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if err := s.pollStats(); err != nil {
+		return Stats{}, err
 	}
-	return Stats{
-		Packets:       s.packets.Load(),
-		KernelPackets: uint64(v3.Packets()),
-		KernelDrops:   uint64(v3.Drops()),
-		QueueFreezes:  uint64(v3.QueueFreezes()),
-		Discarded:     s.discarded.Load(),
-	}, nil
+	st := s.kernel
+	st.Packets = s.packets.Load()
+	st.Discarded = s.discarded.Load()
+	return st, nil
 }
 
-// Close closes the socket and unmaps the ring. It is idempotent and must
-// not run concurrently with ReadPacket.
-func (s *LiveSource) Close() error {
-	s.closeOnce.Do(s.tp.Close)
+// pollStats adds the kernel's counters since the last read to s.kernel.
+// The caller holds statsMu.
+func (s *LiveSource) pollStats() error {
+	if s.closed {
+		return nil
+	}
+	k, err := s.r.stats()
+	if err != nil {
+		return fmt.Errorf("socket stats: %w", err)
+	}
+	// tp_packets already counts the drops (the kernel adds them when read).
+	s.kernel.KernelPackets += uint64(k.Packets)
+	s.kernel.KernelDrops += uint64(k.Drops)
+	s.kernel.QueueFreezes += uint64(k.Freeze_q_cnt)
 	return nil
+}
+
+// Close reads the kernel counters a last time, closes the socket and
+// unmaps the ring. It is idempotent and must not run concurrently with
+// ReadPacket.
+func (s *LiveSource) Close() error {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	err := s.pollStats()
+	if !s.closed {
+		s.closed = true
+		s.r.close()
+	}
+	return err
 }

@@ -1,8 +1,9 @@
-// Package ebpf is the sensor's eBPF data path (programs in bpf/): exact
-// per-flow counters from a tcx program on the capture interfaces, and a
-// capture cut-off, an eBPF socket filter on the AF_PACKET sockets, that
-// drops the packets of a flow direction past its capture budget before
-// the kernel copies them into the ring. TCP SYN/FIN/RST, pinned flows and
+// Package ebpf is the sensor's eBPF data path (the program in bpf/): an
+// eBPF socket filter on the AF_PACKET capture sockets that, with one parse
+// and one flow-map lookup per packet, keeps exact per-flow counters of
+// every packet the interface carries and cuts off the packets of a flow
+// direction past its capture budget before the kernel copies them into
+// the ring. TCP SYN/FIN/RST, pinned flows and
 // one keepalive packet per direction per Config.Keepalive always pass.
 //
 // The userspace flow table keeps running the same budget (and the same

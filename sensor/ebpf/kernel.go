@@ -10,7 +10,8 @@ import (
 type DirCounters struct {
 	Packets, Bytes uint64
 	// First and Last are wall-clock times (converted from the kernel's
-	// monotonic clock); zero when the direction saw no packet.
+	// coarse monotonic clock, one tick of resolution); zero when the
+	// direction saw no packet.
 	First, Last time.Time
 	TCPFlags    uint8
 	// StoredPackets and StoredBytes are what the cut-off passed under
@@ -48,8 +49,8 @@ type Kernel interface {
 
 // KernelCounters are the eBPF programs' own counters, summed over CPUs.
 type KernelCounters struct {
-	TCXPackets       uint64 // packets the tcx program accounted to a flow
-	Untracked        uint64 // packets tcx did not track (not TCP/UDP/SCTP over IP, fragments)
+	Accounted        uint64 // packets the program accounted to a flow
+	Untracked        uint64 // packets it did not track (not TCP/UDP/SCTP over IP, fragments)
 	NewFlows         uint64 // entries created
 	MapFull          uint64 // entries that could not be created (map full), packets passed whole
 	EventDrops       uint64 // ring buffer events lost (ring full)

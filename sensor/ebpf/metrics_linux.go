@@ -11,7 +11,7 @@ type collector struct {
 }
 
 var counterHelp = map[string]string{
-	"tcx_packets":             "Packets the tcx program accounted to a flow.",
+	"accounted_packets":       "Packets the eBPF program accounted to a flow.",
 	"untracked_packets":       "Packets the kernel did not track (not TCP/UDP/SCTP over IP, fragments); captured whole.",
 	"new_flows":               "Kernel flow map entries created.",
 	"map_full":                "Packets whose flow could not be added to the full kernel flow map (captured whole).",
@@ -49,7 +49,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for n, v := range map[string]uint64{
-		"tcx_packets": k.TCXPackets, "untracked_packets": k.Untracked, "new_flows": k.NewFlows,
+		"accounted_packets": k.Accounted, "untracked_packets": k.Untracked, "new_flows": k.NewFlows,
 		"map_full": k.MapFull, "event_drops": k.EventDrops, "cutoff_passed": k.Passed,
 		"cutoff_passed_control": k.PassedControl, "cutoff_passed_pinned": k.PassedPinned,
 		"cutoff_passed_keepalive": k.PassedKeepalive, "cutoff_packets": k.CutPackets,

@@ -12,7 +12,6 @@ const (
 	mapPinFlows = "tapir_pin_flows"
 	mapFullAt   = "tapir_full_at"
 
-	progTCX    = "tapir_tcx"
 	progCutoff = "tapir_cutoff"
 
 	cfgNewFlowEvents = 1 // CFG_NEW_FLOW_EVENTS

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	cebpf "github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +48,6 @@ type Datapath struct {
 	reg    prometheus.Registerer
 
 	objs   bpf.TapirObjects
-	links  []link.Link
 	kernel *mapKernel
 	events *ringbuf.Reader
 
@@ -93,10 +91,11 @@ func New(cfg Config, params Params, deps Dependencies) (*Datapath, error) {
 // Pins returns the current pins (for the flow table's BudgetExempt).
 func (d *Datapath) Pins() *Pins { return d.pins.Load() }
 
-// Start loads the programs with the configured map size, attaches the
-// accounting program at tcx ingress and egress of every interface, and
-// starts the event reader and the drain loop. It must run in the network
-// namespace of the interfaces. On error nothing stays loaded, and the
+// Start loads the program with the configured map size, checks that the
+// interfaces exist, and starts the event reader and the drain loop. It
+// must run in the network namespace of the interfaces. The program does
+// its work once attached to the capture sockets (SocketFilterFD); it
+// needs no hook on the interfaces. On error nothing stays loaded, and the
 // caller falls back to the userspace budget.
 func (d *Datapath) Start(ifaces []string) (err error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -127,16 +126,8 @@ func (d *Datapath) Start(ifaces []string) (err error) {
 		return err
 	}
 	for _, name := range ifaces {
-		ifc, err := net.InterfaceByName(name)
-		if err != nil {
+		if _, err := net.InterfaceByName(name); err != nil {
 			return fmt.Errorf("interface %s: %w", name, err)
-		}
-		for _, at := range []cebpf.AttachType{cebpf.AttachTCXIngress, cebpf.AttachTCXEgress} {
-			l, err := link.AttachTCX(link.TCXOptions{Interface: ifc.Index, Program: d.objs.TapirTcx, Attach: at})
-			if err != nil {
-				return fmt.Errorf("attach tcx %s on %s: %w", at, name, err)
-			}
-			d.links = append(d.links, l)
 		}
 	}
 	if d.events, err = ringbuf.NewReader(d.objs.TapirEvents); err != nil {
@@ -377,7 +368,7 @@ func (d *Datapath) Counters() (KernelCounters, error) {
 		}
 		return s
 	}
-	c.TCXPackets = get(bpf.TapirCounterCNT_TCX_PACKETS)
+	c.Accounted = get(bpf.TapirCounterCNT_ACCOUNTED)
 	c.Untracked = get(bpf.TapirCounterCNT_UNTRACKED)
 	c.NewFlows = get(bpf.TapirCounterCNT_NEW_FLOWS)
 	c.MapFull = get(bpf.TapirCounterCNT_MAP_FULL)
@@ -401,13 +392,9 @@ func (d *Datapath) Counters() (KernelCounters, error) {
 	return c, nil
 }
 
-// ProgramIDs returns the kernel ids of the tcx and cut-off programs (for
-// bpftool prog show id N).
-func (d *Datapath) ProgramIDs() (tcx, cutoff uint32) {
-	if i, err := d.objs.TapirTcx.Info(); err == nil {
-		id, _ := i.ID()
-		tcx = uint32(id)
-	}
+// ProgramID returns the kernel id of the program (for bpftool prog show
+// id N).
+func (d *Datapath) ProgramID() (cutoff uint32) {
 	if i, err := d.objs.TapirCutoff.Info(); err == nil {
 		id, _ := i.ID()
 		cutoff = uint32(id)
@@ -415,7 +402,7 @@ func (d *Datapath) ProgramIDs() (tcx, cutoff uint32) {
 	return
 }
 
-// Stop detaches the programs, stops the goroutines and closes every map.
+// Stop stops the goroutines and closes the program and every map.
 // Sockets with the cut-off attached keep their own reference to it. It
 // is idempotent.
 func (d *Datapath) Stop() error {
@@ -431,10 +418,6 @@ func (d *Datapath) Stop() error {
 }
 
 func (d *Datapath) closeAll() {
-	for _, l := range d.links {
-		l.Close()
-	}
-	d.links = nil
 	if d.events != nil {
 		d.events.Close()
 	}
