@@ -394,6 +394,7 @@ wait:
 	if stream != nil && ctx.Err() == nil {
 		// Offline: exit once the collector holds everything (a signal,
 		// a refusal or the drain timeout leaves the rest in the spool).
+		logger.Info("capture read; waiting for the collector's acknowledgements", "timeout", o.drainTimeout)
 		dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
 		if !stream.WaitAcked(dctx) {
 			logger.Warn("collector has not acknowledged everything; the rest stays in the spool for the next run",
