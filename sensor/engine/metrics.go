@@ -96,6 +96,7 @@ var metricHelp = map[string]string{
 	"decode_malformed_total":      "Frames with an impossible header field.",
 	"decode_unsupported_total":    "Frames of a link type or encapsulation the decoder does not take apart (still stored).",
 	"timelines_total":             "Flow records that carried a timeline.",
+	"clock_steps_total":           "Times packet time stepped back by a second or more (merged captures, clock steps); timers keep running on a monotonic clock.",
 	"metadata_flows_total":        "Flows whose payload the metadata extractor looked at.",
 	"metadata_completed_total":    "Flows whose metadata was complete within the packet budget.",
 	"metadata_parse_errors_total": "Flow directions whose metadata was given up as malformed.",
@@ -144,6 +145,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("decode_malformed_total", s.Decode.Malformed)
 	counter("decode_unsupported_total", s.Decode.Unsupported)
 	counter("timelines_total", s.Timelines)
+	counter("clock_steps_total", s.Flows.ClockSteps)
 	m := &s.Metadata
 	counter("metadata_flows_total", m.Flows)
 	counter("metadata_completed_total", m.Completed)

@@ -77,6 +77,8 @@ type worker struct {
 	nextRef  uint32
 	sinkErr  error
 
+	stepLogged bool // the first clock step was logged
+
 	meta       *appmeta.Extractor // nil when metadata is off
 	tlInterval int64              // timeline interval in ns; 0 when timelines are off
 	tlPool     []*flow.TimelineBuilder
@@ -151,7 +153,7 @@ func (w *worker) run(ctx context.Context) error {
 			break
 		}
 		w.packet(data, &ci)
-		if ci.Timestamp-w.lastPub >= tick {
+		if w.table.Clock().Now()-w.lastPub >= tick {
 			w.advance(ci.Timestamp)
 		}
 		if w.sinkErr != nil {
@@ -230,7 +232,7 @@ func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
 	if st.b == nil {
 		id, key, cid := w.table.FlowOf(st)
 		w.open(st, block.Meta{Key: key, FlowID: id, CommunityID: cid, SensorID: w.cfg.SensorID,
-			Interface: w.iface, LinkType: ci.LinkType, Seq: st.nextSeq}, ci.Timestamp)
+			Interface: w.iface, LinkType: ci.LinkType, Seq: st.nextSeq}, w.table.Clock().Now())
 	}
 	before := st.b.Len()
 	st.b.Append(ci.Timestamp, ci.Length, data)
@@ -452,10 +454,13 @@ func (w *worker) onHeld(ref uint32, st *flowState, n int) {
 	}
 }
 
-// advance moves the worker's timers to now: expired flows end, old blocks
-// close, counters are published.
-func (w *worker) advance(now int64) {
-	w.table.Advance(now)
+// advance moves the worker's timers to ts (the latest packet time, or the
+// wall clock on an idle interface) through the table's Clock, which never
+// runs backwards: expired flows end, old blocks close, counters are
+// published.
+func (w *worker) advance(ts int64) {
+	w.table.Advance(ts)
+	now := w.table.Clock().Now()
 	for w.fifoHead < len(w.fifo) && now-w.fifo[w.fifoHead].opened >= w.maxAge {
 		w.closeOldest()
 	}
@@ -465,6 +470,12 @@ func (w *worker) advance(now int64) {
 func (w *worker) publish(now int64) {
 	w.lastPub = now
 	w.stats.Flows = w.table.Stats()
+	if w.stats.Flows.ClockSteps > 0 && !w.stepLogged {
+		w.stepLogged = true
+		_, from, to := w.table.Clock().Steps()
+		w.log.Warn("packet time stepped back; timeouts and block ages keep running on a monotonic clock (counted in tapir_sensor_clock_steps_total, logged once)",
+			"from", time.Unix(0, from).UTC(), "to", time.Unix(0, to).UTC())
+	}
 	w.stats.Decode = w.counters
 	if w.meta != nil {
 		w.stats.Metadata = w.meta.Stats()
