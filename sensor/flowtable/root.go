@@ -297,8 +297,12 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 			if t.snap > 0 && storeLen > t.snap {
 				storeLen = t.snap
 			}
-			ds.storedPackets++
-			ds.storedBytes += uint64(storeLen)
+			if storeLen > 0 {
+				// A packet captured with no bytes goes into no block:
+				// the record counts only what blocks hold.
+				ds.storedPackets++
+				ds.storedBytes += uint64(storeLen)
+			}
 			if storeLen < wireLen {
 				if e.truncated != ^uint32(0) {
 					e.truncated++
