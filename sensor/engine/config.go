@@ -37,8 +37,10 @@ type BlockConfig struct {
 	// MaxAge closes a block this long (packet time) after its first
 	// packet, so packets become retrievable soon after capture.
 	MaxAge time.Duration `yaml:"max_age"`
-	// MaxBuffered bounds the uncompressed bytes one worker keeps in open
-	// blocks; past it the oldest open blocks are closed early (counted).
+	// MaxBuffered bounds the memory one worker keeps for packets not yet
+	// in a block (its ring of pages, whatever the number of open flows);
+	// past it the flows that have waited longest get their blocks early
+	// (counted).
 	MaxBuffered int64 `yaml:"max_buffered"`
 	// Disabled builds no packet blocks at all (a sensor that only reports
 	// flows). Set by the sensor when no output takes blocks.

@@ -22,7 +22,7 @@ type Stats struct {
 	BlockBytes        uint64 // encoded bytes of those blocks
 	BlockErrors       uint64 // blocks that could not be encoded (lost; logged)
 	BlocksClosedEarly uint64 // blocks closed because open blocks exceeded max_buffered
-	OpenBlockBytes    uint64 // gauge: uncompressed bytes in open blocks
+	OpenBlockBytes    uint64 // gauge: bytes held for packets not yet in a block (the ring's pages)
 	Records           uint64 // flow records handed to the sink
 	SinkErrors        uint64 // sink calls that failed
 	Timelines         uint64 // records that carried a timeline
@@ -81,7 +81,7 @@ var metricHelp = map[string]string{
 	"block_bytes_total":           "Encoded bytes of packet blocks handed to the output.",
 	"block_errors_total":          "Packet blocks that could not be encoded (their packets are lost).",
 	"blocks_closed_early_total":   "Blocks closed early because open blocks exceeded blocks.max_buffered.",
-	"open_block_bytes":            "Uncompressed bytes held in open blocks.",
+	"open_block_bytes":            "Bytes held for packets not yet in a block (blocks.max_buffered caps it).",
 	"records_total":               "Flow records handed to the output.",
 	"sink_errors_total":           "Output calls that failed.",
 	"flows_active":                "Open flows.",

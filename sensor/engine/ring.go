@@ -1,0 +1,231 @@
+package engine
+
+import (
+	"encoding/binary"
+
+	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/sensor/capture"
+)
+
+// The worker keeps the stored bytes of every open flow in one ring of
+// pages, in arrival order (the layout of Arkime's and Stenographer's
+// files): appending a packet is a sequential copy into the newest page,
+// whatever the number of open flows, instead of a write into one of
+// thousands of cold per-flow buffers. Each packet is linked to the next
+// packet of its flow. A flow's waiting packets leave the ring as one
+// ordinary packet block (package block: delta coded and compressed in one
+// scratch builder that stays in cache) when they reach blocks.max_bytes,
+// blocks.max_age after the first of them, when the flow ends (before its
+// final record), or early, oldest first, when the ring holds
+// blocks.max_buffered bytes. A page is reused once every packet in it has
+// left. Memory is bounded by that one cap and follows bytes, not flows;
+// the blocks, and so the stores and retrieval, are those of before.
+
+// ringPage is the size of a page. A packet never spans two pages; a
+// packet larger than a page gets a page of its own.
+const ringPage = 1 << 20
+
+// pktHeader is the size of a packet's header in a page: timestamp (8),
+// original length (4), captured length (4), reference of the flow's next
+// packet (8).
+const pktHeader = 24
+
+// maxFreePages is how many emptied pages the ring keeps for reuse.
+const maxFreePages = 2
+
+// pktRef locates a packet: page sequence number << 32 | offset. 0 is none.
+type pktRef uint64
+
+type page struct {
+	buf  []byte
+	seq  uint32
+	live int32 // packets in the page that have not left
+}
+
+// pageRing is a worker's arrival-order packet store. Not safe for
+// concurrent use.
+type pageRing struct {
+	pages []page // pages[head:] are in use, oldest first
+	head  int
+	used  int    // bytes used in the newest page
+	next  uint32 // sequence number of the next new page (from 1)
+	bytes int64  // bytes of the pages in use
+	free  [][]byte
+}
+
+// held returns the bytes of the pages in use (the newest one as far as it
+// is filled) and of those kept for reuse.
+func (r *pageRing) held() int64 {
+	n := r.bytes + int64(len(r.free))*ringPage
+	if r.head < len(r.pages) {
+		n -= int64(len(r.pages[len(r.pages)-1].buf) - r.used)
+	}
+	return n
+}
+
+// put copies a packet into the newest page (a new one when it does not
+// fit) and returns its reference.
+func (r *pageRing) put(ts int64, origLen int, data []byte) pktRef {
+	need := pktHeader + len(data)
+	if r.head == len(r.pages) || r.used+need > len(r.pages[len(r.pages)-1].buf) {
+		r.grow(need)
+	}
+	p := &r.pages[len(r.pages)-1]
+	off := r.used
+	b := p.buf[off : off+need]
+	binary.LittleEndian.PutUint64(b, uint64(ts))
+	binary.LittleEndian.PutUint32(b[8:], uint32(max(origLen, len(data))))
+	binary.LittleEndian.PutUint32(b[12:], uint32(len(data)))
+	binary.LittleEndian.PutUint64(b[16:], 0)
+	copy(b[pktHeader:], data)
+	r.used += need
+	p.live++
+	return pktRef(uint64(p.seq)<<32 | uint64(off))
+}
+
+// grow starts a new page of at least need bytes.
+func (r *pageRing) grow(need int) {
+	if r.head > 64 && r.head*2 > len(r.pages) {
+		n := copy(r.pages, r.pages[r.head:])
+		clear(r.pages[n:])
+		r.pages, r.head = r.pages[:n], 0
+	}
+	var buf []byte
+	if need <= ringPage && len(r.free) > 0 {
+		buf = r.free[len(r.free)-1]
+		r.free = r.free[:len(r.free)-1]
+	} else {
+		buf = newPage(max(need, ringPage))
+	}
+	r.next++
+	r.pages = append(r.pages, page{buf: buf, seq: r.next})
+	r.used = 0
+	r.bytes += int64(len(buf))
+}
+
+// page returns the page of a reference.
+func (r *pageRing) page(ref pktRef) *page {
+	return &r.pages[r.head+int(uint32(ref>>32)-r.pages[r.head].seq)]
+}
+
+// packet returns a packet's time, original length, bytes and the
+// reference of its flow's next packet.
+func (r *pageRing) packet(ref pktRef) (ts int64, origLen int, data []byte, next pktRef) {
+	b := r.page(ref).buf[uint32(ref):]
+	n := binary.LittleEndian.Uint32(b[12:])
+	return int64(binary.LittleEndian.Uint64(b)), int(binary.LittleEndian.Uint32(b[8:])),
+		b[pktHeader : pktHeader+n : pktHeader+n], pktRef(binary.LittleEndian.Uint64(b[16:]))
+}
+
+// link makes next the packet after prev in their flow.
+func (r *pageRing) link(prev, next pktRef) {
+	b := r.page(prev).buf[uint32(prev):]
+	binary.LittleEndian.PutUint64(b[16:], uint64(next))
+}
+
+// release marks a packet as gone and frees the oldest pages once all
+// their packets are gone (never the newest, which is still filling).
+func (r *pageRing) release(ref pktRef) {
+	r.page(ref).live--
+	for r.head < len(r.pages)-1 && r.pages[r.head].live == 0 {
+		p := &r.pages[r.head]
+		r.bytes -= int64(len(p.buf))
+		if len(p.buf) == ringPage && len(r.free) < maxFreePages {
+			r.free = append(r.free, p.buf)
+		} else {
+			freePage(p.buf)
+		}
+		*p = page{}
+		r.head++
+	}
+}
+
+// store appends a packet to the ring and links it to its flow's waiting
+// packets (see above).
+func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
+	if st.head != 0 && st.linkType != ci.LinkType {
+		w.emitFlow(st, false) // a block holds one link type
+	}
+	if st.head == 0 {
+		w.wait(st, ci.LinkType)
+	}
+	ref := w.ring.put(ci.Timestamp, ci.Length, data)
+	if st.tail != 0 {
+		w.ring.link(st.tail, ref)
+	} else {
+		st.head = ref
+	}
+	st.tail = ref
+	st.waiting += uint32(len(data)) + 3 // about what delta coding adds
+	w.stats.StoredPackets++
+	w.stats.StoredBytes += uint64(len(data))
+	if int(st.waiting) >= w.cfg.Blocks.MaxBytes {
+		w.emitFlow(st, false)
+	}
+	for w.ring.held() > w.cfg.Blocks.MaxBuffered && w.fifoHead < len(w.fifo) {
+		w.closeOldest(true)
+	}
+}
+
+// wait puts a flow with no waiting packets in the age FIFO.
+func (w *worker) wait(st *flowState, linkType uint16) {
+	st.linkType = linkType
+	w.gen++
+	st.gen = w.gen
+	if w.fifoHead > 0 && w.fifoHead == len(w.fifo) {
+		w.fifo, w.fifoHead = w.fifo[:0], 0
+	} else if w.fifoHead > 4096 && w.fifoHead*2 > len(w.fifo) {
+		n := copy(w.fifo, w.fifo[w.fifoHead:])
+		w.fifo, w.fifoHead = w.fifo[:n], 0
+	}
+	w.fifo = append(w.fifo, waitingFlow{st: st, gen: st.gen, since: w.table.Clock().Now()})
+}
+
+// closeOldest emits the flow that has waited longest (skipping stale
+// FIFO entries); early when the ring is over blocks.max_buffered.
+func (w *worker) closeOldest(early bool) {
+	wf := w.fifo[w.fifoHead]
+	w.fifo[w.fifoHead] = waitingFlow{}
+	w.fifoHead++
+	if wf.st.head != 0 && wf.st.gen == wf.gen {
+		w.emitFlow(wf.st, early)
+	}
+}
+
+// emitFlow hands a flow's waiting packets to the sink as one block (more
+// when they exceed blocks.max_bytes once delta coded) and releases them
+// from the ring.
+func (w *worker) emitFlow(st *flowState, early bool) {
+	id, key, cid := w.table.FlowOf(st)
+	meta := block.Meta{Key: key, FlowID: id, CommunityID: cid, SensorID: w.cfg.SensorID,
+		Interface: w.iface, LinkType: st.linkType}
+	b := &w.bld
+	open := func() {
+		meta.Seq = st.nextSeq
+		st.nextSeq++
+		b.Reset(meta)
+	}
+	open()
+	for ref := st.head; ref != 0; {
+		ts, origLen, data, next := w.ring.packet(ref)
+		b.Append(ts, origLen, data)
+		w.ring.release(ref)
+		ref = next
+		if ref != 0 && b.Len() >= w.cfg.Blocks.MaxBytes {
+			w.emitBlock(b, early)
+			open()
+		}
+	}
+	w.emitBlock(b, early)
+	st.head, st.tail, st.waiting, st.gen = 0, 0, 0, 0
+	if b.Len() > 2*w.cfg.Blocks.MaxBytes {
+		b.Release()
+	}
+}
+
+func (w *worker) emitBlock(b *block.Builder, early bool) {
+	if early {
+		w.stats.BlocksClosedEarly++
+	}
+	w.emit(b)
+}

@@ -1,0 +1,57 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+)
+
+// TestPageRing: packets come back as put, linked per flow; a page is
+// reused once all its packets are released, never while one is waiting;
+// a packet larger than a page gets its own.
+func TestPageRing(t *testing.T) {
+	var r pageRing
+	pkt := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1000+i%500) }
+	var refs []pktRef
+	for i := range 3000 { // about 4 pages
+		refs = append(refs, r.put(int64(i), 2000, pkt(i)))
+		if i > 0 {
+			r.link(refs[i-1], refs[i])
+		}
+	}
+	big := r.put(9, 3<<20, bytes.Repeat([]byte{7}, 3<<20))
+	if len(r.pages) != 5 || r.page(big).seq != r.pages[4].seq {
+		t.Fatalf("%d pages", len(r.pages))
+	}
+	for i, ref := range refs {
+		ts, orig, data, next := r.packet(ref)
+		if ts != int64(i) || orig != 2000 || !bytes.Equal(data, pkt(i)) {
+			t.Fatalf("packet %d: %d %d %d bytes", i, ts, orig, len(data))
+		}
+		if want := pktRef(0); i+1 < len(refs) {
+			want = refs[i+1]
+			if next != want {
+				t.Fatalf("packet %d: next %x, want %x", i, next, want)
+			}
+		}
+	}
+	before := r.held()
+	r.release(refs[1]) // the first page still holds refs[0]
+	if r.head != 0 || r.held() != before {
+		t.Fatalf("page freed while a packet waits: head %d", r.head)
+	}
+	for _, ref := range refs {
+		if ref != refs[1] {
+			r.release(ref)
+		}
+	}
+	if r.head != 4 || len(r.free) != maxFreePages {
+		t.Fatalf("after release: head %d, %d free pages", r.head, len(r.free))
+	}
+	if got, want := r.held(), int64(3<<20+pktHeader+maxFreePages*ringPage); got != want {
+		t.Fatalf("held %d, want %d", got, want)
+	}
+	r.put(10, 10, []byte("x")) // does not fit the big page: a reused page
+	if len(r.free) != maxFreePages-1 {
+		t.Fatalf("%d free pages after reuse", len(r.free))
+	}
+}
