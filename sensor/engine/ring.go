@@ -30,9 +30,6 @@ const ringPage = 1 << 20
 // packet (8).
 const pktHeader = 24
 
-// maxFreePages is how many emptied pages the ring keeps for reuse.
-const maxFreePages = 2
-
 // pktRef locates a packet: page sequence number << 32 | offset. 0 is none.
 type pktRef uint64
 
@@ -51,12 +48,18 @@ type pageRing struct {
 	next  uint32 // sequence number of the next new page (from 1)
 	bytes int64  // bytes of the pages in use
 	free  [][]byte
+	// minFree is the fewest free pages since the last shrink: that many
+	// were not needed.
+	minFree int
 }
 
-// held returns the bytes of the pages in use (the newest one as far as it
-// is filled) and of those kept for reuse.
-func (r *pageRing) held() int64 {
-	n := r.bytes + int64(len(r.free))*ringPage
+// held returns the bytes of the pages in use and of those kept for reuse.
+func (r *pageRing) held() int64 { return r.inUse() + int64(len(r.free))*ringPage }
+
+// inUse returns the bytes of the pages in use, the newest one as far as it
+// is filled.
+func (r *pageRing) inUse() int64 {
+	n := r.bytes
 	if r.head < len(r.pages) {
 		n -= int64(len(r.pages[len(r.pages)-1].buf) - r.used)
 	}
@@ -94,6 +97,7 @@ func (r *pageRing) grow(need int) {
 	if need <= ringPage && len(r.free) > 0 {
 		buf = r.free[len(r.free)-1]
 		r.free = r.free[:len(r.free)-1]
+		r.minFree = min(r.minFree, len(r.free))
 	} else {
 		buf = newPage(max(need, ringPage))
 	}
@@ -130,7 +134,7 @@ func (r *pageRing) release(ref pktRef) {
 	for r.head < len(r.pages)-1 && r.pages[r.head].live == 0 {
 		p := &r.pages[r.head]
 		r.bytes -= int64(len(p.buf))
-		if len(p.buf) == ringPage && len(r.free) < maxFreePages {
+		if len(p.buf) == ringPage {
 			r.free = append(r.free, p.buf)
 		} else {
 			freePage(p.buf)
@@ -138,6 +142,29 @@ func (r *pageRing) release(ref pktRef) {
 		*p = page{}
 		r.head++
 	}
+}
+
+// trim returns free pages to the kernel until the ring holds at most
+// limit bytes or has none left.
+func (r *pageRing) trim(limit int64) {
+	for len(r.free) > 0 && r.held() > limit {
+		freePage(r.free[len(r.free)-1])
+		r.free[len(r.free)-1] = nil
+		r.free = r.free[:len(r.free)-1]
+	}
+	r.minFree = min(r.minFree, len(r.free))
+}
+
+// shrink returns the free pages that were not needed since the previous
+// shrink (called every tick), so that memory follows load; the others
+// stay for reuse without a page fault.
+func (r *pageRing) shrink() {
+	for range r.minFree {
+		freePage(r.free[len(r.free)-1])
+		r.free[len(r.free)-1] = nil
+		r.free = r.free[:len(r.free)-1]
+	}
+	r.minFree = len(r.free)
 }
 
 // store appends a packet to the ring and links it to its flow's waiting
@@ -162,8 +189,11 @@ func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
 	if int(st.waiting) >= w.cfg.Blocks.MaxBytes {
 		w.emitFlow(st, false)
 	}
-	for w.ring.held() > w.cfg.Blocks.MaxBuffered && w.fifoHead < len(w.fifo) {
-		w.closeOldest(true)
+	if limit := w.cfg.Blocks.MaxBuffered; w.ring.held() > limit {
+		for w.ring.inUse() > limit && w.fifoHead < len(w.fifo) {
+			w.closeOldest(true)
+		}
+		w.ring.trim(limit) // the pages those blocks emptied, if need be
 	}
 }
 

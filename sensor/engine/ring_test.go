@@ -44,14 +44,27 @@ func TestPageRing(t *testing.T) {
 			r.release(ref)
 		}
 	}
-	if r.head != 4 || len(r.free) != maxFreePages {
+	if r.head != 4 || len(r.free) != 4 {
 		t.Fatalf("after release: head %d, %d free pages", r.head, len(r.free))
 	}
-	if got, want := r.held(), int64(3<<20+pktHeader+maxFreePages*ringPage); got != want {
+	if got, want := r.held(), int64(3<<20+pktHeader+4*ringPage); got != want {
 		t.Fatalf("held %d, want %d", got, want)
 	}
 	r.put(10, 10, []byte("x")) // does not fit the big page: a reused page
-	if len(r.free) != maxFreePages-1 {
+	if len(r.free) != 3 {
 		t.Fatalf("%d free pages after reuse", len(r.free))
+	}
+	r.shrink() // no page was left unused since the start
+	if len(r.free) != 3 {
+		t.Fatalf("%d free pages after the first shrink", len(r.free))
+	}
+	r.shrink() // three were left unused since the previous shrink
+	if len(r.free) != 0 {
+		t.Fatalf("%d free pages after the second shrink", len(r.free))
+	}
+	r.put(11, 10, bytes.Repeat([]byte{1}, ringPage)) // a new page
+	r.trim(0)
+	if r.held() != int64(3<<20+pktHeader)+ringPage+int64(ringPage+pktHeader) { // the big page, the one of "x", the new one
+		t.Fatalf("held %d after trim", r.held())
 	}
 }

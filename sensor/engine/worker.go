@@ -397,6 +397,7 @@ func (w *worker) advance(ts int64) {
 	for w.fifoHead < len(w.fifo) && now-w.fifo[w.fifoHead].since >= w.maxAge {
 		w.closeOldest(false)
 	}
+	w.ring.shrink()
 	w.publish(now)
 }
 
