@@ -16,8 +16,8 @@ import (
 // ordinary packet block (package block: delta coded and compressed in one
 // scratch builder that stays in cache) when they reach blocks.max_bytes,
 // blocks.max_age after the first of them, when the flow ends (before its
-// final record), or early, oldest first, when the ring holds
-// blocks.max_buffered bytes. A page is reused once every packet in it has
+// final record), or early, oldest first, when the ring holds the worker's
+// share of blocks.max_buffered. A page is reused once every packet in it has
 // left. Memory is bounded by that one cap and follows bytes, not flows;
 // the blocks, and so the stores and retrieval, are those of before.
 
@@ -189,7 +189,7 @@ func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
 	if int(st.waiting) >= w.cfg.Blocks.MaxBytes {
 		w.emitFlow(st, false)
 	}
-	if limit := w.cfg.Blocks.MaxBuffered; w.ring.held() > limit {
+	if limit := w.maxBuffered; w.ring.held() > limit {
 		for w.ring.inUse() > limit && w.fifoHead < len(w.fifo) {
 			w.closeOldest(true)
 		}

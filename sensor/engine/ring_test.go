@@ -2,7 +2,11 @@ package engine
 
 import (
 	"bytes"
+	"io"
 	"testing"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/capture"
 )
 
 // TestPageRing: packets come back as put, linked per flow; a page is
@@ -68,3 +72,48 @@ func TestPageRing(t *testing.T) {
 		t.Fatalf("held %d after trim", r.held())
 	}
 }
+
+// nopSource is a capture source with no packets.
+type nopSource struct{}
+
+func (nopSource) ReadPacket() ([]byte, capture.CaptureInfo, error) {
+	return nil, capture.CaptureInfo{}, io.EOF
+}
+func (nopSource) Interfaces() []capture.InterfaceInfo { return nil }
+func (nopSource) Stats() (capture.Stats, error)       { return capture.Stats{}, nil }
+func (nopSource) Close() error                        { return nil }
+
+// TestMaxBufferedSharedByWorkers: blocks.max_buffered is one cap for the
+// sensor, shared equally by the workers' rings (never below one block).
+func TestMaxBufferedSharedByWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		workers     int
+		maxBuffered int64
+		want        int64
+	}{
+		{1, 256 << 20, 256 << 20},
+		{4, 256 << 20, 64 << 20},
+		{4, 256 << 10, 128 << 10}, // a quarter would be below max_bytes
+	} {
+		cfg := DefaultConfig()
+		cfg.Blocks.MaxBuffered = tc.maxBuffered
+		srcs := make([]capture.Source, tc.workers)
+		for i := range srcs {
+			srcs[i] = nopSource{}
+		}
+		e, err := New(cfg, Dependencies{Sources: srcs, Sink: nopSink{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range e.workers {
+			if w.maxBuffered != tc.want {
+				t.Errorf("%d workers, max_buffered %d: a worker's share is %d, want %d", tc.workers, tc.maxBuffered, w.maxBuffered, tc.want)
+			}
+		}
+	}
+}
+
+type nopSink struct{}
+
+func (nopSink) AddRecord(*flow.Record) error { return nil }
+func (nopSink) AddBlock([]byte) error        { return nil }

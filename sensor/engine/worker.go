@@ -66,6 +66,8 @@ type worker struct {
 	iface  string
 	maxAge int64
 
+	maxBuffered int64 // this worker's share of blocks.max_buffered
+
 	pkt      decode.Packet
 	pi       flowtable.PacketInfo
 	counters decode.Counters
