@@ -22,11 +22,12 @@ import (
 // flowState is what a worker keeps per open flow, inline in the flow
 // table's entry.
 type flowState struct {
-	head, tail pktRef // the flow's first and last packet waiting in the ring (ring.go); 0: none
-	gen        uint64 // generation of the waiting packets (see waitingFlow)
-	waiting    uint32 // their bytes
-	nextSeq    uint32 // block number of the flow's next block
-	linkType   uint16 // link type of the waiting packets
+	b          *block.Builder // the flow's own builder (big flows, ring.go), nil when none
+	head, tail pktRef         // the flow's first and last packet waiting in the ring (ring.go); 0: none
+	gen        uint64         // generation of the waiting packets (see waitingFlow)
+	waiting    uint32         // their bytes
+	nextSeq    uint32         // block number of the flow's next block
+	linkType   uint16         // link type of the waiting packets
 
 	// Application metadata (see appMeta) and timeline (see timeline).
 	app     *appmeta.Flow         // nil until the flow carries payload
@@ -77,6 +78,10 @@ type worker struct {
 	fifo     []waitingFlow
 	fifoHead int
 	gen      uint64
+	pool     []*block.Builder      // idle builders for promoted flows
+	own      int64                 // buffer bytes of the builders of promoted flows
+	nOwn     int                   // promoted flows
+	pooled   int64                 // buffer bytes of the pooled builders
 	held     map[uint32]heldPacket // non-first fragments the flow table holds, by PacketInfo.Ref
 	nextRef  uint32
 	sinkErr  error
@@ -258,7 +263,7 @@ func (w *worker) sinkFailed(err error) {
 // last block is closed before the record goes out, so a record never
 // arrives before its packets.
 func (w *worker) onRecord(rec *flow.Record, st *flowState) {
-	if rec.Reason.Final() && st.head != 0 {
+	if rec.Reason.Final() && (st.head != 0 || st.b != nil) {
 		w.emitFlow(st, false)
 	}
 	rec.App, rec.Timeline = nil, nil // the table reuses rec
@@ -416,7 +421,7 @@ func (w *worker) publish(now int64) {
 	if w.meta != nil {
 		w.stats.Metadata = w.meta.Stats()
 	}
-	w.stats.OpenBlockBytes = uint64(w.ring.held())
+	w.stats.OpenBlockBytes = uint64(w.buffered())
 	w.mu.Lock()
 	w.snap = w.stats
 	w.mu.Unlock()
