@@ -12,11 +12,14 @@ const StepThreshold = int64(time.Second)
 // backwards: it advances by how far packet time moves past the latest
 // packet time seen, and when packet time steps back by StepThreshold or
 // more it rebases on the new packet time (counted) instead of waiting
-// for packet time to catch up, so expiry never stalls. While packet time
+// for packet time to catch up, so expiry never stalls. A jump back up to
+// the time seen before a step advances it only by what lies past that
+// time, so a stray early timestamp does not make the clock leap. While packet time
 // only moves forward Clock equals it. The zero Clock starts at the first
 // time it observes. Not safe for concurrent use.
 type Clock struct {
 	hi    int64 // latest packet time since the last step
+	top   int64 // latest packet time ever
 	now   int64 // monotonic clock
 	steps uint64
 	from  int64 // the first step: from hi ...
@@ -29,10 +32,16 @@ type Clock struct {
 func (c *Clock) Observe(ts int64) int64 {
 	switch {
 	case !c.init:
-		c.hi, c.now, c.init = ts, ts, true
+		c.hi, c.top, c.now, c.init = ts, ts, ts, true
+	case ts > c.hi && c.hi < c.top && ts-c.hi >= StepThreshold && ts >= c.top-StepThreshold:
+		// Back from a step to the time seen before it (one bogus
+		// timestamp, say 0, amid real ones): only what lies past the
+		// latest time ever seen is time passing.
+		c.now += max(0, ts-c.top)
+		c.hi, c.top = ts, max(c.top, ts)
 	case ts > c.hi:
 		c.now += ts - c.hi
-		c.hi = ts
+		c.hi, c.top = ts, max(c.top, ts)
 	case ts <= c.hi-StepThreshold:
 		if c.steps == 0 {
 			c.from, c.to = c.hi, ts
