@@ -88,3 +88,17 @@ func TestClockStepsBackDoNotStallExpiry(t *testing.T) {
 		t.Errorf("clock step logged %d times, want once:\n%s", n, stderr)
 	}
 }
+
+// TestStrayTimestampNoLeap: a pcapng packet without a timestamp (read as
+// time 0) amid packets of 2012 is a clock step back; the packets after it
+// must not make the clock leap 42 years forward and fire every flow's
+// update and active timeout.
+func TestStrayTimestampNoLeap(t *testing.T) {
+	reasons, stderr := runReasons(t, testdata.Pcap(t, "gopacket/pcapgo-tests/le/test011.pcapng"))
+	if reasons["active"] > 0 || reasons["active-timeout"] > 0 {
+		t.Errorf("records %v: updates or active timeouts from a clock leap", reasons)
+	}
+	if !strings.Contains(stderr, "clock_steps=1") {
+		t.Errorf("the step back to time 0 is not counted:\n%s", stderr)
+	}
+}
