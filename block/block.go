@@ -207,6 +207,9 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 // Len returns the body size so far (delta coded, uncompressed), in bytes.
 func (b *Builder) Len() int { return len(b.buf) }
 
+// Cap returns the capacity of the builder's buffer: the memory it holds.
+func (b *Builder) Cap() int { return cap(b.buf) }
+
 // Packets returns the number of packets appended since Reset.
 func (b *Builder) Packets() int { return int(b.meta.Packets) }
 

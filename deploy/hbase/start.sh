@@ -9,12 +9,27 @@
 #
 # Environment (defaults in brackets):
 #   TAPIR_HBASE_ZK_PORT [2181]   ZooKeeper client port on 127.0.0.1
-#   TAPIR_HBASE_HEAP [1g]        JVM heap
+#   TAPIR_HBASE_HEAP [2g]        JVM heap (see "Memory" below)
 #   TAPIR_HBASE_START_TIMEOUT [180] seconds to wait for readiness
 #   TAPIR_SERVICES_DIR [<repo>/.cache/services] run state (pid, config, log)
 #   TAPIR_HBASE_MASTER_PORT [16000], TAPIR_HBASE_INFO_PORT [16010] (master
 #   web UI/JMX, used by check.sh), TAPIR_HBASE_RS_PORT [16020]
 # Data lives in a fresh temporary directory removed by stop.sh.
+#
+# Memory. With 1 GiB and HBase's defaults (memstores up to 40 % of the heap,
+# block cache 40 %, an RPC call queue of up to 1 GiB) a sustained stream of
+# packet blocks ran the heap out in memstore chunk allocation and the
+# master aborted. Here memstores get at most 30 % of the heap (flushing
+# from 80 % of that), the block cache 20 % (the collector reads blocks by
+# prefix scan, rarely twice), a region blocks writes at 4x its 64 MiB
+# flush size, and queued calls may hold at most 256 MiB: under a stream
+# faster than the disk, writes wait (RegionTooBusyException, which the
+# client retries) instead of filling the heap. On a real cluster keep the
+# same proportions per region server: heap 16-31 GiB (below 32 GiB for
+# compressed pointers), global memstore 0.3-0.4 with flush size 128-256 MiB
+# and blocking multiplier 4, block cache 0.2 on write-mostly servers,
+# call queue below 10 % of the heap, and enough regions (salt_regions) that
+# every server's memstores take a share of the ingest.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,7 +37,7 @@ zk=${TAPIR_HBASE_ZK_PORT:-2181}
 mport=${TAPIR_HBASE_MASTER_PORT:-16000}
 info=${TAPIR_HBASE_INFO_PORT:-16010}
 rsport=${TAPIR_HBASE_RS_PORT:-16020}
-heap=${TAPIR_HBASE_HEAP:-1g}
+heap=${TAPIR_HBASE_HEAP:-2g}
 timeout=${TAPIR_HBASE_START_TIMEOUT:-180}
 run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/hbase
 jars=$root/.cache/jars/hbase
@@ -68,6 +83,13 @@ echo "$info" >"$run/info_port"
   <!-- packet blocks are large cells (up to a few MiB per put) -->
   <property><name>hbase.client.keyvalue.maxsize</name><value>67108864</value></property>
   <property><name>hbase.server.keyvalue.maxsize</name><value>67108864</value></property>
+  <!-- memory: a sustained stream makes writes wait, never fills the heap (see above) -->
+  <property><name>hbase.regionserver.global.memstore.size</name><value>0.3</value></property>
+  <property><name>hbase.regionserver.global.memstore.size.lower.limit</name><value>0.8</value></property>
+  <property><name>hfile.block.cache.size</name><value>0.2</value></property>
+  <property><name>hbase.hregion.memstore.flush.size</name><value>67108864</value></property>
+  <property><name>hbase.hregion.memstore.block.multiplier</name><value>4</value></property>
+  <property><name>hbase.ipc.server.max.callqueue.size</name><value>268435456</value></property>
   <!-- small machine: fewer handler threads, no periodic balancing -->
   <property><name>hbase.regionserver.handler.count</name><value>16</value></property>
   <property><name>hbase.balancer.period</name><value>3600000</value></property>

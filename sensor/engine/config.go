@@ -37,8 +37,10 @@ type BlockConfig struct {
 	// MaxAge closes a block this long (packet time) after its first
 	// packet, so packets become retrievable soon after capture.
 	MaxAge time.Duration `yaml:"max_age"`
-	// MaxBuffered bounds the uncompressed bytes one worker keeps in open
-	// blocks; past it the oldest open blocks are closed early (counted).
+	// MaxBuffered bounds the memory the sensor keeps for packets not yet
+	// in a block, whatever the number of open flows: each worker's ring
+	// of pages gets an equal share. Past its share a worker gives the
+	// flows that have waited longest their blocks early (counted).
 	MaxBuffered int64 `yaml:"max_buffered"`
 	// Disabled builds no packet blocks at all (a sensor that only reports
 	// flows). Set by the sensor when no output takes blocks.
@@ -68,7 +70,7 @@ type TimelineConfig struct {
 }
 
 // DefaultConfig returns the defaults: 128 KiB blocks closed after 2 s,
-// 256 MiB of open blocks per worker, S2 compression.
+// 256 MiB of packets waiting for their blocks in all, S2 compression.
 func DefaultConfig() Config {
 	return Config{
 		SensorID:     "sensor",

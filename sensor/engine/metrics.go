@@ -22,7 +22,7 @@ type Stats struct {
 	BlockBytes        uint64 // encoded bytes of those blocks
 	BlockErrors       uint64 // blocks that could not be encoded (lost; logged)
 	BlocksClosedEarly uint64 // blocks closed because open blocks exceeded max_buffered
-	OpenBlockBytes    uint64 // gauge: uncompressed bytes in open blocks
+	OpenBlockBytes    uint64 // gauge: bytes held for packets not yet in a block (the ring's pages)
 	Records           uint64 // flow records handed to the sink
 	SinkErrors        uint64 // sink calls that failed
 	Timelines         uint64 // records that carried a timeline
@@ -81,7 +81,7 @@ var metricHelp = map[string]string{
 	"block_bytes_total":           "Encoded bytes of packet blocks handed to the output.",
 	"block_errors_total":          "Packet blocks that could not be encoded (their packets are lost).",
 	"blocks_closed_early_total":   "Blocks closed early because open blocks exceeded blocks.max_buffered.",
-	"open_block_bytes":            "Uncompressed bytes held in open blocks.",
+	"open_block_bytes":            "Bytes held for packets not yet in a block (blocks.max_buffered caps it).",
 	"records_total":               "Flow records handed to the output.",
 	"sink_errors_total":           "Output calls that failed.",
 	"flows_active":                "Open flows.",
@@ -96,6 +96,7 @@ var metricHelp = map[string]string{
 	"decode_malformed_total":      "Frames with an impossible header field.",
 	"decode_unsupported_total":    "Frames of a link type or encapsulation the decoder does not take apart (still stored).",
 	"timelines_total":             "Flow records that carried a timeline.",
+	"clock_steps_total":           "Times packet time stepped back by a second or more (merged captures, clock steps); timers keep running on a monotonic clock.",
 	"metadata_flows_total":        "Flows whose payload the metadata extractor looked at.",
 	"metadata_completed_total":    "Flows whose metadata was complete within the packet budget.",
 	"metadata_parse_errors_total": "Flow directions whose metadata was given up as malformed.",
@@ -144,6 +145,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("decode_malformed_total", s.Decode.Malformed)
 	counter("decode_unsupported_total", s.Decode.Unsupported)
 	counter("timelines_total", s.Timelines)
+	counter("clock_steps_total", s.Flows.ClockSteps)
 	m := &s.Metadata
 	counter("metadata_flows_total", m.Flows)
 	counter("metadata_completed_total", m.Completed)

@@ -2,8 +2,9 @@
 // source (a file, or one AF_PACKET socket of a fanout group, so both
 // directions of a flow reach the same worker), decodes every frame,
 // accounts it to its flow in the worker's own flow table, appends the
-// bytes the capture budget allows to the flow's open packet block, and
-// hands finished blocks and flow records to the Sink. Workers share
+// bytes the capture budget allows to the worker's ring of pages in arrival
+// order (ring.go), and hands each flow's packets as a block, and flow
+// records, to the Sink. Workers share
 // nothing on the per-packet path: no locks, no allocation.
 //
 // Every packet is stored somewhere: IP packets in their flow's blocks,
@@ -92,6 +93,9 @@ func New(cfg Config, deps Dependencies) (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
+		// blocks.max_buffered is the sensor's one cap: each worker's
+		// ring gets an equal share (at least one block's worth).
+		w.maxBuffered = max(cfg.Blocks.MaxBuffered/int64(len(deps.Sources)), int64(cfg.Blocks.MaxBytes))
 		e.workers = append(e.workers, w)
 	}
 	if deps.Registerer != nil {

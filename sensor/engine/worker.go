@@ -22,10 +22,12 @@ import (
 // flowState is what a worker keeps per open flow, inline in the flow
 // table's entry.
 type flowState struct {
-	b        *block.Builder // open block, nil when none
-	gen      uint64         // generation of the open block (see openBlock)
-	nextSeq  uint32         // block number of the flow's next block
-	linkType uint16         // link type of the open block
+	b          *block.Builder // the flow's own builder (big flows, ring.go), nil when none
+	head, tail pktRef         // the flow's first and last packet waiting in the ring (ring.go); 0: none
+	gen        uint64         // generation of the waiting packets (see waitingFlow)
+	waiting    uint32         // their bytes
+	nextSeq    uint32         // block number of the flow's next block
+	linkType   uint16         // link type of the waiting packets
 
 	// Application metadata (see appMeta) and timeline (see timeline).
 	app     *appmeta.Flow         // nil until the flow carries payload
@@ -44,13 +46,14 @@ const (
 	mDone                // metadata complete or not applicable: no more work per packet
 )
 
-// openBlock is an entry of the worker's FIFO of open blocks, oldest first,
-// used to close blocks by age and by the buffered-bytes budget. An entry
-// is stale when the flow's current block has another generation.
-type openBlock struct {
-	st     *flowState
-	gen    uint64
-	opened int64
+// waitingFlow is an entry of the worker's FIFO of flows with packets
+// waiting in the ring, oldest first, used to emit them by age and by the
+// buffered-bytes cap. An entry is stale when the flow's waiting packets
+// have another generation.
+type waitingFlow struct {
+	st    *flowState
+	gen   uint64
+	since int64 // clock at the first waiting packet
 }
 
 type worker struct {
@@ -64,18 +67,26 @@ type worker struct {
 	iface  string
 	maxAge int64
 
+	maxBuffered int64 // this worker's share of blocks.max_buffered
+
 	pkt      decode.Packet
 	pi       flowtable.PacketInfo
 	counters decode.Counters
 	out      []byte
-	pool     []*block.Builder
-	fifo     []openBlock
+	ring     pageRing      // the packets waiting for their blocks (ring.go)
+	bld      block.Builder // scratch builder of the blocks leaving the ring
+	fifo     []waitingFlow
 	fifoHead int
 	gen      uint64
-	buffered int64
+	pool     []*block.Builder      // idle builders for promoted flows
+	own      int64                 // buffer bytes of the builders of promoted flows
+	nOwn     int                   // promoted flows
+	pooled   int64                 // buffer bytes of the pooled builders
 	held     map[uint32]heldPacket // non-first fragments the flow table holds, by PacketInfo.Ref
 	nextRef  uint32
 	sinkErr  error
+
+	stepLogged bool // the first clock step was logged
 
 	meta       *appmeta.Extractor // nil when metadata is off
 	tlInterval int64              // timeline interval in ns; 0 when timelines are off
@@ -151,7 +162,7 @@ func (w *worker) run(ctx context.Context) error {
 			break
 		}
 		w.packet(data, &ci)
-		if ci.Timestamp-w.lastPub >= tick {
+		if w.table.Clock().Now()-w.lastPub >= tick {
 			w.advance(ci.Timestamp)
 		}
 		if w.sinkErr != nil {
@@ -160,7 +171,7 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	w.table.Flush(flow.ReasonEndOfCapture)
 	for w.fifoHead < len(w.fifo) {
-		w.closeOldest()
+		w.closeOldest(false)
 	}
 	w.publish(time.Now().UnixNano())
 	if readErr != nil {
@@ -222,75 +233,6 @@ func linkTuple(t *flow.Tuple, p *decode.Packet, linkType uint16, data []byte) {
 	}
 }
 
-// store appends a packet to its flow's open block, opening one if needed.
-func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
-	if st.b != nil && st.linkType != ci.LinkType {
-		w.closeBlock(st)
-	}
-	if st.b == nil {
-		id, key, cid := w.table.FlowOf(st)
-		w.open(st, block.Meta{Key: key, FlowID: id, CommunityID: cid, SensorID: w.cfg.SensorID,
-			Interface: w.iface, LinkType: ci.LinkType, Seq: st.nextSeq}, ci.Timestamp)
-	}
-	before := st.b.Len()
-	st.b.Append(ci.Timestamp, ci.Length, data)
-	w.buffered += int64(st.b.Len() - before)
-	w.stats.StoredPackets++
-	w.stats.StoredBytes += uint64(len(data))
-	if st.b.Len() >= w.cfg.Blocks.MaxBytes {
-		w.closeBlock(st)
-	}
-	for w.buffered > w.cfg.Blocks.MaxBuffered && w.fifoHead < len(w.fifo) {
-		w.stats.BlocksClosedEarly++
-		w.closeOldest()
-	}
-}
-
-func (w *worker) open(st *flowState, meta block.Meta, now int64) {
-	if n := len(w.pool); n > 0 {
-		st.b = w.pool[n-1]
-		w.pool = w.pool[:n-1]
-	} else {
-		st.b = new(block.Builder)
-	}
-	st.b.Reset(meta)
-	st.linkType = meta.LinkType
-	w.gen++
-	st.gen = w.gen
-	if w.fifoHead > 0 && w.fifoHead == len(w.fifo) {
-		w.fifo, w.fifoHead = w.fifo[:0], 0
-	} else if w.fifoHead > 4096 && w.fifoHead*2 > len(w.fifo) {
-		n := copy(w.fifo, w.fifo[w.fifoHead:])
-		w.fifo, w.fifoHead = w.fifo[:n], 0
-	}
-	w.fifo = append(w.fifo, openBlock{st: st, gen: st.gen, opened: now})
-}
-
-// closeOldest closes the oldest open block (skipping stale FIFO entries).
-func (w *worker) closeOldest() {
-	ob := w.fifo[w.fifoHead]
-	w.fifo[w.fifoHead] = openBlock{}
-	w.fifoHead++
-	if ob.st.b != nil && ob.st.gen == ob.gen {
-		w.closeBlock(ob.st)
-	}
-}
-
-// closeBlock encodes the flow's open block, hands it to the sink and
-// returns the builder to the pool.
-func (w *worker) closeBlock(st *flowState) {
-	b := st.b
-	st.b = nil
-	st.gen = 0
-	st.nextSeq++
-	w.buffered -= int64(b.Len())
-	w.emit(b)
-	if b.Len() > 2*w.cfg.Blocks.MaxBytes {
-		b.Release()
-	}
-	w.pool = append(w.pool, b)
-}
-
 func (w *worker) emit(b *block.Builder) {
 	if b.Packets() == 0 {
 		return
@@ -321,8 +263,8 @@ func (w *worker) sinkFailed(err error) {
 // last block is closed before the record goes out, so a record never
 // arrives before its packets.
 func (w *worker) onRecord(rec *flow.Record, st *flowState) {
-	if rec.Reason.Final() && st.b != nil {
-		w.closeBlock(st)
+	if rec.Reason.Final() && (st.head != 0 || st.b != nil) {
+		w.emitFlow(st, false)
 	}
 	rec.App, rec.Timeline = nil, nil // the table reuses rec
 	if st.app != nil {
@@ -452,24 +394,34 @@ func (w *worker) onHeld(ref uint32, st *flowState, n int) {
 	}
 }
 
-// advance moves the worker's timers to now: expired flows end, old blocks
-// close, counters are published.
-func (w *worker) advance(now int64) {
-	w.table.Advance(now)
-	for w.fifoHead < len(w.fifo) && now-w.fifo[w.fifoHead].opened >= w.maxAge {
-		w.closeOldest()
+// advance moves the worker's timers to ts (the latest packet time, or the
+// wall clock on an idle interface) through the table's Clock, which never
+// runs backwards: expired flows end, old blocks close, counters are
+// published.
+func (w *worker) advance(ts int64) {
+	w.table.Advance(ts)
+	now := w.table.Clock().Now()
+	for w.fifoHead < len(w.fifo) && now-w.fifo[w.fifoHead].since >= w.maxAge {
+		w.closeOldest(false)
 	}
+	w.ring.shrink()
 	w.publish(now)
 }
 
 func (w *worker) publish(now int64) {
 	w.lastPub = now
 	w.stats.Flows = w.table.Stats()
+	if w.stats.Flows.ClockSteps > 0 && !w.stepLogged {
+		w.stepLogged = true
+		_, from, to := w.table.Clock().Steps()
+		w.log.Warn("packet time stepped back; timeouts and block ages keep running on a monotonic clock (counted in tapir_sensor_clock_steps_total, logged once)",
+			"from", time.Unix(0, from).UTC(), "to", time.Unix(0, to).UTC())
+	}
 	w.stats.Decode = w.counters
 	if w.meta != nil {
 		w.stats.Metadata = w.meta.Stats()
 	}
-	w.stats.OpenBlockBytes = uint64(w.buffered)
+	w.stats.OpenBlockBytes = uint64(w.buffered())
 	w.mu.Lock()
 	w.snap = w.stats
 	w.mu.Unlock()

@@ -33,7 +33,8 @@ type fragOrder struct {
 type heldFrag struct {
 	key             fragKey
 	tuple           flow.Tuple
-	ts              int64
+	ts              int64 // packet time
+	at              int64 // Clock when held
 	wireLen, capLen int
 	ref             uint32
 }
@@ -58,7 +59,7 @@ func (f *fragTracker) init(max int) {
 func (t *Table[T]) firstFragment(p *PacketInfo) {
 	f := &t.frag
 	k := fragKeyOf(p)
-	exp := p.Time + int64(t.cfg.FragmentTimeout)
+	exp := t.clock.now + int64(t.cfg.FragmentTimeout)
 	if _, ok := f.m[k]; !ok && len(f.m) >= f.max {
 		// Full: forget the oldest datagram.
 		for f.order.n > 0 {
@@ -100,7 +101,7 @@ func (t *Table[T]) nonFirstFragment(p *PacketInfo) (*T, int) {
 	k := fragKeyOf(p)
 	tup := p.Tuple
 	tup.SrcPort, tup.DstPort = 0, 0
-	if v, ok := f.m[k]; ok && v.expires > p.Time {
+	if v, ok := f.m[k]; ok && v.expires > t.clock.now {
 		tup.SrcPort, tup.DstPort = v.sport, v.dport
 		t.stats.FragmentsResolved++
 		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true)
@@ -110,7 +111,7 @@ func (t *Table[T]) nonFirstFragment(p *PacketInfo) (*T, int) {
 		t.stats.FragmentsOrphaned++
 		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true)
 	}
-	f.pending = append(f.pending, heldFrag{key: k, tuple: tup, ts: p.Time, wireLen: p.WireLen, capLen: p.CapLen, ref: p.Ref})
+	f.pending = append(f.pending, heldFrag{key: k, tuple: tup, ts: p.Time, at: t.clock.now, wireLen: p.WireLen, capLen: p.CapLen, ref: p.Ref})
 	if t.onHeld == nil {
 		t.stats.FragmentsUnstored++
 	}
@@ -140,7 +141,7 @@ func (t *Table[T]) expireFragments(now int64) {
 	timeout := int64(t.cfg.FragmentTimeout)
 	for i := 0; i < len(f.pending); {
 		h := &f.pending[i]
-		if h.ts+timeout > now {
+		if h.at+timeout > now {
 			i++
 			continue
 		}

@@ -26,6 +26,8 @@ type Stats struct {
 	FragmentsUnstored   uint64 // non-first fragments held, hence not stored
 	FragmentTrackerFull uint64 // datagrams forgotten early because the tracker was full
 	FragmentHeldFull    uint64 // fragments orphaned at once because the held list was full
+
+	ClockSteps uint64 // times packet time stepped back by StepThreshold or more (see Clock)
 }
 
 // Evicted returns the number of flows evicted because the table was full.
@@ -51,4 +53,5 @@ func (s *Stats) Add(o *Stats) {
 	s.FragmentsUnstored += o.FragmentsUnstored
 	s.FragmentTrackerFull += o.FragmentTrackerFull
 	s.FragmentHeldFull += o.FragmentHeldFull
+	s.ClockSteps += o.ClockSteps
 }

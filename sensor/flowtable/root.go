@@ -110,11 +110,12 @@ type dirStats struct {
 	first, last                int64
 }
 
-// entry is one flow slot. Its fields are ordered to keep it small: 176
+// entry is one flow slot. Its fields are ordered to keep it small: 192
 // bytes plus T.
 type entry[T any] struct {
 	dir        [2]dirStats // indexed by key direction: 0 = A->B
 	start      int64       // first-seen time, Unix ns (part of the ID)
+	born, seen int64       // Clock at the first and the latest packet (timers)
 	truncated  uint32      // packets stored shorter than their wire length (saturating)
 	budgetCut  uint32      // packets not stored, budget spent (saturating)
 	seq        uint32      // ID counter
@@ -160,6 +161,7 @@ type Table[T any] struct {
 	lingerQ ring[lingerItem]
 	frag    fragTracker
 
+	clock    Clock
 	nextTick int64
 	rec      flow.Record
 	cidBuf   [flow.CommunityIDLen]byte
@@ -240,6 +242,7 @@ func (t *Table[T]) Len() int { return t.live }
 // stored. The state pointer is valid until the next call into the table.
 func (t *Table[T]) Packet(p *PacketInfo) (state *T, storeLen int) {
 	t.stats.Packets++
+	t.clock.Observe(p.Time)
 	if p.Frag.IsFragment {
 		if p.Frag.Offset != 0 {
 			return t.nonFirstFragment(p)
@@ -269,6 +272,7 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 		idx = t.create(&k, h, pos, fwd, tup.Proto, tcpFlags, ts)
 	}
 	e := t.at(idx)
+	e.seen = t.clock.now
 	d := 0
 	if !fwd {
 		d = 1
@@ -304,8 +308,12 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 			if t.snap > 0 && storeLen > t.snap {
 				storeLen = t.snap
 			}
-			ds.storedPackets++
-			ds.storedBytes += uint64(storeLen)
+			if storeLen > 0 {
+				// A packet captured with no bytes goes into no block:
+				// the record counts only what blocks hold.
+				ds.storedPackets++
+				ds.storedBytes += uint64(storeLen)
+			}
 			if storeLen < wireLen {
 				if e.truncated != ^uint32(0) {
 					e.truncated++
@@ -324,7 +332,7 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 		}
 		if e.state&stClosing == 0 && (e.state&stRST != 0 || e.state&(stFinA|stFinB) == stFinA|stFinB) {
 			e.state |= stClosing
-			t.lingerQ.push(lingerItem{idx: idx, seq: e.seq, deadline: ts + t.linger})
+			t.lingerQ.push(lingerItem{idx: idx, seq: e.seq, deadline: t.clock.now + t.linger})
 		}
 	}
 	if t.head != idx {
@@ -362,6 +370,7 @@ func (t *Table[T]) create(k *flow.Key, h uint64, pos uint32, fwd bool, proto, tc
 	e := t.at(idx)
 	e.key = *k
 	e.start = ts
+	e.born = t.clock.now
 	e.seq = t.ids.next()
 	e.state = stUsed
 	// The initiator is the sender of the first packet, except that the
@@ -464,7 +473,13 @@ func idleReason(state uint8) flow.EndReason {
 // (Unix ns): packet time when reading a file, the wall clock when an
 // interface is idle. It does real work at most once per tick of 100 ms
 // (less when a timeout is shorter), so it is cheap to call per packet.
+//
+// Timers run on the table's Clock, which never runs backwards: now moves
+// it forward only, and a packet time that steps back rebases it (see
+// Clock), so a capture whose time steps back expires flows as one whose
+// time runs forward.
 func (t *Table[T]) Advance(now int64) {
+	now = t.clock.Tick(now)
 	if now < t.nextTick {
 		return
 	}
@@ -485,7 +500,7 @@ func (t *Table[T]) expire(now int64) {
 	}
 	for t.tail != nilIdx {
 		e := t.at(t.tail)
-		if max(e.dir[0].last, e.dir[1].last, e.start)+t.idle > now {
+		if e.seen+t.idle > now {
 			break
 		}
 		t.end(t.tail, idleReason(e.state))
@@ -516,11 +531,11 @@ func (t *Table[T]) expire(now int64) {
 
 // due returns when e next needs attention and whether that is its end.
 func (t *Table[T]) due(e *entry[T]) (int64, bool) {
-	end := e.start + t.active
+	end := e.born + t.active
 	if t.update <= 0 {
 		return end, true
 	}
-	next := e.start + int64(e.segment+1)*t.update
+	next := e.born + int64(e.segment+1)*t.update
 	if next < end {
 		return next, false
 	}
@@ -566,8 +581,13 @@ func (t *Table[T]) Stats() Stats {
 	s.Active = uint64(t.live)
 	s.Fragments = uint64(len(t.frag.m))
 	s.FragmentsHeld = uint64(len(t.frag.pending))
+	s.ClockSteps, _, _ = t.clock.Steps()
 	return s
 }
+
+// Clock returns the table's clock (read only): timers and ages run on
+// Clock.Now, never on raw packet time.
+func (t *Table[T]) Clock() *Clock { return &t.clock }
 
 // --- index ---
 
