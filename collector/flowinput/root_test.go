@@ -7,7 +7,7 @@ import (
 )
 
 func TestDefaultConfigurationValidates(t *testing.T) {
-	c := DefaultConfiguration()
+	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -58,12 +58,12 @@ type Output struct {
 	// (on when collector.collectors is not empty): addresses in failover
 	// order, tls, batching, spool (spool.dir, spool.max_bytes), backoff.
 	// sensor_id is taken from the top level.
-	Collector export.Configuration `yaml:"collector"`
+	Collector export.Config `yaml:"collector"`
 	// IPFIX exports flow records as IPFIX over UDP to a flow collector
 	// (on when ipfix.collector is set): collector, template_refresh,
 	// template_refresh_messages, observation_domain, mtu, export_updates,
 	// enterprise_number (see sensor/ipfix).
-	IPFIX ipfix.Configuration `yaml:"ipfix"`
+	IPFIX ipfix.Config `yaml:"ipfix"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -77,7 +77,7 @@ func Default() Config {
 	return Config{
 		Engine:  engine.DefaultConfig(),
 		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
-		Output:  Output{Collector: defaultExport(), IPFIX: ipfix.DefaultConfiguration()},
+		Output:  Output{Collector: defaultExport(), IPFIX: ipfix.DefaultConfig()},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
 		EBPF:    ebpf.DefaultConfig(),
 	}
@@ -149,8 +149,8 @@ func (c *Config) Validate(live bool) error {
 
 // defaultExport is the collector stream's defaults with the spool in the
 // usual state directory.
-func defaultExport() export.Configuration {
-	c := export.DefaultConfiguration()
+func defaultExport() export.Config {
+	c := export.DefaultConfig()
 	c.Spool.Dir = "/var/lib/tapir/spool"
 	return c
 }

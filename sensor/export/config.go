@@ -15,8 +15,8 @@ type Interface struct {
 	Snaplen  uint32 `yaml:"snaplen"`
 }
 
-// Configuration of the exporter.
-type Configuration struct {
+// Config of the exporter.
+type Config struct {
 	// Collectors are the collector addresses (host:port), tried in turn:
 	// on a failure the exporter moves to the next one.
 	Collectors []string `yaml:"collectors"`
@@ -56,10 +56,10 @@ type Configuration struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
-// DefaultConfiguration returns the defaults; Collectors, SensorID,
+// DefaultConfig returns the defaults; Collectors, SensorID,
 // TLS and Spool.Dir must still be set.
-func DefaultConfiguration() Configuration {
-	return Configuration{
+func DefaultConfig() Config {
+	return Config{
 		MaxBatchRecords: 4096,
 		MaxBatchBlocks:  1024,
 		MaxBatchBytes:   4 << 20,
@@ -77,7 +77,7 @@ func DefaultConfiguration() Configuration {
 
 // Validate checks the configuration, without the deployment-specific
 // fields (collectors, sensor id, TLS); ValidateAll checks those too.
-func (c Configuration) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	check := func(ok bool, msg string) {
 		if !ok {
@@ -97,7 +97,7 @@ func (c Configuration) Validate() error {
 }
 
 // ValidateAll also checks collectors, sensor id and TLS.
-func (c Configuration) ValidateAll() error {
+func (c Config) ValidateAll() error {
 	var errs []error
 	if len(c.Collectors) == 0 {
 		errs = append(errs, errors.New("export: at least one collector address is required"))

@@ -103,7 +103,7 @@ type item struct {
 // Stats are safe for concurrent use; Start and Stop are not to be called
 // concurrently with each other.
 type Exporter struct {
-	cfg   Configuration
+	cfg   Config
 	deps  Dependencies
 	log   *slog.Logger
 	spool *spool.Spool
@@ -146,7 +146,7 @@ type Exporter struct {
 }
 
 // New validates the configuration and opens nothing.
-func New(cfg Configuration, deps Dependencies) (*Exporter, error) {
+func New(cfg Config, deps Dependencies) (*Exporter, error) {
 	if err := cfg.ValidateAll(); err != nil {
 		return nil, err
 	}
