@@ -31,6 +31,10 @@ type Config struct {
 	// EBPF configures the eBPF data path (in-kernel flow counters and the
 	// capture cut-off) for live capture; see sensor/ebpf.
 	EBPF ebpf.Config `yaml:"ebpf"`
+	// Deprecated lists the deprecated keys Load read, each with its
+	// replacement ("flows.snap_len is deprecated: use flows.store_bytes");
+	// the daemon logs a warning for each.
+	Deprecated []string `yaml:"-"`
 }
 
 // Capture configures live AF_PACKET capture: which interfaces, how many
@@ -86,12 +90,18 @@ func Default() Config {
 // ErrInvalid wraps every configuration error.
 var ErrInvalid = errors.New("invalid sensor config")
 
-// Load reads a YAML file over the defaults. Unknown keys are errors.
+// Load reads a YAML file over the defaults. Unknown keys are errors; a
+// deprecated key (see deprecatedKeys) is read as its replacement and
+// listed in Config.Deprecated.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	raw, cfg.Deprecated, err = renameDeprecated(raw)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)

@@ -51,9 +51,11 @@ type Config struct {
 	// StatsInterval is how often SensorStats ride along (an empty batch
 	// carries them when there is no traffic).
 	StatsInterval time.Duration `yaml:"stats_interval"`
-	// DrainTimeout is how long Stop waits for in-flight acks before
-	// spooling what is left.
-	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// StopAckTimeout is how long Stop waits for the acks of in-flight
+	// batches before spooling what is left (the key was drain_timeout,
+	// still read as a deprecated alias; the sensor's --drain-timeout is
+	// a different wait: for the whole backlog after reading files).
+	StopAckTimeout time.Duration `yaml:"stop_ack_timeout"`
 }
 
 // DefaultConfig returns the defaults; Collectors, SensorID,
@@ -71,7 +73,7 @@ func DefaultConfig() Config {
 		ReconnectMax:    15 * time.Second,
 		HelloTimeout:    10 * time.Second,
 		StatsInterval:   10 * time.Second,
-		DrainTimeout:    2 * time.Second,
+		StopAckTimeout:  2 * time.Second,
 	}
 }
 
@@ -89,7 +91,7 @@ func (c Config) Validate() error {
 	check(c.QueueBatches > 0, "queue_batches must be positive")
 	check(c.MaxInflight > 0 && c.MaxInflight <= c.QueueBatches, "max_inflight must be in [1, queue_batches]")
 	check(c.ReconnectMin > 0 && c.ReconnectMax >= c.ReconnectMin, "reconnect backoff bounds invalid")
-	check(c.HelloTimeout > 0 && c.StatsInterval > 0 && c.DrainTimeout >= 0, "timeouts must be positive")
+	check(c.HelloTimeout > 0 && c.StatsInterval > 0 && c.StopAckTimeout >= 0, "timeouts must be positive")
 	if err := c.Spool.Validate(); err != nil {
 		errs = append(errs, err)
 	}

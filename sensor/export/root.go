@@ -711,7 +711,7 @@ func metadataGet(md metadata.MD, k string) string {
 	return ""
 }
 
-// Stop flushes the open batch, waits up to DrainTimeout for the
+// Stop flushes the open batch, waits up to StopAckTimeout for the
 // collector to ack what is in flight, spools everything still unacked and
 // closes the spool. It is idempotent.
 func (e *Exporter) Stop() error {
@@ -722,7 +722,7 @@ func (e *Exporter) Stop() error {
 		}
 		e.Flush()
 		e.stopped.Store(true)
-		deadline := time.Now().Add(e.cfg.DrainTimeout)
+		deadline := time.Now().Add(e.cfg.StopAckTimeout)
 		for time.Now().Before(deadline) {
 			e.qmu.Lock()
 			idle := len(e.items) == 0 && !e.spoolMode
