@@ -25,7 +25,7 @@ import (
 	"github.com/tapir-sensor/tapir/storage"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
+func TestDefaultConfigValidates(t *testing.T) {
 	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
+func TestDefaultConfigValidates(t *testing.T) {
 	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

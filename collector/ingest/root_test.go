@@ -26,7 +26,7 @@ import (
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
+func TestDefaultConfigValidates(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}

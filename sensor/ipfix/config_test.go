@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
+func TestDefaultConfigValidates(t *testing.T) {
 	cfg := DefaultConfig()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
