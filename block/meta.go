@@ -1,7 +1,7 @@
 // Package block is tapir's packet block format: the packets of one flow,
 // in capture order, with nanosecond timestamps, original and captured
-// lengths, compressed with zstd one block at a time so that a single flow
-// is read without decompressing anything else. A block's Meta header is
+// lengths, compressed (S2 by default, or zstd) one block at a time so
+// that a single flow is read without decompressing anything else. A block's Meta header is
 // stored uncompressed in front of the body so stores and indexes can read
 // it cheaply.
 //
@@ -40,7 +40,8 @@
 //	     1     len(Interface) i, then i bytes
 //	     4     compressed body length L
 //	     4     CRC32C (Castagnoli) of bytes [0, H-4) followed by the body
-//	H    L     body (raw when codec is 0, else a zstd frame of R bytes)
+//	H    L     body: raw when codec is 0, else a zstd frame or an S2 block
+//	           of R bytes
 //
 // The raw body is, per packet in capture order:
 //

@@ -134,7 +134,7 @@ func TestAuditFailClosed(t *testing.T) {
 		t.Errorf("entries after recovery: %+v; want the recovery marker, then the served pcap", entries)
 	}
 
-	_, open, _ := setup(t, "zeek/get.pcap", []string{"s1"}, func(cfg *Configuration) { cfg.Audit.FailOpen = true })
+	_, open, _ := setup(t, "zeek/get.pcap", []string{"s1"}, func(cfg *Config) { cfg.Audit.FailOpen = true })
 	breakAudit(t, open.audit)
 	open.get(t, tokAlice, path)
 	os.Rename(open.auditPath, open.auditPath+".moved")

@@ -9,8 +9,8 @@ import (
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
-// Configuration is the api section of the collector's configuration.
-type Configuration struct {
+// Config is the api section of the collector's configuration.
+type Config struct {
 	// Listen is the address the API listens on (host:port).
 	Listen string `yaml:"listen"`
 	// TLS holds the server certificate, its key and the CA that verifies
@@ -93,12 +93,12 @@ func DefaultAuditConfig() AuditConfig {
 	return AuditConfig{MaxBytes: 64 << 20, Keep: 8, MaxParamBytes: 256, DeniedRate: 1, DeniedBurst: 20, MinFreeBytes: 1 << 20}
 }
 
-// DefaultConfiguration returns the defaults: TLS on :8443 (files to be
+// DefaultConfig returns the defaults: TLS on :8443 (files to be
 // configured), 5 minute requests, 8 concurrent retrievals, 1 M packets or
 // 1 GiB per answer, 1000 flows per query, 1000 (max 100000) records per
 // flows request.
-func DefaultConfiguration() Configuration {
-	return Configuration{
+func DefaultConfig() Config {
+	return Config{
 		Listen:          ":8443",
 		AuditFile:       "/var/lib/tapir/audit.jsonl",
 		AuditSync:       true,
@@ -120,7 +120,7 @@ var ErrConfig = errors.New("api: invalid configuration")
 
 // Validate checks the configuration. TLS files are checked by Start,
 // which loads them.
-func (c Configuration) Validate() error {
+func (c Config) Validate() error {
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrConfig}, a...)...) }
 	switch {
 	case c.Listen == "":

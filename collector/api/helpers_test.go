@@ -205,7 +205,7 @@ type testServer struct {
 
 // startServer starts an insecure API on a loopback port over st, with
 // the clock at now.
-func startServer(t testing.TB, st storage.Reader, now time.Time, mod func(*Configuration)) *testServer {
+func startServer(t testing.TB, st storage.Reader, now time.Time, mod func(*Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	tokens := "" +
@@ -216,7 +216,7 @@ func startServer(t testing.TB, st storage.Reader, now time.Time, mod func(*Confi
 	if err := os.WriteFile(tf, []byte(tokens), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TLS.Insecure = true
 	cfg.TokensFile = tf

@@ -12,7 +12,7 @@ import (
 // tokens.
 func TestReloadTokens(t *testing.T) {
 	var tf string
-	ts := startServer(t, openStore(t), time.Now(), func(c *Configuration) { tf = c.TokensFile })
+	ts := startServer(t, openStore(t), time.Now(), func(c *Config) { tf = c.TokensFile })
 	const tokNew = "carol-new-token"
 	if resp, _ := ts.get(t, tokNew, "/api/v1/sensors"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unknown token: %d", resp.StatusCode)

@@ -111,7 +111,7 @@ type Dependencies struct {
 // opens the audit log and listens; Stop shuts down and waits. Its methods
 // are safe for concurrent use.
 type Server struct {
-	cfg  Configuration
+	cfg  Config
 	deps Dependencies
 	log  *slog.Logger
 	m    *metrics
@@ -135,7 +135,7 @@ type Server struct {
 
 // New validates the configuration and builds the server without starting
 // anything.
-func New(cfg Configuration, deps Dependencies) (*Server, error) {
+func New(cfg Config, deps Dependencies) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

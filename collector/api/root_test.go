@@ -25,8 +25,8 @@ import (
 	"github.com/tapir-sensor/tapir/storage"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
-	c := DefaultConfiguration()
+func TestDefaultConfigValidates(t *testing.T) {
+	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestDefaultConfigurationValidates(t *testing.T) {
 	if err := c.Validate(); !errors.Is(err, ErrConfig) {
 		t.Fatalf("unknown role validated: %v", err)
 	}
-	c = DefaultConfiguration()
+	c = DefaultConfig()
 	c.AuditFile = ""
 	if err := c.Validate(); !errors.Is(err, ErrConfig) {
 		t.Fatalf("missing audit file validated: %v", err)
@@ -44,7 +44,7 @@ func TestDefaultConfigurationValidates(t *testing.T) {
 // setup loads a shared capture into a fresh Pebble store, split between
 // the given sensors, and starts an API over it with the clock one minute
 // after the capture's last packet.
-func setup(t *testing.T, rel string, sensors []string, mod func(*Configuration)) (*capture, *testServer, storage.BlockStore) {
+func setup(t *testing.T, rel string, sensors []string, mod func(*Config)) (*capture, *testServer, storage.BlockStore) {
 	t.Helper()
 	path := testdata.Plain(t, testdata.Pcap(t, rel))
 	c := loadCapture(t, path, sensors, 3)
@@ -359,7 +359,7 @@ func TestNotFlushed(t *testing.T) {
 	c := loadCapture(t, path, []string{"s1"}, 3)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(false)) // records only
-	ts := startServer(t, st, c.last.Add(time.Minute), func(cfg *Configuration) { cfg.NotFlushedRetry = 7 * time.Second })
+	ts := startServer(t, st, c.last.Add(time.Minute), func(cfg *Config) { cfg.NotFlushedRetry = 7 * time.Second })
 	resp, body := ts.get(t, tokAlice, "/api/v1/pcap?flow="+url.QueryEscape(c.flows[0].rec.CommunityID))
 	code, _ := errorCode(t, body)
 	if resp.StatusCode == 404 && code == "flow_unknown" {
@@ -371,7 +371,7 @@ func TestNotFlushed(t *testing.T) {
 }
 
 func TestCaps(t *testing.T) {
-	c, ts, _ := setup(t, "zeek/get.pcap", []string{"s1", "s2"}, func(cfg *Configuration) { cfg.MaxPackets = 10 })
+	c, ts, _ := setup(t, "zeek/get.pcap", []string{"s1", "s2"}, func(cfg *Config) { cfg.MaxPackets = 10 })
 	tu := c.flows[0].rec.Tuple
 	cid := url.QueryEscape(flow.CommunityID(0, tu))
 	sel := filepath.Join(t.TempDir(), "sel.pcap")
@@ -411,7 +411,7 @@ func TestCaps(t *testing.T) {
 }
 
 func TestPcapQuery(t *testing.T) {
-	c, ts, _ := setup(t, "zeek/wikipedia.pcap", []string{"s1", "s2"}, func(cfg *Configuration) {
+	c, ts, _ := setup(t, "zeek/wikipedia.pcap", []string{"s1", "s2"}, func(cfg *Config) {
 		cfg.Query.MaxWindow = 0
 	})
 	after := "after+" + strconv.FormatInt(c.first.Add(-time.Second).Unix(), 10)
@@ -450,7 +450,7 @@ func TestPcapQuery(t *testing.T) {
 // the TCP and UDP counts against tshark's conversation counts.
 func TestFlows(t *testing.T) {
 	rel := "zeek/wikipedia.pcap"
-	_, ts, _ := setup(t, rel, []string{"s1"}, func(cfg *Configuration) { cfg.Query.MaxWindow = 0 })
+	_, ts, _ := setup(t, rel, []string{"s1"}, func(cfg *Config) { cfg.Query.MaxWindow = 0 })
 	conv := tsharkConversations(t, rel)
 	for proto, want := range map[string]int{"tcp": conv["tcp_conv"], "udp": conv["udp_conv"]} {
 		resp, body := ts.get(t, tokBob, "/api/v1/flows?query="+proto+"+and+after+1d+ago")
@@ -516,7 +516,7 @@ func TestBusyAndTimeout(t *testing.T) {
 	st := openStore(t)
 	writeBatches(t, st, c.batches(true))
 	bst := &blockingStore{Reader: st, entered: make(chan struct{}), release: make(chan struct{})}
-	ts := startServer(t, bst, c.last, func(cfg *Configuration) { cfg.MaxConcurrent = 1 })
+	ts := startServer(t, bst, c.last, func(cfg *Config) { cfg.MaxConcurrent = 1 })
 	p := "/api/v1/pcap?flow=" + url.QueryEscape(c.flows[0].rec.CommunityID)
 	done := make(chan int)
 	go func() {
@@ -541,7 +541,7 @@ func TestBusyAndTimeout(t *testing.T) {
 	}
 
 	bst2 := &blockingStore{Reader: st, entered: make(chan struct{}), release: make(chan struct{})}
-	ts2 := startServer(t, bst2, c.last, func(cfg *Configuration) { cfg.RequestTimeout = 100 * time.Millisecond })
+	ts2 := startServer(t, bst2, c.last, func(cfg *Config) { cfg.RequestTimeout = 100 * time.Millisecond })
 	resp, body = ts2.get(t, tokAlice, p)
 	if code, _ := errorCode(t, body); resp.StatusCode != 504 || code != "timeout" {
 		t.Errorf("timeout: %d %s", resp.StatusCode, body)

@@ -37,7 +37,7 @@ func TestTLSClientCertAndClient(t *testing.T) {
 	c := loadCapture(t, path, []string{"s1", "s2"}, 3)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(true))
-	ts := startServer(t, st, c.last.Add(time.Minute), func(cfg *Configuration) {
+	ts := startServer(t, st, c.last.Add(time.Minute), func(cfg *Config) {
 		cert, key := tlsconfig.Paths(pki, "server")
 		cfg.TLS = tlsconfig.Config{CAFile: tlsconfig.CAPath(pki), CertFile: cert, KeyFile: key}
 		cfg.CertRoles = map[string][]string{"carol": {"pcap:read", "flows:read"}}

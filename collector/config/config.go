@@ -27,9 +27,9 @@ type Config struct {
 	// Retention removes old packets.
 	Retention retention.Config `yaml:"retention"`
 	// Ingest is the sensors' gRPC endpoint.
-	Ingest ingest.Configuration `yaml:"ingest"`
+	Ingest ingest.Config `yaml:"ingest"`
 	// API is the investigators' HTTP endpoint.
-	API api.Configuration `yaml:"api"`
+	API api.Config `yaml:"api"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
 	// Enrich is the enrichment chain (GeoIP, ASN, assets, passive DNS,
@@ -40,7 +40,7 @@ type Config struct {
 	Kafka publish.Config `yaml:"kafka"`
 	// FlowInput receives NetFlow, IPFIX and sFlow from routers and
 	// switches (off unless enabled).
-	FlowInput flowinput.Configuration `yaml:"flow_input"`
+	FlowInput flowinput.Config `yaml:"flow_input"`
 }
 
 // Store selects and configures the backend.
@@ -66,12 +66,12 @@ func Default() Config {
 	return Config{
 		Store:     Store{Backend: "pebble", Dir: "/var/lib/tapir/store", Pebble: pebble.DefaultConfig(), HBase: hbase.DefaultConfig()},
 		Retention: retention.DefaultConfig(),
-		Ingest:    ingest.DefaultConfiguration(),
-		API:       api.DefaultConfiguration(),
+		Ingest:    ingest.DefaultConfig(),
+		API:       api.DefaultConfig(),
 		Metrics:   Metrics{Listen: "127.0.0.1:9311"},
 		Kafka:     publish.DefaultConfig(),
 		Enrich:    enrich.DefaultConfig(),
-		FlowInput: flowinput.DefaultConfiguration(),
+		FlowInput: flowinput.DefaultConfig(),
 	}
 }
 

@@ -217,7 +217,7 @@ type collector struct {
 func startInput(t *testing.T, templates string) *collector {
 	t.Helper()
 	c := &collector{}
-	cfg := flowinput.DefaultConfiguration()
+	cfg := flowinput.DefaultConfig()
 	cfg.Enabled = true
 	cfg.NetFlow, cfg.IPFIX, cfg.SFlow = "127.0.0.1:0", "", ""
 	cfg.TemplatesFile = templates

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// Configuration of the flow input (the collector's flow_input section).
+// Config of the flow input (the collector's flow_input section).
 // The input is off unless Enabled; each listener with an empty address
 // is off.
-type Configuration struct {
+type Config struct {
 	// Enabled turns the UDP listeners on.
 	Enabled bool `yaml:"enabled"`
 	// NetFlow is the UDP address for NetFlow v5 and v9 (IPFIX is accepted
@@ -44,9 +44,9 @@ type Configuration struct {
 	ReadBuffer int `yaml:"read_buffer"`
 }
 
-// DefaultConfiguration returns the defaults: off, standard ports.
-func DefaultConfiguration() Configuration {
-	return Configuration{
+// DefaultConfig returns the defaults: off, standard ports.
+func DefaultConfig() Config {
+	return Config{
 		NetFlow:       ":2055",
 		IPFIX:         ":4739",
 		SFlow:         ":6343",
@@ -63,7 +63,7 @@ func DefaultConfiguration() Configuration {
 var ErrInvalidConfig = errors.New("invalid flow_input config")
 
 // Validate checks the configuration.
-func (c *Configuration) Validate() error {
+func (c *Config) Validate() error {
 	for _, l := range c.listeners() {
 		name, a := l.name, l.addr
 		if a == "" {
@@ -98,7 +98,7 @@ func (c *Configuration) Validate() error {
 
 // listeners returns the configured listeners in the order netflow, ipfix,
 // sflow, with empty addresses (listener off).
-func (c *Configuration) listeners() []listener {
+func (c *Config) listeners() []listener {
 	return []listener{{"netflow", c.NetFlow, ProtoNetFlow}, {"ipfix", c.IPFIX, ProtoNetFlow}, {"sflow", c.SFlow, ProtoSFlow}}
 }
 
@@ -106,7 +106,7 @@ func (c *Configuration) listeners() []listener {
 // cannot serve both: the second would never open). Port 0 (any free
 // port) never conflicts; a wildcard address conflicts with every address
 // on its port.
-func (c *Configuration) distinctListeners() error {
+func (c *Config) distinctListeners() error {
 	seen := map[int][]listener{}
 	for _, l := range c.listeners() {
 		if l.addr == "" {

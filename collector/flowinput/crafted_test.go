@@ -137,9 +137,9 @@ func (s *syncBuffer) String() string {
 
 // startTestInput starts an Input on 127.0.0.1:0 (NetFlow only) with its
 // own registry and log.
-func startTestInput(t *testing.T, edit func(*Configuration)) (*Input, *prometheus.Registry, *syncBuffer, *net.UDPAddr) {
+func startTestInput(t *testing.T, edit func(*Config)) (*Input, *prometheus.Registry, *syncBuffer, *net.UDPAddr) {
 	t.Helper()
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.Enabled, cfg.NetFlow, cfg.IPFIX, cfg.SFlow, cfg.TemplatesFile = true, "127.0.0.1:0", "", "", "-"
 	cfg.FlushInterval = 20 * time.Millisecond
 	if edit != nil {
@@ -191,7 +191,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // tapir_flow_input_datagrams_dropped_total{reason="too_many_exporters"}
 // and logged; the first exporter's records still flow.
 func TestTooManyExportersCounted(t *testing.T) {
-	in, reg, log, addr := startTestInput(t, func(c *Configuration) { c.MaxExporters = 1 })
+	in, reg, log, addr := startTestInput(t, func(c *Config) { c.MaxExporters = 1 })
 	dg := v5Datagram(1, 1_700_000_000, 10_000, 9_000, 9_500)
 	sendFrom(t, "127.0.0.1", addr, dg)
 	eventually(t, "the first exporter", func() bool { return in.Stats()["127.0.0.1"].Records == 1 })
@@ -344,7 +344,7 @@ func TestDuplicateListenerAddress(t *testing.T) {
 		{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", false},
 		{":2055", ":4739", ":6343", false},
 	} {
-		c := DefaultConfiguration()
+		c := DefaultConfig()
 		c.Enabled, c.NetFlow, c.IPFIX, c.SFlow = true, tc.netflow, tc.ipfix, tc.sflow
 		err := c.Validate()
 		if tc.bad != (err != nil) {
@@ -382,7 +382,7 @@ func udpDrops(t *testing.T, port int) uint64 {
 // tapir_flow_input_socket_drops_total{listener="netflow"} and equals
 // /proc/net/udp's.
 func TestSocketDropsExported(t *testing.T) {
-	in, reg, log, addr := startTestInput(t, func(c *Configuration) { c.ReadBuffer = 4096 })
+	in, reg, log, addr := startTestInput(t, func(c *Config) { c.ReadBuffer = 4096 })
 	dg := v5Datagram(1, 1_700_000_000, 10_000, 9_000, 9_500)
 	in.mu.Lock() // the reader blocks in add after its first datagram
 	burst := make([][]byte, 400)

@@ -67,9 +67,10 @@ type exporter struct {
 	buf   bytes.Buffer
 }
 
-// NewDecoder builds a decoder. templates may be shared by several
-// decoders (one per listener); reg may be nil.
-func NewDecoder(cfg Configuration, templates *Templates, m *metrics) *Decoder {
+// NewDecoder builds a decoder that counts into m (not nil: New makes it
+// on the Input's registerer). templates may be shared by several decoders
+// (one per listener).
+func NewDecoder(cfg Config, templates *Templates, m *metrics) *Decoder {
 	d := &Decoder{seed: cfg.CommunitySeed, maxExp: cfg.MaxExporters, templates: templates, m: m,
 		exporters: map[netip.Addr]*exporter{}}
 	d.seq.Store(flow.RandomSeq()) // random per run: flow ids stay unique across restarts (see flow.ID)

@@ -65,7 +65,7 @@ func recordSoftflowd(t *testing.T, pcap string, version int) [][]byte {
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 func testDecoder() *Decoder {
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	m, _ := newMetrics(nil)
 	return NewDecoder(cfg, NewTemplates(cfg.MaxTemplates), m)
 }

@@ -57,7 +57,7 @@ var (
 
 // Input is the flow input component. Its methods are safe for concurrent use.
 type Input struct {
-	cfg       Configuration
+	cfg       Config
 	deps      Dependencies
 	log       *slog.Logger
 	m         *metrics
@@ -79,7 +79,7 @@ type Input struct {
 }
 
 // New validates the configuration and builds an inert input.
-func New(cfg Configuration, deps Dependencies) (*Input, error) {
+func New(cfg Config, deps Dependencies) (*Input, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

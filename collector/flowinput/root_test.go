@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
-	c := DefaultConfiguration()
+func TestDefaultConfigValidates(t *testing.T) {
+	c := DefaultConfig()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

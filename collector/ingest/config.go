@@ -8,9 +8,9 @@ import (
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
-// Configuration of the ingest server. Every field has a default
-// (DefaultConfiguration); zero values are invalid unless noted.
-type Configuration struct {
+// Config of the ingest server. Every field has a default
+// (DefaultConfig); zero values are invalid unless noted.
+type Config struct {
 	// Listen is the address Start listens on when given no listener.
 	Listen string `yaml:"listen"`
 	// TLS is the server side of the sensors' mutual TLS. Plaintext needs
@@ -63,10 +63,10 @@ type Configuration struct {
 	StopTimeout time.Duration `yaml:"stop_timeout"`
 }
 
-// DefaultConfiguration returns the defaults: port 4740, 16 MiB messages.
+// DefaultConfig returns the defaults: port 4740, 16 MiB messages.
 // TLS files must still be set (or insecure chosen) to validate.
-func DefaultConfiguration() Configuration {
-	return Configuration{
+func DefaultConfig() Config {
+	return Config{
 		Listen:               ":4740",
 		MaxRecvMsgSize:       16 << 20,
 		MaxStreams:           1024,
@@ -88,7 +88,7 @@ func DefaultConfiguration() Configuration {
 }
 
 // Validate checks the configuration, TLS excepted (see ValidateAll).
-func (c Configuration) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	pos := func(name string, ok bool) {
 		if !ok {
@@ -115,6 +115,6 @@ func (c Configuration) Validate() error {
 }
 
 // ValidateAll checks the configuration including its TLS section.
-func (c Configuration) ValidateAll() error {
+func (c Config) ValidateAll() error {
 	return errors.Join(c.Validate(), c.TLS.Validate())
 }

@@ -76,7 +76,7 @@ func TestStreamsEndWithTheirSensor(t *testing.T) {
 	pki := ingesttest.NewPKI(t, "good")
 	store := ingesttest.NewMemStore()
 	tr := ingesttest.CaptureTraffic(t, "good", 4)
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.TLS = pki.Server()
 	cfg.MaxStreams = 2
 	cfg.HelloTimeout = 200 * time.Millisecond
@@ -184,7 +184,7 @@ func TestEpochs(t *testing.T) {
 func TestPerSensorStreamLimit(t *testing.T) {
 	pki := ingesttest.NewPKI(t, "good", "other")
 	store := ingesttest.NewMemStore()
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.TLS = pki.Server()
 	cfg.MaxStreamsPerSensor = 2
 	s := newTestServer(t, cfg, store)
@@ -280,7 +280,7 @@ func TestInflightBudget(t *testing.T) {
 			size += len(b)
 		}
 	}
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.TLS = pki.Server()
 	cfg.MaxInflightBytes = int64(size) * 2 // two batches at a time
 	s := newTestServer(t, cfg, store)
@@ -327,7 +327,7 @@ func TestInflightBudget(t *testing.T) {
 	}
 }
 
-func newTestServer(t *testing.T, cfg Configuration, store *ingesttest.MemStore) *Server {
+func newTestServer(t *testing.T, cfg Config, store *ingesttest.MemStore) *Server {
 	t.Helper()
 	cfg.HandshakeTimeout = time.Second
 	cfg.StopTimeout = time.Second

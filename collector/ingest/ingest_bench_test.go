@@ -50,7 +50,7 @@ func benchIngest(b *testing.B, store storage.Writer, sensors int) {
 		ids[i] = fmt.Sprintf("bench-%d", i)
 	}
 	pki := ingesttest.NewPKI(b, ids...)
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.TLS = pki.Server()
 	srv, err := New(cfg, Dependencies{Store: store, Registerer: prometheus.NewRegistry()})
 	if err != nil {

@@ -78,7 +78,7 @@ type Dependencies struct {
 // Server is the ingest gRPC server. New is inert; Start serves; Stop is
 // idempotent. Its methods are safe for concurrent use.
 type Server struct {
-	cfg     Configuration
+	cfg     Config
 	deps    Dependencies
 	log     *slog.Logger
 	rlog    *rateLog
@@ -100,7 +100,7 @@ type Server struct {
 }
 
 // New validates the configuration and builds an inert server.
-func New(cfg Configuration, deps Dependencies) (*Server, error) {
+func New(cfg Config, deps Dependencies) (*Server, error) {
 	if err := cfg.ValidateAll(); err != nil {
 		return nil, err
 	}

@@ -26,23 +26,23 @@ import (
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
-	if err := DefaultConfiguration().Validate(); err != nil {
+func TestDefaultConfigValidates(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c := DefaultConfiguration()
+	c := DefaultConfig()
 	c.TLS.Insecure = true
 	if err := c.ValidateAll(); err != nil {
 		t.Fatal(err)
 	}
-	if err := DefaultConfiguration().ValidateAll(); err == nil {
+	if err := DefaultConfig().ValidateAll(); err == nil {
 		t.Fatal("no TLS files and no insecure: accepted")
 	}
 }
 
 func startServer(t *testing.T, tlsCfg tlsconfig.Config, store *ingesttest.MemStore) *Server {
 	t.Helper()
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.TLS = tlsCfg
 	cfg.HelloTimeout = 500 * time.Millisecond
 	cfg.HandshakeTimeout = time.Second

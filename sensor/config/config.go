@@ -31,6 +31,10 @@ type Config struct {
 	// EBPF configures the eBPF data path (in-kernel flow counters and the
 	// capture cut-off) for live capture; see sensor/ebpf.
 	EBPF ebpf.Config `yaml:"ebpf"`
+	// Deprecated lists the deprecated keys Load read, each with its
+	// replacement ("flows.snap_len is deprecated: use flows.store_bytes");
+	// the daemon logs a warning for each.
+	Deprecated []string `yaml:"-"`
 }
 
 // Capture configures live AF_PACKET capture: which interfaces, how many
@@ -58,12 +62,12 @@ type Output struct {
 	// (on when collector.collectors is not empty): addresses in failover
 	// order, tls, batching, spool (spool.dir, spool.max_bytes), backoff.
 	// sensor_id is taken from the top level.
-	Collector export.Configuration `yaml:"collector"`
+	Collector export.Config `yaml:"collector"`
 	// IPFIX exports flow records as IPFIX over UDP to a flow collector
 	// (on when ipfix.collector is set): collector, template_refresh,
 	// template_refresh_messages, observation_domain, mtu, export_updates,
 	// enterprise_number (see sensor/ipfix).
-	IPFIX ipfix.Configuration `yaml:"ipfix"`
+	IPFIX ipfix.Config `yaml:"ipfix"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -77,7 +81,7 @@ func Default() Config {
 	return Config{
 		Engine:  engine.DefaultConfig(),
 		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
-		Output:  Output{Collector: defaultExport(), IPFIX: ipfix.DefaultConfiguration()},
+		Output:  Output{Collector: defaultExport(), IPFIX: ipfix.DefaultConfig()},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
 		EBPF:    ebpf.DefaultConfig(),
 	}
@@ -86,12 +90,18 @@ func Default() Config {
 // ErrInvalid wraps every configuration error.
 var ErrInvalid = errors.New("invalid sensor config")
 
-// Load reads a YAML file over the defaults. Unknown keys are errors.
+// Load reads a YAML file over the defaults. Unknown keys are errors; a
+// deprecated key (see deprecatedKeys) is read as its replacement and
+// listed in Config.Deprecated.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	raw, cfg.Deprecated, err = renameDeprecated(raw)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
@@ -149,8 +159,8 @@ func (c *Config) Validate(live bool) error {
 
 // defaultExport is the collector stream's defaults with the spool in the
 // usual state directory.
-func defaultExport() export.Configuration {
-	c := export.DefaultConfiguration()
+func defaultExport() export.Config {
+	c := export.DefaultConfig()
 	c.Spool.Dir = "/var/lib/tapir/spool"
 	return c
 }

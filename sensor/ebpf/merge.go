@@ -4,15 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/output"
 )
-
-// RecordSink is where merged records and blocks go (engine.Sink's
-// methods; declared here so that this package does not import the
-// engine).
-type RecordSink interface {
-	AddRecord(rec *flow.Record) error
-	AddBlock(encoded []byte) error
-}
 
 // MergeSink wraps the sensor's sink: before a flow record goes on, it
 // takes the kernel's exact counters of the flow (packets, bytes, TCP
@@ -22,14 +15,14 @@ type RecordSink interface {
 // kernel entry, so a reused 5-tuple starts afresh. It is safe for
 // concurrent use if the wrapped sink is.
 type MergeSink struct {
-	next   RecordSink
+	next   output.Sink
 	kernel Kernel
 
 	merged, unmatched, deleted, errors atomic.Uint64
 }
 
 // NewMergeSink returns a MergeSink forwarding to next.
-func NewMergeSink(next RecordSink, k Kernel) *MergeSink {
+func NewMergeSink(next output.Sink, k Kernel) *MergeSink {
 	return &MergeSink{next: next, kernel: k}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/bpf"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/output"
 )
 
 // Params are the settings the data path shares with the flow table.
@@ -156,7 +157,7 @@ func (d *Datapath) Kernel() Kernel { return d.kernel }
 
 // WrapSink returns a MergeSink in front of next whose counters the
 // Datapath exports.
-func (d *Datapath) WrapSink(next RecordSink) *MergeSink {
+func (d *Datapath) WrapSink(next output.Sink) *MergeSink {
 	m := NewMergeSink(next, d.kernel)
 	d.sinksMu.Lock()
 	d.sinks = append(d.sinks, m)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tapir-sensor/tapir/sensor/output"
 )
 
 // ErrUnsupported is returned by Start on platforms without eBPF.
@@ -56,7 +58,7 @@ func (d *Datapath) SetPins(c PinConfig) error {
 func (d *Datapath) SocketFilterFD() int { return -1 }
 
 // WrapSink returns a MergeSink over no kernel (never called).
-func (d *Datapath) WrapSink(next RecordSink) RecordSink { return next }
+func (d *Datapath) WrapSink(next output.Sink) output.Sink { return next }
 
 // Stop does nothing.
 func (d *Datapath) Stop() error { return nil }

@@ -24,20 +24,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
+	"github.com/tapir-sensor/tapir/sensor/output"
 )
 
-// Sink receives the sensor's output. Implementations must be safe for
-// concurrent use (several workers call them) and must copy what they keep:
-// the record and the encoded bytes are reused after the call returns.
-type Sink interface {
-	// AddRecord takes a flow record: a final record or a periodic update.
-	AddRecord(rec *flow.Record) error
-	// AddBlock takes one encoded packet block (see package block).
-	AddBlock(encoded []byte) error
-}
+// Sink receives the sensor's output; it is output.Sink (see there for
+// the contract: safe for concurrent use, copy what is kept).
+type Sink = output.Sink
 
 // Dependencies are what an Engine is wired to.
 type Dependencies struct {

@@ -7,6 +7,9 @@ import (
 	_ "google.golang.org/grpc/encoding/proto" // registers the proto codec
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/tapir-sensor/tapir/proto/tapirv1"
 )
 
 // frame is a SensorMessage already in wire form, sent as is.
@@ -35,16 +38,45 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (rawCodec) Name() string { return "proto" }
 
-// batchFrame wraps a marshalled Batch as SensorMessage{batch: ...}
-// (field 2, wire type 2), stamped with the epoch: Batch.epoch (field 6,
-// varint) is appended after the batch's own fields, and protobuf keeps
-// the last value of a field. So spooled batches carry no epoch of their
-// own and always go out in the spool's current one.
+// Field numbers and wire types of the frame, taken from the generated
+// descriptors so they follow tapir.proto.
+var (
+	msgBatch   = mustField((&tapirv1.SensorMessage{}).ProtoReflect().Descriptor(), "batch", protoreflect.MessageKind, protowire.BytesType)
+	batchEpoch = mustField((&tapirv1.Batch{}).ProtoReflect().Descriptor(), "epoch", protoreflect.Uint64Kind, protowire.VarintType)
+)
+
+// field is a message field's number and wire type.
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+}
+
+// mustField returns the number of field name of md with the wire type
+// given, after checking that the field has the kind the frame code
+// writes; a mismatch is a programming error (tapir.proto changed under
+// this code), so it panics when the package loads.
+func mustField(md protoreflect.MessageDescriptor, name protoreflect.Name, kind protoreflect.Kind, typ protowire.Type) field {
+	fd := md.Fields().ByName(name)
+	if fd == nil || fd.Kind() != kind || fd.IsList() {
+		panic(fmt.Sprintf("export: %s.%s is not a singular %v field", md.FullName(), name, kind))
+	}
+	return field{num: fd.Number(), typ: typ}
+}
+
+// batchFrame wraps a marshalled Batch as SensorMessage{batch: ...},
+// stamped with the epoch: Batch.epoch is appended after the batch's own
+// fields, and protobuf keeps the last value of a field. So spooled
+// batches carry no epoch of their own and always go out in the spool's
+// current one. For a non-zero epoch the frame is byte for byte what
+// proto.Marshal makes of the same message (epoch is Batch's last field);
+// a zero epoch is written too (proto.Marshal would leave it out), which
+// decodes the same.
 func batchFrame(batch []byte, epoch uint64) frame {
-	tail := protowire.AppendVarint(protowire.AppendTag(nil, 6, protowire.VarintType), epoch)
-	f := make([]byte, 0, len(batch)+len(tail)+11)
-	f = protowire.AppendTag(f, 2, protowire.BytesType)
-	f = protowire.AppendVarint(f, uint64(len(batch)+len(tail)))
+	tail := protowire.AppendVarint(protowire.AppendTag(nil, batchEpoch.num, batchEpoch.typ), epoch)
+	n := uint64(len(batch) + len(tail))
+	f := make([]byte, 0, protowire.SizeTag(msgBatch.num)+protowire.SizeVarint(n)+int(n))
+	f = protowire.AppendTag(f, msgBatch.num, msgBatch.typ)
+	f = protowire.AppendVarint(f, n)
 	f = append(f, batch...)
 	return append(f, tail...)
 }

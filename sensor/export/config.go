@@ -15,8 +15,8 @@ type Interface struct {
 	Snaplen  uint32 `yaml:"snaplen"`
 }
 
-// Configuration of the exporter.
-type Configuration struct {
+// Config of the exporter.
+type Config struct {
 	// Collectors are the collector addresses (host:port), tried in turn:
 	// on a failure the exporter moves to the next one.
 	Collectors []string `yaml:"collectors"`
@@ -51,15 +51,17 @@ type Configuration struct {
 	// StatsInterval is how often SensorStats ride along (an empty batch
 	// carries them when there is no traffic).
 	StatsInterval time.Duration `yaml:"stats_interval"`
-	// DrainTimeout is how long Stop waits for in-flight acks before
-	// spooling what is left.
-	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// StopAckTimeout is how long Stop waits for the acks of in-flight
+	// batches before spooling what is left (the key was drain_timeout,
+	// still read as a deprecated alias; the sensor's --drain-timeout is
+	// a different wait: for the whole backlog after reading files).
+	StopAckTimeout time.Duration `yaml:"stop_ack_timeout"`
 }
 
-// DefaultConfiguration returns the defaults; Collectors, SensorID,
+// DefaultConfig returns the defaults; Collectors, SensorID,
 // TLS and Spool.Dir must still be set.
-func DefaultConfiguration() Configuration {
-	return Configuration{
+func DefaultConfig() Config {
+	return Config{
 		MaxBatchRecords: 4096,
 		MaxBatchBlocks:  1024,
 		MaxBatchBytes:   4 << 20,
@@ -71,13 +73,13 @@ func DefaultConfiguration() Configuration {
 		ReconnectMax:    15 * time.Second,
 		HelloTimeout:    10 * time.Second,
 		StatsInterval:   10 * time.Second,
-		DrainTimeout:    2 * time.Second,
+		StopAckTimeout:  2 * time.Second,
 	}
 }
 
 // Validate checks the configuration, without the deployment-specific
 // fields (collectors, sensor id, TLS); ValidateAll checks those too.
-func (c Configuration) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	check := func(ok bool, msg string) {
 		if !ok {
@@ -89,7 +91,7 @@ func (c Configuration) Validate() error {
 	check(c.QueueBatches > 0, "queue_batches must be positive")
 	check(c.MaxInflight > 0 && c.MaxInflight <= c.QueueBatches, "max_inflight must be in [1, queue_batches]")
 	check(c.ReconnectMin > 0 && c.ReconnectMax >= c.ReconnectMin, "reconnect backoff bounds invalid")
-	check(c.HelloTimeout > 0 && c.StatsInterval > 0 && c.DrainTimeout >= 0, "timeouts must be positive")
+	check(c.HelloTimeout > 0 && c.StatsInterval > 0 && c.StopAckTimeout >= 0, "timeouts must be positive")
 	if err := c.Spool.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -97,7 +99,7 @@ func (c Configuration) Validate() error {
 }
 
 // ValidateAll also checks collectors, sensor id and TLS.
-func (c Configuration) ValidateAll() error {
+func (c Config) ValidateAll() error {
 	var errs []error
 	if len(c.Collectors) == 0 {
 		errs = append(errs, errors.New("export: at least one collector address is required"))

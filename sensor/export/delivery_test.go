@@ -57,7 +57,7 @@ func TestPermanentRefusal(t *testing.T) {
 	store := ingesttest.NewMemStore()
 	tr := ingesttest.CaptureTraffic(t, sensorID, 2)
 	srv := startCollector(t, pki, store, "127.0.0.1:0")
-	e := newExporter(t, pki, t.TempDir(), []string{srv.Addr().String()}, func(c *export.Configuration) {
+	e := newExporter(t, pki, t.TempDir(), []string{srv.Addr().String()}, func(c *export.Config) {
 		c.TLS = pki.Sensor("thief")
 	}, export.Dependencies{})
 	feed(t, e, tr)
@@ -85,7 +85,7 @@ func TestPermanentRefusal(t *testing.T) {
 // certificate files cannot be read.
 func TestMissingCertificate(t *testing.T) {
 	pki := ingesttest.NewPKI(t, sensorID)
-	cfg := export.DefaultConfiguration()
+	cfg := export.DefaultConfig()
 	cfg.Collectors = []string{"127.0.0.1:1"}
 	cfg.SensorID = sensorID
 	cfg.TLS = tlsconfig.Config{CAFile: tlsconfig.CAPath(pki.Dir), CertFile: filepath.Join(pki.Dir, "nope.pem"), KeyFile: filepath.Join(pki.Dir, "nope-key.pem")}

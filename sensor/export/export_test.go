@@ -31,7 +31,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // startCollector runs a real ingest server on addr ("127.0.0.1:0" for any).
 func startCollector(t *testing.T, pki *ingesttest.PKI, store *ingesttest.MemStore, addr string) *ingest.Server {
 	t.Helper()
-	cfg := ingest.DefaultConfiguration()
+	cfg := ingest.DefaultConfig()
 	cfg.TLS = pki.Server()
 	cfg.StopTimeout = 2 * time.Second
 	s, err := ingest.New(cfg, ingest.Dependencies{Store: store, Logger: testLogger(t), Registerer: prometheus.NewRegistry()})
@@ -65,9 +65,9 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newExporter(t *testing.T, pki *ingesttest.PKI, spoolDir string, addrs []string, tweak func(*export.Configuration), deps export.Dependencies) *export.Exporter {
+func newExporter(t *testing.T, pki *ingesttest.PKI, spoolDir string, addrs []string, tweak func(*export.Config), deps export.Dependencies) *export.Exporter {
 	t.Helper()
-	cfg := export.DefaultConfiguration()
+	cfg := export.DefaultConfig()
 	cfg.Collectors = addrs
 	cfg.SensorID = sensorID
 	cfg.TLS = pki.Sensor(sensorID)
@@ -283,7 +283,7 @@ func TestSpoolFullDropsOldestAndRestart(t *testing.T) {
 	tr := ingesttest.CaptureTraffic(t, sensorID, 1)
 	addr := freeAddr(t)
 	dir := t.TempDir()
-	small := func(c *export.Configuration) {
+	small := func(c *export.Config) {
 		c.Spool.SegmentBytes, c.Spool.MaxBytes = 4096, 3*4096
 	}
 	e := newExporter(t, pki, dir, []string{addr}, small, export.Dependencies{})

@@ -103,7 +103,7 @@ type item struct {
 // Stats are safe for concurrent use; Start and Stop are not to be called
 // concurrently with each other.
 type Exporter struct {
-	cfg   Configuration
+	cfg   Config
 	deps  Dependencies
 	log   *slog.Logger
 	spool *spool.Spool
@@ -146,7 +146,7 @@ type Exporter struct {
 }
 
 // New validates the configuration and opens nothing.
-func New(cfg Configuration, deps Dependencies) (*Exporter, error) {
+func New(cfg Config, deps Dependencies) (*Exporter, error) {
 	if err := cfg.ValidateAll(); err != nil {
 		return nil, err
 	}
@@ -711,7 +711,7 @@ func metadataGet(md metadata.MD, k string) string {
 	return ""
 }
 
-// Stop flushes the open batch, waits up to DrainTimeout for the
+// Stop flushes the open batch, waits up to StopAckTimeout for the
 // collector to ack what is in flight, spools everything still unacked and
 // closes the spool. It is idempotent.
 func (e *Exporter) Stop() error {
@@ -722,7 +722,7 @@ func (e *Exporter) Stop() error {
 		}
 		e.Flush()
 		e.stopped.Store(true)
-		deadline := time.Now().Add(e.cfg.DrainTimeout)
+		deadline := time.Now().Add(e.cfg.StopAckTimeout)
 		for time.Now().Before(deadline) {
 			e.qmu.Lock()
 			idle := len(e.items) == 0 && !e.spoolMode

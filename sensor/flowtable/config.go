@@ -59,9 +59,10 @@ type Config struct {
 	// whole from then on (flows an analyst pinned). It runs on the
 	// table's goroutine and must not block.
 	BudgetExempt func(k *flow.Key) bool `yaml:"-"`
-	// SnapLen is the most bytes stored of one packet; 0 stores all the
-	// captured bytes.
-	SnapLen int `yaml:"snap_len"`
+	// SnapLen is the most bytes stored of one packet (the store_bytes key,
+	// --store-bytes; not the capture length, capture.snap_len); 0 stores
+	// all the captured bytes.
+	SnapLen int `yaml:"store_bytes"`
 	// FragmentTimeout is how long the fragment tracker remembers the ports
 	// of an IP datagram after its first fragment, and how long a non-first
 	// fragment that arrived before its first fragment is held before it is
@@ -136,7 +137,7 @@ func (c Config) Validate() error {
 	case c.BudgetBytes < 0:
 		return fmt.Errorf("%w: budget_bytes %d < 0", ErrInvalidConfig, c.BudgetBytes)
 	case c.SnapLen < 0:
-		return fmt.Errorf("%w: snap_len %d < 0", ErrInvalidConfig, c.SnapLen)
+		return fmt.Errorf("%w: store_bytes %d < 0", ErrInvalidConfig, c.SnapLen)
 	case c.FragmentTimeout < 0:
 		return fmt.Errorf("%w: fragment_timeout %v < 0", ErrInvalidConfig, c.FragmentTimeout)
 	case c.MaxFragments < 1:

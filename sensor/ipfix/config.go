@@ -13,9 +13,9 @@ import (
 // of its own; a deployment that registers one sets enterprise_number.
 const DocumentationPEN = 32473
 
-// Configuration of the IPFIX exporter (the output.ipfix section of the
+// Config of the IPFIX exporter (the output.ipfix section of the
 // sensor configuration).
-type Configuration struct {
+type Config struct {
 	// Collector is the IPFIX collector's UDP address (host:port).
 	Collector string `yaml:"collector"`
 	// TemplateRefresh is how often templates are resent (RFC 7011
@@ -47,9 +47,9 @@ type Configuration struct {
 	QueueWait     time.Duration `yaml:"queue_wait"`
 }
 
-// DefaultConfiguration returns the defaults; Collector must still be set.
-func DefaultConfiguration() Configuration {
-	return Configuration{
+// DefaultConfig returns the defaults; Collector must still be set.
+func DefaultConfig() Config {
+	return Config{
 		TemplateRefresh:         30 * time.Second,
 		TemplateRefreshMessages: 50,
 		ObservationDomain:       1,
@@ -70,7 +70,7 @@ const minMTU = 512
 
 // Validate checks the configuration; an empty Collector is valid only
 // when the exporter is not used (Validate is called when it is).
-func (c *Configuration) Validate() error {
+func (c *Config) Validate() error {
 	if c.Collector != "" {
 		if _, _, err := net.SplitHostPort(c.Collector); err != nil {
 			return fmt.Errorf("%w: collector %q: %v", ErrInvalid, c.Collector, err)

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-func TestDefaultConfigurationValidates(t *testing.T) {
-	cfg := DefaultConfiguration()
+func TestDefaultConfigValidates(t *testing.T) {
+	cfg := DefaultConfig()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -14,21 +14,21 @@ func TestDefaultConfigurationValidates(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(DefaultConfiguration(), Dependencies{}); err == nil {
+	if _, err := New(DefaultConfig(), Dependencies{}); err == nil {
 		t.Error("New accepted an empty collector")
 	}
-	for name, bad := range map[string]func(c *Configuration){
-		"collector":    func(c *Configuration) { c.Collector = "no-port" },
-		"mtu small":    func(c *Configuration) { c.MTU = 100 },
-		"mtu large":    func(c *Configuration) { c.MTU = 70000 },
-		"refresh":      func(c *Configuration) { c.TemplateRefresh = 0 },
-		"refresh msgs": func(c *Configuration) { c.TemplateRefreshMessages = -1 },
-		"pen":          func(c *Configuration) { c.EnterpriseNumber = 0 },
-		"flush":        func(c *Configuration) { c.FlushInterval = -time.Second },
-		"queue":        func(c *Configuration) { c.QueueMessages = 0 },
-		"queue wait":   func(c *Configuration) { c.QueueWait = -1 },
+	for name, bad := range map[string]func(c *Config){
+		"collector":    func(c *Config) { c.Collector = "no-port" },
+		"mtu small":    func(c *Config) { c.MTU = 100 },
+		"mtu large":    func(c *Config) { c.MTU = 70000 },
+		"refresh":      func(c *Config) { c.TemplateRefresh = 0 },
+		"refresh msgs": func(c *Config) { c.TemplateRefreshMessages = -1 },
+		"pen":          func(c *Config) { c.EnterpriseNumber = 0 },
+		"flush":        func(c *Config) { c.FlushInterval = -time.Second },
+		"queue":        func(c *Config) { c.QueueMessages = 0 },
+		"queue wait":   func(c *Config) { c.QueueWait = -1 },
 	} {
-		c := DefaultConfiguration()
+		c := DefaultConfig()
 		bad(&c)
 		if c.Validate() == nil {
 			t.Errorf("%s: invalid configuration accepted: %+v", name, c)

@@ -40,7 +40,7 @@ const (
 	ieFlowEndMilliseconds     = 153
 )
 
-// tapir's enterprise-specific elements (under Configuration.EnterpriseNumber).
+// tapir's enterprise-specific elements (under Config.EnterpriseNumber).
 const (
 	// IECommunityID is the flow's Community ID (string, variable length).
 	IECommunityID = 1
@@ -165,7 +165,7 @@ type encoder struct {
 	newBuf func() []byte
 }
 
-func newEncoder(cfg *Configuration, newBuf func() []byte) *encoder {
+func newEncoder(cfg *Config, newBuf func() []byte) *encoder {
 	e := &encoder{domain: cfg.ObservationDomain, mtu: cfg.MTU, refreshMsgs: cfg.TemplateRefreshMessages,
 		refreshEvery: cfg.TemplateRefresh, newBuf: newBuf}
 	t := []byte{0, setTemplate, 0, 0}

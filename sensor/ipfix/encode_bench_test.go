@@ -13,7 +13,7 @@ import (
 // is the baseline: the same records through the ECS JSON output.
 func BenchmarkEncode(b *testing.B) {
 	recs := finals(sensorRecords(b, "zeek/wikipedia.pcap"))
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	buf := make([]byte, 0, cfg.MTU)
 	e := newEncoder(&cfg, func() []byte { return buf })
 	now := time.Now()

@@ -22,7 +22,7 @@ func TestFlowInputDecodes(t *testing.T) {
 		t.Run(rel, func(t *testing.T) {
 			recs := finals(sensorRecords(t, rel))
 			u := listenUDP(t)
-			cfg := DefaultConfiguration()
+			cfg := DefaultConfig()
 			cfg.Collector = u.addr()
 			x, err := New(cfg, Dependencies{})
 			if err != nil {
@@ -37,7 +37,7 @@ func TestFlowInputDecodes(t *testing.T) {
 			x.Stop()
 			dgs := u.datagrams(x.Stats().Messages)
 
-			icfg := flowinput.DefaultConfiguration()
+			icfg := flowinput.DefaultConfig()
 			icfg.Enabled = true
 			in, err := flowinput.New(icfg, flowinput.Dependencies{Deliver: func(context.Context, flowinput.Batch) error { return nil }})
 			if err != nil {

@@ -47,7 +47,7 @@ type Dependencies struct {
 // and counted). New is inert; Start opens the socket; Stop flushes,
 // sends what is queued and closes, and is idempotent.
 type Exporter struct {
-	cfg Configuration
+	cfg Config
 	log *slog.Logger
 	now func() time.Time
 	m   *metrics
@@ -86,7 +86,7 @@ var (
 
 // New validates the configuration and builds an exporter; it opens
 // nothing. cfg.Collector must be set.
-func New(cfg Configuration, deps Dependencies) (*Exporter, error) {
+func New(cfg Config, deps Dependencies) (*Exporter, error) {
 	if cfg.Collector == "" {
 		return nil, fmt.Errorf("%w: collector is empty", ErrInvalid)
 	}

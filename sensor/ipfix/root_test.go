@@ -138,7 +138,7 @@ func TestMessages(t *testing.T) {
 		t.Run(rel, func(t *testing.T) {
 			recs := finals(sensorRecords(t, rel))
 			u := listenUDP(t)
-			cfg := DefaultConfiguration()
+			cfg := DefaultConfig()
 			cfg.Collector, cfg.MTU, cfg.TemplateRefreshMessages, cfg.ObservationDomain = u.addr(), minMTU, 3, 4242
 			cfg.EnterpriseNumber = 64999
 			cfg.FlushInterval = time.Hour // only full messages, then Stop's flush
@@ -204,7 +204,7 @@ func TestMessages(t *testing.T) {
 // the first message and again once TemplateRefresh has passed.
 func TestTemplateRefreshByTime(t *testing.T) {
 	recs := finals(sensorRecords(t, "zeek/ssh.pcap"))
-	cfg := DefaultConfiguration()
+	cfg := DefaultConfig()
 	cfg.TemplateRefreshMessages, cfg.TemplateRefresh = 0, 10*time.Second
 	e := newEncoder(&cfg, func() []byte { return nil })
 	t0 := time.Unix(1_700_000_000, 0)
@@ -235,7 +235,7 @@ func TestUpdates(t *testing.T) {
 	recs := finals(sensorRecords(t, "zeek/ssh.pcap"))
 	for _, export := range []bool{false, true} {
 		u := listenUDP(t)
-		cfg := DefaultConfiguration()
+		cfg := DefaultConfig()
 		cfg.Collector, cfg.ExportUpdates = u.addr(), export
 		x, err := New(cfg, Dependencies{})
 		if err != nil {

@@ -16,9 +16,17 @@ import (
 	"github.com/tapir-sensor/tapir/flow"
 )
 
-// Sink is the sensor engine's output contract (see engine.Sink).
+// Sink receives the sensor's output: the engine's workers hand it flow
+// records and encoded blocks, and every sink of the sensor (these, the
+// collector stream, IPFIX, the eBPF counter merge) implements it. This is
+// its one declaration (engine.Sink is an alias). Implementations must be
+// safe for concurrent use (several workers call them) and must copy what
+// they keep: the record and the encoded bytes are reused after the call
+// returns.
 type Sink interface {
+	// AddRecord takes a flow record: a final record or a periodic update.
 	AddRecord(rec *flow.Record) error
+	// AddBlock takes one encoded packet block (see package block).
 	AddBlock(encoded []byte) error
 }
 

@@ -114,7 +114,7 @@ func TestPcapWarnsOfExpiredPackets(t *testing.T) {
 	tokensFile := filepath.Join(dir, "tokens.yaml")
 	os.WriteFile(tokFile, []byte("tok\n"), 0o600)
 	os.WriteFile(tokensFile, []byte(api.HashToken("tok")+": {subject: alice, roles: [pcap:read]}\n"), 0o600)
-	acfg := api.DefaultConfiguration()
+	acfg := api.DefaultConfig()
 	acfg.Listen = "127.0.0.1:0"
 	acfg.TLS.Insecure = true
 	acfg.TokensFile = tokensFile

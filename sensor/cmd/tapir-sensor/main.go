@@ -53,6 +53,7 @@ type options struct {
 	activeTimeout time.Duration
 	budget        int64
 	snapLen       int
+	storeBytes    int
 	noMetadata    bool
 	workers       int
 	filter        string
@@ -99,14 +100,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.ipfix, "ipfix", "", "export flow records as IPFIX over UDP to HOST:PORT (nfcapd, goflow2, ...)")
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "spool directory for batches the collector has not acknowledged")
 	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory made by 'tapir certs' (ca.pem, sensor-<id>.pem, sensor-<id>-key.pem)")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything (not output.collector.stop_ack_timeout)")
 	fs.StringVar(&o.compression, "compression", "", "block compression: s2 (default) or zstd (= fastest), default, better (zstd levels)")
 	fs.BoolVar(&o.insecure, "insecure", false, "stream to the collector in plaintext (local development only)")
 	fs.StringVar(&o.sensorID, "sensor-id", "", "sensor id (default: config, else the host name)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "end flows idle this long (e.g. 60s)")
 	fs.DurationVar(&o.activeTimeout, "active-timeout", 0, "end flow instances this long after their start (e.g. 30m)")
 	fs.Int64Var(&o.budget, "budget", -1, "capture budget: bytes stored per flow direction (0 = unlimited)")
-	fs.IntVar(&o.snapLen, "snaplen", -1, "bytes stored per packet at most (0 = all)")
+	fs.IntVar(&o.snapLen, "snaplen", -1, "live capture length: bytes the kernel captures per packet, as tcpdump -s (capture.snap_len; 0 = 262144)")
+	fs.IntVar(&o.storeBytes, "store-bytes", -1, "bytes stored per packet at most (flows.store_bytes; 0 = all captured)")
 	fs.BoolVar(&o.noMetadata, "no-metadata", false, "do not extract application metadata (DNS, TLS, HTTP, SSH) from flows")
 	fs.IntVar(&o.workers, "workers", 0, "workers (fanout sockets) per interface")
 	fs.StringVar(&o.filter, "filter", "", "tcpdump-syntax capture filter (live capture)")
@@ -138,6 +140,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	cfg, err := loadConfig(&o)
+	for _, w := range configWarnings(&o, &cfg) {
+		logger.Warn(w)
+	}
 	if err == nil {
 		err = cfg.Validate(len(o.readFiles) == 0)
 	}
@@ -193,8 +198,13 @@ func loadConfig(o *options) (config.Config, error) {
 	if o.budget >= 0 {
 		cfg.Engine.Flows.BudgetBytes = o.budget
 	}
-	if o.snapLen >= 0 {
-		cfg.Engine.Flows.SnapLen = o.snapLen
+	if o.storeBytes >= 0 {
+		cfg.Engine.Flows.SnapLen = o.storeBytes
+	}
+	if o.snapLen == 0 {
+		cfg.Capture.SnapLen = capture.DefaultLiveConfig("").SnapLen // tcpdump's -s 0
+	} else if o.snapLen > 0 {
+		cfg.Capture.SnapLen = o.snapLen
 	}
 	if o.noMetadata {
 		cfg.Engine.Metadata.Enabled = false
@@ -243,6 +253,16 @@ func loadConfig(o *options) (config.Config, error) {
 		cfg.Output.Collector.TLS = tlsconfig.Config{Insecure: true}
 	}
 	return cfg, nil
+}
+
+// configWarnings are the deprecated keys the config file used and the
+// flags that do nothing in this run.
+func configWarnings(o *options, cfg *config.Config) []string {
+	w := cfg.Deprecated
+	if o.snapLen >= 0 && len(o.readFiles) > 0 {
+		w = append(w, "--snaplen is the live capture length and does nothing with -r; --store-bytes limits the bytes stored per packet")
+	}
+	return w
 }
 
 // runSensor wires sources, engine and sinks, runs until the input ends or
