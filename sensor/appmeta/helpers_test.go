@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/decode"
 )
 
 // convKey names a conversation direction-free: "tcp a:p <-> b:q", the
