@@ -13,9 +13,29 @@ BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 # deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
 # 127.0.0.1, jars from Maven Central cached in .cache/jars, data in
 # temporary directories, run state and logs in .cache/services.
+#
+# Every port the services listen on is a variable, so two runs on one
+# machine (two checkouts) can stay apart, e.g.
+#   make test KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 HBASE_ZK_PORT=12181 \
+#     HBASE_MASTER_PORT=17000 HBASE_MASTER_INFO_PORT=17010 HBASE_RS_PORT=17020
+# KAFKA_PORT             Kafka broker (client listener)       [9092]
+# KAFKA_CONTROLLER_PORT  Kafka KRaft controller listener      [9093]
+# HBASE_ZK_PORT          HBase's ZooKeeper client port        [2181]
+# HBASE_MASTER_PORT      HBase master RPC                     [16000]
+# HBASE_MASTER_INFO_PORT HBase master web UI/JMX (readiness)  [16010]
+# HBASE_RS_PORT          HBase region server RPC              [16020]
+# (the region server's web UI is off.)
 KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
 HBASE_ZK_PORT ?= 2181
+HBASE_MASTER_PORT ?= 16000
+HBASE_MASTER_INFO_PORT ?= 16010
+HBASE_RS_PORT ?= 16020
 SERVICES_ENV := TAPIR_KAFKA=127.0.0.1:$(KAFKA_PORT) TAPIR_HBASE_ZK=127.0.0.1:$(HBASE_ZK_PORT)
+# The ports as deploy/kafka/*.sh and deploy/hbase/*.sh read them.
+KAFKA_PORTS_ENV := TAPIR_KAFKA_PORT=$(KAFKA_PORT) TAPIR_KAFKA_CTRL_PORT=$(KAFKA_CONTROLLER_PORT)
+HBASE_PORTS_ENV := TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) TAPIR_HBASE_MASTER_PORT=$(HBASE_MASTER_PORT) \
+	TAPIR_HBASE_INFO_PORT=$(HBASE_MASTER_INFO_PORT) TAPIR_HBASE_RS_PORT=$(HBASE_RS_PORT)
 SERVICE_LOGS := .cache/services/logs
 # with-services CMD: start Kafka and HBase, run CMD with their addresses in
 # the environment, stop them whatever happened; when start-up or CMD fails,
@@ -23,8 +43,8 @@ SERVICE_LOGS := .cache/services/logs
 define with-services
 	@set -uo pipefail; rc=0; \
 	trap './deploy/hbase/stop.sh; ./deploy/kafka/stop.sh' EXIT; \
-	{ TAPIR_KAFKA_PORT=$(KAFKA_PORT) ./deploy/kafka/start.sh && \
-	  TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) ./deploy/hbase/start.sh && \
+	{ $(KAFKA_PORTS_ENV) ./deploy/kafka/start.sh && \
+	  $(HBASE_PORTS_ENV) ./deploy/hbase/start.sh && \
 	  { export $(SERVICES_ENV); $(1); }; } || rc=$$?; \
 	if [ $$rc -ne 0 ]; then \
 	  d=$(SERVICE_LOGS)/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$d; \
@@ -72,8 +92,8 @@ test-race: deps build data
 # For people: start Kafka and HBase and leave them running (stop with
 # make services-down); prints the environment the tests and tapir use.
 services-up: deps
-	TAPIR_KAFKA_PORT=$(KAFKA_PORT) ./deploy/kafka/start.sh
-	TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) ./deploy/hbase/start.sh
+	$(KAFKA_PORTS_ENV) ./deploy/kafka/start.sh
+	$(HBASE_PORTS_ENV) ./deploy/hbase/start.sh
 	@echo "export $(SERVICES_ENV)"
 
 services-down:
