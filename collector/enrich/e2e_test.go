@@ -58,8 +58,8 @@ func sensorRecords(t testing.TB, rel string) []flow.Record {
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e.Wait()
-	e.Stop()
+	_ = e.Wait()
+	_ = e.Stop()
 	var out []flow.Record
 	for _, r := range sink.records {
 		if r.Reason.Final() {
@@ -113,14 +113,18 @@ func TestIntelAlertEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	stix := filepath.Join(dir, "feed.json")
-	os.WriteFile(stix, []byte(`{"type":"bundle","id":"bundle--1","objects":[
+	if err := os.WriteFile(stix, []byte(`{"type":"bundle","id":"bundle--1","objects":[
 	 {"type":"identity","id":"identity--1","name":"x"},
 	 {"type":"indicator","spec_version":"2.1","id":"indicator--a1","name":"wiki server","pattern_type":"stix",
 	  "pattern":"[ipv4-addr:value = '`+bad+`']","confidence":80,"valid_from":"2020-01-01T00:00:00Z"},
 	 {"type":"indicator","spec_version":"2.1","id":"indicator--a2","pattern_type":"stix","revoked":true,
-	  "pattern":"[ipv4-addr:value = '141.142.220.118']","valid_from":"2020-01-01T00:00:00Z"}]}`), 0o644)
+	  "pattern":"[ipv4-addr:value = '141.142.220.118']","valid_from":"2020-01-01T00:00:00Z"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	plain := filepath.Join(dir, "list.txt")
-	os.WriteFile(plain, []byte("# nothing here is in the capture\n192.0.2.1\n198.51.100.0/24\nexample.invalid\n"), 0o644)
+	if err := os.WriteFile(plain, []byte("# nothing here is in the capture\n192.0.2.1\n198.51.100.0/24\nexample.invalid\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	alerts := filepath.Join(dir, "alerts.jsonl")
 
 	cfg := enrich.DefaultConfig()
@@ -292,7 +296,9 @@ func TestPassiveDNSFromCapture(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c.Start()
+				if err := c.Start(); err != nil {
+					t.Fatal(err)
+				}
 				return c
 			}
 			c := newChain()

@@ -27,11 +27,6 @@ func convKey(proto uint8, src, dst netip.Addr, sport, dport uint16) string {
 	return fmt.Sprintf("%s %s <-> %s", flow.ProtoName(proto), a, b)
 }
 
-type testFlow struct {
-	f       *Flow
-	initFwd bool // the initiator sends in the key's forward direction
-}
-
 // payloadPacket is one transport payload of a capture, for fuzz seeds and
 // benchmarks.
 type payloadPacket struct {
@@ -155,8 +150,8 @@ func tsharkRows(t testing.TB, path, filter string, fields ...string) []tsharkRow
 			proto, sp, dp = flow.ProtoUDP, c[5], c[7]
 		}
 		var sport, dport uint16
-		fmt.Sscan(first(sp), &sport)
-		fmt.Sscan(first(dp), &dport)
+		_, _ = fmt.Sscan(first(sp), &sport)
+		_, _ = fmt.Sscan(first(dp), &dport)
 		r := tsharkRow{key: convKey(proto, netip.MustParseAddr(src), netip.MustParseAddr(dst), sport, dport),
 			vals: map[string]string{}, sport: first(sp)}
 		for i, f := range fields {
