@@ -60,10 +60,6 @@ var known = map[string]string{
 	"collector/cmd/tapir -> sensor/output":    "TestSensorBlocksRoundTrip runs the sensor engine in-process",
 	"collector/cmd/tapir -> sensor/flowtable": "through sensor/engine",
 	"collector/cmd/tapir -> sensor/appmeta":   "through sensor/engine",
-	"collector/enrich -> sensor/engine":       "e2e_test.go's sensorRecords runs the sensor engine in-process",
-	"collector/enrich -> sensor/capture":      "e2e_test.go's sensorRecords runs the sensor engine in-process",
-	"collector/enrich -> sensor/flowtable":    "through sensor/engine",
-	"collector/enrich -> sensor/appmeta":      "through sensor/engine",
 	// The sensor's IPFIX export decoded by the collector's flow input:
 	// an interop test that belongs in collector/e2e_flows, through the
 	// binaries.
