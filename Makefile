@@ -7,15 +7,35 @@ export TAPIR_PCAPS ?= $(PCAPS)
 
 BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 
-.PHONY: all build deps data test test-race test-unit bench bench-report demo generate check-generate fmt vet clean services-up services-down
+.PHONY: all build deps data test test-race test-unit bench bench-report demo generate check-generate fmt vet lint clean services-up services-down
 
 # Services the integration tests and benchmarks use (deploy/kafka,
 # deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
 # 127.0.0.1, jars from Maven Central cached in .cache/jars, data in
 # temporary directories, run state and logs in .cache/services.
+#
+# Every port the services listen on is a variable, so two runs on one
+# machine (two checkouts) can stay apart, e.g.
+#   make test KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 HBASE_ZK_PORT=12181 \
+#     HBASE_MASTER_PORT=17000 HBASE_MASTER_INFO_PORT=17010 HBASE_RS_PORT=17020
+# KAFKA_PORT             Kafka broker (client listener)       [9092]
+# KAFKA_CONTROLLER_PORT  Kafka KRaft controller listener      [9093]
+# HBASE_ZK_PORT          HBase's ZooKeeper client port        [2181]
+# HBASE_MASTER_PORT      HBase master RPC                     [16000]
+# HBASE_MASTER_INFO_PORT HBase master web UI/JMX (readiness)  [16010]
+# HBASE_RS_PORT          HBase region server RPC              [16020]
+# (the region server's web UI is off.)
 KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
 HBASE_ZK_PORT ?= 2181
+HBASE_MASTER_PORT ?= 16000
+HBASE_MASTER_INFO_PORT ?= 16010
+HBASE_RS_PORT ?= 16020
 SERVICES_ENV := TAPIR_KAFKA=127.0.0.1:$(KAFKA_PORT) TAPIR_HBASE_ZK=127.0.0.1:$(HBASE_ZK_PORT)
+# The ports as deploy/kafka/*.sh and deploy/hbase/*.sh read them.
+KAFKA_PORTS_ENV := TAPIR_KAFKA_PORT=$(KAFKA_PORT) TAPIR_KAFKA_CTRL_PORT=$(KAFKA_CONTROLLER_PORT)
+HBASE_PORTS_ENV := TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) TAPIR_HBASE_MASTER_PORT=$(HBASE_MASTER_PORT) \
+	TAPIR_HBASE_INFO_PORT=$(HBASE_MASTER_INFO_PORT) TAPIR_HBASE_RS_PORT=$(HBASE_RS_PORT)
 SERVICE_LOGS := .cache/services/logs
 # with-services CMD: start Kafka and HBase, run CMD with their addresses in
 # the environment, stop them whatever happened; when start-up or CMD fails,
@@ -23,8 +43,8 @@ SERVICE_LOGS := .cache/services/logs
 define with-services
 	@set -uo pipefail; rc=0; \
 	trap './deploy/hbase/stop.sh; ./deploy/kafka/stop.sh' EXIT; \
-	{ TAPIR_KAFKA_PORT=$(KAFKA_PORT) ./deploy/kafka/start.sh && \
-	  TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) ./deploy/hbase/start.sh && \
+	{ $(KAFKA_PORTS_ENV) ./deploy/kafka/start.sh && \
+	  $(HBASE_PORTS_ENV) ./deploy/hbase/start.sh && \
 	  { export $(SERVICES_ENV); $(1); }; } || rc=$$?; \
 	if [ $$rc -ne 0 ]; then \
 	  d=$(SERVICE_LOGS)/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$d; \
@@ -52,10 +72,21 @@ build:
 # (Kafka, HBase; stopped afterwards even on failure), and runs every test.
 # Tests that need root, a tool or a service fail (instead of skipping)
 # because TAPIR_REQUIRE_ALL=1.
-test: deps build data
-	$(GO) vet ./...
+test: deps build data vet
 	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./... && \
 	  TAPIR_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 30m -skip '$(RACE_SKIP)' $(RACE_PKGS))
+
+vet:
+	$(GO) vet ./...
+
+# golangci-lint (pinned, installed by make deps into .cache/tools) with
+# .golangci.yml: staticcheck, errcheck, govet, depguard (the sensor /
+# collector / storage / flow boundaries), ineffassign, unused, misspell,
+# copyloopvar. Test files included. make test runs it once the tree is
+# clean of its findings (issue 15); until then run it by hand.
+GOLANGCI_LINT ?= .cache/tools/golangci-lint
+lint: deps
+	$(GOLANGCI_LINT) run ./...
 
 # The concurrent packages, run a second time under the race detector by
 # make test (and make test-race). Live-capture tests are skipped there:
@@ -72,8 +103,8 @@ test-race: deps build data
 # For people: start Kafka and HBase and leave them running (stop with
 # make services-down); prints the environment the tests and tapir use.
 services-up: deps
-	TAPIR_KAFKA_PORT=$(KAFKA_PORT) ./deploy/kafka/start.sh
-	TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) ./deploy/hbase/start.sh
+	$(KAFKA_PORTS_ENV) ./deploy/kafka/start.sh
+	$(HBASE_PORTS_ENV) ./deploy/hbase/start.sh
 	@echo "export $(SERVICES_ENV)"
 
 services-down:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: tapir's benchmark harness (`make bench`, after `make deps build`).
 #
-#  1. Go benchmarks of the hot packages, short -benchtime: sensor/decode,
+#  1. Go benchmarks of the hot packages, short -benchtime: decode,
 #     sensor/flowtable, block, sensor/engine, sensor/capture, storage/pebble,
 #     collector/api. Raw output: bench/results/go-bench.txt.
 #  2. Whole-process comparison on the large input from bench/mkbig.sh
@@ -62,7 +62,7 @@ if [[ ${SKIP_GO:-0} != 1 ]]; then
       grep -E '^(Benchmark|FAIL|panic|---)' >&2 || true
   }
   gobench ./sensor/engine '^BenchmarkSensorPath$' -benchtime "$benchtime" -count "$engine_count"
-  gobench ./sensor/decode '^BenchmarkDecode$' -benchtime "$benchtime"
+  gobench ./decode '^BenchmarkDecode$' -benchtime "$benchtime"
   gobench ./sensor/flowtable '^BenchmarkPacket' -benchtime "$benchtime"
   gobench ./sensor/flowtable '^BenchmarkBytesPerFlow$' -benchtime 1x
   gobench ./block '^BenchmarkStoredRatio$' -benchtime 5x
@@ -395,7 +395,7 @@ md=${RESULTS_MD:-$results/latest.md}
   echo "| gopacket.NewPacket Default | $gd_ns | $gd_cpu | $gd_allocs | 1.00 |"
   echo "| gopacket DecodingLayerParser | $dlp_ns | $dlp_cpu | $dlp_allocs | $(ratio "$dlp_ns" "$gd_ns") |"
   echo
-  echo "Other: decode.Decode alone $dec_tapir ns/packet vs DLP $dec_dlp ns/packet (sensor/decode); capture.FileSource $fs_ns ns/packet vs pcapgo $pcapgo_ns ns/packet;"
+  echo "Other: decode.Decode alone $dec_tapir ns/packet vs DLP $dec_dlp ns/packet (decode); capture.FileSource $fs_ns ns/packet vs pcapgo $pcapgo_ns ns/packet;"
   echo "block store ratio on the shared captures with the engine's block settings (128 KiB, 2 s, delta + S2): $sr_fast (block BenchmarkStoredRatio)."
   echo "Raw Go benchmark output: bench/results/go-bench.txt."
 } >"$md"

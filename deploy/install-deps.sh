@@ -8,15 +8,32 @@ pkgs=(tshark tcpdump tcpreplay softflowd nfdump kcat iproute2 ethtool protobuf-c
 pkgs+=(openjdk-17-jre-headless maven curl)
 # systemd-analyze for the unit checks (deploy/systemd).
 pkgs+=(systemd)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-echo "installing: ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# golangci-lint for make lint (pinned; built from the Go module proxy into
+# .cache/tools, one directory per version so a new pin reinstalls).
+golangci_version=v2.15.0
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+install_debian() {
+  local missing=() p
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_golangci_lint() {
+  local dir=$root/.cache/tools/golangci-lint-$golangci_version
+  if [ ! -x "$dir/golangci-lint" ]; then
+    echo "installing: golangci-lint $golangci_version"
+    GOBIN=$dir go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$golangci_version"
+  fi
+  ln -sfn "$dir/golangci-lint" "$root/.cache/tools/golangci-lint"
+}
+
+install_debian
+install_golangci_lint

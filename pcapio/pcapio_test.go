@@ -130,10 +130,12 @@ func TestMergeChainsSeq(t *testing.T) {
 	}
 	slices.Reverse(blocks)
 	var got []pkt
-	Merge(blocks, func(b *block.Block, ts int64, ol int, data []byte) error {
+	if err := Merge(blocks, func(b *block.Block, ts int64, ol int, data []byte) error {
 		got = append(got, pkt{ts, ol, data})
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != len(pkts) {
 		t.Fatalf("%d packets, want %d", len(got), len(pkts))
 	}

@@ -118,7 +118,7 @@ func TestAuditFloodBounded(t *testing.T) {
 					t.Errorf("%s: %v", src, err)
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				n, _ := codes.LoadOrStore(resp.StatusCode, new(atomic.Int64))
 				n.(*atomic.Int64).Add(1)

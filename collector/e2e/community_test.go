@@ -168,7 +168,9 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 	files := make([]string, len(cids))
 	errs := make([]error, len(cids))
 	pdir := filepath.Join(work, "pcaps")
-	os.MkdirAll(pdir, 0o755)
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	parallel(len(cids), 3, func(i int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()

@@ -95,7 +95,9 @@ func (c *collector) pull(t *testing.T, cl *http.Client, id string) (status int, 
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
 		var e struct{ Code string }
-		json.Unmarshal(body, &e)
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatal(err)
+		}
 		return resp.StatusCode, e.Code, 0, ""
 	}
 	n, err := pcapPackets(body)

@@ -161,18 +161,18 @@ func TestNoLeakedStreams(t *testing.T) {
 		}
 		switch i % 4 {
 		case 0: // hello, ack, then the process dies
-			st.Send(hello)
+			_ = st.Send(hello)
 			if _, err := st.Recv(); err != nil {
 				t.Fatalf("cycle %d: %v", i, err)
 			}
 		case 1: // hello, then a clean close
-			st.Send(hello)
-			st.Recv()
-			st.CloseSend()
-			st.Recv()
+			_ = st.Send(hello)
+			_, _ = st.Recv()
+			_ = st.CloseSend()
+			_, _ = st.Recv()
 		case 2: // a close before the hello
-			st.CloseSend()
-			st.Recv()
+			_ = st.CloseSend()
+			_, _ = st.Recv()
 		case 3: // gone at once
 		}
 		cancel()
@@ -425,12 +425,12 @@ func bigBatches(t *testing.T, col *collector, ids []string) (exhausted, invalid 
 				res <- err
 				return
 			}
-			st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Hello{Hello: &tapirv1.Hello{SensorId: id, Epoch: 1}}})
+			_ = st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Hello{Hello: &tapirv1.Hello{SensorId: id, Epoch: 1}}})
 			if _, err := st.Recv(); err != nil {
 				res <- err
 				return
 			}
-			st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: &tapirv1.Batch{Seq: uint64(i + 1), Epoch: 1,
+			_ = st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: &tapirv1.Batch{Seq: uint64(i + 1), Epoch: 1,
 				Flows: []*tapirv1.FlowRecord{rec}}}})
 			_, err = st.Recv()
 			res <- err

@@ -59,7 +59,9 @@ func TestSecurityBinaries(t *testing.T) {
 	t.Run("sensor id not the certificate's", func(t *testing.T) {
 		// demo-sensor's certificate and key, presented as sensor "other".
 		dir := filepath.Join(work, "borrowed")
-		os.MkdirAll(dir, 0o700)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
 		for src, dst := range map[string]string{"ca.pem": "ca.pem", "sensor-demo-sensor.pem": "sensor-other.pem",
 			"sensor-demo-sensor-key.pem": "sensor-other-key.pem"} {
 			b, err := os.ReadFile(filepath.Join(p.dir, src))

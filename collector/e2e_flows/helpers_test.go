@@ -66,14 +66,15 @@ func startNfcapd(t *testing.T) (int, func() (string, int), error) {
 			return dir, seqErrs(out.String())
 		}
 		stopped = true
-		cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
-		case <-done:
+		case err := <-done:
+			t.Logf("nfcapd stopped: %v", err)
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
+			_ = cmd.Process.Kill()
+			t.Logf("nfcapd killed: %v", <-done)
 		}
 		t.Logf("nfcapd: %s", e2etest.LastLines(out.String(), 3))
 		return dir, seqErrs(out.String())

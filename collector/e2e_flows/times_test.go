@@ -205,8 +205,8 @@ func TestUptimeTimesMatchNfdump(t *testing.T) {
 	}
 	defer n.Close()
 	for _, d := range dgs {
-		c.Write(d)
-		n.Write(d)
+		_, _ = c.Write(d)
+		_, _ = n.Write(d)
 	}
 	time.Sleep(300 * time.Millisecond)
 	got := col.records()

@@ -107,8 +107,8 @@ func startServices(t *testing.T) *services {
 				}
 			}
 		}
-		s.script("hbase/stop.sh")
-		s.script("kafka/stop.sh")
+		_, _ = s.script("hbase/stop.sh")
+		_, _ = s.script("kafka/stop.sh")
 	})
 	s.mustScript("kafka/start.sh")
 	s.mustScript("hbase/start.sh")

@@ -69,8 +69,9 @@ func (a *AlertFile) Write(_ context.Context, alerts []Alert) error {
 		if err != nil {
 			return fmt.Errorf("encode alert: %w", err)
 		}
-		a.w.Write(b)
-		a.w.WriteByte('\n')
+		// A bufio.Writer keeps its first error and returns it from Flush.
+		_, _ = a.w.Write(b)
+		_ = a.w.WriteByte('\n')
 	}
 	if err := a.w.Flush(); err != nil {
 		return fmt.Errorf("write alerts: %w", err)

@@ -10,66 +10,69 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/linktest"
 	"github.com/tapir-sensor/tapir/internal/testdata"
-	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/engine"
 )
 
-type memSink struct {
-	mu      sync.Mutex
-	records []flow.Record
-}
+// sensorID names the sensor of sensorRecords.
+const sensorID = "test-sensor"
 
-func (m *memSink) AddRecord(r *flow.Record) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.records = append(m.records, *r)
-	return nil
-}
+// sensorConfig keeps every flow open to the end of the capture, with no
+// periodic updates: one final record per flow.
+const sensorConfig = `sensor_id: ` + sensorID + `
+flows:
+  idle_timeout: 24h
+  active_timeout: 48h
+  update_interval: -1ns
+`
 
-func (m *memSink) AddBlock([]byte) error { return nil }
-
-// sensorRecords runs the real sensor engine over a shared capture and
-// returns its final flow records.
+// sensorRecords runs the real sensor (the tapir-sensor binary) over a
+// shared capture, streaming to an in-process fake collector
+// (internal/linktest), and returns its final flow records as received.
 func sensorRecords(t testing.TB, rel string) []flow.Record {
 	t.Helper()
 	path := testdata.Pcap(t, rel)
-	src, err := capture.OpenFile(path)
-	if err != nil {
+	bin := buildSensor(t)
+	pki := linktest.NewPKI(t, sensorID)
+	store := linktest.NewStore()
+	c := linktest.StartCollector(t, pki, store, "127.0.0.1:0")
+	cfg := filepath.Join(t.TempDir(), "sensor.yaml")
+	if err := os.WriteFile(cfg, []byte(sensorConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	cfg := engine.DefaultConfig()
-	cfg.SensorID = "test-sensor"
-	cfg.Flows.IdleTimeout = 24 * time.Hour
-	cfg.Flows.ActiveTimeout = 48 * time.Hour
-	cfg.Flows.UpdateInterval = -1
-	sink := &memSink{}
-	e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: sink})
-	if err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(bin, "-r", path, "--config", cfg, "--collector", c.Addr().String(),
+		"--tls-dir", pki.Dir, "--spool-dir", t.TempDir(), "--drain-timeout", "30s")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tapir-sensor -r %s: %v\n%s", rel, err, out)
 	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.Wait()
-	e.Stop()
 	var out []flow.Record
-	for _, r := range sink.records {
-		if r.Reason.Final() {
-			out = append(out, r)
+	for _, b := range store.Batches(sensorID) {
+		for _, r := range b.Records {
+			if r.Reason.Final() {
+				out = append(out, r)
+			}
 		}
 	}
 	if len(out) == 0 {
 		t.Fatalf("%s: no flow records", rel)
 	}
 	return out
+}
+
+// buildSensor builds tapir-sensor into a test temp dir.
+func buildSensor(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tapir-sensor")
+	cmd := exec.Command("go", "build", "-o", bin, "./sensor/cmd/tapir-sensor")
+	cmd.Dir = testdata.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build tapir-sensor: %v: %s", err, out)
+	}
+	return bin
 }
 
 func addrFilter(addr string) string {
@@ -113,14 +116,18 @@ func TestIntelAlertEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	stix := filepath.Join(dir, "feed.json")
-	os.WriteFile(stix, []byte(`{"type":"bundle","id":"bundle--1","objects":[
+	if err := os.WriteFile(stix, []byte(`{"type":"bundle","id":"bundle--1","objects":[
 	 {"type":"identity","id":"identity--1","name":"x"},
 	 {"type":"indicator","spec_version":"2.1","id":"indicator--a1","name":"wiki server","pattern_type":"stix",
 	  "pattern":"[ipv4-addr:value = '`+bad+`']","confidence":80,"valid_from":"2020-01-01T00:00:00Z"},
 	 {"type":"indicator","spec_version":"2.1","id":"indicator--a2","pattern_type":"stix","revoked":true,
-	  "pattern":"[ipv4-addr:value = '141.142.220.118']","valid_from":"2020-01-01T00:00:00Z"}]}`), 0o644)
+	  "pattern":"[ipv4-addr:value = '141.142.220.118']","valid_from":"2020-01-01T00:00:00Z"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	plain := filepath.Join(dir, "list.txt")
-	os.WriteFile(plain, []byte("# nothing here is in the capture\n192.0.2.1\n198.51.100.0/24\nexample.invalid\n"), 0o644)
+	if err := os.WriteFile(plain, []byte("# nothing here is in the capture\n192.0.2.1\n198.51.100.0/24\nexample.invalid\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	alerts := filepath.Join(dir, "alerts.jsonl")
 
 	cfg := enrich.DefaultConfig()
@@ -292,7 +299,9 @@ func TestPassiveDNSFromCapture(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c.Start()
+				if err := c.Start(); err != nil {
+					t.Fatal(err)
+				}
 				return c
 			}
 			c := newChain()

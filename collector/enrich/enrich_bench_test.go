@@ -33,10 +33,18 @@ func BenchmarkChain(b *testing.B) {
 		testdata.SkipOrFail(b, "GeoIP/ASN data missing (make data)")
 	}
 	dir := b.TempDir()
-	os.WriteFile(filepath.Join(dir, "assets.yaml"), []byte("sites:\n  lab: {city: Urbana, country_iso_code: US, lat: 40.1, lon: -88.2}\nassets:\n  - {cidr: 141.142.0.0/16, site: lab, owner: ncsa, role: workstation, criticality: low}\n  - {ip: 192.168.65.3, name: laptop, site: lab}\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "list.txt"), []byte("192.0.2.1\n198.51.100.0/24\nevil.example\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "feed.csv"), []byte("indicator,type\n203.0.113.5,ip\nbad.example,domain\n"+"0123456789abcdef0123456789abcdef,ja3\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "feed.json"), []byte(`{"type":"bundle","objects":[{"type":"indicator","id":"i","pattern":"[ipv4-addr:value = '208.80.152.118']"}]}`), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "assets.yaml"), []byte("sites:\n  lab: {city: Urbana, country_iso_code: US, lat: 40.1, lon: -88.2}\nassets:\n  - {cidr: 141.142.0.0/16, site: lab, owner: ncsa, role: workstation, criticality: low}\n  - {ip: 192.168.65.3, name: laptop, site: lab}\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "list.txt"), []byte("192.0.2.1\n198.51.100.0/24\nevil.example\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "feed.csv"), []byte("indicator,type\n203.0.113.5,ip\nbad.example,domain\n"+"0123456789abcdef0123456789abcdef,ja3\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "feed.json"), []byte(`{"type":"bundle","objects":[{"type":"indicator","id":"i","pattern":"[ipv4-addr:value = '208.80.152.118']"}]}`), 0o644); err != nil {
+		b.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name string

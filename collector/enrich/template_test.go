@@ -63,7 +63,9 @@ func TestTemplateCoversECS(t *testing.T) {
 			t.Fatal(err)
 		}
 		var doc any
-		json.Unmarshal(b, &doc)
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
 		leaves("", doc, docs)
 	}
 	for _, f := range []string{"opensearch-template.json", "elasticsearch-template.json"} {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/netsampler/goflow2/v2/decoders/sflow"
 
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/sensor/decode"
 )
 
 // sFlow raw packet header protocols (sFlow v5 header_protocol).

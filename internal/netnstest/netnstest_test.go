@@ -39,7 +39,9 @@ func TestPair(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		buf := make([]byte, 9000)
 		n, from, err := conn.ReadFromUDP(buf)
 		if err != nil || n != len(payload) || !from.IP.Equal(net.ParseIP("192.0.2.2")) {

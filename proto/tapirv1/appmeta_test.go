@@ -55,7 +55,7 @@ func TestAppMetaTimelineRoundTrip(t *testing.T) {
 		if err := e.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		e.Stop()
+		_ = e.Stop()
 		src.Close()
 		for i := range sink.recs {
 			r := &sink.recs[i]

@@ -38,7 +38,7 @@ func FuzzDNS(f *testing.F) {
 	seedPayloads(f, dnsCaptures, func(pp payloadPacket) bool { return isDNSPort(pp.sport) || isDNSPort(pp.dport) })
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m flow.DNSMeta
-		ParseDNS(data, &m, 16)
+		_, _ = ParseDNS(data, &m, 16)
 		if len(m.Answers) > 16 {
 			t.Fatalf("%d answers kept", len(m.Answers))
 		}
@@ -60,7 +60,7 @@ func FuzzTLS(f *testing.F) {
 				_ = h.JA3()
 			}
 			var s ServerHello
-			ParseServerHello(body, &s)
+			_ = ParseServerHello(body, &s)
 		}
 		feed(data, true, 40000, 443)
 	})
@@ -70,8 +70,8 @@ func FuzzHTTP(f *testing.F) {
 	seedPayloads(f, []string{"zeek/get.pcap", "zeek/wikipedia.pcap"}, func(pp payloadPacket) bool { return pp.tcp && (pp.sport == 80 || pp.dport == 80) })
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m flow.HTTPMeta
-		ParseHTTPRequest(data, &m)
-		ParseHTTPResponse(data, &m)
+		_ = ParseHTTPRequest(data, &m)
+		_ = ParseHTTPResponse(data, &m)
 		if len(m.Method) > maxField || len(m.URI) > maxField || len(m.Host) > maxField || len(m.UserAgent) > maxField {
 			t.Fatal("field longer than maxField")
 		}

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/decode"
 )
 
 // convKey names a conversation direction-free: "tcp a:p <-> b:q", the
@@ -25,11 +25,6 @@ func convKey(proto uint8, src, dst netip.Addr, sport, dport uint16) string {
 		a, b = b, a
 	}
 	return fmt.Sprintf("%s %s <-> %s", flow.ProtoName(proto), a, b)
-}
-
-type testFlow struct {
-	f       *Flow
-	initFwd bool // the initiator sends in the key's forward direction
 }
 
 // payloadPacket is one transport payload of a capture, for fuzz seeds and
@@ -155,8 +150,8 @@ func tsharkRows(t testing.TB, path, filter string, fields ...string) []tsharkRow
 			proto, sp, dp = flow.ProtoUDP, c[5], c[7]
 		}
 		var sport, dport uint16
-		fmt.Sscan(first(sp), &sport)
-		fmt.Sscan(first(dp), &dport)
+		_, _ = fmt.Sscan(first(sp), &sport)
+		_, _ = fmt.Sscan(first(dp), &dport)
 		r := tsharkRow{key: convKey(proto, netip.MustParseAddr(src), netip.MustParseAddr(dst), sport, dport),
 			vals: map[string]string{}, sport: first(sp)}
 		for i, f := range fields {

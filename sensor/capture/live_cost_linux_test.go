@@ -161,7 +161,7 @@ func tcpdumpReadCost(t *testing.T, p *netnstest.Pair, n int) {
 	sent := trafgen(t, p.PeerNS, p.PeerIf, n)
 	wall := time.Since(w0)
 	time.Sleep(time.Second)
-	cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Logf("tcpdump: %v", err)
 	}

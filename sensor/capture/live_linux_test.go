@@ -407,7 +407,7 @@ func TestLiveGSO(t *testing.T) {
 	go func() {
 		conn, err := ln.Accept()
 		if err == nil {
-			io.Copy(io.Discard, conn)
+			_, _ = io.Copy(io.Discard, conn)
 			conn.Close()
 		}
 	}()

@@ -93,7 +93,9 @@ func vlanFrame(t *testing.T, tags [][2]uint16, port uint16) []byte {
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP,
 		SrcIP: net.IPv4(192, 0, 2, 2), DstIP: net.IPv4(192, 0, 2, 1)}
 	udp := &layers.UDP{SrcPort: layers.UDPPort(port), DstPort: 9}
-	udp.SetNetworkLayerForChecksum(ip)
+	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
 	buf := gopacket.NewSerializeBuffer()
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	if err := gopacket.SerializeLayers(buf, opts, ip, udp, gopacket.Payload(bytes.Repeat([]byte{'x'}, 32))); err != nil {

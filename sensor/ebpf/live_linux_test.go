@@ -95,13 +95,13 @@ func newRig(t *testing.T, budget int64, cfg ebpf.Config, opts netnstest.Options)
 		if r.uSrc != nil {
 			r.uSrc.Close()
 		}
-		r.dp.Stop()
+		_ = r.dp.Stop()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		r.kernSrc.Close()
 		r.uSrc.Close()
-		r.dp.Stop()
+		_ = r.dp.Stop()
 	})
 	pins := r.dp.Pins()
 	r.kern, err = engine.New(engineConfig(budget, pins), engine.Dependencies{
@@ -114,8 +114,12 @@ func newRig(t *testing.T, budget int64, cfg ebpf.Config, opts netnstest.Options)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.kern.Start()
-	r.user.Start()
+	if err := r.kern.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.user.Start(); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
@@ -224,7 +228,7 @@ func iperf(t *testing.T, p *netnstest.Pair, port int, bytes string) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Wait()
+	defer func() { _ = srv.Wait() }()
 	addr := strings.Split(p.CaptureAddr, "/")[0]
 	var out []byte
 	var err error
@@ -235,7 +239,7 @@ func iperf(t *testing.T, p *netnstest.Pair, port int, bytes string) {
 			return
 		}
 	}
-	srv.Process.Kill()
+	_ = srv.Process.Kill()
 	t.Fatalf("iperf3 client: %v: %s", err, out)
 }
 

@@ -96,14 +96,20 @@ func TestMergeSink(t *testing.T) {
 		t.Fatal("an update record deleted the kernel entry")
 	}
 	rec.Reason = flow.ReasonFIN
-	m.AddRecord(&rec)
+	if err := m.AddRecord(&rec); err != nil {
+		t.Fatal(err)
+	}
 	if len(fk.m) != 0 {
 		t.Error("the final record left the kernel entry")
 	}
 	icmp := flow.Record{Tuple: tuple(8, 0, flow.ProtoICMP), Reason: flow.ReasonFIN, Source: flow.DirStats{Packets: 2}}
-	m.AddRecord(&icmp)
+	if err := m.AddRecord(&icmp); err != nil {
+		t.Fatal(err)
+	}
 	other := flow.Record{Tuple: tuple(1, 2, flow.ProtoUDP), Reason: flow.ReasonIdleTimeout, Source: flow.DirStats{Packets: 7}}
-	m.AddRecord(&other)
+	if err := m.AddRecord(&other); err != nil {
+		t.Fatal(err)
+	}
 	if out.recs[2].Source.Packets != 2 || out.recs[3].Source.Packets != 7 {
 		t.Error("records without a kernel entry changed")
 	}

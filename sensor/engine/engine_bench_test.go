@@ -13,10 +13,10 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testdata"
 	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/decode"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
 )

@@ -3,10 +3,10 @@ package engine
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/sensor/appmeta"
 	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/decode"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
 )
 

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/sensor/appmeta"
 	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/decode"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
 )
 

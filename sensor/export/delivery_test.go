@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tapir-sensor/tapir/collector/ingest/ingesttest"
+	"github.com/tapir-sensor/tapir/internal/linktest"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 	"github.com/tapir-sensor/tapir/sensor/export"
 )
@@ -17,9 +17,9 @@ import (
 // a fresh spool (a reinstalled host) has every batch stored: the
 // collector's durable seq for the first spool is not an ack of its own.
 func TestFreshSpoolSameID(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID)
-	store := ingesttest.NewMemStore()
-	tr := ingesttest.CaptureTraffic(t, sensorID, 2)
+	pki := linktest.NewPKI(t, sensorID)
+	store := linktest.NewStore()
+	tr := linktest.CaptureTraffic(t, sensorID, 2)
 	srv := startCollector(t, pki, store, "127.0.0.1:0")
 	addrs := []string{srv.Addr().String()}
 	first := newExporter(t, pki, t.TempDir(), addrs, nil, export.Dependencies{})
@@ -53,9 +53,9 @@ func TestFreshSpoolSameID(t *testing.T) {
 // refused by the collector; the exporter gives up at once with
 // ErrRefused (no reconnect loop), and its batches stay spooled.
 func TestPermanentRefusal(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID, "thief")
-	store := ingesttest.NewMemStore()
-	tr := ingesttest.CaptureTraffic(t, sensorID, 2)
+	pki := linktest.NewPKI(t, sensorID, "thief")
+	store := linktest.NewStore()
+	tr := linktest.CaptureTraffic(t, sensorID, 2)
 	srv := startCollector(t, pki, store, "127.0.0.1:0")
 	e := newExporter(t, pki, t.TempDir(), []string{srv.Addr().String()}, func(c *export.Config) {
 		c.TLS = pki.Sensor("thief")
@@ -84,7 +84,7 @@ func TestPermanentRefusal(t *testing.T) {
 // TestMissingCertificate: Start fails with ErrRefused when the
 // certificate files cannot be read.
 func TestMissingCertificate(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID)
+	pki := linktest.NewPKI(t, sensorID)
 	cfg := export.DefaultConfig()
 	cfg.Collectors = []string{"127.0.0.1:1"}
 	cfg.SensorID = sensorID

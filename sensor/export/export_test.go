@@ -11,12 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tapir-sensor/tapir/collector/ingest"
-	"github.com/tapir-sensor/tapir/collector/ingest/ingesttest"
+	"github.com/tapir-sensor/tapir/internal/linktest"
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/sensor/export"
 	"github.com/tapir-sensor/tapir/sensor/spool"
-	"github.com/tapir-sensor/tapir/storage"
 )
 
 const sensorID = "sensor-a"
@@ -28,32 +26,11 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// startCollector runs a real ingest server on addr ("127.0.0.1:0" for any).
-func startCollector(t *testing.T, pki *ingesttest.PKI, store *ingesttest.MemStore, addr string) *ingest.Server {
+// startCollector runs a fake collector (internal/linktest: the wire
+// protocol's in-process fake) on addr ("127.0.0.1:0" for any).
+func startCollector(t *testing.T, pki *linktest.PKI, store *linktest.Store, addr string) *linktest.Collector {
 	t.Helper()
-	cfg := ingest.DefaultConfig()
-	cfg.TLS = pki.Server()
-	cfg.StopTimeout = 2 * time.Second
-	s, err := ingest.New(cfg, ingest.Dependencies{Store: store, Logger: testLogger(t), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lis net.Listener
-	for i := 0; ; i++ { // the port of a just-stopped server may linger briefly
-		lis, err = net.Listen("tcp", addr)
-		if err == nil || i > 50 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(lis); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s
+	return linktest.StartCollector(t, pki, store, addr)
 }
 
 func freeAddr(t *testing.T) string {
@@ -65,7 +42,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newExporter(t *testing.T, pki *ingesttest.PKI, spoolDir string, addrs []string, tweak func(*export.Config), deps export.Dependencies) *export.Exporter {
+func newExporter(t *testing.T, pki *linktest.PKI, spoolDir string, addrs []string, tweak func(*export.Config), deps export.Dependencies) *export.Exporter {
 	t.Helper()
 	cfg := export.DefaultConfig()
 	cfg.Collectors = addrs
@@ -96,7 +73,7 @@ func newExporter(t *testing.T, pki *ingesttest.PKI, spoolDir string, addrs []str
 }
 
 // feed adds the traffic's records and blocks, interleaved.
-func feed(t *testing.T, e *export.Exporter, tr *ingesttest.Traffic) {
+func feed(t *testing.T, e *export.Exporter, tr *linktest.Traffic) {
 	t.Helper()
 	for i := range max(len(tr.Records), len(tr.Blocks)) {
 		if i < len(tr.Records) {
@@ -126,7 +103,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // checkExactlyOnce asserts that the store holds every record and block of
 // the traffic (fed reps times) exactly once, in increasing seq order.
-func checkExactlyOnce(t *testing.T, store *ingesttest.MemStore, tr *ingesttest.Traffic, reps int) {
+func checkExactlyOnce(t *testing.T, store *linktest.Store, tr *linktest.Traffic, reps int) {
 	t.Helper()
 	batches := store.Batches(sensorID)
 	var prev uint64
@@ -157,7 +134,7 @@ func checkExactlyOnce(t *testing.T, store *ingesttest.MemStore, tr *ingesttest.T
 }
 
 // complete reports whether the store holds all blocks and records once.
-func complete(store *ingesttest.MemStore, tr *ingesttest.Traffic, reps int) bool {
+func complete(store *linktest.Store, tr *linktest.Traffic, reps int) bool {
 	nb, nr := 0, 0
 	for _, b := range store.Batches(sensorID) {
 		nb += len(b.Blocks)
@@ -167,9 +144,9 @@ func complete(store *ingesttest.MemStore, tr *ingesttest.Traffic, reps int) bool
 }
 
 func TestEndToEnd(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID)
-	store := ingesttest.NewMemStore()
-	tr := ingesttest.CaptureTraffic(t, sensorID, 2)
+	pki := linktest.NewPKI(t, sensorID)
+	store := linktest.NewStore()
+	tr := linktest.CaptureTraffic(t, sensorID, 2)
 	srv := startCollector(t, pki, store, "127.0.0.1:0")
 	var gotCfg sync.Mutex
 	var pushed *tapirv1.SensorConfig
@@ -193,7 +170,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 	// The collector's registry saw the sensor and its stats.
-	s, ok := srv.Registry().Sensor(sensorID)
+	s, ok := srv.Sensor(sensorID)
 	if !ok || !s.Connected || s.Stats["kernel_drops"] != 7 || s.Blocks != uint64(reps*len(tr.Blocks)) {
 		t.Errorf("registry: %+v", s)
 	}
@@ -209,9 +186,9 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestCollectorDownThenUp(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID)
-	store := ingesttest.NewMemStore()
-	tr := ingesttest.CaptureTraffic(t, sensorID, 3)
+	pki := linktest.NewPKI(t, sensorID)
+	store := linktest.NewStore()
+	tr := linktest.CaptureTraffic(t, sensorID, 3)
 	addr := freeAddr(t)
 	e := newExporter(t, pki, t.TempDir(), []string{addr}, nil, export.Dependencies{})
 	feed(t, e, tr)
@@ -229,9 +206,9 @@ func TestCollectorDownThenUp(t *testing.T) {
 }
 
 func TestCollectorRestartAndFailover(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID)
-	store := ingesttest.NewMemStore()
-	tr := ingesttest.CaptureTraffic(t, sensorID, 2)
+	pki := linktest.NewPKI(t, sensorID)
+	store := linktest.NewStore()
+	tr := linktest.CaptureTraffic(t, sensorID, 2)
 	c1 := startCollector(t, pki, store, "127.0.0.1:0")
 	addr1 := c1.Addr().String()
 	c2 := startCollector(t, pki, store, "127.0.0.1:0") // second collector, same store
@@ -252,9 +229,9 @@ func TestCollectorRestartAndFailover(t *testing.T) {
 }
 
 func TestStoreErrors(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID)
-	store := ingesttest.NewMemStore()
-	tr := ingesttest.CaptureTraffic(t, sensorID, 2)
+	pki := linktest.NewPKI(t, sensorID)
+	store := linktest.NewStore()
+	tr := linktest.CaptureTraffic(t, sensorID, 2)
 	srv := startCollector(t, pki, store, "127.0.0.1:0")
 	e := newExporter(t, pki, t.TempDir(), []string{srv.Addr().String()}, nil, export.Dependencies{})
 	waitFor(t, 5*time.Second, "connect", func() bool {
@@ -269,7 +246,7 @@ func TestStoreErrors(t *testing.T) {
 	if st := e.Stats(); st.Acked != before {
 		t.Fatalf("acked %d (was %d) while the store fails", st.Acked, before)
 	}
-	if s, _ := srv.Registry().Sensor(sensorID); s.StoreErrors == 0 {
+	if s, _ := srv.Sensor(sensorID); s.StoreErrors == 0 {
 		t.Error("store errors not counted")
 	}
 	store.SetFailing(false)
@@ -278,9 +255,9 @@ func TestStoreErrors(t *testing.T) {
 }
 
 func TestSpoolFullDropsOldestAndRestart(t *testing.T) {
-	pki := ingesttest.NewPKI(t, sensorID)
-	store := ingesttest.NewMemStore()
-	tr := ingesttest.CaptureTraffic(t, sensorID, 1)
+	pki := linktest.NewPKI(t, sensorID)
+	store := linktest.NewStore()
+	tr := linktest.CaptureTraffic(t, sensorID, 1)
 	addr := freeAddr(t)
 	dir := t.TempDir()
 	small := func(c *export.Config) {
@@ -303,7 +280,7 @@ func TestSpoolFullDropsOldestAndRestart(t *testing.T) {
 		st := e2.Stats()
 		return st.Connected && st.Spool.Batches == 0 && st.QueueBatches == 0
 	})
-	var got []storage.Batch
+	var got []linktest.Batch
 	for _, b := range store.Batches(sensorID) {
 		if b.Seq <= st1.Batches { // not the new process's own batches
 			got = append(got, b)

@@ -12,8 +12,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/sensor/decode"
 )
 
 // capPacket is one packet of a capture file.

@@ -112,9 +112,10 @@ func tupleOf(p gopacket.Packet) (flow.Tuple, bool) {
 	for _, l := range p.Layers() {
 		switch l := l.(type) {
 		case *layers.Dot1Q:
-			if vlans == 0 {
+			switch vlans {
+			case 0:
 				t.VLAN = l.VLANIdentifier
-			} else if vlans == 1 {
+			case 1:
 				t.InnerVLAN = l.VLANIdentifier
 			}
 			vlans++

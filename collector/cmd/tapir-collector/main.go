@@ -309,7 +309,11 @@ func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
 		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}
-		go srv.Serve(ln)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server stopped", "err", err)
+			}
+		}()
 		defer srv.Close()
 		logger.Info("metrics listening", "addr", ln.Addr().String())
 	}

@@ -118,7 +118,7 @@ func runPcap(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	var w io.Writer = e.stdout
+	w := io.Writer(e.stdout)
 	var file *os.File
 	if *out != "-" {
 		if file, err = os.Create(*out); err != nil {

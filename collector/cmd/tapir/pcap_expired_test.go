@@ -112,8 +112,12 @@ func TestPcapWarnsOfExpiredPackets(t *testing.T) {
 	dir := t.TempDir()
 	tokFile := filepath.Join(dir, "token")
 	tokensFile := filepath.Join(dir, "tokens.yaml")
-	os.WriteFile(tokFile, []byte("tok\n"), 0o600)
-	os.WriteFile(tokensFile, []byte(api.HashToken("tok")+": {subject: alice, roles: [pcap:read]}\n"), 0o600)
+	if err := os.WriteFile(tokFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokensFile, []byte(api.HashToken("tok")+": {subject: alice, roles: [pcap:read]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	acfg := api.DefaultConfig()
 	acfg.Listen = "127.0.0.1:0"
 	acfg.TLS.Insecure = true
@@ -127,7 +131,7 @@ func TestPcapWarnsOfExpiredPackets(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop()
+	defer func() { _ = srv.Stop() }()
 
 	pull := func(in *storagetest.Instance) (string, string) {
 		t.Helper()

@@ -25,7 +25,7 @@ func fakeAPI(t *testing.T, pcap []byte) (*httptest.Server, *[]string) {
 		seen = append(seen, r.URL.RawQuery)
 		if r.Header.Get("Authorization") != "Bearer tok" {
 			w.WriteHeader(401)
-			w.Write([]byte(`{"error":"missing or invalid credentials","code":"unauthenticated"}`))
+			_, _ = w.Write([]byte(`{"error":"missing or invalid credentials","code":"unauthenticated"}`))
 			return false
 		}
 		return true
@@ -36,12 +36,12 @@ func fakeAPI(t *testing.T, pcap []byte) (*httptest.Server, *[]string) {
 		}
 		if r.URL.Query().Get("flow") == "1:unknown" {
 			w.WriteHeader(404)
-			w.Write([]byte(`{"error":"flow unknown","code":"flow_unknown"}`))
+			_, _ = w.Write([]byte(`{"error":"flow unknown","code":"flow_unknown"}`))
 			return
 		}
 		w.Header().Set("Trailer", "X-Tapir-Complete, X-Tapir-Packets")
 		w.Header().Set("X-Tapir-Flows", "1")
-		w.Write(pcap)
+		_, _ = w.Write(pcap)
 		w.Header().Set("X-Tapir-Complete", "true")
 		w.Header().Set("X-Tapir-Packets", "14")
 	})
@@ -50,8 +50,8 @@ func fakeAPI(t *testing.T, pcap []byte) (*httptest.Server, *[]string) {
 			return
 		}
 		w.Header().Set("Trailer", "X-Tapir-More, X-Tapir-Complete")
-		w.Write([]byte(`{"network":{"transport":"tcp","community_id":"1:a","packets":14,"bytes":6000},"source":{"ip":"10.0.0.1","port":1},"destination":{"ip":"10.0.0.2","port":80},"event":{"start":"2024-01-01T00:00:00Z","reason":"fin"}}` + "\n"))
-		w.Write([]byte(`{"network":{"transport":"udp","community_id":"1:b"},"source":{"ip":"10.0.0.1","port":2},"destination":{"ip":"10.0.0.3","port":53},"event":{"reason":"idle-timeout"}}` + "\n"))
+		_, _ = w.Write([]byte(`{"network":{"transport":"tcp","community_id":"1:a","packets":14,"bytes":6000},"source":{"ip":"10.0.0.1","port":1},"destination":{"ip":"10.0.0.2","port":80},"event":{"start":"2024-01-01T00:00:00Z","reason":"fin"}}` + "\n"))
+		_, _ = w.Write([]byte(`{"network":{"transport":"udp","community_id":"1:b"},"source":{"ip":"10.0.0.1","port":2},"destination":{"ip":"10.0.0.3","port":53},"event":{"reason":"idle-timeout"}}` + "\n"))
 		w.Header().Set("X-Tapir-More", "false")
 		w.Header().Set("X-Tapir-Complete", "true")
 	})
@@ -59,7 +59,7 @@ func fakeAPI(t *testing.T, pcap []byte) (*httptest.Server, *[]string) {
 		if !auth(w, r) {
 			return
 		}
-		json.NewEncoder(w).Encode([]registry.SensorStatus{{Info: registry.Info{ID: "sensor-7"}, Connected: true}})
+		_ = json.NewEncoder(w).Encode([]registry.SensorStatus{{Info: registry.Info{ID: "sensor-7"}, Connected: true}})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -74,7 +74,9 @@ func TestAPICommands(t *testing.T) {
 	srv, seen := fakeAPI(t, orig)
 	dir := t.TempDir()
 	tokFile := filepath.Join(dir, "token")
-	os.WriteFile(tokFile, []byte("tok\n"), 0o600)
+	if err := os.WriteFile(tokFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "out.pcap")
 	exec := func(args ...string) (int, string, string) {
 		var so, se bytes.Buffer

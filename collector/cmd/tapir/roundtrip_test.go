@@ -163,8 +163,7 @@ func writeBlocks(t *testing.T, dir string, pkts []capPacket, maxRaw int) []strin
 		t.Fatal(err)
 	}
 	type open struct {
-		b   *block.Builder
-		seq uint32
+		b *block.Builder
 	}
 	builders := map[string]*open{}
 	var order []string

@@ -19,14 +19,16 @@ func TestDefaultConfigValidates(t *testing.T) {
 func TestInventory(t *testing.T) {
 	dir := t.TempDir()
 	y := filepath.Join(dir, "a.yaml")
-	os.WriteFile(y, []byte(`sites:
+	if err := os.WriteFile(y, []byte(`sites:
   hq: {city: Paris, country_iso_code: FR, lat: 48.85, lon: 2.35}
 assets:
   - {cidr: 10.1.0.0/16, site: hq, owner: it, role: workstation, criticality: low}
   - {ip: 10.1.2.3, name: dns1, site: hq, role: dns, criticality: high}
   - {cidr: 2001:db8::/32, site: hq, role: lab}
   - {cidr: 198.51.100.0/24, name: partner, external: true}
-`), 0o644)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e, err := New(Config{Enabled: true, File: y, InternalNetworks: DefaultConfig().InternalNetworks, DefaultSite: "internal"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +56,9 @@ assets:
 	}
 	// CSV inventory and a broken reload
 	c := filepath.Join(dir, "a.csv")
-	os.WriteFile(c, []byte("cidr,name,site,owner,role,criticality\n192.168.1.0/24,,lab,ops,server,high\n"), 0o644)
+	if err := os.WriteFile(c, []byte("cidr,name,site,owner,role,criticality\n192.168.1.0/24,,lab,ops,server,high\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e2, err := New(Config{Enabled: true, File: c, DefaultSite: "internal"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +66,13 @@ assets:
 	if a, _ := e2.Lookup(netip.MustParseAddr("192.168.1.20")); a == nil || a.Owner != "ops" || a.Criticality != "high" {
 		t.Fatalf("csv: %+v", a)
 	}
-	os.WriteFile(c, []byte("cidr,name\n192.168.1.0/33,x\n"), 0o644)
+	if err := os.WriteFile(c, []byte("cidr,name\n192.168.1.0/33,x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	mt := time.Now().Add(time.Hour)
-	os.Chtimes(c, mt, mt)
+	if err := os.Chtimes(c, mt, mt); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e2.Watcher().Check(); !errors.Is(err, ErrBadInventory) {
 		t.Fatalf("broken inventory: %v", err)
 	}

@@ -190,7 +190,9 @@ func TestASNReload(t *testing.T) {
 		}
 		// distinct mtimes even on coarse clocks
 		mt := time.Now().Add(time.Duration(len(s)) * time.Second)
-		os.Chtimes(tmp, mt, mt)
+		if err := os.Chtimes(tmp, mt, mt); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Rename(tmp, p); err != nil {
 			t.Fatal(err)
 		}

@@ -43,7 +43,7 @@ func FuzzSTIXPattern(f *testing.F) {
 		f.Add(p)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		parsePattern(p)
-		ParsePlain(bytes.NewReader([]byte(p)), "")
+		_, _ = parsePattern(p)
+		_, _ = ParsePlain(bytes.NewReader([]byte(p)), "")
 	})
 }

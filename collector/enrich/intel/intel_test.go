@@ -38,7 +38,9 @@ func write(t *testing.T, p, s string, age time.Duration) {
 		t.Fatal(err)
 	}
 	mt := time.Now().Add(age)
-	os.Chtimes(p, mt, mt)
+	if err := os.Chtimes(p, mt, mt); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestMalformedFeedKeepsPrevious: a feed that breaks on reload is
@@ -54,7 +56,9 @@ func TestMalformedFeedKeepsPrevious(t *testing.T) {
 	match := func(dst string) int {
 		var e flow.Enrichment
 		e.Domain = "www.evil.example"
-		x.Enrich(rec("10.0.0.1", dst), &e)
+		if _, err := x.Enrich(rec("10.0.0.1", dst), &e); err != nil {
+			t.Fatal(err)
+		}
 		return len(e.Threats)
 	}
 	if match("203.0.113.7") != 2 || match("203.0.113.8") != 1 {
@@ -88,7 +92,7 @@ func TestMalformedFeedKeepsPrevious(t *testing.T) {
 
 func TestParsers(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	ins, skipped, err := ParseSTIX(strings.NewReader(`{"type":"bundle","objects":[
+	ins, _, err := ParseSTIX(strings.NewReader(`{"type":"bundle","objects":[
 	{"type":"indicator","id":"i1","pattern":"[ipv4-addr:value = '198.51.100.0/24' OR domain-name:value = 'Bad.Example.']","pattern_type":"stix"},
 	{"type":"indicator","id":"i2","pattern":"[network-traffic:dst_ref.value = '2001:db8::1'] OR [x-ja4:value = 't13d1516h2_8daaf6152771_e5627efa2ab1']"},
 	{"type":"indicator","id":"i3","pattern":"[file:hashes.MD5 = 'abc']"},
@@ -98,7 +102,7 @@ func TestParsers(t *testing.T) {
 	if err == nil {
 		t.Fatalf("bad domain in url accepted: %v", ins)
 	}
-	ins, skipped, err = ParseSTIX(strings.NewReader(`{"type":"bundle","objects":[
+	ins, skipped, err := ParseSTIX(strings.NewReader(`{"type":"bundle","objects":[
 	{"type":"indicator","id":"i1","pattern":"[ipv4-addr:value = '198.51.100.0/24' OR domain-name:value = 'Bad.Example.']","pattern_type":"stix"},
 	{"type":"indicator","id":"i2","pattern":"[network-traffic:dst_ref.value = '2001:db8::1'] OR [x-ja4:value = 't13d1516h2_8daaf6152771_e5627efa2ab1']"},
 	{"type":"indicator","id":"i3","pattern":"[file:hashes.MD5 = 'abc']"},

@@ -410,23 +410,23 @@ func lex(p string) ([]token, error) {
 	var out []token
 	for i := 0; i < len(p); {
 		c := p[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		switch c {
+		case ' ', '\t', '\n', '\r':
 			i++
-		case c == '[' || c == ']' || c == '(' || c == ')':
+		case '[', ']', '(', ')':
 			if c == '(' || c == ')' {
 				return nil, ErrUnsupported
 			}
 			out = append(out, token{tokPunct, string(c), i})
 			i++
-		case c == '=' || c == '!' || c == '<' || c == '>':
+		case '=', '!', '<', '>':
 			j := i + 1
 			if j < len(p) && p[j] == '=' {
 				j++
 			}
 			out = append(out, token{tokPunct, p[i:j], i})
 			i = j
-		case c == '\'':
+		case '\'':
 			var sb strings.Builder
 			j := i + 1
 			for ; j < len(p); j++ {

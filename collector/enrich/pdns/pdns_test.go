@@ -41,12 +41,16 @@ func TestPTRInBackground(t *testing.T) {
 	if hit, _ := p.Enrich(r, &x); hit {
 		t.Fatal("named before any lookup")
 	}
-	p.Start()
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
 	defer p.Stop()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		x = flow.Enrichment{}
-		p.Enrich(r, &x)
+		if _, err := p.Enrich(r, &x); err != nil {
+			t.Fatal(err)
+		}
 		if x.Domain != "" || time.Now().After(deadline) {
 			break
 		}

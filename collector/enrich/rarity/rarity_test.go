@@ -40,15 +40,21 @@ func TestFirstSeenSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
 	var x flow.Enrichment
 	x.Domain = "a.example"
-	r.Enrich(rec("10.0.0.1", "192.0.2.1", 443, t0), &x)
+	if _, err := r.Enrich(rec("10.0.0.1", "192.0.2.1", 443, t0), &x); err != nil {
+		t.Fatal(err)
+	}
 	if x.Rarity.FirstSeen != flow.RarePair|flow.RareServerPort|flow.RareDomain || x.Rarity.PairCount != 1 {
 		t.Fatalf("first: %+v", x.Rarity)
 	}
 	x = flow.Enrichment{}
-	r.Enrich(rec("10.0.0.2", "192.0.2.1", 443, t0), &x)
+	if _, err := r.Enrich(rec("10.0.0.2", "192.0.2.1", 443, t0), &x); err != nil {
+		t.Fatal(err)
+	}
 	if x.Rarity.FirstSeen != flow.RarePair || x.Rarity.ServerPortCount != 2 {
 		t.Fatalf("second client: %+v", x.Rarity)
 	}
@@ -60,12 +66,16 @@ func TestFirstSeenSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	x = flow.Enrichment{Domain: "a.example"}
-	r2.Enrich(rec("10.0.0.1", "192.0.2.1", 443, t0.Add(time.Minute)), &x)
+	if _, err := r2.Enrich(rec("10.0.0.1", "192.0.2.1", 443, t0.Add(time.Minute)), &x); err != nil {
+		t.Fatal(err)
+	}
 	if x.Rarity.FirstSeen != 0 || x.Rarity.PairCount != 2 || x.Rarity.ServerPortCount != 3 || x.Rarity.DomainCount != 2 {
 		t.Fatalf("after restart: %+v", x.Rarity)
 	}
 	x = flow.Enrichment{}
-	r2.Enrich(rec("10.0.0.1", "192.0.2.1", 8443, t0.Add(2*time.Hour)), &x)
+	if _, err := r2.Enrich(rec("10.0.0.1", "192.0.2.1", 8443, t0.Add(2*time.Hour)), &x); err != nil {
+		t.Fatal(err)
+	}
 	if x.Rarity.FirstSeen != flow.RareServerPort || x.Rarity.PairCount != 1 {
 		t.Fatalf("next window: %+v", x.Rarity)
 	}

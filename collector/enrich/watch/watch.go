@@ -108,7 +108,7 @@ func (w *Watcher) Start() {
 			case <-w.stop:
 				return
 			case <-t.C:
-				w.Check()
+				_, _ = w.Check() // Check counts and logs a failed reload
 			}
 		}
 	}()

@@ -17,7 +17,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	{
 		if dir != "" {
-			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 				if err != nil || d.IsDir() {
 					return nil
 				}
