@@ -5,7 +5,7 @@
 # The big input (bench/mkbig.sh; PACKETS=N keeps its first N packets,
 # default all) is streamed by tapir-sensor -r into a tapir-collector on
 # the embedded Pebble store, then into a new collector on the HBase of
-# TAPIR_HBASE_ZK (a new table each run), both on 127.0.0.1 in plaintext.
+# TAPIR_HBASE_ZK (a new table each run, dropped at the end), both on 127.0.0.1 in plaintext.
 # Each phase ends when the sensor has drained (every batch acknowledged:
 # durable in the store). For each: wall time of the sensor, CPU seconds of
 # the sensor, of the collector and (HBase) of the HBase JVM, flows/s
@@ -18,7 +18,8 @@
 # Environment: TAPIR_HBASE_ZK (127.0.0.1:2181), TAPIR_HBASE_INFO_PORT
 # (16010: the master's web port, for the heap), TAPIR_SERVICES_DIR
 # (.cache/services), PACKETS (all), HBASE_CONCURRENCY (the collector's
-# store.hbase.concurrency; default: the built-in default), RESULTS_MD
+# store.hbase.concurrency; default: the built-in default), HBASE_OPTS
+# (more store.hbase fields, YAML flow style: "rpc_queue_size: 200"), RESULTS_MD
 # (bench/results/hbase-ingest.md), KEEP=1 keeps the work directory. Exits
 # 1 when HBase restarted or aborted, or a sensor logged an error.
 set -euo pipefail
@@ -48,7 +49,7 @@ cleanup() {
   [[ ${KEEP:-0} == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/bin/" ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector
+go build -o "$work/bin/" ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector ./bench/benchtool
 
 input=$big
 if [[ -n ${PACKETS:-} ]]; then
@@ -83,7 +84,19 @@ YAML
   t0=$(date +%s.%N)
   /usr/bin/time -f '%U %S' -o "$work/sensor-$name.time" "$work/bin/tapir-sensor" -r "$input" --sensor-id "bench-$name" \
     --collector 127.0.0.1:$port_ingest --insecure --spool-dir "$work/spool-$name" \
-    --drain-timeout 30m --log-level warn 2>"$work/sensor-$name.log"
+    --drain-timeout 30m --log-level warn 2>"$work/sensor-$name.log" &
+  local sensor=$!
+  # If HBase dies the collector stops acknowledging and the sensor would
+  # wait for its drain timeout: stop it then, and fail.
+  while [[ $name == hbase ]] && kill -0 "$sensor" 2>/dev/null; do
+    if ! kill -0 "$hpid" 2>/dev/null; then
+      log "HBase (pid $hpid) died during the run:"
+      grep -m3 -E 'ABORTING|OutOfMemoryError' "$hlog" >&2 || true
+      kill "$sensor"; exit 1
+    fi
+    sleep 0.05
+  done
+  wait "$sensor"
   t1=$(date +%s.%N)
   if grep -q 'level=ERROR' "$work/sensor-$name.log"; then
     log "sensor ($name) logged errors:"; tail -5 "$work/sensor-$name.log" >&2; exit 1
@@ -110,10 +123,12 @@ aborts0=$(grep -c -E 'ABORTING|OutOfMemoryError' "$hlog" || true)
 table=ingest_$(date +%s)
 conc=
 [[ -n ${HBASE_CONCURRENCY:-} ]] && conc=", concurrency: $HBASE_CONCURRENCY"
+[[ -n ${HBASE_OPTS:-} ]] && conc="$conc, $HBASE_OPTS"
 log "hbase (table $table) ..."
 read -r _ hw hfs hmbs hscpu hccpu hjcpu hrecs hbytes hblocks < <(phase hbase "{backend: hbase, hbase: {zookeeper: \"$zk\", table: $table$conc}}")
 log "hbase: ${hw} s wall, $hfs flows/s, $hmbs MB/s of blocks ($hblocks blocks, $hrecs records), CPU sensor $hscpu s, collector $hccpu s, HBase JVM $hjcpu s"
 
+"$work/bin/benchtool" hbasedrop -zk "$zk" -table "$table" || log "could not drop table $table"
 up=yes
 kill -0 "$hpid" 2>/dev/null && [[ $(cat "$svc/pid" 2>/dev/null) == "$hpid" ]] || up="NO (pid $hpid gone)"
 aborts=$(( $(grep -c -E 'ABORTING|OutOfMemoryError' "$hlog" || true) - aborts0 ))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/tsuna/gohbase/hrpc"
@@ -55,30 +56,87 @@ func tsLow(ns int64) uint64 {
 }
 
 // cellPut is one put of a Write: cells of one row and family, at an
-// explicit timestamp (0: the region server's clock).
+// explicit timestamp (0: the region server's clock). mark, when set, is
+// what the put makes durable in a ref row, noted in the Store's refPut
+// cache once HBase acknowledged it.
 type cellPut struct {
 	key    []byte
 	family string
 	cells  map[string][]byte
 	ts     uint64
+	mark   *refMark
 }
 
-// refPuts returns the puts that widen the ref row at key with r.
-func refPuts(key []byte, r *storage.FlowRef) []cellPut {
+// refPuts returns the puts that widen the ref row at key with r, leaving
+// out those that this store has had acknowledged already (a flow's
+// blocks come in many batches; its "v" cell is the same each time, and
+// "l" and "h" only change when they widen).
+func (s *Store) refPuts(key []byte, r *storage.FlowRef) []cellPut {
+	done := s.refPut.get(key)
 	vts := uint64(tsComplete)
 	if r.CommunityID == "" {
 		vts = tsIncomplete
 	}
-	out := []cellPut{{key: key, family: familyIndex, ts: vts, cells: map[string][]byte{qualifier: rowkey.AppendRef(nil, r)}}}
-	if !r.Last.IsZero() {
-		out = append(out, cellPut{key: key, family: familyIndex, ts: tsHigh(r.Last.UnixNano()),
-			cells: map[string][]byte{qualifierHigh: rowkey.AppendUint64(nil, uint64(r.Last.UnixNano()))}})
+	var out []cellPut
+	if done.vts < vts {
+		out = append(out, cellPut{key: key, family: familyIndex, ts: vts, mark: &refMark{vts: vts},
+			cells: map[string][]byte{qualifier: rowkey.AppendRef(nil, r)}})
 	}
-	if !r.First.IsZero() {
-		out = append(out, cellPut{key: key, family: familyIndex, ts: tsLow(r.First.UnixNano()),
-			cells: map[string][]byte{qualifierLow: rowkey.AppendUint64(nil, uint64(r.First.UnixNano()))}})
+	if !r.Last.IsZero() && (done.last == 0 || r.Last.UnixNano() > done.last) {
+		last := r.Last.UnixNano()
+		out = append(out, cellPut{key: key, family: familyIndex, ts: tsHigh(last), mark: &refMark{last: last},
+			cells: map[string][]byte{qualifierHigh: rowkey.AppendUint64(nil, uint64(last))}})
+	}
+	if !r.First.IsZero() && (done.first == 0 || r.First.UnixNano() < done.first) {
+		first := r.First.UnixNano()
+		out = append(out, cellPut{key: key, family: familyIndex, ts: tsLow(first), mark: &refMark{first: first},
+			cells: map[string][]byte{qualifierLow: rowkey.AppendUint64(nil, uint64(first))}})
 	}
 	return out
+}
+
+// refMark is what a ref row holds durably at least, as far as this store
+// knows: its "v" cell's timestamp (0: none yet), and the earliest First
+// and latest Last put (0: none).
+type refMark struct {
+	vts         uint64
+	first, last int64
+}
+
+// refPutCache remembers the refMark of recently written ref rows. Rows
+// are never narrowed (puts only widen, retention keeps the flow index),
+// so skipping a put the mark covers loses nothing; when full the cache is
+// emptied and the next batches put those cells again.
+type refPutCache struct {
+	mu   sync.Mutex
+	max  int
+	rows map[string]refMark
+}
+
+func newRefPutCache(max int) *refPutCache {
+	return &refPutCache{max: max, rows: make(map[string]refMark)}
+}
+
+func (c *refPutCache) get(key []byte) refMark {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rows[string(key)]
+}
+
+// add merges m into key's mark.
+func (c *refPutCache) add(key []byte, m *refMark) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.rows[string(key)]
+	if !ok && len(c.rows) >= c.max {
+		clear(c.rows)
+	}
+	cur.vts = max(cur.vts, m.vts)
+	if m.first != 0 && (cur.first == 0 || m.first < cur.first) {
+		cur.first = m.first
+	}
+	cur.last = max(cur.last, m.last)
+	c.rows[string(key)] = cur
 }
 
 // refRows returns the puts that widen the flow ID and Community ID index
@@ -87,7 +145,7 @@ func refPuts(key []byte, r *storage.FlowRef) []cellPut {
 // is used for the Community ID row (one read).
 func (s *Store) refRows(ctx context.Context, r *storage.FlowRef) ([]cellPut, error) {
 	fkey := tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, r.FlowID))
-	out := refPuts(fkey, r)
+	out := s.refPuts(fkey, r)
 	cidText := r.CommunityID
 	if cidText == "" {
 		stored, ok, err := s.getRef(ctx, fkey)
@@ -103,7 +161,7 @@ func (s *Store) refRows(ctx context.Context, r *storage.FlowRef) ([]cellPut, err
 		return out, nil
 	}
 	ckey := tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, r.FlowID))
-	return append(out, refPuts(ckey, r)...), nil
+	return append(out, s.refPuts(ckey, r)...), nil
 }
 
 // refFromCells rebuilds a ref row's flow ref from its cells; ok is false

@@ -14,9 +14,10 @@
 // at most Config.Concurrency calls in flight for the whole store; the
 // flow index rows are widened with puts whose timestamps order like
 // their values, so concurrent batches of the same flow never narrow its
-// span and no read is needed: see refs.go; the flow records are merged
-// with check-and-put loops, so an older report never replaces a newer
-// one: see mergeRecord),
+// span and no read is needed: see refs.go; flow records likewise, by
+// segment, except long flows' records, merged with check-and-put loops
+// so that their long-flow rows move with them: see records.go and
+// mergeRecord; an older report never replaces a newer one),
 // then the batch's dedupe marker is created with a check-and-put that
 // only one writer can win, then the sensor's durable sequence is raised. Write
 // reports applied only to the marker's winner and only after every row
@@ -86,6 +87,9 @@ type Store struct {
 	// merges with check-and-put (records, counters): the first guess of
 	// the next merge, which saves a read when no other writer changed it.
 	seen *seenCache
+	// refPut remembers what this store made durable in ref rows, so the
+	// next batches of a flow put only what widens them.
+	refPut *refPutCache
 
 	state  sync.RWMutex // write-locked by Close, read-locked by operations
 	closed bool
@@ -117,7 +121,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	s := &Store{cfg: cfg, table: []byte(cfg.Table), log: logger, m: m,
 		bucket: int64(cfg.TimeBucket), long: int64(cfg.LongFlow),
 		client: gohbase.NewClient(cfg.ZooKeeper, opts...), sem: make(chan struct{}, cfg.Concurrency),
-		seen: newSeenCache(seenCacheRows)}
+		seen: newSeenCache(seenCacheRows), refPut: newRefPutCache(refPutCacheRows)}
 	if err := s.checkLayout(ctx); err != nil {
 		s.client.Close()
 		return nil, err
@@ -241,8 +245,13 @@ func (s *Store) put(ctx context.Context, c *cellPut) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.client.Put(p)
-	return err
+	if _, err = s.client.Put(p); err != nil {
+		return err
+	}
+	if c.mark != nil {
+		s.refPut.add(c.key, c.mark)
+	}
+	return nil
 }
 
 func (s *Store) del(ctx context.Context, key []byte) error {
@@ -430,9 +439,22 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	// Rows are plain puts (the flow index rows too: see refs.go); the
 	// flow records are merged in place (see mergeRecord), at the same time.
 	var records atomic.Int64
-	if err := s.parallel(len(rows)+len(recs), func(i int) error {
+	var long []*flow.Record
+	for _, r := range recs {
+		if s.recordIsLong(r) {
+			long = append(long, r)
+			continue
+		}
+		p, err := s.shortRecordPut(r)
+		if err != nil {
+			return false, err
+		}
+		rows = append(rows, p)
+		records.Add(1)
+	}
+	if err := s.parallel(len(rows)+len(long), func(i int) error {
 		if i >= len(rows) {
-			stored, err := s.mergeRecord(ctx, recs[i-len(rows)])
+			stored, err := s.mergeRecord(ctx, long[i-len(rows)])
 			if stored {
 				records.Add(1)
 			}
@@ -857,8 +879,8 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 	}
 	var r flow.Record
 	var fnErr error
-	err := s.scan(ctx, startLower, startUpper, familyIndex, func(_, v []byte) error {
-		if err := decodeRecord(v, &r); err != nil {
+	err := s.scanRows(ctx, startLower, startUpper, familyIndex, func(cells []*hrpc.Cell) error {
+		if ok, err := recordFromCells(cells, &r); err != nil || !ok {
 			return err
 		}
 		if !overlaps(&r) {

@@ -6,6 +6,10 @@ import "sync"
 // guesses (a record row is ~200 bytes: ~15 MiB at most).
 const seenCacheRows = 65536
 
+// refPutCacheRows bounds the ref rows whose acknowledged cells a Store
+// remembers (two per flow; ~100 bytes each with the map's overhead).
+const refPutCacheRows = 1 << 18
+
 // seenCache maps row keys to the value last read or written there. It is
 // only a guess: a check-and-put against it fails when it is stale, and
 // the caller reads the row then. When full it is emptied (a cheap
