@@ -21,12 +21,21 @@ import (
 // "s", the record with the higher segment.
 const qualifierSegment = "s"
 
-// shortRecordPut returns the put of a record that is not long.
-func (s *Store) shortRecordPut(r *flow.Record) (cellPut, error) {
+// encodeRecord returns a record's cell value (protobuf).
+func encodeRecord(r *flow.Record) ([]byte, error) {
 	var pb tapirv1.FlowRecord
 	v, err := proto.Marshal(tapirv1.FromRecord(r, &pb))
 	if err != nil {
-		return cellPut{}, fmt.Errorf("marshal record: %w", err)
+		return nil, fmt.Errorf("marshal record: %w", err)
+	}
+	return v, nil
+}
+
+// shortRecordPut returns the put of a record that is not long.
+func (s *Store) shortRecordPut(r *flow.Record) (cellPut, error) {
+	v, err := encodeRecord(r)
+	if err != nil {
+		return cellPut{}, err
 	}
 	return cellPut{key: s.recordKey(r), family: familyIndex, ts: tsBase + uint64(r.Segment),
 		cells: map[string][]byte{qualifierSegment: v}}, nil
