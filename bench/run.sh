@@ -20,8 +20,9 @@
 #
 # Environment: BENCHTIME (default 1s), ENGINE_COUNT (runs of the engine
 # benchmark, median taken; default 3), REPEAT (whole-process runs per tool,
-# best CPU time kept; default 2), SKIP_GO=1 / SKIP_BIG=1 / SKIP_BUSY=1 to
-# skip a part,
+# best CPU time kept; default 2), SKIP_GO=1 / SKIP_BIG=1 / SKIP_BUSY=1 /
+# SKIP_HBASE=1 to skip a part (the HBase ingest comparison runs only when
+# TAPIR_HBASE_ZK is set: bench/hbase-ingest.sh),
 # TAPIR_PCAPS (shared captures), BENCH_CACHE (default .cache/bench),
 # RESULTS_MD (summary file, default bench/results/latest.md).
 set -euo pipefail
@@ -238,6 +239,14 @@ if [[ ${SKIP_BUSY:-0} != 1 ]]; then
     "$work/blocks" "$root/bin/tapir-sensor" "$step"
   grep 'capture finished' "$work/step-sensor.best" | tail -1 >&2 || true
   rm -rf "$work/blocks"
+fi
+
+# ---------------------------------------------------------------- HBase ingest
+# HBase vs Pebble ingest of the big input (bench/hbase-ingest.sh), when an
+# HBase is up (TAPIR_HBASE_ZK); SKIP_HBASE=1 skips it. It fails the run
+# when HBase restarted or aborted.
+if [[ ${SKIP_HBASE:-0} != 1 && -n ${TAPIR_HBASE_ZK:-} ]]; then
+  ./bench/hbase-ingest.sh
 fi
 
 # ---------------------------------------------------------------- summary

@@ -63,6 +63,8 @@ func main() {
 		err = settle(os.Args[2:])
 	case "floor":
 		err = floor(os.Args[2:])
+	case "hbasedrop":
+		err = hbasedrop(os.Args[2:])
 	default:
 		usage()
 	}
@@ -73,7 +75,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | stepback -slices N IN OUT | sumsize DIR | retrieve -api URL -token T -ids FILE | settle -metrics URL | floor [-mode read|s2] FILE")
+	fmt.Fprintln(os.Stderr, "usage: benchtool rusage -o FILE -- CMD [ARGS...] | retime [-gap D] <in >out | stepback -slices N IN OUT | sumsize DIR | retrieve -api URL -token T -ids FILE | settle -metrics URL | floor [-mode read|s2] FILE | hbasedrop -zk Q -table T")
 	os.Exit(2)
 }
 

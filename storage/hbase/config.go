@@ -66,7 +66,7 @@ func DefaultConfig() Config {
 		IndexCompression:  "GZ",
 		TimeBucket:        time.Minute,
 		LongFlow:          10 * time.Minute,
-		Concurrency:       64,
+		Concurrency:       512,
 		FlushInterval:     time.Millisecond,
 		RPCQueueSize:      100,
 		OpTimeout:         30 * time.Second,

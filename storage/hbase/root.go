@@ -12,10 +12,12 @@
 // HBase has no multi-row transactions, so a batch is applied in three
 // steps: every row of the batch is written (idempotent puts, concurrently,
 // at most Config.Concurrency calls in flight for the whole store; the
-// flow index rows are merged into what is stored with check-and-put
-// loops, so concurrent batches of the same flow never narrow its span, and
-// the flow records likewise, so an older report never replaces a newer
-// one: see mergeRecord),
+// flow index rows are widened with puts whose timestamps order like
+// their values, so concurrent batches of the same flow never narrow its
+// span and no read is needed: see refs.go; flow records likewise, by
+// segment, except long flows' records, merged with check-and-put loops
+// so that their long-flow rows move with them: see records.go and
+// mergeRecord; an older report never replaces a newer one),
 // then the batch's dedupe marker is created with a check-and-put that
 // only one writer can win, then the sensor's durable sequence is raised. Write
 // reports applied only to the marker's winner and only after every row
@@ -81,6 +83,13 @@ type Store struct {
 	// maxSpan caches the store-wide longest block span; it only grows,
 	// and ScanBlocks re-reads it from the table.
 	maxSpan atomic.Int64
+	// seen remembers the value this store last read or wrote at rows it
+	// merges with check-and-put (records, counters): the first guess of
+	// the next merge, which saves a read when no other writer changed it.
+	seen *seenCache
+	// refPut remembers what this store made durable in ref rows, so the
+	// next batches of a flow put only what widens them.
+	refPut *refPutCache
 
 	state  sync.RWMutex // write-locked by Close, read-locked by operations
 	closed bool
@@ -111,7 +120,8 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	}
 	s := &Store{cfg: cfg, table: []byte(cfg.Table), log: logger, m: m,
 		bucket: int64(cfg.TimeBucket), long: int64(cfg.LongFlow),
-		client: gohbase.NewClient(cfg.ZooKeeper, opts...), sem: make(chan struct{}, cfg.Concurrency)}
+		client: gohbase.NewClient(cfg.ZooKeeper, opts...), sem: make(chan struct{}, cfg.Concurrency),
+		seen: newSeenCache(seenCacheRows), refPut: newRefPutCache(refPutCacheRows)}
 	if err := s.checkLayout(ctx); err != nil {
 		s.client.Close()
 		return nil, err
@@ -204,17 +214,44 @@ func (s *Store) get(ctx context.Context, key []byte, family string) ([]byte, boo
 	return nil, false, nil
 }
 
-func (s *Store) put(ctx context.Context, key, value []byte) error {
+// getRow returns every cell of the row in family.
+func (s *Store) getRow(ctx context.Context, key []byte, family string) ([]*hrpc.Cell, error) {
+	if err := s.slot(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unslot()
+	g, err := hrpc.NewGet(ctx, s.table, key, hrpc.Families(map[string][]string{family: nil}))
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.client.Get(g)
+	if err != nil {
+		return nil, err
+	}
+	return r.Cells, nil
+}
+
+// put writes one cellPut.
+func (s *Store) put(ctx context.Context, c *cellPut) error {
 	if err := s.slot(ctx); err != nil {
 		return err
 	}
 	defer s.unslot()
-	p, err := hrpc.NewPut(ctx, s.table, key, map[string]map[string][]byte{familyOf(key): {qualifier: value}})
+	var opts []func(hrpc.Call) error
+	if c.ts != 0 {
+		opts = append(opts, hrpc.TimestampUint64(c.ts))
+	}
+	p, err := hrpc.NewPut(ctx, s.table, c.key, map[string]map[string][]byte{c.family: c.cells}, opts...)
 	if err != nil {
 		return err
 	}
-	_, err = s.client.Put(p)
-	return err
+	if _, err = s.client.Put(p); err != nil {
+		return err
+	}
+	if c.mark != nil {
+		s.refPut.add(c.key, c.mark)
+	}
+	return nil
 }
 
 func (s *Store) del(ctx context.Context, key []byte) error {
@@ -245,12 +282,19 @@ func (s *Store) checkAndPut(ctx context.Context, key []byte, family string, valu
 }
 
 // raise sets the 8-byte counter at key to v unless it holds a larger one
-// already (compare-and-set loop).
+// already (compare-and-set loop). The value this store last saw at key
+// is tried first, without reading.
 func (s *Store) raise(ctx context.Context, key []byte, v uint64) error {
+	cur, ok := s.seen.get(key)
 	for {
-		cur, ok, err := s.get(ctx, key, familyIndex)
-		if err != nil {
-			return err
+		if !ok {
+			var err error
+			if cur, ok, err = s.get(ctx, key, familyIndex); err != nil {
+				return err
+			}
+			if ok {
+				s.seen.set(key, cur)
+			}
 		}
 		var expect []byte
 		if ok {
@@ -263,10 +307,16 @@ func (s *Store) raise(ctx context.Context, key []byte, v uint64) error {
 			}
 			expect = cur
 		}
-		done, err := s.checkAndPut(ctx, key, familyIndex, rowkey.AppendUint64(nil, v), expect)
-		if err != nil || done {
+		nv := rowkey.AppendUint64(nil, v)
+		done, err := s.checkAndPut(ctx, key, familyIndex, nv, expect)
+		if err != nil {
 			return err
 		}
+		if done {
+			s.seen.set(key, nv)
+			return nil
+		}
+		ok = false
 	}
 }
 
@@ -301,9 +351,6 @@ func (s *Store) parallel(n int, fn func(i int) error) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
-
-// row is one cell to write.
-type row struct{ key, value []byte }
 
 // Write implements storage.Writer (see the package comment for how a
 // batch is applied without multi-row transactions). It returns only after
@@ -345,7 +392,7 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		}
 		p.Merge(&r)
 	}
-	var rows []row
+	var rows []cellPut
 	var blocks, newBytes int64
 	maxSpan := s.maxSpan.Load()
 	seenBlock := make(map[string]bool, len(b.Blocks))
@@ -364,8 +411,9 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		seenBlock[string(key)] = true
 		size := int64(len(blk.Encoded))
 		rows = append(rows,
-			row{key: key, value: rowkey.AppendBlockValue(nil, &m, blk.Encoded)},
-			row{key: tkey(rowkey.TableBlockAge, rowkey.AppendAgeKey(nil, m.Last, key[1:])), value: rowkey.AppendUint64(nil, uint64(size))})
+			cellPut{key: key, family: familyPackets, cells: map[string][]byte{qualifier: rowkey.AppendBlockValue(nil, &m, blk.Encoded)}},
+			cellPut{key: tkey(rowkey.TableBlockAge, rowkey.AppendAgeKey(nil, m.Last, key[1:])), family: familyIndex,
+				cells: map[string][]byte{qualifier: rowkey.AppendUint64(nil, uint64(size))}})
 		newBytes += size
 		blocks++
 		maxSpan = max(maxSpan, m.Last-m.First)
@@ -373,10 +421,11 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 			First: time.Unix(0, m.First).UTC(), Last: time.Unix(0, m.Last).UTC()})
 	}
 	recs := batchRecords(b, addRef)
-	refList := make([]*storage.FlowRef, 0, len(refs))
-	for _, r := range refs {
-		refList = append(refList, r)
+	refRows, err := s.batchRefRows(ctx, refs)
+	if err != nil {
+		return false, fmt.Errorf("write batch %s/%d: %w", b.SensorID, b.Seq, err)
 	}
+	rows = append(rows, refRows...)
 
 	// The longest span must be durable before any block that needs it is
 	// visible, or a window scan could start too late and miss it.
@@ -387,21 +436,31 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 		for cur := s.maxSpan.Load(); maxSpan > cur && !s.maxSpan.CompareAndSwap(cur, maxSpan); cur = s.maxSpan.Load() {
 		}
 	}
-	// Rows are plain puts; the flow index rows and the flow records are
-	// merged in place (see mergeRef and mergeRecord), at the same time.
+	// Rows are plain puts (the flow index rows too: see refs.go); the
+	// flow records are merged in place (see mergeRecord), at the same time.
 	var records atomic.Int64
-	if err := s.parallel(len(rows)+len(refList)+len(recs), func(i int) error {
-		if i >= len(rows)+len(refList) {
-			stored, err := s.mergeRecord(ctx, recs[i-len(rows)-len(refList)])
+	var long []*flow.Record
+	for _, r := range recs {
+		if s.recordIsLong(r) {
+			long = append(long, r)
+			continue
+		}
+		p, err := s.shortRecordPut(r)
+		if err != nil {
+			return false, err
+		}
+		rows = append(rows, p)
+		records.Add(1)
+	}
+	if err := s.parallel(len(rows)+len(long), func(i int) error {
+		if i >= len(rows) {
+			stored, err := s.mergeRecord(ctx, long[i-len(rows)])
 			if stored {
 				records.Add(1)
 			}
 			return err
 		}
-		if i >= len(rows) {
-			return s.mergeRefRows(ctx, refList[i-len(rows)])
-		}
-		return s.put(ctx, rows[i].key, rows[i].value)
+		return s.put(ctx, &rows[i])
 	}); err != nil {
 		return false, fmt.Errorf("write batch %s/%d: %w", b.SensorID, b.Seq, err)
 	}
@@ -505,10 +564,17 @@ func (s *Store) mergeRecord(ctx context.Context, r *flow.Record) (bool, error) {
 	}
 	key := s.recordKey(r)
 	var old *flow.Record
-	for {
-		cur, ok, err := s.get(ctx, key, familyIndex)
-		if err != nil {
-			return false, fmt.Errorf("read record: %w", err)
+	// First guess: the value this store last saw there, or none (a new
+	// flow's first report); a wrong guess costs a failed check-and-put.
+	cur, ok := s.seen.get(key)
+	for guessed := true; ; guessed = false {
+		if !guessed {
+			if cur, ok, err = s.get(ctx, key, familyIndex); err != nil {
+				return false, fmt.Errorf("read record: %w", err)
+			}
+			if ok {
+				s.seen.set(key, cur)
+			}
 		}
 		old = nil
 		if ok {
@@ -530,6 +596,7 @@ func (s *Store) mergeRecord(ctx context.Context, r *flow.Record) (bool, error) {
 			return false, fmt.Errorf("write record: %w", err)
 		}
 		if done {
+			s.seen.set(key, v)
 			break
 		}
 	}
@@ -599,79 +666,6 @@ func (s *Store) mergeLongRow(ctx context.Context, key []byte, r *flow.Record, v 
 	}
 }
 
-// mergeRefRows widens the flow ID and Community ID index rows of r's
-// flow with r. Each row is merged with mergeRef, so concurrent writers
-// touching the same flow (batches of one sensor written through two
-// collectors, or a retry racing the stale attempt it replaces) never lose
-// each other's widening: a plain read-merge-put could let a narrower ref
-// overwrite a wider one, and LookupFlow's span would then cut blocks off.
-func (s *Store) mergeRefRows(ctx context.Context, r *storage.FlowRef) error {
-	fkey := tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, r.FlowID))
-	prev, merged, err := s.mergeRef(ctx, fkey, r, nil, false)
-	if err != nil {
-		return fmt.Errorf("merge flow ref %s: %w", r.FlowID, err)
-	}
-	var m storage.FlowRef
-	if err := rowkey.DecodeRef(merged, &m); err != nil {
-		return fmt.Errorf("decode flow ref: %w", err)
-	}
-	cid, ok := rowkey.ParseCommunityID(m.CommunityID)
-	if !ok {
-		return nil
-	}
-	// The Community ID row holds the same value as the flow ID row when
-	// the two agree, so the flow ID row's previous value is the first
-	// guess (it saves a read).
-	ckey := tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, r.FlowID))
-	if _, _, err := s.mergeRef(ctx, ckey, r, prev, true); err != nil {
-		return fmt.Errorf("merge community id ref %s: %w", r.FlowID, err)
-	}
-	return nil
-}
-
-// mergeRef merges r into the flow ref stored at key with a check-and-put
-// against the value it merged into, reading and merging again when
-// another writer changed the row meanwhile (FlowRef.Merge only widens, so
-// the loop ends once no writer races it). guess, when guessed, is tried
-// as the stored value (nil: absent) before reading the row. It returns
-// the value found and the value stored.
-func (s *Store) mergeRef(ctx context.Context, key []byte, r *storage.FlowRef, guess []byte, guessed bool) (prev, merged []byte, err error) {
-	cur := guess
-	for {
-		if !guessed {
-			v, ok, err := s.get(ctx, key, familyIndex)
-			if err != nil {
-				return nil, nil, err
-			}
-			cur = nil
-			if ok {
-				cur = v
-			}
-		}
-		m := *r
-		if cur != nil {
-			var old storage.FlowRef
-			if err := rowkey.DecodeRef(cur, &old); err != nil {
-				return nil, nil, fmt.Errorf("decode flow ref: %w", err)
-			}
-			old.Merge(r)
-			m = old
-		}
-		v := rowkey.AppendRef(nil, &m)
-		if !guessed && cur != nil && bytes.Equal(v, cur) {
-			return cur, cur, nil // nothing to widen
-		}
-		done, err := s.checkAndPut(ctx, key, familyIndex, v, cur)
-		if err != nil {
-			return nil, nil, err
-		}
-		if done {
-			return cur, v, nil
-		}
-		guessed = false
-	}
-}
-
 // DurableSeq implements storage.Writer.
 func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
@@ -696,11 +690,26 @@ func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (
 // scan calls fn with the key and value of every row in [start, stop) of
 // family, in key order. fn's slices are valid during the call only.
 func (s *Store) scan(ctx context.Context, start, stop []byte, family string, fn func(key, value []byte) error) error {
+	return s.scanFamily(ctx, start, stop, map[string][]string{family: {qualifier}}, func(cells []*hrpc.Cell) error {
+		for _, c := range cells {
+			return fn(c.Row, c.Value)
+		}
+		return nil
+	})
+}
+
+// scanRows calls fn with every cell of family of each row in [start,
+// stop), in key order.
+func (s *Store) scanRows(ctx context.Context, start, stop []byte, family string, fn func(cells []*hrpc.Cell) error) error {
+	return s.scanFamily(ctx, start, stop, map[string][]string{family: nil}, fn)
+}
+
+func (s *Store) scanFamily(ctx context.Context, start, stop []byte, families map[string][]string, fn func(cells []*hrpc.Cell) error) error {
 	if err := s.slot(ctx); err != nil {
 		return err
 	}
 	defer s.unslot()
-	sc, err := hrpc.NewScanRange(ctx, s.table, start, stop, hrpc.Families(map[string][]string{family: {qualifier}}))
+	sc, err := hrpc.NewScanRange(ctx, s.table, start, stop, hrpc.Families(families))
 	if err != nil {
 		return err
 	}
@@ -714,11 +723,8 @@ func (s *Store) scan(ctx context.Context, start, stop []byte, family string, fn 
 		if err != nil {
 			return err
 		}
-		for _, c := range r.Cells {
-			if err := fn(c.Row, c.Value); err != nil {
-				return err
-			}
-			break
+		if err := fn(r.Cells); err != nil {
+			return err
 		}
 	}
 }
@@ -737,30 +743,30 @@ func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) (
 	defer cancel()
 	lo, hi := rowkey.NanosOr(from, math.MinInt64), rowkey.NanosOr(to, math.MaxInt64)
 	var out []storage.FlowRef
-	keep := func(_, v []byte) error {
-		var r storage.FlowRef
-		if err := rowkey.DecodeRef(v, &r); err != nil {
-			return err
-		}
+	keep := func(r *storage.FlowRef) {
 		if rowkey.NanosOr(r.First, math.MinInt64) <= hi && rowkey.NanosOr(r.Last, math.MaxInt64) >= lo {
-			out = append(out, r)
+			out = append(out, *r)
 		}
-		return nil
 	}
 	if cid, ok := rowkey.ParseCommunityID(id); ok {
 		prefix := tkey(rowkey.TableCommunity, cid[:])
-		if err := s.scan(ctx, prefix, rowkey.PrefixEnd(prefix), familyIndex, keep); err != nil {
+		if err := s.scanRows(ctx, prefix, rowkey.PrefixEnd(prefix), familyIndex, func(cells []*hrpc.Cell) error {
+			var r storage.FlowRef
+			ok, err := refFromCells(cells, &r)
+			if ok {
+				keep(&r)
+			}
+			return err
+		}); err != nil {
 			return nil, fmt.Errorf("lookup %s: %w", id, err)
 		}
 	} else if fid, err := flow.ParseID(id); err == nil {
-		v, ok, err := s.get(ctx, tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, fid)), familyIndex)
+		r, ok, err := s.flowIDRef(ctx, fid)
 		if err != nil {
 			return nil, fmt.Errorf("lookup %s: %w", id, err)
 		}
 		if ok {
-			if err := keep(nil, v); err != nil {
-				return nil, fmt.Errorf("lookup %s: %w", id, err)
-			}
+			keep(&r)
 		}
 	} else {
 		return nil, fmt.Errorf("%w: %q is neither a Community ID nor a flow ID", storage.ErrFlowUnknown, id)
@@ -873,8 +879,8 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 	}
 	var r flow.Record
 	var fnErr error
-	err := s.scan(ctx, startLower, startUpper, familyIndex, func(_, v []byte) error {
-		if err := decodeRecord(v, &r); err != nil {
+	err := s.scanRows(ctx, startLower, startUpper, familyIndex, func(cells []*hrpc.Cell) error {
+		if ok, err := recordFromCells(cells, &r); err != nil || !ok {
 			return err
 		}
 		if !overlaps(&r) {
