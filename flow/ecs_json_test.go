@@ -173,3 +173,31 @@ func TestRecordAppendJSONNoReflection(t *testing.T) {
 		t.Fatalf("AppendJSON: %.0f allocations, ToECS alone %.0f", render, toECS)
 	}
 }
+
+func benchRecord() *Record {
+	start := time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.UTC)
+	tp := Tuple{Src: AddrFrom4([4]byte{128, 232, 110, 120}), Dst: AddrFrom4([4]byte{66, 35, 250, 204}),
+		SrcPort: 34855, DstPort: 443, Proto: ProtoTCP, Family: FamilyIPv4}
+	return &Record{ID: NewID(start, SensorHash("s1"), 7), SensorID: "s1", Interface: "eth0",
+		CommunityID: CommunityID(0, tp), Tuple: tp,
+		Source:      DirStats{Packets: 6, Bytes: 500, TCPFlags: TCPFlagSYN | TCPFlagACK, StoredPackets: 6, StoredBytes: 500},
+		Destination: DirStats{Packets: 6, Bytes: 614, StoredPackets: 6, StoredBytes: 614},
+		Start:       start, End: start.Add(time.Second), Reason: ReasonFIN}
+}
+
+// BenchmarkRecordJSON compares the append encoder with encoding/json on a
+// plain sensor record (ToECS included in both).
+func BenchmarkRecordJSON(b *testing.B) {
+	rec := benchRecord()
+	b.Run("append", func(b *testing.B) {
+		buf := make([]byte, 0, 4096)
+		for b.Loop() {
+			buf, _ = rec.AppendJSON(buf[:0])
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			rec.ToECS().marshalReflect()
+		}
+	})
+}
