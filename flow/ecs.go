@@ -225,8 +225,18 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 }
 
 // MarshalJSON renders the ECS object, merging Extra's top-level fields
-// (enrichment) beside the standard ones.
+// (enrichment) beside the standard ones. See AppendJSON.
 func (e *ECS) MarshalJSON() ([]byte, error) {
+	b, err := e.AppendJSON(nil)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// marshalReflect is MarshalJSON through encoding/json: the reference the
+// append encoder matches, and its fallback (Extra fields, errors).
+func (e *ECS) marshalReflect() ([]byte, error) {
 	type plain ECS
 	b, err := json.Marshal((*plain)(e))
 	if err != nil || len(e.Extra) == 0 {

@@ -38,6 +38,7 @@ type FlowsJSON struct {
 	w      *bufio.Writer
 	closer io.Closer
 	n      uint64
+	line   []byte // the record being written, reused
 }
 
 // NewFlowsJSON writes to w; Close closes w if it is an io.Closer other
@@ -51,13 +52,13 @@ func NewFlowsJSON(w io.Writer, closer io.Closer) *FlowsJSON {
 func (f *FlowsJSON) AddRecord(rec *flow.Record) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b, err := rec.MarshalJSON()
+	b, err := rec.AppendJSON(f.line[:0])
 	if err != nil {
 		return fmt.Errorf("write flow record: %w", err)
 	}
+	f.line = append(b, '\n')
 	f.n++
-	f.w.Write(b) // an error sticks in the bufio.Writer: WriteByte returns it
-	if err := f.w.WriteByte('\n'); err != nil {
+	if _, err := f.w.Write(f.line); err != nil {
 		return fmt.Errorf("write flow record: %w", err)
 	}
 	return nil
