@@ -78,7 +78,7 @@ func readCapture(tb testing.TB, path string) []capPacket {
 	}
 }
 
-// packetInfos decodes the packets with sensor/decode into PacketInfos;
+// packetInfos decodes the packets with the shared decoder (decode/) into PacketInfos;
 // packets without an IP tuple are left out. unsupported counts packets of
 // link types the decoder does not handle.
 func packetInfos(pkts []capPacket) (infos []PacketInfo, unsupported int) {

@@ -96,7 +96,7 @@ func TestMatchesTshark(t *testing.T) {
 			pkts := readCapture(t, p)
 			infos, unsupported := packetInfos(pkts)
 			if unsupported == len(pkts) && nIP > 0 {
-				t.Skip("link type not handled by sensor/decode")
+				t.Skip("link type not handled by the decoder")
 			}
 			recs, st := collect(t, longConfig(), infos)
 			got, n := recordFlows(recs)
