@@ -38,7 +38,7 @@ type stream struct {
 // is incomplete, and sized to it.
 type Flow struct {
 	meta  *flow.AppMeta // nil until the protocol is recognised
-	dir   [2]stream // 0: from the initiator (client), 1: from the responder
+	dir   [2]stream     // 0: from the initiator (client), 1: from the responder
 	proto uint8
 	tcp   bool
 	done  bool
