@@ -32,10 +32,13 @@ type stream struct {
 
 // Flow is the extraction state of one flow, made by Extractor.NewFlow
 // when the flow's first payload packet arrives. It belongs to the
-// Extractor's goroutine.
+// Extractor's goroutine. It is kept small (80 bytes) because every open
+// flow with payload has one: the metadata is allocated only once the
+// protocol is recognised, a reassembly buffer only while a first message
+// is incomplete, and sized to it.
 type Flow struct {
-	meta  flow.AppMeta
-	dir   [2]stream // 0: from the initiator (client), 1: from the responder
+	meta  *flow.AppMeta // nil until the protocol is recognised
+	dir   [2]stream     // 0: from the initiator (client), 1: from the responder
 	proto uint8
 	tcp   bool
 	done  bool
@@ -44,10 +47,10 @@ type Flow struct {
 // Meta returns the metadata extracted so far, nil when none. The result
 // is owned by the flow and may still change until Done.
 func (f *Flow) Meta() *flow.AppMeta {
-	if f == nil || f.meta.DNS == nil && f.meta.TLS == nil && f.meta.HTTP == nil && f.meta.SSH == nil {
+	if f == nil || f.meta == nil || f.meta.DNS == nil && f.meta.TLS == nil && f.meta.HTTP == nil && f.meta.SSH == nil {
 		return nil
 	}
-	return &f.meta
+	return f.meta
 }
 
 // Done reports whether the flow needs no more packets.
@@ -128,13 +131,20 @@ func (x *Extractor) putBuf(s *stream) {
 	}
 }
 
-func (x *Extractor) getBuf() []byte {
+// minBuf is the smallest reassembly buffer made: most first messages
+// (requests, hellos) fit, and the buffer grows by append up to max_bytes.
+const minBuf = 2 << 10
+
+// getBuf returns an empty buffer for at least need bytes: a pooled one,
+// else a new one of the size needed (not max_bytes: many flows may hold
+// one at once).
+func (x *Extractor) getBuf(need int) []byte {
 	if n := len(x.bufs); n > 0 {
 		b := x.bufs[n-1]
 		x.bufs = x.bufs[:n-1]
 		return b
 	}
-	return make([]byte, 0, x.cfg.MaxBytes)
+	return make([]byte, 0, min(max(2*need, minBuf), x.cfg.MaxBytes))
 }
 
 // Packet feeds one payload packet of f: fromClient says the sender is
@@ -170,6 +180,7 @@ func (x *Extractor) Packet(f *Flow, fromClient bool, seq uint32, payload []byte,
 		if f.proto == protoUnknown {
 			return x.finishDir(f, s)
 		}
+		f.meta = new(flow.AppMeta)
 	}
 	res := x.parse(f, d, data)
 	switch res {
@@ -178,7 +189,7 @@ func (x *Extractor) Packet(f *Flow, fromClient bool, seq uint32, payload []byte,
 			break
 		}
 		if s.buf == nil {
-			s.buf = append(x.getBuf(), data...)
+			s.buf = append(x.getBuf(len(data)), data...)
 		}
 		if len(s.buf) >= x.cfg.MaxBytes {
 			x.stats.Overflows++
@@ -213,10 +224,14 @@ func (x *Extractor) finishDir(f *Flow, s *stream) bool {
 
 // complete reports whether the flow's metadata is all there.
 func (x *Extractor) complete(f *Flow) bool {
-	m := &f.meta
-	switch f.proto {
-	case protoNone:
+	m := f.meta
+	switch {
+	case f.proto == protoNone:
 		return true
+	case m == nil:
+		return false
+	}
+	switch f.proto {
 	case protoDNS:
 		return m.DNS != nil && m.DNS.HasResponse
 	case protoTLS:
@@ -286,7 +301,7 @@ func (x *Extractor) detect(f *Flow, b []byte, sport, dport uint16) uint8 {
 
 // parse runs the flow's protocol parser on the bytes of direction d.
 func (x *Extractor) parse(f *Flow, d int, b []byte) uint8 {
-	m := &f.meta
+	m := f.meta
 	switch f.proto {
 	case protoDNS:
 		return x.parseDNS(f, b)

@@ -211,7 +211,7 @@ func TestClientHelloSplit(t *testing.T) {
 		x, _ := New(DefaultConfig())
 		whole := x.NewFlow(true)
 		x.Packet(whole, true, 1000, hello, 40000, 443)
-		if whole.meta.TLS == nil || whole.meta.TLS.JA4 == "" {
+		if tlsOf(whole) == nil || tlsOf(whole).JA4 == "" {
 			t.Fatalf("%s: whole hello not parsed", rel)
 		}
 		for _, parts := range []int{2, 3, 4, 7, len(hello)} {
@@ -226,20 +226,20 @@ func TestClientHelloSplit(t *testing.T) {
 				}
 			}
 			if 2*parts-1 > DefaultConfig().MaxPackets { // retransmissions count too
-				if f.meta.TLS != nil {
+				if tlsOf(f) != nil {
 					t.Errorf("%s: %d segments: parsed beyond max_packets", rel, parts)
 				}
 				continue
 			}
-			if !tlsEqual(f.meta.TLS, whole.meta.TLS) {
-				t.Errorf("%s: %d segments: %+v, whole %+v", rel, parts, f.meta.TLS, whole.meta.TLS)
+			if !tlsEqual(tlsOf(f), tlsOf(whole)) {
+				t.Errorf("%s: %d segments: %+v, whole %+v", rel, parts, tlsOf(f), tlsOf(whole))
 			}
 		}
 		// a gap stops the direction without a result
 		f := x.NewFlow(true)
 		x.Packet(f, true, 1000, hello[:10], 40000, 443)
 		x.Packet(f, true, 1020, hello[20:], 40000, 443)
-		if f.meta.TLS != nil || x.Stats().Gaps == 0 {
+		if tlsOf(f) != nil || x.Stats().Gaps == 0 {
 			t.Errorf("%s: gap not detected", rel)
 		}
 	}
@@ -252,4 +252,13 @@ func tlsEqual(a, b *flow.TLSMeta) bool {
 	x, y := *a, *b
 	x.ALPN, y.ALPN = nil, nil
 	return reflect.DeepEqual(x, y) && slices.Equal(a.ALPN, b.ALPN)
+}
+
+// tlsOf is the flow's TLS metadata, nil when it has none (f.meta is nil
+// until the protocol is recognised).
+func tlsOf(f *Flow) *flow.TLSMeta {
+	if f.meta == nil {
+		return nil
+	}
+	return f.meta.TLS
 }

@@ -35,7 +35,25 @@ type Config struct {
 	// replacement ("flows.snap_len is deprecated: use flows.store_bytes");
 	// the daemon logs a warning for each.
 	Deprecated []string `yaml:"-"`
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (runtime/debug.SetMemoryLimit): the garbage collector runs more
+	// often as the heap nears it instead of letting it grow to twice the
+	// live data. It covers the Go heap, not the block ring, which is
+	// mapped outside it and capped by blocks.max_buffered. 0 leaves the
+	// runtime alone (GOGC only); the GOMEMLIMIT environment variable,
+	// when set, wins over this key. Default DefaultMemoryLimit.
+	MemoryLimit int64 `yaml:"memory_limit"`
 }
+
+// DefaultMemoryLimit is memory_limit's default, 640 MiB: with the default
+// block ring cap (256 MiB) the sensor stays under 1 GB of resident memory
+// while tracking a million open flows, and a sensor with fewer flows never
+// reaches it, so its garbage collector runs as it would without a limit.
+const DefaultMemoryLimit = 640 << 20
+
+// minMemoryLimit is the smallest memory_limit accepted: below it the
+// collector would run nearly continuously.
+const minMemoryLimit = 64 << 20
 
 // Capture configures live AF_PACKET capture: which interfaces, how many
 // workers each, and the ring settings shared by every socket (see
@@ -84,6 +102,8 @@ func Default() Config {
 		Output:  Output{Collector: defaultExport(), IPFIX: ipfix.DefaultConfig()},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
 		EBPF:    ebpf.DefaultConfig(),
+
+		MemoryLimit: DefaultMemoryLimit,
 	}
 }
 
@@ -116,6 +136,9 @@ func Load(path string) (Config, error) {
 func (c *Config) Validate(live bool) error {
 	if err := c.Engine.Validate(); err != nil {
 		return err
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
+		return fmt.Errorf("%w: memory_limit %d below %d (64 MiB; 0 = no limit)", ErrInvalid, c.MemoryLimit, minMemoryLimit)
 	}
 	cp := c.Capture
 	if live {

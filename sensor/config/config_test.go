@@ -87,3 +87,36 @@ func TestIPFIXOutput(t *testing.T) {
 		t.Error("mtu 10 accepted")
 	}
 }
+
+// TestMemoryLimit: memory_limit defaults to 640 MiB, is read from the
+// file, may be 0 (no limit) and is refused below 64 MiB or negative.
+func TestMemoryLimit(t *testing.T) {
+	if d := config.Default(); d.MemoryLimit != config.DefaultMemoryLimit || config.DefaultMemoryLimit != 640<<20 {
+		t.Fatalf("default memory_limit %d", d.MemoryLimit)
+	}
+	for _, tc := range []struct {
+		yaml string
+		want int64
+		ok   bool
+	}{
+		{"memory_limit: 1073741824\n", 1 << 30, true},
+		{"memory_limit: 0\n", 0, true},
+		{"memory_limit: 67108864\n", 64 << 20, true},
+		{"memory_limit: 67108863\n", 64<<20 - 1, false},
+		{"memory_limit: -1\n", -1, false},
+	} {
+		path := filepath.Join(t.TempDir(), "s.yaml")
+		os.WriteFile(path, []byte(tc.yaml+"output:\n  flows_out: x\n"), 0o644)
+		c, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if c.MemoryLimit != tc.want {
+			t.Errorf("%q: read %d", tc.yaml, c.MemoryLimit)
+		}
+		err = c.Validate(false)
+		if tc.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "memory_limit")) {
+			t.Errorf("%q: validate: %v", tc.yaml, err)
+		}
+	}
+}

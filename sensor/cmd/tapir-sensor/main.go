@@ -166,6 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
+	applyMemoryLimit(&cfg, logger)
 	if err := runSensor(&o, &cfg, stdout, logger); err != nil {
 		logger.Error("sensor failed", "err", err)
 		return 1
