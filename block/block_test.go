@@ -407,7 +407,9 @@ func TestSegmentCorruptMiddle(t *testing.T) {
 		}
 	}
 	// Not a segment at all: counted, not fatal.
-	os.WriteFile(filepath.Join(dir, "blocks-1-0.tblk"), []byte("garbage!garbage"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "blocks-1-0.tblk"), []byte("garbage!garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_, st := readAll(t, dir)
 	if st.Truncated != 1 {
 		t.Fatalf("garbage segment: %+v", st)

@@ -408,7 +408,11 @@ func SegmentFiles(dir string) ([]string, error) {
 		}
 		var s seg
 		s.name = filepath.Join(dir, n)
-		fmt.Sscanf(strings.TrimSuffix(n, SegmentExt), "blocks-%d-%d", &s.ts, &s.seq)
+		if _, err := fmt.Sscanf(strings.TrimSuffix(n, SegmentExt), "blocks-%d-%d", &s.ts, &s.seq); err != nil {
+			// Not a name this package writes: still listed (the reader
+			// counts what it cannot read), ordered first, by name.
+			s.ts, s.seq = 0, 0
+		}
 		segs = append(segs, s)
 	}
 	slices.SortFunc(segs, func(a, b seg) int {

@@ -197,7 +197,9 @@ func BenchmarkRecordJSON(b *testing.B) {
 	})
 	b.Run("encoding-json", func(b *testing.B) {
 		for b.Loop() {
-			rec.ToECS().marshalReflect()
+			if _, err := rec.ToECS().marshalReflect(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

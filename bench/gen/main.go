@@ -91,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 // writeTrace generates the trace into the pcap file out (- for stdout)
 // and, when manifest is set, the manifest.
 func writeTrace(cfg Config, out, manifest string, stdout io.Writer) (Stats, error) {
-	var w io.Writer = stdout
+	w := stdout
 	var file *os.File
 	if out != "-" {
 		f, err := os.Create(out)
@@ -181,7 +181,7 @@ func writeManifest(path string, flows []Flow) error {
 		return fmt.Errorf("create manifest: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	w.WriteString(manifestHeader)
+	_, _ = w.WriteString(manifestHeader) // a write error sticks in w: Flush returns it
 	for i := range flows {
 		fl := &flows[i]
 		payload := "random"

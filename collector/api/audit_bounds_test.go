@@ -137,8 +137,12 @@ func TestAuditFailClosed(t *testing.T) {
 	_, open, _ := setup(t, "zeek/get.pcap", []string{"s1"}, func(cfg *Config) { cfg.Audit.FailOpen = true })
 	breakAudit(t, open.audit)
 	open.get(t, tokAlice, path)
-	os.Rename(open.auditPath, open.auditPath+".moved")
-	os.Mkdir(open.auditPath, 0o700)
+	if err := os.Rename(open.auditPath, open.auditPath+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(open.auditPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if resp, body := open.get(t, tokAlice, path); resp.StatusCode != 200 {
 		t.Errorf("fail_open: %d %s, want the pcap served", resp.StatusCode, body)
 	}

@@ -55,7 +55,9 @@ func (s *Server) handleFlows(c *call) {
 			return fmt.Errorf("encode record: %w", err)
 		}
 		n++
-		bw.Write(b)
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
 		return bw.WriteByte('\n')
 	})
 	if errors.Is(err, errStop) {
@@ -88,5 +90,5 @@ func (s *Server) handleSensors(c *call) {
 	}
 	c.w.Header().Set("Content-Type", "application/json")
 	c.w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(c.w).Encode(list)
+	s.writeJSON(c, list)
 }

@@ -233,7 +233,11 @@ func startServer(t testing.TB, st storage.Reader, now time.Time, mod func(*Confi
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Stop() })
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop api server: %v", err)
+		}
+	})
 	return &testServer{Server: s, base: "http://" + s.Addr(), auditPath: cfg.AuditFile, reg: reg}
 }
 

@@ -320,7 +320,7 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 				c.audit.Status = code
 				c.audit.Bytes = c.w.n
 				c.audit.DurationMS = float64(d.Microseconds()) / 1000
-				s.audit.Write(&c.audit) // failures are counted and logged
+				_ = s.audit.Write(&c.audit) // failures are counted and logged by the audit log
 			}
 		}()
 		p, err := s.auth.authenticate(r)
@@ -425,7 +425,16 @@ func (s *Server) fail(c *call, status int, code, msg string, extra map[string]an
 	c.w.Header().Set("Content-Type", "application/json")
 	c.w.Header().Set("Cache-Control", "no-store")
 	c.w.WriteHeader(status)
-	json.NewEncoder(c.w).Encode(body)
+	s.writeJSON(c, body)
+}
+
+// writeJSON encodes v as the response body. A write error (the client
+// gone) is recorded in the request's audit entry unless it already
+// holds an error.
+func (s *Server) writeJSON(c *call, v any) {
+	if err := json.NewEncoder(c.w).Encode(v); err != nil && c.audit.Error == "" {
+		c.audit.Error = fmt.Sprintf("write response: %v", err)
+	}
 }
 
 // respWriter records the status and counts body bytes.

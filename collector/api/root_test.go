@@ -257,8 +257,11 @@ func TestAuthAndAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 		var body bytes.Buffer
-		body.ReadFrom(resp.Body)
+		_, err = body.ReadFrom(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: read body: %v", tc.name, err)
+		}
 		if resp.StatusCode != tc.status {
 			t.Errorf("%s: status %d, want %d: %s", tc.name, resp.StatusCode, tc.status, body.String())
 			continue

@@ -226,7 +226,9 @@ func TestSequenceGapsBounded(t *testing.T) {
 	// One datagram can add at most maxSeqGap.
 	d = testDecoder()
 	for _, seq := range []uint32{1, 2 + maxSeqGap, 3 + 2*maxSeqGap + 1} {
-		d.Decode(loopback, ProtoNetFlow, v5Datagram(seq, exp, up, 1, 2), time.Now(), nil)
+		if _, err := d.Decode(loopback, ProtoNetFlow, v5Datagram(seq, exp, up, 1, 2), time.Now(), nil); err != nil {
+			t.Fatalf("v5 seq %d: %v", seq, err)
+		}
 	}
 	if st := d.Stats()["127.0.0.1"]; st.SequenceGaps != maxSeqGap || st.SequenceResets != 1 {
 		t.Fatalf("v5: gaps %d, resets %d; want %d and 1", st.SequenceGaps, st.SequenceResets, maxSeqGap)

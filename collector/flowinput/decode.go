@@ -211,26 +211,31 @@ var (
 )
 
 // notTemplateMiss drops template misses from err: they are counted
-// apart and are not decode errors.
+// apart and are not decode errors. err is returned whole when any part
+// of it is something else.
 func notTemplateMiss(err error) error {
-	if err == nil {
+	if err == nil || onlyTemplateMisses(err) {
 		return nil
 	}
+	return err
+}
+
+// onlyTemplateMisses reports whether every error err joins is a
+// template miss. goflow2 joins one miss per flowset onto the previous
+// join, so the joins nest: each member is checked the same way. A join
+// is looked at before errors.Is, which would match a join holding any
+// one miss.
+func onlyTemplateMisses(err error) bool {
 	var joined interface{ Unwrap() []error }
-	for {
-		if errors.As(err, &joined) {
-			for _, e := range joined.Unwrap() {
-				if !errors.Is(e, netflow.ErrorTemplateNotFound) {
-					return err
-				}
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			if !onlyTemplateMisses(e) {
+				return false
 			}
-			return nil
 		}
-		if errors.Is(err, netflow.ErrorTemplateNotFound) {
-			return nil
-		}
-		return err
+		return true
 	}
+	return errors.Is(err, netflow.ErrorTemplateNotFound)
 }
 
 // maxSeqGap bounds what one message can add to the sequence gaps: a

@@ -14,7 +14,9 @@ func BenchmarkDecodeIPFIX(b *testing.B) {
 	dgs := recorded(b, "softflowd-echo-v10.bin")
 	d := testDecoder()
 	for _, dg := range dgs { // learn templates
-		d.Decode(loopback, ProtoNetFlow, dg, time.Now(), nil)
+		if _, err := d.Decode(loopback, ProtoNetFlow, dg, time.Now(), nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -43,7 +43,9 @@ func recordSoftflowd(t *testing.T, pcap string, version int) [][]byte {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetReadBuffer(8 << 20)
+	if err := c.SetReadBuffer(8 << 20); err != nil {
+		t.Fatal(err)
+	}
 	port := c.LocalAddr().(*net.UDPAddr).Port
 	out, err := exec.Command(bin, "-r", pcap, "-n", "127.0.0.1:"+strconv.Itoa(port), "-v", strconv.Itoa(version), "-d").CombinedOutput()
 	if err != nil {
@@ -52,7 +54,9 @@ func recordSoftflowd(t *testing.T, pcap string, version int) [][]byte {
 	var dgs [][]byte
 	buf := make([]byte, 65535)
 	for {
-		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if err := c.SetReadDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
 		n, err := c.Read(buf)
 		if err != nil {
 			break

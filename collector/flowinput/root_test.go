@@ -75,10 +75,14 @@ func TestMalformedCounted(t *testing.T) {
 	d := testDecoder()
 	dgs := recorded(t, "softflowd-echo-v5.bin")
 	bad := [][]byte{{}, {0, 5}, {0, 9, 0}, {0, 42, 0, 0}, dgs[0][:30], dgs[0][:24+48*2+5]}
-	for _, b := range bad {
-		d.Decode(loopback, ProtoNetFlow, b, time.Now(), nil)
+	for i, b := range bad {
+		if _, err := d.Decode(loopback, ProtoNetFlow, b, time.Now(), nil); err == nil {
+			t.Errorf("bad datagram %d decoded without error", i)
+		}
 	}
-	d.Decode(loopback, ProtoSFlow, []byte{0, 0, 0, 5, 0, 0, 0, 9}, time.Now(), nil)
+	if _, err := d.Decode(loopback, ProtoSFlow, []byte{0, 0, 0, 5, 0, 0, 0, 9}, time.Now(), nil); err == nil {
+		t.Error("bad sFlow datagram decoded without error")
+	}
 	st := d.Stats()["127.0.0.1"]
 	if st.Datagrams != uint64(len(bad)+1) || st.DecodeErrors != uint64(len(bad)+1) {
 		t.Fatalf("stats %+v after %d bad datagrams", st, len(bad)+1)

@@ -17,9 +17,12 @@ import (
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 )
 
-func gaugeValue(g interface{ Write(*dto.Metric) error }) float64 {
+func gaugeValue(t testing.TB, g interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
 	var m dto.Metric
-	g.Write(&m)
+	if err := g.Write(&m); err != nil {
+		t.Fatalf("read metric: %v", err)
+	}
 	if m.Gauge != nil {
 		return m.GetGauge().GetValue()
 	}
@@ -96,21 +99,27 @@ func TestStreamsEndWithTheirSensor(t *testing.T) {
 		case 0: // the sensor process dies
 			cancel()
 		case 1: // a clean half-close
-			st.CloseSend()
-			st.Recv()
+			if err := st.CloseSend(); err != nil {
+				t.Fatalf("cycle %d: close send: %v", i, err)
+			}
+			// Waits for the server to end the stream; how it ends is
+			// not under test, only that its handler goes.
+			_, _ = st.Recv()
 			cancel()
 		case 2: // a batch sent, then gone before the ack
-			st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: &tapirv1.Batch{Seq: uint64(i + 1), Epoch: 5,
-				Blocks: []*tapirv1.PacketBlock{{Data: tr.Blocks[i%len(tr.Blocks)]}}}}})
+			if err := st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: &tapirv1.Batch{Seq: uint64(i + 1), Epoch: 5,
+				Blocks: []*tapirv1.PacketBlock{{Data: tr.Blocks[i%len(tr.Blocks)]}}}}}); err != nil {
+				t.Fatalf("cycle %d: send batch: %v", i, err)
+			}
 			cancel()
 		}
 		if !waitUntil(2*time.Second, func() bool { return len(s.slots) == 0 }) {
 			t.Fatalf("cycle %d (kind %d): the stream's handler is still running 2 s after its sensor left", i, i%3)
 		}
 	}
-	if !waitUntil(5*time.Second, func() bool { return gaugeValue(s.metrics.activeStream) == 0 && len(s.slots) == 0 }) {
+	if !waitUntil(5*time.Second, func() bool { return gaugeValue(t, s.metrics.activeStream) == 0 && len(s.slots) == 0 }) {
 		t.Fatalf("after %d connect/disconnect cycles: %v streams active, %d slots held", cycles,
-			gaugeValue(s.metrics.activeStream), len(s.slots))
+			gaugeValue(t, s.metrics.activeStream), len(s.slots))
 	}
 	if sn, _ := s.Registry().Sensor("good"); sn.Connected || sn.Streams != 0 {
 		t.Fatalf("registry after every sensor left: connected %v, %d streams", sn.Connected, sn.Streams)
@@ -145,7 +154,7 @@ func TestEpochs(t *testing.T) {
 		return &tapirv1.Batch{Seq: seq, Epoch: epoch, Flows: []*tapirv1.FlowRecord{tapirv1.FromRecord(&tr.Records[i%len(tr.Records)], nil)},
 			Blocks: []*tapirv1.PacketBlock{{Data: tr.Blocks[i%len(tr.Blocks)]}}}
 	}
-	old, ack, cancel := epochSession(t, cc, "good", 111)
+	old, _, cancel := epochSession(t, cc, "good", 111)
 	defer cancel()
 	for seq := uint64(1); seq <= 3; seq++ {
 		if m, err := sendBatch(t, old, batch(111, seq, int(seq))); err != nil || m.GetAck().GetSeq() != seq {
@@ -164,7 +173,7 @@ func TestEpochs(t *testing.T) {
 	if n := len(store.Batches("good")); n != 4 {
 		t.Fatalf("%d batches stored, want 4 (the new epoch's seq 1 taken for a duplicate?)", n)
 	}
-	if gaugeValue(s.metrics.sharedID) == 0 {
+	if gaugeValue(t, s.metrics.sharedID) == 0 {
 		t.Error("two live epochs under one id not counted")
 	}
 	// The old epoch again: durable seq 3.
@@ -256,7 +265,7 @@ func TestFieldLimits(t *testing.T) {
 	if n := len(store.Batches("good")); n != 0 {
 		t.Errorf("%d oversized batches stored", n)
 	}
-	if got := gaugeValue(s.metrics.overLimit); got != float64(len(cases)) {
+	if got := gaugeValue(t, s.metrics.overLimit); got != float64(len(cases)) {
 		t.Errorf("over-limit batches counted %v, want %d", got, len(cases))
 	}
 	goodSensor(t, s, pki, store, tr, 100)
@@ -319,7 +328,7 @@ func TestInflightBudget(t *testing.T) {
 			t.Errorf("%s: %d batches stored, want 3", id, n)
 		}
 	}
-	if gaugeValue(s.metrics.budgetWaits) == 0 {
+	if gaugeValue(t, s.metrics.budgetWaits) == 0 {
 		t.Error("no stream waited for the in-flight budget")
 	}
 	if !waitUntil(2*time.Second, func() bool { return s.budget.inUse() == 0 }) {

@@ -96,7 +96,9 @@ func benchIngest(b *testing.B, store storage.Writer, sensors int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Hello{Hello: &tapirv1.Hello{SensorId: id}}})
+		if err := st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Hello{Hello: &tapirv1.Hello{SensorId: id}}}); err != nil {
+			b.Fatal(err)
+		}
 		if m, err := st.Recv(); err != nil || m.GetHelloAck() == nil {
 			b.Fatal(m, err)
 		}

@@ -109,7 +109,9 @@ func goodSensor(t *testing.T, s *Server, pki *ingesttest.PKI, store *ingesttest.
 	if err != nil || m.GetAck().GetSeq() != seq {
 		t.Fatalf("ack: %v %v", m, err)
 	}
-	st.CloseSend()
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(store.Batches("good")); n == 0 {
 		t.Fatal("batch not stored")
 	}
@@ -128,7 +130,9 @@ func TestSecurity(t *testing.T) {
 	foreign.CAFile = pki.Sensor("good").CAFile // it trusts our server
 	refused := func() float64 {
 		var m dto.Metric
-		s.metrics.streams.WithLabelValues("refused_tls").Write(&m)
+		if err := s.metrics.streams.WithLabelValues("refused_tls").Write(&m); err != nil {
+			t.Fatal(err)
+		}
 		return m.GetCounter().GetValue()
 	}
 	before := refused()
@@ -148,19 +152,24 @@ func TestSecurity(t *testing.T) {
 	}
 	// Garbage bytes, an HTTP/1 request, a TLS client without certificate,
 	// a connection that never speaks.
-	raw, _ := net.Dial("tcp", addr)
-	raw.Write([]byte(strings.Repeat("\x00\xff garbage \x16\x03\x01", 1000)))
+	// What the server answers them is not under test (it may hang up
+	// mid-write), only that it still serves a good sensor afterwards.
+	raw := dial(t, addr)
+	_, _ = raw.Write([]byte(strings.Repeat("\x00\xff garbage \x16\x03\x01", 1000)))
 	raw.Close()
-	silent, _ := net.Dial("tcp", addr)
+	silent := dial(t, addr)
 	defer silent.Close()
-	h, _ := net.Dial("tcp", addr)
+	h := dial(t, addr)
 	fmt.Fprintf(h, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	http.ReadResponse(bufio.NewReader(h), nil)
+	_, _ = http.ReadResponse(bufio.NewReader(h), nil)
 	h.Close()
-	tc, _ := tlsconfig.Client(pki.Sensor("good"))
+	tc, err := tlsconfig.Client(pki.Sensor("good"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tc.Certificates = nil
 	if c, err := tls.Dial("tcp", addr, tc); err == nil {
-		c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+		_, _ = c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
 		if _, err := io.ReadAll(c); err == nil {
 			t.Log("certless TLS connection closed without error")
 		}
@@ -191,7 +200,9 @@ func TestRejectsBadBatch(t *testing.T) {
 	}
 	bad := append([]byte(nil), tr.Blocks[0]...)
 	bad[0] = 'X'
-	st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: &tapirv1.Batch{Seq: 9, Blocks: []*tapirv1.PacketBlock{{Data: bad}}}}})
+	if err := st.Send(&tapirv1.SensorMessage{Msg: &tapirv1.SensorMessage_Batch{Batch: &tapirv1.Batch{Seq: 9, Blocks: []*tapirv1.PacketBlock{{Data: bad}}}}}); err != nil {
+		t.Fatal(err)
+	}
 	_, err = st.Recv()
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("bad block: %v", err)
@@ -206,4 +217,14 @@ func TestRejectsBadBatch(t *testing.T) {
 		t.Error("bad batch stored")
 	}
 	goodSensor(t, s, pki, store, tr, 10)
+}
+
+// dial opens a plain TCP connection to addr.
+func dial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -71,7 +71,9 @@ func TestConfigErrorsSayWhat(t *testing.T) {
 func TestIPFIXOutput(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "s.yaml")
-	os.WriteFile(p, []byte("sensor_id: s1\noutput:\n  ipfix:\n    collector: \"127.0.0.1:4739\"\n    template_refresh: 10s\n    observation_domain: 7\n    mtu: 1200\n"), 0o600)
+	if err := os.WriteFile(p, []byte("sensor_id: s1\noutput:\n  ipfix:\n    collector: \"127.0.0.1:4739\"\n    template_refresh: 10s\n    observation_domain: 7\n    mtu: 1200\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(p)
 	if err != nil {
 		t.Fatal(err)

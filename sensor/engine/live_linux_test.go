@@ -54,7 +54,9 @@ func TestLiveReplayMatchesOffline(t *testing.T) {
 			}
 			res, err := netnstest.Replay(t, pair.PeerNS, pair.PeerIf, file, 20000, 0)
 			if err != nil {
-				e.Stop()
+				if serr := e.Stop(); serr != nil {
+					t.Errorf("stop engine: %v", serr)
+				}
 				t.Fatal(err)
 			}
 			if res.Failed != 0 {

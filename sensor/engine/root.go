@@ -171,9 +171,6 @@ func (e *Engine) Stats() Stats {
 	return s
 }
 
-// errStopped tells a worker loop that the engine is stopping.
-var errStopped = errors.New("stopped")
-
 // isEOF reports the normal end of a file source.
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 

@@ -27,7 +27,9 @@ func TestFreshSpoolSameID(t *testing.T) {
 		feed(t, first, tr)
 	}
 	waitFor(t, 5*time.Second, "first spool stored", func() bool { return complete(store, tr, 3) })
-	first.Stop()
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	second := newExporter(t, pki, t.TempDir(), addrs, nil, export.Dependencies{})
 	if second.Stats().Epoch == first.Stats().Epoch {
 		t.Fatal("two spools share an epoch")
@@ -72,7 +74,9 @@ func TestPermanentRefusal(t *testing.T) {
 	if st := e.Stats(); st.Reconnects != 0 {
 		t.Errorf("%d reconnects after a permanent refusal", st.Reconnects)
 	}
-	e.Stop()
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	if st := e.Stats(); st.Spool.Batches == 0 {
 		t.Errorf("nothing left in the spool: %+v", st.Spool)
 	}

@@ -68,7 +68,11 @@ func newExporter(t *testing.T, pki *linktest.PKI, spoolDir string, addrs []strin
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.Stop() })
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("stop exporter: %v", err)
+		}
+	})
 	return e
 }
 

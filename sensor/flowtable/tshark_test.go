@@ -75,14 +75,20 @@ func TestMatchesTshark(t *testing.T) {
 	testdata.Tool(t, "tshark")
 	dir := testdata.Pcaps(t)
 	var paths []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
 		n := d.Name()
-		if err == nil && !d.IsDir() && !strings.Contains(p, "pcapgo-tests") &&
+		if !d.IsDir() && !strings.Contains(p, "pcapgo-tests") &&
 			(strings.HasSuffix(n, ".pcap") || strings.HasSuffix(n, ".pcap.gz") || strings.HasSuffix(n, ".pcapng")) {
 			paths = append(paths, p)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(paths) < 40 {
 		t.Fatalf("only %d captures under %s", len(paths), dir)
 	}

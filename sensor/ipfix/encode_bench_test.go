@@ -37,7 +37,9 @@ func BenchmarkFlowsJSON(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f.AddRecord(&recs[i%len(recs)])
+		if err := f.AddRecord(&recs[i%len(recs)]); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }

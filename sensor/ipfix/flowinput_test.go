@@ -32,9 +32,13 @@ func TestFlowInputDecodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range recs {
-				x.AddRecord(&recs[i])
+				if err := x.AddRecord(&recs[i]); err != nil {
+					t.Fatal(err)
+				}
 			}
-			x.Stop()
+			if err := x.Stop(); err != nil {
+				t.Fatal(err)
+			}
 			dgs := u.datagrams(x.Stats().Messages)
 
 			icfg := flowinput.DefaultConfig()

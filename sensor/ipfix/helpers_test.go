@@ -79,7 +79,9 @@ func listenUDP(t *testing.T) *udpSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetReadBuffer(8 << 20)
+	if err := c.SetReadBuffer(8 << 20); err != nil {
+		t.Fatal(err)
+	}
 	u := &udpSink{c: c, done: make(chan struct{})}
 	go func() {
 		defer close(u.done)

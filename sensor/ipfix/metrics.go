@@ -44,7 +44,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		{"tapir_ipfix_skipped_updates_total", "Flow updates not exported (export_updates off).", &m.skippedUpdates},
 		{"tapir_ipfix_untracked_updates_total", "Flow updates exported with counts since the flow's start (delta state full).", &m.untracked},
 	} {
-		c := c
 		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
 			func() float64 { return float64(c.c.Load()) })); err != nil {
 			return nil, fmt.Errorf("register %s: %w", c.name, err)

@@ -69,7 +69,7 @@ func decodeMessages(t *testing.T, dgs [][]byte) []decodedMsg {
 					m.records = append(m.records, vals)
 				}
 			case netflow.RawFlowSet:
-				t.Fatalf("message %d: set %d decoded without a template", i, fs.FlowSetHeader.Id)
+				t.Fatalf("message %d: set %d decoded without a template", i, fs.Id)
 			}
 		}
 		out = append(out, m)
@@ -250,10 +250,16 @@ func TestUpdates(t *testing.T) {
 			up.Reason = flow.ReasonActive
 			up.Source.Packets, up.Source.Bytes = up.Source.Packets/2, up.Source.Bytes/2
 			up.Destination.Packets, up.Destination.Bytes = up.Destination.Packets/2, up.Destination.Bytes/2
-			x.AddRecord(&up)
-			x.AddRecord(&recs[i])
+			if err := x.AddRecord(&up); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.AddRecord(&recs[i]); err != nil {
+				t.Fatal(err)
+			}
 		}
-		x.Stop()
+		if err := x.Stop(); err != nil {
+			t.Fatal(err)
+		}
 		if err := x.AddRecord(&recs[0]); err != ErrStopped {
 			t.Errorf("AddRecord after Stop: %v", err)
 		}

@@ -49,7 +49,9 @@ func TestFlowsJSONLines(t *testing.T) {
 func TestFlowsJSONAllocations(t *testing.T) {
 	f := NewFlowsJSON(io.Discard, nil)
 	rec := testRecord()
-	f.AddRecord(rec) // grows the line buffer once
+	if err := f.AddRecord(rec); err != nil { // grows the line buffer once
+		t.Fatal(err)
+	}
 	toECS := testing.AllocsPerRun(200, func() { rec.ToECS() })
 	add := testing.AllocsPerRun(200, func() {
 		if err := f.AddRecord(rec); err != nil {

@@ -152,7 +152,9 @@ func TestTornTail(t *testing.T) {
 	// counted as corrupt, and the intact records after it are kept.
 	data, _ := os.ReadFile(segs[0])
 	data[len(magic)+2*(headerLen+100)+headerLen+5] ^= 0xff // payload of the 3rd record
-	os.WriteFile(segs[0], data, 0o640)
+	if err := os.WriteFile(segs[0], data, 0o640); err != nil {
+		t.Fatal(err)
+	}
 	s3, err := Open(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +266,9 @@ func TestCapDropsOldest(t *testing.T) {
 			t.Fatal(err)
 		}
 		if seq == 5 {
-			s.Ack(5) // acked batches are not counted as dropped
+			if err := s.Ack(5); err != nil { // acked batches are not counted as dropped
+				t.Fatal(err)
+			}
 		}
 	}
 	st := s.Stats()

@@ -158,13 +158,6 @@ func tkey(t rowkey.Table, row []byte) []byte {
 	return append(append(k, byte(t)), row...)
 }
 
-func familyOf(key []byte) string {
-	if len(key) > 0 && key[0] == byte(rowkey.TableBlocks) {
-		return familyPackets
-	}
-	return familyIndex
-}
-
 // acquire checks the store is open and read-locks it against Close.
 func (s *Store) acquire() error {
 	s.state.RLock()

@@ -244,7 +244,7 @@ func (c *Client) Pcap(ctx context.Context, r PcapRequest, w io.Writer, progress 
 			res.Expired = &Expired{Raw: h}
 		}
 	}
-	var dst io.Writer = w
+	dst := w
 	if progress != nil {
 		dst = &progressWriter{w: w, fn: progress}
 	}

@@ -77,8 +77,12 @@ func expiredSensorCert(t *testing.T, dir, id string) (string, string) {
 		t.Fatal(err)
 	}
 	cert, keyPath := filepath.Join(dir, "expired.pem"), filepath.Join(dir, "expired-key.pem")
-	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return cert, keyPath
 }
 
@@ -93,7 +97,9 @@ func TestCheckConfigTLSFiles(t *testing.T) {
 	other := certsDir(t, tapir, "tap-01")
 	expCert, expKey := expiredSensorCert(t, dir, "tap-01")
 	garbage := filepath.Join(dir, "garbage.pem")
-	os.WriteFile(garbage, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("not a certificate")}), 0o644)
+	if err := os.WriteFile(garbage, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("not a certificate")}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p := func(d, f string) string { return filepath.Join(d, f) }
 	for _, tc := range []struct {
 		name          string

@@ -97,8 +97,10 @@ func TestStoreBytesCutsStoredPackets(t *testing.T) {
 func TestDeprecatedKeysWarn(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "old.yaml")
-	os.WriteFile(cfg, []byte("flows:\n  snap_len: 80\noutput:\n  flows_out: "+filepath.Join(dir, "f.json")+
-		"\n  collector:\n    drain_timeout: 3s\n"), 0o644)
+	if err := os.WriteFile(cfg, []byte("flows:\n  snap_len: 80\noutput:\n  flows_out: "+filepath.Join(dir, "f.json")+
+		"\n  collector:\n    drain_timeout: 3s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, stderr := runSensorBin(t, "check-config", "--config", cfg, "-r", "x.pcap")
 	if code != 0 {
 		t.Fatalf("deprecated keys: exit %d, %s", code, stderr)

@@ -279,7 +279,11 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 
 	dp := startEBPF(o, cfg, logger, reg)
 	if dp != nil {
-		defer dp.Stop()
+		defer func() {
+			if err := dp.Stop(); err != nil {
+				logger.Warn("stop eBPF datapath", "err", err)
+			}
+		}()
 	}
 	sources, err := openSources(o, cfg, logger)
 	if err != nil {
@@ -300,7 +304,7 @@ func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Lo
 		}
 	}()
 	if p := cfg.Output.FlowsOut; p != "" {
-		var w io.Writer = stdout
+		w := stdout
 		var c io.Closer
 		if p != "-" {
 			f, ferr := output.OpenFlowsFile(p, false)

@@ -46,7 +46,9 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("example: exit %d, %s %s", code, out.String(), errb.String())
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("capture:\n  interfaces: [eth0]\n  workers: 0\noutput:\n  flows_out: x\n"), 0o644)
+	if err := os.WriteFile(bad, []byte("capture:\n  interfaces: [eth0]\n  workers: 0\noutput:\n  flows_out: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out.Reset()
 	errb.Reset()
 	if code := run([]string{"check-config", "--config", bad}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "capture.workers 0") {
@@ -71,7 +73,9 @@ func TestDamagedFileExitsWithError(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := filepath.Join(t.TempDir(), "cut.pcap")
-	os.WriteFile(cut, raw[:len(raw)*2/3], 0o644)
+	if err := os.WriteFile(cut, raw[:len(raw)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	flows := filepath.Join(t.TempDir(), "flows.json")
 	var out, errb bytes.Buffer
 	code := run([]string{"-r", cut, "--flows-out", flows, "--sensor-id", "t"}, &out, &errb)
@@ -102,7 +106,8 @@ func TestSIGTERMFlushesLiveCapture(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	// Kill fails once the process has exited: nothing left to clean up.
+	defer func() { _ = cmd.Process.Kill() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stderr.String(), "capturing") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

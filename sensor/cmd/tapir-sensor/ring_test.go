@@ -147,7 +147,9 @@ func TestRingRoundTripManyFlows(t *testing.T) {
 			args := []string{"-r", pcap, "--flows-out", filepath.Join(t.TempDir(), "f.json"), "--sensor-id", "t"}
 			if maxBuffered > 0 {
 				cfg := filepath.Join(t.TempDir(), "s.yaml")
-				os.WriteFile(cfg, fmt.Appendf(nil, "blocks:\n  max_buffered: %d\n", maxBuffered), 0o644)
+				if err := os.WriteFile(cfg, fmt.Appendf(nil, "blocks:\n  max_buffered: %d\n", maxBuffered), 0o644); err != nil {
+					t.Fatal(err)
+				}
 				args = append(args, "--config", cfg)
 			}
 			blocks := t.TempDir()
@@ -186,7 +188,9 @@ func TestBlockMemoryCap(t *testing.T) {
 	pcap, _ := genTrace(t, 20000, 8000)
 	bin := buildSensor(t)
 	cfg := filepath.Join(t.TempDir(), "s.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, "blocks:\n  max_buffered: %d\n", 8<<20), 0o644)
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "blocks:\n  max_buffered: %d\n", 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "--config", cfg, "-r", pcap, "--blocks-out", t.TempDir(), "--flows-out", filepath.Join(t.TempDir(), "f.json"))
 	rss := runPeakRSS(t, cmd)
 	t.Logf("peak RSS %d MiB", rss>>10)
