@@ -108,7 +108,9 @@ func TestMemoryLimit(t *testing.T) {
 		{"memory_limit: -1\n", -1, false},
 	} {
 		path := filepath.Join(t.TempDir(), "s.yaml")
-		os.WriteFile(path, []byte(tc.yaml+"output:\n  flows_out: x\n"), 0o644)
+		if err := os.WriteFile(path, []byte(tc.yaml+"output:\n  flows_out: x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		c, err := config.Load(path)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.yaml, err)

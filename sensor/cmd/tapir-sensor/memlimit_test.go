@@ -40,7 +40,9 @@ func TestMemoryLimitApplied(t *testing.T) {
 	} {
 		debug.SetMemoryLimit(math.MaxInt64)
 		cfgPath := filepath.Join(t.TempDir(), "sensor.yaml")
-		os.WriteFile(cfgPath, []byte("sensor_id: t\n"+tc.yaml), 0o644)
+		if err := os.WriteFile(cfgPath, []byte("sensor_id: t\n"+tc.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		var out, errb bytes.Buffer
 		flows := filepath.Join(t.TempDir(), "flows.json")
 		if code := run([]string{"--config", cfgPath, "-r", pcap, "--flows-out", flows}, &out, &errb); code != 0 {
@@ -56,7 +58,9 @@ func TestMemoryLimitApplied(t *testing.T) {
 // configuration error (exit 2) that names the key.
 func TestMemoryLimitBadValueRejected(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "sensor.yaml")
-	os.WriteFile(cfgPath, []byte("memory_limit: 1048576\noutput:\n  flows_out: x\n"), 0o644)
+	if err := os.WriteFile(cfgPath, []byte("memory_limit: 1048576\noutput:\n  flows_out: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config", "--config", cfgPath}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "memory_limit 1048576") {
 		t.Fatalf("exit %d, %q", code, errb.String())
