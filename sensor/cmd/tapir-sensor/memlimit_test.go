@@ -73,7 +73,9 @@ func TestGOMEMLIMITWinsOverConfig(t *testing.T) {
 	bin := buildSensor(t)
 	pcap := testdata.Pcap(t, "zeek/wikipedia.pcap")
 	cfgPath := filepath.Join(t.TempDir(), "sensor.yaml")
-	os.WriteFile(cfgPath, []byte("sensor_id: t\nmemory_limit: 104857600\n"), 0o644)
+	if err := os.WriteFile(cfgPath, []byte("sensor_id: t\nmemory_limit: 104857600\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		env, want string
 	}{
