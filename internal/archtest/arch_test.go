@@ -51,20 +51,7 @@ var sensorBinaryForbidden = []string{
 // without test variants). Remove an entry once its edge is gone: the test
 // fails on an entry that no longer matches anything, so the list only
 // shrinks.
-var known = map[string]string{
-	// Tests that run the sensor engine in-process to get real sensor
-	// output; they should run the tapir-sensor binary instead
-	// (tapir-sensor -r FILE --blocks-out DIR / --flows-out FILE).
-	"collector/cmd/tapir -> sensor/engine":    "TestSensorBlocksRoundTrip runs the sensor engine in-process",
-	"collector/cmd/tapir -> sensor/capture":   "TestSensorBlocksRoundTrip runs the sensor engine in-process",
-	"collector/cmd/tapir -> sensor/output":    "TestSensorBlocksRoundTrip runs the sensor engine in-process",
-	"collector/cmd/tapir -> sensor/flowtable": "through sensor/engine",
-	"collector/cmd/tapir -> sensor/appmeta":   "through sensor/engine",
-	// The sensor's IPFIX export decoded by the collector's flow input:
-	// an interop test that belongs in collector/e2e_flows, through the
-	// binaries.
-	"sensor/ipfix -> collector/flowinput": "TestFlowInputDecodes decodes the exporter's output with the collector's flow input",
-}
+var known = map[string]string{}
 
 // pkg is the part of go list -json output the test reads.
 type pkg struct {

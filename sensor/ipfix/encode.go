@@ -119,8 +119,9 @@ const (
 	endResource = 5
 )
 
-// flowEndReason maps a tapir end reason to RFC 5102's.
-func flowEndReason(r flow.EndReason) uint8 {
+// EndReason maps a tapir end reason to RFC 5102's flowEndReason (which has
+// fewer reasons than tapir): what a record's reason becomes after export.
+func EndReason(r flow.EndReason) uint8 {
 	switch r {
 	case flow.ReasonIdleTimeout:
 		return endIdle

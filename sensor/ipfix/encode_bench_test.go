@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapir-sensor/tapir/sensor/ipfix/ipfixtest"
 	"github.com/tapir-sensor/tapir/sensor/output"
 )
 
@@ -12,7 +13,7 @@ import (
 // messages (the work AddRecord does under its lock); BenchmarkFlowsJSON
 // is the baseline: the same records through the ECS JSON output.
 func BenchmarkEncode(b *testing.B) {
-	recs := finals(sensorRecords(b, "zeek/wikipedia.pcap"))
+	recs := ipfixtest.Finals(ipfixtest.SensorRecords(b, "zeek/wikipedia.pcap"))
 	cfg := DefaultConfig()
 	buf := make([]byte, 0, cfg.MTU)
 	e := newEncoder(&cfg, func() []byte { return buf })
@@ -32,7 +33,7 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func BenchmarkFlowsJSON(b *testing.B) {
-	recs := finals(sensorRecords(b, "zeek/wikipedia.pcap"))
+	recs := ipfixtest.Finals(ipfixtest.SensorRecords(b, "zeek/wikipedia.pcap"))
 	f := output.NewFlowsJSON(io.Discard, nil)
 	b.ReportAllocs()
 	b.ResetTimer()

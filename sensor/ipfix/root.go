@@ -163,7 +163,7 @@ func (x *Exporter) AddRecord(rec *flow.Record) error {
 	v := values{t: t, pkts: rec.Source.Packets, octs: rec.Source.Bytes,
 		rpkts: rec.Destination.Packets, rocts: rec.Destination.Bytes,
 		flags: rec.Source.TCPFlags, rflags: rec.Destination.TCPFlags,
-		start: rec.Start, end: rec.End, reason: flowEndReason(rec.Reason), cid: rec.CommunityID, id: rec.ID}
+		start: rec.Start, end: rec.End, reason: EndReason(rec.Reason), cid: rec.CommunityID, id: rec.ID}
 	x.mu.Lock()
 	if !x.started || x.stopped {
 		err := ErrNotStarted

@@ -10,6 +10,7 @@ import (
 	"github.com/netsampler/goflow2/v2/decoders/netflow"
 
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/ipfix/ipfixtest"
 )
 
 // key of an element in a decoded data record: pen<<16 | id.
@@ -119,7 +120,7 @@ func checkRecord(t *testing.T, r *flow.Record, v map[uint64][]byte, pen uint32) 
 	want := rec{tp.Src.Netip(tp.Family), tp.Dst.Netip(tp.Family), uint64(sp), uint64(dp), uint64(tp.Proto),
 		r.Source.Packets, r.Source.Bytes, r.Destination.Packets, r.Destination.Bytes,
 		uint64(r.Source.TCPFlags), uint64(r.Destination.TCPFlags), uint64(tp.VLAN),
-		uint64(r.Start.UnixMilli()), uint64(r.End.UnixMilli()), uint64(flowEndReason(r.Reason)),
+		uint64(r.Start.UnixMilli()), uint64(r.End.UnixMilli()), uint64(EndReason(r.Reason)),
 		r.CommunityID, string(r.ID[:])}
 	if got != want {
 		t.Errorf("flow %s:\n got %+v\nwant %+v", r.ID, got, want)
@@ -134,12 +135,12 @@ func checkRecord(t *testing.T, r *flow.Record, v map[uint64][]byte, pen uint32) 
 // templates go out in the first message and every TemplateRefreshMessages
 // messages after it.
 func TestMessages(t *testing.T) {
-	for _, rel := range captures {
+	for _, rel := range ipfixtest.Captures {
 		t.Run(rel, func(t *testing.T) {
-			recs := finals(sensorRecords(t, rel))
-			u := listenUDP(t)
+			recs := ipfixtest.Finals(ipfixtest.SensorRecords(t, rel))
+			u := ipfixtest.ListenUDP(t)
 			cfg := DefaultConfig()
-			cfg.Collector, cfg.MTU, cfg.TemplateRefreshMessages, cfg.ObservationDomain = u.addr(), minMTU, 3, 4242
+			cfg.Collector, cfg.MTU, cfg.TemplateRefreshMessages, cfg.ObservationDomain = u.Addr(), minMTU, 3, 4242
 			cfg.EnterpriseNumber = 64999
 			cfg.FlushInterval = time.Hour // only full messages, then Stop's flush
 			now := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -162,7 +163,7 @@ func TestMessages(t *testing.T) {
 				t.Fatalf("second Stop: %v", err)
 			}
 			st := x.Stats()
-			dgs := u.datagrams(st.Messages)
+			dgs := u.Datagrams(st.Messages)
 			if st.Records != uint64(len(recs)) || st.Messages != uint64(len(dgs)) || st.SendErrors+st.DroppedMessages != 0 {
 				t.Fatalf("stats %+v for %d records, %d datagrams", st, len(recs), len(dgs))
 			}
@@ -203,7 +204,7 @@ func TestMessages(t *testing.T) {
 // TestTemplateRefreshByTime: with message refresh off, templates go out in
 // the first message and again once TemplateRefresh has passed.
 func TestTemplateRefreshByTime(t *testing.T) {
-	recs := finals(sensorRecords(t, "zeek/ssh.pcap"))
+	recs := ipfixtest.Finals(ipfixtest.SensorRecords(t, "zeek/ssh.pcap"))
 	cfg := DefaultConfig()
 	cfg.TemplateRefreshMessages, cfg.TemplateRefresh = 0, 10*time.Second
 	e := newEncoder(&cfg, func() []byte { return nil })
@@ -232,11 +233,11 @@ func TestTemplateRefreshByTime(t *testing.T) {
 // TestUpdates: updates are skipped by default; with ExportUpdates they
 // go out as deltas, so the reports of a flow add up to its final record.
 func TestUpdates(t *testing.T) {
-	recs := finals(sensorRecords(t, "zeek/ssh.pcap"))
+	recs := ipfixtest.Finals(ipfixtest.SensorRecords(t, "zeek/ssh.pcap"))
 	for _, export := range []bool{false, true} {
-		u := listenUDP(t)
+		u := ipfixtest.ListenUDP(t)
 		cfg := DefaultConfig()
-		cfg.Collector, cfg.ExportUpdates = u.addr(), export
+		cfg.Collector, cfg.ExportUpdates = u.Addr(), export
 		x, err := New(cfg, Dependencies{})
 		if err != nil {
 			t.Fatal(err)
@@ -264,7 +265,7 @@ func TestUpdates(t *testing.T) {
 			t.Errorf("AddRecord after Stop: %v", err)
 		}
 		st := x.Stats()
-		msgs := decodeMessages(t, u.datagrams(st.Messages))
+		msgs := decodeMessages(t, u.Datagrams(st.Messages))
 		sum := map[string][4]uint64{}
 		n := 0
 		for _, m := range msgs {

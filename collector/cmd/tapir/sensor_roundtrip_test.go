@@ -1,24 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/gopacket/gopacket"
 
-	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/internal/testdata"
-	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/engine"
-	"github.com/tapir-sensor/tapir/sensor/output"
 )
 
 // TestSensorBlocksRoundTrip is the issue's round trip through the real
 // sensor: every shared capture goes through the sensor engine (decode,
-// flow table, per-flow blocks, zstd) into block segment files, `tapir pcap
+// flow table, blocks; the tapir-sensor binary) into block segment files, `tapir pcap
 // --blocks` turns them back into a capture, and tshark, reading both
 // files, must find exactly the input frames (timestamps to the
 // nanosecond, lengths, every byte), with each address pair's frames in
@@ -66,44 +66,63 @@ func flowGroupOf(p *capPacket) string {
 	return fmt.Sprintf("%s/%x", groupOf(p), h)
 }
 
-// runSensorToBlocks runs the sensor engine over a file into a block dir.
-// A damaged file must be damaged for tshark too; what came before the
-// damage is still written.
+// sensorBinary builds tapir-sensor once for the tests of this package
+// (the CLI may not import the sensor's packages: it runs its binary, as an
+// operator would).
+var sensorBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "tapir-sensor-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "tapir-sensor")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/tapir-sensor/tapir/sensor/cmd/tapir-sensor").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build tapir-sensor: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// finishedCounter reads one counter of the sensor's "capture finished"
+// log line.
+func finishedCounter(t *testing.T, log, name string) uint64 {
+	t.Helper()
+	m := regexp.MustCompile(`msg="capture finished".*\b` + name + `=(\d+)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("no %s in the sensor's log:\n%s", name, log)
+	}
+	n, err := strconv.ParseUint(m[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// runSensorToBlocks runs tapir-sensor over a file into a block dir, with
+// small blocks and short ages so that flows span many blocks. A damaged
+// file must be damaged for tshark too; what came before the damage is
+// still written.
 func runSensorToBlocks(t *testing.T, path, dir string) {
 	t.Helper()
-	src, err := capture.OpenFile(path)
+	bin, err := sensorBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	bc := block.DefaultDirWriterConfig()
-	bc.Dir = dir
-	blocks, err := output.NewBlocks(bc)
-	if err != nil {
+	cfg := filepath.Join(t.TempDir(), "sensor.yaml")
+	if err := os.WriteFile(cfg, []byte("sensor_id: roundtrip\nblocks:\n  max_bytes: 4096\n  max_age: 50ms\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := engine.DefaultConfig()
-	cfg.SensorID = "roundtrip"
-	cfg.Blocks.MaxBytes = 4 << 10
-	cfg.Blocks.MaxAge = 50 * time.Millisecond
-	e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: blocks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(); err != nil {
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--config", cfg, "-r", path, "--blocks-out", dir, "--log-level", "info")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
 		if exec.Command("tshark", "-r", path).Run() == nil {
-			t.Fatalf("sensor failed on a file tshark reads: %v", err)
+			t.Fatalf("sensor failed on a file tshark reads: %v\n%s", err, stderr.String())
 		}
 		t.Logf("damaged input, as tshark agrees: %v", err)
 	}
-	if err := blocks.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st := e.Stats()
-	if st.StoredPackets != st.Packets || st.BlockErrors != 0 {
-		t.Fatalf("stored %d of %d packets, %d block errors", st.StoredPackets, st.Packets, st.BlockErrors)
+	log := stderr.String()
+	packets, stored := finishedCounter(t, log, "packets"), finishedCounter(t, log, "stored_packets")
+	if blockErrors := finishedCounter(t, log, "block_errors"); stored != packets || blockErrors != 0 {
+		t.Fatalf("stored %d of %d packets, %d block errors", stored, packets, blockErrors)
 	}
 }

@@ -431,7 +431,7 @@ wait:
 	logger.Info("capture finished", "packets", st.Packets, "flows", st.Flows.Created, "records", st.Records,
 		"blocks", st.Blocks, "block_bytes", st.BlockBytes, "stored_packets", st.StoredPackets,
 		"budget_cut_packets", st.Flows.BudgetCutPackets, "evicted", st.Flows.Evicted(),
-		"decode_truncated", st.Decode.Truncated, "decode_malformed", st.Decode.Malformed, "clock_steps", st.Flows.ClockSteps, "blocks_closed_early", st.BlocksClosedEarly,
+		"decode_truncated", st.Decode.Truncated, "decode_malformed", st.Decode.Malformed, "clock_steps", st.Flows.ClockSteps, "blocks_closed_early", st.BlocksClosedEarly, "block_errors", st.BlockErrors,
 		"seconds", time.Since(start).Seconds())
 	for i, s := range st.Sources {
 		if s.KernelDrops > 0 || s.QueueFreezes > 0 {

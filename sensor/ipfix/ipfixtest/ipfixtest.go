@@ -1,4 +1,8 @@
-package ipfix
+// Package ipfixtest holds test helpers shared by the IPFIX exporter's
+// tests and the system tests that read its export back with the
+// collector's flow input: the sensor's records of a shared capture and a
+// UDP socket that keeps every datagram. It is for tests only.
+package ipfixtest
 
 import (
 	"net"
@@ -12,8 +16,8 @@ import (
 	"github.com/tapir-sensor/tapir/sensor/engine"
 )
 
-// Shared captures with TCP, UDP, ICMP, SCTP, IPv4 and IPv6 flows.
-var captures = []string{
+// Captures are shared captures with TCP, UDP, ICMP, SCTP, IPv4 and IPv6 flows.
+var Captures = []string{
 	"zeek/wikipedia.pcap",
 	"zeek/ssh.pcap",
 	"community-id-spec/combined.pcap.gz",
@@ -35,9 +39,9 @@ func (s *recSink) AddRecord(r *flow.Record) error {
 
 func (s *recSink) AddBlock([]byte) error { return nil }
 
-// sensorRecords runs the sensor engine over a shared capture and returns
+// SensorRecords runs the sensor engine over a shared capture and returns
 // every record it emitted (updates included).
-func sensorRecords(t testing.TB, rel string) []flow.Record {
+func SensorRecords(t testing.TB, rel string) []flow.Record {
 	t.Helper()
 	src, err := capture.OpenFile(testdata.Plain(t, testdata.Pcap(t, rel)))
 	if err != nil {
@@ -65,15 +69,16 @@ func sensorRecords(t testing.TB, rel string) []flow.Record {
 	return sink.recs
 }
 
-// udpSink is a UDP socket on 127.0.0.1 keeping every datagram.
-type udpSink struct {
+// UDPSink is a UDP socket on 127.0.0.1 keeping every datagram.
+type UDPSink struct {
 	c    *net.UDPConn
 	mu   sync.Mutex
 	dgs  [][]byte
 	done chan struct{}
 }
 
-func listenUDP(t *testing.T) *udpSink {
+// ListenUDP opens a UDPSink, closed at the test's cleanup.
+func ListenUDP(t *testing.T) *UDPSink {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -82,7 +87,7 @@ func listenUDP(t *testing.T) *udpSink {
 	if err := c.SetReadBuffer(8 << 20); err != nil {
 		t.Fatal(err)
 	}
-	u := &udpSink{c: c, done: make(chan struct{})}
+	u := &UDPSink{c: c, done: make(chan struct{})}
 	go func() {
 		defer close(u.done)
 		buf := make([]byte, 65536)
@@ -100,11 +105,12 @@ func listenUDP(t *testing.T) *udpSink {
 	return u
 }
 
-func (u *udpSink) addr() string { return u.c.LocalAddr().String() }
+// Addr is the socket's address.
+func (u *UDPSink) Addr() string { return u.c.LocalAddr().String() }
 
-// datagrams waits until n datagrams arrived (or a second passed) and
+// Datagrams waits until n datagrams arrived (or a second passed) and
 // returns them.
-func (u *udpSink) datagrams(n uint64) [][]byte {
+func (u *UDPSink) Datagrams(n uint64) [][]byte {
 	deadline := time.Now().Add(time.Second)
 	for {
 		u.mu.Lock()
@@ -120,9 +126,9 @@ func (u *udpSink) datagrams(n uint64) [][]byte {
 	return append([][]byte(nil), u.dgs...)
 }
 
-// finals returns the final records of IP flows: what the exporter sends
+// Finals returns the final records of IP flows: what the exporter sends
 // by default.
-func finals(recs []flow.Record) []flow.Record {
+func Finals(recs []flow.Record) []flow.Record {
 	var out []flow.Record
 	for _, r := range recs {
 		if r.Reason.Final() && (r.Tuple.Family == flow.FamilyIPv4 || r.Tuple.Family == flow.FamilyIPv6) {

@@ -1,4 +1,7 @@
-package ipfix
+// Package systest holds system tests that cross the sensor/collector
+// boundary: what one side produces, read back by the other. Neither side
+// may import the other, so these tests live here, outside both.
+package systest
 
 import (
 	"context"
@@ -10,6 +13,8 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/flowinput"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/sensor/ipfix"
+	"github.com/tapir-sensor/tapir/sensor/ipfix/ipfixtest"
 )
 
 // TestFlowInputDecodes: the collector's own flow input decodes what the
@@ -18,13 +23,13 @@ import (
 // included), both directions' counters, timestamps and end reasons, with
 // no decode error, template miss or sequence gap.
 func TestFlowInputDecodes(t *testing.T) {
-	for _, rel := range captures {
+	for _, rel := range ipfixtest.Captures {
 		t.Run(rel, func(t *testing.T) {
-			recs := finals(sensorRecords(t, rel))
-			u := listenUDP(t)
-			cfg := DefaultConfig()
-			cfg.Collector = u.addr()
-			x, err := New(cfg, Dependencies{})
+			recs := ipfixtest.Finals(ipfixtest.SensorRecords(t, rel))
+			u := ipfixtest.ListenUDP(t)
+			cfg := ipfix.DefaultConfig()
+			cfg.Collector = u.Addr()
+			x, err := ipfix.New(cfg, ipfix.Dependencies{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -39,7 +44,7 @@ func TestFlowInputDecodes(t *testing.T) {
 			if err := x.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			dgs := u.datagrams(x.Stats().Messages)
+			dgs := u.Datagrams(x.Stats().Messages)
 
 			icfg := flowinput.DefaultConfig()
 			icfg.Enabled = true
@@ -60,7 +65,7 @@ func TestFlowInputDecodes(t *testing.T) {
 			}
 			render := func(r *flow.Record) string {
 				return fmt.Sprintf("%s %d/%d %d/%d %d-%d reason %d", r.CommunityID, r.Source.Packets, r.Source.Bytes,
-					r.Destination.Packets, r.Destination.Bytes, r.Start.UnixMilli(), r.End.UnixMilli(), ipfixReason(r.Reason))
+					r.Destination.Packets, r.Destination.Bytes, r.Start.UnixMilli(), r.End.UnixMilli(), ipfix.EndReason(r.Reason))
 			}
 			var a, b []string
 			for i := range got {
@@ -81,7 +86,3 @@ func TestFlowInputDecodes(t *testing.T) {
 		})
 	}
 }
-
-// ipfixReason is the end reason after an IPFIX round trip (RFC 5102 has
-// fewer reasons than tapir).
-func ipfixReason(r flow.EndReason) uint8 { return flowEndReason(r) }
