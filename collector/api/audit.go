@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tapir-sensor/tapir/internal/lograte"
 )
 
 // AuditEntry is one line of the audit log: one retrieval request, allowed
@@ -92,13 +94,13 @@ type auditLog struct {
 	broken  error // the last write's error, until a reopen succeeds
 	sync    bool
 	log     *slog.Logger
-	failLog *rateLog
+	failLog *lograte.Limiter
 	metrics *metrics
 	buf     []byte
 }
 
 func openAudit(path string, doSync bool, cfg AuditConfig, log *slog.Logger, m *metrics) (*auditLog, error) {
-	a := &auditLog{path: path, cfg: cfg, sync: doSync, log: log, metrics: m, failLog: newRateLog(10 * time.Second)}
+	a := &auditLog{path: path, cfg: cfg, sync: doSync, log: log, metrics: m, failLog: lograte.New(10 * time.Second)}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -245,7 +247,7 @@ func (a *auditLog) rotate() error {
 // become the unbounded copy the audit file refused.
 func (a *auditLog) fail(e *AuditEntry, err error) error {
 	a.metrics.auditErrors.Inc()
-	if n, ok := a.failLog.allow(); ok {
+	if n, ok := a.failLog.Allow(); ok {
 		a.log.Error("audit log write failed; retrievals are refused until it is writable again", "err", err,
 			"subject", e.Subject, "remote", e.Remote, "endpoint", e.Endpoint, "status", e.Status,
 			"packets", e.Packets, "bytes", e.Bytes, "failures_not_logged", n)
@@ -262,31 +264,4 @@ func (a *auditLog) Close() error {
 	}
 	a.closed = true
 	return a.f.Close()
-}
-
-// rateLog lets a log line through at most once per interval and counts
-// the ones held back.
-type rateLog struct {
-	mu       sync.Mutex
-	every    time.Duration
-	last     time.Time
-	held     int64
-	hasFired bool
-}
-
-func newRateLog(every time.Duration) *rateLog { return &rateLog{every: every} }
-
-// allow reports whether to log now, and how many were held back since
-// the last line logged.
-func (r *rateLog) allow() (int64, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now()
-	if r.hasFired && now.Sub(r.last) < r.every {
-		r.held++
-		return 0, false
-	}
-	n := r.held
-	r.last, r.held, r.hasFired = now, 0, true
-	return n, true
 }

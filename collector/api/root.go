@@ -87,6 +87,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tapir-sensor/tapir/collector/registry"
+	"github.com/tapir-sensor/tapir/internal/lograte"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 	"github.com/tapir-sensor/tapir/storage"
 )
@@ -121,7 +122,7 @@ type Server struct {
 	deny *denyLimiter
 	// refuseLog rate-limits the log line of retrievals refused because
 	// the audit log cannot be written.
-	refuseLog *rateLog
+	refuseLog *lograte.Limiter
 
 	mu      sync.Mutex
 	auth    *authenticator
@@ -153,7 +154,7 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 		return nil, fmt.Errorf("register api metrics: %w", err)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, m: m, sem: make(chan struct{}, cfg.MaxConcurrent),
-		deny: newDenyLimiter(cfg.Audit.DeniedRate, cfg.Audit.DeniedBurst), refuseLog: newRateLog(10 * time.Second)}
+		deny: newDenyLimiter(cfg.Audit.DeniedRate, cfg.Audit.DeniedBurst), refuseLog: lograte.New(10 * time.Second)}
 	s.mux = http.NewServeMux()
 	s.mux.Handle("GET /api/v1/pcap", s.route("pcap", RolePcapRead, true, s.handlePcap))
 	s.mux.Handle("GET /api/v1/flows", s.route("flows", RoleFlowsRead, true, s.handleFlows))
@@ -394,13 +395,13 @@ func (s *Server) auditReady(c *call) bool {
 		return true
 	}
 	if s.cfg.Audit.FailOpen {
-		if n, ok := s.refuseLog.allow(); ok {
+		if n, ok := s.refuseLog.Allow(); ok {
 			s.log.Error("audit log unavailable; serving anyway (audit.fail_open)", "err", err, "not_logged", n)
 		}
 		return true
 	}
 	s.m.auditRefused.Inc()
-	if n, ok := s.refuseLog.allow(); ok {
+	if n, ok := s.refuseLog.Allow(); ok {
 		s.log.Error("audit log unavailable; retrievals refused", "err", err, "refusals_not_logged", n)
 	}
 	c.w.Header().Set("Retry-After", "30")

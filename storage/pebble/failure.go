@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tapir-sensor/tapir/internal/lograte"
 	"github.com/tapir-sensor/tapir/storage"
 )
 
@@ -91,20 +92,20 @@ func isDiskFull(err error) bool {
 // flush at once, forever (a CPU spin that never recovers), and stall
 // writes once its memtables are full.
 func (s *Store) eventListener() *pebble.EventListener {
-	bgLog := newRateLimit(10 * time.Second)
+	bgLog := lograte.New(10 * time.Second)
 	return &pebble.EventListener{
 		BackgroundError: func(err error) {
 			s.integrity.background.Inc()
 			switch {
 			case pebble.IsCorruptionError(err):
 				s.integrity.corruption.WithLabelValues("background").Inc()
-				if n, ok := bgLog.allow(); ok {
+				if n, ok := bgLog.Allow(); ok {
 					s.log.Error("store corruption met by a background compaction or flush", "err", err.Error(), "not_logged", n)
 				}
 			case isDiskFull(err):
 				s.setFailed(fmt.Errorf("%w: %w: %w", ErrFailed, ErrDiskFull, err))
 			default:
-				if n, ok := bgLog.allow(); ok {
+				if n, ok := bgLog.Allow(); ok {
 					s.log.Error("store background error", "err", err.Error(), "not_logged", n)
 				}
 			}
@@ -120,35 +121,8 @@ func (s *Store) readErr(err error, what string) error {
 		return err
 	}
 	s.integrity.corruption.WithLabelValues("read").Inc()
-	if n, ok := s.corruptLog.allow(); ok {
+	if n, ok := s.corruptLog.Allow(); ok {
 		s.log.Error("store corruption: data of a flow cannot be read", "what", what, "err", err.Error(), "not_logged", n)
 	}
 	return fmt.Errorf("%w: %s: %w", storage.ErrCorrupt, what, err)
-}
-
-// rateLimit lets an event through at most once per interval and counts
-// the ones held back. Safe for concurrent use.
-type rateLimit struct {
-	mu    sync.Mutex
-	every time.Duration
-	last  time.Time
-	held  int64
-	fired bool
-}
-
-func newRateLimit(every time.Duration) *rateLimit { return &rateLimit{every: every} }
-
-// allow reports whether to let this event through, and how many were
-// held back since the last one that was.
-func (r *rateLimit) allow() (int64, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now()
-	if r.fired && now.Sub(r.last) < r.every {
-		r.held++
-		return 0, false
-	}
-	n := r.held
-	r.last, r.held, r.fired = now, 0, true
-	return n, true
 }

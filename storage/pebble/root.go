@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/lograte"
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
@@ -78,7 +79,7 @@ type Store struct {
 	failure    failure
 
 	integrity  *integrityMetrics
-	corruptLog *rateLimit // read-path corruption log lines
+	corruptLog *lograte.Limiter // read-path corruption log lines
 
 	reads readStats // what the read path's iterators loaded
 	// prefixSeek: the store uses prefixComparer, so prefix scans seek
@@ -132,7 +133,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	}
 	s := &Store{dir: dir, cfg: cfg, fs: cfg.FS, log: logger, m: m,
 		bucket: int64(cfg.TimeBucket), long: int64(cfg.LongFlow),
-		failure: failure{ch: make(chan struct{})}, integrity: newIntegrityMetrics(), corruptLog: newRateLimit(10 * time.Second)}
+		failure: failure{ch: make(chan struct{})}, integrity: newIntegrityMetrics(), corruptLog: lograte.New(10 * time.Second)}
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
