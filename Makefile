@@ -66,7 +66,7 @@ data:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector ./collector/cmd/tapir
+	$(GO) build -o $(BIN)/ ./cmd/tapir-sensor ./cmd/tapir-collector ./cmd/tapir
 
 # make test: installs test dependencies, starts the services the tests use
 # (Kafka, HBase; stopped afterwards even on failure), and runs every test.

@@ -49,7 +49,7 @@ cleanup() {
   [[ ${KEEP:-0} == 1 ]] || rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/bin/" ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector ./bench/benchtool
+go build -o "$work/bin/" ./cmd/tapir-sensor ./cmd/tapir-collector ./bench/benchtool
 
 input=$big
 if [[ -n ${PACKETS:-} ]]; then

@@ -49,7 +49,7 @@ rm -rf "$work" && mkdir -p "$work/bin"
 # Sensor, collector and benchtool are built from this tree, together (a
 # sensor and a collector from different trees may disagree on the block
 # format).
-go build -o "$work/bin/" ./sensor/cmd/tapir-sensor ./collector/cmd/tapir-collector ./bench/benchtool
+go build -o "$work/bin/" ./cmd/tapir-sensor ./cmd/tapir-collector ./bench/benchtool
 bt=$work/bin/benchtool
 port_ingest=${PORT_INGEST:-24740}
 port_api=${PORT_API:-28443}

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // BenchmarkAppendEncode measures the sensor's block path on real traffic:
@@ -23,7 +23,7 @@ func BenchmarkAppendEncode(b *testing.B) {
 		for _, p := range pkts {
 			pcapSize += 16 + int64(len(p.data))
 		}
-		if fi, err := os.Stat(testdata.Pcap(b, c.rel)); err == nil && c.rel[len(c.rel)-3:] != ".gz" && fi.Size() != pcapSize {
+		if fi, err := os.Stat(testenv.Pcap(b, c.rel)); err == nil && c.rel[len(c.rel)-3:] != ".gz" && fi.Size() != pcapSize {
 			b.Fatalf("pcap size %d, computed %d", fi.Size(), pcapSize)
 		}
 		for _, l := range []struct {

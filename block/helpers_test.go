@@ -13,7 +13,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 type testPacket struct {
@@ -28,7 +28,7 @@ type testPacket struct {
 // groups packets by a direction-free hash of their network addresses.
 func loadCapture(tb testing.TB, rel string) []testPacket {
 	tb.Helper()
-	raw, err := os.ReadFile(testdata.Pcap(tb, rel))
+	raw, err := os.ReadFile(testenv.Pcap(tb, rel))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // BenchmarkStoredRatio measures what the sensor's block settings cost in
@@ -23,8 +23,8 @@ import (
 func BenchmarkStoredRatio(b *testing.B) {
 	var caps [][]testPacket
 	var pcapSize int64
-	root := testdata.Pcaps(b)
-	for _, path := range testdata.Captures(b) {
+	root := testenv.Pcaps(b)
+	for _, path := range testenv.Captures(b) {
 		if !strings.HasSuffix(path, ".pcap") && !strings.HasSuffix(path, ".pcap.gz") {
 			continue // loadCapture reads classic pcap only
 		}

@@ -55,7 +55,7 @@ for t in ip ethtool iperf3 bpftool; do command -v $t >/dev/null || { echo "bench
 if [ -n "${SENSOR:-}" ]; then
 	cp "$SENSOR" "$WORK/tapir-sensor"
 else
-	(cd "$ROOT" && go build -o "$WORK/tapir-sensor" ./sensor/cmd/tapir-sensor)
+	(cd "$ROOT" && go build -o "$WORK/tapir-sensor" ./cmd/tapir-sensor)
 fi
 ip netns add "$C"; ip netns add "$P"
 ip link add "$CI" netns "$C" type veth peer name "$PI" netns "$P"

@@ -4,15 +4,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // TestCountersNonIP checks the ethertype buckets against tshark on the
 // non-IP captures: every ARP frame tshark sees lands in EtherARP, every
 // Ethernet loopback frame in EtherLoopback, and none is counted as IP.
 func TestCountersNonIP(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
-	dir := testdata.Pcaps(t)
+	tshark := testenv.Tool(t, "tshark")
+	dir := testenv.Pcaps(t)
 	cases := []struct {
 		file   string
 		proto  string // tshark frame.protocols element

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -99,7 +99,7 @@ var encaps = []encap{
 // word), writes them to a pcap and compares the decoder with tshark's
 // decode of that file.
 func TestEncapsulationsMatchTshark(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
+	tshark := testenv.Tool(t, "tshark")
 	var src []capPacket
 	var p Packet
 	for _, s := range distinctSamples(t) {

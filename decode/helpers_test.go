@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -95,8 +95,8 @@ var (
 // allCaptures reads every shared capture once per test binary.
 func allCaptures(tb testing.TB) []loadedCapture {
 	tb.Helper()
-	dir := testdata.Pcaps(tb)
-	paths := testdata.Captures(tb)
+	dir := testenv.Pcaps(tb)
+	paths := testenv.Captures(tb)
 	loadOnce.Do(func() {
 		for _, p := range paths {
 			pk, err := readCapture(p)

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 
 	"github.com/tapir-sensor/tapir/flow"
 )
@@ -297,9 +297,9 @@ func comparePacket(p *Packet, r *tsharkRow, exc exceptions) []string {
 // TestDecodeMatchesTshark decodes every packet of every shared capture and
 // compares it with tshark's decode of the same packet.
 func TestDecodeMatchesTshark(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
+	tshark := testenv.Tool(t, "tshark")
 	caps := allCaptures(t)
-	dir := testdata.Pcaps(t)
+	dir := testenv.Pcaps(t)
 	exc := exceptions{}
 	var total, compared int
 	// Run tshark over the captures two at a time up front.

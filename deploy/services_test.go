@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // servicePorts maps each port variable of the Makefile to the
@@ -36,8 +36,8 @@ var portEnv = regexp.MustCompile(`\$\{(TAPIR_[A-Z_]*PORT):-`)
 // services-up and the targets that start the services around the tests
 // (checked with make -n and distinct port values).
 func TestServicePortsAreMakeVariables(t *testing.T) {
-	root := testdata.RepoRoot(t)
-	testdata.Tool(t, "make")
+	root := testenv.RepoRoot(t)
+	testenv.Tool(t, "make")
 	checkScriptsCovered(t, root)
 	makefile := readFile(t, filepath.Join(root, "Makefile"))
 	readme := readFile(t, filepath.Join(root, "README.md"))

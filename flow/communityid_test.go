@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 type baselineRecord struct {
@@ -40,7 +40,7 @@ func tupleOf(t *testing.T, r baselineRecord) flow.Tuple {
 // TestCommunityIDBaselines checks every tuple of the spec's published
 // baselines (default seed, seed 1, and the no-base64 form).
 func TestCommunityIDBaselines(t *testing.T) {
-	dir := testdata.Pcap(t, "community-id-spec")
+	dir := testenv.Pcap(t, "community-id-spec")
 	for _, tc := range []struct {
 		file  string
 		seed  uint16
@@ -82,7 +82,7 @@ func TestCommunityIDBaselines(t *testing.T) {
 // TestKeySymmetric checks that both directions of every baseline tuple
 // share one canonical key exactly when they share one Community ID.
 func TestKeySymmetric(t *testing.T) {
-	dir := testdata.Pcap(t, "community-id-spec")
+	dir := testenv.Pcap(t, "community-id-spec")
 	raw, err := os.ReadFile(filepath.Join(dir, "baseline_deflt.json"))
 	if err != nil {
 		t.Fatal(err)

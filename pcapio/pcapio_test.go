@@ -15,7 +15,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/block"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 type pkt struct {
@@ -26,7 +26,7 @@ type pkt struct {
 
 func readPcap(t *testing.T, rel string) ([]pkt, uint16) {
 	t.Helper()
-	f, err := os.Open(testdata.Pcap(t, rel))
+	f, err := os.Open(testenv.Pcap(t, rel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestPcapMixedLinkTypes(t *testing.T) {
 // TestPcapNGInterfaces writes blocks of two sensors and link types and
 // checks with tshark that every packet names its sensor and interface.
 func TestPcapNGInterfaces(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
+	tshark := testenv.Tool(t, "tshark")
 	eth, lt1 := readPcap(t, "zeek/get.pcap")
 	sll, lt2 := readPcap(t, "zeek/linux_dlt_sll2.pcap")
 	blocks := []*block.Block{
@@ -209,7 +209,7 @@ func TestPcapNGInterfaces(t *testing.T) {
 }
 
 func TestEmptyOutputs(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
+	tshark := testenv.Tool(t, "tshark")
 	for _, f := range []Format{FormatPcap, FormatPcapNG} {
 		out := filepath.Join(t.TempDir(), "empty."+string(f))
 		fh, _ := os.Create(out)

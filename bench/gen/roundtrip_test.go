@@ -54,7 +54,7 @@ func buildBinaries(dir string) error {
 	bin.tapir = filepath.Join(dir, "tapir")
 	bin.benchtool = filepath.Join(dir, "benchtool")
 	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"./sensor/cmd/tapir-sensor", "./collector/cmd/tapir", "./bench/benchtool")
+		"./cmd/tapir-sensor", "./cmd/tapir", "./bench/benchtool")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w: %s", err, out)

@@ -14,7 +14,7 @@ import (
 	"github.com/tapir-sensor/tapir/collector/api/client"
 	"github.com/tapir-sensor/tapir/collector/retention"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage"
 )
 
@@ -58,7 +58,7 @@ func keptPackets(t *testing.T, c *capture, cf *capFlow, removed int) []string {
 // the whole capture does.
 func tcpdumpAbs(t *testing.T, path string) string {
 	t.Helper()
-	out, err := exec.Command(testdata.Tool(t, "tcpdump"), "-r", path, "-nn", "-tt", "-xx", "-S",
+	out, err := exec.Command(testenv.Tool(t, "tcpdump"), "-r", path, "-nn", "-tt", "-xx", "-S",
 		"--time-stamp-precision=micro").Output()
 	if err != nil {
 		t.Fatalf("tcpdump %s: %v", path, err)
@@ -130,7 +130,7 @@ func checkComplete(t *testing.T, ts *testServer, path string) {
 // A flow retention did not touch has no such header; a flow it removed
 // wholly still answers 410.
 func TestPartialExpiryByAge(t *testing.T) {
-	path := testdata.Plain(t, testdata.Pcap(t, "zeek/ssh.pcap"))
+	path := testenv.Plain(t, testenv.Pcap(t, "zeek/ssh.pcap"))
 	c := loadCapture(t, path, []string{"s1"}, partialPerBlock)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(true))
@@ -208,7 +208,7 @@ func TestPartialExpiryByAge(t *testing.T) {
 // TestPartialExpiryBySize: retention by size removes exactly the two
 // oldest blocks of the only flow in the store; its pcap says so.
 func TestPartialExpiryBySize(t *testing.T) {
-	path := testdata.Plain(t, testdata.Pcap(t, "zeek/ssh.pcap"))
+	path := testenv.Plain(t, testenv.Pcap(t, "zeek/ssh.pcap"))
 	c := loadCapture(t, path, []string{"s1"}, partialPerBlock)
 	var cf *capFlow
 	for _, f := range c.flows {

@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // TestExporterFlowNoPackets: a flow known only from a flow exporter's
 // records (sensor id exporter:<addr>) answers 404 no_packets, saying it
 // came from an exporter, not not_flushed with a Retry-After.
 func TestExporterFlowNoPackets(t *testing.T) {
-	path := testdata.Pcap(t, "zeek/get.pcap")
+	path := testenv.Pcap(t, "zeek/get.pcap")
 	c := loadCapture(t, path, []string{"exporter:192.0.2.1"}, 3)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(false)) // records only, as the flow input writes them

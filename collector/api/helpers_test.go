@@ -19,7 +19,7 @@ import (
 	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/pebble"
 )
@@ -266,7 +266,7 @@ func (ts *testServer) get(t testing.TB, token, path string) (*http.Response, []b
 // microsecond timestamps and every frame byte in hex.
 func tcpdumpText(t testing.TB, path string) string {
 	t.Helper()
-	out, err := exec.Command(testdata.Tool(t, "tcpdump"), "-r", path, "-nn", "-tt", "-xx",
+	out, err := exec.Command(testenv.Tool(t, "tcpdump"), "-r", path, "-nn", "-tt", "-xx",
 		"--time-stamp-precision=micro").Output()
 	if err != nil {
 		t.Fatalf("tcpdump %s: %v", path, err)
@@ -287,7 +287,7 @@ func tsharkSelect(t testing.TB, orig string, tu flow.Tuple, out string) {
 	filter := ip + "==" + a.String() + " && " + ip + "==" + b.String() +
 		" && " + pn + ".port==" + itoa(tu.SrcPort) + " && " + pn + ".port==" + itoa(tu.DstPort) +
 		" && !icmp && !icmpv6"
-	cmd := exec.Command(testdata.Tool(t, "tshark"), "-r", orig, "-Y", filter, "-F", "pcap", "-w", out)
+	cmd := exec.Command(testenv.Tool(t, "tshark"), "-r", orig, "-Y", filter, "-F", "pcap", "-w", out)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tshark %s: %v\n%s", filter, err, msg)
 	}
@@ -297,14 +297,14 @@ func itoa(v uint16) string { return strconv.Itoa(int(v)) }
 
 func execTool(t testing.TB, name string, args ...string) ([]byte, error) {
 	t.Helper()
-	return exec.Command(testdata.Tool(t, name), args...).CombinedOutput()
+	return exec.Command(testenv.Tool(t, name), args...).CombinedOutput()
 }
 
 // tsharkConversations returns the shared tshark-conversations.tsv row of
 // a capture: column name -> count.
 func tsharkConversations(t testing.TB, rel string) map[string]int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata.Pcaps(t), "tshark-conversations.tsv"))
+	b, err := os.ReadFile(filepath.Join(testenv.Pcaps(t), "tshark-conversations.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}

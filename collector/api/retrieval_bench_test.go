@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // BenchmarkRetrieveFlow measures the latency of pulling one flow's pcap
@@ -17,7 +17,7 @@ import (
 // holding the first N connections of zeek/echo-connections.pcap.gz (500
 // TCP connections, 82,582 packets). It reports p50 and p99.
 func BenchmarkRetrieveFlow(b *testing.B) {
-	path := testdata.Plain(b, testdata.Pcap(b, "zeek/echo-connections.pcap.gz"))
+	path := testenv.Plain(b, testenv.Pcap(b, "zeek/echo-connections.pcap.gz"))
 	all := loadCapture(b, path, []string{"s1"}, 64)
 	for _, n := range []int{50, 500} {
 		if n > len(all.flows) {

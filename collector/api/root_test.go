@@ -21,7 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage"
 )
 
@@ -46,7 +46,7 @@ func TestDefaultConfigValidates(t *testing.T) {
 // after the capture's last packet.
 func setup(t *testing.T, rel string, sensors []string, mod func(*Config)) (*capture, *testServer, storage.BlockStore) {
 	t.Helper()
-	path := testdata.Plain(t, testdata.Pcap(t, rel))
+	path := testenv.Plain(t, testenv.Pcap(t, rel))
 	c := loadCapture(t, path, sensors, 3)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(true))
@@ -188,7 +188,7 @@ func TestPcapMatchesTshark(t *testing.T) {
 // ID Zeek logged for it (its baseline), and by the flow ID of one sensor's
 // instance.
 func TestPcapByZeekCommunityID(t *testing.T) {
-	base, err := os.ReadFile(testdata.Pcap(t, "zeek/scripts.policy.protocols.conn.community-id-logging.conn.log.cut"))
+	base, err := os.ReadFile(testenv.Pcap(t, "zeek/scripts.policy.protocols.conn.community-id-logging.conn.log.cut"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestFlowStates(t *testing.T) {
 }
 
 func TestNotFlushed(t *testing.T) {
-	path := testdata.Pcap(t, "zeek/get.pcap")
+	path := testenv.Pcap(t, "zeek/get.pcap")
 	c := loadCapture(t, path, []string{"s1"}, 3)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(false)) // records only
@@ -514,7 +514,7 @@ func (b *blockingStore) LookupFlow(ctx context.Context, id string, from, to time
 }
 
 func TestBusyAndTimeout(t *testing.T) {
-	path := testdata.Pcap(t, "zeek/get.pcap")
+	path := testenv.Pcap(t, "zeek/get.pcap")
 	c := loadCapture(t, path, []string{"s1"}, 3)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(true))

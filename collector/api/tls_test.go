@@ -12,7 +12,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/api/client"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
@@ -33,7 +33,7 @@ func TestTLSClientCertAndClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	path := testdata.Pcap(t, "zeek/get.pcap")
+	path := testenv.Pcap(t, "zeek/get.pcap")
 	c := loadCapture(t, path, []string{"s1", "s2"}, 3)
 	st := openStore(t)
 	writeBatches(t, st, c.batches(true))

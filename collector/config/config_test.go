@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/collector/config"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 func TestExampleFileValidates(t *testing.T) {
-	c, err := config.Load(filepath.Join(testdata.RepoRoot(t), "deploy", "collector.example.yaml"))
+	c, err := config.Load(filepath.Join(testenv.RepoRoot(t), "deploy", "collector.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/linktest"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // sensorID names the sensor of sensorRecords.
@@ -35,7 +35,7 @@ flows:
 // (internal/linktest), and returns its final flow records as received.
 func sensorRecords(t testing.TB, rel string) []flow.Record {
 	t.Helper()
-	path := testdata.Pcap(t, rel)
+	path := testenv.Pcap(t, rel)
 	bin := buildSensor(t)
 	pki := linktest.NewPKI(t, sensorID)
 	store := linktest.NewStore()
@@ -67,8 +67,8 @@ func sensorRecords(t testing.TB, rel string) []flow.Record {
 func buildSensor(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tapir-sensor")
-	cmd := exec.Command("go", "build", "-o", bin, "./sensor/cmd/tapir-sensor")
-	cmd.Dir = testdata.RepoRoot(t)
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tapir-sensor")
+	cmd.Dir = testenv.RepoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build tapir-sensor: %v: %s", err, out)
 	}
@@ -85,7 +85,7 @@ func addrFilter(addr string) string {
 // tsharkStreams lists the TCP and UDP conversations (tshark stream
 // indexes) that involve addr.
 func tsharkStreams(t *testing.T, pcap, addr string) int {
-	tshark := testdata.Tool(t, "tshark")
+	tshark := testenv.Tool(t, "tshark")
 	out, err := exec.Command(tshark, "-r", pcap, "-Y", addrFilter(addr), "-T", "fields", "-e", "tcp.stream", "-e", "udp.stream").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
@@ -109,7 +109,7 @@ func tsharkStreams(t *testing.T, pcap, addr string) int {
 // the alerts file, and nothing else does.
 func TestIntelAlertEndToEnd(t *testing.T) {
 	const bad = "208.80.152.118"
-	pcap := testdata.Pcap(t, "zeek/wikipedia.pcap")
+	pcap := testenv.Pcap(t, "zeek/wikipedia.pcap")
 	want := tsharkStreams(t, pcap, bad)
 	if want == 0 {
 		t.Fatalf("tshark sees no conversation with %s", bad)
@@ -214,7 +214,7 @@ type intelFeed = enrich.IntelFeed
 // tshark's decode (the first response of each flow), keyed by
 // client-ip|client-port|server-ip|server-port.
 func dnsFromTshark(t *testing.T, pcap string) map[string]*flow.DNSMeta {
-	tshark := testdata.Tool(t, "tshark")
+	tshark := testenv.Tool(t, "tshark")
 	out, err := exec.Command(tshark, "-r", pcap, "-Y", "dns.flags.response==1 && udp", "-T", "fields", "-E", "separator=|",
 		"-e", "ip.src", "-e", "ipv6.src", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.srcport", "-e", "udp.dstport",
 		"-e", "dns.qry.name", "-e", "dns.qry.type", "-e", "dns.flags.rcode", "-e", "dns.a", "-e", "dns.aaaa").Output()
@@ -258,7 +258,7 @@ func dnsFromTshark(t *testing.T, pcap string) map[string]*flow.DNSMeta {
 func TestPassiveDNSFromCapture(t *testing.T) {
 	for _, rel := range []string{"arkime/curl-enabled-tls13.pcap", "zeek/wikipedia.pcap"} {
 		t.Run(rel, func(t *testing.T) {
-			pcap := testdata.Pcap(t, rel)
+			pcap := testenv.Pcap(t, rel)
 			dns := dnsFromTshark(t, pcap)
 			recs := sensorRecords(t, rel)
 			// expected: address -> the name tshark shows (the last answer wins)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // benchRecords are the real sensor's records of shared captures, with
@@ -27,10 +27,10 @@ func BenchmarkChain(b *testing.B) {
 	recs := benchRecords(b)
 	data := os.Getenv("TAPIR_DATA")
 	if data == "" {
-		data = filepath.Join(testdata.RepoRoot(b), ".cache", "data")
+		data = filepath.Join(testenv.RepoRoot(b), ".cache", "data")
 	}
 	if _, err := os.Stat(filepath.Join(data, "asn-ipv4.csv")); err != nil {
-		testdata.SkipOrFail(b, "GeoIP/ASN data missing (make data)")
+		testenv.SkipOrFail(b, "GeoIP/ASN data missing (make data)")
 	}
 	dir := b.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "assets.yaml"), []byte("sites:\n  lab: {city: Urbana, country_iso_code: US, lat: 40.1, lon: -88.2}\nassets:\n  - {cidr: 141.142.0.0/16, site: lab, owner: ncsa, role: workstation, criticality: low}\n  - {ip: 192.168.65.3, name: laptop, site: lab}\n"), 0o644); err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/collector/enrich"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // leaves lists the dotted paths of a JSON document's leaves.
@@ -69,7 +69,7 @@ func TestTemplateCoversECS(t *testing.T) {
 		leaves("", doc, docs)
 	}
 	for _, f := range []string{"opensearch-template.json", "elasticsearch-template.json"} {
-		raw, err := os.ReadFile(filepath.Join(testdata.RepoRoot(t), "deploy", "opensearch", f))
+		raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "deploy", "opensearch", f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // recorded reads datagrams saved by TestRecordDatagrams: each is a
@@ -37,7 +37,7 @@ func recorded(t testing.TB, name string) [][]byte {
 // recordSoftflowd runs softflowd on a capture and returns the datagrams
 // it sent to a UDP socket on 127.0.0.1.
 func recordSoftflowd(t *testing.T, pcap string, version int) [][]byte {
-	bin := testdata.Tool(t, "softflowd")
+	bin := testenv.Tool(t, "softflowd")
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

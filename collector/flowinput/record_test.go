@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // TestRecordDatagrams records the datagrams softflowd sends for a shared
@@ -24,7 +24,7 @@ func TestRecordDatagrams(t *testing.T) {
 		}
 		return
 	}
-	pcap := testdata.Plain(t, testdata.Pcap(t, "zeek/echo-connections.pcap.gz"))
+	pcap := testenv.Plain(t, testenv.Pcap(t, "zeek/echo-connections.pcap.gz"))
 	for _, v := range []int{5, 9, 10} {
 		dgs := recordSoftflowd(t, pcap, v)
 		var raw []byte

@@ -10,7 +10,7 @@ import (
 // Record formats of the flows topic.
 const (
 	FormatECS      = "ecs-json" // flow.Record.MarshalJSON: ECS JSON, one object per record
-	FormatProtobuf = "protobuf" // tapir.v1.FlowRecord (proto/tapir/v1/tapir.proto)
+	FormatProtobuf = "protobuf" // tapir.v1.FlowRecord (proto/tapirv1/tapir.proto)
 )
 
 // Topics names the topics the collector produces to.

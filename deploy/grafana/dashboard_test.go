@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 type panel struct {
@@ -31,7 +31,7 @@ var (
 // file, or the sensor engine's "tapir_sensor_" + a literal of
 // sensor/engine.
 func exported(t *testing.T) func(string) bool {
-	root := testdata.RepoRoot(t)
+	root := testenv.RepoRoot(t)
 	whole := map[string]bool{}
 	perFile := []map[string]bool{}
 	engine := map[string]bool{}

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
@@ -227,9 +227,9 @@ func TestStrictDecodingRefusesTypos(t *testing.T) {
 // TestConfigsCheck runs each daemon's check-config on the ConfigMaps'
 // configuration files.
 func TestConfigsCheck(t *testing.T) {
-	root := testdata.RepoRoot(t)
+	root := testenv.RepoRoot(t)
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+"/", "./sensor/cmd/tapir-sensor", "./collector/cmd/tapir-collector")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/tapir-sensor", "./cmd/tapir-collector")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

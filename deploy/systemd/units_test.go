@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
@@ -156,9 +156,9 @@ func TestSysusers(t *testing.T) {
 // systemd-analyze verify (which also checks that the commands exist):
 // any warning on stderr fails.
 func TestCommandsAndVerify(t *testing.T) {
-	root := testdata.RepoRoot(t)
+	root := testenv.RepoRoot(t)
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+"/", "./sensor/cmd/tapir-sensor", "./collector/cmd/tapir-collector")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/tapir-sensor", "./cmd/tapir-collector")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -189,7 +189,7 @@ func TestCommandsAndVerify(t *testing.T) {
 	}
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		testdata.SkipOrFail(t, "systemd-analyze not installed (Debian package systemd)")
+		testenv.SkipOrFail(t, "systemd-analyze not installed (Debian package systemd)")
 	}
 	cmd := exec.Command(sa, append([]string{"verify", "--man=no"}, units...)...)
 	var stderr bytes.Buffer

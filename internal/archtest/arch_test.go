@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // module is the module path every rule is relative to.
@@ -31,10 +31,14 @@ var rules = []rule{
 	{From: "collector", Forbid: []string{"sensor", "bpf"}},
 	{From: "storage", Forbid: []string{"collector"}},
 	{From: "flow", Forbid: []string{"sensor", "collector"}},
+	// The binaries under cmd/ keep their side's boundary.
+	{From: "cmd/tapir-sensor", Forbid: []string{"collector", "storage"}},
+	{From: "cmd/tapir-collector", Forbid: []string{"sensor", "bpf"}},
+	{From: "cmd/tapir", Forbid: []string{"sensor", "bpf"}},
 }
 
 // sensorBinary must not link a store or a Kafka client.
-const sensorBinary = "./sensor/cmd/tapir-sensor"
+const sensorBinary = "./cmd/tapir-sensor"
 
 // sensorBinaryForbidden are the module path prefixes of the stores'
 // and Kafka's client libraries.
@@ -216,7 +220,7 @@ func dedup(s []string) []string {
 func goList(t *testing.T, args ...string) []pkg {
 	t.Helper()
 	cmd := exec.Command("go", append([]string{"list", "-e", "-json=ImportPath,Imports,Deps,ForTest"}, args...)...)
-	cmd.Dir = testdata.RepoRoot(t)
+	cmd.Dir = testenv.RepoRoot(t)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

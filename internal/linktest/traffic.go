@@ -12,7 +12,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // Traffic is flow records and encoded packet blocks derived from a real
@@ -58,7 +58,7 @@ func CaptureTraffic(t testing.TB, sensorID string, perBlock int) *Traffic {
 		f.b.Reset(m)
 	}
 	for _, name := range []string{"community-id-spec/tcp.pcap", "community-id-spec/udp.pcap"} {
-		f, err := os.Open(testdata.Pcap(t, name))
+		f, err := os.Open(testenv.Pcap(t, name))
 		if err != nil {
 			t.Fatal(err)
 		}

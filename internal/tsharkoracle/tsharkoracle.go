@@ -19,7 +19,7 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // Frame is one frame as tshark reads it, with IP reassembly off (each
@@ -114,7 +114,7 @@ func Frames(tb testing.TB, path string) (frames []Frame, ok bool) {
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
-	out, err := exec.Command(testdata.Tool(tb, "tshark"), args...).Output()
+	out, err := exec.Command(testenv.Tool(tb, "tshark"), args...).Output()
 	return parse(out), err == nil
 }
 

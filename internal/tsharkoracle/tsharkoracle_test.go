@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // TestFragmentPortsMatchReassembly checks the fragment mapping of Frames
@@ -15,11 +15,11 @@ import (
 // datagram tshark reassembles carries the ports tshark shows on the
 // reassembled datagram.
 func TestFragmentPortsMatchReassembly(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
+	tshark := testenv.Tool(t, "tshark")
 	checked := 0
 	for _, rel := range FragmentCaptures {
 		t.Run(rel, func(t *testing.T) {
-			path := testdata.Pcap(t, rel)
+			path := testenv.Pcap(t, rel)
 			frames, ok := Frames(t, path)
 			if !ok {
 				t.Fatal("tshark failed")

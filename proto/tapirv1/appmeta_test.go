@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
@@ -36,7 +36,7 @@ func (s *recSink) AddBlock([]byte) error { return nil }
 func TestAppMetaTimelineRoundTrip(t *testing.T) {
 	var withApp, withTimeline int
 	for _, rel := range []string{"arkime/curl-enabled-tls13.pcap", "zeek/wikipedia.pcap", "zeek/ssh.pcap", "arkime/dns-tcp.pcap"} {
-		src, err := capture.OpenFile(testdata.Pcap(t, rel))
+		src, err := capture.OpenFile(testenv.Pcap(t, rel))
 		if err != nil {
 			t.Fatal(err)
 		}

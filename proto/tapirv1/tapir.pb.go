@@ -12,7 +12,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: tapir/v1/tapir.proto
+// source: tapirv1/tapir.proto
 
 package tapirv1
 
@@ -44,7 +44,7 @@ type SensorMessage struct {
 
 func (x *SensorMessage) Reset() {
 	*x = SensorMessage{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[0]
+	mi := &file_tapirv1_tapir_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -56,7 +56,7 @@ func (x *SensorMessage) String() string {
 func (*SensorMessage) ProtoMessage() {}
 
 func (x *SensorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[0]
+	mi := &file_tapirv1_tapir_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -69,7 +69,7 @@ func (x *SensorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorMessage.ProtoReflect.Descriptor instead.
 func (*SensorMessage) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{0}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *SensorMessage) GetMsg() isSensorMessage_Msg {
@@ -128,7 +128,7 @@ type CollectorMessage struct {
 
 func (x *CollectorMessage) Reset() {
 	*x = CollectorMessage{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[1]
+	mi := &file_tapirv1_tapir_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +140,7 @@ func (x *CollectorMessage) String() string {
 func (*CollectorMessage) ProtoMessage() {}
 
 func (x *CollectorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[1]
+	mi := &file_tapirv1_tapir_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +153,7 @@ func (x *CollectorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectorMessage.ProtoReflect.Descriptor instead.
 func (*CollectorMessage) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{1}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *CollectorMessage) GetMsg() isCollectorMessage_Msg {
@@ -247,7 +247,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[2]
+	mi := &file_tapirv1_tapir_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +259,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[2]
+	mi := &file_tapirv1_tapir_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +272,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{2}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Hello) GetSensorId() string {
@@ -328,7 +328,7 @@ type Interface struct {
 
 func (x *Interface) Reset() {
 	*x = Interface{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[3]
+	mi := &file_tapirv1_tapir_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +340,7 @@ func (x *Interface) String() string {
 func (*Interface) ProtoMessage() {}
 
 func (x *Interface) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[3]
+	mi := &file_tapirv1_tapir_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +353,7 @@ func (x *Interface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interface.ProtoReflect.Descriptor instead.
 func (*Interface) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{3}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Interface) GetName() string {
@@ -393,7 +393,7 @@ type HelloAck struct {
 
 func (x *HelloAck) Reset() {
 	*x = HelloAck{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[4]
+	mi := &file_tapirv1_tapir_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +405,7 @@ func (x *HelloAck) String() string {
 func (*HelloAck) ProtoMessage() {}
 
 func (x *HelloAck) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[4]
+	mi := &file_tapirv1_tapir_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +418,7 @@ func (x *HelloAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloAck.ProtoReflect.Descriptor instead.
 func (*HelloAck) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{4}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HelloAck) GetDurableSeq() uint64 {
@@ -460,7 +460,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[5]
+	mi := &file_tapirv1_tapir_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +472,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[5]
+	mi := &file_tapirv1_tapir_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +485,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{5}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Batch) GetSeq() uint64 {
@@ -541,7 +541,7 @@ type PacketBlock struct {
 
 func (x *PacketBlock) Reset() {
 	*x = PacketBlock{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[6]
+	mi := &file_tapirv1_tapir_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +553,7 @@ func (x *PacketBlock) String() string {
 func (*PacketBlock) ProtoMessage() {}
 
 func (x *PacketBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[6]
+	mi := &file_tapirv1_tapir_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +566,7 @@ func (x *PacketBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PacketBlock.ProtoReflect.Descriptor instead.
 func (*PacketBlock) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{6}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PacketBlock) GetData() []byte {
@@ -593,7 +593,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[7]
+	mi := &file_tapirv1_tapir_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +605,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[7]
+	mi := &file_tapirv1_tapir_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +618,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{7}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Endpoint) GetIp() []byte {
@@ -719,7 +719,7 @@ type FlowRecord struct {
 
 func (x *FlowRecord) Reset() {
 	*x = FlowRecord{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[8]
+	mi := &file_tapirv1_tapir_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +731,7 @@ func (x *FlowRecord) String() string {
 func (*FlowRecord) ProtoMessage() {}
 
 func (x *FlowRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[8]
+	mi := &file_tapirv1_tapir_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +744,7 @@ func (x *FlowRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowRecord.ProtoReflect.Descriptor instead.
 func (*FlowRecord) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{8}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FlowRecord) GetFlowId() []byte {
@@ -895,7 +895,7 @@ type Enrichment struct {
 
 func (x *Enrichment) Reset() {
 	*x = Enrichment{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapirv1_tapir_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +907,7 @@ func (x *Enrichment) String() string {
 func (*Enrichment) ProtoMessage() {}
 
 func (x *Enrichment) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[9]
+	mi := &file_tapirv1_tapir_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +920,7 @@ func (x *Enrichment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enrichment.ProtoReflect.Descriptor instead.
 func (*Enrichment) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{9}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Enrichment) GetSource() *EndpointEnrichment {
@@ -976,7 +976,7 @@ type EndpointEnrichment struct {
 
 func (x *EndpointEnrichment) Reset() {
 	*x = EndpointEnrichment{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapirv1_tapir_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +988,7 @@ func (x *EndpointEnrichment) String() string {
 func (*EndpointEnrichment) ProtoMessage() {}
 
 func (x *EndpointEnrichment) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[10]
+	mi := &file_tapirv1_tapir_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1001,7 @@ func (x *EndpointEnrichment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointEnrichment.ProtoReflect.Descriptor instead.
 func (*EndpointEnrichment) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{10}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EndpointEnrichment) GetGeo() *Geo {
@@ -1043,7 +1043,7 @@ type Geo struct {
 
 func (x *Geo) Reset() {
 	*x = Geo{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapirv1_tapir_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1055,7 @@ func (x *Geo) String() string {
 func (*Geo) ProtoMessage() {}
 
 func (x *Geo) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[11]
+	mi := &file_tapirv1_tapir_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1068,7 @@ func (x *Geo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Geo.ProtoReflect.Descriptor instead.
 func (*Geo) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{11}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Geo) GetName() string {
@@ -1151,7 +1151,7 @@ type AS struct {
 
 func (x *AS) Reset() {
 	*x = AS{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapirv1_tapir_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1163,7 @@ func (x *AS) String() string {
 func (*AS) ProtoMessage() {}
 
 func (x *AS) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[12]
+	mi := &file_tapirv1_tapir_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1176,7 @@ func (x *AS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AS.ProtoReflect.Descriptor instead.
 func (*AS) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{12}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AS) GetNumber() uint32 {
@@ -1207,7 +1207,7 @@ type Asset struct {
 
 func (x *Asset) Reset() {
 	*x = Asset{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	mi := &file_tapirv1_tapir_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1219,7 @@ func (x *Asset) String() string {
 func (*Asset) ProtoMessage() {}
 
 func (x *Asset) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[13]
+	mi := &file_tapirv1_tapir_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1232,7 @@ func (x *Asset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Asset.ProtoReflect.Descriptor instead.
 func (*Asset) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{13}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Asset) GetName() string {
@@ -1293,7 +1293,7 @@ type ThreatMatch struct {
 
 func (x *ThreatMatch) Reset() {
 	*x = ThreatMatch{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	mi := &file_tapirv1_tapir_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1305,7 @@ func (x *ThreatMatch) String() string {
 func (*ThreatMatch) ProtoMessage() {}
 
 func (x *ThreatMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[14]
+	mi := &file_tapirv1_tapir_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1318,7 @@ func (x *ThreatMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThreatMatch.ProtoReflect.Descriptor instead.
 func (*ThreatMatch) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{14}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ThreatMatch) GetFeed() string {
@@ -1390,7 +1390,7 @@ type Rarity struct {
 
 func (x *Rarity) Reset() {
 	*x = Rarity{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	mi := &file_tapirv1_tapir_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1402,7 @@ func (x *Rarity) String() string {
 func (*Rarity) ProtoMessage() {}
 
 func (x *Rarity) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[15]
+	mi := &file_tapirv1_tapir_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1415,7 @@ func (x *Rarity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rarity.ProtoReflect.Descriptor instead.
 func (*Rarity) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{15}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Rarity) GetFirstSeen() uint32 {
@@ -1466,7 +1466,7 @@ type AppMeta struct {
 
 func (x *AppMeta) Reset() {
 	*x = AppMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
+	mi := &file_tapirv1_tapir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1478,7 @@ func (x *AppMeta) String() string {
 func (*AppMeta) ProtoMessage() {}
 
 func (x *AppMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[16]
+	mi := &file_tapirv1_tapir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1491,7 @@ func (x *AppMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppMeta.ProtoReflect.Descriptor instead.
 func (*AppMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{16}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AppMeta) GetDns() *DNSMeta {
@@ -1536,7 +1536,7 @@ type DNSMeta struct {
 
 func (x *DNSMeta) Reset() {
 	*x = DNSMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
+	mi := &file_tapirv1_tapir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1548,7 @@ func (x *DNSMeta) String() string {
 func (*DNSMeta) ProtoMessage() {}
 
 func (x *DNSMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[17]
+	mi := &file_tapirv1_tapir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1561,7 @@ func (x *DNSMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSMeta.ProtoReflect.Descriptor instead.
 func (*DNSMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{17}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DNSMeta) GetId() uint32 {
@@ -1618,7 +1618,7 @@ type DNSAnswer struct {
 
 func (x *DNSAnswer) Reset() {
 	*x = DNSAnswer{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
+	mi := &file_tapirv1_tapir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1630,7 @@ func (x *DNSAnswer) String() string {
 func (*DNSAnswer) ProtoMessage() {}
 
 func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[18]
+	mi := &file_tapirv1_tapir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1643,7 @@ func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSAnswer.ProtoReflect.Descriptor instead.
 func (*DNSAnswer) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{18}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DNSAnswer) GetName() string {
@@ -1691,7 +1691,7 @@ type TLSMeta struct {
 
 func (x *TLSMeta) Reset() {
 	*x = TLSMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
+	mi := &file_tapirv1_tapir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1703,7 @@ func (x *TLSMeta) String() string {
 func (*TLSMeta) ProtoMessage() {}
 
 func (x *TLSMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[19]
+	mi := &file_tapirv1_tapir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1716,7 @@ func (x *TLSMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSMeta.ProtoReflect.Descriptor instead.
 func (*TLSMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{19}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TLSMeta) GetServerName() string {
@@ -1796,7 +1796,7 @@ type HTTPMeta struct {
 
 func (x *HTTPMeta) Reset() {
 	*x = HTTPMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
+	mi := &file_tapirv1_tapir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1808,7 @@ func (x *HTTPMeta) String() string {
 func (*HTTPMeta) ProtoMessage() {}
 
 func (x *HTTPMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[20]
+	mi := &file_tapirv1_tapir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1821,7 @@ func (x *HTTPMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPMeta.ProtoReflect.Descriptor instead.
 func (*HTTPMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{20}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HTTPMeta) GetMethod() string {
@@ -1876,7 +1876,7 @@ type SSHMeta struct {
 
 func (x *SSHMeta) Reset() {
 	*x = SSHMeta{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[21]
+	mi := &file_tapirv1_tapir_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +1888,7 @@ func (x *SSHMeta) String() string {
 func (*SSHMeta) ProtoMessage() {}
 
 func (x *SSHMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[21]
+	mi := &file_tapirv1_tapir_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +1901,7 @@ func (x *SSHMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSHMeta.ProtoReflect.Descriptor instead.
 func (*SSHMeta) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{21}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SSHMeta) GetClientVersion() string {
@@ -1933,7 +1933,7 @@ type Timeline struct {
 
 func (x *Timeline) Reset() {
 	*x = Timeline{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[22]
+	mi := &file_tapirv1_tapir_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +1945,7 @@ func (x *Timeline) String() string {
 func (*Timeline) ProtoMessage() {}
 
 func (x *Timeline) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[22]
+	mi := &file_tapirv1_tapir_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +1958,7 @@ func (x *Timeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeline.ProtoReflect.Descriptor instead.
 func (*Timeline) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{22}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Timeline) GetIntervalNano() int64 {
@@ -2017,7 +2017,7 @@ type ExportedInfo struct {
 
 func (x *ExportedInfo) Reset() {
 	*x = ExportedInfo{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[23]
+	mi := &file_tapirv1_tapir_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2029,7 @@ func (x *ExportedInfo) String() string {
 func (*ExportedInfo) ProtoMessage() {}
 
 func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[23]
+	mi := &file_tapirv1_tapir_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2042,7 @@ func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportedInfo.ProtoReflect.Descriptor instead.
 func (*ExportedInfo) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{23}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExportedInfo) GetExporter() string {
@@ -2134,7 +2134,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[24]
+	mi := &file_tapirv1_tapir_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2146,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[24]
+	mi := &file_tapirv1_tapir_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2159,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{24}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SensorStats) GetUnixNano() int64 {
@@ -2185,7 +2185,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[25]
+	mi := &file_tapirv1_tapir_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2197,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[25]
+	mi := &file_tapirv1_tapir_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2210,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{25}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -2230,7 +2230,7 @@ type FlowControl struct {
 
 func (x *FlowControl) Reset() {
 	*x = FlowControl{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[26]
+	mi := &file_tapirv1_tapir_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2242,7 @@ func (x *FlowControl) String() string {
 func (*FlowControl) ProtoMessage() {}
 
 func (x *FlowControl) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[26]
+	mi := &file_tapirv1_tapir_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2255,7 @@ func (x *FlowControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowControl.ProtoReflect.Descriptor instead.
 func (*FlowControl) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{26}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FlowControl) GetMaxInflightBatches() uint32 {
@@ -2284,7 +2284,7 @@ type SensorConfig struct {
 
 func (x *SensorConfig) Reset() {
 	*x = SensorConfig{}
-	mi := &file_tapir_v1_tapir_proto_msgTypes[27]
+	mi := &file_tapirv1_tapir_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2296,7 @@ func (x *SensorConfig) String() string {
 func (*SensorConfig) ProtoMessage() {}
 
 func (x *SensorConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_tapir_v1_tapir_proto_msgTypes[27]
+	mi := &file_tapirv1_tapir_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2309,7 @@ func (x *SensorConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorConfig.ProtoReflect.Descriptor instead.
 func (*SensorConfig) Descriptor() ([]byte, []int) {
-	return file_tapir_v1_tapir_proto_rawDescGZIP(), []int{27}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SensorConfig) GetCaptureFilter() string {
@@ -2333,11 +2333,11 @@ func (x *SensorConfig) GetPinned() []string {
 	return nil
 }
 
-var File_tapir_v1_tapir_proto protoreflect.FileDescriptor
+var File_tapirv1_tapir_proto protoreflect.FileDescriptor
 
-const file_tapir_v1_tapir_proto_rawDesc = "" +
+const file_tapirv1_tapir_proto_rawDesc = "" +
 	"\n" +
-	"\x14tapir/v1/tapir.proto\x12\btapir.v1\"h\n" +
+	"\x13tapirv1/tapir.proto\x12\btapir.v1\"h\n" +
 	"\rSensorMessage\x12'\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.tapir.v1.HelloH\x00R\x05hello\x12'\n" +
 	"\x05batch\x18\x02 \x01(\v2\x0f.tapir.v1.BatchH\x00R\x05batchB\x05\n" +
@@ -2545,19 +2545,19 @@ const file_tapir_v1_tapir_proto_rawDesc = "" +
 	"\x06Stream\x12\x17.tapir.v1.SensorMessage\x1a\x1a.tapir.v1.CollectorMessage(\x010\x01B-Z+github.com/tapir-sensor/tapir/proto/tapirv1b\x06proto3"
 
 var (
-	file_tapir_v1_tapir_proto_rawDescOnce sync.Once
-	file_tapir_v1_tapir_proto_rawDescData []byte
+	file_tapirv1_tapir_proto_rawDescOnce sync.Once
+	file_tapirv1_tapir_proto_rawDescData []byte
 )
 
-func file_tapir_v1_tapir_proto_rawDescGZIP() []byte {
-	file_tapir_v1_tapir_proto_rawDescOnce.Do(func() {
-		file_tapir_v1_tapir_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_tapir_v1_tapir_proto_rawDesc), len(file_tapir_v1_tapir_proto_rawDesc)))
+func file_tapirv1_tapir_proto_rawDescGZIP() []byte {
+	file_tapirv1_tapir_proto_rawDescOnce.Do(func() {
+		file_tapirv1_tapir_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_tapirv1_tapir_proto_rawDesc), len(file_tapirv1_tapir_proto_rawDesc)))
 	})
-	return file_tapir_v1_tapir_proto_rawDescData
+	return file_tapirv1_tapir_proto_rawDescData
 }
 
-var file_tapir_v1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
-var file_tapir_v1_tapir_proto_goTypes = []any{
+var file_tapirv1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_tapirv1_tapir_proto_goTypes = []any{
 	(*SensorMessage)(nil),      // 0: tapir.v1.SensorMessage
 	(*CollectorMessage)(nil),   // 1: tapir.v1.CollectorMessage
 	(*Hello)(nil),              // 2: tapir.v1.Hello
@@ -2588,7 +2588,7 @@ var file_tapir_v1_tapir_proto_goTypes = []any{
 	(*SensorConfig)(nil),       // 27: tapir.v1.SensorConfig
 	nil,                        // 28: tapir.v1.SensorStats.CountersEntry
 }
-var file_tapir_v1_tapir_proto_depIdxs = []int32{
+var file_tapirv1_tapir_proto_depIdxs = []int32{
 	2,  // 0: tapir.v1.SensorMessage.hello:type_name -> tapir.v1.Hello
 	5,  // 1: tapir.v1.SensorMessage.batch:type_name -> tapir.v1.Batch
 	4,  // 2: tapir.v1.CollectorMessage.hello_ack:type_name -> tapir.v1.HelloAck
@@ -2627,16 +2627,16 @@ var file_tapir_v1_tapir_proto_depIdxs = []int32{
 	0,  // [0:29] is the sub-list for field type_name
 }
 
-func init() { file_tapir_v1_tapir_proto_init() }
-func file_tapir_v1_tapir_proto_init() {
-	if File_tapir_v1_tapir_proto != nil {
+func init() { file_tapirv1_tapir_proto_init() }
+func file_tapirv1_tapir_proto_init() {
+	if File_tapirv1_tapir_proto != nil {
 		return
 	}
-	file_tapir_v1_tapir_proto_msgTypes[0].OneofWrappers = []any{
+	file_tapirv1_tapir_proto_msgTypes[0].OneofWrappers = []any{
 		(*SensorMessage_Hello)(nil),
 		(*SensorMessage_Batch)(nil),
 	}
-	file_tapir_v1_tapir_proto_msgTypes[1].OneofWrappers = []any{
+	file_tapirv1_tapir_proto_msgTypes[1].OneofWrappers = []any{
 		(*CollectorMessage_HelloAck)(nil),
 		(*CollectorMessage_Ack)(nil),
 		(*CollectorMessage_FlowControl)(nil),
@@ -2646,17 +2646,17 @@ func file_tapir_v1_tapir_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapir_v1_tapir_proto_rawDesc), len(file_tapir_v1_tapir_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapirv1_tapir_proto_rawDesc), len(file_tapirv1_tapir_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_tapir_v1_tapir_proto_goTypes,
-		DependencyIndexes: file_tapir_v1_tapir_proto_depIdxs,
-		MessageInfos:      file_tapir_v1_tapir_proto_msgTypes,
+		GoTypes:           file_tapirv1_tapir_proto_goTypes,
+		DependencyIndexes: file_tapirv1_tapir_proto_depIdxs,
+		MessageInfos:      file_tapirv1_tapir_proto_msgTypes,
 	}.Build()
-	File_tapir_v1_tapir_proto = out.File
-	file_tapir_v1_tapir_proto_goTypes = nil
-	file_tapir_v1_tapir_proto_depIdxs = nil
+	File_tapirv1_tapir_proto = out.File
+	file_tapirv1_tapir_proto_goTypes = nil
+	file_tapirv1_tapir_proto_depIdxs = nil
 }

@@ -12,7 +12,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: tapir/v1/tapir.proto
+// source: tapirv1/tapir.proto
 
 package tapirv1
 
@@ -125,5 +125,5 @@ var Ingest_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "tapir/v1/tapir.proto",
+	Metadata: "tapirv1/tapir.proto",
 }

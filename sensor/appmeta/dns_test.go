@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 var dnsCaptures = []string{
@@ -53,7 +53,7 @@ func TestDNSMatchesTshark(t *testing.T) {
 	total := 0
 	for _, rel := range dnsCaptures {
 		t.Run(rel, func(t *testing.T) {
-			path := testdata.Pcap(t, rel)
+			path := testenv.Pcap(t, rel)
 			got, _ := extract(t, path, DefaultConfig())
 			type want struct{ query, resp map[string]string }
 			wants := map[string]*want{}

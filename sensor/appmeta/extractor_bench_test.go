@@ -3,7 +3,7 @@ package appmeta
 import (
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // BenchmarkExtractor feeds the payload packets of the DNS, TLS, HTTP and
@@ -12,7 +12,7 @@ import (
 func BenchmarkExtractor(b *testing.B) {
 	var pkts []payloadPacket
 	for _, rel := range append(append([]string{"zeek/ssh.pcap", "zeek/get.pcap"}, dnsCaptures...), tlsCaptures...) {
-		pkts = append(pkts, readPayloads(b, testdata.Pcap(b, rel))...)
+		pkts = append(pkts, readPayloads(b, testenv.Pcap(b, rel))...)
 	}
 	x, _ := New(DefaultConfig())
 	flows := map[string]*Flow{}

@@ -4,13 +4,13 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // seedPayloads adds the payloads of real captures, chosen by keep, to f.
 func seedPayloads(f *testing.F, rels []string, keep func(payloadPacket) bool) {
 	for _, rel := range rels {
-		for _, pp := range readPayloads(f, testdata.Pcap(f, rel)) {
+		for _, pp := range readPayloads(f, testenv.Pcap(f, rel)) {
 			if keep(pp) {
 				f.Add(pp.payload)
 			}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 )
 
@@ -123,7 +123,7 @@ func extract(t testing.TB, path string, cfg Config) (map[string]*flow.AppMeta, S
 // fields follow. Repeated values are joined with "|".
 func tsharkRows(t testing.TB, path, filter string, fields ...string) []tsharkRow {
 	t.Helper()
-	bin := testdata.Tool(t, "tshark")
+	bin := testenv.Tool(t, "tshark")
 	args := []string{"-n", "-r", path, "-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "aggregator=|", "-E", "occurrence=a",
 		"-e", "ip.src", "-e", "ipv6.src", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.srcport", "-e", "udp.srcport",
 		"-e", "tcp.dstport", "-e", "udp.dstport"}

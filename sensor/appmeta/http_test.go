@@ -3,7 +3,7 @@ package appmeta
 import (
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // TestHTTPMatchesTshark checks the first request and response of every
@@ -12,7 +12,7 @@ import (
 func TestHTTPMatchesTshark(t *testing.T) {
 	for _, rel := range []string{"zeek/get.pcap", "zeek/wikipedia.pcap", "zeek/http-vlan-0.pcap", "zeek/mixed-vlan-mpls.pcap"} {
 		t.Run(rel, func(t *testing.T) {
-			path := testdata.Pcap(t, rel)
+			path := testenv.Pcap(t, rel)
 			got, _ := extract(t, path, DefaultConfig())
 			seen := map[string]bool{}
 			n := 0
@@ -58,7 +58,7 @@ func TestHTTPMatchesTshark(t *testing.T) {
 // TestSSHMatchesTshark checks both identification strings of every SSH
 // flow against tshark's ssh.protocol (the server is the side on port 22).
 func TestSSHMatchesTshark(t *testing.T) {
-	path := testdata.Pcap(t, "zeek/ssh.pcap")
+	path := testenv.Pcap(t, "zeek/ssh.pcap")
 	got, _ := extract(t, path, DefaultConfig())
 	rows := tsharkRows(t, path, "ssh.protocol", "ssh.protocol")
 	if len(rows) == 0 {

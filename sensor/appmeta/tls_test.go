@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 var tlsCaptures = []string{
@@ -50,7 +50,7 @@ func TestTLSMatchesTshark(t *testing.T) {
 	n := 0
 	for _, rel := range tlsCaptures {
 		t.Run(rel, func(t *testing.T) {
-			path := testdata.Pcap(t, rel)
+			path := testenv.Pcap(t, rel)
 			got, _ := extract(t, path, DefaultConfig())
 			seen := map[string]bool{}
 			for _, r := range tsharkRows(t, path, "tls.handshake.type == 1", "tls.handshake.extensions_server_name",
@@ -114,7 +114,7 @@ func TestTLSMatchesTshark(t *testing.T) {
 // arkimeTLS reads the TLS fields Arkime expects from a .test file.
 func arkimeTLS(t *testing.T, rel string) (ja4, ja4r, ja3, ja3string, host string) {
 	t.Helper()
-	b, err := os.ReadFile(testdata.Pcap(t, rel))
+	b, err := os.ReadFile(testenv.Pcap(t, rel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func arkimeTLS(t *testing.T, rel string) (ja4, ja4r, ja3, ja3string, host string
 // for the same capture.
 func TestJA4MatchesArkime(t *testing.T) {
 	ja4, ja4r, ja3, ja3s, host := arkimeTLS(t, "arkime/curl-enabled-tls13.test")
-	got, _ := extract(t, testdata.Pcap(t, "arkime/curl-enabled-tls13.pcap"), DefaultConfig())
+	got, _ := extract(t, testenv.Pcap(t, "arkime/curl-enabled-tls13.pcap"), DefaultConfig())
 	var tl *flow.TLSMeta
 	for _, m := range got {
 		if m.TLS != nil {
@@ -193,7 +193,7 @@ func TestJA4MatchesArkime(t *testing.T) {
 // that starts a TLS handshake record.
 func clientHelloPayload(t *testing.T, rel string) []byte {
 	t.Helper()
-	for _, pp := range readPayloads(t, testdata.Pcap(t, rel)) {
+	for _, pp := range readPayloads(t, testenv.Pcap(t, rel)) {
 		if pp.tcp && pp.fromClient && len(pp.payload) > 5 && pp.payload[0] == 22 {
 			return pp.payload
 		}

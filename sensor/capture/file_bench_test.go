@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 
 	"github.com/gopacket/gopacket/pcapgo"
 )
@@ -14,7 +14,7 @@ import (
 // echoPcap gunzips zeek/echo-connections.pcap.gz to a temp file.
 func echoPcap(b *testing.B) string {
 	b.Helper()
-	return testdata.Plain(b, filepath.Join(testdata.Pcaps(b), "zeek", "echo-connections.pcap.gz"))
+	return testenv.Plain(b, filepath.Join(testenv.Pcaps(b), "zeek", "echo-connections.pcap.gz"))
 }
 
 // BenchmarkFileSource reads echo-connections with FileSource.ReadPacket;
@@ -24,7 +24,7 @@ func BenchmarkFileSource(b *testing.B) { benchFileSource(b, echoPcap(b)) }
 // BenchmarkFileSourceGzip reads echo-connections.pcap.gz as shipped (gzip
 // decompression included); ns/op is per packet.
 func BenchmarkFileSourceGzip(b *testing.B) {
-	benchFileSource(b, filepath.Join(testdata.Pcaps(b), "zeek", "echo-connections.pcap.gz"))
+	benchFileSource(b, filepath.Join(testenv.Pcaps(b), "zeek", "echo-connections.pcap.gz"))
 }
 
 // benchFileSource reads b.N packets of path with FileSource, reopening it

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // tsharkFrame is one packet as tshark reports it.
@@ -133,10 +133,10 @@ func readAll(t *testing.T, path string) (pkts []readPacket, err error) {
 }
 
 func TestFileMatchesTshark(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
-	testdata.Tool(t, "capinfos")
-	for _, path := range testdata.Captures(t) {
-		name, _ := filepath.Rel(testdata.Pcaps(t), path)
+	tshark := testenv.Tool(t, "tshark")
+	testenv.Tool(t, "capinfos")
+	for _, path := range testenv.Captures(t) {
+		name, _ := filepath.Rel(testenv.Pcaps(t), path)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			want, ok, stderr := tsharkFrames(t, tshark, path)
@@ -194,7 +194,7 @@ func TestFileMatchesTshark(t *testing.T) {
 // TestFileTruncated cuts real captures at several offsets: the packets
 // before the cut come out intact, then an ErrTruncated error.
 func TestFileTruncated(t *testing.T) {
-	root := testdata.Pcaps(t)
+	root := testenv.Pcaps(t)
 	files := []string{
 		filepath.Join(root, "zeek", "wikipedia.pcap"),
 		filepath.Join(root, "zeek", "pcapng-multi-interface.pcapng"),
@@ -265,7 +265,7 @@ func TestFileTruncated(t *testing.T) {
 
 // TestFileStdin reads a gzip-compressed capture from standard input.
 func TestFileStdin(t *testing.T) {
-	path := filepath.Join(testdata.Pcaps(t), "zeek", "echo-connections.pcap.gz")
+	path := filepath.Join(testenv.Pcaps(t), "zeek", "echo-connections.pcap.gz")
 	want, err := readAll(t, path)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // FuzzFileSource feeds arbitrary bytes to the file reader: it must never
@@ -19,7 +19,7 @@ import (
 // (same packets, same final error).
 func FuzzFileSource(f *testing.F) {
 	{
-		root := testdata.Pcaps(f)
+		root := testenv.Pcaps(f)
 		for _, name := range []string{"zeek/wikipedia.pcap", "zeek/pcapng-multi-interface.pcapng", "gopacket/pcapgo-tests/be/test010.pcapng",
 			"gopacket/pcapgo-tests/le/test202.pcapng", "tcpdump/gso-ipv6.pcap", "zeek/linux_dlt_sll2.pcap"} {
 			b, err := os.ReadFile(filepath.Join(root, name))
@@ -68,7 +68,7 @@ func FuzzFileSource(f *testing.F) {
 // pcapgo.Reader does.
 func FuzzPcapGzip(f *testing.F) {
 	{
-		root := testdata.Pcaps(f)
+		root := testenv.Pcaps(f)
 		for _, name := range []string{"zeek/wikipedia.pcap", "tcpdump/gso-ipv6.pcap", "zeek/linux_dlt_sll2.pcap"} {
 			b, err := os.ReadFile(filepath.Join(root, name))
 			if err != nil {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -171,13 +171,13 @@ func flowKey(data []byte) string {
 }
 
 func TestLiveReplayFanout(t *testing.T) {
-	root := testdata.Pcaps(t)
+	root := testenv.Pcaps(t)
 	for _, name := range []string{"zeek/wikipedia.pcap", "zeek/echo-connections.pcap.gz"} {
 		t.Run(filepath.Base(name), func(t *testing.T) {
-			testdata.Tool(t, "tcpdump")
+			testenv.Tool(t, "tcpdump")
 			file := filepath.Join(root, name)
 			if strings.HasSuffix(file, ".gz") {
-				file = testdata.Plain(t, file)
+				file = testenv.Plain(t, file)
 			}
 			want := fileFrames(t, file)
 			p := netnstest.New(t, netnstest.Options{MTU: 9000})
@@ -244,9 +244,9 @@ func TestLiveReplayFanout(t *testing.T) {
 // TestLiveFilter checks that "tcp port 80" passes exactly the frames that
 // tshark's display filter selects from the same file, in order.
 func TestLiveFilter(t *testing.T) {
-	tshark := testdata.Tool(t, "tshark")
-	testdata.Tool(t, "tcpdump")
-	file := filepath.Join(testdata.Pcaps(t), "zeek", "wikipedia.pcap")
+	tshark := testenv.Tool(t, "tshark")
+	testenv.Tool(t, "tcpdump")
+	file := filepath.Join(testenv.Pcaps(t), "zeek", "wikipedia.pcap")
 	out, err := exec.Command(tshark, "-r", file, "-Y", "tcp.port == 80 && !icmp && !icmpv6", "-T", "fields", "-e", "frame.number").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +286,7 @@ func TestLiveFilter(t *testing.T) {
 }
 
 func TestLiveBadFilter(t *testing.T) {
-	testdata.Tool(t, "tcpdump")
+	testenv.Tool(t, "tcpdump")
 	p := netnstest.New(t, netnstest.Options{})
 	cfg := DefaultLiveConfig(p.CaptureIf)
 	cfg.Filter = "tcp prt 80"
@@ -333,12 +333,12 @@ func TestLiveIdleTimeout(t *testing.T) {
 // priority bits and TPID are not reported by afpacket, so those bits are
 // masked in the comparison (and logged when they differ).
 func TestLiveVLAN(t *testing.T) {
-	root := testdata.Pcaps(t)
+	root := testenv.Pcaps(t)
 	for _, off := range []bool{false, true} {
 		for _, name := range []string{"zeek/http-vlan-0.pcap", "zeek/q-in-q.pcap", "suricata-verify/eve-flow-vlan-02/input.pcap", "zeek/mixed-vlan-mpls.pcap"} {
 			t.Run(fmt.Sprintf("%s/offloads-off=%v", name, off), func(t *testing.T) {
 				if off {
-					testdata.Tool(t, "ethtool")
+					testenv.Tool(t, "ethtool")
 				}
 				file := filepath.Join(root, name)
 				want := fileFrames(t, file)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // readPacketPcapgo is FileSource.ReadPacket for classic pcap as it was
@@ -183,8 +183,8 @@ func pcapVariants(b []byte) map[string][]byte {
 // packets and the same end.
 func TestPcapRecordsMatchPcapgo(t *testing.T) {
 	nfiles := 0
-	for _, path := range testdata.Captures(t) {
-		name := testdata.Rel(t, path)
+	for _, path := range testenv.Captures(t) {
+		name := testenv.Rel(t, path)
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -192,7 +192,7 @@ func TestPcapRecordsMatchPcapgo(t *testing.T) {
 		plain, gz := raw, []byte(nil)
 		if strings.HasSuffix(path, ".gz") {
 			plain, gz = nil, raw
-			if b, err := os.ReadFile(testdata.Plain(t, path)); err == nil {
+			if b, err := os.ReadFile(testenv.Plain(t, path)); err == nil {
 				plain = b
 			} else {
 				t.Fatal(err)
@@ -239,7 +239,7 @@ func TestPcapRecordsMatchPcapgo(t *testing.T) {
 // (the buffer grows) from a file whose snap length allows them, through the
 // same comparison. The records are the shared captures' packets padded.
 func TestPcapRecordsLargeRecords(t *testing.T) {
-	path := testdata.Plain(t, testdata.Pcap(t, "zeek/wikipedia.pcap"))
+	path := testenv.Plain(t, testenv.Pcap(t, "zeek/wikipedia.pcap"))
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/sensor/config"
 )
 
@@ -27,7 +27,7 @@ func TestDefaultsValidateWithAnOutput(t *testing.T) {
 }
 
 func TestExampleFileValidates(t *testing.T) {
-	c, err := config.Load(filepath.Join(testdata.RepoRoot(t), "deploy", "sensor.example.yaml"))
+	c, err := config.Load(filepath.Join(testenv.RepoRoot(t), "deploy", "sensor.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/sensor/config"
 )
 
@@ -39,7 +39,7 @@ func TestDeprecatedKeys(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "flows.snap_len and flows.store_bytes are both set") {
 		t.Fatalf("both names: %v", err)
 	}
-	c, err = config.Load(filepath.Join(testdata.RepoRoot(t), "deploy", "sensor.example.yaml"))
+	c, err = config.Load(filepath.Join(testenv.RepoRoot(t), "deploy", "sensor.example.yaml"))
 	if err != nil || len(c.Deprecated) != 0 {
 		t.Fatalf("example: %v, deprecated keys %q", err, c.Deprecated)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/netnstest"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/ebpf"
 	"github.com/tapir-sensor/tapir/sensor/engine"
@@ -186,11 +186,11 @@ func sumPackets(m map[string]flow.Record) (pkts, stored uint64) {
 // userspace fallback's, both count every packet tcpreplay sent, and the
 // cut-off kept packets from reaching the first sensor.
 func TestCutoffReplayMatchesUserspace(t *testing.T) {
-	testdata.Root(t)
+	testenv.Root(t)
 	netnstest.Require(t, "tcpreplay")
 	for _, name := range []string{"zeek/ssh.pcap", "zeek/wikipedia.pcap", "zeek/mixed-vlan-mpls.pcap"} {
 		t.Run(name, func(t *testing.T) {
-			file := testdata.Plain(t, testdata.Pcap(t, name))
+			file := testenv.Plain(t, testenv.Pcap(t, name))
 			r := newRig(t, 2048, ebpf.DefaultConfig(), netnstest.Options{MTU: 9000})
 			res, err := netnstest.Replay(t, r.pair.PeerNS, r.pair.PeerIf, file, 20000, 0)
 			if err != nil {

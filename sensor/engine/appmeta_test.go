@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // TestRecordsCarryMetadata runs a real capture (curl's DNS lookup and
@@ -19,7 +19,7 @@ import (
 // query and answers for the DNS flow, and the ECS fields in JSON. With
 // metadata off, no record carries any.
 func TestRecordsCarryMetadata(t *testing.T) {
-	path := testdata.Pcap(t, "arkime/curl-enabled-tls13.pcap")
+	path := testenv.Pcap(t, "arkime/curl-enabled-tls13.pcap")
 	var arkime struct {
 		Sessions []struct {
 			Body struct {
@@ -30,7 +30,7 @@ func TestRecordsCarryMetadata(t *testing.T) {
 			} `json:"body"`
 		} `json:"sessions3"`
 	}
-	b, err := os.ReadFile(testdata.Pcap(t, "arkime/curl-enabled-tls13.test"))
+	b, err := os.ReadFile(testenv.Pcap(t, "arkime/curl-enabled-tls13.test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestRecordsCarryMetadata(t *testing.T) {
 // the same packets and bytes in the same intervals (aligned on the flow's
 // first packet), and sums equal to the record's counters.
 func TestTimelineMatchesTshark(t *testing.T) {
-	path := testdata.Pcap(t, "zeek/ssh.pcap")
+	path := testenv.Pcap(t, "zeek/ssh.pcap")
 	cfg := longTimeouts()
 	cfg.Timeline.Interval = 100 * time.Millisecond
 	cfg.Timeline.MinDuration = time.Second
@@ -114,7 +114,7 @@ func TestTimelineMatchesTshark(t *testing.T) {
 		t.Fatal(err)
 	}
 	// tshark: per TCP conversation, each frame's time and length.
-	out, err := exec.Command(testdata.Tool(t, "tshark"), "-n", "-r", path, "-Y", "tcp", "-T", "fields",
+	out, err := exec.Command(testenv.Tool(t, "tshark"), "-n", "-r", path, "-Y", "tcp", "-T", "fields",
 		"-e", "tcp.stream", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "tcp.srcport", "-e", "tcp.dstport").Output()
 	if err != nil {
 		t.Fatal(err)

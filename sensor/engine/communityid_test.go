@@ -12,7 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // zeekCID matches a line of Zeek's community-id test baselines.
@@ -24,7 +24,7 @@ var zeekCID = regexp.MustCompile(`orig_h=([^,]+), orig_p=(\d+)/\w+, resp_h=([^,]
 // ports 0, since Zeek has no SCTP analyzer; the spec's baselines are the
 // authority there and are checked in package flow.)
 func TestCommunityIDsMatchZeek(t *testing.T) {
-	dir := testdata.Pcap(t, "zeek/communityid")
+	dir := testenv.Pcap(t, "zeek/communityid")
 	for _, name := range []string{"tcp", "udp", "icmp", "icmp6", "ipv6", "arp"} {
 		t.Run(name, func(t *testing.T) {
 			sink, _, err := runFile(t, filepath.Join(dir, name+".pcap"), longTimeouts())
@@ -93,7 +93,7 @@ type suricataCheck struct {
 func TestCommunityIDsMatchSuricata(t *testing.T) {
 	for _, name := range []string{"community-id-ipv4", "community-id-ipv6", "community-id-sameip"} {
 		t.Run(name, func(t *testing.T) {
-			dir := testdata.Pcap(t, filepath.Join("suricata-verify", name))
+			dir := testenv.Pcap(t, filepath.Join("suricata-verify", name))
 			raw, err := os.ReadFile(filepath.Join(dir, "test.yaml"))
 			if err != nil {
 				t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
@@ -42,7 +42,7 @@ var (
 // ordered stream instead of jumps between capture years.
 func loadBenchPackets(b *testing.B) []benchPacket {
 	b.Helper()
-	files := testdata.Captures(b)
+	files := testenv.Captures(b)
 	benchOnce.Do(func() {
 		var echo string
 		var rest []string

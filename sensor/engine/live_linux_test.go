@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/internal/netnstest"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
@@ -17,11 +17,11 @@ import (
 // packet tcpreplay sent, with no kernel drop, and report the same flows
 // (packets and bytes per 5-tuple) as an offline run of the same file.
 func TestLiveReplayMatchesOffline(t *testing.T) {
-	testdata.Root(t)
+	testenv.Root(t)
 	netnstest.Require(t, "ip", "tcpreplay", "tcpdump")
 	for _, name := range []string{"zeek/wikipedia.pcap", "zeek/echo-connections.pcap.gz"} {
 		t.Run(name, func(t *testing.T) {
-			file := testdata.Plain(t, testdata.Pcap(t, name))
+			file := testenv.Plain(t, testenv.Pcap(t, name))
 			offline, _, err := runFile(t, file, longTimeouts())
 			if err != nil {
 				t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 )
 
@@ -27,14 +27,14 @@ func tsharkConvs(t *testing.T, path string, damaged bool) map[tsharkoracle.Key]t
 // TestFlowTotalsMatchTshark runs every shared capture through the sensor
 // engine and compares packets and bytes per 5-tuple with tshark's.
 func TestFlowTotalsMatchTshark(t *testing.T) {
-	testdata.Tool(t, "tshark")
+	testenv.Tool(t, "tshark")
 	var compared atomic.Int32
 	t.Run("captures", func(t *testing.T) {
-		for _, path := range testdata.Captures(t) {
-			rel := testdata.Rel(t, path)
+		for _, path := range testenv.Captures(t) {
+			rel := testenv.Rel(t, path)
 			t.Run(rel, func(t *testing.T) {
-				plain := testdata.Plain(t, path)
-				if !testdata.TsharkReadable(t, plain) {
+				plain := testenv.Plain(t, path)
+				if !testenv.TsharkReadable(t, plain) {
 					t.Skipf("tshark cannot read %s (pcapng conformance case); no oracle", rel)
 				}
 				t.Parallel()
@@ -42,7 +42,7 @@ func TestFlowTotalsMatchTshark(t *testing.T) {
 				if runErr != nil {
 					// A damaged file: tshark must find it damaged too, and
 					// both must agree on what came before the damage.
-					if exec.Command(testdata.Tool(t, "tshark"), "-r", plain).Run() == nil {
+					if exec.Command(testenv.Tool(t, "tshark"), "-r", plain).Run() == nil {
 						t.Fatalf("sensor failed on a file tshark reads: %v", runErr)
 					}
 					t.Logf("damaged file, as tshark agrees: %v", runErr)

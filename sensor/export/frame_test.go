@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
@@ -40,7 +40,7 @@ func (s *batchSink) AddBlock(encoded []byte) error {
 // of all its records and blocks.
 func sensorBatch(t *testing.T, rel string) *tapirv1.Batch {
 	t.Helper()
-	src, err := capture.OpenFile(testdata.Plain(t, testdata.Pcap(t, rel)))
+	src, err := capture.OpenFile(testenv.Plain(t, testenv.Pcap(t, rel)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 
 	"github.com/tapir-sensor/tapir/flow"
 )
@@ -15,7 +15,7 @@ import (
 // BenchmarkPacketEcho runs the packets of echo-connections.pcap.gz,
 // pre-decoded, through a table (Advance per packet, as the sensor does).
 func BenchmarkPacketEcho(b *testing.B) {
-	infos, _ := packetInfos(readCapture(b, filepath.Join(testdata.Pcaps(b), "zeek", "echo-connections.pcap.gz")))
+	infos, _ := packetInfos(readCapture(b, filepath.Join(testenv.Pcaps(b), "zeek", "echo-connections.pcap.gz")))
 	tab, err := New[struct{}](DefaultConfig(), nil, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // TestPrefetchChangesNothing runs echo-connections.pcap.gz through two
 // tables, one of them prefetched two and one packets ahead as a batching
 // caller would: both emit the same records.
 func TestPrefetchChangesNothing(t *testing.T) {
-	infos, _ := packetInfos(readCapture(t, filepath.Join(testdata.Pcaps(t), "zeek", "echo-connections.pcap.gz")))
+	infos, _ := packetInfos(readCapture(t, filepath.Join(testenv.Pcaps(t), "zeek", "echo-connections.pcap.gz")))
 	run := func(ahead bool) []flow.Record {
 		tab, r := newTable(t, Config{SensorID: "s"})
 		tab.seed = 1 // same index layout in both tables

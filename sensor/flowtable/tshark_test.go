@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 
 	"github.com/tapir-sensor/tapir/flow"
@@ -72,8 +72,8 @@ func diffFlows(want, got map[tsharkoracle.Key]tsharkoracle.Sum) []string {
 // TestMatchesTshark feeds every shared capture through a table and
 // compares packets and bytes per flow with tshark.
 func TestMatchesTshark(t *testing.T) {
-	testdata.Tool(t, "tshark")
-	dir := testdata.Pcaps(t)
+	testenv.Tool(t, "tshark")
+	dir := testenv.Pcaps(t)
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -124,8 +124,8 @@ func TestMatchesTshark(t *testing.T) {
 // in the datagram's flow (tshark's datagram mapping), the others in a
 // port-less flow as orphans.
 func TestFragmentsJoinDatagramFlow(t *testing.T) {
-	testdata.Tool(t, "tshark")
-	dir := testdata.Pcaps(t)
+	testenv.Tool(t, "tshark")
+	dir := testenv.Pcaps(t)
 	totalReordered := 0
 	defer func() {
 		if totalReordered == 0 {

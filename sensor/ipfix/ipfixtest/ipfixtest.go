@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 )
@@ -43,7 +43,7 @@ func (s *recSink) AddBlock([]byte) error { return nil }
 // every record it emitted (updates included).
 func SensorRecords(t testing.TB, rel string) []flow.Record {
 	t.Helper()
-	src, err := capture.OpenFile(testdata.Plain(t, testdata.Pcap(t, rel)))
+	src, err := capture.OpenFile(testenv.Plain(t, testenv.Pcap(t, rel)))
 	if err != nil {
 		t.Fatal(err)
 	}

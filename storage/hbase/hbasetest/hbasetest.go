@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/internal/testdata"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage/hbase"
 )
 
@@ -26,7 +26,7 @@ func ZooKeeper(t testing.TB) string {
 	t.Helper()
 	zk := os.Getenv(EnvZK)
 	if zk == "" {
-		testdata.SkipOrFail(t, EnvZK+" is not set (start HBase with make services-up)")
+		testenv.SkipOrFail(t, EnvZK+" is not set (start HBase with make services-up)")
 	}
 	return zk
 }
