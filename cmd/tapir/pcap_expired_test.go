@@ -163,7 +163,7 @@ func TestPcapWarnsOfExpiredPackets(t *testing.T) {
 		return "ip.addr==" + a.String() + " && ip.addr==" + b.String() + " && tcp.port==" + strconv.Itoa(int(tu.SrcPort)) +
 			" && tcp.port==" + strconv.Itoa(int(tu.DstPort))
 	}
-	orig := filepath.Join(storagetest.PcapDir(t), capture)
+	orig := testenv.Pcap(t, capture)
 
 	out, stderr := pull(ins[0])
 	t.Logf("partial pull, stderr: %s", stderr)

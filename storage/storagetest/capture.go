@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage"
 )
 
@@ -34,41 +34,11 @@ type Flow struct {
 	Packets []Packet
 }
 
-// PcapDir returns the shared capture directory: $TAPIR_PCAPS, else
-// ../shared/pcaps next to the repository root. It skips the test when the
-// directory is missing, or fails it when TAPIR_REQUIRE_ALL=1.
-func PcapDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("TAPIR_PCAPS")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, "..", "shared", "pcaps")
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if st, err := os.Stat(dir); dir == "" || err != nil || !st.IsDir() {
-		if os.Getenv("TAPIR_REQUIRE_ALL") == "1" {
-			t.Fatalf("shared pcaps not found (TAPIR_PCAPS=%q, tried %q)", os.Getenv("TAPIR_PCAPS"), dir)
-		}
-		t.Skipf("shared pcaps not found at %q; set TAPIR_PCAPS", dir)
-	}
-	return dir
-}
-
-// LoadFlows reads a pcap (path relative to PcapDir) and groups its IP
+// LoadFlows reads a pcap (path relative to the shared captures, testenv.Pcaps) and groups its IP
 // packets by canonical flow key, in order of each flow's first packet.
 func LoadFlows(t testing.TB, name string) []Flow {
 	t.Helper()
-	f, err := os.Open(filepath.Join(PcapDir(t), name))
+	f, err := os.Open(testenv.Pcap(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
