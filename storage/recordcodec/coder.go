@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -92,6 +93,27 @@ type coder struct {
 	stack [maxDepth]index // decoding: the open messages, stack[depth] the current
 	depth int
 	err   error
+}
+
+// coders keeps coders for reuse: a coder escapes to the heap (the schema
+// hands it to function values) and is a kilobyte large.
+var coders = sync.Pool{New: func() any { return new(coder) }}
+
+// getCoder returns a coder ready to decode (dec) or to append to buf.
+func getCoder(dec bool, buf []byte) *coder {
+	c := coders.Get().(*coder)
+	c.dec, c.buf, c.depth, c.err = dec, buf, 0, nil
+	return c
+}
+
+// putCoder returns c to the pool, keeping no reference to the caller's
+// memory.
+func putCoder(c *coder) {
+	c.buf, c.err = nil, nil
+	for i := range c.stack {
+		c.stack[i].data = nil
+	}
+	coders.Put(c)
 }
 
 // corrupt records a decoding error.

@@ -36,7 +36,8 @@ var (
 // Append appends the stored form of r (the current Version) to dst and
 // returns the extended slice. On error it returns dst unchanged.
 func Append(dst []byte, r *flow.Record) ([]byte, error) {
-	c := coder{buf: append(dst, marker, Version)}
+	c := getCoder(false, append(dst, marker, Version))
+	defer putCoder(c)
 	c.record(r)
 	if c.err != nil {
 		return dst, c.err
@@ -66,7 +67,8 @@ func Decode(v []byte, r *flow.Record) error {
 // decodeV1 decodes a version 1 payload.
 func decodeV1(payload []byte, r *flow.Record) error {
 	*r = flow.Record{}
-	c := coder{dec: true}
+	c := getCoder(true, nil)
+	defer putCoder(c)
 	if err := c.stack[0].parse(payload); err != nil {
 		return err
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,3 +220,33 @@ func readHex(t *testing.T, path string) []byte {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestConcurrentUse: Append and Decode share pooled state; run them from
+// several goroutines (go test -race) and expect every record back.
+func TestConcurrentUse(t *testing.T) {
+	recs := realRecords(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			var buf []byte
+			for i := w; i < len(recs); i++ {
+				var err error
+				if buf, err = recordcodec.Append(buf[:0], &recs[i]); err != nil {
+					errs <- err
+					return
+				}
+				var got flow.Record
+				if err := recordcodec.Decode(buf, &got); err != nil || !reflect.DeepEqual(got, recs[i]) {
+					errs <- fmt.Errorf("record %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
