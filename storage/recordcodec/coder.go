@@ -181,6 +181,13 @@ func (c *coder) str(n protowire.Number, p *string) {
 	}
 }
 
+// strings codes the strings ps as fields first, first+1, and so on.
+func (c *coder) strings(first protowire.Number, ps ...*string) {
+	for i, p := range ps {
+		c.str(first+protowire.Number(i), p)
+	}
+}
+
 // bytes codes a byte slice (absent when empty; a copy when decoded).
 func (c *coder) bytes(n protowire.Number, p *[]byte) {
 	if !c.dec {
@@ -271,6 +278,13 @@ func unsigned[T ~uint8 | ~uint16 | ~uint32 | ~uint64](c *coder, n protowire.Numb
 	}
 }
 
+// unsigneds codes the integers ps as fields first, first+1, and so on.
+func unsigneds[T ~uint8 | ~uint16 | ~uint32 | ~uint64](c *coder, first protowire.Number, ps ...*T) {
+	for i, p := range ps {
+		unsigned(c, first+protowire.Number(i), p)
+	}
+}
+
 // signed codes a signed integer as a zigzag varint (absent when 0),
 // rejecting on decode a value its type cannot hold.
 func signed[T ~int | ~int64](c *coder, n protowire.Number, p *T) {
@@ -349,13 +363,26 @@ func (c *coder) strs(n protowire.Number, p *[]string) {
 		}
 		return
 	}
-	for typ, b := range c.stack[c.depth].all(n) {
-		if typ != protowire.BytesType {
-			c.corrupt(n, "element of wire type %d", typ)
-			return
-		}
-		v, _ := protowire.ConsumeBytes(b)
+	for v := range c.elements(n) {
 		*p = append(*p, string(v))
+	}
+}
+
+// elements yields the contents of every occurrence of the
+// length-delimited field n (a repeated string or message), stopping at
+// one of another wire type.
+func (c *coder) elements(n protowire.Number) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for typ, b := range c.stack[c.depth].all(n) {
+			if typ != protowire.BytesType {
+				c.corrupt(n, "element of wire type %d", typ)
+				return
+			}
+			v, _ := protowire.ConsumeBytes(b)
+			if !yield(v) {
+				return
+			}
+		}
 	}
 }
 
@@ -444,12 +471,7 @@ func repeated[T any](c *coder, n protowire.Number, p *[]T, fields func(*coder, *
 		}
 		return
 	}
-	for typ, b := range c.stack[c.depth].all(n) {
-		if typ != protowire.BytesType {
-			c.corrupt(n, "element of wire type %d", typ)
-			return
-		}
-		v, _ := protowire.ConsumeBytes(b)
+	for v := range c.elements(n) {
 		var e T
 		if !c.push(n, v) {
 			return

@@ -7,7 +7,8 @@ import (
 )
 
 // This file is the version 1 layout: one function per message, listing
-// its fields with their numbers; the coder runs it to encode and to
+// its fields with their numbers (strings and unsigneds number a run of
+// fields from the first one given); the coder runs it to encode and to
 // decode. Scalars are absent when zero, nested messages when their
 // pointer is nil. Follow the compatibility rule of the package comment
 // before changing anything here.
@@ -62,10 +63,7 @@ func (c *coder) endpoint(n protowire.Number, family uint8, start int64, a *flow.
 	}
 	c.addr(1, family, a)
 	unsigned(c, 2, port)
-	unsigned(c, 3, &d.Packets)
-	unsigned(c, 4, &d.Bytes)
-	unsigned(c, 5, &d.StoredPackets)
-	unsigned(c, 6, &d.StoredBytes)
+	unsigneds(c, 3, &d.Packets, &d.Bytes, &d.StoredPackets, &d.StoredBytes) // 3 to 6
 	c.moment(7, &d.First, start)
 	c.moment(8, &d.Last, start)
 	unsigned(c, 9, &d.TCPFlags)
@@ -133,10 +131,7 @@ func (c *coder) tls(t *flow.TLSMeta) {
 }
 
 func (c *coder) http(h *flow.HTTPMeta) {
-	c.str(1, &h.Method)
-	c.str(2, &h.Host)
-	c.str(3, &h.URI)
-	c.str(4, &h.UserAgent)
+	c.strings(1, &h.Method, &h.Host, &h.URI, &h.UserAgent) // 1 to 4
 	signed(c, 5, &h.StatusCode)
 	c.str(6, &h.ContentType)
 }
@@ -172,13 +167,7 @@ func (c *coder) endpointEnrichment(e *flow.EndpointEnrichment) {
 }
 
 func (c *coder) geo(g *flow.Geo) {
-	c.str(1, &g.Name)
-	c.str(2, &g.CityName)
-	c.str(3, &g.CountryISOCode)
-	c.str(4, &g.CountryName)
-	c.str(5, &g.RegionName)
-	c.str(6, &g.ContinentCode)
-	c.str(7, &g.Timezone)
+	c.strings(1, &g.Name, &g.CityName, &g.CountryISOCode, &g.CountryName, &g.RegionName, &g.ContinentCode, &g.Timezone) // 1 to 7
 	c.boolean(8, &g.HasLocation)
 	c.double(9, &g.Lat)
 	c.double(10, &g.Lon)
@@ -190,44 +179,23 @@ func (c *coder) as(a *flow.AS) {
 }
 
 func (c *coder) asset(a *flow.Asset) {
-	c.str(1, &a.Name)
-	c.str(2, &a.Site)
-	c.str(3, &a.Owner)
-	c.str(4, &a.Role)
-	c.str(5, &a.Criticality)
+	c.strings(1, &a.Name, &a.Site, &a.Owner, &a.Role, &a.Criticality) // 1 to 5
 	c.boolean(6, &a.Internal)
 }
 
 func (c *coder) threat(m *flow.ThreatMatch) {
-	c.str(1, &m.Feed)
-	c.str(2, &m.Type)
-	c.str(3, &m.Indicator)
-	c.str(4, &m.Field)
-	c.str(5, &m.Atomic)
-	c.str(6, &m.Description)
-	c.str(7, &m.Confidence)
-	c.str(8, &m.ID)
+	c.strings(1, &m.Feed, &m.Type, &m.Indicator, &m.Field, &m.Atomic, &m.Description, &m.Confidence, &m.ID) // 1 to 8
 }
 
 func (c *coder) rarity(r *flow.Rarity) {
 	unsigned(c, 1, &r.FirstSeen)
-	unsigned(c, 2, &r.PairCount)
-	unsigned(c, 3, &r.ServerPortCount)
-	unsigned(c, 4, &r.JA4Count)
-	unsigned(c, 5, &r.DomainCount)
+	unsigneds(c, 2, &r.PairCount, &r.ServerPortCount, &r.JA4Count, &r.DomainCount) // 2 to 5
 }
 
 // exported is flow.Exported.
 func (c *coder) exported(x *flow.Exported) {
-	c.str(1, &x.Exporter)
-	c.str(2, &x.Protocol)
-	unsigned(c, 3, &x.ObservationDomain)
-	unsigned(c, 4, &x.InputInterface)
-	unsigned(c, 5, &x.OutputInterface)
-	unsigned(c, 6, &x.SamplingRate)
-	unsigned(c, 7, &x.RawSourcePackets)
-	unsigned(c, 8, &x.RawSourceBytes)
-	unsigned(c, 9, &x.RawDestinationPackets)
-	unsigned(c, 10, &x.RawDestinationBytes)
+	c.strings(1, &x.Exporter, &x.Protocol)                                                                    // 1, 2
+	unsigneds(c, 3, &x.ObservationDomain, &x.InputInterface, &x.OutputInterface, &x.SamplingRate)             // 3 to 6
+	unsigneds(c, 7, &x.RawSourcePackets, &x.RawSourceBytes, &x.RawDestinationPackets, &x.RawDestinationBytes) // 7 to 10
 	c.boolean(11, &x.Biflow)
 }
