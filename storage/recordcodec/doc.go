@@ -40,9 +40,12 @@
 // never used (numbers are never reused; the highest allowed is maxField).
 // The version does not change: a reader that predates the field skips it
 // (unknown fields are skipped), and a value written before it decodes
-// with the field's zero value. Regenerate the golden value of the current
-// version (go test -run TestGolden -update) and commit it: the diff shows
-// the new field, and nothing else may change in it.
+// with the field's zero value. Regenerate the golden value of the
+// current version and commit it:
+//
+//	go test ./storage/recordcodec/ -run TestGolden -update
+//
+// Its diff shows the new field, and nothing else may change in it.
 //
 // Bump the version (add a case to Decode, keep every older decoder and
 // its golden file) for any change that an older reader would misread

@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/proto/tapirv1"
 )
 
 // Version is the format version Append writes.
@@ -74,17 +71,4 @@ func decodeV1(payload []byte, r *flow.Record) error {
 	}
 	c.record(r)
 	return c.err
-}
-
-// decodeLegacy decodes a value written before the stored format had a
-// version: the wire message itself.
-func decodeLegacy(v []byte, r *flow.Record) error {
-	var p tapirv1.FlowRecord
-	if err := proto.Unmarshal(v, &p); err != nil {
-		return fmt.Errorf("%w: legacy value: %w", ErrCorrupt, err)
-	}
-	if err := tapirv1.ToRecord(&p, r); err != nil {
-		return fmt.Errorf("%w: legacy value: %w", ErrCorrupt, err)
-	}
-	return nil
 }
