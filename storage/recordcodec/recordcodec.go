@@ -44,7 +44,8 @@ func Append(dst []byte, r *flow.Record) ([]byte, error) {
 
 // Decode sets *r to the record stored in v: a value Append wrote (any
 // version this build knows) or a legacy value (a marshalled
-// tapir.v1.FlowRecord). It does not retain v.
+// tapir.v1.FlowRecord). It does not retain v. On error, *r holds no
+// meaningful record.
 func Decode(v []byte, r *flow.Record) error {
 	switch {
 	case len(v) == 0:
