@@ -22,65 +22,64 @@ import (
 //	go test ./storage/recordcodec/ -run '^$' -bench StoredRecord -benchmem
 func BenchmarkStoredRecord(b *testing.B) {
 	recs := realRecords(b)
-	stored := make([][]byte, len(recs))
-	wire := make([][]byte, len(recs))
-	var size, wireSize int
+	var pb tapirv1.FlowRecord
+	wireAppend := func(dst []byte, r *flow.Record) ([]byte, error) {
+		return proto.MarshalOptions{}.MarshalAppend(dst, tapirv1.FromRecord(r, &pb))
+	}
+	wireDecode := func(v []byte, r *flow.Record) error {
+		var p tapirv1.FlowRecord
+		if err := proto.Unmarshal(v, &p); err != nil {
+			return err
+		}
+		return tapirv1.ToRecord(&p, r)
+	}
+	stored := encodeAll(b, recs, recordcodec.Append)
+	wire := encodeAll(b, recs, wireAppend)
+	b.Run("Append", func(b *testing.B) { benchEncode(b, recs, stored, recordcodec.Append) })
+	b.Run("Decode", func(b *testing.B) { benchDecode(b, stored, recordcodec.Decode) })
+	b.Run("WireMarshal", func(b *testing.B) { benchEncode(b, recs, wire, wireAppend) })
+	b.Run("WireUnmarshal", func(b *testing.B) { benchDecode(b, wire, wireDecode) })
+}
+
+// encodeAll encodes every record on its own.
+func encodeAll(b *testing.B, recs []flow.Record, enc func([]byte, *flow.Record) ([]byte, error)) [][]byte {
+	out := make([][]byte, len(recs))
 	for i := range recs {
 		var err error
-		if stored[i], err = recordcodec.Append(nil, &recs[i]); err != nil {
+		if out[i], err = enc(nil, &recs[i]); err != nil {
 			b.Fatal(err)
 		}
-		if wire[i], err = proto.Marshal(tapirv1.FromRecord(&recs[i], nil)); err != nil {
-			b.Fatal(err)
-		}
-		size += len(stored[i])
-		wireSize += len(wire[i])
 	}
-	b.Run("Append", func(b *testing.B) {
-		defer reportCPU(b, processCPU())
-		var buf []byte
-		for i := 0; b.Loop(); i++ {
-			var err error
-			if buf, err = recordcodec.Append(buf[:0], &recs[i%len(recs)]); err != nil {
-				b.Fatal(err)
-			}
+	return out
+}
+
+// benchEncode encodes the records in turn into one reused buffer and
+// reports the mean size of their encodings.
+func benchEncode(b *testing.B, recs []flow.Record, encoded [][]byte, enc func([]byte, *flow.Record) ([]byte, error)) {
+	defer reportCPU(b, processCPU())
+	var buf []byte
+	for i := 0; b.Loop(); i++ {
+		var err error
+		if buf, err = enc(buf[:0], &recs[i%len(recs)]); err != nil {
+			b.Fatal(err)
 		}
-		b.ReportMetric(float64(size)/float64(len(recs)), "B/record")
-	})
-	b.Run("Decode", func(b *testing.B) {
-		defer reportCPU(b, processCPU())
-		var r flow.Record
-		for i := 0; b.Loop(); i++ {
-			if err := recordcodec.Decode(stored[i%len(recs)], &r); err != nil {
-				b.Fatal(err)
-			}
+	}
+	size := 0
+	for _, v := range encoded {
+		size += len(v)
+	}
+	b.ReportMetric(float64(size)/float64(len(encoded)), "B/record")
+}
+
+// benchDecode decodes the values in turn into one record.
+func benchDecode(b *testing.B, values [][]byte, dec func([]byte, *flow.Record) error) {
+	defer reportCPU(b, processCPU())
+	var r flow.Record
+	for i := 0; b.Loop(); i++ {
+		if err := dec(values[i%len(values)], &r); err != nil {
+			b.Fatal(err)
 		}
-	})
-	b.Run("WireMarshal", func(b *testing.B) {
-		defer reportCPU(b, processCPU())
-		var buf []byte
-		var pb tapirv1.FlowRecord
-		for i := 0; b.Loop(); i++ {
-			var err error
-			if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf[:0], tapirv1.FromRecord(&recs[i%len(recs)], &pb)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(wireSize)/float64(len(recs)), "B/record")
-	})
-	b.Run("WireUnmarshal", func(b *testing.B) {
-		defer reportCPU(b, processCPU())
-		var r flow.Record
-		for i := 0; b.Loop(); i++ {
-			var pb tapirv1.FlowRecord
-			if err := proto.Unmarshal(wire[i%len(recs)], &pb); err != nil {
-				b.Fatal(err)
-			}
-			if err := tapirv1.ToRecord(&pb, &r); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	}
 }
 
 // reportCPU reports the process CPU time per op since start (when the
