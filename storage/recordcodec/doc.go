@@ -37,7 +37,8 @@
 //
 // Adding a field to flow.Record (or to a type it holds): add it to the
 // matching function in schema.go under a field number that message has
-// never used (numbers are never reused; the highest allowed is maxField).
+// never used (numbers are never reused; the highest allowed is maxField;
+// TestEveryFieldStored fails until the new field is stored).
 // The version does not change: a reader that predates the field skips it
 // (unknown fields are skipped), and a value written before it decodes
 // with the field's zero value. Regenerate the golden value of the

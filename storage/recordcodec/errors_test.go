@@ -203,3 +203,15 @@ func expectRoundTrip(t *testing.T, r *flow.Record) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, *r)
 	}
 }
+
+// TestNonUTF8Strings: strings are stored as the bytes they are, where the
+// wire message (proto3 strings) refuses what is not UTF-8.
+func TestNonUTF8Strings(t *testing.T) {
+	r := fixedRecord()
+	r.App.HTTP.URI = "/\xff\xfe?q=\x80"
+	r.App.DNS.QueryName = "caf\xe9.example"
+	if _, err := proto.Marshal(tapirv1.FromRecord(&r, nil)); err == nil {
+		t.Fatal("the wire message took invalid UTF-8: the premise of this test is gone")
+	}
+	expectRoundTrip(t, &r)
+}
