@@ -46,7 +46,12 @@
 //
 //	go test ./storage/recordcodec/ -run TestGolden -update
 //
-// Its diff shows the new field, and nothing else may change in it.
+// Its diff shows the new field, and nothing else may change in it. (A
+// build that predates the field drops it if it rewrites such a record;
+// the stores rewrite a record only with a newer report of the flow.)
+// Appending a code to a code table (a new end reason) needs no bump
+// either, but a build that predates it reports records with that code as
+// corrupt: deploy readers before writers.
 //
 // Bump the version (add a case to Decode, keep every older decoder and
 // its golden file) for any change that an older reader would misread
