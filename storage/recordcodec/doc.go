@@ -64,8 +64,9 @@
 // legacy values (through tapirv1.ToRecord); Append always writes the
 // current version, so a store converges as records are rewritten or
 // expire. The committed golden values under testdata (v1.golden, and
-// legacy.golden for the wire format) must keep decoding forever: never
-// regenerate the golden of a version that is no longer current.
+// legacy.golden for the wire format, each beside the record it holds in
+// NAME.golden.json) must keep decoding forever: never regenerate the
+// golden of a version that is no longer current.
 //
 // # Errors and safety
 //
