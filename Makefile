@@ -74,7 +74,7 @@ build:
 # because TAPIR_REQUIRE_ALL=1. go vet and golangci-lint run first.
 test: deps build data vet lint
 	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./... && \
-	  $(MAKE) --no-print-directory test-modules && \
+	  $(call in-modules,test -count=1) && \
 	  TAPIR_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 30m -skip '$(RACE_SKIP)' $(RACE_PKGS))
 
 # Modules of their own, so that what only they use stays out of the main
@@ -82,13 +82,15 @@ test: deps build data vet lint
 # kustomize). go test, go vet and golangci-lint at the root do not enter
 # them; these lines do.
 MODULES := bench/report deploy/k8s
+# $(call in-modules,GO-SUBCOMMAND): run it on ./... in each of them.
+in-modules = (for m in $(MODULES); do $(GO) -C $$m $(1) ./... || exit 1; done)
 
 vet:
 	$(GO) vet ./...
-	for m in $(MODULES); do $(GO) -C $$m vet ./... || exit 1; done
+	$(call in-modules,vet)
 
 test-modules:
-	for m in $(MODULES); do $(GO) -C $$m test -count=1 ./... || exit 1; done
+	$(call in-modules,test -count=1)
 
 # golangci-lint (pinned, installed by make deps into .cache/tools) with
 # .golangci.yml: staticcheck, errcheck, govet, depguard (the sensor /
