@@ -23,6 +23,7 @@ type item struct {
 type toy struct {
 	inner   `yaml:",inline"`
 	Timeout time.Duration     `yaml:"timeout"`
+	MaxRuns int               `yaml:"max_runs"`
 	Sub     inner             `yaml:"sub"`
 	Items   []item            `yaml:"items"`
 	Tags    map[string]string `yaml:"tags"`
@@ -31,14 +32,15 @@ type toy struct {
 }
 
 var toyDocs = Docs{
-	typeID(reflect.TypeFor[toy]()):   {"Timeout": "Timeout bounds\na run.", "Sub": "Sub is a section."},
+	typeID(reflect.TypeFor[toy]()):   {"Timeout": "Timeout bounds\na run (MaxRuns: TLS, SubTotal).", "Sub": "Sub is a section."},
 	typeID(reflect.TypeFor[inner]()): {"Dir": "Dir is where."},
 	typeID(reflect.TypeFor[item]()):  {"Name": "Name names it."},
 }
 
 // TestFields: keys follow yaml tags (inline merged, "-" and unexported
 // skipped, untagged lowercased), lists of mappings document their
-// items' keys, and docs start with the key.
+// items' keys, and docs start with the key and name siblings by their
+// keys (multi-word ones only: TLS stays TLS).
 func TestFields(t *testing.T) {
 	v := toy{inner: inner{Dir: "/d"}, Timeout: 90 * time.Second, Sub: inner{Size: 3}, hidden: 1}
 	var got []string
@@ -48,7 +50,8 @@ func TestFields(t *testing.T) {
 	want := []string{
 		"dir|string|/d|dir is where.",
 		"size|int|0|",
-		"timeout|duration|1m30s|timeout bounds a run.",
+		"timeout|duration|1m30s|timeout bounds a run (max_runs: TLS, SubTotal).",
+		"max_runs|int|0|",
 		"sub|mapping||sub is a section.",
 		"sub.dir|string|\"\"|dir is where.",
 		"sub.size|int|3|",
@@ -69,7 +72,7 @@ func TestYAMLLoadsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"# header\n", "# timeout bounds a run.\ntimeout: 1m0s\n", "  # dir is where.\n  dir:"} {
+	for _, want := range []string{"# header\n", "# timeout bounds a run (max_runs: TLS, SubTotal).\ntimeout: 1m0s\n", "  # dir is where.\n  dir:"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("YAML lacks %q:\n%s", want, b)
 		}

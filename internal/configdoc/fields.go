@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ func Fields(v any, docs Docs) []Field {
 // walkStruct appends the keys of struct value v under prefix.
 func walkStruct(out *[]Field, prefix string, v reflect.Value, docs Docs) {
 	t := v.Type()
+	keys := siblingKeys(t)
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		name, inline, skip := yamlName(sf)
@@ -57,9 +59,25 @@ func walkStruct(out *[]Field, prefix string, v reflect.Value, docs Docs) {
 			continue
 		}
 		key := prefix + name
-		doc := cleanDoc(docs[typeID(t)][sf.Name], sf.Name, name)
+		doc := cleanDoc(docs[typeID(t)][sf.Name], sf.Name, name, keys)
 		walkValue(out, key, doc, fv, docs)
 	}
+}
+
+// goNameRE matches a Go field name of two or more words (MaxFlows,
+// RPCQueueSize): one a comment may name for a sibling key.
+var goNameRE = regexp.MustCompile(`\b[A-Z][a-z0-9]*[A-Z][A-Za-z0-9]*\b`)
+
+// siblingKeys maps the Go names of struct type t's fields to their YAML
+// keys.
+func siblingKeys(t reflect.Type) map[string]string {
+	keys := map[string]string{}
+	for i := range t.NumField() {
+		if name, inline, skip := yamlName(t.Field(i)); !skip && !inline {
+			keys[t.Field(i).Name] = name
+		}
+	}
+	return keys
 }
 
 // walkValue appends the key for value v and, for a section, its keys.
@@ -178,12 +196,20 @@ func setFlow(n *yaml.Node) {
 	}
 }
 
-// cleanDoc makes a doc comment one paragraph and replaces a leading Go
-// field name by the YAML key.
-func cleanDoc(doc, goName, key string) string {
+// cleanDoc makes a doc comment one paragraph, replaces a leading Go
+// field name by the YAML key, and the Go names of sibling fields it
+// mentions (keys maps them) by their keys.
+func cleanDoc(doc, goName, key string, keys map[string]string) string {
 	doc = strings.Join(strings.Fields(doc), " ")
-	if rest, ok := strings.CutPrefix(doc, goName+" "); ok && goName != key {
-		doc = key + " " + rest
+	for _, sep := range []string{" ", ": "} {
+		if rest, ok := strings.CutPrefix(doc, goName+sep); ok {
+			doc = key + sep + rest
+		}
 	}
-	return doc
+	return goNameRE.ReplaceAllStringFunc(doc, func(w string) string {
+		if k, ok := keys[w]; ok && strings.Contains(k, "_") { // not HBase, TLS: names too
+			return k
+		}
+		return w
+	})
 }
