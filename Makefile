@@ -7,7 +7,7 @@ export TAPIR_PCAPS ?= $(PCAPS)
 
 BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 
-.PHONY: all build deps data test test-race test-unit bench bench-report demo generate check-generate fmt vet lint clean services-up services-down
+.PHONY: all build deps data test test-race test-unit test-modules bench bench-report demo generate check-generate docs fmt vet lint clean services-up services-down
 
 # Services the integration tests and benchmarks use (deploy/kafka,
 # deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
@@ -74,10 +74,23 @@ build:
 # because TAPIR_REQUIRE_ALL=1. go vet and golangci-lint run first.
 test: deps build data vet lint
 	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -count=1 -timeout 40m ./... && \
+	  $(call in-modules,test -count=1) && \
 	  TAPIR_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 30m -skip '$(RACE_SKIP)' $(RACE_PKGS))
+
+# Modules of their own, so that what only they use stays out of the main
+# go.mod: bench/report (gonum/plot) and deploy/k8s's test (k8s.io/api,
+# kustomize). go test, go vet and golangci-lint at the root do not enter
+# them; these lines do.
+MODULES := bench/report deploy/k8s
+# $(call in-modules,GO-SUBCOMMAND): run it on ./... in each of them.
+in-modules = (for m in $(MODULES); do $(GO) -C $$m $(1) ./... || exit 1; done)
 
 vet:
 	$(GO) vet ./...
+	$(call in-modules,vet)
+
+test-modules:
+	$(call in-modules,test -count=1)
 
 # golangci-lint (pinned, installed by make deps into .cache/tools) with
 # .golangci.yml: staticcheck, errcheck, govet, depguard (the sensor /
@@ -87,6 +100,7 @@ vet:
 GOLANGCI_LINT ?= .cache/tools/golangci-lint
 lint: deps
 	$(GOLANGCI_LINT) run ./...
+	for m in $(MODULES); do (cd $$m && $(abspath $(GOLANGCI_LINT)) run ./...) || exit 1; done
 
 # The concurrent packages, run a second time under the race detector by
 # make test (and make test-race). Live-capture tests are skipped there:
@@ -127,10 +141,17 @@ bench-report: deps build
 	SKIP_GO=$${SKIP_GO:-$$(test -s bench/results/go-bench.txt && echo 1 || echo 0)} ./bench/run.sh
 	./bench/retrieval.sh
 	./bench/live.sh
-	$(GO) run ./bench/report
+	$(GO) -C bench/report run . -dir ..
 
 demo: deps build
 	./deploy/demo.sh
+
+# docs/config-reference.md and the defaults check-config --print-defaults
+# prints (sensor/config/defaults.yaml, collector/config/defaults.yaml),
+# generated from the config structs, their defaults and their doc
+# comments. A test fails when they are stale.
+docs:
+	$(GO) run ./internal/configdoc/gen
 
 generate:
 	@mkdir -p $(BIN)

@@ -32,7 +32,8 @@ var portEnv = regexp.MustCompile(`\$\{(TAPIR_[A-Z_]*PORT):-`)
 
 // TestServicePortsAreMakeVariables: every port variable the services'
 // start scripts read is set from a Makefile variable, documented in the
-// Makefile and the README, and reaches the script in both make
+// Makefile and in docs/testing.md (where the README sends whoever runs
+// the tests), and reaches the script in both make
 // services-up and the targets that start the services around the tests
 // (checked with make -n and distinct port values).
 func TestServicePortsAreMakeVariables(t *testing.T) {
@@ -40,15 +41,15 @@ func TestServicePortsAreMakeVariables(t *testing.T) {
 	testenv.Tool(t, "make")
 	checkScriptsCovered(t, root)
 	makefile := readFile(t, filepath.Join(root, "Makefile"))
-	readme := readFile(t, filepath.Join(root, "README.md"))
+	guide := readFile(t, filepath.Join(root, "docs", "testing.md"))
 	args := []string{"-n", "-C", root}
 	for i, p := range servicePorts {
 		args = append(args, fmt.Sprintf("%s=%d", p.makeVar, 30001+i))
 		if !regexp.MustCompile(`(?m)^# ` + p.makeVar + ` +\S`).MatchString(makefile) {
 			t.Errorf("Makefile: %s not documented in a '# %s  what [default]' line", p.makeVar, p.makeVar)
 		}
-		if !strings.Contains(readme, "`"+p.makeVar+"`") {
-			t.Errorf("README.md: %s not documented", p.makeVar)
+		if !strings.Contains(guide, "`"+p.makeVar+"`") {
+			t.Errorf("docs/testing.md: %s not documented", p.makeVar)
 		}
 	}
 	for _, target := range []string{"services-up", "test-race"} {

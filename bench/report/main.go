@@ -2,9 +2,13 @@
 // (bench/report-*.png) from the benchmark harness's results:
 // bench/results/latest.md (bench/run.sh), bench/results/go-bench.txt (Go
 // benchmarks), bench/results/retrieval.md (bench/retrieval.sh) and
-// bench/results/live.md (bench/live.sh). Run from the repository root:
+// bench/results/live.md (bench/live.sh). Run it in its own directory
+// (make bench-report does):
 //
-//	go run ./bench/report [-dir bench]
+//	cd bench/report && go run . [-dir ..]
+//
+// It is a module of its own (bench/report/go.mod), so that gonum/plot
+// stays out of the main module's dependencies.
 //
 // A missing results file is reported in REPORT.md, not fatal. The charts
 // are drawn with gonum.org/v1/plot.
@@ -32,7 +36,7 @@ import (
 )
 
 func main() {
-	dir := flag.String("dir", "bench", "bench directory (results/ under it; REPORT.md and report-*.png written there)")
+	dir := flag.String("dir", "..", "bench directory (results/ under it; REPORT.md and report-*.png written there)")
 	flag.Parse()
 	if err := run(*dir); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
@@ -410,7 +414,7 @@ func run(dir string) error {
 	png := func(name string) string { return filepath.Join(dir, name) }
 
 	fmt.Fprintf(&out, "# tapir benchmark report\n\n")
-	fmt.Fprintf(&out, "Written %s by `make bench-report` (bench/run.sh, bench/retrieval.sh, bench/live.sh, then `go run ./bench/report`).\n\n",
+	fmt.Fprintf(&out, "Written %s by `make bench-report` (bench/run.sh, bench/retrieval.sh, bench/live.sh, then bench/report).\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&out, "Machine: %s. The machine is shared with other work: compare the ratios and CPU times measured in the same run, not absolute wall times.\n\n", machine())
 	if len(missing) > 0 {

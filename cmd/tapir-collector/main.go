@@ -56,7 +56,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(withPrintDefaults(run, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // Exit codes besides 0, 1 and 2.

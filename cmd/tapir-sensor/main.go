@@ -36,7 +36,7 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(withPrintDefaults(run, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // options are the command-line flags; set ones override the config file.

@@ -15,10 +15,13 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
-
-	"github.com/tapir-sensor/tapir/internal/testenv"
-	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
+
+// repoRoot is the main module's root, seen from this package's
+// directory (go test runs a package's tests in its directory). This
+// module imports nothing from the main module: the test builds and runs
+// its binaries.
+const repoRoot = "../.."
 
 // rendered is the kustomization's output decoded into the API types.
 type rendered struct {
@@ -227,42 +230,48 @@ func TestStrictDecodingRefusesTypos(t *testing.T) {
 // TestConfigsCheck runs each daemon's check-config on the ConfigMaps'
 // configuration files.
 func TestConfigsCheck(t *testing.T) {
-	root := testenv.RepoRoot(t)
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/tapir-sensor", "./cmd/tapir-collector")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t)
 	for _, d := range []string{"sensor", "collector"} {
 		args := []string{"check-config", "--config", d + ".yaml"}
 		if d == "sensor" {
-			args = sensorCheckArgs(t)
+			args = sensorCheckArgs(t, bin)
 		}
-		out, err := exec.Command(filepath.Join(dir, "tapir-"+d), args...).CombinedOutput()
+		out, err := exec.Command(filepath.Join(bin, "tapir-"+d), args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("tapir-%s check-config %s.yaml: %v\n%s", d, d, err, out)
 		}
 	}
 }
 
+// buildBinaries builds the three binaries of the main module into a
+// temporary directory and returns it.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/tapir-sensor", "./cmd/tapir-collector", "./cmd/tapir")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
+}
+
 // sensorCheckArgs returns check-config's arguments for sensor.yaml as the
 // DaemonSet runs it (--sensor-id from the node name): check-config reads
 // the TLS files the config names, so the Secret's files are made here
-// (tapir certs' code) and the config copied with their directory.
-func sensorCheckArgs(t *testing.T) []string {
+// with tapir certs and the config copied with their directory.
+func sensorCheckArgs(t *testing.T, bin string) []string {
 	t.Helper()
 	const node = "node-1"
 	certs := t.TempDir()
-	if err := tlsconfig.GenerateCA(certs); err != nil {
-		t.Fatal(err)
+	for _, args := range [][]string{{"certs", "init", "-dir", certs}, {"certs", "sensor", "-dir", certs, node}} {
+		if out, err := exec.Command(filepath.Join(bin, "tapir"), args...).CombinedOutput(); err != nil {
+			t.Fatalf("tapir %v: %v\n%s", args, err, out)
+		}
 	}
-	if err := tlsconfig.IssueSensor(certs, node); err != nil {
-		t.Fatal(err)
-	}
-	cert, key := tlsconfig.Paths(certs, "sensor-"+node)
-	for from, to := range map[string]string{tlsconfig.CAPath(certs): "ca.crt", cert: "tls.crt", key: "tls.key"} {
-		if err := os.Rename(from, filepath.Join(certs, to)); err != nil {
+	// tapir certs' file names (internal/tlsconfig) and the Secret's.
+	for from, to := range map[string]string{"ca.pem": "ca.crt", "sensor-" + node + ".pem": "tls.crt", "sensor-" + node + "-key.pem": "tls.key"} {
+		if err := os.Rename(filepath.Join(certs, from), filepath.Join(certs, to)); err != nil {
 			t.Fatal(err)
 		}
 	}
