@@ -15,15 +15,11 @@ import (
 
 // DurableSeq implements storage.Writer.
 func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (uint64, error) {
-	if err := ctx.Err(); err != nil {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
 		return 0, err
 	}
-	if err := s.acquire(); err != nil {
-		return 0, err
-	}
-	defer s.release()
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	defer done()
 	v, ok, err := s.get(ctx, plan.SeqKey(sensorID, epoch), familyIndex)
 	if err != nil {
 		return 0, fmt.Errorf("read seq: %w", err)
@@ -37,15 +33,11 @@ func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (
 // LookupFlow implements storage.Reader: a Community ID is a prefix scan of
 // the Community ID index, a flow ID one get.
 func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) ([]storage.FlowRef, error) {
-	if err := ctx.Err(); err != nil {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.acquire(); err != nil {
-		return nil, err
-	}
-	defer s.release()
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	defer done()
 	q, err := plan.NewLookup(id, from, to)
 	if err != nil {
 		return nil, err
@@ -87,15 +79,11 @@ func (s *Store) keepFlowID(ctx context.Context, q *plan.Lookup) error {
 // the Pebble store does; the longest block span is re-read from the table
 // so that blocks written through another collector are not missed.
 func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time, fn func(*storage.Block) error) error {
-	if err := ctx.Err(); err != nil {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
-	if err := s.acquire(); err != nil {
-		return err
-	}
-	defer s.release()
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	defer done()
 	span := s.maxSpan.Load()
 	if !from.IsZero() {
 		stored, err := s.readMaxSpan(ctx)
@@ -130,15 +118,11 @@ func (s *Store) ScanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
-	if err := s.acquire(); err != nil {
-		return err
-	}
-	defer s.release()
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	defer done()
 	if err := s.scan(ctx, p.LongLower, p.LongUpper, familyIndex, func(_, v []byte) error {
 		var r flow.Record
 		if err := plan.DecodeRecord(v, &r); err != nil {

@@ -31,17 +31,18 @@ package hbase
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tsuna/gohbase"
 
 	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/gate"
 	"github.com/tapir-sensor/tapir/storage/plan"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
 	"github.com/tapir-sensor/tapir/storage/storemetrics"
@@ -79,8 +80,7 @@ type Store struct {
 	// next batches of a flow put only what widens them.
 	refPut *refPutCache
 
-	state  sync.RWMutex // write-locked by Close, read-locked by operations
-	closed bool
+	gate gate.Gate // every operation enters; Close shuts it
 }
 
 var _ storage.BlockStore = (*Store)(nil)
@@ -91,9 +91,6 @@ var _ storage.BlockStore = (*Store)(nil)
 func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("hbase store config: %w", err)
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
 	}
 	m, err := storemetrics.New(reg, "Time to apply one batch (every row acknowledged by HBase).", "Encoded packet block bytes stored, as of the last size-based Expire.")
 	if err != nil {
@@ -106,7 +103,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 			return nil, err
 		}
 	}
-	s := &Store{cfg: cfg, table: []byte(cfg.Table), log: logger, m: m,
+	s := &Store{cfg: cfg, table: []byte(cfg.Table), log: cmp.Or(logger, slog.New(slog.DiscardHandler)), m: m,
 		layout: plan.Layout{Bucket: int64(cfg.TimeBucket), Long: int64(cfg.LongFlow)},
 		client: gohbase.NewClient(cfg.ZooKeeper, opts...), sem: make(chan struct{}, cfg.Concurrency),
 		seen: newSeenCache(seenCacheRows), refPut: newRefPutCache(refPutCacheRows)}
@@ -140,17 +137,25 @@ func (s *Store) checkLayout(ctx context.Context) error {
 	return nil
 }
 
-// acquire checks the store is open and read-locks it against Close.
-func (s *Store) acquire() error {
-	s.state.RLock()
-	if s.closed {
-		s.state.RUnlock()
-		return storage.ErrClosed
-	}
-	return nil
-}
+// acquire checks the store is open and enters its gate (release leaves
+// it).
+func (s *Store) acquire() error { return s.gate.Enter() }
 
-func (s *Store) release() { s.state.RUnlock() }
+func (s *Store) release() { s.gate.Leave() }
+
+// begin starts an operation: it fails when ctx is done or the store is
+// closed, and otherwise returns ctx bounded by OpTimeout and the function
+// that ends the operation.
+func (s *Store) begin(ctx context.Context) (context.Context, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.acquire(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := s.opContext(ctx)
+	return ctx, func() { cancel(); s.release() }, nil
+}
 
 // opContext bounds one operation by OpTimeout.
 func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -161,12 +166,8 @@ func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelF
 // and closes the client. It is idempotent; every later call returns
 // storage.ErrClosed.
 func (s *Store) Close() error {
-	s.state.Lock()
-	defer s.state.Unlock()
-	if s.closed {
+	return s.gate.Close(func() error {
+		s.client.Close()
 		return nil
-	}
-	s.closed = true
-	s.client.Close()
-	return nil
+	})
 }

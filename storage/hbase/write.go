@@ -20,25 +20,21 @@ var markerValue = []byte{1}
 // batch is applied without multi-row transactions). It returns only after
 // HBase acknowledged every row of the batch.
 func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err error) {
-	if err := ctx.Err(); err != nil {
+	p, err := s.layout.Plan(b)
+	if err != nil {
 		return false, err
 	}
-	if err := storage.ValidateBatch(b); err != nil {
-		return false, err
-	}
-	if err := s.acquire(); err != nil {
-		return false, err
-	}
-	defer s.release()
 	start := time.Now()
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
 	defer func() {
 		if err != nil {
 			s.m.WriteErrors.Inc()
 		}
 	}()
-	p := s.layout.Plan(b)
 	if _, seen, err := s.get(ctx, p.DedupeKey, familyIndex); err != nil {
 		return false, fmt.Errorf("read dedupe marker: %w", err)
 	} else if seen {

@@ -15,10 +15,7 @@ import (
 
 // DurableSeq implements storage.Writer.
 func (s *Store) DurableSeq(ctx context.Context, sensorID string, epoch uint64) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	db, err := s.acquire()
+	db, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -39,10 +36,7 @@ func (s *Store) LookupFlow(ctx context.Context, id string, from, to time.Time) (
 }
 
 func (s *Store) lookupFlow(ctx context.Context, id string, from, to time.Time) ([]storage.FlowRef, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	db, err := s.acquire()
+	db, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -86,10 +80,7 @@ func (s *Store) ScanBlocks(ctx context.Context, key flow.Key, from, to time.Time
 }
 
 func (s *Store) scanBlocks(ctx context.Context, key flow.Key, from, to time.Time, fn func(*storage.Block) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	db, err := s.acquire()
+	db, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -130,10 +121,7 @@ func (s *Store) scanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	db, err := s.acquire()
+	db, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}

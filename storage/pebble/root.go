@@ -9,6 +9,8 @@
 package pebble
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/internal/lograte"
 	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/gate"
 	"github.com/tapir-sensor/tapir/storage/plan"
 	"github.com/tapir-sensor/tapir/storage/storemetrics"
 )
@@ -72,9 +75,8 @@ type Store struct {
 	// before it, scanned without).
 	prefixSeek bool
 
-	state  sync.RWMutex // write-locked by Close; read-locked by every operation
-	closed bool
-	db     *pebble.DB
+	gate gate.Gate // every operation enters; Close shuts it
+	db   *pebble.DB
 }
 
 var _ storage.BlockStore = (*Store)(nil)
@@ -109,28 +111,25 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pebble store config: %w", err)
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	m, err := storemetrics.New(reg, "Time to apply one batch, synced.", "Encoded packet block bytes currently stored.")
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, cfg: cfg, fs: cfg.FS, log: logger, m: m,
+	s := &Store{dir: dir, cfg: cfg, fs: cfg.FS, log: cmp.Or(logger, slog.New(slog.DiscardHandler)), m: m,
 		layout:  plan.Layout{Bucket: int64(cfg.TimeBucket), Long: int64(cfg.LongFlow)},
 		failure: failure{ch: make(chan struct{})}, integrity: newIntegrityMetrics(), corruptLog: lograte.New(10 * time.Second)}
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
-	cmp, err := storeComparer(s.fs, dir)
+	comparer, err := storeComparer(s.fs, dir)
 	if err != nil {
 		return nil, err
 	}
-	s.prefixSeek = cmp == prefixComparer
+	s.prefixSeek = comparer == prefixComparer
 	if !s.prefixSeek {
-		logger.Info("store created before prefix bloom filters: flow retrievals read every LSM level", "dir", dir)
+		s.log.Info("store created before prefix bloom filters: flow retrievals read every LSM level", "dir", dir)
 	}
-	opts := s.options(cmp)
+	opts := s.options(comparer)
 	defer opts.Cache.Unref()
 	if err := s.checkWAL(); err != nil {
 		return nil, err
@@ -200,38 +199,48 @@ func (s *Store) register(reg prometheus.Registerer) error {
 // (a flush or manifest write failing, typically for lack of space) into
 // an error rather than a dead goroutine.
 func (s *Store) openPebble(opts *pebble.Options) (db *pebble.DB, err error) {
-	s.committing.Store(true)
-	defer func() {
-		s.committing.Store(false)
-		if r := recover(); r != nil {
-			fp, ok := r.(fatalPanic)
-			if !ok {
-				panic(r)
-			}
-			db, err = nil, fp.err
-		}
-	}()
-	return pebble.Open(s.dir, opts)
+	err = s.guardFatal(func() (err error) {
+		db, err = pebble.Open(s.dir, opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
-// acquire checks the store is usable and read-locks it against Close.
+// acquire checks the store is usable and enters its gate (release
+// leaves it).
 func (s *Store) acquire() (*pebble.DB, error) {
-	s.state.RLock()
-	if s.closed {
-		s.state.RUnlock()
-		return nil, storage.ErrClosed
+	if err := s.gate.Enter(); err != nil {
+		return nil, err
 	}
 	if p := s.failed.Load(); p != nil {
-		s.state.RUnlock()
+		s.gate.Leave()
 		return nil, *p
 	}
 	return s.db, nil
 }
 
-func (s *Store) release() { s.state.RUnlock() }
+func (s *Store) release() { s.gate.Leave() }
+
+// begin starts a read: it fails when ctx is done or the store is closed
+// or failed, and otherwise read-locks the store (release ends the read).
+func (s *Store) begin(ctx context.Context) (*pebble.DB, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.acquire()
+}
 
 // commit applies wb synced, turning a Pebble fatal error into an error.
-func (s *Store) commit(wb *pebble.Batch) (err error) {
+func (s *Store) commit(wb *pebble.Batch) error {
+	return s.guardFatal(func() error { return wb.Commit(pebble.Sync) })
+}
+
+// guardFatal runs fn, during which a Pebble fatal error (Logger.Fatalf)
+// panics in this goroutine, and returns that error instead of the panic.
+func (s *Store) guardFatal(fn func() error) (err error) {
 	s.committing.Store(true)
 	defer func() {
 		s.committing.Store(false)
@@ -243,7 +252,7 @@ func (s *Store) commit(wb *pebble.Batch) (err error) {
 			err = fp.err
 		}
 	}()
-	return wb.Commit(pebble.Sync)
+	return fn()
 }
 
 // DataBytes returns the encoded block bytes currently stored.
@@ -257,14 +266,10 @@ func (s *Store) DataBytes() int64 {
 // then closes Pebble. It is idempotent; every later call returns
 // storage.ErrClosed.
 func (s *Store) Close() error {
-	s.state.Lock()
-	defer s.state.Unlock()
-	if s.closed {
+	return s.gate.Close(func() error {
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("close pebble: %w", err)
+		}
 		return nil
-	}
-	s.closed = true
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close pebble: %w", err)
-	}
-	return nil
+	})
 }

@@ -25,7 +25,8 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if err := storage.ValidateBatch(b); err != nil {
+	p, err := s.layout.Plan(b)
+	if err != nil {
 		return false, err
 	}
 	start := time.Now()
@@ -42,7 +43,6 @@ func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err 
 			s.m.WriteErrors.Inc()
 		}
 	}()
-	p := s.layout.Plan(b)
 	if _, seen, err := s.get(db, p.DedupeKey); err != nil {
 		return false, fmt.Errorf("read dedupe marker: %w", s.readErr(err, "dedupe marker of "+b.SensorID))
 	} else if seen {

@@ -66,9 +66,13 @@ func AgeKey(last int64, blockKey []byte) []byte {
 	return rowkey.TableKey(rowkey.TableBlockAge, rowkey.AppendAgeKey(nil, last, blockKey[1:]))
 }
 
-// Plan returns what b writes in a store of layout l. b must have passed
-// storage.ValidateBatch.
-func (l Layout) Plan(b *storage.Batch) *Batch {
+// Plan returns what b writes in a store of layout l, or the error of
+// storage.ValidateBatch (wrapping storage.ErrInvalidBatch) when b can
+// never be stored.
+func (l Layout) Plan(b *storage.Batch) (*Batch, error) {
+	if err := storage.ValidateBatch(b); err != nil {
+		return nil, err
+	}
 	p := &Batch{
 		DedupeKey: rowkey.TableKey(rowkey.TableDedupe, rowkey.AppendEpochDedupeKey(nil, b.SensorID, b.Epoch, b.Seq)),
 		SeqKey:    SeqKey(b.SensorID, b.Epoch),
@@ -87,7 +91,7 @@ func (l Layout) Plan(b *storage.Batch) *Batch {
 		p.MaxSpan = max(p.MaxSpan, row.Meta.Last-row.Meta.First)
 		p.Refs.Add(BlockRef(&row.Meta))
 	}
-	return p
+	return p, nil
 }
 
 // blockRow keys one block of a batch from sensorID.
