@@ -45,6 +45,20 @@ func stored(t *testing.T, s *Store, b *storage.Batch) int {
 	return n
 }
 
+// keptBlocks counts the blocks of ins that an Expire of those older than
+// cut keeps.
+func keptBlocks(ins []*storagetest.Instance, cut time.Time) int {
+	var kept int
+	for _, in := range ins {
+		for _, blk := range in.Blocks {
+			if blk.Meta.Last >= cut.UnixNano() {
+				kept++
+			}
+		}
+	}
+	return kept
+}
+
 func TestReopenKeepsEverything(t *testing.T) {
 	flows := storagetest.LoadFlows(t, storagetest.Capture)
 	ins := storagetest.Instances(flows, "sensor-a", 0, 2)
@@ -79,15 +93,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err := s.ScanBlocks(ctx, flows[0].Key, time.Time{}, time.Time{}, func(*storage.Block) error { return nil }); !errors.Is(err, storage.ErrPacketsExpired) {
 		t.Fatalf("expired flow after reopen: %v", err)
 	}
-	var kept int
-	for _, in := range ins {
-		for _, blk := range in.Blocks {
-			if blk.Meta.Last >= cut.UnixNano() {
-				kept++
-			}
-		}
-	}
-	if n := stored(t, s, b); n != kept {
+	if n, kept := stored(t, s, b), keptBlocks(ins, cut); n != kept {
 		t.Fatalf("%d blocks after reopen, want %d", n, kept)
 	}
 	for _, in := range ins {
