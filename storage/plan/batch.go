@@ -63,7 +63,8 @@ func (r *BlockRow) AgeValue() []byte {
 // AgeKey returns the key of the retention index row of a block that ends
 // at last, whose row key (table byte included) is blockKey.
 func AgeKey(last int64, blockKey []byte) []byte {
-	return rowkey.TableKey(rowkey.TableBlockAge, rowkey.AppendAgeKey(nil, last, blockKey[1:]))
+	k := append(make([]byte, 0, 1+rowkey.AgeKeyLen), byte(rowkey.TableBlockAge))
+	return rowkey.AppendAgeKey(k, last, blockKey[1:])
 }
 
 // Plan returns what b writes in a store of layout l, or the error of
@@ -78,6 +79,7 @@ func (l Layout) Plan(b *storage.Batch) (*Batch, error) {
 		SeqKey:    SeqKey(b.SensorID, b.Epoch),
 		Records:   NewestRecords(b.SensorID, b.Records),
 		Refs:      make(Refs),
+		Blocks:    make([]BlockRow, 0, len(b.Blocks)),
 	}
 	seen := make(map[string]bool, len(b.Blocks))
 	for i := range b.Blocks {
@@ -102,7 +104,8 @@ func (l Layout) blockRow(sensorID string, blk *storage.Block) BlockRow {
 	}
 	bk := rowkey.BlockKey{Key: m.Key, Bucket: rowkey.Bucket(m.First, l.Bucket), First: m.First,
 		Sensor: flow.SensorHash(m.SensorID), FlowID: m.FlowID, Seq: m.Seq}
-	return BlockRow{Meta: m, Encoded: blk.Encoded, Key: rowkey.AppendBlockKey([]byte{byte(rowkey.TableBlocks)}, &bk)}
+	key := append(make([]byte, 0, 1+rowkey.BlockKeyLen), byte(rowkey.TableBlocks))
+	return BlockRow{Meta: m, Encoded: blk.Encoded, Key: rowkey.AppendBlockKey(key, &bk)}
 }
 
 // Refs gathers the flow refs of a batch, one per flow instance.
