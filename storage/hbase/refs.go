@@ -9,8 +9,8 @@ import (
 
 	"github.com/tsuna/gohbase/hrpc"
 
-	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/plan"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
 )
 
@@ -144,7 +144,7 @@ func (c *refPutCache) add(key []byte, m *refMark) {
 // of the flow carried none), the one stored in the flow ID row, if any,
 // is used for the Community ID row (one read).
 func (s *Store) refRows(ctx context.Context, r *storage.FlowRef) ([]cellPut, error) {
-	fkey := tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, r.FlowID))
+	fkey := plan.FlowIDKey(r.FlowID)
 	out := s.refPuts(fkey, r)
 	cidText := r.CommunityID
 	if cidText == "" {
@@ -156,11 +156,10 @@ func (s *Store) refRows(ctx context.Context, r *storage.FlowRef) ([]cellPut, err
 			cidText = stored.CommunityID
 		}
 	}
-	cid, ok := rowkey.ParseCommunityID(cidText)
+	ckey, ok := plan.CommunityKey(cidText, r.FlowID)
 	if !ok {
 		return out, nil
 	}
-	ckey := tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, r.FlowID))
 	return append(out, s.refPuts(ckey, r)...), nil
 }
 
@@ -214,14 +213,9 @@ func (s *Store) getRef(ctx context.Context, key []byte) (storage.FlowRef, bool, 
 	return r, ok, err
 }
 
-// flowIDRef reads the flow ref of a flow ID.
-func (s *Store) flowIDRef(ctx context.Context, id flow.ID) (storage.FlowRef, bool, error) {
-	return s.getRef(ctx, tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, id)))
-}
-
 // batchRefRows returns the puts of every ref row of a batch's flows
 // (those without a Community ID read the flow ID row, concurrently).
-func (s *Store) batchRefRows(ctx context.Context, refs map[flow.ID]*storage.FlowRef) ([]cellPut, error) {
+func (s *Store) batchRefRows(ctx context.Context, refs plan.Refs) ([]cellPut, error) {
 	var out []cellPut
 	var lookup []*storage.FlowRef
 	for _, r := range refs {

@@ -15,6 +15,7 @@ import (
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/plan"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
 	"github.com/tapir-sensor/tapir/storage/storagetest"
 )
@@ -159,15 +160,15 @@ func TestReadsRowsOfCheckAndPutLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	legacy(tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, in.ID)), rowkey.AppendRef(nil, &wide))
-	legacy(tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, in.ID)), rowkey.AppendRef(nil, &wide))
+	legacy(rowkey.TableKey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, in.ID)), rowkey.AppendRef(nil, &wide))
+	legacy(rowkey.TableKey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, in.ID)), rowkey.AppendRef(nil, &wide))
 	newer := in.Record
 	newer.Segment = 5
-	v, err := encodeRecord(&newer)
+	v, err := plan.EncodeRecord(nil, &newer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacy(s.recordKey(&newer), v)
+	legacy(s.layout.RecordKey(&newer), v)
 
 	older := in.Record
 	older.Segment = 3

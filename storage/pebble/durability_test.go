@@ -45,6 +45,20 @@ func stored(t *testing.T, s *Store, b *storage.Batch) int {
 	return n
 }
 
+// keptBlocks counts the blocks of ins that an Expire of those older than
+// cut keeps.
+func keptBlocks(ins []*storagetest.Instance, cut time.Time) int {
+	var kept int
+	for _, in := range ins {
+		for _, blk := range in.Blocks {
+			if blk.Meta.Last >= cut.UnixNano() {
+				kept++
+			}
+		}
+	}
+	return kept
+}
+
 func TestReopenKeepsEverything(t *testing.T) {
 	flows := storagetest.LoadFlows(t, storagetest.Capture)
 	ins := storagetest.Instances(flows, "sensor-a", 0, 2)
@@ -79,15 +93,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err := s.ScanBlocks(ctx, flows[0].Key, time.Time{}, time.Time{}, func(*storage.Block) error { return nil }); !errors.Is(err, storage.ErrPacketsExpired) {
 		t.Fatalf("expired flow after reopen: %v", err)
 	}
-	var kept int
-	for _, in := range ins {
-		for _, blk := range in.Blocks {
-			if blk.Meta.Last >= cut.UnixNano() {
-				kept++
-			}
-		}
-	}
-	if n := stored(t, s, b); n != kept {
+	if n, kept := stored(t, s, b), keptBlocks(ins, cut); n != kept {
 		t.Fatalf("%d blocks after reopen, want %d", n, kept)
 	}
 	for _, in := range ins {
@@ -128,13 +134,10 @@ func TestDiskFullGuard(t *testing.T) {
 // TestWALWriteError makes every write to Pebble's log fail, as a full
 // disk does: Write must return an error (not panic, not exit), and after
 // reopening the batch is either wholly there or wholly absent.
-func TestWALWriteError(t *testing.T) {
-	flows := storagetest.LoadFlows(t, storagetest.Capture)
-	ins := storagetest.Instances(flows, "sensor-a", 0, 2)
-	half := len(ins) / 2
-	var armed atomic.Bool
-	var injected atomic.Int64
-	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
+// failingLog wraps the OS file system so that, while armed, every write,
+// sync or flush of a Pebble log fails (counted in injected).
+func failingLog(armed *atomic.Bool, injected *atomic.Int64) vfs.FS {
+	return errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
 		if armed.Load() && strings.HasSuffix(path, ".log") &&
 			(op == errorfs.OpFileWrite || op == errorfs.OpFileWriteAt || op == errorfs.OpFileSync || op == errorfs.OpFileFlush) {
 			injected.Add(1)
@@ -142,6 +145,41 @@ func TestWALWriteError(t *testing.T) {
 		}
 		return nil
 	}))
+}
+
+// checkRetry checks that the batch whose write failed is wholly applied
+// (durable seq 2) or not at all, after a reopen, and that the sensor's
+// retry then stores it or is deduplicated.
+func checkRetry(t *testing.T, s *Store, second *storage.Batch, seq uint64) {
+	t.Helper()
+	n := stored(t, s, second)
+	switch {
+	case seq == 1 && n == 0:
+		// Not applied: the sensor's retry will write it.
+		if ok, err := s.Write(ctx, second); !ok || err != nil {
+			t.Fatalf("retry: %v %v", ok, err)
+		}
+		if n := stored(t, s, second); n != len(second.Blocks) {
+			t.Fatalf("retry stored %d of %d blocks", n, len(second.Blocks))
+		}
+	case seq == 2 && n == len(second.Blocks):
+		// The log reached the disk before the failure: wholly applied, and
+		// the retry is deduplicated.
+		if ok, err := s.Write(ctx, second); ok || err != nil {
+			t.Fatalf("retry of an applied batch: %v %v", ok, err)
+		}
+	default:
+		t.Fatalf("partial batch after reopen: durable seq %d, %d of %d blocks", seq, n, len(second.Blocks))
+	}
+}
+
+func TestWALWriteError(t *testing.T) {
+	flows := storagetest.LoadFlows(t, storagetest.Capture)
+	ins := storagetest.Instances(flows, "sensor-a", 0, 2)
+	half := len(ins) / 2
+	var armed atomic.Bool
+	var injected atomic.Int64
+	fs := failingLog(&armed, &injected)
 	dir := t.TempDir()
 	cfg := testConfig()
 	cfg.FS = fs
@@ -174,25 +212,7 @@ func TestWALWriteError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := stored(t, s, second)
-	switch {
-	case seq == 1 && n == 0:
-		// Not applied: the sensor's retry will write it.
-		if ok, err := s.Write(ctx, second); !ok || err != nil {
-			t.Fatalf("retry: %v %v", ok, err)
-		}
-		if n := stored(t, s, second); n != len(second.Blocks) {
-			t.Fatalf("retry stored %d of %d blocks", n, len(second.Blocks))
-		}
-	case seq == 2 && n == len(second.Blocks):
-		// The log reached the disk before the failure: wholly applied, and
-		// the retry is deduplicated.
-		if ok, err := s.Write(ctx, second); ok || err != nil {
-			t.Fatalf("retry of an applied batch: %v %v", ok, err)
-		}
-	default:
-		t.Fatalf("partial batch after reopen: durable seq %d, %d of %d blocks", seq, n, len(second.Blocks))
-	}
+	checkRetry(t, s, second, seq)
 	refs, err := s.LookupFlow(ctx, ins[half].Record.CommunityID, time.Time{}, time.Time{})
 	if err != nil || len(refs) != 1 || refs[0].Key != flows[half].Key {
 		t.Fatalf("lookup after retry: %+v %v", refs, err)

@@ -29,7 +29,7 @@ func TestSplitKeyOrder(t *testing.T) {
 			bk := rowkey.BlockKey{Key: m.Key, Bucket: rowkey.Bucket(m.First, int64(time.Minute)), First: m.First,
 				Sensor: flow.SensorHash(m.SensorID), FlowID: m.FlowID, Seq: m.Seq}
 			row := rowkey.AppendBlockKey(nil, &bk)
-			keys = append(keys, tkey(rowkey.TableBlocks, row), tkey(rowkey.TableBlockAge, rowkey.AppendAgeKey(nil, m.Last, row)))
+			keys = append(keys, rowkey.TableKey(rowkey.TableBlocks, row), rowkey.TableKey(rowkey.TableBlockAge, rowkey.AppendAgeKey(nil, m.Last, row)))
 			// The scan bounds ScanBlocks builds: prefix, prefix + bucket.
 			p := rowkey.AppendFlowPrefix([]byte{byte(rowkey.TableBlocks)}, &m.Key)
 			keys = append(keys, p, rowkey.AppendTime(slices.Clip(p), bk.Bucket))
@@ -38,10 +38,10 @@ func TestSplitKeyOrder(t *testing.T) {
 		if !ok {
 			t.Fatalf("community id %q", in.Record.CommunityID)
 		}
-		keys = append(keys, tkey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, in.ID)),
-			tkey(rowkey.TableCommunity, cid[:]), tkey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, in.ID)))
+		keys = append(keys, rowkey.TableKey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, in.ID)),
+			rowkey.TableKey(rowkey.TableCommunity, cid[:]), rowkey.TableKey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, in.ID)))
 	}
-	keys = append(keys, []byte{byte(rowkey.TableBlocks)}, []byte{byte(rowkey.TableCommunity)}, tkey(rowkey.TableMeta, metaLayout))
+	keys = append(keys, []byte{byte(rowkey.TableBlocks)}, []byte{byte(rowkey.TableCommunity)}, rowkey.TableKey(rowkey.TableMeta, metaLayout))
 	slices.SortFunc(keys, bytes.Compare)
 	for i, k := range keys {
 		n := splitKey(k)

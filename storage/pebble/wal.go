@@ -123,87 +123,112 @@ func chunkAt(b []byte, i, end int, logNum uint32) (typ byte, payload []byte, siz
 // damaged: that is how a crash or a full disk leaves the tail, and
 // nothing after it was acknowledged.
 func scanWAL(b []byte, logNum uint32) walScan {
-	var sc walScan
-	var cur []byte
-	curOff, inRec := int64(0), false
-	badFrom := int64(-1) // start of the current damaged stretch
-	var badHead []byte
-	mark := func(at int64) {
-		if badFrom < 0 {
-			badFrom = at
-			if inRec && at == curOff && len(cur) >= walBatchHeaderLen {
-				badHead = slices.Clone(cur[:walBatchHeaderLen])
-			}
-		}
-	}
-	good := func(at int64) {
-		if badFrom >= 0 {
-			sc.damage = append(sc.damage, walDamage{from: badFrom, to: at, head: badHead})
-			badFrom, badHead = -1, nil
-		}
-	}
+	r := walReader{badFrom: -1}
 	for blk := 0; blk < len(b); blk += walBlockSize {
 		end := min(blk+walBlockSize, len(b))
 		for i := blk; i+walLegacyHeader <= end; {
 			typ, payload, size, ok, stale := chunkAt(b, i, end, logNum)
 			if stale {
 				// A recycled log's old contents: this log ends here.
-				sc.endAt(int64(i), inRec, curOff, cur, badFrom, badHead)
-				return sc
+				r.endAt(int64(i))
+				return r.sc
 			}
 			if !ok {
 				if isZero(b[i:end]) {
 					break // preallocated or unwritten: the rest of the block is empty
 				}
-				if inRec {
-					mark(curOff)
-					inRec = false
-				} else {
-					mark(int64(i))
-				}
+				r.damaged(int64(i))
 				i++ // resynchronise: look for the next intact chunk
 				continue
 			}
-			switch typ {
-			case walChunkFull, walChunkFirst:
-				if inRec {
-					mark(curOff) // a record whose end is missing
-				}
-				good(int64(i))
-				cur, curOff, inRec = append(cur[:0], payload...), int64(i), typ == walChunkFirst
-				if typ == walChunkFull {
-					sc.records = append(sc.records, walRecord{off: curOff, data: slices.Clone(cur)})
-				}
-			default: // middle, last
-				if !inRec {
-					mark(int64(i)) // the rest of a record whose start is damaged
-					break
-				}
-				cur = append(cur, payload...)
-				if typ == walChunkLast {
-					sc.records = append(sc.records, walRecord{off: curOff, data: slices.Clone(cur)})
-					inRec = false
-				}
-			}
+			r.chunk(typ, payload, int64(i))
 			i += size
 		}
 	}
-	sc.endAt(int64(len(b)), inRec, curOff, cur, badFrom, badHead)
-	return sc
+	r.endAt(int64(len(b)))
+	return r.sc
+}
+
+// walReader is scanWAL's state: the record being reassembled from its
+// chunks and the damaged stretch being measured.
+type walReader struct {
+	sc     walScan
+	cur    []byte // the record being reassembled
+	curOff int64  // its offset
+	inRec  bool   // a First chunk started it and no Last ended it yet
+	// badFrom is the start of the current damaged stretch (-1: none),
+	// badHead the start of the damaged record when its first chunk is
+	// intact.
+	badFrom int64
+	badHead []byte
+}
+
+// mark starts a damaged stretch at at, unless one is open.
+func (r *walReader) mark(at int64) {
+	if r.badFrom < 0 {
+		r.badFrom = at
+		if r.inRec && at == r.curOff && len(r.cur) >= walBatchHeaderLen {
+			r.badHead = slices.Clone(r.cur[:walBatchHeaderLen])
+		}
+	}
+}
+
+// good ends the open damaged stretch, if any, at at.
+func (r *walReader) good(at int64) {
+	if r.badFrom >= 0 {
+		r.sc.damage = append(r.sc.damage, walDamage{from: r.badFrom, to: at, head: r.badHead})
+		r.badFrom, r.badHead = -1, nil
+	}
+}
+
+// damaged takes a byte at at where no intact chunk starts: the record
+// being reassembled, if any, is damaged from its start.
+func (r *walReader) damaged(at int64) {
+	if r.inRec {
+		r.mark(r.curOff)
+		r.inRec = false
+		return
+	}
+	r.mark(at)
+}
+
+// chunk takes the intact chunk of type typ at at.
+func (r *walReader) chunk(typ byte, payload []byte, at int64) {
+	switch typ {
+	case walChunkFull, walChunkFirst:
+		if r.inRec {
+			r.mark(r.curOff) // a record whose end is missing
+		}
+		r.good(at)
+		r.cur, r.curOff, r.inRec = append(r.cur[:0], payload...), at, typ == walChunkFirst
+		if typ == walChunkFull {
+			r.sc.records = append(r.sc.records, walRecord{off: r.curOff, data: slices.Clone(r.cur)})
+		}
+	default: // middle, last
+		if !r.inRec {
+			r.mark(at) // the rest of a record whose start is damaged
+			return
+		}
+		r.cur = append(r.cur, payload...)
+		if typ == walChunkLast {
+			r.sc.records = append(r.sc.records, walRecord{off: r.curOff, data: slices.Clone(r.cur)})
+			r.inRec = false
+		}
+	}
 }
 
 // endAt records an unfinished record or unreadable stretch at the end of
 // the log as its tail.
-func (sc *walScan) endAt(end int64, inRec bool, curOff int64, cur []byte, badFrom int64, badHead []byte) {
+func (r *walReader) endAt(end int64) {
 	switch {
-	case badFrom >= 0:
-		sc.tail = &walDamage{from: badFrom, to: end, head: badHead}
-	case inRec:
-		d := &walDamage{from: curOff, to: end}
-		if len(cur) >= walBatchHeaderLen {
-			d.head = slices.Clone(cur[:walBatchHeaderLen])
+	case r.badFrom >= 0:
+		r.sc.tail = &walDamage{from: r.badFrom, to: end, head: r.badHead}
+	case r.inRec:
+		d := &walDamage{from: r.curOff, to: end}
+		if len(r.cur) >= walBatchHeaderLen {
+			d.head = slices.Clone(r.cur[:walBatchHeaderLen])
 		}
-		sc.tail = d
+		r.sc.tail = d
 	}
 }
 

@@ -331,3 +331,11 @@ func PrefixEnd(prefix []byte) []byte {
 	}
 	return nil
 }
+
+// TableKey returns the table byte then the row key, in a new slice: the
+// key of a row in a store that keeps every Table in one keyspace (Pebble,
+// and the one HBase table).
+func TableKey(t Table, row []byte) []byte {
+	k := make([]byte, 0, 1+len(row))
+	return append(append(k, byte(t)), row...)
+}

@@ -61,32 +61,7 @@ func TestKeysFromCapture(t *testing.T) {
 		if k, err := DecodeFlowKey(want[1:]); err != nil || k != f.Key {
 			t.Fatalf("flow key round trip: %+v %v", k, err)
 		}
-		var prev []byte
-		for _, b := range in.Blocks {
-			m := b.Meta
-			bk := BlockKey{Key: m.Key, Bucket: Bucket(m.First, int64(time.Minute)), First: m.First,
-				Sensor: flow.SensorHash(m.SensorID), FlowID: m.FlowID, Seq: m.Seq}
-			key := AppendBlockKey(nil, &bk)
-			if len(key) != BlockKeyLen || !bytes.HasPrefix(key, want) {
-				t.Fatalf("block key %x: length %d or prefix wrong", key, len(key))
-			}
-			if got, err := DecodeBlockKey(key); err != nil || got != bk {
-				t.Fatalf("block key round trip: %+v %v, want %+v", got, err, bk)
-			}
-			if prev != nil && bytes.Compare(prev, key) >= 0 {
-				t.Fatalf("block %d key does not sort after block %d", m.Seq, m.Seq-1)
-			}
-			prev = key
-			val := AppendBlockValue(nil, &m, b.Encoded)
-			var got storage.Block
-			if err := DecodeBlock(key, val, &got); err != nil || got.Meta != m || !bytes.Equal(got.Encoded, b.Encoded) {
-				t.Fatalf("block value round trip: %+v %v", got.Meta, err)
-			}
-			ak := AppendAgeKey(nil, m.Last, key)
-			if last, bkey, err := DecodeAgeKey(ak); err != nil || last != m.Last || !bytes.Equal(bkey, key) {
-				t.Fatalf("age key round trip: %d %x %v", last, bkey, err)
-			}
-		}
+		checkBlockKeys(t, in, want)
 		r := in.Record
 		cid, ok := ParseCommunityID(r.CommunityID)
 		if !ok || cid != flow.CommunityIDRaw(0, r.Tuple) {
@@ -107,6 +82,39 @@ func TestKeysFromCapture(t *testing.T) {
 	}
 	if len(flows) > 8 && len(salts) < 4 {
 		t.Fatalf("%d flows fall on only %d salts", len(flows), len(salts))
+	}
+}
+
+// checkBlockKeys checks that the block keys of an instance start with its
+// flow prefix, sort in block order, and round-trip with their values and
+// age keys.
+func checkBlockKeys(t *testing.T, in *storagetest.Instance, prefix []byte) {
+	t.Helper()
+	var prev []byte
+	for _, b := range in.Blocks {
+		m := b.Meta
+		bk := BlockKey{Key: m.Key, Bucket: Bucket(m.First, int64(time.Minute)), First: m.First,
+			Sensor: flow.SensorHash(m.SensorID), FlowID: m.FlowID, Seq: m.Seq}
+		key := AppendBlockKey(nil, &bk)
+		if len(key) != BlockKeyLen || !bytes.HasPrefix(key, prefix) {
+			t.Fatalf("block key %x: length %d or prefix wrong", key, len(key))
+		}
+		if got, err := DecodeBlockKey(key); err != nil || got != bk {
+			t.Fatalf("block key round trip: %+v %v, want %+v", got, err, bk)
+		}
+		if prev != nil && bytes.Compare(prev, key) >= 0 {
+			t.Fatalf("block %d key does not sort after block %d", m.Seq, m.Seq-1)
+		}
+		prev = key
+		val := AppendBlockValue(nil, &m, b.Encoded)
+		var got storage.Block
+		if err := DecodeBlock(key, val, &got); err != nil || got.Meta != m || !bytes.Equal(got.Encoded, b.Encoded) {
+			t.Fatalf("block value round trip: %+v %v", got.Meta, err)
+		}
+		ak := AppendAgeKey(nil, m.Last, key)
+		if last, bkey, err := DecodeAgeKey(ak); err != nil || last != m.Last || !bytes.Equal(bkey, key) {
+			t.Fatalf("age key round trip: %d %x %v", last, bkey, err)
+		}
 	}
 }
 

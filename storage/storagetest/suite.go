@@ -378,24 +378,44 @@ func testDedupe(t *testing.T, s storage.BlockStore, flows []Flow) {
 // arrive before its first report.
 func testConcurrentSameFlow(t *testing.T, s storage.BlockStore, flows []Flow) {
 	defer closeStore(t, s)
-	// The flows with the most packets, one packet per block.
+	ins := largestInstances(flows, 4, 8)
+	if len(ins) == 0 {
+		t.Fatalf("%s has no flow of 8 packets or more", Capture)
+	}
+	batches := blockRounds(ins)
+	writeConcurrently(t, ctx, s, batches, 8)
+	if t.Failed() {
+		return
+	}
+	for _, in := range ins {
+		checkConcurrentFlow(t, s, in, len(batches))
+	}
+	if seq, err := s.DurableSeq(ctx, "sensor-a", 0); err != nil || seq != uint64(len(batches)) {
+		t.Fatalf("durable seq %d, %v; want %d", seq, err, len(batches))
+	}
+}
+
+// largestInstances returns instances of the (at most n) flows with the
+// most packets, of minPackets or more, one packet per block.
+func largestInstances(flows []Flow, n, minPackets int) []*Instance {
 	order := make([]int, len(flows))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return len(flows[b].Packets) - len(flows[a].Packets) })
 	var ins []*Instance
-	for _, i := range order[:min(4, len(order))] {
-		if len(flows[i].Packets) < 8 {
+	for _, i := range order[:min(n, len(order))] {
+		if len(flows[i].Packets) < minPackets {
 			break
 		}
 		ins = append(ins, NewInstance(&flows[i], "sensor-a", uint32(i+1), 0, 1))
 	}
-	if len(ins) == 0 {
-		t.Fatalf("%s has no flow of 8 packets or more", Capture)
-	}
-	// Batch k holds block k of every instance that has one; batches are
-	// written by 8 goroutines at once, in rounds so that they overlap.
+	return ins
+}
+
+// blockRounds returns the batches of ins for concurrent writers: batch k
+// holds block k of every instance that has one, so that they overlap.
+func blockRounds(ins []*Instance) []*storage.Batch {
 	var batches []*storage.Batch
 	for k := 0; ; k++ {
 		b := &storage.Batch{SensorID: "sensor-a", Seq: uint64(k + 1)}
@@ -405,57 +425,55 @@ func testConcurrentSameFlow(t *testing.T, s storage.BlockStore, flows []Flow) {
 			}
 		}
 		if len(b.Blocks) == 0 {
-			break
+			return batches
 		}
 		batches = append(batches, b)
 	}
-	writeConcurrently(t, ctx, s, batches, 8)
-	if t.Failed() {
-		return
+}
+
+// checkConcurrentFlow checks that the refs of an instance whose blocks
+// came in nbatches concurrent batches span all of them, by flow ID and
+// by Community ID, and that the ref's window holds exactly its blocks.
+func checkConcurrentFlow(t *testing.T, s storage.BlockStore, in *Instance, nbatches int) {
+	t.Helper()
+	p := in.Flow.Packets
+	first, last := p[0].Time, p[len(p)-1].Time
+	refs, err := s.LookupFlow(ctx, in.ID.String(), time.Time{}, time.Time{})
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("lookup %s: %+v, %v", in.ID, refs, err)
 	}
-	for _, in := range ins {
-		p := in.Flow.Packets
-		first, last := p[0].Time, p[len(p)-1].Time
-		refs, err := s.LookupFlow(ctx, in.ID.String(), time.Time{}, time.Time{})
-		if err != nil || len(refs) != 1 {
-			t.Fatalf("lookup %s: %+v, %v", in.ID, refs, err)
-		}
-		r := refs[0]
-		if !r.First.Equal(first) || !r.Last.Equal(last) {
-			t.Fatalf("flow %s (%d blocks in %d concurrent batches): ref spans %s..%s, its blocks %s..%s",
-				in.ID, len(in.Blocks), len(batches), r.First.Format(time.RFC3339Nano), r.Last.Format(time.RFC3339Nano),
+	r := refs[0]
+	if !r.First.Equal(first) || !r.Last.Equal(last) {
+		t.Fatalf("flow %s (%d blocks in %d concurrent batches): ref spans %s..%s, its blocks %s..%s",
+			in.ID, len(in.Blocks), nbatches, r.First.Format(time.RFC3339Nano), r.Last.Format(time.RFC3339Nano),
+			first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
+	}
+	cid := in.Blocks[0].Meta.CommunityID
+	crefs, err := s.LookupFlow(ctx, cid, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatalf("lookup %s: %v", cid, err)
+	}
+	for _, c := range crefs {
+		if c.FlowID == in.ID && (!c.First.Equal(first) || !c.Last.Equal(last)) {
+			t.Fatalf("flow %s by community id %s: ref spans %s..%s, its blocks %s..%s", in.ID, cid,
+				c.First.Format(time.RFC3339Nano), c.Last.Format(time.RFC3339Nano),
 				first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
 		}
-		cid := in.Blocks[0].Meta.CommunityID
-		crefs, err := s.LookupFlow(ctx, cid, time.Time{}, time.Time{})
-		if err != nil {
-			t.Fatalf("lookup %s: %v", cid, err)
-		}
-		for _, c := range crefs {
-			if c.FlowID == in.ID && (!c.First.Equal(first) || !c.Last.Equal(last)) {
-				t.Fatalf("flow %s by community id %s: ref spans %s..%s, its blocks %s..%s", in.ID, cid,
-					c.First.Format(time.RFC3339Nano), c.Last.Format(time.RFC3339Nano),
-					first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano))
-			}
-		}
-		// What the API does: scan the ref's window.
-		got, err := scan(s, r.Key, r.First, r.Last)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mine []storage.Block
-		for _, b := range got {
-			if b.Meta.FlowID == in.ID {
-				mine = append(mine, b)
-			}
-		}
-		want := slices.Clone(in.Blocks)
-		sortBlocks(want)
-		sameBlocks(t, "blocks in the ref's window of "+in.ID.String(), mine, want)
 	}
-	if seq, err := s.DurableSeq(ctx, "sensor-a", 0); err != nil || seq != uint64(len(batches)) {
-		t.Fatalf("durable seq %d, %v; want %d", seq, err, len(batches))
+	// What the API does: scan the ref's window.
+	got, err := scan(s, r.Key, r.First, r.Last)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var mine []storage.Block
+	for _, b := range got {
+		if b.Meta.FlowID == in.ID {
+			mine = append(mine, b)
+		}
+	}
+	want := slices.Clone(in.Blocks)
+	sortBlocks(want)
+	sameBlocks(t, "blocks in the ref's window of "+in.ID.String(), mine, want)
 }
 
 func testDurableSeq(t *testing.T, s storage.BlockStore, flows []Flow) {
@@ -589,9 +607,45 @@ func testRecordsConcurrentSegments(t *testing.T, s storage.BlockStore, flows []F
 	if len(flows) < nflows {
 		t.Fatalf("%s has %d flows, want %d", Capture, len(flows), nflows)
 	}
-	segs := make([][]flow.Record, nflows)
-	var batches []*storage.Batch
+	segs, batches := segmentBatches(flows[:nflows], nseg)
+	rng := rand.New(rand.NewPCG(1, 2))
+	rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
+	writeConcurrently(t, ctx, s, batches, workers)
+	if t.Failed() {
+		return
+	}
+	first, last := segs[0][0].Start, segs[0][nseg-1].End
 	for i := range nflows {
+		first, last = minTime(first, segs[i][0].Start), maxTime(last, segs[i][nseg-1].End)
+	}
+	checkNewestInWindow(t, s, segs, first, last)
+	for k := range nseg {
+		for i := range nflows {
+			e := segs[i][k].End
+			checkNewestInWindow(t, s, segs, e, e)
+		}
+	}
+	for i := range nflows {
+		final := segs[i][nseg-1]
+		refs, err := s.LookupFlow(ctx, final.ID.String(), time.Time{}, time.Time{})
+		if err != nil || len(refs) != 1 {
+			t.Fatalf("lookup %s: %+v, %v", final.ID, refs, err)
+		}
+		if !refs[0].First.Equal(final.Start) || !refs[0].Last.Equal(final.End) {
+			t.Fatalf("flow %s: ref spans %s..%s, its newest segment %s..%s", final.ID,
+				refs[0].First.Format(time.RFC3339Nano), refs[0].Last.Format(time.RFC3339Nano),
+				final.Start.Format(time.RFC3339Nano), final.End.Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// segmentBatches returns nseg segments of a long record of each flow
+// (segs[flow][segment], the last ending with a FIN), and one batch of
+// sensor-a per segment, in that order.
+func segmentBatches(flows []Flow, nseg int) ([][]flow.Record, []*storage.Batch) {
+	segs := make([][]flow.Record, len(flows))
+	var batches []*storage.Batch
+	for i := range flows {
 		base := NewInstance(&flows[i], "sensor-a", uint32(7000+i), 0, 4).Record
 		base.Start = base.Start.Add(-3 * time.Hour)
 		for k := range nseg {
@@ -608,62 +662,37 @@ func testRecordsConcurrentSegments(t *testing.T, s storage.BlockStore, flows []F
 			batches = append(batches, &storage.Batch{SensorID: "sensor-a", Seq: uint64(len(batches) + 1), Records: []flow.Record{r}})
 		}
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
-	writeConcurrently(t, ctx, s, batches, workers)
-	if t.Failed() {
-		return
+	return segs, batches
+}
+
+// checkNewestInWindow checks that ScanRecords over [from, to] returns
+// each flow of segs that overlaps it once, as its newest segment.
+func checkNewestInWindow(t *testing.T, s storage.Reader, segs [][]flow.Record, from, to time.Time) {
+	t.Helper()
+	got := map[flow.ID][]flow.Record{}
+	for _, r := range scanRecords(t, s, from, to) {
+		got[r.ID] = append(got[r.ID], r)
 	}
-	check := func(from, to time.Time) {
-		t.Helper()
-		got := map[flow.ID][]flow.Record{}
-		for _, r := range scanRecords(t, s, from, to) {
-			got[r.ID] = append(got[r.ID], r)
+	for i := range segs {
+		final := segs[i][len(segs[i])-1]
+		if final.Start.After(to) || final.End.Before(from) {
+			continue
 		}
-		for i := range nflows {
-			final := segs[i][nseg-1]
-			if final.Start.After(to) || final.End.Before(from) {
-				continue
-			}
-			rs := got[final.ID]
-			var found []uint32
-			for _, r := range rs {
-				found = append(found, r.Segment)
-			}
-			if len(rs) != 1 {
-				t.Fatalf("window %s..%s: flow %s returned %d times (segments %v), want once (segment %d)",
-					from.Format(time.RFC3339), to.Format(time.RFC3339), final.ID, len(rs), found, final.Segment)
-			}
-			r := rs[0]
-			if r.Segment != final.Segment || !r.Start.Equal(final.Start) || !r.End.Equal(final.End) || r.Reason != final.Reason ||
-				r.Source != final.Source || r.Destination != final.Destination {
-				t.Fatalf("window %s..%s: flow %s holds segment %d (end %s, reason %s), want the newest, %d (end %s, reason %s)",
-					from.Format(time.RFC3339), to.Format(time.RFC3339), final.ID, r.Segment, r.End.Format(time.RFC3339), r.Reason,
-					final.Segment, final.End.Format(time.RFC3339), final.Reason)
-			}
+		rs := got[final.ID]
+		var found []uint32
+		for _, r := range rs {
+			found = append(found, r.Segment)
 		}
-	}
-	first, last := segs[0][0].Start, segs[0][nseg-1].End
-	for i := range nflows {
-		first, last = minTime(first, segs[i][0].Start), maxTime(last, segs[i][nseg-1].End)
-	}
-	check(first, last)
-	for k := range nseg {
-		for i := range nflows {
-			e := segs[i][k].End
-			check(e, e)
+		if len(rs) != 1 {
+			t.Fatalf("window %s..%s: flow %s returned %d times (segments %v), want once (segment %d)",
+				from.Format(time.RFC3339), to.Format(time.RFC3339), final.ID, len(rs), found, final.Segment)
 		}
-	}
-	for i := range nflows {
-		final := segs[i][nseg-1]
-		refs, err := s.LookupFlow(ctx, final.ID.String(), time.Time{}, time.Time{})
-		if err != nil || len(refs) != 1 {
-			t.Fatalf("lookup %s: %+v, %v", final.ID, refs, err)
-		}
-		if !refs[0].First.Equal(final.Start) || !refs[0].Last.Equal(final.End) {
-			t.Fatalf("flow %s: ref spans %s..%s, its newest segment %s..%s", final.ID,
-				refs[0].First.Format(time.RFC3339Nano), refs[0].Last.Format(time.RFC3339Nano),
-				final.Start.Format(time.RFC3339Nano), final.End.Format(time.RFC3339Nano))
+		r := rs[0]
+		if r.Segment != final.Segment || !r.Start.Equal(final.Start) || !r.End.Equal(final.End) || r.Reason != final.Reason ||
+			r.Source != final.Source || r.Destination != final.Destination {
+			t.Fatalf("window %s..%s: flow %s holds segment %d (end %s, reason %s), want the newest, %d (end %s, reason %s)",
+				from.Format(time.RFC3339), to.Format(time.RFC3339), final.ID, r.Segment, r.End.Format(time.RFC3339), r.Reason,
+				final.Segment, final.End.Format(time.RFC3339), final.Reason)
 		}
 	}
 }
@@ -711,28 +740,35 @@ func testRecordsWindow(t *testing.T, s storage.BlockStore, flows []Flow) {
 			window{r.Start.Add(r.End.Sub(r.Start) / 2), r.Start.Add(r.End.Sub(r.Start) / 2)})
 	}
 	for _, w := range windows {
-		got := scanRecords(t, s, w.from, w.to)
-		var want []flow.ID
-		for _, r := range recs {
-			if !r.Start.After(w.to) && !r.End.Before(w.from) {
-				want = append(want, r.ID)
-			}
-		}
-		var ids []flow.ID
-		for i, r := range got {
-			ids = append(ids, r.ID)
-			if i > 0 && r.Start.Before(got[i-1].Start) {
-				t.Fatalf("window %v..%v: record %d starts %v before %v", w.from, w.to, i, r.Start, got[i-1].Start)
-			}
-		}
-		slices.SortFunc(want, func(a, b flow.ID) int { return bytes.Compare(a[:], b[:]) })
-		slices.SortFunc(ids, func(a, b flow.ID) int { return bytes.Compare(a[:], b[:]) })
-		if !slices.Equal(ids, want) {
-			t.Fatalf("window %v..%v: records %v, want %v", w.from, w.to, ids, want)
-		}
+		checkRecordsWindow(t, s, recs, w.from, w.to)
 	}
 	if err := s.ScanRecords(ctx, time.Time{}, t1, func(*flow.Record) error { return nil }); err == nil {
 		t.Fatal("ScanRecords without from succeeded")
+	}
+}
+
+// checkRecordsWindow checks that ScanRecords over [from, to] returns, in
+// start order, exactly the records of recs that overlap it.
+func checkRecordsWindow(t *testing.T, s storage.Reader, recs []flow.Record, from, to time.Time) {
+	t.Helper()
+	got := scanRecords(t, s, from, to)
+	var want []flow.ID
+	for _, r := range recs {
+		if !r.Start.After(to) && !r.End.Before(from) {
+			want = append(want, r.ID)
+		}
+	}
+	var ids []flow.ID
+	for i, r := range got {
+		ids = append(ids, r.ID)
+		if i > 0 && r.Start.Before(got[i-1].Start) {
+			t.Fatalf("window %v..%v: record %d starts %v before %v", from, to, i, r.Start, got[i-1].Start)
+		}
+	}
+	slices.SortFunc(want, func(a, b flow.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, func(a, b flow.ID) int { return bytes.Compare(a[:], b[:]) })
+	if !slices.Equal(ids, want) {
+		t.Fatalf("window %v..%v: records %v, want %v", from, to, ids, want)
 	}
 }
 

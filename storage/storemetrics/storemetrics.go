@@ -5,6 +5,7 @@ package storemetrics
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -58,4 +59,20 @@ func New(reg prometheus.Registerer, latencyHelp, dataHelp string) (*Metrics, err
 		}
 	}
 	return m, nil
+}
+
+// Wrote counts one applied batch: its new blocks, their encoded bytes,
+// its stored flow records, and the time it took since start.
+func (m *Metrics) Wrote(blocks, bytes, records int64, start time.Time) {
+	m.Writes.Inc()
+	m.BlocksWritten.Add(float64(blocks))
+	m.BytesWritten.Add(float64(bytes))
+	m.Records.Add(float64(records))
+	m.WriteLatency.Observe(time.Since(start).Seconds())
+}
+
+// Expired counts packet blocks removed by retention and their bytes.
+func (m *Metrics) Expired(blocks, bytes int64) {
+	m.ExpiredBlocks.Add(float64(blocks))
+	m.ExpiredBytes.Add(float64(bytes))
 }

@@ -1,0 +1,268 @@
+package pebble
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/plan"
+	"github.com/tapir-sensor/tapir/storage/rowkey"
+)
+
+// Write implements storage.Writer. It fails with ErrDiskFull when free
+// space is below Config.MinFreeBytes, and with an error wrapping ErrFailed
+// when Pebble could not write its log; in both cases nothing of the batch
+// is applied.
+//
+// The whole batch, with its dedupe marker, the sensor's sequence and the
+// store's counters, is one synced Pebble batch: it applies entirely or
+// not at all.
+func (s *Store) Write(ctx context.Context, b *storage.Batch) (applied bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	p, err := s.layout.Plan(b)
+	if err != nil {
+		return false, err
+	}
+	start := time.Now()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	db, err := s.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer s.release()
+	defer func() {
+		if err != nil {
+			err = s.readErr(err, fmt.Sprintf("rows batch %s/%d updates", b.SensorID, b.Seq))
+			s.m.WriteErrors.Inc()
+		}
+	}()
+	if _, seen, err := s.get(db, p.DedupeKey); err != nil {
+		return false, fmt.Errorf("read dedupe marker: %w", s.readErr(err, "dedupe marker of "+b.SensorID))
+	} else if seen {
+		s.m.Deduplicated.Inc()
+		return false, nil
+	}
+	if err := s.checkFree(b); err != nil {
+		return false, err
+	}
+	return s.apply(db, b, p, start)
+}
+
+// checkFree refuses a batch (ErrDiskFull) when the disk would keep less
+// than Config.MinFreeBytes free after it, counting its blocks twice (the
+// log, then the tables).
+func (s *Store) checkFree(b *storage.Batch) error {
+	if s.cfg.MinFreeBytes <= 0 {
+		return nil
+	}
+	var encBytes int64
+	for i := range b.Blocks {
+		encBytes += int64(len(b.Blocks[i].Encoded))
+	}
+	du, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return fmt.Errorf("disk usage: %w", err)
+	}
+	if int64(du.AvailBytes) < s.cfg.MinFreeBytes+2*encBytes {
+		return fmt.Errorf("%w: %d bytes free, need %d + %d", ErrDiskFull, du.AvailBytes, s.cfg.MinFreeBytes, 2*encBytes)
+	}
+	return nil
+}
+
+// apply writes the planned batch in one synced Pebble batch, then
+// publishes the store's new data size and longest span. The caller holds
+// writeMu.
+func (s *Store) apply(db *pebble.DB, b *storage.Batch, p *plan.Batch, start time.Time) (bool, error) {
+	wb := db.NewBatch()
+	defer wb.Close()
+	dataBytes, err := s.batchBlocks(db, wb, p, s.dataBytes)
+	if err != nil {
+		return false, err
+	}
+	records, err := s.batchRecords(db, wb, p)
+	if err != nil {
+		return false, err
+	}
+	if err := s.batchRefs(db, wb, p.Refs); err != nil {
+		return false, err
+	}
+	maxSpan := max(s.maxSpan.Load(), p.MaxSpan)
+	if err := s.batchCounters(db, wb, b, p, dataBytes, maxSpan); err != nil {
+		return false, err
+	}
+	if err := s.commit(wb); err != nil {
+		return false, fmt.Errorf("commit batch %s/%d: %w", b.SensorID, b.Seq, err)
+	}
+	s.dataBytes = dataBytes
+	// Publish the span before any reader could look for the new blocks
+	// it covers: they became visible at commit, and a reader using the
+	// older, smaller span could only miss blocks of this very batch.
+	s.maxSpan.Store(maxSpan)
+	s.m.Wrote(int64(len(p.Blocks)), p.Bytes, records, start)
+	s.m.DataBytes.Set(float64(dataBytes))
+	return true, nil
+}
+
+// batchBlocks adds the batch's block rows and their retention index rows
+// to wb and returns the data size after them.
+func (s *Store) batchBlocks(db *pebble.DB, wb *pebble.Batch, p *plan.Batch, dataBytes int64) (int64, error) {
+	var vbuf []byte
+	for i := range p.Blocks {
+		row := &p.Blocks[i]
+		replaced, err := s.unindexStored(db, wb, row.Key)
+		if err != nil {
+			return 0, err
+		}
+		dataBytes -= replaced
+		vbuf = row.AppendValue(vbuf[:0])
+		if err := wb.Set(row.Key, vbuf, nil); err != nil {
+			return 0, fmt.Errorf("batch block: %w", err)
+		}
+		if err := wb.Set(row.AgeKey(), row.AgeValue(), nil); err != nil {
+			return 0, fmt.Errorf("batch age: %w", err)
+		}
+		dataBytes += row.Size()
+	}
+	return dataBytes, nil
+}
+
+// unindexStored handles a block resent in a later batch, which replaces
+// the stored one: it removes the stored block's retention index row in wb
+// and returns its size, so the byte count and the age index stay exact
+// (0 when the block row at key is new).
+func (s *Store) unindexStored(db *pebble.DB, wb *pebble.Batch, key []byte) (int64, error) {
+	old, ok, err := s.get(db, key)
+	if err != nil {
+		return 0, fmt.Errorf("read block: %w", err)
+	}
+	if !ok {
+		return 0, nil
+	}
+	var ob storage.Block
+	if err := rowkey.DecodeBlock(key[1:], old, &ob); err != nil {
+		return 0, fmt.Errorf("decode stored block: %w", err)
+	}
+	if err := wb.Delete(plan.AgeKey(ob.Meta.Last, key), nil); err != nil {
+		return 0, err
+	}
+	return int64(len(ob.Encoded)), nil
+}
+
+// batchCounters adds to wb the batch's dedupe marker, the sensor's raised
+// durable sequence, the data size and, when it grew, the longest span.
+func (s *Store) batchCounters(db *pebble.DB, wb *pebble.Batch, b *storage.Batch, p *plan.Batch, dataBytes, maxSpan int64) error {
+	if err := wb.Set(p.DedupeKey, nil, nil); err != nil {
+		return err
+	}
+	var cur int64
+	if err := s.getInt(db, p.SeqKey, &cur); err != nil {
+		return fmt.Errorf("read seq: %w", err)
+	}
+	if b.Seq > uint64(cur) {
+		if err := wb.Set(p.SeqKey, rowkey.AppendUint64(nil, b.Seq), nil); err != nil {
+			return err
+		}
+	}
+	if err := wb.Set(rowkey.TableKey(rowkey.TableMeta, metaDataBytes), rowkey.AppendUint64(nil, uint64(dataBytes)), nil); err != nil {
+		return err
+	}
+	if maxSpan != s.maxSpan.Load() {
+		if err := wb.Set(rowkey.TableKey(rowkey.TableMeta, metaMaxSpan), rowkey.AppendUint64(nil, uint64(maxSpan)), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batchRecords writes the newest segment of each record of the batch,
+// unless the store already holds a newer one, moving its long-flow row
+// with it, and adds the flow refs of those it writes to p.Refs. It
+// returns how many it writes.
+func (s *Store) batchRecords(db *pebble.DB, wb *pebble.Batch, p *plan.Batch) (int64, error) {
+	var n int64
+	for _, r := range p.Records {
+		stored, err := s.batchRecord(db, wb, r)
+		if err != nil {
+			return 0, err
+		}
+		if stored {
+			n++
+			p.Refs.Add(plan.RecordRef(r))
+		}
+	}
+	return n, nil
+}
+
+// batchRecord writes r unless the store holds a newer segment of its
+// flow, and reports whether it does.
+func (s *Store) batchRecord(db *pebble.DB, wb *pebble.Batch, r *flow.Record) (bool, error) {
+	rk := s.layout.RecordKey(r)
+	old, ok, err := s.get(db, rk)
+	if err != nil {
+		return false, fmt.Errorf("read record: %w", err)
+	}
+	if ok {
+		var or flow.Record
+		if err := plan.DecodeRecord(old, &or); err != nil {
+			return false, fmt.Errorf("decode stored record: %w", err)
+		}
+		if plan.Supersedes(&or, r) {
+			return false, nil // a newer report is stored already
+		}
+		if s.layout.IsLong(&or) {
+			if err := wb.Delete(s.layout.LongKey(&or), nil); err != nil {
+				return false, err
+			}
+		}
+	}
+	v, err := plan.EncodeRecord(nil, r)
+	if err != nil {
+		return false, err
+	}
+	if err := wb.Set(rk, v, nil); err != nil {
+		return false, err
+	}
+	if s.layout.IsLong(r) {
+		if err := wb.Set(s.layout.LongKey(r), v, nil); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// batchRefs merges the batch's flow refs into the flow ID and Community
+// ID indexes.
+func (s *Store) batchRefs(db *pebble.DB, wb *pebble.Batch, refs plan.Refs) error {
+	for id, r := range refs {
+		fk := plan.FlowIDKey(id)
+		old, ok, err := s.get(db, fk)
+		if err != nil {
+			return fmt.Errorf("read flow ref: %w", err)
+		}
+		if ok {
+			var or storage.FlowRef
+			if err := rowkey.DecodeRef(old, &or); err != nil {
+				return fmt.Errorf("decode flow ref: %w", err)
+			}
+			or.Merge(r)
+			r = &or
+		}
+		v := rowkey.AppendRef(nil, r)
+		if err := wb.Set(fk, v, nil); err != nil {
+			return err
+		}
+		if ck, ok := plan.CommunityKey(r.CommunityID, id); ok {
+			if err := wb.Set(ck, v, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
