@@ -3,34 +3,30 @@ package plan
 import (
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/proto/tapirv1"
+	"github.com/tapir-sensor/tapir/storage/recordcodec"
 )
 
 // EncodeRecord appends the stored form of r to dst: the value of a flow
-// record row and of a long-flow row. Every backend encodes a stored flow
-// record here and nowhere else. The encoding is deterministic for one
-// record, which lets a backend tell a stored record from a new one by
-// comparing bytes.
+// record row and of a long-flow row, in storage/recordcodec's versioned
+// format (not the wire message, so a wire-schema change never changes
+// what is on disk). Every backend encodes a stored flow record here and
+// nowhere else. The encoding is deterministic for one record, which lets
+// a backend tell a stored record from a new one by comparing bytes.
 func EncodeRecord(dst []byte, r *flow.Record) ([]byte, error) {
-	var pb tapirv1.FlowRecord
-	v, err := proto.MarshalOptions{}.MarshalAppend(dst, tapirv1.FromRecord(r, &pb))
+	v, err := recordcodec.Append(dst, r)
 	if err != nil {
-		return nil, fmt.Errorf("marshal record: %w", err)
+		return nil, fmt.Errorf("encode record: %w", err)
 	}
 	return v, nil
 }
 
-// DecodeRecord decodes a stored flow record (EncodeRecord's output) into
-// r. Every backend decodes a stored flow record here and nowhere else.
+// DecodeRecord decodes a stored flow record into r: the current format
+// (EncodeRecord's output) and values written by earlier releases (a
+// marshalled tapir.v1.FlowRecord), so stores need no migration. Every
+// backend decodes a stored flow record here and nowhere else.
 func DecodeRecord(v []byte, r *flow.Record) error {
-	var pb tapirv1.FlowRecord
-	if err := proto.Unmarshal(v, &pb); err != nil {
-		return err
-	}
-	return tapirv1.ToRecord(&pb, r)
+	return recordcodec.Decode(v, r)
 }
 
 // Supersedes reports whether the stored record keeps its place against
