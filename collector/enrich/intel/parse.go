@@ -70,29 +70,9 @@ func normalize(typ, v string) (Indicator, error) {
 		}
 		return Indicator{Type: TypeIP, Value: a.Unmap().String()}, nil
 	case TypeCIDR:
-		p, err := netip.ParsePrefix(v)
-		if err != nil {
-			return Indicator{}, fmt.Errorf("bad network %q", v)
-		}
-		p = p.Masked()
-		if p.Addr().Is4In6() {
-			return Indicator{}, fmt.Errorf("bad network %q", v)
-		}
-		if p.IsSingleIP() {
-			return Indicator{Type: TypeIP, Value: p.Addr().String()}, nil
-		}
-		return Indicator{Type: TypeCIDR, Value: p.String()}, nil
+		return normalizeCIDR(v)
 	case TypeDomain, "domain-name", "hostname", TypeSNI:
-		d := strings.ToLower(strings.TrimSuffix(v, "."))
-		d = strings.TrimPrefix(d, "*.")
-		if !validDomain(d) {
-			return Indicator{}, fmt.Errorf("bad domain %q", v)
-		}
-		t := TypeDomain
-		if strings.EqualFold(typ, TypeSNI) {
-			t = TypeSNI
-		}
-		return Indicator{Type: t, Value: d}, nil
+		return normalizeDomain(typ, v)
 	case TypeJA4:
 		if len(v) > 64 || strings.ContainsAny(v, " \t,;") {
 			return Indicator{}, fmt.Errorf("bad ja4 %q", v)
@@ -111,6 +91,38 @@ func normalize(typ, v string) (Indicator, error) {
 		return normalize("", u.Hostname())
 	}
 	return Indicator{}, fmt.Errorf("unknown indicator type %q", typ)
+}
+
+// normalizeCIDR masks a network; a single address becomes an IP
+// indicator.
+func normalizeCIDR(v string) (Indicator, error) {
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return Indicator{}, fmt.Errorf("bad network %q", v)
+	}
+	p = p.Masked()
+	if p.Addr().Is4In6() {
+		return Indicator{}, fmt.Errorf("bad network %q", v)
+	}
+	if p.IsSingleIP() {
+		return Indicator{Type: TypeIP, Value: p.Addr().String()}, nil
+	}
+	return Indicator{Type: TypeCIDR, Value: p.String()}, nil
+}
+
+// normalizeDomain lower-cases a domain (or SNI) and drops a trailing dot
+// and a leading wildcard label.
+func normalizeDomain(typ, v string) (Indicator, error) {
+	d := strings.ToLower(strings.TrimSuffix(v, "."))
+	d = strings.TrimPrefix(d, "*.")
+	if !validDomain(d) {
+		return Indicator{}, fmt.Errorf("bad domain %q", v)
+	}
+	t := TypeDomain
+	if strings.EqualFold(typ, TypeSNI) {
+		t = TypeSNI
+	}
+	return Indicator{Type: t, Value: d}, nil
 }
 
 func validDomain(d string) bool {
