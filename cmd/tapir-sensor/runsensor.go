@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,11 +25,8 @@ import (
 // runs until the input ends, a signal arrives or the collectors refuse the
 // sensor, then flushes and stops everything in reverse order.
 func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Logger) (err error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, hup, stop := lifecycle.Signals() // SIGHUP reopens --flows-out
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	reg := prometheus.NewRegistry()
 	var stops lifecycle.Stack
 	defer func() { err = errors.Join(err, stops.Stop()) }()

@@ -2,8 +2,11 @@ package lifecycle
 
 import (
 	"errors"
+	"os"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestStackStopsInReverseAndJoinsErrors(t *testing.T) {
@@ -22,5 +25,29 @@ func TestStackStopsInReverseAndJoinsErrors(t *testing.T) {
 	}
 	if err := s.Stop(); err != nil || len(order) != 3 {
 		t.Fatalf("second Stop ran functions again (order %v, err %v)", order, err)
+	}
+}
+
+func TestSignalsDeliversHUPAndEndsOnTERM(t *testing.T) {
+	ctx, hup, stop := Signals()
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hup:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGHUP not delivered on hup")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("SIGHUP ended the context")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGTERM did not end the context")
 	}
 }
