@@ -112,6 +112,23 @@ func rusage(args []string) error {
 	return os.WriteFile(*out, []byte(line), 0o644)
 }
 
+// pcapTimeFormat reads a classic pcap header's magic: the byte order
+// and the nanoseconds per sub-second unit (1000 for microseconds).
+func pcapTimeFormat(hdr []byte) (binary.ByteOrder, int64, error) {
+	switch m := binary.LittleEndian.Uint32(hdr); m {
+	case 0xa1b2c3d4:
+		return binary.LittleEndian, 1000, nil
+	case 0xa1b23c4d:
+		return binary.LittleEndian, 1, nil
+	case 0xd4c3b2a1:
+		return binary.BigEndian, 1000, nil
+	case 0x4d3cb2a1:
+		return binary.BigEndian, 1, nil
+	default:
+		return nil, 0, fmt.Errorf("not a classic pcap stream (magic %#x)", m)
+	}
+}
+
 // retime makes a classic pcap's timestamps monotonic with bounded gaps.
 func retime(args []string) error {
 	fl := flag.NewFlagSet("retime", flag.ExitOnError)
@@ -125,19 +142,9 @@ func retime(args []string) error {
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		return fmt.Errorf("read pcap header: %w", err)
 	}
-	var bo binary.ByteOrder
-	var unit int64 // nanoseconds per sub-second unit
-	switch m := binary.LittleEndian.Uint32(hdr); m {
-	case 0xa1b2c3d4:
-		bo, unit = binary.LittleEndian, 1000
-	case 0xa1b23c4d:
-		bo, unit = binary.LittleEndian, 1
-	case 0xd4c3b2a1:
-		bo, unit = binary.BigEndian, 1000
-	case 0x4d3cb2a1:
-		bo, unit = binary.BigEndian, 1
-	default:
-		return fmt.Errorf("not a classic pcap stream (magic %#x)", m)
+	bo, unit, err := pcapTimeFormat(hdr)
+	if err != nil {
+		return err
 	}
 	if _, err := w.Write(hdr); err != nil {
 		return err

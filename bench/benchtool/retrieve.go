@@ -57,64 +57,13 @@ func retrieve(args []string) error {
 	if len(list) == 0 {
 		return errors.New("retrieve: no IDs")
 	}
-	// One connection, kept alive: the measurement is the server's answer,
-	// not a TCP handshake or a process start per request.
-	tr := &http.Transport{MaxIdleConns: 1, MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1,
-		DisableCompression: true, IdleConnTimeout: time.Minute}
-	client := &http.Client{Transport: tr, Timeout: time.Minute}
-	defer tr.CloseIdleConnections()
-
-	type sample struct {
-		total, header, lookup, scan time.Duration
-		bytes                       int64
-		reused                      bool
-	}
-	get := func(id string) (sample, error) {
-		var s sample
-		req, err := http.NewRequest(http.MethodGet, *api+"/api/v1/pcap?flow="+url.QueryEscape(id), nil)
-		if err != nil {
-			return s, err
-		}
-		req.Header.Set("Authorization", "Bearer "+*token)
-		var t0, th time.Time
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			GotConn:              func(i httptrace.GotConnInfo) { s.reused = i.Reused },
-			GotFirstResponseByte: func() { th = time.Now() },
-		}))
-		t0 = time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return s, fmt.Errorf("get %s: %w", id, err)
-		}
-		n, err := io.Copy(io.Discard, resp.Body)
-		s.total = time.Since(t0)
-		resp.Body.Close()
-		if err != nil {
-			return s, fmt.Errorf("get %s: body: %w", id, err)
-		}
-		if resp.StatusCode != http.StatusOK || n <= 24 {
-			return s, fmt.Errorf("get %s: status %d, %d bytes", id, resp.StatusCode, n)
-		}
-		s.header, s.bytes = th.Sub(t0), n
-		s.lookup, s.scan = serverTiming(resp.Header.Get("Server-Timing"))
-		return s, nil
-	}
+	r := newRetriever(*api, *token)
+	defer r.close()
 	var first []time.Duration
 	if *warmup {
-		// The warm-up pass is each flow's first retrieval since the
-		// collector started: its blocks are not in Pebble's block cache
-		// yet. Its latencies are reported too (not in the result line).
-		first = make([]time.Duration, 0, len(list))
-		for _, id := range list {
-			s, err := get(id)
-			if err != nil {
-				return fmt.Errorf("warm-up: %w", err)
-			}
-			first = append(first, s.total)
+		if first, err = r.warmUp(list); err != nil {
+			return err
 		}
-		slices.Sort(first)
-		fmt.Fprintf(os.Stderr, "retrieve: %-26s p50 %7.3f  p90 %7.3f  p99 %7.3f  max %7.3f ms\n", "warm-up pass total",
-			ms(pct(first, 0.50)), ms(pct(first, 0.90)), ms(pct(first, 0.99)), ms(first[len(first)-1]))
 	}
 	var before map[string]float64
 	if *metrics != "" {
@@ -122,84 +71,190 @@ func retrieve(args []string) error {
 			return err
 		}
 	}
-	samples := make([]sample, 0, *rounds*len(list))
-	start := time.Now()
-	for range max(*rounds, 1) {
-		for _, id := range list {
-			s, err := get(id)
-			if err != nil {
-				return err
-			}
-			samples = append(samples, s)
-		}
+	samples, elapsed, err := r.measure(list, *rounds)
+	if err != nil {
+		return err
 	}
-	elapsed := time.Since(start)
-	var w *bufio.Writer
 	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = bufio.NewWriter(f)
-		fmt.Fprintln(w, "id\ttotal_ms\theader_ms\tlookup_ms\tscan_ms\tbytes\treused")
-		for i, s := range samples {
-			fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%t\n", list[i%len(list)], ms(s.total), ms(s.header), ms(s.lookup), ms(s.scan), s.bytes, s.reused)
-		}
-		if err := w.Flush(); err != nil {
+		if err := writeSamples(*out, list, samples); err != nil {
 			return err
 		}
 	}
-	reused := 0
-	for _, s := range samples {
-		if s.reused {
-			reused++
-		}
-	}
-	col := func(f func(sample) time.Duration) []time.Duration {
-		v := make([]time.Duration, len(samples))
-		for i, s := range samples {
-			v[i] = f(s)
-		}
-		slices.Sort(v)
-		return v
-	}
-	total := col(func(s sample) time.Duration { return s.total })
-	fmt.Fprintf(os.Stderr, "retrieve: %d requests in %.1f s, %d on a reused connection\n", len(samples), elapsed.Seconds(), reused)
-	for _, c := range []struct {
-		name string
-		v    []time.Duration
-	}{
-		{"total", total},
-		{"to header", col(func(s sample) time.Duration { return s.header })},
-		{"server lookup", col(func(s sample) time.Duration { return s.lookup })},
-		{"server scan", col(func(s sample) time.Duration { return s.scan })},
-		{"rest (HTTP, merge, write)", col(func(s sample) time.Duration { return s.total - s.lookup - s.scan })},
-	} {
-		fmt.Fprintf(os.Stderr, "retrieve: %-26s p50 %7.3f  p90 %7.3f  p99 %7.3f  max %7.3f ms\n", c.name,
-			ms(pct(c.v, 0.50)), ms(pct(c.v, 0.90)), ms(pct(c.v, 0.99)), ms(c.v[len(c.v)-1]))
-	}
+	total := reportLatencies(samples, elapsed)
 	if *metrics != "" {
 		after, err := scrape(*metrics)
 		if err != nil {
 			return err
 		}
-		d := func(k string) float64 { return after[k] - before[k] }
-		hits, miss := d("tapir_pebble_block_cache_hits_total"), d("tapir_pebble_block_cache_misses_total")
-		fmt.Fprintf(os.Stderr, "retrieve: pebble during the pass: read amp %.0f, L0..L6 files %s, block cache %.0f hits / %.0f misses (%.1f%% hits), "+
-			"iterator block bytes %.1f MiB cached / %.1f MiB read from files in %.3f s, compactions %.0f, flushes %.0f, in progress at end %.0f\n",
-			after["tapir_pebble_read_amp"], levels(after), hits, miss, 100*hits/math.Max(hits+miss, 1),
-			d(`tapir_pebble_read_block_bytes_total{cached="true"}`)/(1<<20), d(`tapir_pebble_read_block_bytes_total{cached="false"}`)/(1<<20),
-			d("tapir_pebble_read_block_seconds_total"), d("tapir_pebble_compactions_total"), d("tapir_pebble_flushes_total"),
-			after["tapir_pebble_compactions_in_progress"])
+		reportPebble(before, after)
 	}
-	store := col(func(s sample) time.Duration { return s.lookup + s.scan })
+	store := sortedCol(samples, func(s sample) time.Duration { return s.lookup + s.scan })
 	if len(first) == 0 {
 		first = total
 	}
 	fmt.Printf("%.2f %.2f %.2f %.2f %.2f %.2f\n", ms(pct(total, 0.50)), ms(pct(total, 0.99)),
 		ms(pct(store, 0.50)), ms(pct(store, 0.99)), ms(pct(first, 0.50)), ms(pct(first, 0.99)))
 	return nil
+}
+
+// sample is one pcap request's timings.
+type sample struct {
+	total, header, lookup, scan time.Duration
+	bytes                       int64
+	reused                      bool
+}
+
+// retriever requests flows' pcaps over one kept-alive connection: the
+// measurement is the server's answer, not a TCP handshake or a process
+// start per request.
+type retriever struct {
+	tr         *http.Transport
+	client     *http.Client
+	api, token string
+}
+
+func newRetriever(api, token string) *retriever {
+	tr := &http.Transport{MaxIdleConns: 1, MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1,
+		DisableCompression: true, IdleConnTimeout: time.Minute}
+	return &retriever{tr: tr, client: &http.Client{Transport: tr, Timeout: time.Minute}, api: api, token: token}
+}
+
+func (r *retriever) close() { r.tr.CloseIdleConnections() }
+
+// get requests one flow's pcap and times it.
+func (r *retriever) get(id string) (sample, error) {
+	var s sample
+	req, err := http.NewRequest(http.MethodGet, r.api+"/api/v1/pcap?flow="+url.QueryEscape(id), nil)
+	if err != nil {
+		return s, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	var t0, th time.Time
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn:              func(i httptrace.GotConnInfo) { s.reused = i.Reused },
+		GotFirstResponseByte: func() { th = time.Now() },
+	}))
+	t0 = time.Now()
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("get %s: %w", id, err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	s.total = time.Since(t0)
+	resp.Body.Close()
+	if err != nil {
+		return s, fmt.Errorf("get %s: body: %w", id, err)
+	}
+	if resp.StatusCode != http.StatusOK || n <= 24 {
+		return s, fmt.Errorf("get %s: status %d, %d bytes", id, resp.StatusCode, n)
+	}
+	s.header, s.bytes = th.Sub(t0), n
+	s.lookup, s.scan = serverTiming(resp.Header.Get("Server-Timing"))
+	return s, nil
+}
+
+// warmUp requests every ID once and reports the sorted latencies. The
+// warm-up pass is each flow's first retrieval since the collector
+// started: its blocks are not in Pebble's block cache yet. Its latencies
+// are reported too (not in the result line).
+func (r *retriever) warmUp(list []string) ([]time.Duration, error) {
+	first := make([]time.Duration, 0, len(list))
+	for _, id := range list {
+		s, err := r.get(id)
+		if err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+		first = append(first, s.total)
+	}
+	slices.Sort(first)
+	printPercentiles("warm-up pass total", first)
+	return first, nil
+}
+
+// measure makes rounds timed passes over the IDs.
+func (r *retriever) measure(list []string, rounds int) ([]sample, time.Duration, error) {
+	samples := make([]sample, 0, rounds*len(list))
+	start := time.Now()
+	for range max(rounds, 1) {
+		for _, id := range list {
+			s, err := r.get(id)
+			if err != nil {
+				return nil, 0, err
+			}
+			samples = append(samples, s)
+		}
+	}
+	return samples, time.Since(start), nil
+}
+
+// writeSamples writes the per-request latencies as TSV.
+func writeSamples(path string, list []string, samples []sample) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "id\ttotal_ms\theader_ms\tlookup_ms\tscan_ms\tbytes\treused")
+	for i, s := range samples {
+		fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%t\n", list[i%len(list)], ms(s.total), ms(s.header), ms(s.lookup), ms(s.scan), s.bytes, s.reused)
+	}
+	return w.Flush()
+}
+
+// reportLatencies prints the pass's percentiles per phase and returns
+// the sorted total latencies.
+func reportLatencies(samples []sample, elapsed time.Duration) []time.Duration {
+	reused := 0
+	for _, s := range samples {
+		if s.reused {
+			reused++
+		}
+	}
+	total := sortedCol(samples, func(s sample) time.Duration { return s.total })
+	fmt.Fprintf(os.Stderr, "retrieve: %d requests in %.1f s, %d on a reused connection\n", len(samples), elapsed.Seconds(), reused)
+	for _, c := range []struct {
+		name string
+		v    []time.Duration
+	}{
+		{"total", total},
+		{"to header", sortedCol(samples, func(s sample) time.Duration { return s.header })},
+		{"server lookup", sortedCol(samples, func(s sample) time.Duration { return s.lookup })},
+		{"server scan", sortedCol(samples, func(s sample) time.Duration { return s.scan })},
+		{"rest (HTTP, merge, write)", sortedCol(samples, func(s sample) time.Duration { return s.total - s.lookup - s.scan })},
+	} {
+		printPercentiles(c.name, c.v)
+	}
+	return total
+}
+
+// printPercentiles prints one phase's percentiles of sorted latencies.
+func printPercentiles(name string, v []time.Duration) {
+	fmt.Fprintf(os.Stderr, "retrieve: %-26s p50 %7.3f  p90 %7.3f  p99 %7.3f  max %7.3f ms\n", name,
+		ms(pct(v, 0.50)), ms(pct(v, 0.90)), ms(pct(v, 0.99)), ms(v[len(v)-1]))
+}
+
+// sortedCol is one timing of every sample, sorted.
+func sortedCol(samples []sample, f func(sample) time.Duration) []time.Duration {
+	v := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		v[i] = f(s)
+	}
+	slices.Sort(v)
+	return v
+}
+
+// reportPebble prints what the embedded store did during the pass, from
+// two scrapes of the collector's metrics.
+func reportPebble(before, after map[string]float64) {
+	d := func(k string) float64 { return after[k] - before[k] }
+	hits, miss := d("tapir_pebble_block_cache_hits_total"), d("tapir_pebble_block_cache_misses_total")
+	fmt.Fprintf(os.Stderr, "retrieve: pebble during the pass: read amp %.0f, L0..L6 files %s, block cache %.0f hits / %.0f misses (%.1f%% hits), "+
+		"iterator block bytes %.1f MiB cached / %.1f MiB read from files in %.3f s, compactions %.0f, flushes %.0f, in progress at end %.0f\n",
+		after["tapir_pebble_read_amp"], levels(after), hits, miss, 100*hits/math.Max(hits+miss, 1),
+		d(`tapir_pebble_read_block_bytes_total{cached="true"}`)/(1<<20), d(`tapir_pebble_read_block_bytes_total{cached="false"}`)/(1<<20),
+		d("tapir_pebble_read_block_seconds_total"), d("tapir_pebble_compactions_total"), d("tapir_pebble_flushes_total"),
+		after["tapir_pebble_compactions_in_progress"])
 }
 
 // settle waits until Pebble's background work has settled, read from the

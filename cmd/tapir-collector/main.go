@@ -23,33 +23,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/config"
-	"github.com/tapir-sensor/tapir/collector/enrich"
-	"github.com/tapir-sensor/tapir/collector/flowinput"
-	"github.com/tapir-sensor/tapir/collector/ingest"
-	"github.com/tapir-sensor/tapir/collector/publish"
-	"github.com/tapir-sensor/tapir/collector/registry"
-	"github.com/tapir-sensor/tapir/collector/retention"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/hbase"
 	"github.com/tapir-sensor/tapir/storage/pebble"
@@ -94,6 +79,12 @@ func isDiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
+// flags are the command line; set ones override the configuration file.
+type flags struct {
+	configPath, dataDir, ingestAddr, apiAddr, logLevel string
+	salvageWAL                                         bool
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	check, verify := false, false
 	if len(args) > 0 && args[0] == "check-config" {
@@ -101,47 +92,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else if len(args) > 0 && args[0] == "verify" {
 		verify, args = true, args[1:]
 	}
-	fs := flag.NewFlagSet("tapir-collector", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML configuration file")
-	dataDir := fs.String("data-dir", "", "store directory (overrides store.dir)")
-	ingestAddr := fs.String("listen", "", "sensor gRPC address (overrides ingest.listen)")
-	apiAddr := fs.String("api-listen", "", "API address (overrides api.listen)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	salvageWAL := fs.Bool("salvage-wal", false, "open a store whose write-ahead log is damaged: keep a copy, drop the damaged records, report them (store.pebble.wal_recovery: salvage)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	f, code := parseFlags(args, stderr)
+	if f == nil {
+		return code
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		fmt.Fprintf(stderr, "tapir-collector: --log-level: %v\n", err)
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg := config.Default()
-	if *configPath != "" {
-		var err error
-		if cfg, err = config.Load(*configPath); err != nil {
-			fmt.Fprintf(stderr, "tapir-collector: %v\n", err)
-			return 2
-		}
-	}
-	if *dataDir != "" {
-		cfg.Store.Dir = *dataDir
-	}
-	if *ingestAddr != "" {
-		cfg.Ingest.Listen = *ingestAddr
-	}
-	if *apiAddr != "" {
-		cfg.API.Listen = *apiAddr
-	}
-	if *salvageWAL {
-		cfg.Store.Pebble.WALRecovery = pebble.WALSalvage
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := loadConfig(f)
+	if err != nil {
 		fmt.Fprintf(stderr, "tapir-collector: %v\n", err)
 		return 2
 	}
@@ -161,181 +123,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serve starts the components in order (store, registry, ingest, API,
-// retention, metrics), waits for SIGINT/SIGTERM or a component failure,
-// and stops them in reverse order.
-func serve(cfg *config.Config, logger *slog.Logger) (err error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// SIGHUP reloads the API tokens file (enrichment files are watched).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// parseFlags parses the command line; nil and the exit code when the run
+// ends here (-h, a bad flag).
+func parseFlags(args []string, stderr io.Writer) (*flags, int) {
+	var f flags
+	fs := flag.NewFlagSet("tapir-collector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.configPath, "config", "", "YAML configuration file")
+	fs.StringVar(&f.dataDir, "data-dir", "", "store directory (overrides store.dir)")
+	fs.StringVar(&f.ingestAddr, "listen", "", "sensor gRPC address (overrides ingest.listen)")
+	fs.StringVar(&f.apiAddr, "api-listen", "", "API address (overrides api.listen)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.salvageWAL, "salvage-wal", false, "open a store whose write-ahead log is damaged: keep a copy, drop the damaged records, report them (store.pebble.wal_recovery: salvage)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0
+		}
+		return nil, 2
+	}
+	return &f, 0
+}
 
-	if cfg.Store.Backend != "hbase" {
-		if err := tightenTree(cfg.Store.Dir); err != nil {
-			return fmt.Errorf("store dir %s: %w", cfg.Store.Dir, err)
+// loadConfig reads the configuration file (defaults without one), applies
+// the flags and validates the result.
+func loadConfig(f *flags) (config.Config, error) {
+	cfg := config.Default()
+	if f.configPath != "" {
+		var err error
+		if cfg, err = config.Load(f.configPath); err != nil {
+			return cfg, err
 		}
 	}
-	store, err := openStore(ctx, cfg, logger.With("component", "store"), reg)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+	if f.dataDir != "" {
+		cfg.Store.Dir = f.dataDir
 	}
-	failed := storeFailed(store)
-	defer func() {
-		select {
-		case <-failed:
-			// A failed Pebble may never finish closing (its failed flush
-			// still counts as running); what was synced is on disk.
-			return
-		default:
-		}
-		err = errors.Join(err, store.Close())
-	}()
-
-	sensors, err := registry.New(reg)
-	if err != nil {
-		return err
+	if f.ingestAddr != "" {
+		cfg.Ingest.Listen = f.ingestAddr
 	}
-	// Enrichment chain: runs on every record before the store write.
-	// Alerts go to enrich.alerts.file and to alertSink (the Kafka alerts
-	// topic once it is configured; nil until then).
-	ecfg := cfg.Enrich
-	if ecfg.StateDir == "" {
-		ecfg.StateDir = filepath.Join(cfg.Store.Dir, "enrich")
+	if f.apiAddr != "" {
+		cfg.API.Listen = f.apiAddr
 	}
-	var alertSink enrich.AlertSink
-	// Kafka (kafka.brokers set): each batch's flow records are published
-	// before the store write (publish.WrapStore: the store's durable seq,
-	// which a reconnecting sensor is told, must never run ahead of Kafka),
-	// and the batch is acked after both; sensor health every
-	// kafka.health_interval; alerts to the alerts topic.
-	writer := storage.Writer(store)
-	if cfg.Kafka.Enabled() {
-		pub, err := publish.New(cfg.Kafka, publish.Dependencies{Logger: logger.With("component", "kafka"), Registerer: reg})
-		if err != nil {
-			return err
-		}
-		if err := pub.Start(ctx); err != nil {
-			return fmt.Errorf("start kafka publisher: %w", err)
-		}
-		defer pub.Stop()
-		writer = pub.WrapStore(store)
-		alertSink = func(ctx context.Context, alerts []enrich.Alert) error {
-			raw := make([]json.RawMessage, 0, len(alerts))
-			for i := range alerts {
-				b, err := json.Marshal(alerts[i].ECS())
-				if err != nil {
-					return err
-				}
-				raw = append(raw, b)
-			}
-			return pub.PublishAlerts(ctx, raw)
-		}
-		hctx, hstop := context.WithCancel(ctx)
-		defer hstop()
-		go pub.RunHealth(hctx, sensors.Sensors)
+	if f.salvageWAL {
+		cfg.Store.Pebble.WALRecovery = pebble.WALSalvage
 	}
-	chain, err := enrich.New(ecfg, enrich.Dependencies{Logger: logger.With("component", "enrich"), Registerer: reg, Alerts: alertSink})
-	if err != nil {
-		return fmt.Errorf("enrich: %w", err)
-	}
-	if err := chain.Start(); err != nil {
-		return fmt.Errorf("start enrich: %w", err)
-	}
-	defer chain.Stop()
-
-	// Flows from routers and switches (flow_input.enabled): enriched and
-	// written (published first when Kafka is on) like sensor batches,
-	// under the sensor id "exporter:<address>".
-	if cfg.FlowInput.Enabled {
-		fcfg := cfg.FlowInput
-		if fcfg.TemplatesFile == "" {
-			fcfg.TemplatesFile = filepath.Join(cfg.Store.Dir, "flow-templates.json")
-		}
-		var seq atomic.Uint64
-		seq.Store(uint64(time.Now().UnixNano())) // unique per run, increasing across runs
-		fin, err := flowinput.New(fcfg, flowinput.Dependencies{Logger: logger.With("component", "flow_input"), Registerer: reg,
-			Deliver: func(ctx context.Context, b flowinput.Batch) error {
-				for i := range b.Records {
-					chain.Enrich(&b.Records[i])
-				}
-				_, err := writer.Write(ctx, &storage.Batch{SensorID: b.SensorID, Seq: seq.Add(1), Records: b.Records})
-				return err
-			}})
-		if err != nil {
-			return err
-		}
-		if err := fin.Start(); err != nil {
-			return fmt.Errorf("start flow input: %w", err)
-		}
-		defer fin.Stop()
-	}
-
-	in, err := ingest.New(cfg.Ingest, ingest.Dependencies{Store: writer, Registry: sensors,
-		Logger: logger.With("component", "ingest"), Registerer: reg, Enrich: chain.Enrich})
-	if err != nil {
-		return err
-	}
-	if err := in.Start(nil); err != nil {
-		return fmt.Errorf("start ingest: %w", err)
-	}
-	defer in.Stop()
-
-	web, err := api.New(cfg.API, api.Dependencies{Store: store, Sensors: sensors,
-		Logger: logger.With("component", "api"), Registerer: reg})
-	if err != nil {
-		return err
-	}
-	if err := web.Start(); err != nil {
-		return fmt.Errorf("start api: %w", err)
-	}
-	defer func() { err = errors.Join(err, web.Stop()) }()
-
-	ret, err := retention.New(cfg.Retention, store, logger, reg)
-	if err != nil {
-		return err
-	}
-	if err := ret.Start(); err != nil {
-		return err
-	}
-	defer ret.Stop()
-
-	if cfg.Metrics.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
-		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("metrics server stopped", "err", err)
-			}
-		}()
-		defer srv.Close()
-		logger.Info("metrics listening", "addr", ln.Addr().String())
-	}
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-failed:
-			time.AfterFunc(failedWatchdog, func() {
-				logger.Error("shutdown after store failure did not finish; exiting", "exit_code", exitStoreFailed)
-				os.Exit(exitStoreFailed)
-			})
-			logger.Error("store failed; stopping so that the supervisor restarts the collector once the disk has room",
-				"err", storeErr(store), "exit_code", exitStoreFailed)
-			return fmt.Errorf("%w: %w", errStoreFailed, storeErr(store))
-		case <-hup:
-			if err := web.ReloadTokens(); err != nil {
-				logger.Error("SIGHUP: tokens not reloaded; the previous ones stay", "err", err)
-			}
-		}
-	}
-	logger.Info("shutting down")
-	return nil
+	return cfg, cfg.Validate()
 }
 
 // verifyStore runs `tapir-collector verify`.

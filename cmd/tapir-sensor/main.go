@@ -8,28 +8,20 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/config"
 	"github.com/tapir-sensor/tapir/sensor/engine"
-	"github.com/tapir-sensor/tapir/sensor/ipfix"
-	"github.com/tapir-sensor/tapir/sensor/output"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -89,48 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.checkOnly = true
 		args = args[1:]
 	}
-	fs := flag.NewFlagSet("tapir-sensor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.configPath, "config", "", "YAML configuration file (flags override it)")
-	fs.Var(&o.readFiles, "r", "read packets from a pcap/pcapng file (gzip ok, - for stdin); repeatable")
-	fs.Var(&o.interfaces, "i", "capture on an interface (AF_PACKET); repeatable or comma-separated")
-	fs.StringVar(&o.flowsOut, "flows-out", "", "write flow records as ECS JSON lines to PATH (- for stdout)")
-	fs.StringVar(&o.blocksOut, "blocks-out", "", "write packet blocks to segment files in DIR")
-	fs.Var(&o.collectors, "collector", "stream to a collector at host:port; repeatable for failover")
-	fs.StringVar(&o.ipfix, "ipfix", "", "export flow records as IPFIX over UDP to HOST:PORT (nfcapd, goflow2, ...)")
-	fs.StringVar(&o.spoolDir, "spool-dir", "", "spool directory for batches the collector has not acknowledged")
-	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory made by 'tapir certs' (ca.pem, sensor-<id>.pem, sensor-<id>-key.pem)")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything (not output.collector.stop_ack_timeout)")
-	fs.StringVar(&o.compression, "compression", "", "block compression: s2 (default) or zstd (= fastest), default, better (zstd levels)")
-	fs.BoolVar(&o.insecure, "insecure", false, "stream to the collector in plaintext (local development only)")
-	fs.StringVar(&o.sensorID, "sensor-id", "", "sensor id (default: config, else the host name)")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "end flows idle this long (e.g. 60s)")
-	fs.DurationVar(&o.activeTimeout, "active-timeout", 0, "end flow instances this long after their start (e.g. 30m)")
-	fs.Int64Var(&o.budget, "budget", -1, "capture budget: bytes stored per flow direction (0 = unlimited)")
-	fs.IntVar(&o.snapLen, "snaplen", -1, "live capture length: bytes the kernel captures per packet, as tcpdump -s (capture.snap_len; 0 = 262144)")
-	fs.IntVar(&o.storeBytes, "store-bytes", -1, "bytes stored per packet at most (flows.store_bytes; 0 = all captured)")
-	fs.BoolVar(&o.noMetadata, "no-metadata", false, "do not extract application metadata (DNS, TLS, HTTP, SSH) from flows")
-	fs.IntVar(&o.workers, "workers", 0, "workers (fanout sockets) per interface")
-	fs.StringVar(&o.filter, "filter", "", "tcpdump-syntax capture filter (live capture)")
-	fs.IntVar(&o.seed, "community-seed", -1, "Community ID seed (0-65535)")
-	fs.BoolVar(&o.ebpf, "ebpf", false, "eBPF data path: exact kernel flow counters and the capture cut-off (needs --budget; falls back to userspace)")
-	fs.IntVar(&o.ebpfMapSize, "ebpf-map-size", 0, "entries of the kernel flow map (ebpf.max_flows)")
-	fs.Var(&o.pins, "pin", "capture a flow whole: an address, a CIDR net, port:N or a Community ID; repeatable")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to FILE (go tool pprof)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tapir-sensor [check-config] (-r FILE | -i IFACE) [flags]\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tapir-sensor: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(&o, args, stderr); !ok {
+		return code
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -174,6 +126,55 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// parseFlags parses the command line into o; false and the exit code when
+// the run ends here (-h, a bad flag, a stray argument).
+func parseFlags(o *options, args []string, stderr io.Writer) (int, bool) {
+	fs := flag.NewFlagSet("tapir-sensor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.configPath, "config", "", "YAML configuration file (flags override it)")
+	fs.Var(&o.readFiles, "r", "read packets from a pcap/pcapng file (gzip ok, - for stdin); repeatable")
+	fs.Var(&o.interfaces, "i", "capture on an interface (AF_PACKET); repeatable or comma-separated")
+	fs.StringVar(&o.flowsOut, "flows-out", "", "write flow records as ECS JSON lines to PATH (- for stdout)")
+	fs.StringVar(&o.blocksOut, "blocks-out", "", "write packet blocks to segment files in DIR")
+	fs.Var(&o.collectors, "collector", "stream to a collector at host:port; repeatable for failover")
+	fs.StringVar(&o.ipfix, "ipfix", "", "export flow records as IPFIX over UDP to HOST:PORT (nfcapd, goflow2, ...)")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "spool directory for batches the collector has not acknowledged")
+	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory made by 'tapir certs' (ca.pem, sensor-<id>.pem, sensor-<id>-key.pem)")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after reading files, wait this long for the collector to acknowledge everything (not output.collector.stop_ack_timeout)")
+	fs.StringVar(&o.compression, "compression", "", "block compression: s2 (default) or zstd (= fastest), default, better (zstd levels)")
+	fs.BoolVar(&o.insecure, "insecure", false, "stream to the collector in plaintext (local development only)")
+	fs.StringVar(&o.sensorID, "sensor-id", "", "sensor id (default: config, else the host name)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "end flows idle this long (e.g. 60s)")
+	fs.DurationVar(&o.activeTimeout, "active-timeout", 0, "end flow instances this long after their start (e.g. 30m)")
+	fs.Int64Var(&o.budget, "budget", -1, "capture budget: bytes stored per flow direction (0 = unlimited)")
+	fs.IntVar(&o.snapLen, "snaplen", -1, "live capture length: bytes the kernel captures per packet, as tcpdump -s (capture.snap_len; 0 = 262144)")
+	fs.IntVar(&o.storeBytes, "store-bytes", -1, "bytes stored per packet at most (flows.store_bytes; 0 = all captured)")
+	fs.BoolVar(&o.noMetadata, "no-metadata", false, "do not extract application metadata (DNS, TLS, HTTP, SSH) from flows")
+	fs.IntVar(&o.workers, "workers", 0, "workers (fanout sockets) per interface")
+	fs.StringVar(&o.filter, "filter", "", "tcpdump-syntax capture filter (live capture)")
+	fs.IntVar(&o.seed, "community-seed", -1, "Community ID seed (0-65535)")
+	fs.BoolVar(&o.ebpf, "ebpf", false, "eBPF data path: exact kernel flow counters and the capture cut-off (needs --budget; falls back to userspace)")
+	fs.IntVar(&o.ebpfMapSize, "ebpf-map-size", 0, "entries of the kernel flow map (ebpf.max_flows)")
+	fs.Var(&o.pins, "pin", "capture a flow whole: an address, a CIDR net, port:N or a Community ID; repeatable")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to FILE (go tool pprof)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: tapir-sensor [check-config] (-r FILE | -i IFACE) [flags]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tapir-sensor: unexpected argument %q\n", fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
+}
+
 // loadConfig reads the config file (if any) and applies the flags.
 func loadConfig(o *options) (config.Config, error) {
 	cfg := config.Default()
@@ -190,6 +191,20 @@ func loadConfig(o *options) (config.Config, error) {
 			cfg.Engine.SensorID = h
 		}
 	}
+	if err := applyEngineFlags(o, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := applyEBPFFlags(o, &cfg); err != nil {
+		return cfg, err
+	}
+	applyCaptureFlags(o, &cfg)
+	applyOutputFlags(o, &cfg)
+	return cfg, nil
+}
+
+// applyEngineFlags applies the flows, blocks, metadata and Community ID
+// flags.
+func applyEngineFlags(o *options, cfg *config.Config) error {
 	if o.idleTimeout != 0 {
 		cfg.Engine.Flows.IdleTimeout = o.idleTimeout
 	}
@@ -202,11 +217,6 @@ func loadConfig(o *options) (config.Config, error) {
 	if o.storeBytes >= 0 {
 		cfg.Engine.Flows.SnapLen = o.storeBytes
 	}
-	if o.snapLen == 0 {
-		cfg.Capture.SnapLen = capture.DefaultLiveConfig("").SnapLen // tcpdump's -s 0
-	} else if o.snapLen > 0 {
-		cfg.Capture.SnapLen = o.snapLen
-	}
 	if o.noMetadata {
 		cfg.Engine.Metadata.Enabled = false
 	}
@@ -215,12 +225,19 @@ func loadConfig(o *options) (config.Config, error) {
 	}
 	if o.seed >= 0 {
 		if o.seed > 65535 {
-			return cfg, fmt.Errorf("%w: --community-seed %d > 65535", config.ErrInvalid, o.seed)
+			return fmt.Errorf("%w: --community-seed %d > 65535", config.ErrInvalid, o.seed)
 		}
 		cfg.Engine.CommunitySeed = uint16(o.seed)
 	}
-	if err := applyEBPFFlags(o, &cfg); err != nil {
-		return cfg, err
+	return nil
+}
+
+// applyCaptureFlags applies the live-capture flags.
+func applyCaptureFlags(o *options, cfg *config.Config) {
+	if o.snapLen == 0 {
+		cfg.Capture.SnapLen = capture.DefaultLiveConfig("").SnapLen // tcpdump's -s 0
+	} else if o.snapLen > 0 {
+		cfg.Capture.SnapLen = o.snapLen
 	}
 	if len(o.interfaces) > 0 {
 		cfg.Capture.Interfaces = o.interfaces
@@ -231,6 +248,10 @@ func loadConfig(o *options) (config.Config, error) {
 	if o.filter != "" {
 		cfg.Capture.Filter = o.filter
 	}
+}
+
+// applyOutputFlags applies the output flags (files, collectors, IPFIX).
+func applyOutputFlags(o *options, cfg *config.Config) {
 	if o.flowsOut != "" {
 		cfg.Output.FlowsOut = o.flowsOut
 	}
@@ -253,7 +274,6 @@ func loadConfig(o *options) (config.Config, error) {
 	if o.insecure {
 		cfg.Output.Collector.TLS = tlsconfig.Config{Insecure: true}
 	}
-	return cfg, nil
 }
 
 // configWarnings are the deprecated keys the config file used and the
@@ -264,181 +284,6 @@ func configWarnings(o *options, cfg *config.Config) []string {
 		w = append(w, "--snaplen is the live capture length and does nothing with -r; --store-bytes limits the bytes stored per packet")
 	}
 	return w
-}
-
-// runSensor wires sources, engine and sinks, runs until the input ends or
-// a signal arrives, then flushes and stops in reverse order.
-func runSensor(o *options, cfg *config.Config, stdout io.Writer, logger *slog.Logger) (err error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var reopen func() // SIGHUP: reopen --flows-out (logrotate)
-	reg := prometheus.NewRegistry()
-
-	dp := startEBPF(o, cfg, logger, reg)
-	if dp != nil {
-		defer func() {
-			if err := dp.Stop(); err != nil {
-				logger.Warn("stop eBPF datapath", "err", err)
-			}
-		}()
-	}
-	sources, err := openSources(o, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, s := range sources {
-			s.Close()
-		}
-	}()
-
-	var sinks output.Multi
-	var stream *streamSink
-	var closers []func() error
-	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			err = errors.Join(err, closers[i]())
-		}
-	}()
-	if p := cfg.Output.FlowsOut; p != "" {
-		w := stdout
-		var c io.Closer
-		if p != "-" {
-			f, ferr := output.OpenFlowsFile(p, false)
-			if ferr != nil {
-				return fmt.Errorf("flows output: %w", ferr)
-			}
-			w, c = f, f
-		}
-		fj := output.NewFlowsJSON(w, c)
-		if p != "-" {
-			reopen = func() {
-				f, ferr := output.OpenFlowsFile(p, true)
-				if ferr == nil {
-					ferr = fj.Switch(f, f)
-				}
-				if ferr != nil {
-					logger.Error("SIGHUP: reopen flows output", "path", p, "err", ferr)
-					return
-				}
-				logger.Info("SIGHUP: flows output reopened", "path", p)
-			}
-		}
-		sinks = append(sinks, fj)
-		closers = append(closers, fj.Close)
-	}
-	if d := cfg.Output.BlocksOut; d != "" {
-		bc := block.DefaultDirWriterConfig()
-		bc.Dir = d
-		bo, berr := output.NewBlocks(bc)
-		if berr != nil {
-			return fmt.Errorf("blocks output: %w", berr)
-		}
-		sinks = append(sinks, bo)
-		closers = append(closers, bo.Close)
-	}
-	if len(cfg.Output.Collector.Collectors) > 0 {
-		ex, cerr := startExport(cfg, sources, logger, reg, onPushedConfig(dp, logger))
-		if cerr != nil {
-			return cerr
-		}
-		sinks = append(sinks, ex)
-		closers = append(closers, func() error { return errors.Join(ex.Stop(), ex.deliveryErr()) })
-		stream = ex
-	}
-	if cfg.Output.IPFIX.Collector != "" {
-		ix, ierr := ipfix.New(cfg.Output.IPFIX, ipfix.Dependencies{Logger: logger.With("component", "ipfix"), Registerer: reg})
-		if ierr == nil {
-			ierr = ix.Start()
-		}
-		if ierr != nil {
-			return fmt.Errorf("ipfix output: %w", ierr)
-		}
-		sinks = append(sinks, ix)
-		closers = append(closers, func() error {
-			err := ix.Stop()
-			st := ix.Stats()
-			logger.Info("ipfix export finished", "collector", cfg.Output.IPFIX.Collector, "records", st.Records,
-				"messages", st.Messages, "send_errors", st.SendErrors, "dropped_messages", st.DroppedMessages)
-			return err
-		})
-	}
-
-	var sink engine.Sink = sinks
-	if dp != nil {
-		sink = dp.WrapSink(sinks)
-	}
-	// Build blocks only when an output takes them (the IPFIX output
-	// takes none).
-	cfg.Engine.Blocks.Disabled = cfg.Output.BlocksOut == "" && len(cfg.Output.Collector.Collectors) == 0
-	eng, err := engine.New(cfg.Engine, engine.Dependencies{Sources: sources, Sink: sink, Logger: logger, Registerer: reg})
-	if err != nil {
-		return err
-	}
-	if stream != nil {
-		f := func() map[string]uint64 { return engineCounters(eng.Stats()) }
-		stream.statsFn.Store(&f)
-	}
-	if err := startMetrics(cfg.Metrics.Listen, reg, logger, len(o.readFiles) == 0); err != nil {
-		return err
-	}
-	start := time.Now()
-	if err := eng.Start(); err != nil {
-		return err
-	}
-	var refused <-chan struct{} // closed when the collectors refuse the sensor for good
-	if stream != nil {
-		refused = stream.Failed()
-	}
-wait:
-	for {
-		select {
-		case <-eng.Done():
-			break wait
-		case <-ctx.Done():
-			logger.Info("signal received; flushing flows and blocks")
-			break wait
-		case <-refused:
-			logger.Error("stopping: the collector refused this sensor", "err", stream.Err())
-			break wait
-		case <-hup:
-			if reopen == nil {
-				logger.Info("SIGHUP: nothing to reload")
-				continue
-			}
-			reopen()
-		}
-	}
-	runErr := eng.Stop()
-	if stream != nil {
-		stream.FlushStats() // the run's final counters
-	}
-	if stream != nil && ctx.Err() == nil {
-		// Offline: exit once the collector holds everything (a signal,
-		// a refusal or the drain timeout leaves the rest in the spool).
-		logger.Info("capture read; waiting for the collector's acknowledgements", "timeout", o.drainTimeout)
-		dctx, cancel := context.WithTimeout(ctx, o.drainTimeout)
-		if !stream.WaitAcked(dctx) {
-			logger.Warn("collector has not acknowledged everything; the rest stays in the spool for the next run",
-				"timeout", o.drainTimeout)
-		}
-		cancel()
-	}
-	st := eng.Stats()
-	logger.Info("capture finished", "packets", st.Packets, "flows", st.Flows.Created, "records", st.Records,
-		"blocks", st.Blocks, "block_bytes", st.BlockBytes, "stored_packets", st.StoredPackets,
-		"budget_cut_packets", st.Flows.BudgetCutPackets, "evicted", st.Flows.Evicted(),
-		"decode_truncated", st.Decode.Truncated, "decode_malformed", st.Decode.Malformed, "clock_steps", st.Flows.ClockSteps, "blocks_closed_early", st.BlocksClosedEarly, "block_errors", st.BlockErrors,
-		"seconds", time.Since(start).Seconds())
-	for i, s := range st.Sources {
-		if s.KernelDrops > 0 || s.QueueFreezes > 0 {
-			logger.Warn("kernel dropped packets", "source", i, "drops", s.KernelDrops, "freezes", s.QueueFreezes)
-		}
-	}
-	return runErr
 }
 
 // openSources opens the files or the live interfaces.

@@ -55,7 +55,43 @@ func init() {
 	register(&command{name: "pcap", summary: "write the packets of stored blocks as pcap or pcapng", run: runPcap})
 }
 
+// pcapRequest is a parsed `tapir pcap` command line.
+type pcapRequest struct {
+	out    string // output path, - for stdout
+	format pcapio.Format
+	sel    *pcapSelection
+	src    pcapSource
+}
+
 func runPcap(ctx context.Context, e *env, args []string) error {
+	req, err := parsePcapArgs(e, args)
+	if err != nil {
+		return err
+	}
+	if ss, ok := req.src.(pcapStreamer); ok {
+		return writePcapStream(ctx, e, req.out, req.format, req.sel, ss)
+	}
+	blocks, err := req.src.blocks(ctx, e, req.sel)
+	if err != nil {
+		return err
+	}
+	if req.format == pcapio.FormatPcap {
+		// Fail before creating the output file.
+		if err := sameLinkType(blocks); err != nil {
+			return err
+		}
+	}
+	st, err := writeBlocksTo(e, req.out, req.format, blocks)
+	if err != nil {
+		return err
+	}
+	e.log.Info("pcap written", "blocks", st.Blocks, "packets", st.Packets, "bytes", st.Bytes, "format", req.format)
+	return nil
+}
+
+// parsePcapArgs parses the command line: output, format, selection and
+// the one packet source chosen.
+func parsePcapArgs(e *env, args []string) (*pcapRequest, error) {
 	fs := flag.NewFlagSet("tapir pcap", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	out := fs.String("o", "", "output file (- for stdout)")
@@ -70,74 +106,78 @@ func runPcap(ctx context.Context, e *env, args []string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	f, err := pcapio.ParseFormat(*format)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *out == "" {
-		return fmt.Errorf("%w: -o FILE is required (- for stdout)", errUsage)
+		return nil, fmt.Errorf("%w: -o FILE is required (- for stdout)", errUsage)
 	}
 	sel := &pcapSelection{communityID: *cid}
 	if *fid != "" {
 		if sel.flowID, err = flow.ParseID(*fid); err != nil {
-			return fmt.Errorf("%w: --flow-id: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: --flow-id: %v", errUsage, err)
 		}
 	}
+	src, err := chooseSource(sources)
+	if err != nil {
+		return nil, err
+	}
+	return &pcapRequest{out: *out, format: f, sel: sel, src: src}, nil
+}
+
+// chooseSource returns the one source the command line selected.
+func chooseSource(sources []pcapSource) (pcapSource, error) {
 	var src pcapSource
 	for _, s := range sources {
 		if s.selected() {
 			if src != nil {
-				return fmt.Errorf("%w: choose one packet source", errUsage)
+				return nil, fmt.Errorf("%w: choose one packet source", errUsage)
 			}
 			src = s
 		}
 	}
 	if src == nil {
-		return fmt.Errorf("%w: no packet source given (e.g. --blocks DIR)", errUsage)
+		return nil, fmt.Errorf("%w: no packet source given (e.g. --blocks DIR)", errUsage)
 	}
-	if ss, ok := src.(pcapStreamer); ok {
-		return writePcapStream(ctx, e, *out, f, sel, ss)
-	}
-	blocks, err := src.blocks(ctx, e, sel)
-	if err != nil {
-		return err
-	}
-	if f == pcapio.FormatPcap {
-		// Fail before creating the output file.
-		for _, b := range blocks {
-			if b.Meta.LinkType != blocks[0].Meta.LinkType {
-				return fmt.Errorf("blocks hold link types %d and %d: %w (--format pcapng)",
-					blocks[0].Meta.LinkType, b.Meta.LinkType, pcapio.ErrLinkType)
-			}
+	return src, nil
+}
+
+// sameLinkType fails when the blocks hold more than one link type (a
+// pcap file has one).
+func sameLinkType(blocks []*block.Block) error {
+	for _, b := range blocks {
+		if b.Meta.LinkType != blocks[0].Meta.LinkType {
+			return fmt.Errorf("blocks hold link types %d and %d: %w (--format pcapng)",
+				blocks[0].Meta.LinkType, b.Meta.LinkType, pcapio.ErrLinkType)
 		}
 	}
-	w := io.Writer(e.stdout)
-	var file *os.File
-	if *out != "-" {
-		if file, err = os.Create(*out); err != nil {
-			return fmt.Errorf("create output: %w", err)
-		}
-		w = file
-	}
-	st, err := pcapio.WriteBlocks(w, f, blocks)
-	if file != nil {
-		if cerr := file.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("close output: %w", cerr)
-		}
-		if err != nil {
-			os.Remove(*out)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	e.log.Info("pcap written", "blocks", st.Blocks, "packets", st.Packets, "bytes", st.Bytes, "format", f)
 	return nil
+}
+
+// writeBlocksTo writes the blocks' packets to out (stdout for -); a file
+// left incomplete by an error is removed.
+func writeBlocksTo(e *env, out string, f pcapio.Format, blocks []*block.Block) (pcapio.WriteStats, error) {
+	if out == "-" {
+		return pcapio.WriteBlocks(e.stdout, f, blocks)
+	}
+	file, err := os.Create(out)
+	if err != nil {
+		return pcapio.WriteStats{}, fmt.Errorf("create output: %w", err)
+	}
+	st, err := pcapio.WriteBlocks(file, f, blocks)
+	if cerr := file.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close output: %w", cerr)
+	}
+	if err != nil {
+		os.Remove(out)
+	}
+	return st, err
 }

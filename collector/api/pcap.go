@@ -333,6 +333,21 @@ func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (in
 			want[r.FlowID] = true
 		}
 	}
+	expired, err := s.scanRefs(c, bs, refs, from, to, want)
+	if err != nil {
+		return 0, err
+	}
+	if len(bs.blocks) == 0 {
+		s.failNoPackets(c, refs, expired)
+		return 0, errAnswered
+	}
+	return len(want), nil
+}
+
+// scanRefs scans the blocks of each flow instance within [from, to]
+// until the block set is full; it returns how many instances' packets
+// had expired.
+func (s *Server) scanRefs(c *call, bs *blockSet, refs []storage.FlowRef, from, to time.Time, want map[flow.ID]bool) (int, error) {
 	expired := 0
 	for _, r := range refs {
 		f, t := r.First, r.Last
@@ -352,31 +367,35 @@ func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (in
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("scan blocks: %w", err)
+			return expired, fmt.Errorf("scan blocks: %w", err)
 		}
 		if bs.full {
 			break
 		}
 	}
-	if len(bs.blocks) == 0 {
-		exported := len(refs) > 0
-		for _, r := range refs {
-			exported = exported && flow.IsExporterSensor(r.SensorID)
-		}
-		if exported {
-			// Every instance came from a NetFlow/IPFIX/sFlow exporter: there
-			// are no packets, and there never will be.
-			s.fail(c, http.StatusNotFound, "no_packets",
-				"flow known from a flow exporter (router or switch: NetFlow, IPFIX or sFlow); exporters send no packets", nil)
-		} else if expired > 0 {
-			s.fail(c, http.StatusGone, "packets_expired", "packets expired", nil)
-		} else {
-			c.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.NotFlushedRetry.Seconds()))))
-			s.fail(c, http.StatusNotFound, "not_flushed", "flow known but not yet flushed: no packets stored yet", nil)
-		}
-		return 0, errAnswered
+	return expired, nil
+}
+
+// failNoPackets answers a known flow without stored packets: exported
+// flows never have any, expired ones had some, else they are not flushed
+// yet (retry).
+func (s *Server) failNoPackets(c *call, refs []storage.FlowRef, expired int) {
+	exported := len(refs) > 0
+	for _, r := range refs {
+		exported = exported && flow.IsExporterSensor(r.SensorID)
 	}
-	return len(want), nil
+	switch {
+	case exported:
+		// Every instance came from a NetFlow/IPFIX/sFlow exporter: there
+		// are no packets, and there never will be.
+		s.fail(c, http.StatusNotFound, "no_packets",
+			"flow known from a flow exporter (router or switch: NetFlow, IPFIX or sFlow); exporters send no packets", nil)
+	case expired > 0:
+		s.fail(c, http.StatusGone, "packets_expired", "packets expired", nil)
+	default:
+		c.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.NotFlushedRetry.Seconds()))))
+		s.fail(c, http.StatusNotFound, "not_flushed", "flow known but not yet flushed: no packets stored yet", nil)
+	}
 }
 
 // collectQuery gathers the blocks of the flows matching a query.
@@ -450,22 +469,56 @@ func (s *Server) parseQuery(c *call, expr string) (*query.Query, bool) {
 
 const ctxCheckEvery = 1024
 
-// streamPcap writes the blocks' packets merged in timestamp order, up to
-// the caps.
+// streamPcap answers with the blocks' packets merged in time order, the
+// counts and completeness in the trailers.
 func (s *Server) streamPcap(c *call, bs *blockSet, format pcapio.Format, nflows int) {
+	linkType, ok := s.pcapLinkType(c, bs, format)
+	if !ok {
+		return
+	}
+	h := c.w.Header()
+	s.setPcapHeaders(c, bs, format, nflows)
+	c.w.WriteHeader(http.StatusOK)
+
+	packets, bytes, complete, err := writePackets(c, bs, format, linkType)
+	if err != nil {
+		complete = false
+		c.audit.Error = err.Error()
+		s.log.Warn("pcap stream ended early", "err", err, "subject", c.audit.Subject, "packets", packets)
+	}
+	if !complete {
+		s.m.truncated.Inc()
+		c.audit.Truncated = true
+	}
+	s.m.sentPackets.Add(float64(packets))
+	c.audit.Packets = packets
+	h.Set("X-Tapir-Complete", strconv.FormatBool(complete))
+	h.Set("X-Tapir-Packets", strconv.FormatInt(packets, 10))
+	h.Set("X-Tapir-Bytes", strconv.FormatInt(bytes, 10))
+}
+
+// pcapLinkType is the answer's link type (the first block's, Ethernet
+// without blocks); a classic pcap of several link types fails the call.
+func (s *Server) pcapLinkType(c *call, bs *blockSet, format pcapio.Format) (uint16, bool) {
 	var linkType uint16 = 1
 	if len(bs.blocks) > 0 {
 		linkType = bs.blocks[0].Meta.LinkType
 	}
-	if format == pcapio.FormatPcap {
-		for _, b := range bs.blocks {
-			if b.Meta.LinkType != linkType {
-				s.fail(c, http.StatusUnprocessableEntity, "link_types",
-					fmt.Sprintf("flows of link types %d and %d: classic pcap holds one, ask for format=pcapng", linkType, b.Meta.LinkType), nil)
-				return
-			}
+	if format != pcapio.FormatPcap {
+		return linkType, true
+	}
+	for _, b := range bs.blocks {
+		if b.Meta.LinkType != linkType {
+			s.fail(c, http.StatusUnprocessableEntity, "link_types",
+				fmt.Sprintf("flows of link types %d and %d: classic pcap holds one, ask for format=pcapng", linkType, b.Meta.LinkType), nil)
+			return 0, false
 		}
 	}
+	return linkType, true
+}
+
+// setPcapHeaders sets the answer's headers and announces the trailers.
+func (s *Server) setPcapHeaders(c *call, bs *blockSet, format pcapio.Format, nflows int) {
 	h := c.w.Header()
 	if format == pcapio.FormatPcap {
 		h.Set("Content-Type", "application/vnd.tcpdump.pcap")
@@ -491,45 +544,35 @@ func (s *Server) streamPcap(c *call, bs *blockSet, format pcapio.Format, nflows 
 		s.m.partialExpired.Inc()
 	}
 	h.Set("Trailer", "X-Tapir-Complete, X-Tapir-Packets, X-Tapir-Bytes")
-	c.w.WriteHeader(http.StatusOK)
+}
 
-	var packets, bytes int64
-	complete := !bs.exceeded()
+// writePackets writes the blocks' packets in time order up to the
+// call's caps; complete is false when a cap or the block set cut it.
+func writePackets(c *call, bs *blockSet, format pcapio.Format, linkType uint16) (packets, bytes int64, complete bool, err error) {
+	complete = !bs.exceeded()
 	pw, err := pcapio.NewWriter(c.w, format, linkType)
-	if err == nil {
-		err = pcapio.Merge(bs.blocks, func(b *block.Block, ts int64, origLen int, data []byte) error {
-			if packets+1 > bs.caps.packets || bytes+int64(len(data)) > bs.caps.bytes {
-				complete = false
-				return errStop
-			}
-			if packets%ctxCheckEvery == 0 {
-				if err := c.ctx.Err(); err != nil {
-					return err
-				}
-			}
-			packets++
-			bytes += int64(len(data))
-			return pw.WritePacket(pcapio.InterfaceOf(&b.Meta), ts, origLen, data)
-		})
-		if errors.Is(err, errStop) {
-			err = nil
-		}
-		if cerr := pw.Close(); err == nil {
-			err = cerr
-		}
-	}
 	if err != nil {
-		complete = false
-		c.audit.Error = err.Error()
-		s.log.Warn("pcap stream ended early", "err", err, "subject", c.audit.Subject, "packets", packets)
+		return 0, 0, complete, err
 	}
-	if !complete {
-		s.m.truncated.Inc()
-		c.audit.Truncated = true
+	err = pcapio.Merge(bs.blocks, func(b *block.Block, ts int64, origLen int, data []byte) error {
+		if packets+1 > bs.caps.packets || bytes+int64(len(data)) > bs.caps.bytes {
+			complete = false
+			return errStop
+		}
+		if packets%ctxCheckEvery == 0 {
+			if err := c.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		packets++
+		bytes += int64(len(data))
+		return pw.WritePacket(pcapio.InterfaceOf(&b.Meta), ts, origLen, data)
+	})
+	if errors.Is(err, errStop) {
+		err = nil
 	}
-	s.m.sentPackets.Add(float64(packets))
-	c.audit.Packets = packets
-	h.Set("X-Tapir-Complete", strconv.FormatBool(complete))
-	h.Set("X-Tapir-Packets", strconv.FormatInt(packets, 10))
-	h.Set("X-Tapir-Bytes", strconv.FormatInt(bytes, 10))
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	return packets, bytes, complete, err
 }

@@ -95,34 +95,42 @@ type fields struct {
 	reason                     uint8
 }
 
+// set takes one field of a NetFlow v9/IPFIX data record; fields of
+// unknown types or enterprises are ignored.
 func (f *fields) set(v *netflow.DataField) {
 	b, ok := v.Value.([]byte)
 	if !ok {
 		return
 	}
 	if v.PenProvided {
-		if v.Pen != penReverse {
-			return
-		}
-		switch v.Type {
-		case ieOctetDelta, ieOctetTotal:
-			f.rbytes, f.hasReverse = uintBE(b), true
-		case iePacketDelta, iePacketTotal:
-			f.rpkts, f.hasReverse = uintBE(b), true
-		case ieTCPFlags:
-			f.rflags = uint8(uintBE(b))
+		if v.Pen == penReverse {
+			f.setReverse(v.Type, b)
 		}
 		return
 	}
-	switch v.Type {
+	if !f.setTuple(v.Type, b) && !f.setTime(v.Type, b) {
+		f.setCounter(v.Type, b)
+	}
+}
+
+// setReverse sets a reverse-direction (RFC 5103) counter or flags.
+func (f *fields) setReverse(t uint16, b []byte) {
+	switch t {
 	case ieOctetDelta, ieOctetTotal:
-		f.bytes = uintBE(b)
+		f.rbytes, f.hasReverse = uintBE(b), true
 	case iePacketDelta, iePacketTotal:
-		f.pkts = uintBE(b)
+		f.rpkts, f.hasReverse = uintBE(b), true
+	case ieTCPFlags:
+		f.rflags = uint8(uintBE(b))
+	}
+}
+
+// setTuple sets a flow-key field (protocol, ports, addresses, ICMP type
+// and code, VLANs); false if t is none of them.
+func (f *fields) setTuple(t uint16, b []byte) bool {
+	switch t {
 	case ieProtocol:
 		f.proto = uint8(uintBE(b))
-	case ieTCPFlags:
-		f.flags = uint8(uintBE(b))
 	case ieSrcPort:
 		f.sport = uint16(uintBE(b))
 	case ieDstPort:
@@ -143,10 +151,27 @@ func (f *fields) set(v *netflow.DataField) {
 		if len(b) == 16 {
 			f.dst = flow.Addr(b)
 		}
-	case ieInputIf:
-		f.inIf = uint32(uintBE(b))
-	case ieOutputIf:
-		f.outIf = uint32(uintBE(b))
+	case ieICMPTypeCode4, ieICMPTypeCode6:
+		tc := uint16(uintBE(b))
+		f.icmpType, f.icmpCode, f.hasICMP = tc>>8, tc&0xff, true
+	case ieICMPType4, ieICMPType6:
+		f.icmpType, f.hasICMP = uint16(uintBE(b)), true
+	case ieICMPCode4, ieICMPCode6:
+		f.icmpCode, f.hasICMP = uint16(uintBE(b)), true
+	case ieVLAN, ieDot1qVLAN:
+		f.vlan = uint16(uintBE(b)) & 0xfff
+	case ieDot1qCustomerVLAN:
+		f.innerVLAN = uint16(uintBE(b)) & 0xfff
+	default:
+		return false
+	}
+	return true
+}
+
+// setTime sets a flow time or the exporter's boot time; false if t is
+// none of them.
+func (f *fields) setTime(t uint16, b []byte) bool {
+	switch t {
 	case ieStartSysUp:
 		f.startUp, f.hasUp = uint32(uintBE(b)), true
 	case ieEndSysUp:
@@ -165,17 +190,26 @@ func (f *fields) set(v *netflow.DataField) {
 		f.endMs = ntpMillis(uintBE(b))
 	case ieSysInitMillis:
 		f.sysInitMs = uintBE(b)
-	case ieICMPTypeCode4, ieICMPTypeCode6:
-		tc := uint16(uintBE(b))
-		f.icmpType, f.icmpCode, f.hasICMP = tc>>8, tc&0xff, true
-	case ieICMPType4, ieICMPType6:
-		f.icmpType, f.hasICMP = uint16(uintBE(b)), true
-	case ieICMPCode4, ieICMPCode6:
-		f.icmpCode, f.hasICMP = uint16(uintBE(b)), true
-	case ieVLAN, ieDot1qVLAN:
-		f.vlan = uint16(uintBE(b)) & 0xfff
-	case ieDot1qCustomerVLAN:
-		f.innerVLAN = uint16(uintBE(b)) & 0xfff
+	default:
+		return false
+	}
+	return true
+}
+
+// setCounter sets a counter, interface, sampling interval, flags or end
+// reason.
+func (f *fields) setCounter(t uint16, b []byte) {
+	switch t {
+	case ieOctetDelta, ieOctetTotal:
+		f.bytes = uintBE(b)
+	case iePacketDelta, iePacketTotal:
+		f.pkts = uintBE(b)
+	case ieTCPFlags:
+		f.flags = uint8(uintBE(b))
+	case ieInputIf:
+		f.inIf = uint32(uintBE(b))
+	case ieOutputIf:
+		f.outIf = uint32(uintBE(b))
 	case ieSamplingInterval, ieSamplerRandom, ieSamplingPacketIntvl:
 		f.sampling = uint32(uintBE(b))
 	case ieFlowEndReason:

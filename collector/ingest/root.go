@@ -245,10 +245,9 @@ func (s *Server) claimSensor(id, remote string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := s.perSensor[id]; n >= s.cfg.MaxStreamsPerSensor {
-		s.metrics.streams.WithLabelValues("refused_sensor_limit").Inc()
-		s.rlog.warn("sensor-limit:"+id, "sensor stream refused: too many streams for this sensor id",
-			"sensor", id, "remote", remote, "max", s.cfg.MaxStreamsPerSensor)
-		return status.Errorf(codes.ResourceExhausted, "sensor %q already has %d streams open (max_streams_per_sensor)", id, n)
+		return s.refuse("refused_sensor_limit", "sensor-limit:"+id,
+			status.Errorf(codes.ResourceExhausted, "sensor %q already has %d streams open (max_streams_per_sensor)", id, n),
+			"sensor stream refused: too many streams for this sensor id", "sensor", id, "remote", remote, "max", s.cfg.MaxStreamsPerSensor)
 	}
 	s.perSensor[id]++
 	return nil

@@ -70,9 +70,8 @@ func (s *Server) identify(ctx context.Context) (remote, certID string, err error
 		}
 	}
 	if err != nil {
-		s.metrics.streams.WithLabelValues("refused_identity").Inc()
-		s.rlog.warn("identity:"+remote, "sensor stream refused: no sensor identity in certificate", "remote", remote, "err", err)
-		return remote, "", status.Error(codes.PermissionDenied, "certificate carries no sensor identity")
+		return remote, "", s.refuse("refused_identity", "identity:"+remote, status.Error(codes.PermissionDenied, "certificate carries no sensor identity"),
+			"sensor stream refused: no sensor identity in certificate", "remote", remote, "err", err)
 	}
 	return remote, certID, nil
 }
@@ -142,22 +141,22 @@ func (s *Server) awaitHello(ctx context.Context, recv <-chan recvResult, remote 
 		}
 		hello = r.m.GetHello()
 	case <-timer.C:
-		s.metrics.streams.WithLabelValues("refused_hello_timeout").Inc()
-		s.rlog.warn("hello-timeout:"+remote, "sensor stream refused: no hello in time", "remote", remote)
-		return nil, status.Error(codes.DeadlineExceeded, "no hello in time")
+		return nil, s.refuse("refused_hello_timeout", "hello-timeout:"+remote, status.Error(codes.DeadlineExceeded, "no hello in time"),
+			"sensor stream refused: no hello in time", "remote", remote)
 	case <-s.shutdown:
 		return nil, status.Error(codes.Unavailable, "collector shutting down")
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	if hello == nil || !validSensorID(hello.SensorId) {
-		s.metrics.streams.WithLabelValues("refused_hello").Inc()
-		s.rlog.warn("hello:"+remote, "sensor stream refused: first message is not a valid hello", "remote", remote)
-		return nil, status.Error(codes.InvalidArgument, "first message must be a hello with a sensor id")
+		return nil, s.refuse("refused_hello", "hello:"+remote, status.Error(codes.InvalidArgument, "first message must be a hello with a sensor id"),
+			"sensor stream refused: first message is not a valid hello", "remote", remote)
 	}
 	return hello, nil
 }
 
+// Stream serves one sensor stream: the TLS identity, admission (the
+// stream limits), the hello, registration, then the batch loop.
 func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapirv1.CollectorMessage]) error {
 	s := v.s
 	ctx := ss.Context()
@@ -165,15 +164,11 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 	if err != nil {
 		return err
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		s.metrics.streams.WithLabelValues("refused_limit").Inc()
-		s.rlog.warn("limit", "sensor stream refused: too many streams", "remote", remote, "max", s.cfg.MaxStreams)
-		return status.Error(codes.ResourceExhausted, "too many sensor streams")
+	release, err := s.admit(remote)
+	if err != nil {
+		return err
 	}
-
+	defer release()
 	// The per-sensor stream limit is claimed before anything is read:
 	// under the certificate's identity with TLS, else under the hello's.
 	if certID != "" {
@@ -189,12 +184,9 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 	if err != nil {
 		return err
 	}
-	id, epoch := hello.SensorId, hello.Epoch
-	if !s.cfg.TLS.Insecure && id != certID {
-		s.metrics.streams.WithLabelValues("refused_identity").Inc()
-		s.rlog.warn("mismatch:"+remote, "sensor stream refused: hello sensor id differs from certificate",
-			"remote", remote, "hello_id", id, "cert_id", certID)
-		return status.Errorf(codes.PermissionDenied, "sensor id %q does not match certificate identity", id)
+	id := hello.SensorId
+	if err := s.matchIdentity(id, certID, remote); err != nil {
+		return err
 	}
 	if certID == "" {
 		if err := s.claimSensor(id, remote); err != nil {
@@ -202,33 +194,90 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 		}
 		defer s.unclaimSensor(id)
 	}
-	st := &stream{epoch: epoch, control: make(chan *tapirv1.CollectorMessage, 4)}
-	s.addSession(id, st, remote)
-	defer s.removeSession(id, st)
-	durable, err := s.deps.Store.DurableSeq(ctx, id, epoch)
+	h := &handler{s: s, ss: ss, ctx: ctx, id: id, epoch: hello.Epoch}
+	durable, disconnect, err := h.connect(hello, remote)
 	if err != nil {
-		s.metrics.streams.WithLabelValues("refused_store").Inc()
-		s.rlog.warn("store", "sensor stream refused: store durable seq", "sensor", id, "err", err)
-		return status.Error(codes.Unavailable, "store unavailable")
+		return err
 	}
-	info := registry.Info{ID: id, Epoch: epoch, Hostname: hello.Hostname, Version: hello.Version, Capabilities: hello.Capabilities}
-	for _, ifc := range hello.Interfaces {
-		info.Interfaces = append(info.Interfaces, registry.Interface{Name: ifc.GetName(), LinkType: ifc.GetLinkType(), Snaplen: ifc.GetSnaplen()})
-	}
-	sess := s.deps.Registry.Connect(info, remote, durable)
-	defer sess.Close()
-	s.metrics.streams.WithLabelValues("accepted").Inc()
-	s.metrics.activeStream.Inc()
-	defer s.metrics.activeStream.Dec()
-	s.log.Info("sensor connected", "sensor", id, "epoch", epoch, "remote", remote, "durable_seq", durable, "version", hello.Version)
-	defer s.log.Info("sensor stream closed", "sensor", id, "epoch", epoch, "remote", remote)
-
+	defer disconnect()
 	if err := ss.Send(&tapirv1.CollectorMessage{Msg: &tapirv1.CollectorMessage_HelloAck{HelloAck: &tapirv1.HelloAck{
-		DurableSeq: durable, CollectorId: s.cfg.CollectorID, Epoch: epoch,
+		DurableSeq: durable, CollectorId: s.cfg.CollectorID, Epoch: h.epoch,
 	}}}); err != nil {
 		return err
 	}
-	h := &handler{s: s, ss: ss, ctx: ctx, id: id, epoch: epoch, sess: sess}
+	return h.run(recv)
+}
+
+// refuse counts a refused stream under reason, logs msg (rate-limited
+// per key) and returns err, the status the sensor gets.
+func (s *Server) refuse(reason, key string, err error, msg string, args ...any) error {
+	s.metrics.streams.WithLabelValues(reason).Inc()
+	s.rlog.warn(key, msg, args...)
+	return err
+}
+
+// admit takes one of the MaxStreams stream slots; release gives it back.
+func (s *Server) admit(remote string) (release func(), err error) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	default:
+		return nil, s.refuse("refused_limit", "limit", status.Error(codes.ResourceExhausted, "too many sensor streams"),
+			"sensor stream refused: too many streams", "remote", remote, "max", s.cfg.MaxStreams)
+	}
+}
+
+// matchIdentity refuses, with TLS, a hello whose sensor id is not the
+// certificate's.
+func (s *Server) matchIdentity(id, certID, remote string) error {
+	if s.cfg.TLS.Insecure || id == certID {
+		return nil
+	}
+	return s.refuse("refused_identity", "mismatch:"+remote,
+		status.Errorf(codes.PermissionDenied, "sensor id %q does not match certificate identity", id),
+		"sensor stream refused: hello sensor id differs from certificate", "remote", remote, "hello_id", id, "cert_id", certID)
+}
+
+// connect registers the stream (open sessions, the sensor registry),
+// reads the store's durable seq for its epoch and counts it accepted;
+// disconnect undoes it when the stream ends.
+func (h *handler) connect(hello *tapirv1.Hello, remote string) (durable uint64, disconnect func(), err error) {
+	s, id, epoch := h.s, h.id, h.epoch
+	h.st = &stream{epoch: epoch, control: make(chan *tapirv1.CollectorMessage, 4)}
+	s.addSession(id, h.st, remote)
+	durable, err = s.deps.Store.DurableSeq(h.ctx, id, epoch)
+	if err != nil {
+		err = s.refuse("refused_store", "store", status.Error(codes.Unavailable, "store unavailable"),
+			"sensor stream refused: store durable seq", "sensor", id, "err", err)
+		s.removeSession(id, h.st)
+		return 0, nil, err
+	}
+	h.sess = s.deps.Registry.Connect(registryInfo(hello), remote, durable)
+	s.metrics.streams.WithLabelValues("accepted").Inc()
+	s.metrics.activeStream.Inc()
+	s.log.Info("sensor connected", "sensor", id, "epoch", epoch, "remote", remote, "durable_seq", durable, "version", hello.Version)
+	return durable, func() {
+		s.log.Info("sensor stream closed", "sensor", id, "epoch", epoch, "remote", remote)
+		s.metrics.activeStream.Dec()
+		h.sess.Close()
+		s.removeSession(id, h.st)
+	}, nil
+}
+
+// registryInfo is what the sensor registry shows of a hello.
+func registryInfo(hello *tapirv1.Hello) registry.Info {
+	info := registry.Info{ID: hello.SensorId, Epoch: hello.Epoch, Hostname: hello.Hostname, Version: hello.Version, Capabilities: hello.Capabilities}
+	for _, ifc := range hello.Interfaces {
+		info.Interfaces = append(info.Interfaces, registry.Interface{Name: ifc.GetName(), LinkType: ifc.GetLinkType(), Snaplen: ifc.GetSnaplen()})
+	}
+	return info
+}
+
+// run is the batch loop: received batches are stored and acked, pushed
+// configuration is sent, until the sensor goes away or the collector
+// shuts down.
+func (h *handler) run(recv <-chan recvResult) error {
+	s := h.s
 	for {
 		select {
 		case r := <-recv:
@@ -237,14 +286,14 @@ func (v *service) Stream(ss grpc.BidiStreamingServer[tapirv1.SensorMessage, tapi
 			if err != nil || r.err != nil {
 				return err
 			}
-		case m := <-st.control:
-			if err := ss.Send(m); err != nil {
+		case m := <-h.st.control:
+			if err := h.ss.Send(m); err != nil {
 				return err
 			}
 			s.metrics.configPushes.Inc()
 		case <-s.shutdown:
 			return status.Error(codes.Unavailable, "collector shutting down")
-		case <-ctx.Done():
+		case <-h.ctx.Done():
 			return nil // the sensor went away
 		}
 	}
@@ -257,6 +306,7 @@ type handler struct {
 	ctx   context.Context
 	id    string
 	epoch uint64
+	st    *stream // the stream's entry in the open sessions
 	sess  *registry.Session
 	sb    storage.Batch
 	acked uint64

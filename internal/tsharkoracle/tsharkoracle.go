@@ -120,14 +120,8 @@ func Frames(tb testing.TB, path string) (frames []Frame, ok bool) {
 
 // parse turns tshark's field lines into frames.
 func parse(out []byte) []Frame {
-	type fragID struct {
-		proto    uint8
-		src, dst netip.Addr
-		id       string
-	}
 	var frames []Frame
-	ports := map[fragID][2]uint16{}
-	later := map[int]fragID{} // index of a non-first fragment -> its datagram
+	frags := fragments{ports: map[fragID][2]uint16{}, later: map[int]fragID{}}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -136,84 +130,137 @@ func parse(out []byte) []Frame {
 			f = append(f, "")
 		}
 		fr := Frame{Number: atoi(f[fNumber]), Epoch: f[fEpoch], Len: atoi(f[fLen]), CapLen: atoi(f[fCapLen])}
-		// The outermost network layer, from the protocol stack.
-		outer := ""
-		for _, p := range strings.Split(f[fProtocols], ":") {
-			if p == "ip" || p == "ipv6" {
-				outer = p
-				break
-			}
-		}
-		var src, dst netip.Addr
-		var proto uint8
-		var fid *fragID
-		first := true
-		switch {
-		case outer == "ip" && f[fIPSrc] != "":
-			src, dst = mustAddr(f[fIPSrc]), mustAddr(f[fIPDst])
-			proto = uint8(atoi(f[fIPProto]))
-			off := atoi(f[fIPFragOffset])
-			if off != 0 || f[fIPMF] == "1" || f[fIPMF] == "True" {
-				fid = &fragID{proto, src, dst, f[fIPID]}
-				first = off == 0
-			}
-		case outer == "ipv6" && f[fIP6Src] != "":
-			src, dst = mustAddr(f[fIP6Src]), mustAddr(f[fIP6Dst])
-			proto = uint8(atoi(f[fIP6Nxt]))
-			for range 8 { // walk the extension headers
-				switch proto {
-				case 0:
-					proto = uint8(atoi(f[fIP6HopNxt]))
-				case 60:
-					proto = uint8(atoi(f[fIP6DstNxt]))
-				case 43:
-					proto = uint8(atoi(f[fIP6RoutingNxt]))
-				case 44:
-					proto = uint8(atoi(f[fIP6FragNxt]))
-					fid = &fragID{proto, src, dst, f[fIP6FragIdent]}
-					first = atoi(f[fIP6FragOffset]) == 0
-				}
-			}
-		default:
+		n, ok := networkOf(f)
+		if !ok {
 			frames = append(frames, fr) // not IP
 			continue
 		}
-		var sport, dport uint16
-		switch proto {
-		case flow.ProtoTCP:
-			sport, dport = uint16(atoi(f[fTCPSrc])), uint16(atoi(f[fTCPDst]))
-		case flow.ProtoUDP:
-			sport, dport = uint16(atoi(f[fUDPSrc])), uint16(atoi(f[fUDPDst]))
-		case flow.ProtoSCTP:
-			sport, dport = uint16(atoi(f[fSCTPSrc])), uint16(atoi(f[fSCTPDst]))
-		case flow.ProtoICMP:
-			sport, dport = uint16(atoi(f[fICMPType])), uint16(atoi(f[fICMPCode]))
-		case flow.ProtoICMPv6:
-			sport, dport = uint16(atoi(f[fICMP6Type])), uint16(atoi(f[fICMP6Code]))
-		}
+		sport, dport := portsOf(n.proto, f)
 		fr.IP = true
 		var fam uint8
-		fr.Tuple.Src, fam = flow.AddrFromNetip(src)
-		fr.Tuple.Dst, _ = flow.AddrFromNetip(dst)
-		fr.Tuple.Family, fr.Tuple.Proto, fr.Tuple.SrcPort, fr.Tuple.DstPort = fam, proto, sport, dport
-		if fid != nil {
-			fr.Fragment = true
-			if first {
-				ports[*fid] = [2]uint16{sport, dport}
-			} else {
-				fr.NonFirst = true
-				later[len(frames)] = *fid
-			}
+		fr.Tuple.Src, fam = flow.AddrFromNetip(n.src)
+		fr.Tuple.Dst, _ = flow.AddrFromNetip(n.dst)
+		fr.Tuple.Family, fr.Tuple.Proto, fr.Tuple.SrcPort, fr.Tuple.DstPort = fam, n.proto, sport, dport
+		if n.frag != nil {
+			frags.note(&fr, len(frames), *n.frag, n.first)
 		}
 		frames = append(frames, fr)
 	}
-	for i, fid := range later {
+	frags.resolve(frames)
+	return frames
+}
+
+// fragID names the datagram a fragment belongs to.
+type fragID struct {
+	proto    uint8
+	src, dst netip.Addr
+	id       string
+}
+
+// network is a frame's outermost IP header: addresses, the transport
+// protocol and, for a fragment, its datagram and whether it is the first.
+type network struct {
+	src, dst netip.Addr
+	proto    uint8
+	frag     *fragID // nil: not a fragment
+	first    bool
+}
+
+// networkOf reads the outermost network layer (from the protocol stack);
+// false when there is no IP layer.
+func networkOf(f []string) (network, bool) {
+	outer := ""
+	for _, p := range strings.Split(f[fProtocols], ":") {
+		if p == "ip" || p == "ipv6" {
+			outer = p
+			break
+		}
+	}
+	switch {
+	case outer == "ip" && f[fIPSrc] != "":
+		return ipv4Network(f), true
+	case outer == "ipv6" && f[fIP6Src] != "":
+		return ipv6Network(f), true
+	default:
+		return network{}, false
+	}
+}
+
+// ipv4Network reads an IPv4 header.
+func ipv4Network(f []string) network {
+	n := network{src: mustAddr(f[fIPSrc]), dst: mustAddr(f[fIPDst]), proto: uint8(atoi(f[fIPProto])), first: true}
+	off := atoi(f[fIPFragOffset])
+	if off != 0 || f[fIPMF] == "1" || f[fIPMF] == "True" {
+		n.frag = &fragID{n.proto, n.src, n.dst, f[fIPID]}
+		n.first = off == 0
+	}
+	return n
+}
+
+// ipv6Network reads an IPv6 header, walking the extension headers to the
+// transport protocol.
+func ipv6Network(f []string) network {
+	n := network{src: mustAddr(f[fIP6Src]), dst: mustAddr(f[fIP6Dst]), proto: uint8(atoi(f[fIP6Nxt])), first: true}
+	for range 8 { // walk the extension headers
+		switch n.proto {
+		case 0:
+			n.proto = uint8(atoi(f[fIP6HopNxt]))
+		case 60:
+			n.proto = uint8(atoi(f[fIP6DstNxt]))
+		case 43:
+			n.proto = uint8(atoi(f[fIP6RoutingNxt]))
+		case 44:
+			n.proto = uint8(atoi(f[fIP6FragNxt]))
+			n.frag = &fragID{n.proto, n.src, n.dst, f[fIP6FragIdent]}
+			n.first = atoi(f[fIP6FragOffset]) == 0
+		}
+	}
+	return n
+}
+
+// portsOf is the transport's port pair (ICMP: type and code).
+func portsOf(proto uint8, f []string) (sport, dport uint16) {
+	switch proto {
+	case flow.ProtoTCP:
+		return uint16(atoi(f[fTCPSrc])), uint16(atoi(f[fTCPDst]))
+	case flow.ProtoUDP:
+		return uint16(atoi(f[fUDPSrc])), uint16(atoi(f[fUDPDst]))
+	case flow.ProtoSCTP:
+		return uint16(atoi(f[fSCTPSrc])), uint16(atoi(f[fSCTPDst]))
+	case flow.ProtoICMP:
+		return uint16(atoi(f[fICMPType])), uint16(atoi(f[fICMPCode]))
+	case flow.ProtoICMPv6:
+		return uint16(atoi(f[fICMP6Type])), uint16(atoi(f[fICMP6Code]))
+	}
+	return 0, 0
+}
+
+// fragments gives non-first fragments the ports of their datagram's
+// first fragment.
+type fragments struct {
+	ports map[fragID][2]uint16
+	later map[int]fragID // index of a non-first fragment -> its datagram
+}
+
+// note records fragment fr, at index i of the frames.
+func (fs *fragments) note(fr *Frame, i int, id fragID, first bool) {
+	fr.Fragment = true
+	if first {
+		fs.ports[id] = [2]uint16{fr.Tuple.SrcPort, fr.Tuple.DstPort}
+		return
+	}
+	fr.NonFirst = true
+	fs.later[i] = id
+}
+
+// resolve sets the non-first fragments' ports.
+func (fs *fragments) resolve(frames []Frame) {
+	for i, fid := range fs.later {
 		fr := &frames[i]
-		pp, ok := ports[fid]
+		pp, ok := fs.ports[fid]
 		fr.Resolved = ok
 		fr.Tuple.SrcPort, fr.Tuple.DstPort = pp[0], pp[1] // 0, 0: datagram without its first fragment
 	}
-	return frames
 }
 
 func mustAddr(s string) netip.Addr {

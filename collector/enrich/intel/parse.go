@@ -70,29 +70,9 @@ func normalize(typ, v string) (Indicator, error) {
 		}
 		return Indicator{Type: TypeIP, Value: a.Unmap().String()}, nil
 	case TypeCIDR:
-		p, err := netip.ParsePrefix(v)
-		if err != nil {
-			return Indicator{}, fmt.Errorf("bad network %q", v)
-		}
-		p = p.Masked()
-		if p.Addr().Is4In6() {
-			return Indicator{}, fmt.Errorf("bad network %q", v)
-		}
-		if p.IsSingleIP() {
-			return Indicator{Type: TypeIP, Value: p.Addr().String()}, nil
-		}
-		return Indicator{Type: TypeCIDR, Value: p.String()}, nil
+		return normalizeCIDR(v)
 	case TypeDomain, "domain-name", "hostname", TypeSNI:
-		d := strings.ToLower(strings.TrimSuffix(v, "."))
-		d = strings.TrimPrefix(d, "*.")
-		if !validDomain(d) {
-			return Indicator{}, fmt.Errorf("bad domain %q", v)
-		}
-		t := TypeDomain
-		if strings.EqualFold(typ, TypeSNI) {
-			t = TypeSNI
-		}
-		return Indicator{Type: t, Value: d}, nil
+		return normalizeDomain(typ, v)
 	case TypeJA4:
 		if len(v) > 64 || strings.ContainsAny(v, " \t,;") {
 			return Indicator{}, fmt.Errorf("bad ja4 %q", v)
@@ -111,6 +91,38 @@ func normalize(typ, v string) (Indicator, error) {
 		return normalize("", u.Hostname())
 	}
 	return Indicator{}, fmt.Errorf("unknown indicator type %q", typ)
+}
+
+// normalizeCIDR masks a network; a single address becomes an IP
+// indicator.
+func normalizeCIDR(v string) (Indicator, error) {
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return Indicator{}, fmt.Errorf("bad network %q", v)
+	}
+	p = p.Masked()
+	if p.Addr().Is4In6() {
+		return Indicator{}, fmt.Errorf("bad network %q", v)
+	}
+	if p.IsSingleIP() {
+		return Indicator{Type: TypeIP, Value: p.Addr().String()}, nil
+	}
+	return Indicator{Type: TypeCIDR, Value: p.String()}, nil
+}
+
+// normalizeDomain lower-cases a domain (or SNI) and drops a trailing dot
+// and a leading wildcard label.
+func normalizeDomain(typ, v string) (Indicator, error) {
+	d := strings.ToLower(strings.TrimSuffix(v, "."))
+	d = strings.TrimPrefix(d, "*.")
+	if !validDomain(d) {
+		return Indicator{}, fmt.Errorf("bad domain %q", v)
+	}
+	t := TypeDomain
+	if strings.EqualFold(typ, TypeSNI) {
+		t = TypeSNI
+	}
+	return Indicator{Type: t, Value: d}, nil
 }
 
 func validDomain(d string) bool {
@@ -318,78 +330,97 @@ func parsePattern(p string) ([]term, error) {
 	if len(toks) == 0 {
 		return nil, errors.New("empty pattern")
 	}
-	var terms []term
-	unsupported := false
-	depth := 0
-	i := 0
+	pp := &patternParser{toks: toks}
 	expectObs := true
-	for i < len(toks) {
-		t := toks[i]
+	for pp.i < len(toks) {
+		t := toks[pp.i]
 		switch {
 		case t.kind == tokPunct && t.s == "[":
-			if depth != 0 || !expectObs {
+			if !expectObs {
 				return nil, fmt.Errorf("unexpected [ at %d", t.pos)
 			}
-			depth++
-			i++
-			// comparisons joined by OR / AND
-			for {
-				if i+2 >= len(toks) {
-					return nil, errors.New("unterminated observation")
-				}
-				path, op, val := toks[i], toks[i+1], toks[i+2]
-				if path.kind != tokWord || val.kind != tokString && val.kind != tokWord {
-					return nil, fmt.Errorf("bad comparison at %d", path.pos)
-				}
-				if op.kind != tokWord && op.kind != tokPunct {
-					return nil, fmt.Errorf("bad operator at %d", op.pos)
-				}
-				typ, ok := stixPaths[path.s]
-				if !ok || op.s != "=" || val.kind != tokString {
-					unsupported = true
-				} else {
-					terms = append(terms, term{typ, val.s})
-				}
-				i += 3
-				if i >= len(toks) {
-					return nil, errors.New("unterminated observation")
-				}
-				n := toks[i]
-				if n.kind == tokPunct && n.s == "]" {
-					depth--
-					i++
-					break
-				}
-				if n.kind == tokWord && (n.s == "OR" || n.s == "AND") {
-					if n.s == "AND" {
-						unsupported = true
-					}
-					i++
-					continue
-				}
-				return nil, fmt.Errorf("unexpected %q at %d", n.s, n.pos)
+			if err := pp.observation(); err != nil {
+				return nil, err
 			}
 			expectObs = false
 		case t.kind == tokWord && !expectObs && (t.s == "OR" || t.s == "AND" || t.s == "FOLLOWEDBY"):
 			if t.s != "OR" {
-				unsupported = true
+				pp.unsupported = true
 			}
 			expectObs = true
-			i++
+			pp.i++
 		case t.kind == tokWord && !expectObs && (t.s == "WITHIN" || t.s == "REPEATS" || t.s == "START" || t.s == "STOP"):
 			// qualifiers: ignore the rest
-			i = len(toks)
+			pp.i = len(toks)
 		default:
 			return nil, fmt.Errorf("unexpected %q at %d", t.s, t.pos)
 		}
 	}
-	if expectObs || depth != 0 {
+	if expectObs {
 		return nil, errors.New("incomplete pattern")
 	}
-	if unsupported {
+	if pp.unsupported {
 		return nil, ErrUnsupported
 	}
-	return terms, nil
+	return pp.terms, nil
+}
+
+// patternParser walks a STIX pattern's tokens, collecting the terms it
+// can match and noting what it cannot.
+type patternParser struct {
+	toks        []token
+	i           int // next token
+	terms       []term
+	unsupported bool // a comparison or operator tapir cannot match
+}
+
+// observation parses "[" comparison {(OR | AND) comparison} "]" at the
+// current token.
+func (pp *patternParser) observation() error {
+	pp.i++ // [
+	for {
+		if err := pp.comparison(); err != nil {
+			return err
+		}
+		if pp.i >= len(pp.toks) {
+			return errors.New("unterminated observation")
+		}
+		n := pp.toks[pp.i]
+		pp.i++
+		switch {
+		case n.kind == tokPunct && n.s == "]":
+			return nil
+		case n.kind == tokWord && (n.s == "OR" || n.s == "AND"):
+			if n.s == "AND" {
+				pp.unsupported = true
+			}
+		default:
+			return fmt.Errorf("unexpected %q at %d", n.s, n.pos)
+		}
+	}
+}
+
+// comparison parses "path op value"; only path = 'string' on a known
+// path becomes a term.
+func (pp *patternParser) comparison() error {
+	if pp.i+2 >= len(pp.toks) {
+		return errors.New("unterminated observation")
+	}
+	path, op, val := pp.toks[pp.i], pp.toks[pp.i+1], pp.toks[pp.i+2]
+	if path.kind != tokWord || val.kind != tokString && val.kind != tokWord {
+		return fmt.Errorf("bad comparison at %d", path.pos)
+	}
+	if op.kind != tokWord && op.kind != tokPunct {
+		return fmt.Errorf("bad operator at %d", op.pos)
+	}
+	typ, ok := stixPaths[path.s]
+	if !ok || op.s != "=" || val.kind != tokString {
+		pp.unsupported = true
+	} else {
+		pp.terms = append(pp.terms, term{typ, val.s})
+	}
+	pp.i += 3
+	return nil
 }
 
 const (
