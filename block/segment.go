@@ -1,27 +1,29 @@
 package block
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/tapir-sensor/tapir/segfile"
 )
 
-// Segment file constants.
+// Segment file constants. A segment is a segfile segment (magic TSEG,
+// version 1) whose records are encoded blocks, framed by their length
+// alone: a block carries its own magic and CRC.
 const (
 	SegmentMagic   = "TSEG"
 	SegmentVersion = 1
 	SegmentExt     = ".tblk"
-	segmentHeader  = 8
+	segmentPrefix  = "blocks-"
+	segmentHeader  = segfile.HeaderSize
 	recordHeader   = 4
 )
+
+// segmentFormat frames blocks in segment files.
+var segmentFormat = segfile.Format{Magic: SegmentMagic, Version: SegmentVersion, MaxBody: MaxRawBody * 2}
 
 // Segment errors.
 var (
@@ -70,15 +72,9 @@ type DirWriterStats struct {
 // directory. It is safe for concurrent use by several goroutines; each
 // Write is one record, never interleaved with another.
 type DirWriter struct {
-	cfg DirWriterConfig
-
-	mu     sync.Mutex
-	f      *os.File
-	w      *bufio.Writer
-	size   int64
-	n      int
-	stats  DirWriterStats
-	closed bool
+	mu sync.Mutex
+	w  *segfile.Writer
+	n  int // segments named
 }
 
 // NewDirWriter validates cfg (filling defaults for zero fields) and
@@ -94,87 +90,40 @@ func NewDirWriter(cfg DirWriterConfig) (*DirWriter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// Blocks hold packet payloads: private to the writer's user whatever
-	// the umask (an existing directory keeps its mode).
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create block dir: %w", err)
+	d := &DirWriter{}
+	// Blocks hold packet payloads: segfile keeps them private to the
+	// writer's user whatever the umask (an existing directory keeps its
+	// mode).
+	w, err := segfile.NewWriter(segfile.WriterConfig{Dir: cfg.Dir, Format: segmentFormat,
+		SegmentSize: cfg.SegmentSize, BufferSize: cfg.BufferSize, Name: d.segmentName})
+	if err != nil {
+		return nil, fmt.Errorf("block dir writer: %w", err)
 	}
-	return &DirWriter{cfg: cfg}, nil
+	d.w = w
+	return d, nil
+}
+
+// segmentName names the next segment by the time and a counter, so that
+// names sort in creation order.
+func (d *DirWriter) segmentName([]byte) string {
+	d.n++
+	return fmt.Sprintf("%s%d-%d%s", segmentPrefix, time.Now().UnixNano(), d.n-1, SegmentExt)
 }
 
 // Write appends one encoded block (as returned by Builder.Encode). The
 // bytes are copied before Write returns. It rotates to a new segment when
 // the current one has reached the size limit.
 func (d *DirWriter) Write(encoded []byte) error {
-	if len(encoded) > MaxRawBody*2 {
+	if len(encoded) > segmentFormat.MaxBody {
 		return fmt.Errorf("write block of %d bytes: %w", len(encoded), ErrTooLarge)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return ErrClosed
-	}
-	if d.f != nil && d.size+int64(recordHeader+len(encoded)) > d.cfg.SegmentSize && d.size > segmentHeader {
-		if err := d.closeSegment(); err != nil {
-			return err
+	if _, err := d.w.Append(nil, encoded); err != nil {
+		if errors.Is(err, segfile.ErrClosed) {
+			return ErrClosed
 		}
-	}
-	if d.f == nil {
-		if err := d.openSegment(); err != nil {
-			return err
-		}
-	}
-	var hdr [recordHeader]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(encoded)))
-	if _, err := d.w.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write segment: %w", err)
-	}
-	if _, err := d.w.Write(encoded); err != nil {
-		return fmt.Errorf("write segment: %w", err)
-	}
-	n := int64(recordHeader + len(encoded))
-	d.size += n
-	d.stats.Blocks++
-	d.stats.Bytes += uint64(n)
-	return nil
-}
-
-func (d *DirWriter) openSegment() error {
-	name := filepath.Join(d.cfg.Dir, fmt.Sprintf("blocks-%d-%d%s", time.Now().UnixNano(), d.n, SegmentExt))
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("open segment: %w", err)
-	}
-	d.n++
-	if d.w == nil {
-		d.w = bufio.NewWriterSize(f, d.cfg.BufferSize)
-	} else {
-		d.w.Reset(f)
-	}
-	hdr := [segmentHeader]byte{'T', 'S', 'E', 'G', SegmentVersion}
-	if _, err := d.w.Write(hdr[:]); err != nil {
-		f.Close()
-		return fmt.Errorf("write segment header: %w", err)
-	}
-	d.f = f
-	d.size = segmentHeader
-	d.stats.Segments++
-	d.stats.Bytes += segmentHeader
-	return nil
-}
-
-func (d *DirWriter) closeSegment() error {
-	f := d.f
-	d.f = nil
-	err := d.w.Flush()
-	if e := f.Sync(); err == nil {
-		err = e
-	}
-	if e := f.Close(); err == nil {
-		err = e
-	}
-	if err != nil {
-		return fmt.Errorf("close segment %s: %w", f.Name(), err)
 	}
 	return nil
 }
@@ -183,20 +132,15 @@ func (d *DirWriter) closeSegment() error {
 func (d *DirWriter) Flush() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.f == nil {
-		return nil
-	}
-	if err := d.w.Flush(); err != nil {
-		return fmt.Errorf("flush segment: %w", err)
-	}
-	return nil
+	return d.w.Flush()
 }
 
 // Stats returns the counters so far.
 func (d *DirWriter) Stats() DirWriterStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.stats
+	st := d.w.Stats()
+	return DirWriterStats{Blocks: st.Records, Bytes: st.Bytes, Segments: st.Segments}
 }
 
 // Close flushes, fsyncs and closes the open segment and fsyncs the
@@ -204,25 +148,7 @@ func (d *DirWriter) Stats() DirWriterStats {
 func (d *DirWriter) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	d.closed = true
-	if d.f == nil {
-		return nil
-	}
-	if err := d.closeSegment(); err != nil {
-		return err
-	}
-	dir, err := os.Open(d.cfg.Dir)
-	if err != nil {
-		return fmt.Errorf("sync block dir: %w", err)
-	}
-	defer dir.Close()
-	if err := dir.Sync(); err != nil {
-		return fmt.Errorf("sync block dir: %w", err)
-	}
-	return nil
+	return d.w.Close()
 }
 
 // ReadStats reports what a read found, damage included.
@@ -245,6 +171,40 @@ func (s *ReadStats) addErr(err error) {
 	}
 }
 
+// addDamage counts a stretch of a segment the scanner could not read. A
+// cut tail is a truncated segment; a damaged record is corrupt, and ends
+// the segment too when no intact block follows it.
+func (s *ReadStats) addDamage(name string, d segfile.Damage) {
+	s.SkippedBytes += d.Len
+	if !d.Tail || !errors.Is(d.Err, segfile.ErrShort) {
+		s.Corrupt++
+	}
+	if d.Tail {
+		s.Truncated++
+	}
+	s.addErr(fmt.Errorf("%s: %w", name, d))
+}
+
+// segmentScanner reads blocks framed in segments: a record is a block
+// whose header gives the record's length; one found by searching past
+// damage must decode.
+var segmentScanner = segfile.Scanner{
+	Format: segmentFormat,
+	Plausible: func(rec []byte) bool {
+		return len(rec) >= len(Magic) && string(rec[:len(Magic)]) == Magic
+	},
+	Check: func(r segfile.Record, found bool) error {
+		_, total, err := ParseMeta(r.Body)
+		if err == nil && total != len(r.Body) {
+			err = fmt.Errorf("block length %d in record of %d: %w", total, len(r.Body), ErrCorrupt)
+		}
+		if err == nil && found {
+			_, err = Decode(r.Body)
+		}
+		return err
+	},
+}
+
 // ReadSegment reads the blocks of one segment held in data. Blocks whose
 // Meta the filter rejects are not decompressed (filter may be nil). A
 // block that fails to decode is counted and skipped; a record whose
@@ -252,99 +212,36 @@ func (s *ReadStats) addErr(err error) {
 // counted as truncated. Only an error from fn, or data that is not a
 // segment at all, is returned as an error. name labels errors.
 func ReadSegment(name string, data []byte, filter func(Meta) bool, fn func(Meta, *Block) error, st *ReadStats) error {
-	if len(data) < segmentHeader || string(data[:4]) != SegmentMagic {
+	switch err := segmentFormat.CheckHeader(data); {
+	case errors.Is(err, segfile.ErrVersion):
+		return fmt.Errorf("%s: segment version %d: %w", name, data[4], ErrVersion)
+	case err != nil:
 		return fmt.Errorf("%s: %w", name, ErrSegment)
 	}
-	if data[4] != SegmentVersion {
-		return fmt.Errorf("%s: segment version %d: %w", name, data[4], ErrVersion)
-	}
 	st.Segments++
-	off := segmentHeader
-	for off < len(data) {
-		if len(data)-off < recordHeader {
-			st.Truncated++
-			st.SkippedBytes += int64(len(data) - off)
-			st.addErr(fmt.Errorf("%s at %d: partial record header: %w", name, off, ErrShort))
-			return nil
-		}
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		rec := data[off+recordHeader:]
-		if n > len(rec) {
-			// Either the tail was cut or the length is damaged: look for
-			// a later intact record before giving up on the segment.
-			next := resync(data, off+1)
-			if next < 0 {
-				st.Truncated++
-				st.SkippedBytes += int64(len(data) - off)
-				st.addErr(fmt.Errorf("%s at %d: record of %d bytes, %d left: %w", name, off, n, len(rec), ErrShort))
-				return nil
-			}
-			st.Corrupt++
-			st.SkippedBytes += int64(next - off)
-			st.addErr(fmt.Errorf("%s at %d: bad record length %d: %w", name, off, n, ErrCorrupt))
-			off = next
-			continue
-		}
-		rec = rec[:n]
-		meta, total, err := ParseMeta(rec)
-		if err == nil && total != n {
-			err = fmt.Errorf("block length %d in record of %d: %w", total, n, ErrCorrupt)
-		}
-		if err != nil {
-			// The framing is not trustworthy: skip to the next intact
-			// record, or give up on the rest of the segment.
-			st.Corrupt++
-			st.addErr(fmt.Errorf("%s at %d: %w", name, off, err))
-			next := resync(data, off+1)
-			if next < 0 {
-				st.Truncated++
-				st.SkippedBytes += int64(len(data) - off)
-				return nil
-			}
-			st.SkippedBytes += int64(next - off)
-			off = next
-			continue
-		}
-		if filter != nil && !filter(meta) {
-			st.Filtered++
-			off += recordHeader + n
-			continue
-		}
-		blk, err := Decode(rec)
-		if err != nil {
-			st.Corrupt++
-			st.SkippedBytes += int64(recordHeader + n)
-			st.addErr(fmt.Errorf("%s at %d: %w", name, off, err))
-			off += recordHeader + n
-			continue
-		}
-		st.Blocks++
-		if err := fn(blk.Meta, blk); err != nil {
-			return err
-		}
-		off += recordHeader + n
-	}
-	return nil
+	return segmentScanner.Scan(data, func(r segfile.Record) error {
+		return readBlock(name, r, filter, fn, st)
+	}, func(d segfile.Damage) { st.addDamage(name, d) })
 }
 
-// resync returns the offset at or after from of the next record that
-// holds an intact block, or -1.
-func resync(data []byte, from int) int {
-	for from+recordHeader < len(data) {
-		i := bytes.Index(data[from+recordHeader:], []byte(Magic))
-		if i < 0 {
-			return -1
+// readBlock filters and decodes the block of one intact record.
+func readBlock(name string, r segfile.Record, filter func(Meta) bool, fn func(Meta, *Block) error, st *ReadStats) error {
+	if filter != nil {
+		meta, _, _ := ParseMeta(r.Body) // checked by the scanner
+		if !filter(meta) {
+			st.Filtered++
+			return nil
 		}
-		off := from + i
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		if n <= len(data)-off-recordHeader {
-			if _, err := Decode(data[off+recordHeader : off+recordHeader+n]); err == nil {
-				return off
-			}
-		}
-		from = off + 1
 	}
-	return -1
+	blk, err := Decode(r.Body)
+	if err != nil {
+		st.Corrupt++
+		st.SkippedBytes += r.Size
+		st.addErr(fmt.Errorf("%s at %d: %w", name, r.Off, err))
+		return nil
+	}
+	st.Blocks++
+	return fn(blk.Meta, blk)
 }
 
 // DirReader reads every segment file of a directory in name order (which
@@ -390,53 +287,13 @@ func ReadDir(dir string, fn func(Meta, *Block) error) (ReadStats, error) {
 	return r.Read(fn)
 }
 
-// SegmentFiles lists the segment files of dir in read order.
+// SegmentFiles lists the segment files of dir in read order (see
+// segfile.List; a .tblk file whose name this package did not write is
+// listed first, so that the reader counts what it cannot read).
 func SegmentFiles(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+	names, err := segfile.List(dir, segmentPrefix, SegmentExt)
 	if err != nil {
 		return nil, fmt.Errorf("list block dir: %w", err)
 	}
-	type seg struct {
-		name    string
-		ts, seq int64
-	}
-	var segs []seg
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || !strings.HasPrefix(n, "blocks-") || !strings.HasSuffix(n, SegmentExt) {
-			continue
-		}
-		var s seg
-		s.name = filepath.Join(dir, n)
-		if _, err := fmt.Sscanf(strings.TrimSuffix(n, SegmentExt), "blocks-%d-%d", &s.ts, &s.seq); err != nil {
-			// Not a name this package writes: still listed (the reader
-			// counts what it cannot read), ordered first, by name.
-			s.ts, s.seq = 0, 0
-		}
-		segs = append(segs, s)
-	}
-	slices.SortFunc(segs, func(a, b seg) int {
-		if a.ts != b.ts {
-			return cmpInt(a.ts, b.ts)
-		}
-		if a.seq != b.seq {
-			return cmpInt(a.seq, b.seq)
-		}
-		return strings.Compare(a.name, b.name)
-	})
-	out := make([]string, len(segs))
-	for i, s := range segs {
-		out[i] = s.name
-	}
-	return out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return names, nil
 }

@@ -1,8 +1,9 @@
 // Package spool is the sensor's on-disk queue of batches awaiting the
 // collector's acknowledgement.
 //
-// The spool is a directory of segment files seg-<first seq>.spool, each
-// starting with the 8 bytes "TSPL" 1 0 0 0 and holding records
+// The spool is a directory of segment files seg-<first seq>.spool
+// (package segfile: it writes, rotates, fsyncs, scans and lists them),
+// each starting with the 8 bytes "TSPL" 1 0 0 0 and holding records
 //
 //	4  payload length n (little-endian)
 //	4  CRC32C (Castagnoli) of the next 8+n bytes
@@ -18,13 +19,15 @@
 // for another spool's. Open truncates a torn tail (a partial record left
 // by a crash) and counts it; a corrupt record followed by intact ones
 // (a flipped bit) is skipped, counted and logged with its segment and
-// offset, and the records after it are kept. Segments whose every batch is
-// deleted; when the spool exceeds its size cap the oldest segments are
-// deleted even if unacked, and their unacked batches counted as dropped.
+// offset, and the records after it are kept. Segments whose every batch
+// is acked are deleted; when the spool exceeds its size cap the oldest
+// segments are deleted even if unacked, and their unacked batches
+// counted as dropped.
 //
 // Durability: records are written with one write(2) each; segments are
-// fsynced when they are closed and on Sync/Close, so a process crash
-// loses nothing and a power loss at most the unsynced tail.
+// fsynced when they are closed and on Sync/Close (Close fsyncs the
+// directory too), so a process crash loses nothing and a power loss at
+// most the unsynced tail.
 package spool
 
 import (
@@ -41,6 +44,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tapir-sensor/tapir/segfile"
 )
 
 // Sentinel errors.
@@ -54,13 +59,18 @@ var (
 )
 
 const (
-	headerLen  = 16
-	magic      = "TSPL\x01\x00\x00\x00"
+	headerLen  = 16 // a record's length, CRC and seq: format.RecordSize(0)
 	stateFile  = "state"
 	seqReserve = 1024
+	segPrefix  = "seg-"
+	segExt     = ".spool"
 	// MaxRecord bounds one payload.
 	MaxRecord = 256 << 20
 )
+
+// format frames spool records: a CRC, then the seq as the prefix the
+// length does not count.
+var format = segfile.Format{Magic: "TSPL", Version: 1, CRC: true, Prefix: 8, MaxBody: MaxRecord}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -71,8 +81,8 @@ type Config struct {
 	// MaxBytes caps the segments' total size; beyond it the oldest
 	// segments are dropped.
 	MaxBytes int64 `yaml:"max_bytes"`
-	// SegmentBytes is the size at which a segment is closed and a new one
-	// started.
+	// SegmentBytes is the size a segment does not grow past: a batch
+	// that would take it further starts a new segment.
 	SegmentBytes int64 `yaml:"segment_bytes"`
 }
 
@@ -129,7 +139,7 @@ type Spool struct {
 	mu       sync.Mutex
 	closed   bool
 	segs     []*segment
-	active   *os.File // the last segment, open for append
+	w        *segfile.Writer // appends to the last segment
 	bytes    int64
 	lastSeq  uint64
 	acked    uint64
@@ -148,37 +158,17 @@ func Open(cfg Config, log *slog.Logger) (*Spool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	w, err := segfile.NewWriter(segfile.WriterConfig{Dir: cfg.Dir, Format: format,
+		SegmentSize: cfg.SegmentBytes, Name: segmentName})
+	if err != nil {
 		return nil, fmt.Errorf("create spool dir: %w", err)
 	}
-	s := &Spool{cfg: cfg, log: log}
+	s := &Spool{cfg: cfg, log: log, w: w}
 	if err := s.readState(); err != nil {
 		return nil, err
 	}
-	names, err := filepath.Glob(filepath.Join(cfg.Dir, "seg-*.spool"))
-	if err != nil {
-		return nil, fmt.Errorf("list spool: %w", err)
-	}
-	for i, name := range names { // in seq order: the names are zero-padded
-		first, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), "seg-"), ".spool"), 10, 64)
-		if err != nil {
-			continue
-		}
-		seg, err := s.recover(name, first, i == len(names)-1)
-		if err != nil {
-			return nil, err
-		}
-		if seg == nil {
-			continue
-		}
-		s.segs = append(s.segs, seg)
-	}
-	slices.SortFunc(s.segs, func(a, b *segment) int { return cmpU64(a.first, b.first) })
-	for _, seg := range s.segs {
-		s.bytes += seg.size
-		if n := len(seg.seqs); n > 0 {
-			s.lastSeq = max(s.lastSeq, seg.seqs[n-1])
-		}
+	if err := s.recoverSegments(); err != nil {
+		return nil, err
 	}
 	s.nextSeq = max(s.reserved, s.lastSeq, s.acked) + 1
 	if s.epoch == 0 {
@@ -197,14 +187,37 @@ func Open(cfg Config, log *slog.Logger) (*Spool, error) {
 	return s, nil
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// segmentName names a segment by the seq of its first record,
+// zero-padded so that names sort in seq order.
+func segmentName(prefix []byte) string {
+	return fmt.Sprintf("%s%020d%s", segPrefix, binary.LittleEndian.Uint64(prefix), segExt)
+}
+
+// recoverSegments indexes the segments on disk, oldest first.
+func (s *Spool) recoverSegments() error {
+	names, err := segfile.List(s.cfg.Dir, segPrefix, segExt)
+	if err != nil {
+		return fmt.Errorf("list spool: %w", err)
 	}
-	return 0
+	for i, name := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), segPrefix), segExt), 10, 64)
+		if err != nil {
+			continue // not a name the spool writes
+		}
+		seg, err := s.recover(name, first, i == len(names)-1)
+		if err != nil {
+			return err
+		}
+		if seg == nil {
+			continue
+		}
+		s.segs = append(s.segs, seg)
+		s.bytes += seg.size
+		if n := len(seg.seqs); n > 0 {
+			s.lastSeq = max(s.lastSeq, seg.seqs[n-1])
+		}
+	}
+	return nil
 }
 
 // recover scans one segment. A bad record with a valid one after it is
@@ -216,88 +229,72 @@ func (s *Spool) recover(name string, first uint64, last bool) (*segment, error) 
 	if err != nil {
 		return nil, fmt.Errorf("read spool segment: %w", err)
 	}
-	seg := &segment{first: first, path: name}
-	if len(data) < len(magic) || string(data[:len(magic)]) != magic {
+	seg := &segment{first: first, path: name, size: int64(len(data))}
+	prev := uint64(0) // seq of the last intact record
+	sc := segfile.Scanner{
+		Format: format,
+		// A candidate whose seq is not plausibly close to prev is passed
+		// over before its checksum is computed, so a scan through
+		// garbage stays linear.
+		Plausible: func(rec []byte) bool {
+			seq := binary.LittleEndian.Uint64(rec)
+			return seq > prev && seq-prev <= 1<<32
+		},
+		Check: func(r segfile.Record, _ bool) error {
+			if binary.LittleEndian.Uint64(r.Prefix) <= prev {
+				return ErrSeqOrder
+			}
+			return nil
+		},
+	}
+	err = sc.Scan(data, func(r segfile.Record) error {
+		prev = binary.LittleEndian.Uint64(r.Prefix)
+		seg.seqs = append(seg.seqs, prev)
+		seg.offs = append(seg.offs, r.Off)
+		seg.lens = append(seg.lens, len(r.Body))
+		return nil
+	}, func(d segfile.Damage) {
+		if d.Tail {
+			seg.size = d.Off
+			s.tail(name, d, last, prev)
+			return
+		}
+		s.st.CorruptRecords++
+		s.st.CorruptBytes += uint64(d.Len)
+		s.log.Error("spool: corrupt batch skipped; the batches after it are kept",
+			"segment", name, "offset", d.Off, "bytes", d.Len, "after_seq", prev)
+	})
+	if errors.Is(err, segfile.ErrNotSegment) || errors.Is(err, segfile.ErrVersion) {
 		s.st.TornRecords++
 		s.st.TruncatedBytes += uint64(len(data))
-		if err := os.Remove(name); err != nil {
+		if err := segfile.Remove(name); err != nil {
 			return nil, fmt.Errorf("remove bad spool segment: %w", err)
 		}
 		return nil, nil
 	}
-	off := int64(len(magic))
-	prev := uint64(0)
-	for int(off) < len(data) {
-		seq, n, ok := recordAt(data, off, prev)
-		if !ok {
-			next := resync(data, off+1, prev)
-			if next < 0 {
-				break // torn tail
-			}
-			s.st.CorruptRecords++
-			s.st.CorruptBytes += uint64(next - off)
-			s.log.Error("spool: corrupt batch skipped; the batches after it are kept",
-				"segment", name, "offset", off, "bytes", next-off, "after_seq", prev)
-			off = next
-			continue
-		}
-		prev = seq
-		seg.seqs = append(seg.seqs, seq)
-		seg.offs = append(seg.offs, off)
-		seg.lens = append(seg.lens, int(n))
-		off += headerLen + n
+	if err != nil {
+		return nil, err
 	}
-	if int(off) < len(data) {
-		rest := uint64(int64(len(data)) - off)
-		if last {
-			s.st.TornRecords++
-		} else {
-			s.st.CorruptRecords++
-			s.st.CorruptBytes += rest
-			s.log.Error("spool: corrupt batch at the end of a closed segment dropped",
-				"segment", name, "offset", off, "bytes", rest, "after_seq", prev)
-		}
-		s.st.TruncatedBytes += rest
-		if err := os.Truncate(name, off); err != nil {
+	if seg.size < int64(len(data)) {
+		if err := os.Truncate(name, seg.size); err != nil {
 			return nil, fmt.Errorf("truncate torn spool segment: %w", err)
 		}
 	}
-	seg.size = off
 	return seg, nil
 }
 
-// recordAt checks the record at off: whole, checksum valid, seq above
-// prev. It returns its seq and payload length.
-func recordAt(data []byte, off int64, prev uint64) (seq uint64, n int64, ok bool) {
-	rest := data[off:]
-	if len(rest) < headerLen {
-		return 0, 0, false
+// tail counts a bad tail, which recover truncates: torn in the last
+// segment, corrupt in an earlier one.
+func (s *Spool) tail(name string, d segfile.Damage, last bool, prev uint64) {
+	if last {
+		s.st.TornRecords++
+	} else {
+		s.st.CorruptRecords++
+		s.st.CorruptBytes += uint64(d.Len)
+		s.log.Error("spool: corrupt batch at the end of a closed segment dropped",
+			"segment", name, "offset", d.Off, "bytes", d.Len, "after_seq", prev)
 	}
-	n = int64(binary.LittleEndian.Uint32(rest))
-	if n > MaxRecord || int64(len(rest)) < headerLen+n {
-		return 0, 0, false
-	}
-	seq = binary.LittleEndian.Uint64(rest[8:])
-	if seq <= prev || crc32.Checksum(rest[8:headerLen+n], castagnoli) != binary.LittleEndian.Uint32(rest[4:]) {
-		return 0, 0, false
-	}
-	return seq, n, true
-}
-
-// resync returns the offset of the first valid record at or after from,
-// or -1 if there is none (the rest is a torn tail). Candidates whose seq
-// is not plausibly close to prev are passed over before any checksum is
-// computed, so a scan through garbage stays linear.
-func resync(data []byte, from int64, prev uint64) int64 {
-	for off := from; off+headerLen <= int64(len(data)); off++ {
-		if seq := binary.LittleEndian.Uint64(data[off+8:]); seq <= prev || seq-prev > 1<<32 {
-			continue
-		}
-		if _, _, ok := recordAt(data, off, prev); ok {
-			return off
-		}
-	}
-	return -1
+	s.st.TruncatedBytes += uint64(d.Len)
 }
 
 // NextSeq allocates the next batch sequence number. Numbers are reserved
@@ -338,28 +335,18 @@ func (s *Spool) Append(seq uint64, payload []byte) error {
 	if seq <= s.acked {
 		return nil // already durable at the collector
 	}
-	var seg *segment
-	if n := len(s.segs); n > 0 && s.active != nil && s.segs[n-1].size < s.cfg.SegmentBytes {
-		seg = s.segs[n-1]
-	} else {
-		if err := s.rotateLocked(seq); err != nil {
-			return err
-		}
-		seg = s.segs[len(s.segs)-1]
-	}
-	buf := make([]byte, headerLen+len(payload))
-	binary.LittleEndian.PutUint32(buf, uint32(len(payload)))
-	binary.LittleEndian.PutUint64(buf[8:], seq)
-	copy(buf[headerLen:], payload)
-	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(buf[8:], castagnoli))
-	if _, err := s.active.Write(buf); err != nil {
+	var prefix [8]byte
+	binary.LittleEndian.PutUint64(prefix[:], seq)
+	pos, err := s.w.Append(prefix[:], payload)
+	if err != nil {
 		return fmt.Errorf("append to spool: %w", err)
 	}
+	seg := s.segmentFor(pos.Path, seq)
 	seg.seqs = append(seg.seqs, seq)
-	seg.offs = append(seg.offs, seg.size)
+	seg.offs = append(seg.offs, pos.Off)
 	seg.lens = append(seg.lens, len(payload))
-	seg.size += int64(len(buf))
-	s.bytes += int64(len(buf))
+	s.bytes += pos.End() - seg.size
+	seg.size = pos.End()
 	s.lastSeq = seq
 	s.st.AppendedBatches++
 	if seq >= s.nextSeq {
@@ -368,27 +355,15 @@ func (s *Spool) Append(seq uint64, payload []byte) error {
 	return s.enforceCapLocked()
 }
 
-func (s *Spool) rotateLocked(first uint64) error {
-	if s.active != nil {
-		if err := s.active.Sync(); err != nil {
-			return fmt.Errorf("sync spool segment: %w", err)
-		}
-		s.active.Close()
-		s.active = nil
+// segmentFor returns the indexed segment at path, the one the writer
+// appended to, indexing it if the writer has just started it.
+func (s *Spool) segmentFor(path string, first uint64) *segment {
+	if n := len(s.segs); n > 0 && s.segs[n-1].path == path {
+		return s.segs[n-1]
 	}
-	name := filepath.Join(s.cfg.Dir, fmt.Sprintf("seg-%020d.spool", first))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("create spool segment: %w", err)
-	}
-	if _, err := f.Write([]byte(magic)); err != nil {
-		f.Close()
-		return fmt.Errorf("create spool segment: %w", err)
-	}
-	s.active = f
-	s.segs = append(s.segs, &segment{first: first, path: name, size: int64(len(magic))})
-	s.bytes += int64(len(magic))
-	return nil
+	seg := &segment{first: first, path: path}
+	s.segs = append(s.segs, seg)
+	return seg
 }
 
 func (s *Spool) enforceCapLocked() error {
@@ -414,11 +389,10 @@ func (s *Spool) enforceCapLocked() error {
 
 func (s *Spool) removeFirstLocked() error {
 	seg := s.segs[0]
-	if len(s.segs) == 1 && s.active != nil {
-		s.active.Close()
-		s.active = nil
+	if s.w.Active() == seg.path {
+		s.w.Abandon() // no use syncing what is deleted
 	}
-	if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := segfile.Remove(seg.path); err != nil {
 		return fmt.Errorf("remove spool segment: %w", err)
 	}
 	s.bytes -= seg.size
@@ -453,9 +427,6 @@ func (s *Spool) deleteAckedLocked() error {
 		}
 		if last > s.acked {
 			break
-		}
-		if len(s.segs) == 1 && s.active != nil && len(seg.seqs) == 0 {
-			break // a fresh active segment
 		}
 		if err := s.removeFirstLocked(); err != nil {
 			return err
@@ -547,19 +518,18 @@ func (s *Spool) ReadAfter(after uint64, limit int, fn func(seq uint64, payload [
 				return read, fmt.Errorf("read spool: %w", err)
 			}
 		}
-		buf := make([]byte, headerLen+l.n)
-		if _, err := f.ReadAt(buf, l.off); err != nil {
-			if errors.Is(err, io.EOF) {
-				continue
-			}
+		rec, err := format.ReadAt(f, l.off, l.n)
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			continue // truncated meanwhile
+		case errors.Is(err, segfile.ErrChecksum) || errors.Is(err, segfile.ErrCorrupt) ||
+			err == nil && binary.LittleEndian.Uint64(rec.Prefix) != l.seq:
+			s.corrupt(l.path, l.off, l.seq, int(format.RecordSize(l.n)))
+			continue
+		case err != nil:
 			return read, fmt.Errorf("read spool: %w", err)
 		}
-		if binary.LittleEndian.Uint64(buf[8:]) != l.seq ||
-			crc32.Checksum(buf[8:], castagnoli) != binary.LittleEndian.Uint32(buf[4:]) {
-			s.corrupt(l.path, l.off, l.seq, headerLen+l.n)
-			continue
-		}
-		if err := fn(l.seq, buf[headerLen:]); err != nil {
+		if err := fn(l.seq, rec.Body); err != nil {
 			return read, err
 		}
 		read++
@@ -599,10 +569,7 @@ func newEpoch() uint64 {
 func (s *Spool) Sync() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.active == nil {
-		return nil
-	}
-	if err := s.active.Sync(); err != nil {
+	if err := s.w.Sync(); err != nil {
 		return fmt.Errorf("sync spool: %w", err)
 	}
 	return nil
@@ -616,14 +583,7 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
-	if s.active != nil {
-		err = s.active.Sync()
-		if cerr := s.active.Close(); err == nil {
-			err = cerr
-		}
-		s.active = nil
-	}
+	err := s.w.Close()
 	if werr := s.writeStateLocked(); err == nil {
 		err = werr
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+
+	"github.com/tapir-sensor/tapir/segfile"
 )
 
 func payload(seq uint64, n int) []byte {
@@ -151,7 +153,7 @@ func TestTornTail(t *testing.T) {
 	// A corrupted byte in the middle of a record: that record is skipped,
 	// counted as corrupt, and the intact records after it are kept.
 	data, _ := os.ReadFile(segs[0])
-	data[len(magic)+2*(headerLen+100)+headerLen+5] ^= 0xff // payload of the 3rd record
+	data[segfile.HeaderSize+2*(headerLen+100)+headerLen+5] ^= 0xff // payload of the 3rd record
 	if err := os.WriteFile(segs[0], data, 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +191,7 @@ func TestCorruptRecordSkippedOnRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte{0xee}, int64(len(magic)+headerLen+100+headerLen+7)); err != nil { // record 2
+	if _, err := f.WriteAt([]byte{0xee}, int64(segfile.HeaderSize+headerLen+100+headerLen+7)); err != nil { // record 2
 		t.Fatal(err)
 	}
 	f.Close()
