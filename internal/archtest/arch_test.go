@@ -31,6 +31,11 @@ var rules = []rule{
 	{From: "collector", Forbid: []string{"sensor", "bpf"}},
 	{From: "storage", Forbid: []string{"collector"}},
 	{From: "flow", Forbid: []string{"sensor", "collector"}},
+	// The rest of the shared core serves both sides and depends on neither.
+	{From: "segfile", Forbid: []string{"sensor", "collector", "storage", "block"}},
+	{From: "block", Forbid: []string{"sensor", "collector", "storage"}},
+	{From: "decode", Forbid: []string{"sensor", "collector", "storage"}},
+	{From: "pcapio", Forbid: []string{"sensor", "collector", "storage"}},
 	// The binaries under cmd/ keep their side's boundary.
 	{From: "cmd/tapir-sensor", Forbid: []string{"collector", "storage"}},
 	{From: "cmd/tapir-collector", Forbid: []string{"sensor", "bpf"}},
