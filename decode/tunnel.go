@@ -110,9 +110,9 @@ type tunnelHdr struct {
 type parseResult uint8
 
 const (
-	parseOK       parseResult = iota
-	parseNot                  // not a tunnel the decoder takes apart (GRE version 1, GTP-U signalling...)
-	parseTruncated            // the frame ends inside the tunnel header
+	parseOK        parseResult = iota
+	parseNot                   // not a tunnel the decoder takes apart (GRE version 1, GTP-U signalling...)
+	parseTruncated             // the frame ends inside the tunnel header
 )
 
 // maybeTunnel is called once a transport header (or the IP payload of
