@@ -378,7 +378,8 @@ func parseTeredo(frame []byte, off int) (tunnelHdr, parseResult) {
 func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options) {
 	saved := *p
 	lvl := &p.Tunnels[p.NTunnels]
-	*lvl = flow.Tunnel{Src: p.Tuple.Src, Dst: p.Tuple.Dst, ID: h.id, Type: h.typ, Family: p.Tuple.Family, HasID: h.hasID}
+	*lvl = flow.Tunnel{Src: p.Tuple.Src, Dst: p.Tuple.Dst, ID: h.id, SrcPort: p.Tuple.SrcPort, DstPort: p.Tuple.DstPort,
+		Type: h.typ, Family: p.Tuple.Family, Proto: p.Proto, HasID: h.hasID}
 	if p.NTunnels == 0 {
 		p.Outer = p.Tuple
 		p.OuterL3Offset = p.L3Offset

@@ -33,14 +33,23 @@ func (t TunnelType) String() string {
 }
 
 // Tunnel is one level of a packet's tunnel chain: the encapsulating
-// header's type, its outer IP addresses (Family says which form) and the
-// tunnel's identifier when it has one: the VXLAN or Geneve VNI, the GRE
-// key, the ERSPAN session ID or the GTP-U TEID (HasID false otherwise).
-// Zeek calls the tunnels a connection was found in its tunnel parents.
+// header's type, the tunnel's own connection (outer IP addresses, Family
+// saying which form, IP protocol, and the UDP ports of the UDP tunnels)
+// and the tunnel's identifier when it has one: the VXLAN or Geneve VNI,
+// the GRE key, the ERSPAN session ID or the GTP-U TEID (HasID false
+// otherwise). Zeek calls the tunnels a connection was found in its
+// tunnel parents.
 type Tunnel struct {
-	Src, Dst Addr
-	ID       uint32
-	Type     TunnelType
-	Family   uint8
-	HasID    bool
+	Src, Dst         Addr
+	ID               uint32
+	SrcPort, DstPort uint16
+	Type             TunnelType
+	Family           uint8
+	Proto            uint8
+	HasID            bool
+}
+
+// Tuple returns the tunnel's own connection as a tuple (no VLANs).
+func (t *Tunnel) Tuple() Tuple {
+	return Tuple{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: t.Proto, Family: t.Family}
 }
