@@ -12,6 +12,9 @@ package tsharkoracle
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -424,7 +427,9 @@ func nth(s string, n int) string {
 // not such a case (noTransport false or no tunnel). tshark hashes the
 // innermost IP addresses with the last transport it saw, the ports of the
 // innermost UDP tunnel, as UDP; without a UDP tunnel, with the protocol
-// of the outermost IP header (47 for GRE). Neither is the Community ID of
+// of the outermost IP header of the inner one's family (47 for GRE over
+// IPv4 carrying IPv4; the inner header's own protocol for IPv4 in IPv6),
+// without ports. Neither is the Community ID of
 // a connection (the sensor keys such packets on the inner connection, as
 // the Community ID spec and Zeek do), so tests comparing with tshark set
 // these IDs aside.
@@ -432,12 +437,34 @@ func TunnelQuirkID(seed uint16, inner flow.Tuple, chain []flow.Tunnel, noTranspo
 	if len(chain) == 0 || !noTransport {
 		return "", false
 	}
-	t := flow.Tuple{Src: inner.Src, Dst: inner.Dst, Family: inner.Family, Proto: chain[0].Proto}
 	for i := len(chain) - 1; i >= 0; i-- {
 		if chain[i].Proto == flow.ProtoUDP {
-			t.Proto, t.SrcPort, t.DstPort = flow.ProtoUDP, chain[i].SrcPort, chain[i].DstPort
+			t := flow.Tuple{Src: inner.Src, Dst: inner.Dst, Family: inner.Family, Proto: flow.ProtoUDP,
+				SrcPort: chain[i].SrcPort, DstPort: chain[i].DstPort}
+			return flow.CommunityID(seed, t), true
+		}
+	}
+	proto := inner.Proto
+	for i := range chain {
+		if chain[i].Family == inner.Family {
+			proto = chain[i].Proto
 			break
 		}
 	}
-	return flow.CommunityID(seed, t), true
+	return IPOnlyCommunityID(seed, inner, proto), true
+}
+
+// IPOnlyCommunityID is the Community ID of the addresses of t with
+// protocol proto and no ports, as tshark computes it for a packet without
+// a transport header it dissects (a non-first fragment: the sensor puts
+// it in its datagram's flow instead).
+func IPOnlyCommunityID(seed uint16, t flow.Tuple, proto uint8) string {
+	src, dst := t.Src.Bytes(t.Family), t.Dst.Bytes(t.Family)
+	if bytes.Compare(src, dst) > 0 {
+		src, dst = dst, src
+	}
+	b := binary.BigEndian.AppendUint16(nil, seed)
+	b = append(append(append(b, src...), dst...), proto, 0)
+	sum := sha1.Sum(b)
+	return "1:" + base64.StdEncoding.EncodeToString(sum[:])
 }
