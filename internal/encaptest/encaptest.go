@@ -8,11 +8,12 @@
 //
 // The tunnel endpoints are fixed documentation addresses (OuterSrc4,
 // OuterDst4, OuterSrc6, OuterDst6), so the tunnel's own traffic is easy
-// to tell from the inner flows. Frames a tunnel cannot carry (non-IP
-// frames for the tunnels that carry IP, IPv4 for Teredo, tagged or
-// labelled frames for the tunnels that carry IP, which would lose their
-// tags) are written unchanged; the tunnels that carry IP drop the
-// original's Ethernet header and padding, so the capture keeps every packet.
+// to tell from the inner flows. Frames a tunnel cannot carry are written
+// unchanged, so the capture keeps every packet: non-IP frames and tagged
+// or labelled frames (which would lose their tags) for the tunnels that
+// carry IP, IPv4 for Teredo. The tunnels that carry IP drop the original
+// Ethernet header and padding; the others carry the whole frame.
+// bench/encap is the command-line front end.
 package encaptest
 
 import (
