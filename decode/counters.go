@@ -1,5 +1,7 @@
 package decode
 
+import "github.com/tapir-sensor/tapir/flow"
+
 // EtherBucket indexes Counters.EtherTypes.
 type EtherBucket uint8
 
@@ -132,6 +134,22 @@ type Counters struct {
 	NoPorts     uint64 // TCP/UDP/SCTP/ICMP packets whose ports were not reached
 	VLANTagged  uint64 // frames with at least one VLAN tag
 	MPLS        uint64 // frames with at least one MPLS label
+
+	// Tunnels counts tunnel levels stripped, per type (a VXLAN packet
+	// inside GRE counts once in each).
+	Tunnels [flow.NumTunnelTypes]uint64
+	// TunnelDepth counts tunnelled packets by the number of levels
+	// stripped (index 0 unused).
+	TunnelDepth [MaxTunnels + 1]uint64
+	// TunnelDepthLimit counts packets with a tunnel below the configured
+	// depth (keyed on the deepest level allowed).
+	TunnelDepthLimit uint64
+	// TunnelFragments counts tunnel packets whose outer IP packet is a
+	// fragment (keyed on the outer header: no reassembly).
+	TunnelFragments uint64
+	// TunnelOpaque counts tunnels whose payload held no complete IP
+	// header (non-IP payload or a cut frame; keyed on the tunnel).
+	TunnelOpaque uint64
 }
 
 // Observe counts one decoded packet whose original length on the wire was
@@ -176,6 +194,32 @@ func (c *Counters) Observe(p *Packet, wireLen int) {
 	if p.MPLSLabels != 0 {
 		c.MPLS++
 	}
+	if p.NTunnels != 0 || p.OpaqueTunnel != 0 || p.TunnelDepthHit || p.TunnelFragment {
+		c.observeTunnels(p)
+	}
+}
+
+// observeTunnels counts p's tunnel levels and the tunnels it could not
+// strip.
+func (c *Counters) observeTunnels(p *Packet) {
+	n := min(int(p.NTunnels), MaxTunnels)
+	for i := range p.Tunnels[:n] {
+		if t := p.Tunnels[i].Type; t < flow.NumTunnelTypes {
+			c.Tunnels[t]++
+		}
+	}
+	if n > 0 {
+		c.TunnelDepth[n]++
+	}
+	if p.TunnelDepthHit {
+		c.TunnelDepthLimit++
+	}
+	if p.TunnelFragment {
+		c.TunnelFragments++
+	}
+	if p.OpaqueTunnel != 0 {
+		c.TunnelOpaque++
+	}
 }
 
 func (c *Counters) recordUnknown(et uint16, n uint64) {
@@ -214,4 +258,13 @@ func (c *Counters) Merge(o *Counters) {
 	c.NoPorts += o.NoPorts
 	c.VLANTagged += o.VLANTagged
 	c.MPLS += o.MPLS
+	for i := range c.Tunnels {
+		c.Tunnels[i] += o.Tunnels[i]
+	}
+	for i := range c.TunnelDepth {
+		c.TunnelDepth[i] += o.TunnelDepth[i]
+	}
+	c.TunnelDepthLimit += o.TunnelDepthLimit
+	c.TunnelFragments += o.TunnelFragments
+	c.TunnelOpaque += o.TunnelOpaque
 }

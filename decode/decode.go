@@ -126,22 +126,57 @@ type Packet struct {
 	// including those beyond the two kept in the tuple).
 	VLANTags uint8
 
-	L3Offset      int // start of the IP header
+	L3Offset      int // start of the IP header of Tuple (the innermost one reached)
 	L4Offset      int // start of the transport header (after IPv6 extension headers)
 	PayloadOffset int // start of the transport payload (after the TCP/UDP/SCTP/ICMP header)
 	PayloadLen    int // payload bytes present in the frame, bounded by the IP length
 
 	Status Status
+
+	// NTunnels is the number of tunnel levels stripped: Tuple, the
+	// offsets, fragment fields and TCP flags above are those of the
+	// connection inside the innermost one. Tunnels[:NTunnels] is the
+	// chain, outermost first; entries past NTunnels are zero.
+	NTunnels uint8
+	// Tunnels is the tunnel chain (see flow.Tunnel): per level its type,
+	// outer addresses and VNI / GRE key / ERSPAN session / TEID.
+	Tunnels [MaxTunnels]flow.Tunnel
+	// Outer is the tuple of the outermost IP header, with its ports (the
+	// tunnel's own connection, e.g. UDP to 4789 for VXLAN) when
+	// NTunnels > 0; zero otherwise. OuterL3Offset is where that header
+	// starts.
+	Outer         flow.Tuple
+	OuterL3Offset int
+	// OpaqueTunnel is set when a tunnel of that type was found but its
+	// payload held no complete IP header (ARP or CDP over VXLAN or
+	// ERSPAN, a frame cut inside the inner headers): Tuple is then the
+	// tunnel's own connection, as tshark's Community ID has it.
+	OpaqueTunnel flow.TunnelType
+	// TunnelDepthHit reports a tunnel found below the configured depth:
+	// Tuple is the deepest level allowed, the tunnel's own connection.
+	TunnelDepthHit bool
+	// TunnelFragment reports a tunnel (IP-in-IP, GRE, or a first UDP
+	// fragment to a tunnel port) whose outer IP packet is a fragment: it
+	// cannot be taken apart without reassembly, so Tuple is the outer
+	// header's and every fragment of the datagram stays in one flow.
+	TunnelFragment bool
 }
 
-// Decode decodes frame, captured with the given link type, into p. It
-// never allocates, never panics, and does not retain frame. It is safe to
-// call concurrently with distinct Packets.
+// Decode decodes frame, captured with the given link type, into p, with
+// the default options (tunnels stripped to DefaultMaxTunnels levels on
+// their standard ports). It never allocates, never panics, and does not
+// retain frame. It is safe to call concurrently with distinct Packets.
 func Decode(link LinkType, frame []byte, p *Packet) {
+	defaultOptions.Decode(link, frame, p)
+}
+
+// Decode is the package-level Decode with the options o. o must not be
+// changed while a Decode with it runs.
+func (o *Options) Decode(link LinkType, frame []byte, p *Packet) {
 	*p = Packet{}
 	switch link {
 	case LinkEthernet:
-		decodeEthernet(frame, 0, p)
+		decodeEthernet(frame, 0, p, o)
 	case LinkRaw:
 		if len(frame) == 0 {
 			p.Status |= StatusTruncated
@@ -150,35 +185,35 @@ func Decode(link LinkType, frame []byte, p *Packet) {
 		switch frame[0] >> 4 {
 		case 4:
 			p.EtherType = EtherTypeIPv4
-			decodeIPv4(frame, 0, p)
+			decodeIPv4(frame, 0, p, o)
 		case 6:
 			p.EtherType = EtherTypeIPv6
-			decodeIPv6(frame, 0, p)
+			decodeIPv6(frame, 0, p, o)
 		default:
 			p.Status |= StatusMalformed
 		}
 	case LinkIPv4:
 		p.EtherType = EtherTypeIPv4
-		decodeIPv4(frame, 0, p)
+		decodeIPv4(frame, 0, p, o)
 	case LinkIPv6:
 		p.EtherType = EtherTypeIPv6
-		decodeIPv6(frame, 0, p)
+		decodeIPv6(frame, 0, p, o)
 	case LinkNull, LinkLoop:
-		decodeNull(frame, p)
+		decodeNull(frame, p, o)
 	case LinkLinuxSLL:
 		if len(frame) < 16 {
 			p.Status |= StatusTruncated
 			return
 		}
-		decodeSLLProto(frame, binary.BigEndian.Uint16(frame[14:]), 16, p)
+		decodeSLLProto(frame, binary.BigEndian.Uint16(frame[14:]), 16, p, o)
 	case LinkLinuxSLL2:
 		if len(frame) < 20 {
 			p.Status |= StatusTruncated
 			return
 		}
-		decodeSLLProto(frame, binary.BigEndian.Uint16(frame[0:]), 20, p)
+		decodeSLLProto(frame, binary.BigEndian.Uint16(frame[0:]), 20, p, o)
 	case LinkNFLOG:
-		decodeNFLOG(frame, p)
+		decodeNFLOG(frame, p, o)
 	default:
 		p.Status |= StatusUnsupported
 	}
@@ -186,7 +221,7 @@ func Decode(link LinkType, frame []byte, p *Packet) {
 
 // decodeNull handles LINKTYPE_NULL and LINKTYPE_LOOP: a 4-byte address
 // family, accepted in either byte order (captures move between hosts).
-func decodeNull(frame []byte, p *Packet) {
+func decodeNull(frame []byte, p *Packet, o *Options) {
 	if len(frame) < 4 {
 		p.Status |= StatusTruncated
 		return
@@ -198,10 +233,10 @@ func decodeNull(frame []byte, p *Packet) {
 	switch af {
 	case 2:
 		p.EtherType = EtherTypeIPv4
-		decodeIPv4(frame, 4, p)
+		decodeIPv4(frame, 4, p, o)
 	case 24, 28, 30:
 		p.EtherType = EtherTypeIPv6
-		decodeIPv6(frame, 4, p)
+		decodeIPv6(frame, 4, p, o)
 	default:
 		p.Status |= StatusUnsupported
 	}
@@ -212,7 +247,7 @@ func decodeNull(frame []byte, p *Packet) {
 // order (little-endian on the hosts that write such files; a length that
 // only makes sense big-endian is read so), each padded to 4 bytes. The IP
 // packet is the NFULA_PAYLOAD (type 9) TLV.
-func decodeNFLOG(frame []byte, p *Packet) {
+func decodeNFLOG(frame []byte, p *Packet, o *Options) {
 	if len(frame) < 4 {
 		p.Status |= StatusTruncated
 		return
@@ -234,10 +269,10 @@ func decodeNFLOG(frame []byte, p *Packet) {
 			switch family {
 			case 2:
 				p.EtherType = EtherTypeIPv4
-				decodeIPv4(frame, off+4, p)
+				decodeIPv4(frame, off+4, p, o)
 			case 10:
 				p.EtherType = EtherTypeIPv6
-				decodeIPv6(frame, off+4, p)
+				decodeIPv6(frame, off+4, p, o)
 			default:
 				p.Status |= StatusUnsupported
 			}
@@ -251,17 +286,17 @@ func decodeNFLOG(frame []byte, p *Packet) {
 // decodeSLLProto continues after a Linux cooked header whose protocol
 // field is proto. Values below 0x0600 are ARPHRD-specific pseudo
 // protocols (802.3, 802.2 LLC, CAN...) and are unsupported.
-func decodeSLLProto(frame []byte, proto uint16, off int, p *Packet) {
+func decodeSLLProto(frame []byte, proto uint16, off int, p *Packet, o *Options) {
 	if proto <= EtherTypeMaxLLCLength {
 		p.EtherType = proto
 		p.Status |= StatusUnsupported
 		return
 	}
-	decodeEtherType(frame, proto, off, p)
+	decodeEtherType(frame, proto, off, p, o)
 }
 
 // decodeEthernet decodes an Ethernet II header at off.
-func decodeEthernet(frame []byte, off int, p *Packet) {
+func decodeEthernet(frame []byte, off int, p *Packet, o *Options) {
 	if len(frame) < off+14 {
 		p.Status |= StatusTruncated
 		return
@@ -273,7 +308,7 @@ func decodeEthernet(frame []byte, off int, p *Packet) {
 		p.Status |= StatusUnsupported
 		return
 	}
-	decodeEtherType(frame, et, off+14, p)
+	decodeEtherType(frame, et, off+14, p, o)
 }
 
 // maxEthernetNesting bounds Ethernet-over-MPLS recursion.
@@ -281,16 +316,16 @@ const maxEthernetNesting = 4
 
 // decodeEtherType walks VLAN tags, MPLS and PPPoE from off, where the
 // payload of ethertype et starts, and decodes the IP header it reaches.
-func decodeEtherType(frame []byte, et uint16, off int, p *Packet) {
+func decodeEtherType(frame []byte, et uint16, off int, p *Packet, o *Options) {
 	nesting := 0
 	for {
 		p.EtherType = et
 		switch et {
 		case EtherTypeIPv4:
-			decodeIPv4(frame, off, p)
+			decodeIPv4(frame, off, p, o)
 			return
 		case EtherTypeIPv6:
-			decodeIPv6(frame, off, p)
+			decodeIPv6(frame, off, p, o)
 			return
 		case EtherTypeVLAN, EtherTypeQinQ, EtherTypeQinQOld:
 			if len(frame) < off+4 {
@@ -386,7 +421,7 @@ func decodeEtherType(frame []byte, et uint16, off int, p *Packet) {
 }
 
 // decodeIPv4 decodes an IPv4 header at off.
-func decodeIPv4(frame []byte, off int, p *Packet) {
+func decodeIPv4(frame []byte, off int, p *Packet, o *Options) {
 	p.L3Offset = off
 	if len(frame) < off+20 {
 		p.Status |= StatusTruncated
@@ -438,13 +473,14 @@ func decodeIPv4(frame []byte, off int, p *Packet) {
 		p.L4Offset = off + ihl
 		p.PayloadOffset = off + ihl
 		p.PayloadLen = end - p.PayloadOffset
+		p.TunnelFragment = tunnelProto(p.Proto)
 		return
 	}
-	decodeTransport(frame, off+ihl, end, p)
+	decodeTransport(frame, off+ihl, end, p, o)
 }
 
 // decodeIPv6 decodes an IPv6 header and its extension headers at off.
-func decodeIPv6(frame []byte, off int, p *Packet) {
+func decodeIPv6(frame []byte, off int, p *Packet, o *Options) {
 	p.L3Offset = off
 	if len(frame) < off+40 {
 		p.Status |= StatusTruncated
@@ -494,6 +530,7 @@ func decodeIPv6(frame []byte, off int, p *Packet) {
 				p.L4Offset = off
 				p.PayloadOffset = off
 				p.PayloadLen = end - off
+				p.TunnelFragment = tunnelProto(p.Proto)
 				return
 			}
 		case 51: // AH: length in 4-octet units minus 2
@@ -508,7 +545,7 @@ func decodeIPv6(frame []byte, off int, p *Packet) {
 				p.Status |= StatusTruncated
 				return
 			}
-			decodeTransport(frame, off, end, p)
+			decodeTransport(frame, off, end, p, o)
 			return
 		}
 	}
@@ -516,7 +553,7 @@ func decodeIPv6(frame []byte, off int, p *Packet) {
 
 // decodeTransport decodes the transport header of protocol p.Proto at off;
 // end bounds the IP packet within frame.
-func decodeTransport(frame []byte, off, end int, p *Packet) {
+func decodeTransport(frame []byte, off, end int, p *Packet, o *Options) {
 	p.L4Offset = off
 	hdr := 0
 	switch p.Proto {
@@ -568,6 +605,9 @@ func decodeTransport(frame []byte, off, end int, p *Packet) {
 	}
 	p.PayloadOffset = off + hdr
 	p.PayloadLen = end - p.PayloadOffset
+	if p.Proto == flow.ProtoUDP || tunnelProto(p.Proto) {
+		maybeTunnel(frame[:end], p, o)
+	}
 }
 
 func setPorts(b []byte, p *Packet) {

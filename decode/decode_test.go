@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/encaptest"
 )
 
 // shape groups packets by how they decode, to pick a few distinct real
@@ -92,15 +95,28 @@ func TestTruncatedPrefixes(t *testing.T) {
 				if p.Status&StatusTruncated == 0 {
 					t.Errorf("%s cut at %d (headers end at %d): status %v, want truncated", s.from, n, headerEnd, p.Status)
 				}
-				if p.HasTuple && p.Tuple.Src != full.Tuple.Src {
-					t.Errorf("%s cut at %d: src %v differs from full decode %v", s.from, n, p.Tuple.Src, full.Tuple.Src)
+				// A cut inside a tunnel leaves the tuple of the level
+				// reached: the full decode's tunnel at that level.
+				wantSrc := full.Tuple.Src
+				if p.NTunnels < full.NTunnels {
+					wantSrc = full.Tunnels[p.NTunnels].Src
+				}
+				if p.HasTuple && p.Tuple.Src != wantSrc {
+					t.Errorf("%s cut at %d: src %v differs from full decode %v", s.from, n, p.Tuple.Src, wantSrc)
 				}
 				if n >= full.L3Offset+40 && full.HasTuple && !p.HasTuple {
 					t.Errorf("%s cut at %d: IP header complete but no tuple", s.from, n)
 				}
 				continue
 			}
-			if p.Status != full.Status || p.Tuple != full.Tuple || p.TCPFlags != full.TCPFlags {
+			// A tunnel whose payload is not IP (CDP over ERSPAN) is read
+			// past the headers that end at headerEnd: a cut in its
+			// headers also says truncated, on the same tuple.
+			status := p.Status
+			if full.OpaqueTunnel != 0 && full.Status&StatusTruncated == 0 {
+				status &^= StatusTruncated
+			}
+			if status != full.Status || p.Tuple != full.Tuple || p.TCPFlags != full.TCPFlags {
 				t.Errorf("%s cut at %d (headers end at %d): got %v %v, full %v %v", s.from, n, headerEnd, p.Status, p.Tuple, full.Status, full.Tuple)
 			}
 		}
@@ -194,11 +210,49 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range distinctSamples(t) {
-		name := fmt.Sprintf("real-%03d-%s", i, strings.NewReplacer("/", "_", "#", "_").Replace(s.from))
-		body := fmt.Sprintf("go test fuzz v1\nuint16(%d)\n[]byte(%q)\n", s.pk.link, s.pk.data)
+	write := func(name string, link LinkType, data []byte) {
+		body := fmt.Sprintf("go test fuzz v1\nuint16(%d)\n[]byte(%q)\n", link, data)
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	for i, s := range distinctSamples(t) {
+		write(fmt.Sprintf("real-%03d-%s", i, strings.NewReplacer("/", "_", "#", "_").Replace(s.from)), s.pk.link, s.pk.data)
+	}
+	for i, s := range tunnelSeeds(t) {
+		write(fmt.Sprintf("tunnel-%03d-%s", i, strings.NewReplacer("/", "_", "#", "_").Replace(s.from)), s.pk.link, s.pk.data)
+	}
+}
+
+// tunnelSeeds wraps a few distinct real packets (TCP, UDP and ICMPv6
+// over IPv4 and IPv6, fragments) in every tunnel encaptest builds.
+func tunnelSeeds(tb testing.TB) []sample {
+	type kind struct {
+		family, proto uint8
+		frag          bool
+	}
+	seen := map[kind]bool{}
+	var picked []sample
+	var p Packet
+	for _, s := range distinctSamples(tb) {
+		Decode(s.pk.link, s.pk.data, &p)
+		k := kind{p.Tuple.Family, p.Proto, p.IsFragment}
+		if s.pk.link != LinkEthernet || p.VLANTags != 0 || p.MPLSLabels != 0 || p.NTunnels != 0 || !p.HasTuple || seen[k] ||
+			p.Proto != flow.ProtoTCP && p.Proto != flow.ProtoUDP && p.Proto != flow.ProtoICMPv6 {
+			continue
+		}
+		seen[k] = true
+		if picked = append(picked, s); len(picked) == 5 {
+			break
+		}
+	}
+	var out []sample
+	for _, k := range encaptest.Kinds {
+		for _, s := range picked {
+			if fr, ok := encaptest.Wrap(k, s.pk.data, 1); ok {
+				out = append(out, sample{string(k) + "-" + s.from, capPacket{link: LinkEthernet, data: fr, wireLen: len(fr)}})
+			}
+		}
+	}
+	return out
 }

@@ -42,16 +42,55 @@
 //
 // # Tunnels
 //
-// The flow of a tunnelled packet is its OUTER header: VXLAN is reported as
-// UDP between the tunnel endpoints, GRE and ERSPAN as IP protocol 47,
-// IP-in-IP as protocol 4 and 6in4 as protocol 41. A passive tap sees the
-// tunnel, and the pcap an investigator pulls by Community ID should be the
-// tunnel's packets. The decoder does not look inside; L4Offset points at
-// the encapsulated bytes for whoever wants to.
+// Decode takes tunnels apart, without allocating, nested up to
+// Options.TunnelDepth levels (DefaultTunnelDepth, 4; at most MaxTunnels):
+// IP-in-IP (IP protocols 4 and 41 over IPv4 or IPv6: 4in4, 6in4, 4in6,
+// 6in6), GRE version 0 (checksum, key and sequence number; carrying IP,
+// MPLS or, with 0x6558, an Ethernet frame), ERSPAN type I (GRE 0x88be
+// without a sequence number), II (0x88be) and III (0x22eb, with its
+// optional subheader; Ethernet or IP frame types), and over UDP, on
+// either port (as tshark), VXLAN (4789), Geneve (6081, options skipped by
+// length), GTP-U G-PDUs (2152, extension headers walked) and Teredo
+// (3544, authentication and origin indications skipped). The ports are
+// Options fields. VLAN tags and MPLS labels inside a tunnel are walked as
+// outside it: Tuple.VLAN and InnerVLAN keep the first two VLAN IDs of the
+// whole frame.
+//
+// The packet's Tuple, offsets, fragment fields and TCP flags are those
+// of the innermost connection, the one Zeek, Suricata, Arkime and
+// tshark's Community ID key on, so the flow table, the stored blocks (the
+// whole frame, as captured, in the inner flow) and the Community ID
+// follow it with no change. Packet.Tunnels[:NTunnels] records the chain,
+// outermost first, as flow.Tunnel values (type, the tunnel's own
+// addresses, protocol and UDP ports, and its VNI, GRE key, ERSPAN session
+// ID or TEID); Packet.Outer is the outermost header's tuple.
+//
+// Three cases stay on a tunnel's own connection, flagged and counted: a
+// tunnel whose payload holds no complete IP header (ARP or CDP over
+// VXLAN or ERSPAN, a frame cut short; OpaqueTunnel, with the truncation
+// kept), a tunnel nested below the configured depth (TunnelDepthHit), and
+// a tunnel whose outer IP packet is a fragment (TunnelFragment: first and
+// later fragments alike, since taking only the first apart would split
+// the datagram between two flows; reassembly is not done).
+//
+// Design for what follows (tunnel fields in the flow record, the tunnel's
+// own flow, mirror mode): the chain is a fixed array of values with no
+// pointers, so a Packet stays a plain value a worker reuses, and a flow
+// record can copy the chain of its first packet as Zeek's tunnel parents
+// (each level's type, addresses and identifier become ECS-style fields).
+// Each level holds a complete tuple of the tunnel's own connection
+// (flow.Tunnel.Tuple), so the flow table can account the tunnel itself
+// on that tuple beside the inner flow (bytes on the wire versus inner
+// bytes from L3Offset), and a mirror mode can drop the outermost level
+// (AWS and Azure VXLAN, remote SPAN ERSPAN) while keeping its VNI or
+// session ID in the key to keep mirror sources apart. Tunnels do not
+// change Tuple's layout, so flow keys, storage row keys and the eBPF
+// flow map keep theirs.
 //
 // # Counters
 //
 // Counters tallies what the decoder saw (per IP protocol, per ethertype,
-// truncated, malformed, unsupported, fragments). Each capture worker owns
+// truncated, malformed, unsupported, fragments, tunnel levels per type
+// and depth, depth-limit hits, fragmented and opaque tunnels). Each capture worker owns
 // one; Merge folds workers' counters together for export.
 package decode

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tapir-sensor/tapir/flow"
 )
 
 // FuzzDecode feeds arbitrary frames under arbitrary link types to Decode.
@@ -34,6 +36,13 @@ func FuzzDecode(f *testing.F) {
 				}
 				return nil
 			})
+		}
+	}
+	if dir != "" {
+		// Every shared packet shape wrapped in every tunnel (the
+		// committed corpus holds these too, as tunnel-*).
+		for _, s := range tunnelSeeds(f) {
+			f.Add(uint16(s.pk.link), s.pk.data)
 		}
 	}
 	f.Fuzz(func(t *testing.T, link uint16, frame []byte) {
@@ -82,6 +91,40 @@ func checkInvariants(t *testing.T, p *Packet, frame []byte) {
 	}
 	if p.FragOffset != 0 && (!p.IsFragment || p.HasPorts) {
 		t.Fatalf("later fragment with ports or not flagged: %+v", p)
+	}
+	checkTunnelInvariants(t, p, n)
+}
+
+// checkTunnelInvariants checks the tunnel chain: within MaxTunnels, only
+// with a tuple, zero past NTunnels, the outer header before the inner
+// one, and a packet stripped of a tunnel is not also that tunnel's own
+// connection.
+func checkTunnelInvariants(t *testing.T, p *Packet, n int) {
+	t.Helper()
+	if p.NTunnels > MaxTunnels {
+		t.Fatalf("%d tunnel levels", p.NTunnels)
+	}
+	for i := int(p.NTunnels); i < MaxTunnels; i++ {
+		if p.Tunnels[i] != (flow.Tunnel{}) {
+			t.Fatalf("tunnel level %d set past NTunnels %d", i, p.NTunnels)
+		}
+	}
+	if p.NTunnels == 0 {
+		if p.Outer != (flow.Tuple{}) || p.OuterL3Offset != 0 {
+			t.Fatalf("outer tuple without a tunnel: %+v", p)
+		}
+		return
+	}
+	if !p.HasTuple || p.OpaqueTunnel != 0 && p.NTunnels == MaxTunnels {
+		t.Fatalf("tunnel chain without an inner tuple: %+v", p)
+	}
+	if p.OuterL3Offset >= p.L3Offset || p.OuterL3Offset < 0 || p.L3Offset > n {
+		t.Fatalf("outer header at %d, inner at %d", p.OuterL3Offset, p.L3Offset)
+	}
+	for i := range p.Tunnels[:p.NTunnels] {
+		if l := &p.Tunnels[i]; l.Type == flow.TunnelNone || l.Type >= flow.NumTunnelTypes || (l.Family != 4 && l.Family != 6) {
+			t.Fatalf("tunnel level %d: %+v", i, *l)
+		}
 	}
 }
 

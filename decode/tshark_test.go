@@ -157,14 +157,78 @@ func tunnelled(r *tsharkRow) bool {
 // legitimately differs from ours.
 type exceptions map[string]int
 
+// levelRow returns tshark's row as seen from the innermost IP header the
+// decoder reached: for a packet taken out of tunnels, each IP, IPv6 and
+// UDP field list starts after the values of the outer headers (one per
+// tunnel level of that family; one UDP header per UDP tunnel), so that
+// the first value is the inner connection's. IPv6 extension header fields
+// are not shifted (the outer headers of the tunnels compared carry none).
+func levelRow(p *Packet, r *tsharkRow) *tsharkRow {
+	if p.NTunnels == 0 {
+		return r
+	}
+	var n4, n6, nUDP int
+	for _, t := range p.Tunnels[:p.NTunnels] {
+		if t.Family == flow.FamilyIPv4 {
+			n4++
+		} else {
+			n6++
+		}
+		switch t.Type {
+		case flow.TunnelVXLAN, flow.TunnelGeneve, flow.TunnelGTPU, flow.TunnelTeredo:
+			nUDP++
+		}
+	}
+	out := *r
+	shift := func(n int, fs ...int) {
+		for _, f := range fs {
+			if len(out[f]) > n {
+				out[f] = out[f][n:]
+			} else {
+				out[f] = nil
+			}
+		}
+	}
+	shift(n4, fIPSrc, fIPDst, fIPProto, fFragOff, fMF)
+	shift(n6, fIP6Src, fIP6Dst, fIP6Nxt)
+	shift(nUDP, fUDPSrc, fUDPDst)
+	return &out
+}
+
+// compareOuter checks the outermost tunnel's own tuple, p.Outer, against
+// tshark's first (outermost) values.
+func compareOuter(p *Packet, r *tsharkRow) []string {
+	o := &p.Outer
+	srcF, dstF, protoF := fIPSrc, fIPDst, fIPProto
+	if o.Family == flow.FamilyIPv6 {
+		srcF, dstF, protoF = fIP6Src, fIP6Dst, fIP6Nxt
+	}
+	var bad []string
+	if !r.has(srcF) || o.Src.Netip(o.Family) != netip.MustParseAddr(r.first(srcF)) ||
+		o.Dst.Netip(o.Family) != netip.MustParseAddr(r.first(dstF)) || int(o.Proto) != atoi(r.first(protoF)) {
+		bad = append(bad, fmt.Sprintf("outer %v: tshark %s -> %s proto %s", o, r.first(srcF), r.first(dstF), r.first(protoF)))
+	}
+	if o.Proto == flow.ProtoUDP && (int(o.SrcPort) != atoi(r.first(fUDPSrc)) || int(o.DstPort) != atoi(r.first(fUDPDst))) {
+		bad = append(bad, fmt.Sprintf("outer ports %d/%d: tshark %s/%s", o.SrcPort, o.DstPort, r.first(fUDPSrc), r.first(fUDPDst)))
+	}
+	return bad
+}
+
 // comparePacket checks the decoder's output against tshark's decode of
-// the same frame. It returns the mismatches, and records in exc the
-// differences that are deliberate.
+// the same frame: the innermost connection the decoder reached against
+// tshark's fields at that level, and for tunnelled packets the outer
+// tuple against tshark's outermost values. It returns the mismatches,
+// and records in exc the differences that are deliberate.
 func comparePacket(p *Packet, r *tsharkRow, exc exceptions) []string {
 	var bad []string
 	mismatch := func(what string, got, want any) {
 		bad = append(bad, fmt.Sprintf("%s: got %v, tshark %v", what, got, want))
 	}
+	if p.NTunnels > 0 {
+		bad = append(bad, compareOuter(p, r)...)
+		exc["tunnelled: inner connection compared"]++
+	}
+	r = levelRow(p, r)
 	hasIP4, hasIP6 := r.has(fIPSrc), r.has(fIP6Src)
 	if !p.HasTuple {
 		if hasIP4 || hasIP6 {

@@ -1,8 +1,9 @@
 // Package tsharkoracle is the tshark oracle the tests compare tapir
 // against: it runs tshark on a capture and turns its per-frame fields into
 // the flow tuples tapir should assign, with one set of rules for every
-// test (outermost IP header, transport ports, non-first IP fragments in
-// their datagram's flow).
+// test (the innermost IP header reached through the tunnels the sensor
+// strips, transport ports, non-first IP fragments in their datagram's
+// flow).
 //
 // It is a test helper: it takes a testing.TB and fails or skips through
 // it. Its functions are safe for concurrent use.
@@ -11,7 +12,11 @@ package tsharkoracle
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os/exec"
 	"strconv"
@@ -35,8 +40,8 @@ type Frame struct {
 	// leave Tuple zero.
 	IP bool
 	// Tuple is the flow the frame belongs to, directional as seen on the
-	// wire: addresses and protocol of the outermost IP header (tapir keys
-	// tunnels on their outer header; IPv6 extension headers are walked),
+	// wire: addresses and protocol of the innermost IP header reached
+	// through tunnels (see levelView; IPv6 extension headers are walked),
 	// ports of a TCP, UDP or SCTP header directly inside it, ICMP or
 	// ICMPv6 type and code in place of ports. A non-first fragment
 	// carries its datagram's ports, taken from the first fragment with
@@ -110,7 +115,7 @@ const (
 func Frames(tb testing.TB, path string) (frames []Frame, ok bool) {
 	tb.Helper()
 	args := []string{"-n", "-r", path, "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
-		"-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"}
+		"-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"}
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
@@ -130,7 +135,10 @@ func parse(out []byte) []Frame {
 			f = append(f, "")
 		}
 		fr := Frame{Number: atoi(f[fNumber]), Epoch: f[fEpoch], Len: atoi(f[fLen]), CapLen: atoi(f[fCapLen])}
-		n, ok := networkOf(f)
+		// The innermost network layer the sensor keys on: tunnels
+		// stripped, from the protocol stack.
+		f, outer := levelView(f)
+		n, ok := networkOf(f, outer)
 		if !ok {
 			frames = append(frames, fr) // not IP
 			continue
@@ -166,16 +174,10 @@ type network struct {
 	first    bool
 }
 
-// networkOf reads the outermost network layer (from the protocol stack);
+// networkOf reads the network layer outer names ("ip" or "ipv6": the
+// innermost one the sensor keys on, from levelView);
 // false when there is no IP layer.
-func networkOf(f []string) (network, bool) {
-	outer := ""
-	for _, p := range strings.Split(f[fProtocols], ":") {
-		if p == "ip" || p == "ipv6" {
-			outer = p
-			break
-		}
-	}
+func networkOf(f []string, outer string) (network, bool) {
 	switch {
 	case outer == "ip" && f[fIPSrc] != "":
 		return ipv4Network(f), true
@@ -359,4 +361,158 @@ var FragmentCaptures = []string{
 	"zeek/fragmented-1.pcap", "zeek/fragmented-2.pcap", "zeek/fragmented-3.pcap", "zeek/fragmented-4.pcap",
 	"suricata-verify/bug-6887-defrag-eth-vlan-ipv4-tcp-syn/frag-eth-vlan-ip-tcp-syn.pcap",
 	"suricata-verify/bug-6887-defrag-ipv6-tcp/frag-ip-tcp.pcap",
+}
+
+// tunnelTokens are the frame.protocols entries that may stand between an
+// IP header and the IP header of the tunnel it carries, for the tunnels
+// the sensor strips (IP-in-IP, GRE, ERSPAN, VXLAN, Geneve, GTP-U,
+// Teredo, with Ethernet, VLANs and MPLS inside).
+var tunnelTokens = map[string]bool{
+	"gre": true, "erspan": true, "eth": true, "ethertype": true, "vlan": true, "mpls": true, "pwethcw": true,
+	"udp": true, "vxlan": true, "geneve": true, "gtp": true, "teredo": true,
+	"ipv6.hopopts": true, "ipv6.dstopts": true, "ipv6.routing": true,
+}
+
+// maxTunnels is the sensor decoder's default tunnel depth.
+const maxTunnels = 4
+
+// fieldProto names the frame.protocols entry each multi-valued field
+// belongs to: its n-th value is that of the n-th such layer.
+var fieldProto = map[int]string{
+	fIPSrc: "ip", fIPDst: "ip", fIPProto: "ip", fIPID: "ip", fIPFragOffset: "ip", fIPMF: "ip",
+	fIP6Src: "ipv6", fIP6Dst: "ipv6", fIP6Nxt: "ipv6",
+	fIP6FragIdent: "ipv6.fraghdr", fIP6FragOffset: "ipv6.fraghdr", fIP6FragNxt: "ipv6.fraghdr",
+	fIP6HopNxt: "ipv6.hopopts", fIP6DstNxt: "ipv6.dstopts", fIP6RoutingNxt: "ipv6.routing",
+	fUDPSrc: "udp", fUDPDst: "udp",
+}
+
+// levelView picks the IP header the sensor keys a frame on, from tshark's
+// fields printed with every occurrence: the outermost IP header, then
+// through each tunnel (an IP header followed, through tunnelTokens only,
+// by another) to the inner one, at most maxTunnels levels, stopping at an
+// IP fragment (tunnels are not taken apart without reassembly) and at
+// ICMP (the IP headers after it are quoted). It returns the fields with
+// every value replaced by that level's ("ip" fields from the chosen IPv4
+// header, UDP fields from the UDP header inside it...) and "ip", "ipv6"
+// or "" for the chosen header's family.
+func levelView(f []string) ([]string, string) {
+	protos := strings.Split(f[fProtocols], ":")
+	seen := map[string]int{}
+	var at map[string]int // seen before the chosen header
+	chosen, levels := -1, 0
+scan:
+	for i, p := range protos {
+		switch p {
+		case "ip", "ipv6":
+			if chosen >= 0 {
+				if levels == maxTunnels || !tunnelPath(protos[chosen+1:i]) || fragmented(f, protos[chosen], at) {
+					break scan
+				}
+				levels++
+			}
+			chosen = i
+			at = maps.Clone(seen)
+		case "icmp", "icmpv6":
+			break scan
+		}
+		seen[p]++
+	}
+	if chosen < 0 {
+		return f, ""
+	}
+	out := make([]string, len(f))
+	for i, v := range f {
+		if i == fProtocols {
+			out[i] = v
+			continue
+		}
+		out[i] = nth(v, at[fieldProto[i]])
+	}
+	return out, protos[chosen]
+}
+
+// tunnelPath reports whether the protocol entries between two IP headers
+// are those of a tunnel the sensor strips.
+func tunnelPath(between []string) bool {
+	for _, p := range between {
+		if !tunnelTokens[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// fragmented reports whether the IP header of family proto, whose field
+// occurrences are counted in at, is a fragment.
+func fragmented(f []string, proto string, at map[string]int) bool {
+	if proto == "ip" {
+		n := at["ip"]
+		mf := nth(f[fIPMF], n)
+		return atoi(nth(f[fIPFragOffset], n)) != 0 || mf == "1" || mf == "True"
+	}
+	return false // an IPv6 fragment header is not in tunnelTokens
+}
+
+// nth returns the n-th comma-separated value of s, or "".
+func nth(s string, n int) string {
+	for range n {
+		i := strings.IndexByte(s, ',')
+		if i < 0 {
+			return ""
+		}
+		s = s[i+1:]
+	}
+	if i := strings.IndexByte(s, ','); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// TunnelQuirkID returns the Community ID tshark gives a packet found
+// inside tunnels (chain, outermost first) whose inner IP packet has no
+// transport header tshark dissects (a non-first fragment, a protocol
+// without ports such as RSVP), and true; "" and false when the packet is
+// not such a case (noTransport false or no tunnel). tshark hashes the
+// innermost IP addresses with the last transport it saw, the ports of the
+// innermost UDP tunnel, as UDP; without a UDP tunnel, with the protocol
+// of the outermost IP header of the inner one's family (47 for GRE over
+// IPv4 carrying IPv4; the inner header's own protocol for IPv4 in IPv6),
+// without ports. Neither is the Community ID of
+// a connection (the sensor keys such packets on the inner connection, as
+// the Community ID spec and Zeek do), so tests comparing with tshark set
+// these IDs aside.
+func TunnelQuirkID(seed uint16, inner flow.Tuple, chain []flow.Tunnel, noTransport bool) (string, bool) {
+	if len(chain) == 0 || !noTransport {
+		return "", false
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		if chain[i].Proto == flow.ProtoUDP {
+			t := flow.Tuple{Src: inner.Src, Dst: inner.Dst, Family: inner.Family, Proto: flow.ProtoUDP,
+				SrcPort: chain[i].SrcPort, DstPort: chain[i].DstPort}
+			return flow.CommunityID(seed, t), true
+		}
+	}
+	proto := inner.Proto
+	for i := range chain {
+		if chain[i].Family == inner.Family {
+			proto = chain[i].Proto
+			break
+		}
+	}
+	return IPOnlyCommunityID(seed, inner, proto), true
+}
+
+// IPOnlyCommunityID is the Community ID of the addresses of t with
+// protocol proto and no ports, as tshark computes it for a packet without
+// a transport header it dissects (a non-first fragment: the sensor puts
+// it in its datagram's flow instead).
+func IPOnlyCommunityID(seed uint16, t flow.Tuple, proto uint8) string {
+	src, dst := t.Src.Bytes(t.Family), t.Dst.Bytes(t.Family)
+	if bytes.Compare(src, dst) > 0 {
+		src, dst = dst, src
+	}
+	b := binary.BigEndian.AppendUint16(nil, seed)
+	b = append(append(append(b, src...), dst...), proto, 0)
+	sum := sha1.Sum(b)
+	return "1:" + base64.StdEncoding.EncodeToString(sum[:])
 }

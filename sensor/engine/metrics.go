@@ -68,6 +68,7 @@ func newCollector(e *Engine) *collector {
 	c.descs["source_freezes_total"] = prometheus.NewDesc("tapir_sensor_source_queue_freezes_total", "TPACKET_V3 ring freezes, per source.", []string{"source"}, nil)
 	c.descs["metadata_protocol_flows_total"] = prometheus.NewDesc("tapir_sensor_metadata_protocol_flows_total", "Flows recognised by application protocol.", []string{"protocol"}, nil)
 	c.descs["ip_protocol_packets_total"] = prometheus.NewDesc("tapir_sensor_ip_protocol_packets_total", "Packets by IP protocol.", []string{"protocol"}, nil)
+	c.descs["tunnels_total"] = prometheus.NewDesc("tapir_sensor_tunnels_total", "Tunnel levels the decoder stripped (flows are keyed on the inner connection), by tunnel type.", []string{"type"}, nil)
 	return c
 }
 
@@ -95,6 +96,9 @@ var metricHelp = map[string]string{
 	"decode_truncated_total":      "Frames that ended before a header the decoder needed.",
 	"decode_malformed_total":      "Frames with an impossible header field.",
 	"decode_unsupported_total":    "Frames of a link type or encapsulation the decoder does not take apart (still stored).",
+	"tunnel_depth_limit_total":    "Packets with a tunnel nested deeper than the decoder strips (keyed on the deepest level stripped).",
+	"tunnel_fragments_total":      "Tunnel packets whose outer IP packet is a fragment (keyed on the outer header, not decapsulated).",
+	"tunnel_opaque_total":         "Tunnels whose payload held no complete IP header (non-IP or cut short; keyed on the tunnel itself).",
 	"timelines_total":             "Flow records that carried a timeline.",
 	"clock_steps_total":           "Times packet time stepped back by a second or more (merged captures, clock steps); timers keep running on a monotonic clock.",
 	"metadata_flows_total":        "Flows whose payload the metadata extractor looked at.",
@@ -144,6 +148,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("decode_truncated_total", s.Decode.Truncated)
 	counter("decode_malformed_total", s.Decode.Malformed)
 	counter("decode_unsupported_total", s.Decode.Unsupported)
+	counter("tunnel_depth_limit_total", s.Decode.TunnelDepthLimit)
+	counter("tunnel_fragments_total", s.Decode.TunnelFragments)
+	counter("tunnel_opaque_total", s.Decode.TunnelOpaque)
+	for t := flow.TunnelIPIP; t < flow.NumTunnelTypes; t++ {
+		ch <- prometheus.MustNewConstMetric(c.descs["tunnels_total"], prometheus.CounterValue, float64(s.Decode.Tunnels[t]), t.String())
+	}
 	counter("timelines_total", s.Timelines)
 	counter("clock_steps_total", s.Flows.ClockSteps)
 	m := &s.Metadata

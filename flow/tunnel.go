@@ -1,0 +1,55 @@
+package flow
+
+// TunnelType is the kind of one tunnel level a packet was found inside.
+// The zero value means no tunnel.
+type TunnelType uint8
+
+// Tunnel types the sensor's decoder takes apart.
+const (
+	TunnelNone    TunnelType = iota
+	TunnelIPIP               // IPv4 or IPv6 directly in IPv4 or IPv6 (IP protocol 4 or 41: 4in4, 6in4, 4in6, 6in6)
+	TunnelGRE                // GRE (IP protocol 47) carrying IP, MPLS or Ethernet (transparent Ethernet bridging)
+	TunnelERSPAN1            // ERSPAN type I: GRE 0x88be without a sequence number, Ethernet follows
+	TunnelERSPAN2            // ERSPAN type II: GRE 0x88be with an 8-byte ERSPAN header
+	TunnelERSPAN3            // ERSPAN type III: GRE 0x22eb with a 12-byte (+8 optional) ERSPAN header
+	TunnelVXLAN              // VXLAN over UDP (4789 by default)
+	TunnelGeneve             // Geneve over UDP (6081 by default)
+	TunnelGTPU               // GTP-U G-PDU over UDP (2152)
+	TunnelTeredo             // Teredo: IPv6 over UDP (3544)
+	NumTunnelTypes
+)
+
+var tunnelNames = [NumTunnelTypes]string{
+	"none", "ipip", "gre", "erspan1", "erspan2", "erspan3", "vxlan", "geneve", "gtpu", "teredo",
+}
+
+// String returns the type's lower-case name ("vxlan", "erspan2"...),
+// suitable as a metric label or an ECS keyword.
+func (t TunnelType) String() string {
+	if t < NumTunnelTypes {
+		return tunnelNames[t]
+	}
+	return "invalid"
+}
+
+// Tunnel is one level of a packet's tunnel chain: the encapsulating
+// header's type, the tunnel's own connection (outer IP addresses, Family
+// saying which form, IP protocol, and the UDP ports of the UDP tunnels)
+// and the tunnel's identifier when it has one: the VXLAN or Geneve VNI,
+// the GRE key, the ERSPAN session ID or the GTP-U TEID (HasID false
+// otherwise). Zeek calls the tunnels a connection was found in its
+// tunnel parents.
+type Tunnel struct {
+	Src, Dst         Addr
+	ID               uint32
+	SrcPort, DstPort uint16
+	Type             TunnelType
+	Family           uint8
+	Proto            uint8
+	HasID            bool
+}
+
+// Tuple returns the tunnel's own connection as a tuple (no VLANs).
+func (t *Tunnel) Tuple() Tuple {
+	return Tuple{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: t.Proto, Family: t.Family}
+}
