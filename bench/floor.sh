@@ -14,7 +14,9 @@
 #   tapir-sensor -r T --blocks-out D --flows-out F   the full job
 #
 # CPU = user + sys of the child (benchtool rusage, getrusage); best of
-# REPEAT rounds (default 3) per command. Usage:
+# REPEAT rounds (default 3) per command. SOFTFLOWD=1 adds softflowd -r T
+# (the big input's second baseline); BASE_SENSOR=PATH adds the full job
+# run by another tapir-sensor build (before/after in the same run). Usage:
 #
 #   bench/floor.sh [TRACE]      default: the many-flows trace of bench/gen
 #                               (cached as $BENCH_CACHE/many.pcap)
@@ -53,8 +55,12 @@ size=$(stat -c %s "$trace")
 cat "$trace" >/dev/null # page cache: every command reads it from memory
 
 names=(td-null td-file read s2 flows blocks full)
-declare -A cmd desc cpu rss wall
+[[ ${SOFTFLOWD:-0} == 1 ]] && names+=(softflowd)
+[[ -n ${BASE_SENSOR:-} ]] && names+=(base)
+declare -A desc cpu rss wall
 sensor=$root/bin/tapir-sensor
+sfdir=$(mktemp -d /tmp/sfd.XXXXXX) # softflowd keeps 15 characters of -r: run it from the trace's directory
+trap 'rm -rf "$work" "$sfdir"' EXIT
 desc[td-null]="tcpdump -r T -w /dev/null"
 desc[td-file]="tcpdump -r T -w OUT (writes the whole file)"
 desc[read]="benchtool floor -mode read T (the sensor's reader alone)"
@@ -62,6 +68,8 @@ desc[s2]="benchtool floor -mode s2 T (reader + S2 of the packet bytes, 8 KiB chu
 desc[flows]="tapir-sensor -r T --flows-out F"
 desc[blocks]="tapir-sensor -r T --blocks-out D"
 desc[full]="tapir-sensor -r T --blocks-out D --flows-out F"
+desc[softflowd]="softflowd -r T -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 -c none"
+desc[base]="the full job with BASE_SENSOR (${BASE_SENSOR:-}: the build before this change)"
 
 # run NAME: one measured run of NAME; keeps the lowest CPU.
 run() {
@@ -75,6 +83,9 @@ run() {
     flows) set -- "$sensor" -r "$trace" --flows-out "$work/out/flows.json" --sensor-id bench ;;
     blocks) set -- "$sensor" -r "$trace" --blocks-out "$work/out" --sensor-id bench ;;
     full) set -- "$sensor" -r "$trace" --blocks-out "$work/out" --flows-out "$work/flows.json" --sensor-id bench ;;
+    base) set -- "$BASE_SENSOR" -r "$trace" --blocks-out "$work/out" --flows-out "$work/flows.json" --sensor-id bench ;;
+    softflowd) set -- bash -c 'cd "$(dirname "$1")" && exec timeout 300 softflowd -r "$(basename "$1")" \
+      -n 127.0.0.1:9 -v 9 -d -6 -m 1000000 -p "$2/pid" -c none </dev/null' _ "$trace" "$sfdir" ;;
   esac
   "$benchtool" rusage -o "$work/ru" -- "$@" >"$work/$n.log" 2>&1 || true
   read -r u s m w rc <"$work/ru"
