@@ -17,6 +17,8 @@
 #   tcpdump        tcpdump -i IF -w FILE            (the baseline)
 #   sensor-flows   tapir-sensor -i IF --workers 1 --flows-out /dev/null
 #   sensor-blocks  the same with --blocks-out DIR
+#   sensor-blocks-base  sensor-blocks run by another build, BASE_SENSOR=PATH
+#                  (before/after on the same traffic)
 #   sensor-2w      --workers 2, flows and blocks
 #   netsniff-ng    netsniff-ng --in IF --out FILE --silent
 #
@@ -122,6 +124,7 @@ run() {
   case $name in
     sensor-flows) cmd=(bin/tapir-sensor -i "$cif" --workers 1 --sensor-id live --flows-out /dev/null); ready='' ;;
     sensor-blocks) cmd=(bin/tapir-sensor -i "$cif" --workers 1 --sensor-id live --flows-out /dev/null --blocks-out "$work/blocks"); ready='' ;;
+    sensor-blocks-base) cmd=("$BASE_SENSOR" -i "$cif" --workers 1 --sensor-id live --flows-out /dev/null --blocks-out "$work/blocks"); ready='' ;;
     sensor-2w) cmd=(bin/tapir-sensor -i "$cif" --workers 2 --sensor-id live --flows-out /dev/null --blocks-out "$work/blocks"); ready=''; nsock=2 ;;
     tcpdump) cmd=(tcpdump -i "$cif" -w "$work/cap.pcap"); ready='listening on' ;;
     netsniff-ng) cmd=(netsniff-ng --in "$cif" --out "$work/cap.pcap" --silent); ready='Running' ;;
@@ -217,6 +220,7 @@ md=$results/live.md
     case $name in
       sensor-flows) cmd="tapir-sensor -i IF --workers 1 --flows-out /dev/null" ;;
       sensor-blocks) cmd="tapir-sensor -i IF --workers 1 --flows-out /dev/null --blocks-out DIR" ;;
+      sensor-blocks-base) cmd="the same with BASE_SENSOR (${BASE_SENSOR:-}, the build before)" ;;
       sensor-2w) cmd="tapir-sensor -i IF --workers 2 --flows-out /dev/null --blocks-out DIR" ;;
       tcpdump) cmd="tcpdump -i IF -w FILE" ;;
       netsniff-ng) cmd="netsniff-ng --in IF --out FILE --silent" ;;

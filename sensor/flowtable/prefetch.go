@@ -28,3 +28,9 @@ func (t *Table[T]) PrefetchEntry(tup *flow.Tuple) {
 		prefetch(unsafe.Pointer(e))
 	}
 }
+
+// Prefetch asks the CPU to start loading the cache line at p without
+// waiting for it: a hint for a caller that knows which cold line it reads
+// next (the engine, walking a flow's packets back from its ring). Nothing
+// is read or changed.
+func Prefetch(p unsafe.Pointer) { prefetch(p) }
