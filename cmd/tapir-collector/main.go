@@ -147,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, int) {
 // loadConfig reads the configuration file (defaults without one), applies
 // the flags and validates the result.
 func loadConfig(f *flags) (config.Config, error) {
-	cfg := config.Default()
+	cfg := config.DefaultConfig()
 	if f.configPath != "" {
 		var err error
 		if cfg, err = config.Load(f.configPath); err != nil {

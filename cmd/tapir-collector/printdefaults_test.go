@@ -13,7 +13,7 @@ import (
 
 // TestPrintDefaults: tapir-collector check-config --print-defaults
 // prints the commented default configuration, which loads through the
-// config loader as config.Default() and passes check-config once TLS is
+// config loader as config.DefaultConfig() and passes check-config once TLS is
 // given (here: turned off).
 func TestPrintDefaults(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "tapir-collector")
@@ -35,8 +35,8 @@ func TestPrintDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range configdoc.Differences(cfg, config.Default()) {
-		t.Errorf("printed defaults load with %s (config.Default())", d)
+	for _, d := range configdoc.Differences(cfg, config.DefaultConfig()) {
+		t.Errorf("printed defaults load with %s (config.DefaultConfig())", d)
 	}
 	plain := bytes.ReplaceAll(out, []byte("    insecure: false"), []byte("    insecure: true"))
 	if err := os.WriteFile(path, plain, 0o644); err != nil {

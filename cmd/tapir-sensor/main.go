@@ -177,7 +177,7 @@ func parseFlags(o *options, args []string, stderr io.Writer) (int, bool) {
 
 // loadConfig reads the config file (if any) and applies the flags.
 func loadConfig(o *options) (config.Config, error) {
-	cfg := config.Default()
+	cfg := config.DefaultConfig()
 	if o.configPath != "" {
 		var err error
 		if cfg, err = config.Load(o.configPath); err != nil {

@@ -13,7 +13,7 @@ import (
 
 // TestPrintDefaults: tapir-sensor check-config --print-defaults prints
 // the commented default configuration, which loads through the config
-// loader as config.Default() and passes check-config once a run gives
+// loader as config.DefaultConfig() and passes check-config once a run gives
 // its input and output.
 func TestPrintDefaults(t *testing.T) {
 	bin := buildSensor(t)
@@ -32,8 +32,8 @@ func TestPrintDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range configdoc.Differences(cfg, config.Default()) {
-		t.Errorf("printed defaults load with %s (config.Default())", d)
+	for _, d := range configdoc.Differences(cfg, config.DefaultConfig()) {
+		t.Errorf("printed defaults load with %s (config.DefaultConfig())", d)
 	}
 	check := exec.Command(bin, "check-config", "--config", path, "-r", "capture.pcap", "--flows-out", filepath.Join(t.TempDir(), "flows.json"))
 	if out, err := check.CombinedOutput(); err != nil {

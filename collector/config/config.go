@@ -61,8 +61,8 @@ type Metrics struct {
 	Listen string `yaml:"listen"`
 }
 
-// Default returns the default configuration.
-func Default() Config {
+// DefaultConfig returns the default configuration.
+func DefaultConfig() Config {
 	return Config{
 		Store:     Store{Backend: "pebble", Dir: "/var/lib/tapir/store", Pebble: pebble.DefaultConfig(), HBase: hbase.DefaultConfig()},
 		Retention: retention.DefaultConfig(),
@@ -80,7 +80,7 @@ var ErrInvalid = errors.New("invalid collector config")
 
 // Load reads a YAML file over the defaults; unknown keys are errors.
 func Load(path string) (Config, error) {
-	cfg := Default()
+	cfg := DefaultConfig()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)

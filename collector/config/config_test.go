@@ -24,7 +24,7 @@ func TestExampleFileValidates(t *testing.T) {
 }
 
 func TestDefaultsNeedTLSChoice(t *testing.T) {
-	c := config.Default()
+	c := config.DefaultConfig()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "insecure") {
 		t.Fatalf("defaults without TLS files: %v", err)
 	}

@@ -1,7 +1,7 @@
 // Package configdoc documents a daemon's configuration from its Go types,
 // so that the reference cannot drift from the code: the YAML keys come
 // from the structs' yaml tags (inline structs merged), the defaults from
-// a value (the package's Default()), and the text from the fields' Go
+// a value (the package's DefaultConfig()), and the text from the fields' Go
 // doc comments, read from the package sources with go/parser. It renders
 // a commented YAML document of the defaults (what check-config
 // --print-defaults prints) and Markdown reference tables

@@ -94,8 +94,8 @@ type Metrics struct {
 	Listen string `yaml:"listen"`
 }
 
-// Default returns the default configuration.
-func Default() Config {
+// DefaultConfig returns the default configuration.
+func DefaultConfig() Config {
 	return Config{
 		Engine:  engine.DefaultConfig(),
 		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
@@ -114,7 +114,7 @@ var ErrInvalid = errors.New("invalid sensor config")
 // deprecated key (see deprecatedKeys) is read as its replacement and
 // listed in Config.Deprecated.
 func Load(path string) (Config, error) {
-	cfg := Default()
+	cfg := DefaultConfig()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("read config: %w", err)

@@ -12,7 +12,7 @@ import (
 )
 
 func TestDefaultsValidateWithAnOutput(t *testing.T) {
-	c := config.Default()
+	c := config.DefaultConfig()
 	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "no output") {
 		t.Fatalf("defaults without an output: %v", err)
 	}
@@ -93,7 +93,7 @@ func TestIPFIXOutput(t *testing.T) {
 // TestMemoryLimit: memory_limit defaults to 640 MiB, is read from the
 // file, may be 0 (no limit) and is refused below 64 MiB or negative.
 func TestMemoryLimit(t *testing.T) {
-	if d := config.Default(); d.MemoryLimit != config.DefaultMemoryLimit || config.DefaultMemoryLimit != 640<<20 {
+	if d := config.DefaultConfig(); d.MemoryLimit != config.DefaultMemoryLimit || config.DefaultMemoryLimit != 640<<20 {
 		t.Fatalf("default memory_limit %d", d.MemoryLimit)
 	}
 	for _, tc := range []struct {

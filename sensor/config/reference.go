@@ -5,7 +5,7 @@ import (
 	_ "embed"
 )
 
-// defaultsYAML is Default() as a commented YAML document, written by make
+// defaultsYAML is DefaultConfig() as a commented YAML document, written by make
 // docs (internal/configdoc/gen) from the config structs and their doc
 // comments; a test fails when it is stale.
 //
@@ -14,5 +14,5 @@ var defaultsYAML []byte
 
 // DefaultsYAML returns the default configuration as a commented YAML
 // file (what tapir-sensor check-config --print-defaults prints): every key
-// with its doc comment. It loads back as Default().
+// with its doc comment. It loads back as DefaultConfig().
 func DefaultsYAML() []byte { return bytes.Clone(defaultsYAML) }

@@ -11,7 +11,7 @@ import (
 )
 
 // TestDefaultsYAMLLoadsAsDefault: the embedded defaults file (what
-// check-config --print-defaults prints) loads through Load as Default(),
+// check-config --print-defaults prints) loads through Load as DefaultConfig(),
 // and documents its keys.
 func TestDefaultsYAMLLoadsAsDefault(t *testing.T) {
 	raw := DefaultsYAML()
@@ -32,7 +32,7 @@ func TestDefaultsYAMLLoadsAsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range configdoc.Differences(got, Default()) {
-		t.Errorf("defaults.yaml loads with %s (Default()); run make docs", d)
+	for _, d := range configdoc.Differences(got, DefaultConfig()) {
+		t.Errorf("defaults.yaml loads with %s (DefaultConfig()); run make docs", d)
 	}
 }
