@@ -99,8 +99,11 @@ enum counter {
 };
 
 // counters is the value of tapir_counters (one per CPU): one lookup per
-// packet reaches every counter it bumps.
+// packet reaches every counter it bumps. clock_jiffies and clock_ns cache
+// the coarse clock for the current tick (see coarse_now in tapir.c).
 struct counters {
+	__u64 clock_jiffies;
+	__u64 clock_ns;
 	__u64 n[CNT_MAX];
 };
 

@@ -53,8 +53,10 @@ const (
 )
 
 type TapirCounters struct {
-	_ structs.HostLayout
-	N [11]uint64
+	_            structs.HostLayout
+	ClockJiffies uint64
+	ClockNs      uint64
+	N            [11]uint64
 }
 
 type TapirCutoffConfig struct {
