@@ -82,6 +82,7 @@ measure() { # label -> prints p50 p99 (ms); details on stderr and in $work/pebbl
   "$bt" settle -metrics "http://127.0.0.1:$port_metrics/metrics" -quiet "$SETTLE" 2>&1 | tee "$work/pebble-$1" >&2
   curl -s "http://127.0.0.1:$port_metrics/metrics" | grep -E '^tapir_collector_ingest_(batches|blocks|block_bytes|records)_total' |
     tr '\n' ' ' | sed 's/^/stored: /; s/$/\n/' | tee -a "$work/pebble-$1" >&2
+  echo "load: average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs before the timed passes" | tee -a "$work/pebble-$1" >&2
   "$bt" retrieve -api "http://127.0.0.1:$port_api" -token "$token" -ids "$work/sample" \
     -rounds "$ROUNDS" -metrics "http://127.0.0.1:$port_metrics/metrics" -o "$work/lat-$1.tsv" 2> >(tee -a "$work/pebble-$1" >&2)
 }
@@ -226,6 +227,6 @@ echo
 echo "Pebble at each size (benchtool settle / retrieve):"
 echo
 echo '```'
-for l in 1m 10m big; do if [[ -f $work/pebble-$l ]]; then grep -h '^settle:\|^stored:\|pebble during\|retrieve: ' "$work/pebble-$l" | sed "s/^/$l /"; fi; done
+for l in 1m 10m big; do if [[ -f $work/pebble-$l ]]; then grep -h '^settle:\|^stored:\|^load:\|pebble during\|retrieve: ' "$work/pebble-$l" | sed "s/^/$l /"; fi; done
 echo '```'
 } | tee bench/results/retrieval.md
