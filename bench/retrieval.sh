@@ -35,16 +35,18 @@
 #
 # Finally `tcpdump -r BIG -w /dev/null <filter>` is timed for a few of the
 # same flows. The table goes to bench/results/retrieval.md. KEEP=1 keeps
-# .cache/bench/retrieval (the store, ~5 GB at COPIES=10) for inspection.
+# .cache/bench/retrieval (RETRIEVAL_WORK; the store, ~5 GB at COPIES=10)
+# for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+export TAPIR_PCAPS=${TAPIR_PCAPS:-$root/../shared/pcaps}
 SAMPLES=${SAMPLES:-1000}
 SETTLE=${SETTLE:-20s}
 ROUNDS=${ROUNDS:-5}
 TCPDUMP_FLOWS=${TCPDUMP_FLOWS:-3}
 big=$(./bench/mkbig.sh)
-work=$root/.cache/bench/retrieval
+work=${RETRIEVAL_WORK:-$root/.cache/bench/retrieval}
 rm -rf "$work" && mkdir -p "$work/bin"
 # Sensor, collector and benchtool are built from this tree, together (a
 # sensor and a collector from different trees may disagree on the block
@@ -80,6 +82,7 @@ measure() { # label -> prints p50 p99 (ms); details on stderr and in $work/pebbl
   "$bt" settle -metrics "http://127.0.0.1:$port_metrics/metrics" -quiet "$SETTLE" 2>&1 | tee "$work/pebble-$1" >&2
   curl -s "http://127.0.0.1:$port_metrics/metrics" | grep -E '^tapir_collector_ingest_(batches|blocks|block_bytes|records)_total' |
     tr '\n' ' ' | sed 's/^/stored: /; s/$/\n/' | tee -a "$work/pebble-$1" >&2
+  echo "load: average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs before the timed passes" | tee -a "$work/pebble-$1" >&2
   "$bt" retrieve -api "http://127.0.0.1:$port_api" -token "$token" -ids "$work/sample" \
     -rounds "$ROUNDS" -metrics "http://127.0.0.1:$port_metrics/metrics" -o "$work/lat-$1.tsv" 2> >(tee -a "$work/pebble-$1" >&2)
 }
@@ -106,19 +109,82 @@ store_bytes=$(du -sb "$work/store" | cut -f1)
 # Optionally grow the store to COPIES x the big input: each copy is the
 # big input with addresses rewritten by tcprewrite (another seed), so its
 # flows are new ones; the sampled flows are measured again.
+# COPY_MINUTES (default 0: none) stops adding copies once the copies have
+# taken that long, on a machine too slow or too busy for all of them; the
+# table then says how many packets the store holds.
 COPIES=${COPIES:-1}
+COPY_MINUTES=${COPY_MINUTES:-0}
 p50c= p99c= s50c= s99c= f50c= f99c= store_bytes_c=
+copies_done=1
 if [[ $COPIES -gt 1 ]]; then
+  copy_start=$SECONDS
   for c in $(seq 2 "$COPIES"); do
+    if [[ $COPY_MINUTES -gt 0 && $((SECONDS - copy_start)) -ge $((COPY_MINUTES * 60)) ]]; then
+      echo "COPY_MINUTES=$COPY_MINUTES reached after $((c - 1)) copies: measuring at that size" >&2
+      break
+    fi
     echo "streaming copy $c of the big input ..." >&2
     tcprewrite --seed="$((1000 + c))" --fixcsum --infile="$big" --outfile="$work/copy.pcap"
     stream "$work/copy.pcap" "bench-c$c" /dev/null >&2
     rm -f "$work/copy.pcap"
+    copies_done=$c
   done
+  echo "$copies_done copies streamed in $(((SECONDS - copy_start) / 60)) min" >&2
+fi
+if [[ $copies_done -gt 1 ]]; then
   read -r p50c p99c s50c s99c f50c f99c < <(measure big)
   store_bytes_c=$(du -sb "$work/store" | cut -f1)
-  echo "$((total * COPIES)) packets: p50 ${p50c} ms, p99 ${p99c} ms" >&2
+  echo "$((total * copies_done)) packets: p50 ${p50c} ms, p99 ${p99c} ms" >&2
 fi
+
+# Freshness on the store as it now is (the largest size): a live sensor on
+# one end of a veth pair (the other end in a private network namespace)
+# streams to the same collector; a ping exchange (zeek/icmp-ping.pcap with
+# its addresses rewritten, so that its flow is new to the store) is
+# replayed into the veth, and the time from the start of the replay until
+# GET /api/v1/pcap?flow=<its Community ID> returns all its packets is the
+# freshness (requirement: under 5 s). Needs root, iproute2 and tcpreplay;
+# skipped otherwise. FRESH_RUNS (3) replays, each with other addresses.
+FRESH_RUNS=${FRESH_RUNS:-3}
+fresh_line="freshness: not measured (needs root, ip and tcpreplay)"
+if [[ $(id -u) == 0 ]] && command -v ip >/dev/null && command -v tcpreplay >/dev/null; then
+  fns=tfresh$$ fa=tfa$$ fb=tfb$$
+  ip netns add "$fns"
+  ip link add "$fa" type veth peer name "$fb" netns "$fns"
+  ip link set "$fa" up; ip -n "$fns" link set "$fb" up
+  "$work/bin/tapir-sensor" -i "$fa" --sensor-id bench-fresh --collector 127.0.0.1:$port_ingest --insecure \
+    --spool-dir "$work/spool-fresh" --flows-out /dev/null --log-level info 2>"$work/sensor-fresh.log" &
+  fresh_sensor=$!
+  for _ in $(seq 200); do grep -q 'connected to collector' "$work/sensor-fresh.log" && break; sleep 0.1; done
+  sleep 1 # the capture sockets open once connected
+  : >"$work/fresh"
+  for r in $(seq "$FRESH_RUNS"); do
+    tcprewrite --seed="$((7000 + r))" --fixcsum --infile="$TAPIR_PCAPS/zeek/icmp-ping.pcap" --outfile="$work/ping-$r.pcap"
+    "$work/bin/tapir-sensor" -r "$work/ping-$r.pcap" --flows-out "$work/ping-$r.json" --log-level warn
+    read -r cid want < <(jq -r 'select(.network.community_id != null) | "\(.network.community_id) \(.network.packets)"' "$work/ping-$r.json" | head -1)
+    t0=$(date +%s.%N)
+    ip netns exec "$fns" tcpreplay -q -i "$fb" "$work/ping-$r.pcap" >/dev/null 2>&1
+    got=0
+    while :; do
+      code=$(curl -s -o "$work/fresh.pcap" -w '%{http_code}' -H "Authorization: Bearer $token" \
+        "http://127.0.0.1:$port_api/api/v1/pcap?flow=$(printf %s "$cid" | jq -sRr @uri)")
+      if [[ $code == 200 ]]; then got=$(capinfos -T -r -c "$work/fresh.pcap" 2>/dev/null | cut -f2); fi
+      [[ ${got:-0} -ge $want ]] && break
+      if python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) - float(sys.argv[1]) > 30 else 1)" "$t0" "$(date +%s.%N)"; then
+        got=timeout; break
+      fi
+      sleep 0.05
+    done
+    t1=$(date +%s.%N)
+    if [[ $got == timeout ]]; then echo "timeout" >>"$work/fresh"; else
+      python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$t0" "$t1" >>"$work/fresh"; fi
+    echo "freshness run $r: flow $cid ($want packets): $(tail -1 "$work/fresh") s" >&2
+  done
+  kill -INT $fresh_sensor 2>/dev/null; wait $fresh_sensor 2>/dev/null || true
+  ip netns del "$fns" 2>/dev/null || true
+  fresh_line="freshness (live sensor on a veth streaming to this collector, store at its largest size): replay of a new ping flow to all its packets retrievable by Community ID: $(paste -sd' ' "$work/fresh" | sed 's/ / s, /g') s over $FRESH_RUNS runs (target < 5 s)."
+fi
+echo "$fresh_line" >&2
 
 # tcpdump filtering the raw capture for the same flows.
 : >"$work/tcpdump"
@@ -149,17 +215,18 @@ cat <<TABLE
 |---|---|---|---|---|---|
 | $n1 packets | $SAMPLES ($((SAMPLES * ROUNDS))) | $p50a | $p99a | $s50a / $s99a | $f50a / $f99a |
 | $total packets ($((store_bytes / 1048576)) MiB store) | $SAMPLES ($((SAMPLES * ROUNDS))) | $p50b | $p99b | $s50b / $s99b | $f50b / $f99b |
-$(if [[ -n $p50c ]]; then echo "| $((total * COPIES)) packets ($((store_bytes_c / 1048576)) MiB store) | $SAMPLES ($((SAMPLES * ROUNDS))) | $p50c | $p99c | $s50c / $s99c | $f50c / $f99c |"; fi)
+$(if [[ -n $p50c ]]; then echo "| $((total * copies_done)) packets ($((store_bytes_c / 1048576)) MiB store) | $SAMPLES ($((SAMPLES * ROUNDS))) | $p50c | $p99c | $s50c / $s99c | $f50c / $f99c |"; fi)
 
-p99 growth 1M -> ${total}: $(ratio "$p99b" "$p99a")x$(if [[ -n $p99c ]]; then echo "; 1M -> $((total * COPIES)): $(ratio "$p99c" "$p99a")x"; fi) (target < 1.5x); p99 target < 50 ms.
-Store p99 growth (lookup + block scan, Server-Timing): 1M -> ${total}: $(ratio "$s99b" "$s99a")x$(if [[ -n $s99c ]]; then echo "; 1M -> $((total * COPIES)): $(ratio "$s99c" "$s99a")x"; fi).
+p99 growth 1M -> ${total}: $(ratio "$p99b" "$p99a")x$(if [[ -n $p99c ]]; then echo "; 1M -> $((total * copies_done)): $(ratio "$p99c" "$p99a")x"; fi) (target < 1.5x); p99 target < 50 ms.
+Store p99 growth (lookup + block scan, Server-Timing): 1M -> ${total}: $(ratio "$s99b" "$s99a")x$(if [[ -n $s99c ]]; then echo "; 1M -> $((total * copies_done)): $(ratio "$s99c" "$s99a")x"; fi).
 p99 is the latency from sending the request to the last pcap byte; "store" is the collector's own time in Pebble (flow lookup, block scan and decode); "first retrieval" is the warm-up pass, each flow's first retrieval (block cache cold for it).
+$fresh_line
 tcpdump -r BIG (${total} packets) filtering one flow: median ${td} ms over ${TCPDUMP_FLOWS} flows; tapir p50 at ${total} packets is $(ratio "$td" "$p50b")x faster.
 TABLE
 echo
 echo "Pebble at each size (benchtool settle / retrieve):"
 echo
 echo '```'
-for l in 1m 10m big; do if [[ -f $work/pebble-$l ]]; then grep -h '^settle:\|^stored:\|pebble during\|retrieve: ' "$work/pebble-$l" | sed "s/^/$l /"; fi; done
+for l in 1m 10m big; do if [[ -f $work/pebble-$l ]]; then grep -h '^settle:\|^stored:\|^load:\|pebble during\|retrieve: ' "$work/pebble-$l" | sed "s/^/$l /"; fi; done
 echo '```'
 } | tee bench/results/retrieval.md

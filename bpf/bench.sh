@@ -35,7 +35,8 @@
 # sensor sees wire-size packets as on a tap). Usage:
 #   bpf/bench.sh [rate (iperf3 -b, default 300M)] [seconds (default 8)] [budget bytes (default 65536)]
 # Environment: ROUNDS (3), PERF (1 when perf is installed), SENSOR (a
-# tapir-sensor binary to run instead of building this tree's).
+# tapir-sensor binary to run instead of building this tree's), PERF_KEEP
+# (a directory that keeps each round's perf.data).
 set -euo pipefail
 RATE=${1:-300M}
 SECS=${2:-8}
@@ -148,6 +149,8 @@ run() {
 	local kcap="0 0 0"
 	if [ -n "$perfpid" ]; then
 		kill -INT $perfpid; wait $perfpid || true
+		# PERF_KEEP=DIR keeps each round's profile for perf report.
+		[ -n "${PERF_KEEP:-}" ] && cp "$WORK/perf.data" "$PERF_KEEP/perf-$mode-$round.data"
 		# Samples (all CPUs) under tpacket_rcv or in one of tapir's eBPF
 		# programs (a tcx program of another build runs outside
 		# tpacket_rcv), of those in tapir's programs, and all samples.

@@ -8,4 +8,4 @@
 // or later (BPF atomics, ring buffer).
 package bpf
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -type flow_key -type flow_val -type dir_stats -type cutoff_config -type pin_net_key -type event -type counter Tapir tapir.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -type flow_key -type flow_val -type dir_stats -type cutoff_config -type pin_net_key -type event -type counter -type counters Tapir tapir.c

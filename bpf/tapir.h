@@ -46,12 +46,14 @@ struct dir_stats {
 	__u32 pad;
 };
 
-// flow_val is one flow's entry: dir[0] is A->B of the key.
+// flow_val is one flow's entry: dir[0] is A->B of the key. The pin state,
+// read for every packet past the budget, comes first, beside the key the
+// lookup has just read, so that it costs no cache line of its own.
 struct flow_val {
-	struct dir_stats dir[2];
 	__u32 pin_gen; // tapir_config.pin_gen when pinned was evaluated
 	__u8 pinned;
 	__u8 pad[3];
+	struct dir_stats dir[2];
 };
 
 #define CFG_NEW_FLOW_EVENTS 1
@@ -80,7 +82,7 @@ struct event {
 	struct flow_key key;
 };
 
-// Indexes of tapir_counters.
+// Indexes of counters.n, the single per-CPU entry of tapir_counters.
 enum counter {
 	CNT_ACCOUNTED,
 	CNT_UNTRACKED,
@@ -94,6 +96,15 @@ enum counter {
 	CNT_CUT_PACKETS,
 	CNT_CUT_BYTES,
 	CNT_MAX,
+};
+
+// counters is the value of tapir_counters (one per CPU): one lookup per
+// packet reaches every counter it bumps. clock_jiffies and clock_ns cache
+// the coarse clock for the current tick (see coarse_now in tapir.c).
+struct counters {
+	__u64 clock_jiffies;
+	__u64 clock_ns;
+	__u64 n[CNT_MAX];
 };
 
 #endif

@@ -52,6 +52,13 @@ const (
 	TapirCounterCNT_MAX              TapirCounter = 11
 )
 
+type TapirCounters struct {
+	_            structs.HostLayout
+	ClockJiffies uint64
+	ClockNs      uint64
+	N            [11]uint64
+}
+
 type TapirCutoffConfig struct {
 	_           structs.HostLayout
 	Budget      uint64
@@ -97,10 +104,10 @@ type TapirFlowKey struct {
 
 type TapirFlowVal struct {
 	_      structs.HostLayout
-	Dir    [2]TapirDirStats
 	PinGen uint32
 	Pinned uint8
 	Pad    [3]uint8
+	Dir    [2]TapirDirStats
 }
 
 type TapirPinNetKey struct {

@@ -358,28 +358,27 @@ func (d *Datapath) Counters() (KernelCounters, error) {
 	if !d.started {
 		return c, nil
 	}
-	vals := make([]uint64, 0)
-	get := func(i bpf.TapirCounter) uint64 {
-		if err := d.objs.TapirCounters.Lookup(uint32(i), &vals); err != nil {
-			return 0
-		}
-		var s uint64
-		for _, v := range vals {
-			s += v
-		}
-		return s
+	var perCPU []bpf.TapirCounters
+	if err := d.objs.TapirCounters.Lookup(uint32(0), &perCPU); err != nil {
+		return c, fmt.Errorf("read kernel counters: %w", err)
 	}
-	c.Accounted = get(bpf.TapirCounterCNT_ACCOUNTED)
-	c.Untracked = get(bpf.TapirCounterCNT_UNTRACKED)
-	c.NewFlows = get(bpf.TapirCounterCNT_NEW_FLOWS)
-	c.MapFull = get(bpf.TapirCounterCNT_MAP_FULL)
-	c.EventDrops = get(bpf.TapirCounterCNT_EVENT_DROPS)
-	c.Passed = get(bpf.TapirCounterCNT_PASSED)
-	c.PassedControl = get(bpf.TapirCounterCNT_PASSED_CONTROL)
-	c.PassedPinned = get(bpf.TapirCounterCNT_PASSED_PINNED)
-	c.PassedKeepalive = get(bpf.TapirCounterCNT_PASSED_KEEPALIVE)
-	c.CutPackets = get(bpf.TapirCounterCNT_CUT_PACKETS)
-	c.CutBytes = get(bpf.TapirCounterCNT_CUT_BYTES)
+	var n [bpf.TapirCounterCNT_MAX]uint64
+	for i := range perCPU {
+		for j, v := range perCPU[i].N {
+			n[j] += v
+		}
+	}
+	c.Accounted = n[bpf.TapirCounterCNT_ACCOUNTED]
+	c.Untracked = n[bpf.TapirCounterCNT_UNTRACKED]
+	c.NewFlows = n[bpf.TapirCounterCNT_NEW_FLOWS]
+	c.MapFull = n[bpf.TapirCounterCNT_MAP_FULL]
+	c.EventDrops = n[bpf.TapirCounterCNT_EVENT_DROPS]
+	c.Passed = n[bpf.TapirCounterCNT_PASSED]
+	c.PassedControl = n[bpf.TapirCounterCNT_PASSED_CONTROL]
+	c.PassedPinned = n[bpf.TapirCounterCNT_PASSED_PINNED]
+	c.PassedKeepalive = n[bpf.TapirCounterCNT_PASSED_KEEPALIVE]
+	c.CutPackets = n[bpf.TapirCounterCNT_CUT_PACKETS]
+	c.CutBytes = n[bpf.TapirCounterCNT_CUT_BYTES]
 	c.MapEntries = d.entries.Load()
 	c.DrainedIdle = d.drainedIdle.Load()
 	d.sinksMu.Lock()
