@@ -175,9 +175,21 @@ static __always_inline void order(struct pkt *p, const __u8 *src, const __u8 *ds
 	}
 }
 
+// udp_tunnel reports whether a UDP datagram is one of the tunnels the
+// sensor's decoder takes apart (VXLAN 4789, Geneve 6081, GTP-U 2152,
+// Teredo 3544, either port, as decode's defaults). The cut-off leaves
+// them untracked: userspace keys their packets on the inner connection,
+// while this program sees only the outer one, so a budget spent on the
+// tunnel would cut every inner flow inside it (SYNs and FINs included).
+static __always_inline int udp_tunnel(__u16 sp, __u16 dp)
+{
+	return sp == 4789 || dp == 4789 || sp == 6081 || dp == 6081 ||
+	       sp == 2152 || dp == 2152 || sp == 3544 || dp == 3544;
+}
+
 // parse fills p from the Ethernet frame in skb. It returns 0 for a packet
 // the cut-off tracks (TCP, UDP or SCTP over IPv4/IPv6, not a fragment,
-// at most two VLAN tags), -1 for anything else.
+// at most two VLAN tags, not a UDP tunnel), -1 for anything else.
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	__u32 off = ETH_HLEN;
@@ -252,6 +264,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	p->key.vlan = outer;
 	p->key.inner_vlan = inner;
 	__u16 sp = bpf_ntohs(ports[0]), dp = bpf_ntohs(ports[1]);
+	if (l4 == IPPROTO_UDP && udp_tunnel(sp, dp))
+		return -1; // a tunnel: userspace keys its inner connections
 	order(p, src, dst, sp, dp, addr_cmp(src, dst));
 	return 0;
 }
@@ -329,6 +343,8 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 	p->key.inner_vlan = 0;
 	__u16 sp = (__u16)h[off] << 8 | h[off + 1];
 	__u16 dp = (__u16)h[off + 2] << 8 | h[off + 3];
+	if (l4 == IPPROTO_UDP && udp_tunnel(sp, dp))
+		return -1; // a tunnel: userspace keys its inner connections
 	__u8 src[16] = {}, dst[16] = {};
 	if (proto == ETH_P_IP) {
 		p->key.family = FAMILY_IPV4;
