@@ -30,7 +30,7 @@ var rules = []rule{
 	{From: "sensor", Forbid: []string{"collector", "storage"}},
 	{From: "collector", Forbid: []string{"sensor", "bpf"}},
 	{From: "storage", Forbid: []string{"collector"}},
-	{From: "flow", Forbid: []string{"sensor", "collector"}},
+	{From: "flow", Forbid: []string{"sensor", "collector", "storage"}},
 	// The rest of the shared core serves both sides and depends on neither.
 	{From: "segfile", Forbid: []string{"sensor", "collector", "storage", "block"}},
 	{From: "block", Forbid: []string{"sensor", "collector", "storage"}},
