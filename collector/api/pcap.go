@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -303,14 +305,48 @@ func (s *Server) parseWindow(c *call, v url.Values) (from, to time.Time, err err
 	return from, to, nil
 }
 
+// communityIDLen is the length of a Community ID v1: "1:" and the
+// base64 of a SHA-1.
+const communityIDLen = 2 + 28
+
+// checkFlowParam checks the flow parameter's syntax: a Community ID v1
+// ("1:" and the base64 of 20 bytes) or a 32-hex-digit flow ID. A '+'
+// that a URL's query decoding turned into a space is put back (Community
+// IDs hold no spaces). The error says what is wrong, for a 400 answer:
+// only a well-formed ID can be unknown (404).
+func checkFlowParam(id string) (string, error) {
+	if !strings.HasPrefix(id, "1:") {
+		if _, err := flow.ParseID(id); err != nil {
+			return "", fmt.Errorf("flow %q is neither a Community ID (1:...) nor a flow ID (32 hex digits)", cut(id, 64))
+		}
+		return id, nil
+	}
+	id = strings.ReplaceAll(id, " ", "+")
+	if len(id) != communityIDLen {
+		return "", fmt.Errorf("malformed Community ID %q: %d characters, a Community ID v1 has %d (\"1:\" and 28 base64 characters)",
+			cut(id, 64), len(id), communityIDLen)
+	}
+	if raw, err := base64.StdEncoding.DecodeString(id[2:]); err != nil || len(raw) != sha1.Size {
+		return "", fmt.Errorf("malformed Community ID %q: after \"1:\" it must be the base64 of a 20-byte SHA-1", id)
+	}
+	return id, nil
+}
+
+// cut shortens s to at most n bytes for an error message.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
 // collectFlow gathers the blocks of the flow named by a Community ID or
 // flow ID.
 func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (int, error) {
-	if !strings.HasPrefix(id, "1:") {
-		if _, err := flow.ParseID(id); err != nil {
-			s.fail(c, http.StatusBadRequest, "bad_request", "flow must be a Community ID (1:...) or a 32-hex-digit flow ID", nil)
-			return 0, errAnswered
-		}
+	id, err := checkFlowParam(id)
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
+		return 0, errAnswered
 	}
 	from, to, err := s.parseWindow(c, v)
 	if err != nil {
