@@ -226,7 +226,8 @@ func flowDeliverer(writer storage.Writer, chain *enrich.Chain) func(context.Cont
 // startIngest starts the sensors' gRPC ingest server.
 func (b *builder) startIngest(writer storage.Writer, sensors *registry.Registry, chain *enrich.Chain) error {
 	in, err := ingest.New(b.cfg.Ingest, ingest.Dependencies{Store: writer, Registry: sensors,
-		Logger: b.logger.With("component", "ingest"), Registerer: b.reg, Enrich: chain.Enrich})
+		Logger: b.logger.With("component", "ingest"), Registerer: b.reg, Enrich: chain.Enrich,
+		PacketRetention: b.cfg.Retention.MaxAge})
 	if err != nil {
 		return err
 	}

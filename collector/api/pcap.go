@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -47,6 +49,56 @@ type blockSet struct {
 	// key in their window). Together they tell what an answer lacks.
 	firstKept map[flow.ID]keptBlock
 	expired   []expiredScan
+	// win cuts the answer per packet to the request's from/to; outside
+	// counts the blocks it left out whole.
+	win     window
+	outside int
+}
+
+// window is a request's [from, to] in Unix ns, both ends inclusive; a
+// zero end is unbounded.
+type window struct{ from, to int64 }
+
+// newWindow converts a request's bounds (zero times unbounded).
+func newWindow(from, to time.Time) window {
+	var w window
+	if !from.IsZero() {
+		w.from = from.UnixNano()
+	}
+	if !to.IsZero() {
+		w.to = to.UnixNano()
+	}
+	return w
+}
+
+// contains reports whether a packet at ts (Unix ns) is inside.
+func (w window) contains(ts int64) bool {
+	return (w.from == 0 || ts >= w.from) && (w.to == 0 || ts <= w.to)
+}
+
+// covers reports whether every packet of a block spanning [first, last]
+// is inside.
+func (w window) covers(first, last int64) bool {
+	return w.contains(first) && w.contains(last)
+}
+
+// countIn returns the packets and captured bytes of blk inside w.
+func (w window) countIn(blk *block.Block) (packets, bytes int64) {
+	if w.covers(blk.Meta.First, blk.Meta.Last) {
+		return int64(blk.Meta.Packets), int64(blk.Meta.Bytes)
+	}
+	r := blk.Reader()
+	for {
+		ts, _, data, err := r.Next()
+		if err != nil {
+			// Decode checked every record: only io.EOF ends the loop.
+			return packets, bytes
+		}
+		if w.contains(ts) {
+			packets++
+			bytes += int64(len(data))
+		}
+	}
 }
 
 // keptBlock is the earliest block kept of a flow instance.
@@ -169,9 +221,14 @@ func (bs *blockSet) scan(ctx context.Context, st storage.Reader, key flow.Key, f
 		if err != nil {
 			return fmt.Errorf("decode block %d of flow %s from %s: %w", m.Seq, m.FlowID, m.SensorID, err)
 		}
+		n, nb := bs.win.countIn(blk)
+		if n == 0 {
+			bs.outside++ // a block at the window's edge with no packet inside
+			return nil
+		}
 		bs.blocks = append(bs.blocks, blk)
-		bs.packets += int64(blk.Meta.Packets)
-		bs.bytes += int64(blk.Meta.Bytes)
+		bs.packets += n
+		bs.bytes += nb
 		if bs.packets > bs.caps.packets || bs.bytes > bs.caps.bytes {
 			bs.full = true
 			return errStop
@@ -303,20 +360,55 @@ func (s *Server) parseWindow(c *call, v url.Values) (from, to time.Time, err err
 	return from, to, nil
 }
 
+// communityIDLen is the length of a Community ID v1: "1:" and the
+// base64 of a SHA-1.
+const communityIDLen = 2 + 28
+
+// checkFlowParam checks the flow parameter's syntax: a Community ID v1
+// ("1:" and the base64 of 20 bytes) or a 32-hex-digit flow ID. A '+'
+// that a URL's query decoding turned into a space is put back (Community
+// IDs hold no spaces). The error says what is wrong, for a 400 answer:
+// only a well-formed ID can be unknown (404).
+func checkFlowParam(id string) (string, error) {
+	if !strings.HasPrefix(id, "1:") {
+		if _, err := flow.ParseID(id); err != nil {
+			return "", fmt.Errorf("flow %q is neither a Community ID (1:...) nor a flow ID (32 hex digits)", cut(id, 64))
+		}
+		return id, nil
+	}
+	id = strings.ReplaceAll(id, " ", "+")
+	if len(id) != communityIDLen {
+		return "", fmt.Errorf("malformed Community ID %q: %d characters, a Community ID v1 has %d (\"1:\" and 28 base64 characters)",
+			cut(id, 64), len(id), communityIDLen)
+	}
+	if raw, err := base64.StdEncoding.DecodeString(id[2:]); err != nil || len(raw) != sha1.Size {
+		return "", fmt.Errorf("malformed Community ID %q: after \"1:\" it must be the base64 of a 20-byte SHA-1", id)
+	}
+	return id, nil
+}
+
+// cut shortens s to at most n bytes for an error message.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
 // collectFlow gathers the blocks of the flow named by a Community ID or
 // flow ID.
 func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (int, error) {
-	if !strings.HasPrefix(id, "1:") {
-		if _, err := flow.ParseID(id); err != nil {
-			s.fail(c, http.StatusBadRequest, "bad_request", "flow must be a Community ID (1:...) or a 32-hex-digit flow ID", nil)
-			return 0, errAnswered
-		}
+	id, err := checkFlowParam(id)
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
+		return 0, errAnswered
 	}
 	from, to, err := s.parseWindow(c, v)
 	if err != nil {
 		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
 		return 0, errAnswered
 	}
+	bs.win = newWindow(from, to)
 	t0 := time.Now()
 	refs, err := s.deps.Store.LookupFlow(c.ctx, id, from, to)
 	bs.lookupDur = time.Since(t0)
@@ -336,6 +428,11 @@ func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (in
 	expired, err := s.scanRefs(c, bs, refs, from, to, want)
 	if err != nil {
 		return 0, err
+	}
+	if len(bs.blocks) == 0 && bs.outside > 0 && expired == 0 {
+		s.fail(c, http.StatusNotFound, "no_packets_in_window",
+			"the flow has no packet between from and to (its blocks around them hold packets outside only)", nil)
+		return 0, errAnswered
 	}
 	if len(bs.blocks) == 0 {
 		s.failNoPackets(c, refs, expired)
@@ -555,6 +652,9 @@ func writePackets(c *call, bs *blockSet, format pcapio.Format, linkType uint16) 
 		return 0, 0, complete, err
 	}
 	err = pcapio.Merge(bs.blocks, func(b *block.Block, ts int64, origLen int, data []byte) error {
+		if !bs.win.contains(ts) {
+			return nil // the request's from/to cut per packet, not per block
+		}
 		if packets+1 > bs.caps.packets || bytes+int64(len(data)) > bs.caps.bytes {
 			complete = false
 			return errStop

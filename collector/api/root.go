@@ -25,9 +25,12 @@
 //	     X-Tapir-Truncated: true when a cap cut the answer (truncate=1).
 //	     Trailers: X-Tapir-Complete (true when every selected packet was
 //	     sent), X-Tapir-Packets, X-Tapir-Bytes (captured bytes sent).
-//	400  bad parameters or query syntax (code "bad_request").
+//	400  bad parameters or query syntax (code "bad_request"), among them a
+//	     flow that is not a well-formed Community ID or flow ID.
 //	401  no or unknown credentials; 403 a role is missing.
 //	404  code "flow_unknown": no flow has that ID.
+//	404  code "no_packets_in_window": the flow has packets, none between
+//	     from and to (from and to cut per packet, both inclusive).
 //	404  code "not_flushed": the flow is indexed but none of its packets is
 //	     stored yet (the sensor still holds its open block, or the flow
 //	     stored no packet); Retry-After says when to ask again.

@@ -19,6 +19,9 @@ type metrics struct {
 	budgetWaitSeconds prometheus.Counter
 	overLimit         prometheus.Counter
 	sharedID          prometheus.Counter
+	// expiredOnArrival counts, per sensor, the packets stored in blocks
+	// already older than the packet retention.
+	expiredOnArrival *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -71,6 +74,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tapir_collector_ingest_shared_id_streams_total",
 			Help: "Streams opened under a sensor id that already had a stream with another epoch (hosts sharing an id, or a reinstalled sensor).",
 		}),
+		expiredOnArrival: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapir_collector_ingest_expired_on_arrival_packets_total",
+			Help: "Packets stored in blocks whose every packet was already older than the packet retention (retention.max_age) on arrival: the next retention run removes them. By sensor.",
+		}, []string{"sensor"}),
 	}
 	for _, r := range []string{"stored", "duplicate", "rejected", "store_error"} {
 		m.batches.WithLabelValues(r)
@@ -78,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.batches, m.records, m.blocks, m.blockBytes,
 			m.streams, m.activeStream, m.ackLatency, m.configPushes,
-			m.inflightBytes, m.budgetWaits, m.budgetWaitSeconds, m.overLimit, m.sharedID} {
+			m.inflightBytes, m.budgetWaits, m.budgetWaitSeconds, m.overLimit, m.sharedID, m.expiredOnArrival} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

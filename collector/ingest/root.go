@@ -18,6 +18,12 @@
 // over that budget stops reading until bytes are freed, which HTTP/2
 // flow control passes back to its sensor.
 //
+// Blocks whose every packet is already older than the packet retention
+// (Dependencies.PacketRetention) are stored like any other, but counted
+// per sensor in tapir_collector_ingest_expired_on_arrival_packets_total
+// and logged as a warning (rate limited per sensor): the next retention
+// run removes them, which whoever backfills an old capture must hear.
+//
 // Error handling per batch:
 //   - malformed batch (bad record, bad block header, over limits,
 //     an oversized string, an epoch other than the Hello's): the
@@ -73,6 +79,12 @@ type Dependencies struct {
 	// the batch is stored: the collector's enrichment chain. It must be
 	// safe for concurrent use (one call per stream at a time).
 	Enrich func(rec *flow.Record)
+	// PacketRetention is the store's packet retention (retention.max_age;
+	// 0: none). Blocks arriving with every packet already older are still
+	// stored, but counted and logged: the next retention run removes them.
+	PacketRetention time.Duration
+	// Now is the clock (optional: time.Now).
+	Now func() time.Time
 }
 
 // Server is the ingest gRPC server. New is inert; Start serves; Stop is
@@ -109,6 +121,9 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	if deps.Registry == nil {
 		r, err := registry.New(nil)

@@ -339,6 +339,7 @@ func (h *handler) handle(r recvResult) error {
 			s.deps.Enrich(&h.sb.Records[i])
 		}
 	}
+	exp := h.expiredOnArrival()
 	applied, err := s.write(h.ctx, &h.sb)
 	clear(h.sb.Blocks) // drop references to the wire buffers
 	if errors.Is(err, storage.ErrInvalidBatch) {
@@ -365,12 +366,67 @@ func (h *handler) handle(r recvResult) error {
 	} else {
 		s.metrics.batches.WithLabelValues("duplicate").Inc()
 	}
+	if applied {
+		h.noteExpired(exp)
+	}
 	h.sess.Batch(len(h.sb.Records), len(h.sb.Blocks), nbytes, applied, h.acked)
 	if err := h.ss.Send(&tapirv1.CollectorMessage{Msg: &tapirv1.CollectorMessage_Ack{Ack: &tapirv1.Ack{Seq: h.acked}}}); err != nil {
 		return err
 	}
 	s.metrics.ackLatency.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// expired describes the blocks of a batch already older than the packet
+// retention on arrival: those whose last packet is before the cutoff
+// (retention removes exactly those), their packets, and the span of
+// their last packets.
+type expired struct {
+	cutoff         time.Time
+	blocks         int
+	packets        int
+	oldest, newest int64
+}
+
+// expiredOnArrival measures the batch's blocks against the packet
+// retention (before the write, which releases the blocks).
+func (h *handler) expiredOnArrival() expired {
+	ret := h.s.deps.PacketRetention
+	if ret <= 0 || len(h.sb.Blocks) == 0 {
+		return expired{}
+	}
+	e := expired{cutoff: h.s.deps.Now().Add(-ret)}
+	cut := e.cutoff.UnixNano()
+	for i := range h.sb.Blocks {
+		m := &h.sb.Blocks[i].Meta
+		if m.Last >= cut {
+			continue
+		}
+		if e.blocks == 0 || m.Last < e.oldest {
+			e.oldest = m.Last
+		}
+		e.newest = max(e.newest, m.Last)
+		e.blocks++
+		e.packets += int(m.Packets)
+	}
+	return e
+}
+
+// noteExpired counts and logs (rate limited per sensor) the blocks of a
+// stored batch that arrived already older than the packet retention:
+// they are kept, but the next retention run removes them, which an
+// operator backfilling an old capture must hear at ingest.
+func (h *handler) noteExpired(e expired) {
+	if e.blocks == 0 {
+		return
+	}
+	s := h.s
+	s.metrics.expiredOnArrival.WithLabelValues(h.id).Add(float64(e.packets))
+	s.rlog.warn("expired-on-arrival:"+h.id,
+		"packets arrived already older than the packet retention: stored, but the next retention run removes them (raise retention.max_age to keep an old capture)",
+		"sensor", h.id, "seq", h.sb.Seq, "blocks", e.blocks, "packets", e.packets,
+		"oldest", time.Unix(0, e.oldest).UTC(), "newest", time.Unix(0, e.newest).UTC(),
+		"retention_max_age", s.deps.PacketRetention, "cutoff", e.cutoff.UTC())
 }
 
 // reject ends the stream with InvalidArgument naming the batch (the

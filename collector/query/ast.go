@@ -31,15 +31,75 @@ type Or []Node
 // Not inverts its operand.
 type Not struct{ X Node }
 
-// Host matches flows with the address at either end.
-type Host struct{ Addr netip.Addr }
+// Dir is tcpdump's direction qualifier of host, net, port and portrange.
+// A flow's source is its initiator (the sender of the first SYN, else of
+// the first packet the sensor saw) and its destination the responder:
+// tcpdump qualifies each packet, tapir each flow.
+type Dir uint8
 
-// Net matches flows with either end inside the prefix.
-type Net struct{ Prefix netip.Prefix }
+// Directions.
+const (
+	DirEither Dir = iota // no qualifier, or "src or dst": either end
+	DirSrc               // "src": the source end
+	DirDst               // "dst": the destination end
+	DirBoth              // "src and dst": both ends
+)
+
+// match combines whether the source and the destination end match.
+func (d Dir) match(src, dst bool) bool {
+	switch d {
+	case DirSrc:
+		return src
+	case DirDst:
+		return dst
+	case DirBoth:
+		return src && dst
+	}
+	return src || dst
+}
+
+// prefix is the qualifier as written before the term's type.
+func (d Dir) prefix() string {
+	switch d {
+	case DirSrc:
+		return "src "
+	case DirDst:
+		return "dst "
+	case DirBoth:
+		return "src and dst "
+	}
+	return ""
+}
+
+// Host matches flows with the address at the end(s) Dir names (either
+// end by default).
+type Host struct {
+	Addr netip.Addr
+	Dir  Dir
+}
+
+// Net matches flows with the end(s) Dir names inside the prefix.
+type Net struct {
+	Prefix netip.Prefix
+	Dir    Dir
+}
 
 // Port matches flows of a ported protocol (TCP, UDP, SCTP) with the port
-// at either end. ICMP type and code never match a port.
-type Port struct{ Port uint16 }
+// at the end(s) Dir names. ICMP type and code never match a port.
+type Port struct {
+	Port uint16
+	Dir  Dir
+}
+
+// PortRange matches flows of a ported protocol with a port in [Lo, Hi]
+// at the end(s) Dir names.
+type PortRange struct {
+	Lo, Hi uint16
+	Dir    Dir
+}
+
+// Family matches the IP version: "ip" IPv4, "ip6" IPv6.
+type Family struct{ V6 bool }
 
 // Proto matches the IP protocol. ICMP set matches ICMPv6 too (the "icmp"
 // keyword), so that "icmp" finds both families.
@@ -84,7 +144,7 @@ func (n Not) Match(r *flow.Record) bool { return !n.X.Match(r) }
 func (n Host) Match(r *flow.Record) bool {
 	a, fam := flow.AddrFromNetip(n.Addr)
 	t := &r.Tuple
-	return t.Family == fam && (t.Src == a || t.Dst == a)
+	return t.Family == fam && n.Dir.match(t.Src == a, t.Dst == a)
 }
 
 // Match implements Node.
@@ -97,13 +157,28 @@ func (n Net) Match(r *flow.Record) bool {
 	if t.Family != want {
 		return false
 	}
-	return n.Prefix.Contains(t.Src.Netip(t.Family)) || n.Prefix.Contains(t.Dst.Netip(t.Family))
+	return n.Dir.match(n.Prefix.Contains(t.Src.Netip(t.Family)), n.Prefix.Contains(t.Dst.Netip(t.Family)))
 }
 
 // Match implements Node.
 func (n Port) Match(r *flow.Record) bool {
 	t := &r.Tuple
-	return flow.HasPorts(t.Proto) && (t.SrcPort == n.Port || t.DstPort == n.Port)
+	return flow.HasPorts(t.Proto) && n.Dir.match(t.SrcPort == n.Port, t.DstPort == n.Port)
+}
+
+// Match implements Node.
+func (n PortRange) Match(r *flow.Record) bool {
+	t := &r.Tuple
+	in := func(p uint16) bool { return p >= n.Lo && p <= n.Hi }
+	return flow.HasPorts(t.Proto) && n.Dir.match(in(t.SrcPort), in(t.DstPort))
+}
+
+// Match implements Node.
+func (n Family) Match(r *flow.Record) bool {
+	if n.V6 {
+		return r.Tuple.Family == flow.FamilyIPv6
+	}
+	return r.Tuple.Family == flow.FamilyIPv4
 }
 
 // Match implements Node.
@@ -147,12 +222,23 @@ func joinNodes(ns []Node, op string) string {
 func (n And) String() string    { return joinNodes(n, " and ") }
 func (n Or) String() string     { return joinNodes(n, " or ") }
 func (n Not) String() string    { return "not " + n.X.String() }
-func (n Host) String() string   { return "host " + n.Addr.String() }
-func (n Net) String() string    { return "net " + n.Prefix.String() }
-func (n Port) String() string   { return "port " + strconv.Itoa(int(n.Port)) }
+func (n Host) String() string   { return n.Dir.prefix() + "host " + n.Addr.String() }
+func (n Net) String() string    { return n.Dir.prefix() + "net " + n.Prefix.String() }
+func (n Port) String() string   { return n.Dir.prefix() + "port " + strconv.Itoa(int(n.Port)) }
 func (n VLAN) String() string   { return "vlan " + strconv.Itoa(int(n.ID)) }
 func (n After) String() string  { return "after " + n.T.UTC().Format(time.RFC3339Nano) }
 func (n Before) String() string { return "before " + n.T.UTC().Format(time.RFC3339Nano) }
+
+func (n PortRange) String() string {
+	return n.Dir.prefix() + "portrange " + strconv.Itoa(int(n.Lo)) + "-" + strconv.Itoa(int(n.Hi))
+}
+
+func (n Family) String() string {
+	if n.V6 {
+		return "ip6"
+	}
+	return "ip"
+}
 
 func (n Proto) String() string {
 	if n.ICMP {
@@ -198,11 +284,13 @@ func (n Or) bounds() (lo, hi time.Time) {
 }
 
 // A negation bounds nothing (conservatively).
-func (Not) bounds() (lo, hi time.Time)      { return }
-func (Host) bounds() (lo, hi time.Time)     { return }
-func (Net) bounds() (lo, hi time.Time)      { return }
-func (Port) bounds() (lo, hi time.Time)     { return }
-func (Proto) bounds() (lo, hi time.Time)    { return }
-func (VLAN) bounds() (lo, hi time.Time)     { return }
-func (n After) bounds() (lo, hi time.Time)  { return n.T, time.Time{} }
-func (n Before) bounds() (lo, hi time.Time) { return time.Time{}, n.T }
+func (Not) bounds() (lo, hi time.Time)       { return }
+func (Host) bounds() (lo, hi time.Time)      { return }
+func (Net) bounds() (lo, hi time.Time)       { return }
+func (Port) bounds() (lo, hi time.Time)      { return }
+func (PortRange) bounds() (lo, hi time.Time) { return }
+func (Family) bounds() (lo, hi time.Time)    { return }
+func (Proto) bounds() (lo, hi time.Time)     { return }
+func (VLAN) bounds() (lo, hi time.Time)      { return }
+func (n After) bounds() (lo, hi time.Time)   { return n.T, time.Time{} }
+func (n Before) bounds() (lo, hi time.Time)  { return time.Time{}, n.T }

@@ -16,6 +16,13 @@ func FuzzParse(f *testing.F) {
 		"after 2024-05-01T10:00:00Z and before 1714557600.25",
 		"!(proto 17) && host ::ffff:1.2.3.4 || net 2001:db8::/32",
 		"((((tcp))))", "after 1d ago", "before 2024-04-30",
+		// tcpdump's forms.
+		"tcp port 80", "udp and port 53", "src host 10.0.0.1", "dst port 443",
+		"src net 10.0.0.0/8", "host 10.0.0.1 and not port 22",
+		"src or dst host 10.0.0.1", "src and dst net 10.0.0.0 mask 255.0.0.0",
+		"tcp dst portrange 1-1023", "ip6 proto udp", "ip host 10.0.0.1",
+		"port 80 or 443", "tcp port 80 or (443 and not 8443)", "10.0.0.0/8 and not 10.0.0.1",
+		"dst 2001:db8::/32", "not src and dst port 1",
 	} {
 		f.Add(s)
 	}

@@ -86,16 +86,26 @@ var maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 //	expr    = and { ("or" | "||") and }
 //	and     = unary { ("and" | "&&") unary }
 //	unary   = ("not" | "!") unary | primary
-//	primary = "(" expr ")" | "host" ADDR | "net" PREFIX | "net" ADDR "mask" ADDR
-//	        | "port" N | "proto" (NAME | N) | "tcp" | "udp" | "icmp" | "icmp6" | "sctp"
-//	        | "vlan" N | "before" TIME | "after" TIME
+//	primary = "(" expr ")" | [PROTO] qualified | PROTO ["proto" (NAME | N)]
+//	        | "proto" (NAME | N) | "vlan" N | "before" TIME | "after" TIME | ID
+//	PROTO   = "tcp" | "udp" | "icmp" | "icmp6" | "sctp" | "ip" | "ip6"
+//	qualified = DIR [TYPE] ID | TYPE ID
+//	DIR     = "src" | "dst" | "src or dst" | "src and dst"
+//	TYPE    = "host" | "net" | "port" | "portrange"
+//	ID      = ADDR | PREFIX | ADDR "mask" ADDR | N | N "-" N
 //	TIME    = RFC3339 | YYYY-MM-DD | unix seconds[.frac] | DURATION "ago" | "now"
 //	DURATION = Go duration ("90s", "1h30m") or N "d" / N "w"
+//
+// A protocol written before a qualified term is tcpdump's protocol
+// qualifier and means both ("tcp port 80" is "tcp and port 80"). A
+// qualified term without TYPE is a host, or a net when ID has a /; a bare
+// ID reuses the qualifiers of the last qualified term (a host at first),
+// as tcpdump does: "port 80 or 443".
 func Parse(src string, now time.Time, cfg Config) (*Query, error) {
 	if len(src) > cfg.MaxLength {
 		return nil, fmt.Errorf("%d bytes, limit %d: %w", len(src), cfg.MaxLength, ErrTooLong)
 	}
-	p := &parser{src: src, now: now, cfg: cfg}
+	p := &parser{src: src, now: now, cfg: cfg, last: defaultQuals}
 	p.toks = lex(src)
 	root, err := p.parseOr(0)
 	if err != nil {
@@ -190,6 +200,7 @@ type parser struct {
 	nodes int
 	now   time.Time
 	cfg   Config
+	last  quals // qualifiers a bare ID reuses
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -307,7 +318,23 @@ func (p *parser) parseUnary(d int) (Node, error) {
 	return p.parsePrimary(d)
 }
 
-const termExpected = `a term ("host", "net", "port", "proto", "tcp", "udp", "icmp", "vlan", "before", "after", "not" or "(")`
+const termExpected = `a term ("host", "net", "port", "portrange", "src", "dst", "proto", "tcp", "udp", "icmp", "ip", "ip6", "vlan", "before", "after", "not" or "(")`
+
+// quals are tcpdump's qualifiers of a host, net, port or portrange term:
+// an optional protocol ("tcp port 80"), a direction and the type. A bare
+// ID after "and", "or" or "not" reuses the last term's qualifiers, as in
+// tcpdump ("port 80 or 443", "host 10.0.0.1 and not 10.0.0.2").
+type quals struct {
+	proto   Node   // nil, or the protocol qualifier (a Proto or a Family)
+	dir     Dir    // direction
+	typ     string // "host", "net", "port" or "portrange"
+	implied bool   // the type was not written: a prefix is then a net
+	label   string // how errors name the qualifiers, e.g. `after "dst port"`
+}
+
+// defaultQuals are those of a bare ID before any typed term: tcpdump
+// takes it for a host (or a net when it has a /).
+var defaultQuals = quals{typ: "host", implied: true, label: "(a bare ID is a host, or a net with /)"}
 
 func (p *parser) parsePrimary(d int) (Node, error) {
 	t := p.next()
@@ -324,23 +351,10 @@ func (p *parser) parsePrimary(d int) (Node, error) {
 	if t.kind != tWord {
 		return nil, p.errAt(t, termExpected, "")
 	}
-	switch strings.ToLower(t.text) {
-	case "host":
-		a := p.next()
-		addr, err := parseAddr(a)
-		if err != nil {
-			return nil, p.errAt(a, `an IP address after "host"`, err.Error())
-		}
-		return p.node(Host{Addr: addr})
-	case "net":
-		return p.parseNet()
-	case "port":
-		a := p.next()
-		n, err := parseUint(a, 65535)
-		if err != nil {
-			return nil, p.errAt(a, `a port number (0-65535) after "port"`, "")
-		}
-		return p.node(Port{Port: uint16(n)})
+	switch w := strings.ToLower(t.text); w {
+	case "host", "net", "port", "portrange", "src", "dst":
+		p.i-- // the qualifiers start at t
+		return p.parseQualified(nil)
 	case "vlan":
 		a := p.next()
 		n, err := parseUint(a, 4095)
@@ -349,29 +363,167 @@ func (p *parser) parsePrimary(d int) (Node, error) {
 		}
 		return p.node(VLAN{ID: uint16(n)})
 	case "proto":
-		a := p.next()
-		if pr, ok := protoWord(a); ok {
-			return p.node(pr)
-		}
-		n, err := parseUint(a, 255)
-		if err != nil {
-			return nil, p.errAt(a, `a protocol (tcp, udp, icmp, icmp6, sctp or 0-255) after "proto"`, "")
-		}
-		return p.node(Proto{Proto: uint8(n)})
-	case "tcp", "udp", "icmp", "icmp6", "sctp":
-		pr, _ := protoWord(t)
-		return p.node(pr)
+		return p.parseProto()
+	case "tcp", "udp", "icmp", "icmp6", "sctp", "ip", "ip6":
+		return p.parseProtoWord(t, w)
 	case "before", "after":
-		ts, err := p.parseTime(strings.ToLower(t.text))
+		ts, err := p.parseTime(w)
 		if err != nil {
 			return nil, err
 		}
-		if strings.EqualFold(t.text, "before") {
+		if w == "before" {
 			return p.node(Before{T: ts})
 		}
 		return p.node(After{T: ts})
 	}
+	if isBareID(t) {
+		p.i--
+		return p.parseID(p.last)
+	}
 	return nil, p.errAt(t, termExpected, "")
+}
+
+// parseProto parses what follows "proto".
+func (p *parser) parseProto() (Node, error) {
+	a := p.next()
+	if pr, ok := protoWord(a); ok {
+		return p.node(pr)
+	}
+	n, err := parseUint(a, 255)
+	if err != nil {
+		return nil, p.errAt(a, `a protocol (tcp, udp, icmp, icmp6, sctp or 0-255) after "proto"`, "")
+	}
+	return p.node(Proto{Proto: uint8(n)})
+}
+
+// parseProtoWord parses a protocol keyword: a term of its own ("tcp"), or
+// tcpdump's protocol qualifier of the term that follows it ("tcp port
+// 80", "udp dst port 53", "ip6 net 2001:db8::/32", "ip proto 6"), which
+// means both.
+func (p *parser) parseProtoWord(t token, w string) (Node, error) {
+	var pr Node = Family{V6: w == "ip6"}
+	if w != "ip" && w != "ip6" {
+		pr, _ = protoWord(t)
+	}
+	switch {
+	case p.isWord(p.peek(), "proto"):
+		p.next()
+		x, err := p.parseProto()
+		if err != nil {
+			return nil, err
+		}
+		return p.both(pr, x)
+	case p.isWord(p.peek(), "host", "net", "port", "portrange", "src", "dst"):
+		return p.parseQualified(pr)
+	}
+	return p.node(pr)
+}
+
+// both counts and returns "a and b" for a qualifier and its term.
+func (p *parser) both(a, b Node) (Node, error) {
+	if _, err := p.node(a); err != nil {
+		return nil, err
+	}
+	return p.node(And{a, b})
+}
+
+// parseQualified parses [src|dst|src or dst|src and dst] [TYPE] ID after
+// an optional protocol qualifier, and remembers the qualifiers for bare
+// IDs that follow.
+func (p *parser) parseQualified(proto Node) (Node, error) {
+	q := quals{proto: proto, typ: "host", implied: true}
+	q.dir = p.parseDir()
+	if t := p.peek(); p.isWord(t, "host", "net", "port", "portrange") {
+		p.next()
+		q.typ, q.implied = strings.ToLower(t.text), false
+	}
+	q.label = "after " + strconv.Quote(strings.TrimSpace(q.dir.prefix()+q.typ))
+	if q.implied {
+		q.label = "after " + strconv.Quote(strings.TrimSpace(q.dir.prefix())) + " (a host, or a net with /)"
+	}
+	p.last = q
+	return p.parseID(q)
+}
+
+// parseDir parses an optional direction qualifier.
+func (p *parser) parseDir() Dir {
+	t := p.peek()
+	if p.isWord(t, "dst") {
+		p.next()
+		return DirDst
+	}
+	if !p.isWord(t, "src") {
+		return DirEither
+	}
+	p.next()
+	if p.i+1 < len(p.toks) && p.isWord(p.toks[p.i+1], "dst") {
+		switch {
+		case p.isWord(p.peek(), "or", "||"):
+			p.i += 2
+			return DirEither
+		case p.isWord(p.peek(), "and", "&&"):
+			p.i += 2
+			return DirBoth
+		}
+	}
+	return DirSrc
+}
+
+// isBareID reports whether a word that is no keyword looks like an ID (an
+// address, prefix, port or port range) that reuses the last qualifiers.
+func isBareID(t token) bool {
+	return t.kind == tWord && t.text != "" && (t.text[0] >= '0' && t.text[0] <= '9' || strings.Contains(t.text, ":"))
+}
+
+// parseID parses the ID of a term with qualifiers q.
+func (p *parser) parseID(q quals) (Node, error) {
+	a := p.next()
+	var (
+		n   Node
+		err error
+	)
+	switch {
+	case q.typ == "net" || q.implied && a.kind == tWord && strings.Contains(a.text, "/"):
+		n, err = p.parseNet(a, q)
+	case q.typ == "host":
+		n, err = p.parseHost(a, q)
+	case q.typ == "port":
+		var v uint64
+		if v, err = parseUint(a, 65535); err != nil {
+			return nil, p.errAt(a, `a port number (0-65535) `+q.label, "")
+		}
+		n = Port{Port: uint16(v), Dir: q.dir}
+	default:
+		n, err = p.parsePortRange(a, q)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if q.proto == nil {
+		return p.node(n)
+	}
+	if _, err := p.node(n); err != nil {
+		return nil, err
+	}
+	return p.both(q.proto, n)
+}
+
+func (p *parser) parseHost(a token, q quals) (Node, error) {
+	addr, err := parseAddr(a)
+	if err != nil {
+		return nil, p.errAt(a, `an IP address `+q.label, err.Error())
+	}
+	return Host{Addr: addr, Dir: q.dir}, nil
+}
+
+func (p *parser) parsePortRange(a token, q quals) (Node, error) {
+	lo, hi, ok := strings.Cut(a.text, "-")
+	l, err1 := parseUint(token{kind: a.kind, text: lo}, 65535)
+	h, err2 := parseUint(token{kind: a.kind, text: hi}, 65535)
+	if !ok || err1 != nil || err2 != nil || h < l {
+		return nil, p.errAt(a, `a port range LOW-HIGH (0-65535) `+q.label, "")
+	}
+	return PortRange{Lo: uint16(l), Hi: uint16(h), Dir: q.dir}, nil
 }
 
 func protoWord(t token) (Proto, bool) {
@@ -418,21 +570,20 @@ func parseAddr(t token) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-func (p *parser) parseNet() (Node, error) {
-	a := p.next()
+func (p *parser) parseNet(a token, q quals) (Node, error) {
 	if a.kind == tWord && strings.Contains(a.text, "/") {
 		pf, err := netip.ParsePrefix(a.text)
 		if err != nil || pf.Addr().Zone() != "" {
-			return nil, p.errAt(a, `a prefix such as 10.0.0.0/8 or 2001:db8::/32 after "net"`, "")
+			return nil, p.errAt(a, `a prefix such as 10.0.0.0/8 or 2001:db8::/32 `+q.label, "")
 		}
 		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
 			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
 		}
-		return p.node(Net{Prefix: pf.Masked()})
+		return Net{Prefix: pf.Masked(), Dir: q.dir}, nil
 	}
 	addr, err := parseAddr(a)
 	if err != nil {
-		return nil, p.errAt(a, `a prefix (ADDR/BITS or ADDR mask MASK) after "net"`, err.Error())
+		return nil, p.errAt(a, `a prefix (ADDR/BITS or ADDR mask MASK) `+q.label, err.Error())
 	}
 	m := p.next()
 	if !p.isWord(m, "mask") {
@@ -450,7 +601,7 @@ func (p *parser) parseNet() (Node, error) {
 	if !ok {
 		return nil, p.errAt(mt, `a contiguous netmask`, "")
 	}
-	return p.node(Net{Prefix: netip.PrefixFrom(addr, bits).Masked()})
+	return Net{Prefix: netip.PrefixFrom(addr, bits).Masked(), Dir: q.dir}, nil
 }
 
 func maskBits(b []byte) (int, bool) {

@@ -148,6 +148,8 @@ type collector struct {
 	// ingestExtra are more YAML lines of the ingest section (each
 	// indented by two spaces), e.g. "  max_streams: 2\n".
 	ingestExtra string
+	// maxAge is retention.max_age ("": 0s, off).
+	maxAge string
 }
 
 // newCollector writes the configuration (store, mTLS ingest, token API,
@@ -183,11 +185,16 @@ func prepareCollector(t testing.TB, dir string, p *pki) *collector {
 func (c *collector) writeConfig(ingest, apiAddr, metrics string) {
 	tls := fmt.Sprintf("{ca: %s, cert: %s, key: %s}", c.pki.ca(),
 		filepath.Join(c.pki.dir, "server.pem"), filepath.Join(c.pki.dir, "server-key.pem"))
-	// Retention by age is off: the shared captures are years old.
+	// Retention by age is off unless maxAge is set: the shared captures
+	// are years old.
+	maxAge := c.maxAge
+	if maxAge == "" {
+		maxAge = "0s"
+	}
 	cfg := fmt.Sprintf(`store:
   dir: %s
 retention:
-  max_age: 0s
+  max_age: %s
 ingest:
   listen: %s
   tls: %s
@@ -200,7 +207,7 @@ ingest:
   flows_max_limit: 100000
 metrics:
   listen: %s
-`, c.store, ingest, tls, c.ingestExtra, apiAddr, tls, filepath.Join(c.dir, "tokens.yaml"), c.audit, metrics)
+`, c.store, maxAge, ingest, tls, c.ingestExtra, apiAddr, tls, filepath.Join(c.dir, "tokens.yaml"), c.audit, metrics)
 	if err := os.WriteFile(c.configPath, []byte(cfg), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
