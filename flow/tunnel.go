@@ -53,3 +53,31 @@ type Tunnel struct {
 func (t *Tunnel) Tuple() Tuple {
 	return Tuple{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: t.Proto, Family: t.Family}
 }
+
+// ParseTunnelType is the inverse of TunnelType.String; "none" and
+// unknown names give false.
+func ParseTunnelType(s string) (TunnelType, bool) {
+	for i := TunnelIPIP; i < NumTunnelTypes; i++ {
+		if tunnelNames[i] == s {
+			return i, true
+		}
+	}
+	return TunnelNone, false
+}
+
+// IDName returns the name of the tunnel type's identifier as the ECS
+// JSON writes it ("vni", "key", "session_id", "teid"), or "" for the
+// types that have none.
+func (t TunnelType) IDName() string {
+	switch t {
+	case TunnelVXLAN, TunnelGeneve:
+		return "vni"
+	case TunnelGRE:
+		return "key"
+	case TunnelERSPAN1, TunnelERSPAN2, TunnelERSPAN3:
+		return "session_id"
+	case TunnelGTPU:
+		return "teid"
+	}
+	return ""
+}
