@@ -243,10 +243,11 @@ func (r *Record) ToECS() *ECS {
 }
 
 // tunnelsECS renders a tunnel chain (nil when empty).
-func tunnelsECS(chain []Tunnel) []ECSTunnel {
-	if len(chain) == 0 {
+func tunnelsECS(c *TunnelChain) []ECSTunnel {
+	if c.Len() == 0 {
 		return nil
 	}
+	chain := c.Levels
 	out := make([]ECSTunnel, len(chain))
 	for i := range chain {
 		l := &chain[i]

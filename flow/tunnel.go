@@ -1,5 +1,7 @@
 package flow
 
+import "slices"
+
 // TunnelType is the kind of one tunnel level a packet was found inside.
 // The zero value means no tunnel.
 type TunnelType uint8
@@ -80,4 +82,36 @@ func (t TunnelType) IDName() string {
 		return "teid"
 	}
 	return ""
+}
+
+// TunnelChain is the tunnel chain of a flow: its levels, outermost
+// first.
+type TunnelChain struct {
+	Levels []Tunnel
+}
+
+// NewTunnelChain returns a chain holding a copy of levels, or nil when
+// levels is empty.
+func NewTunnelChain(levels []Tunnel) *TunnelChain {
+	if len(levels) == 0 {
+		return nil
+	}
+	return &TunnelChain{Levels: append([]Tunnel(nil), levels...)}
+}
+
+// Len returns the number of levels (0 for a nil chain).
+func (c *TunnelChain) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.Levels)
+}
+
+// Equal reports whether c holds exactly levels (a nil chain equals no
+// levels).
+func (c *TunnelChain) Equal(levels []Tunnel) bool {
+	if c == nil {
+		return len(levels) == 0
+	}
+	return slices.Equal(c.Levels, levels)
 }

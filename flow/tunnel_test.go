@@ -16,12 +16,12 @@ func tunnelRecord() *Record {
 	s6[0], s6[1], s6[15] = 0x20, 0x01, 1
 	d6[0], d6[1], d6[15] = 0x20, 0x01, 2
 	return &Record{ID: NewID(start, SensorHash("s1"), 1), SensorID: "s1", Tuple: tp, Start: start, End: start, Reason: ReasonFIN,
-		Tunnels: []Tunnel{
+		Tunnels: &TunnelChain{Levels: []Tunnel{
 			{Type: TunnelGRE, Src: s6, Dst: d6, Family: FamilyIPv6, Proto: 47, ID: 0xdeadbeef, HasID: true},
 			{Type: TunnelVXLAN, Src: AddrFrom4([4]byte{192, 0, 2, 1}), Dst: AddrFrom4([4]byte{192, 0, 2, 2}), Family: FamilyIPv4,
 				Proto: ProtoUDP, SrcPort: 5555, DstPort: 4789, ID: 0, HasID: true},
 			{Type: TunnelIPIP, Src: AddrFrom4([4]byte{192, 0, 2, 3}), Dst: AddrFrom4([4]byte{192, 0, 2, 4}), Family: FamilyIPv4, Proto: 4},
-		}}
+		}}}
 }
 
 // TestECSTunnels: a record's tunnel chain is rendered as tapir.tunnels,
@@ -74,5 +74,20 @@ func TestTunnelTypeNames(t *testing.T) {
 		if got := ty.IDName(); got != want {
 			t.Errorf("%v.IDName() = %q, want %q", ty, got, want)
 		}
+	}
+}
+
+// TestTunnelChainEqual: a chain equals its own levels; nil equals none.
+func TestTunnelChainEqual(t *testing.T) {
+	c := tunnelRecord().Tunnels
+	if !c.Equal(c.Levels) || c.Equal(c.Levels[:1]) || c.Equal(nil) {
+		t.Error("Equal on a chain")
+	}
+	var none *TunnelChain
+	if !none.Equal(nil) || none.Equal(c.Levels) || none.Len() != 0 || NewTunnelChain(nil) != nil {
+		t.Error("nil chain")
+	}
+	if d := NewTunnelChain(c.Levels); &d.Levels[0] == &c.Levels[0] || !d.Equal(c.Levels) {
+		t.Error("NewTunnelChain does not copy")
 	}
 }
