@@ -104,12 +104,12 @@ func (t *Table[T]) nonFirstFragment(p *PacketInfo) (*T, int) {
 	if v, ok := f.m[k]; ok && v.expires > t.clock.now {
 		tup.SrcPort, tup.DstPort = v.sport, v.dport
 		t.stats.FragmentsResolved++
-		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true)
+		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true, p.Tunnels, true)
 	}
 	if len(f.pending) >= f.max {
 		t.stats.FragmentHeldFull++
 		t.stats.FragmentsOrphaned++
-		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true)
+		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true, p.Tunnels, true)
 	}
 	f.pending = append(f.pending, heldFrag{key: k, tuple: tup, ts: p.Time, at: t.clock.now, wireLen: p.WireLen, capLen: p.CapLen, ref: p.Ref})
 	if t.onHeld == nil {
