@@ -115,3 +115,39 @@ func (c *TunnelChain) Equal(levels []Tunnel) bool {
 	}
 	return slices.Equal(c.Levels, levels)
 }
+
+// Reverse returns the level seen from its other end: addresses and
+// ports swapped.
+func (t Tunnel) Reverse() Tunnel {
+	t.Src, t.Dst = t.Dst, t.Src
+	t.SrcPort, t.DstPort = t.DstPort, t.SrcPort
+	return t
+}
+
+// SameTunnel reports whether t and o are the same tunnel, in either
+// direction: same type, protocol, identifier and pair of addresses.
+// Ports are not compared: a VXLAN or Geneve source port is chosen per
+// inner flow and direction (entropy for ECMP), and the replies of a flow
+// come back with other ones.
+func (t *Tunnel) SameTunnel(o *Tunnel) bool {
+	if t.Type != o.Type || t.Family != o.Family || t.Proto != o.Proto || t.HasID != o.HasID || t.ID != o.ID {
+		return false
+	}
+	return t.Src == o.Src && t.Dst == o.Dst || t.Src == o.Dst && t.Dst == o.Src
+}
+
+// Same reports whether levels are the chain's tunnels, level by level,
+// in either direction (see Tunnel.SameTunnel): a flow's replies come
+// back through the same chain reversed. A nil chain is the same as no
+// levels.
+func (c *TunnelChain) Same(levels []Tunnel) bool {
+	if c.Len() != len(levels) {
+		return false
+	}
+	for i := range levels {
+		if !c.Levels[i].SameTunnel(&levels[i]) {
+			return false
+		}
+	}
+	return true
+}

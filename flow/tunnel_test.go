@@ -91,3 +91,33 @@ func TestTunnelChainEqual(t *testing.T) {
 		t.Error("NewTunnelChain does not copy")
 	}
 }
+
+// TestTunnelChainSame: a chain is the same as its reverse and as itself
+// with other ports, not as one with another identifier, type or address.
+func TestTunnelChainSame(t *testing.T) {
+	c := tunnelRecord().Tunnels
+	rev := make([]Tunnel, len(c.Levels))
+	for i, l := range c.Levels {
+		rev[i] = l.Reverse()
+		rev[i].SrcPort++
+	}
+	if !c.Same(c.Levels) || !c.Same(rev) {
+		t.Error("a chain is not the same as itself reversed, other ports")
+	}
+	for name, mut := range map[string]func(*Tunnel){
+		"id":      func(l *Tunnel) { l.ID++ },
+		"has id":  func(l *Tunnel) { l.HasID = !l.HasID },
+		"type":    func(l *Tunnel) { l.Type = TunnelGeneve },
+		"address": func(l *Tunnel) { l.Dst = l.Src },
+		"proto":   func(l *Tunnel) { l.Proto++ },
+	} {
+		o := append([]Tunnel(nil), c.Levels...)
+		mut(&o[1])
+		if c.Same(o) {
+			t.Errorf("%s changed: still the same", name)
+		}
+	}
+	if c.Same(c.Levels[:2]) || !(*TunnelChain)(nil).Same(nil) {
+		t.Error("lengths")
+	}
+}

@@ -285,7 +285,8 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 	if idx == nilIdx {
 		idx = t.create(&k, h, pos, fwd, tup.Proto, tcpFlags, ts)
 		if len(tun) > 0 {
-			t.setTunnels(idx, tun)
+			// The sender is the initiator unless the key's other side is.
+			t.setTunnels(idx, tun, fwd == (t.at(idx).state&stInitB != 0))
 		}
 	} else if tunKnown && (len(tun) > 0 || t.at(idx).state&stTunnel != 0) {
 		t.checkTunnels(idx, tun)
@@ -361,24 +362,34 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 	return &e.user, storeLen
 }
 
-// setTunnels keeps a copy of chain as flow idx's tunnel chain.
-func (t *Table[T]) setTunnels(idx uint32, chain []flow.Tunnel) {
+// setTunnels keeps a copy of chain as flow idx's tunnel chain, oriented
+// as the record's tuple (initiator to responder): reversed when the
+// packet was the responder's (rev).
+func (t *Table[T]) setTunnels(idx uint32, chain []flow.Tunnel, rev bool) {
 	if t.tunnels == nil {
 		t.tunnels = make(map[uint32]*flow.TunnelChain)
 	}
-	t.tunnels[idx] = flow.NewTunnelChain(chain)
+	c := flow.NewTunnelChain(chain)
+	if rev {
+		for i := range c.Levels {
+			c.Levels[i] = c.Levels[i].Reverse()
+		}
+	}
+	t.tunnels[idx] = c
 	t.at(idx).state |= stTunnel
 	t.stats.TunnelledFlows++
 }
 
 // checkTunnels counts a packet of flow idx whose tunnel chain differs
-// from the flow's (the flow keeps its first packet's chain).
+// from the flow's (the flow keeps its first packet's chain): other
+// tunnels, not the same ones in the other direction or with other UDP
+// ports (flow.TunnelChain.Same).
 func (t *Table[T]) checkTunnels(idx uint32, chain []flow.Tunnel) {
 	var have *flow.TunnelChain
 	if t.at(idx).state&stTunnel != 0 {
 		have = t.tunnels[idx]
 	}
-	if !have.Equal(chain) {
+	if !have.Same(chain) {
 		t.stats.TunnelChainChanged++
 	}
 }

@@ -75,3 +75,28 @@ func TestTunnelChainUntunnelledFirst(t *testing.T) {
 		t.Fatalf("records %d, chain %+v, changes %d", len(rec.recs), rec.recs[0].Tunnels, tab.Stats().TunnelChainChanged)
 	}
 }
+
+// TestTunnelChainReplies: replies through the same tunnel reversed, with
+// another VXLAN source port, are no change; a flow first seen by its
+// SYN-ACK keeps the chain oriented initiator to responder, as its tuple.
+func TestTunnelChainReplies(t *testing.T) {
+	tab, rec := newTable(t, longConfig())
+	in := tuple(flow.ProtoTCP, "10.0.0.1", 1000, "10.0.0.2", 80)
+	back := vxlanChain(7)
+	back[0] = back[0].Reverse()
+	back[0].SrcPort = 51000
+	tab.Packet(&PacketInfo{Tuple: in.Reverse(), Time: sec, WireLen: 60, CapLen: 60, TCPFlags: synack, Tunnels: back})
+	tab.Packet(&PacketInfo{Tuple: in, Time: 2 * sec, WireLen: 60, CapLen: 60, TCPFlags: ack, Tunnels: vxlanChain(7)})
+	tab.Flush(flow.ReasonEndOfCapture)
+	if n := tab.Stats().TunnelChainChanged; n != 0 {
+		t.Errorf("replies counted as %d chain changes", n)
+	}
+	if len(rec.recs) != 1 {
+		t.Fatalf("%d records", len(rec.recs))
+	}
+	r := rec.recs[0]
+	want := back[0].Reverse()
+	if r.Tuple.Src != in.Src || r.Tunnels.Len() != 1 || r.Tunnels.Levels[0] != want {
+		t.Errorf("initiator %v, chain %+v; want %v, %+v", r.Tuple.Src, r.Tunnels, in.Src, want)
+	}
+}
