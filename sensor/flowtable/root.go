@@ -235,7 +235,11 @@ func (t *Table[T]) SetHeldHandler(fn func(ref uint32, state *T, storeLen int)) {
 
 // accountHeld accounts a held fragment and hands it to the held handler.
 func (t *Table[T]) accountHeld(h *heldFrag, tup *flow.Tuple) {
-	st, n := t.account(tup, h.ts, h.wireLen, h.capLen, 0, t.onHeld != nil, nil, false)
+	var tun []flow.Tunnel
+	if h.tun != nil {
+		tun = h.tun.Levels
+	}
+	st, n := t.account(tup, h.ts, h.wireLen, h.capLen, 0, t.onHeld != nil, tun)
 	if t.onHeld != nil {
 		t.onHeld(h.ref, st, n)
 	}
@@ -258,18 +262,17 @@ func (t *Table[T]) Packet(p *PacketInfo) (state *T, storeLen int) {
 		if p.Frag.Offset != 0 {
 			return t.nonFirstFragment(p)
 		}
-		st, n := t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true, p.Tunnels, true)
+		st, n := t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true, p.Tunnels)
 		t.firstFragment(p)
 		return st, n
 	}
-	return t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true, p.Tunnels, true)
+	return t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true, p.Tunnels)
 }
 
 // account adds a packet to its flow, creating the flow if needed. tun
-// is the packet's tunnel chain when known (a held fragment's is not
-// kept): it becomes a new flow's chain, and a known chain that differs
-// from the flow's is counted.
-func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFlags uint8, store bool, tun []flow.Tunnel, tunKnown bool) (*T, int) {
+// is the packet's tunnel chain: it becomes a new flow's chain, and one
+// that differs from the flow's is counted.
+func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFlags uint8, store bool, tun []flow.Tunnel) (*T, int) {
 	var k flow.Key
 	fwd := tup.KeyInto(&k)
 	h := t.hash(&k)
@@ -288,7 +291,7 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 			// The sender is the initiator unless the key's other side is.
 			t.setTunnels(idx, tun, fwd == (t.at(idx).state&stInitB != 0))
 		}
-	} else if tunKnown && (len(tun) > 0 || t.at(idx).state&stTunnel != 0) {
+	} else if len(tun) > 0 || t.at(idx).state&stTunnel != 0 {
 		t.checkTunnels(idx, tun)
 	}
 	e := t.at(idx)
