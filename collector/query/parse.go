@@ -89,6 +89,8 @@ var maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 //	primary = "(" expr ")" | "host" ADDR | "net" PREFIX | "net" ADDR "mask" ADDR
 //	        | "port" N | "proto" (NAME | N) | "tcp" | "udp" | "icmp" | "icmp6" | "sctp"
 //	        | "vlan" N | "before" TIME | "after" TIME
+//	        | "tunnel" (TYPE | "any") | "tunnel-id" N | "tunnel-host" ADDR
+//	TYPE    = ipip | gre | erspan1 | erspan2 | erspan3 | vxlan | geneve | gtpu | teredo
 //	TIME    = RFC3339 | YYYY-MM-DD | unix seconds[.frac] | DURATION "ago" | "now"
 //	DURATION = Go duration ("90s", "1h30m") or N "d" / N "w"
 func Parse(src string, now time.Time, cfg Config) (*Query, error) {
@@ -307,7 +309,7 @@ func (p *parser) parseUnary(d int) (Node, error) {
 	return p.parsePrimary(d)
 }
 
-const termExpected = `a term ("host", "net", "port", "proto", "tcp", "udp", "icmp", "vlan", "before", "after", "not" or "(")`
+const termExpected = `a term ("host", "net", "port", "proto", "tcp", "udp", "icmp", "vlan", "tunnel", "tunnel-id", "tunnel-host", "before", "after", "not" or "(")`
 
 func (p *parser) parsePrimary(d int) (Node, error) {
 	t := p.next()
@@ -348,6 +350,8 @@ func (p *parser) parsePrimary(d int) (Node, error) {
 			return nil, p.errAt(a, `a VLAN ID (0-4095) after "vlan"`, "")
 		}
 		return p.node(VLAN{ID: uint16(n)})
+	case "tunnel", "tunnel-id", "tunnel-host":
+		return p.parseTunnel(strings.ToLower(t.text))
 	case "proto":
 		a := p.next()
 		if pr, ok := protoWord(a); ok {
@@ -372,6 +376,32 @@ func (p *parser) parsePrimary(d int) (Node, error) {
 		return p.node(After{T: ts})
 	}
 	return nil, p.errAt(t, termExpected, "")
+}
+
+// parseTunnel parses the argument of a tunnel term (kw, lower-case).
+func (p *parser) parseTunnel(kw string) (Node, error) {
+	a := p.next()
+	switch kw {
+	case "tunnel-id":
+		n, err := parseUint(a, 1<<32-1)
+		if err != nil {
+			return nil, p.errAt(a, `a tunnel identifier (VNI, GRE key, ERSPAN session, TEID: 0-4294967295) after "tunnel-id"`, "")
+		}
+		return p.node(TunnelID{ID: uint32(n)})
+	case "tunnel-host":
+		addr, err := parseAddr(a)
+		if err != nil {
+			return nil, p.errAt(a, `an IP address after "tunnel-host"`, err.Error())
+		}
+		return p.node(TunnelHost{Addr: addr})
+	}
+	if a.kind == tWord && strings.EqualFold(a.text, "any") {
+		return p.node(Tunnel{})
+	}
+	if typ, ok := flow.ParseTunnelType(strings.ToLower(a.text)); ok && a.kind == tWord {
+		return p.node(Tunnel{Type: typ})
+	}
+	return nil, p.errAt(a, `a tunnel type (ipip, gre, erspan1, erspan2, erspan3, vxlan, geneve, gtpu, teredo) or "any" after "tunnel"`, "")
 }
 
 func protoWord(t token) (Proto, bool) {
