@@ -149,6 +149,31 @@ func TestCollectorKeepsTunnelChains(t *testing.T) {
 		}
 	}
 	t.Logf("%d tunnelled flows came back from the collector with their chains", len(want))
+
+	// The query language selects by tunnel: zeek/vxlan.pcap's VNI 123.
+	vni := 0
+	for _, c := range want {
+		if strings.Contains(c, `"vni":123`) {
+			vni++
+		}
+	}
+	var n int
+	for _, w := range windows {
+		out := run(t, []string{"TAPIR_TOKEN=" + token}, filepath.Join(bin, "tapir"), "flows", "--server", "https://"+apiAddr,
+			"--ca", filepath.Join(pki, "ca.pem"), "--json", "--limit", "100000", "--query", w+" and tunnel vxlan and tunnel-id 123")
+		for _, l := range flowLines(t, out) {
+			if !l.final {
+				continue
+			}
+			n++
+			if !strings.Contains(l.tunnels, `"vni":123`) {
+				t.Errorf("tunnel-id 123 returns flow %s with tunnels %s", l.cid, l.tunnels)
+			}
+		}
+	}
+	if n != vni || vni == 0 {
+		t.Errorf("tunnel vxlan and tunnel-id 123: %d flows, the sensor wrote %d", n, vni)
+	}
 }
 
 // flowLine is what TestCollectorKeepsTunnelChains reads of a flow line:
