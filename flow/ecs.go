@@ -113,6 +113,30 @@ type ECSTapir struct {
 	// Application metadata and timeline (sensor).
 	SSH      *ECSTapirSSH `json:"ssh,omitempty"`
 	Timeline *ECSTimeline `json:"timeline,omitempty"`
+	// Tunnels is the flow's tunnel chain, outermost first (Record.Tunnels).
+	Tunnels []ECSTunnel `json:"tunnels,omitempty"`
+}
+
+// ECSTunnel is one level of a flow's tunnel chain (tapir.tunnels[]): its
+// type, the tunnel's own endpoints and IP protocol, and its identifier
+// under the type's name (vni, key, session_id or teid), absent when the
+// header carries none.
+type ECSTunnel struct {
+	Type        string       `json:"type"`
+	Source      ECSTunnelEnd `json:"source"`
+	Destination ECSTunnelEnd `json:"destination"`
+	IANANumber  string       `json:"iana_number"`
+	VNI         *uint32      `json:"vni,omitempty"`
+	Key         *uint32      `json:"key,omitempty"`
+	SessionID   *uint32      `json:"session_id,omitempty"`
+	TEID        *uint32      `json:"teid,omitempty"`
+}
+
+// ECSTunnelEnd is one end of a tunnel: its address, and its port for the
+// tunnels over UDP.
+type ECSTunnelEnd struct {
+	IP   string `json:"ip"`
+	Port uint16 `json:"port,omitempty"`
 }
 
 // ECSTapirDir is tapir's per-direction detail.
@@ -206,6 +230,7 @@ func (r *Record) ToECS() *ECS {
 	if r.Enrichment != nil {
 		r.Enrichment.addECS(e)
 	}
+	e.Tapir.Tunnels = tunnelsECS(r.Tunnels)
 	e.Observer = &ECSObserver{Name: r.SensorID}
 	if r.Interface != "" {
 		e.Observer.Ingress = &ECSInterface{}
@@ -215,6 +240,42 @@ func (r *Record) ToECS() *ECS {
 		r.Exported.addECS(e)
 	}
 	return e
+}
+
+// tunnelsECS renders a tunnel chain (nil when empty).
+func tunnelsECS(c *TunnelChain) []ECSTunnel {
+	if c.Len() == 0 {
+		return nil
+	}
+	chain := c.Levels
+	out := make([]ECSTunnel, len(chain))
+	for i := range chain {
+		l := &chain[i]
+		o := &out[i]
+		o.Type, o.IANANumber = l.Type.String(), itoa(uint64(l.Proto))
+		o.Source.IP, o.Destination.IP = l.Src.Netip(l.Family).String(), l.Dst.Netip(l.Family).String()
+		if l.Proto == ProtoUDP {
+			o.Source.Port, o.Destination.Port = l.SrcPort, l.DstPort
+		}
+		if l.HasID {
+			o.setID(l.Type.IDName(), l.ID)
+		}
+	}
+	return out
+}
+
+// setID sets the identifier field called name to id.
+func (o *ECSTunnel) setID(name string, id uint32) {
+	switch name {
+	case "vni":
+		o.VNI = &id
+	case "key":
+		o.Key = &id
+	case "session_id":
+		o.SessionID = &id
+	case "teid":
+		o.TEID = &id
+	}
 }
 
 // MarshalJSON renders the record as ECS JSON. It calls the ECS object's

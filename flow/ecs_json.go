@@ -159,6 +159,7 @@ func (a *jsonAppender) tapir(t *ECSTapir) {
 	a.strField(&first, `"domain_source":`, t.DomainSource, true)
 	a.optionalField(&first, `"ssh":`, t.SSH != nil, t.SSH)
 	a.optionalField(&first, `"timeline":`, t.Timeline != nil, t.Timeline)
+	a.optionalField(&first, `"tunnels":`, len(t.Tunnels) > 0, t.Tunnels)
 	a.b = append(a.b, '}')
 }
 

@@ -91,6 +91,10 @@ func randECS(r *rand.Rand) *ECS {
 		e.Tapir.Timeline = &ECSTimeline{}
 	}
 	if b(r) {
+		vni := uint32(u(r))
+		e.Tapir.Tunnels = []ECSTunnel{{Type: s(r), Source: ECSTunnelEnd{IP: s(r), Port: uint16(u(r))}, IANANumber: s(r), VNI: &vni}, {Type: s(r)}}
+	}
+	if b(r) {
 		e.Observer = &ECSObserver{Name: s(r), Hostname: s(r), IP: s(r), Type: s(r)}
 		if b(r) {
 			e.Observer.Ingress = &ECSInterface{}

@@ -99,6 +99,17 @@ type Record struct {
 	// Exported is set on records that a flow exporter (router, switch,
 	// firewall) sent over NetFlow, IPFIX or sFlow; nil for sensor records.
 	Exported *Exported
+	// Tunnels is the tunnel chain the flow was found in, outermost
+	// first (Zeek's tunnel parents): the chain of the flow's first
+	// packet, each level oriented as Tuple (its source on the
+	// initiator's side). The replies coming back through the same
+	// tunnels reversed, or with other UDP source ports, are the same
+	// chain (TunnelChain.Same). A later packet of the flow that arrives
+	// through other tunnels (or none) is counted by the sensor
+	// (tapir_sensor_tunnel_chain_changed_total) and leaves the record's
+	// chain as it is. Nil for a flow seen outside any tunnel. (A
+	// pointer, as App's, so that records stay comparable values.)
+	Tunnels *TunnelChain
 }
 
 // Key returns the record's canonical flow key.

@@ -1,5 +1,7 @@
 package flow
 
+import "slices"
+
 // TunnelType is the kind of one tunnel level a packet was found inside.
 // The zero value means no tunnel.
 type TunnelType uint8
@@ -52,4 +54,100 @@ type Tunnel struct {
 // Tuple returns the tunnel's own connection as a tuple (no VLANs).
 func (t *Tunnel) Tuple() Tuple {
 	return Tuple{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: t.Proto, Family: t.Family}
+}
+
+// ParseTunnelType is the inverse of TunnelType.String; "none" and
+// unknown names give false.
+func ParseTunnelType(s string) (TunnelType, bool) {
+	for i := TunnelIPIP; i < NumTunnelTypes; i++ {
+		if tunnelNames[i] == s {
+			return i, true
+		}
+	}
+	return TunnelNone, false
+}
+
+// IDName returns the name of the tunnel type's identifier as the ECS
+// JSON writes it ("vni", "key", "session_id", "teid"), or "" for the
+// types that have none.
+func (t TunnelType) IDName() string {
+	switch t {
+	case TunnelVXLAN, TunnelGeneve:
+		return "vni"
+	case TunnelGRE:
+		return "key"
+	case TunnelERSPAN1, TunnelERSPAN2, TunnelERSPAN3:
+		return "session_id"
+	case TunnelGTPU:
+		return "teid"
+	}
+	return ""
+}
+
+// TunnelChain is the tunnel chain of a flow: its levels, outermost
+// first.
+type TunnelChain struct {
+	Levels []Tunnel
+}
+
+// NewTunnelChain returns a chain holding a copy of levels, or nil when
+// levels is empty.
+func NewTunnelChain(levels []Tunnel) *TunnelChain {
+	if len(levels) == 0 {
+		return nil
+	}
+	return &TunnelChain{Levels: append([]Tunnel(nil), levels...)}
+}
+
+// Len returns the number of levels (0 for a nil chain).
+func (c *TunnelChain) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.Levels)
+}
+
+// Equal reports whether c holds exactly levels (a nil chain equals no
+// levels).
+func (c *TunnelChain) Equal(levels []Tunnel) bool {
+	if c == nil {
+		return len(levels) == 0
+	}
+	return slices.Equal(c.Levels, levels)
+}
+
+// Reverse returns the level seen from its other end: addresses and
+// ports swapped.
+func (t Tunnel) Reverse() Tunnel {
+	t.Src, t.Dst = t.Dst, t.Src
+	t.SrcPort, t.DstPort = t.DstPort, t.SrcPort
+	return t
+}
+
+// SameTunnel reports whether t and o are the same tunnel, in either
+// direction: same type, protocol, identifier and pair of addresses.
+// Ports are not compared: a VXLAN or Geneve source port is chosen per
+// inner flow and direction (entropy for ECMP), and the replies of a flow
+// come back with other ones.
+func (t *Tunnel) SameTunnel(o *Tunnel) bool {
+	if t.Type != o.Type || t.Family != o.Family || t.Proto != o.Proto || t.HasID != o.HasID || t.ID != o.ID {
+		return false
+	}
+	return t.Src == o.Src && t.Dst == o.Dst || t.Src == o.Dst && t.Dst == o.Src
+}
+
+// Same reports whether levels are the chain's tunnels, level by level,
+// in either direction (see Tunnel.SameTunnel): a flow's replies come
+// back through the same chain reversed. A nil chain is the same as no
+// levels.
+func (c *TunnelChain) Same(levels []Tunnel) bool {
+	if c.Len() != len(levels) {
+		return false
+	}
+	for i := range levels {
+		if !c.Levels[i].SameTunnel(&levels[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -111,6 +111,18 @@ type Proto struct {
 // VLAN matches the outer or inner VLAN ID.
 type VLAN struct{ ID uint16 }
 
+// Tunnel matches flows found inside a tunnel of the type (any type when
+// Type is flow.TunnelNone) at any level of their chain.
+type Tunnel struct{ Type flow.TunnelType }
+
+// TunnelID matches flows with a tunnel level whose identifier (VXLAN or
+// Geneve VNI, GRE key, ERSPAN session ID, GTP-U TEID) is ID.
+type TunnelID struct{ ID uint32 }
+
+// TunnelHost matches flows with a tunnel level whose outer address, at
+// either end, is Addr.
+type TunnelHost struct{ Addr netip.Addr }
+
 // After matches flows still active at or after T (their End is not before T).
 type After struct{ T time.Time }
 
@@ -194,6 +206,45 @@ func (n VLAN) Match(r *flow.Record) bool {
 	return r.Tuple.VLAN == n.ID || (r.Tuple.InnerVLAN != 0 && r.Tuple.InnerVLAN == n.ID)
 }
 
+// levels returns the record's tunnel levels (none outside a tunnel).
+func levels(r *flow.Record) []flow.Tunnel {
+	if r.Tunnels == nil {
+		return nil
+	}
+	return r.Tunnels.Levels
+}
+
+// Match implements Node.
+func (n Tunnel) Match(r *flow.Record) bool {
+	for _, l := range levels(r) {
+		if n.Type == flow.TunnelNone || l.Type == n.Type {
+			return true
+		}
+	}
+	return false
+}
+
+// Match implements Node.
+func (n TunnelID) Match(r *flow.Record) bool {
+	for _, l := range levels(r) {
+		if l.HasID && l.ID == n.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// Match implements Node.
+func (n TunnelHost) Match(r *flow.Record) bool {
+	a, fam := flow.AddrFromNetip(n.Addr)
+	for _, l := range levels(r) {
+		if l.Family == fam && (l.Src == a || l.Dst == a) {
+			return true
+		}
+	}
+	return false
+}
+
 // Match implements Node.
 func (n After) Match(r *flow.Record) bool {
 	end := r.End
@@ -219,15 +270,24 @@ func joinNodes(ns []Node, op string) string {
 	return b.String()
 }
 
-func (n And) String() string    { return joinNodes(n, " and ") }
-func (n Or) String() string     { return joinNodes(n, " or ") }
-func (n Not) String() string    { return "not " + n.X.String() }
-func (n Host) String() string   { return n.Dir.prefix() + "host " + n.Addr.String() }
-func (n Net) String() string    { return n.Dir.prefix() + "net " + n.Prefix.String() }
-func (n Port) String() string   { return n.Dir.prefix() + "port " + strconv.Itoa(int(n.Port)) }
-func (n VLAN) String() string   { return "vlan " + strconv.Itoa(int(n.ID)) }
-func (n After) String() string  { return "after " + n.T.UTC().Format(time.RFC3339Nano) }
-func (n Before) String() string { return "before " + n.T.UTC().Format(time.RFC3339Nano) }
+func (n And) String() string        { return joinNodes(n, " and ") }
+func (n Or) String() string         { return joinNodes(n, " or ") }
+func (n Not) String() string        { return "not " + n.X.String() }
+func (n Host) String() string       { return n.Dir.prefix() + "host " + n.Addr.String() }
+func (n Net) String() string        { return n.Dir.prefix() + "net " + n.Prefix.String() }
+func (n Port) String() string       { return n.Dir.prefix() + "port " + strconv.Itoa(int(n.Port)) }
+func (n VLAN) String() string       { return "vlan " + strconv.Itoa(int(n.ID)) }
+func (n TunnelID) String() string   { return "tunnel-id " + strconv.FormatUint(uint64(n.ID), 10) }
+func (n TunnelHost) String() string { return "tunnel-host " + n.Addr.String() }
+func (n After) String() string      { return "after " + n.T.UTC().Format(time.RFC3339Nano) }
+func (n Before) String() string     { return "before " + n.T.UTC().Format(time.RFC3339Nano) }
+
+func (n Tunnel) String() string {
+	if n.Type == flow.TunnelNone {
+		return "tunnel any"
+	}
+	return "tunnel " + n.Type.String()
+}
 
 func (n PortRange) String() string {
 	return n.Dir.prefix() + "portrange " + strconv.Itoa(int(n.Lo)) + "-" + strconv.Itoa(int(n.Hi))
@@ -284,13 +344,16 @@ func (n Or) bounds() (lo, hi time.Time) {
 }
 
 // A negation bounds nothing (conservatively).
-func (Not) bounds() (lo, hi time.Time)       { return }
-func (Host) bounds() (lo, hi time.Time)      { return }
-func (Net) bounds() (lo, hi time.Time)       { return }
-func (Port) bounds() (lo, hi time.Time)      { return }
-func (PortRange) bounds() (lo, hi time.Time) { return }
-func (Family) bounds() (lo, hi time.Time)    { return }
-func (Proto) bounds() (lo, hi time.Time)     { return }
-func (VLAN) bounds() (lo, hi time.Time)      { return }
-func (n After) bounds() (lo, hi time.Time)   { return n.T, time.Time{} }
-func (n Before) bounds() (lo, hi time.Time)  { return time.Time{}, n.T }
+func (Not) bounds() (lo, hi time.Time)        { return }
+func (Host) bounds() (lo, hi time.Time)       { return }
+func (Net) bounds() (lo, hi time.Time)        { return }
+func (Port) bounds() (lo, hi time.Time)       { return }
+func (PortRange) bounds() (lo, hi time.Time)  { return }
+func (Family) bounds() (lo, hi time.Time)     { return }
+func (Proto) bounds() (lo, hi time.Time)      { return }
+func (VLAN) bounds() (lo, hi time.Time)       { return }
+func (Tunnel) bounds() (lo, hi time.Time)     { return }
+func (TunnelID) bounds() (lo, hi time.Time)   { return }
+func (TunnelHost) bounds() (lo, hi time.Time) { return }
+func (n After) bounds() (lo, hi time.Time)    { return n.T, time.Time{} }
+func (n Before) bounds() (lo, hi time.Time)   { return time.Time{}, n.T }

@@ -88,11 +88,13 @@ var maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 //	unary   = ("not" | "!") unary | primary
 //	primary = "(" expr ")" | [PROTO] qualified | PROTO ["proto" (NAME | N)]
 //	        | "proto" (NAME | N) | "vlan" N | "before" TIME | "after" TIME | ID
+//	        | "tunnel" (TUNNEL | "any") | "tunnel-id" N | "tunnel-host" ADDR
 //	PROTO   = "tcp" | "udp" | "icmp" | "icmp6" | "sctp" | "ip" | "ip6"
 //	qualified = DIR [TYPE] ID | TYPE ID
 //	DIR     = "src" | "dst" | "src or dst" | "src and dst"
 //	TYPE    = "host" | "net" | "port" | "portrange"
 //	ID      = ADDR | PREFIX | ADDR "mask" ADDR | N | N "-" N
+//	TUNNEL  = ipip | gre | erspan1 | erspan2 | erspan3 | vxlan | geneve | gtpu | teredo
 //	TIME    = RFC3339 | YYYY-MM-DD | unix seconds[.frac] | DURATION "ago" | "now"
 //	DURATION = Go duration ("90s", "1h30m") or N "d" / N "w"
 //
@@ -318,7 +320,7 @@ func (p *parser) parseUnary(d int) (Node, error) {
 	return p.parsePrimary(d)
 }
 
-const termExpected = `a term ("host", "net", "port", "portrange", "src", "dst", "proto", "tcp", "udp", "icmp", "ip", "ip6", "vlan", "before", "after", "not" or "(")`
+const termExpected = `a term ("host", "net", "port", "portrange", "src", "dst", "proto", "tcp", "udp", "icmp", "ip", "ip6", "vlan", "tunnel", "tunnel-id", "tunnel-host", "before", "after", "not" or "(")`
 
 // quals are tcpdump's qualifiers of a host, net, port or portrange term:
 // an optional protocol ("tcp port 80"), a direction and the type. A bare
@@ -362,6 +364,8 @@ func (p *parser) parsePrimary(d int) (Node, error) {
 			return nil, p.errAt(a, `a VLAN ID (0-4095) after "vlan"`, "")
 		}
 		return p.node(VLAN{ID: uint16(n)})
+	case "tunnel", "tunnel-id", "tunnel-host":
+		return p.parseTunnel(strings.ToLower(t.text))
 	case "proto":
 		return p.parseProto()
 	case "tcp", "udp", "icmp", "icmp6", "sctp", "ip", "ip6":
@@ -524,6 +528,32 @@ func (p *parser) parsePortRange(a token, q quals) (Node, error) {
 		return nil, p.errAt(a, `a port range LOW-HIGH (0-65535) `+q.label, "")
 	}
 	return PortRange{Lo: uint16(l), Hi: uint16(h), Dir: q.dir}, nil
+}
+
+// parseTunnel parses the argument of a tunnel term (kw, lower-case).
+func (p *parser) parseTunnel(kw string) (Node, error) {
+	a := p.next()
+	switch kw {
+	case "tunnel-id":
+		n, err := parseUint(a, 1<<32-1)
+		if err != nil {
+			return nil, p.errAt(a, `a tunnel identifier (VNI, GRE key, ERSPAN session, TEID: 0-4294967295) after "tunnel-id"`, "")
+		}
+		return p.node(TunnelID{ID: uint32(n)})
+	case "tunnel-host":
+		addr, err := parseAddr(a)
+		if err != nil {
+			return nil, p.errAt(a, `an IP address after "tunnel-host"`, err.Error())
+		}
+		return p.node(TunnelHost{Addr: addr})
+	}
+	if a.kind == tWord && strings.EqualFold(a.text, "any") {
+		return p.node(Tunnel{})
+	}
+	if typ, ok := flow.ParseTunnelType(strings.ToLower(a.text)); ok && a.kind == tWord {
+		return p.node(Tunnel{Type: typ})
+	}
+	return nil, p.errAt(a, `a tunnel type (ipip, gre, erspan1, erspan2, erspan3, vxlan, geneve, gtpu, teredo) or "any" after "tunnel"`, "")
 }
 
 func protoWord(t token) (Proto, bool) {

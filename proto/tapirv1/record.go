@@ -36,7 +36,58 @@ func FromRecord(r *flow.Record, dst *FlowRecord) *FlowRecord {
 	dst.App = appFrom(r.App)
 	dst.Timeline = timelineFrom(r.Timeline)
 	dst.Enrichment = enrichmentFrom(r.Enrichment)
+	dst.Tunnels = tunnelsFrom(r.Tunnels, dst.Tunnels[:0])
 	return dst
+}
+
+// tunnelsFrom converts a tunnel chain to its wire form, appending to dst
+// (nil for no chain).
+func tunnelsFrom(c *flow.TunnelChain, dst []*Tunnel) []*Tunnel {
+	if c.Len() == 0 {
+		return nil
+	}
+	for i := range c.Levels {
+		l := &c.Levels[i]
+		dst = append(dst, &Tunnel{Type: l.Type.String(), SourceIp: append([]byte(nil), l.Src.Bytes(l.Family)...),
+			DestinationIp: append([]byte(nil), l.Dst.Bytes(l.Family)...),
+			SourcePort:    uint32(l.SrcPort), DestinationPort: uint32(l.DstPort), Protocol: uint32(l.Proto), HasId: l.HasID, Id: l.ID})
+	}
+	return dst
+}
+
+// tunnelsTo converts a wire tunnel chain back, rejecting levels that
+// cannot be a tunnel (nil when p is empty).
+func tunnelsTo(p []*Tunnel) (*flow.TunnelChain, error) {
+	if len(p) == 0 {
+		return nil, nil
+	}
+	c := &flow.TunnelChain{Levels: make([]flow.Tunnel, len(p))}
+	for i, w := range p {
+		l := &c.Levels[i]
+		if w == nil {
+			return nil, fmt.Errorf("%w: tunnel level %d missing", ErrBadRecord, i)
+		}
+		typ, ok := flow.ParseTunnelType(w.Type)
+		if !ok {
+			return nil, fmt.Errorf("%w: tunnel type %q", ErrBadRecord, w.Type)
+		}
+		if w.SourcePort > 0xffff || w.DestinationPort > 0xffff || w.Protocol > 0xff {
+			return nil, fmt.Errorf("%w: tunnel level %d out of range", ErrBadRecord, i)
+		}
+		switch n := len(w.SourceIp); {
+		case n != len(w.DestinationIp) || (n != 4 && n != 16):
+			return nil, fmt.Errorf("%w: tunnel address lengths %d/%d", ErrBadRecord, len(w.SourceIp), len(w.DestinationIp))
+		case n == 4:
+			l.Family = flow.FamilyIPv4
+			l.Src, l.Dst = flow.AddrFrom4([4]byte(w.SourceIp)), flow.AddrFrom4([4]byte(w.DestinationIp))
+		default:
+			l.Family = flow.FamilyIPv6
+			l.Src, l.Dst = flow.Addr(w.SourceIp), flow.Addr(w.DestinationIp)
+		}
+		l.Type, l.Proto, l.HasID, l.ID = typ, uint8(w.Protocol), w.HasId, w.Id
+		l.SrcPort, l.DstPort = uint16(w.SourcePort), uint16(w.DestinationPort)
+	}
+	return c, nil
 }
 
 func exportedFrom(x *flow.Exported) *ExportedInfo {
@@ -140,7 +191,8 @@ func ToRecord(p *FlowRecord, r *flow.Record) error {
 	}
 	r.Timeline = tl
 	r.Enrichment = enrichmentTo(p.Enrichment)
-	return nil
+	r.Tunnels, err = tunnelsTo(p.Tunnels)
+	return err
 }
 
 // appFrom converts application metadata to its wire form (nil: none).

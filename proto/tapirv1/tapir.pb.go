@@ -712,7 +712,10 @@ type FlowRecord struct {
 	Timeline *Timeline `protobuf:"bytes,21,opt,name=timeline,proto3" json:"timeline,omitempty"`
 	// Context the collector's enrichers added (flow.Enrichment), so that
 	// the store keeps it; absent on the sensor's stream.
-	Enrichment    *Enrichment `protobuf:"bytes,50,opt,name=enrichment,proto3" json:"enrichment,omitempty"`
+	Enrichment *Enrichment `protobuf:"bytes,50,opt,name=enrichment,proto3" json:"enrichment,omitempty"`
+	// The tunnel chain the flow was found in, outermost first
+	// (flow.Record.Tunnels); empty for a flow outside any tunnel.
+	Tunnels       []*Tunnel `protobuf:"bytes,22,rep,name=tunnels,proto3" json:"tunnels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -880,6 +883,114 @@ func (x *FlowRecord) GetEnrichment() *Enrichment {
 	return nil
 }
 
+func (x *FlowRecord) GetTunnels() []*Tunnel {
+	if x != nil {
+		return x.Tunnels
+	}
+	return nil
+}
+
+// Tunnel is one level of a flow's tunnel chain (flow.Tunnel).
+type Tunnel struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Type            string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`                         // flow.TunnelType's name: ipip, gre, erspan1, erspan2, erspan3, vxlan, geneve, gtpu, teredo
+	SourceIp        []byte                 `protobuf:"bytes,2,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"` // the tunnel's own addresses: 4 bytes for IPv4, 16 for IPv6
+	DestinationIp   []byte                 `protobuf:"bytes,3,opt,name=destination_ip,json=destinationIp,proto3" json:"destination_ip,omitempty"`
+	SourcePort      uint32                 `protobuf:"varint,4,opt,name=source_port,json=sourcePort,proto3" json:"source_port,omitempty"` // UDP tunnels only
+	DestinationPort uint32                 `protobuf:"varint,5,opt,name=destination_port,json=destinationPort,proto3" json:"destination_port,omitempty"`
+	Protocol        uint32                 `protobuf:"varint,6,opt,name=protocol,proto3" json:"protocol,omitempty"`        // the outer IP protocol (4, 41, 47, 17)
+	HasId           bool                   `protobuf:"varint,7,opt,name=has_id,json=hasId,proto3" json:"has_id,omitempty"` // id is set (VNI, GRE key, ERSPAN session id, TEID)
+	Id              uint32                 `protobuf:"varint,8,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Tunnel) Reset() {
+	*x = Tunnel{}
+	mi := &file_tapirv1_tapir_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tunnel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tunnel) ProtoMessage() {}
+
+func (x *Tunnel) ProtoReflect() protoreflect.Message {
+	mi := &file_tapirv1_tapir_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tunnel.ProtoReflect.Descriptor instead.
+func (*Tunnel) Descriptor() ([]byte, []int) {
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Tunnel) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Tunnel) GetSourceIp() []byte {
+	if x != nil {
+		return x.SourceIp
+	}
+	return nil
+}
+
+func (x *Tunnel) GetDestinationIp() []byte {
+	if x != nil {
+		return x.DestinationIp
+	}
+	return nil
+}
+
+func (x *Tunnel) GetSourcePort() uint32 {
+	if x != nil {
+		return x.SourcePort
+	}
+	return 0
+}
+
+func (x *Tunnel) GetDestinationPort() uint32 {
+	if x != nil {
+		return x.DestinationPort
+	}
+	return 0
+}
+
+func (x *Tunnel) GetProtocol() uint32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
+}
+
+func (x *Tunnel) GetHasId() bool {
+	if x != nil {
+		return x.HasId
+	}
+	return false
+}
+
+func (x *Tunnel) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
 // Enrichment is flow.Enrichment.
 type Enrichment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -895,7 +1006,7 @@ type Enrichment struct {
 
 func (x *Enrichment) Reset() {
 	*x = Enrichment{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[9]
+	mi := &file_tapirv1_tapir_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1018,7 @@ func (x *Enrichment) String() string {
 func (*Enrichment) ProtoMessage() {}
 
 func (x *Enrichment) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[9]
+	mi := &file_tapirv1_tapir_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1031,7 @@ func (x *Enrichment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enrichment.ProtoReflect.Descriptor instead.
 func (*Enrichment) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{9}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Enrichment) GetSource() *EndpointEnrichment {
@@ -976,7 +1087,7 @@ type EndpointEnrichment struct {
 
 func (x *EndpointEnrichment) Reset() {
 	*x = EndpointEnrichment{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[10]
+	mi := &file_tapirv1_tapir_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1099,7 @@ func (x *EndpointEnrichment) String() string {
 func (*EndpointEnrichment) ProtoMessage() {}
 
 func (x *EndpointEnrichment) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[10]
+	mi := &file_tapirv1_tapir_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1112,7 @@ func (x *EndpointEnrichment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointEnrichment.ProtoReflect.Descriptor instead.
 func (*EndpointEnrichment) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{10}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EndpointEnrichment) GetGeo() *Geo {
@@ -1043,7 +1154,7 @@ type Geo struct {
 
 func (x *Geo) Reset() {
 	*x = Geo{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[11]
+	mi := &file_tapirv1_tapir_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1166,7 @@ func (x *Geo) String() string {
 func (*Geo) ProtoMessage() {}
 
 func (x *Geo) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[11]
+	mi := &file_tapirv1_tapir_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1179,7 @@ func (x *Geo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Geo.ProtoReflect.Descriptor instead.
 func (*Geo) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{11}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Geo) GetName() string {
@@ -1151,7 +1262,7 @@ type AS struct {
 
 func (x *AS) Reset() {
 	*x = AS{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[12]
+	mi := &file_tapirv1_tapir_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1274,7 @@ func (x *AS) String() string {
 func (*AS) ProtoMessage() {}
 
 func (x *AS) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[12]
+	mi := &file_tapirv1_tapir_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1287,7 @@ func (x *AS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AS.ProtoReflect.Descriptor instead.
 func (*AS) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{12}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AS) GetNumber() uint32 {
@@ -1207,7 +1318,7 @@ type Asset struct {
 
 func (x *Asset) Reset() {
 	*x = Asset{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[13]
+	mi := &file_tapirv1_tapir_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1330,7 @@ func (x *Asset) String() string {
 func (*Asset) ProtoMessage() {}
 
 func (x *Asset) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[13]
+	mi := &file_tapirv1_tapir_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1343,7 @@ func (x *Asset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Asset.ProtoReflect.Descriptor instead.
 func (*Asset) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{13}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Asset) GetName() string {
@@ -1293,7 +1404,7 @@ type ThreatMatch struct {
 
 func (x *ThreatMatch) Reset() {
 	*x = ThreatMatch{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[14]
+	mi := &file_tapirv1_tapir_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1416,7 @@ func (x *ThreatMatch) String() string {
 func (*ThreatMatch) ProtoMessage() {}
 
 func (x *ThreatMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[14]
+	mi := &file_tapirv1_tapir_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1429,7 @@ func (x *ThreatMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThreatMatch.ProtoReflect.Descriptor instead.
 func (*ThreatMatch) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{14}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ThreatMatch) GetFeed() string {
@@ -1390,7 +1501,7 @@ type Rarity struct {
 
 func (x *Rarity) Reset() {
 	*x = Rarity{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[15]
+	mi := &file_tapirv1_tapir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1513,7 @@ func (x *Rarity) String() string {
 func (*Rarity) ProtoMessage() {}
 
 func (x *Rarity) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[15]
+	mi := &file_tapirv1_tapir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1526,7 @@ func (x *Rarity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rarity.ProtoReflect.Descriptor instead.
 func (*Rarity) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{15}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Rarity) GetFirstSeen() uint32 {
@@ -1466,7 +1577,7 @@ type AppMeta struct {
 
 func (x *AppMeta) Reset() {
 	*x = AppMeta{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[16]
+	mi := &file_tapirv1_tapir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1589,7 @@ func (x *AppMeta) String() string {
 func (*AppMeta) ProtoMessage() {}
 
 func (x *AppMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[16]
+	mi := &file_tapirv1_tapir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1602,7 @@ func (x *AppMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppMeta.ProtoReflect.Descriptor instead.
 func (*AppMeta) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{16}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AppMeta) GetDns() *DNSMeta {
@@ -1536,7 +1647,7 @@ type DNSMeta struct {
 
 func (x *DNSMeta) Reset() {
 	*x = DNSMeta{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[17]
+	mi := &file_tapirv1_tapir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1659,7 @@ func (x *DNSMeta) String() string {
 func (*DNSMeta) ProtoMessage() {}
 
 func (x *DNSMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[17]
+	mi := &file_tapirv1_tapir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1672,7 @@ func (x *DNSMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSMeta.ProtoReflect.Descriptor instead.
 func (*DNSMeta) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{17}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DNSMeta) GetId() uint32 {
@@ -1618,7 +1729,7 @@ type DNSAnswer struct {
 
 func (x *DNSAnswer) Reset() {
 	*x = DNSAnswer{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[18]
+	mi := &file_tapirv1_tapir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1741,7 @@ func (x *DNSAnswer) String() string {
 func (*DNSAnswer) ProtoMessage() {}
 
 func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[18]
+	mi := &file_tapirv1_tapir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1754,7 @@ func (x *DNSAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSAnswer.ProtoReflect.Descriptor instead.
 func (*DNSAnswer) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{18}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DNSAnswer) GetName() string {
@@ -1691,7 +1802,7 @@ type TLSMeta struct {
 
 func (x *TLSMeta) Reset() {
 	*x = TLSMeta{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[19]
+	mi := &file_tapirv1_tapir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1814,7 @@ func (x *TLSMeta) String() string {
 func (*TLSMeta) ProtoMessage() {}
 
 func (x *TLSMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[19]
+	mi := &file_tapirv1_tapir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1827,7 @@ func (x *TLSMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSMeta.ProtoReflect.Descriptor instead.
 func (*TLSMeta) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{19}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TLSMeta) GetServerName() string {
@@ -1796,7 +1907,7 @@ type HTTPMeta struct {
 
 func (x *HTTPMeta) Reset() {
 	*x = HTTPMeta{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[20]
+	mi := &file_tapirv1_tapir_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1919,7 @@ func (x *HTTPMeta) String() string {
 func (*HTTPMeta) ProtoMessage() {}
 
 func (x *HTTPMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[20]
+	mi := &file_tapirv1_tapir_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1932,7 @@ func (x *HTTPMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPMeta.ProtoReflect.Descriptor instead.
 func (*HTTPMeta) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{20}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HTTPMeta) GetMethod() string {
@@ -1876,7 +1987,7 @@ type SSHMeta struct {
 
 func (x *SSHMeta) Reset() {
 	*x = SSHMeta{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[21]
+	mi := &file_tapirv1_tapir_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +1999,7 @@ func (x *SSHMeta) String() string {
 func (*SSHMeta) ProtoMessage() {}
 
 func (x *SSHMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[21]
+	mi := &file_tapirv1_tapir_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2012,7 @@ func (x *SSHMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSHMeta.ProtoReflect.Descriptor instead.
 func (*SSHMeta) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{21}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SSHMeta) GetClientVersion() string {
@@ -1933,7 +2044,7 @@ type Timeline struct {
 
 func (x *Timeline) Reset() {
 	*x = Timeline{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[22]
+	mi := &file_tapirv1_tapir_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2056,7 @@ func (x *Timeline) String() string {
 func (*Timeline) ProtoMessage() {}
 
 func (x *Timeline) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[22]
+	mi := &file_tapirv1_tapir_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2069,7 @@ func (x *Timeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeline.ProtoReflect.Descriptor instead.
 func (*Timeline) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{22}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Timeline) GetIntervalNano() int64 {
@@ -2017,7 +2128,7 @@ type ExportedInfo struct {
 
 func (x *ExportedInfo) Reset() {
 	*x = ExportedInfo{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[23]
+	mi := &file_tapirv1_tapir_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2140,7 @@ func (x *ExportedInfo) String() string {
 func (*ExportedInfo) ProtoMessage() {}
 
 func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[23]
+	mi := &file_tapirv1_tapir_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2153,7 @@ func (x *ExportedInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportedInfo.ProtoReflect.Descriptor instead.
 func (*ExportedInfo) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{23}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExportedInfo) GetExporter() string {
@@ -2134,7 +2245,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[24]
+	mi := &file_tapirv1_tapir_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2257,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[24]
+	mi := &file_tapirv1_tapir_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2270,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{24}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SensorStats) GetUnixNano() int64 {
@@ -2185,7 +2296,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[25]
+	mi := &file_tapirv1_tapir_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2308,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[25]
+	mi := &file_tapirv1_tapir_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2321,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{25}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -2230,7 +2341,7 @@ type FlowControl struct {
 
 func (x *FlowControl) Reset() {
 	*x = FlowControl{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[26]
+	mi := &file_tapirv1_tapir_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2353,7 @@ func (x *FlowControl) String() string {
 func (*FlowControl) ProtoMessage() {}
 
 func (x *FlowControl) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[26]
+	mi := &file_tapirv1_tapir_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2366,7 @@ func (x *FlowControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowControl.ProtoReflect.Descriptor instead.
 func (*FlowControl) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{26}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FlowControl) GetMaxInflightBatches() uint32 {
@@ -2284,7 +2395,7 @@ type SensorConfig struct {
 
 func (x *SensorConfig) Reset() {
 	*x = SensorConfig{}
-	mi := &file_tapirv1_tapir_proto_msgTypes[27]
+	mi := &file_tapirv1_tapir_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2407,7 @@ func (x *SensorConfig) String() string {
 func (*SensorConfig) ProtoMessage() {}
 
 func (x *SensorConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_tapirv1_tapir_proto_msgTypes[27]
+	mi := &file_tapirv1_tapir_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2420,7 @@ func (x *SensorConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorConfig.ProtoReflect.Descriptor instead.
 func (*SensorConfig) Descriptor() ([]byte, []int) {
-	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{27}
+	return file_tapirv1_tapir_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SensorConfig) GetCaptureFilter() string {
@@ -2384,7 +2495,7 @@ const file_tapirv1_tapir_proto_rawDesc = "" +
 	"\fstored_bytes\x18\x06 \x01(\x04R\vstoredBytes\x12&\n" +
 	"\x0ffirst_unix_nano\x18\a \x01(\x03R\rfirstUnixNano\x12$\n" +
 	"\x0elast_unix_nano\x18\b \x01(\x03R\flastUnixNano\x12\x1b\n" +
-	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xae\x05\n" +
+	"\ttcp_flags\x18\t \x01(\rR\btcpFlags\"\xda\x05\n" +
 	"\n" +
 	"FlowRecord\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\fR\x06flowId\x12\x1b\n" +
@@ -2410,7 +2521,18 @@ const file_tapirv1_tapir_proto_rawDesc = "" +
 	"\btimeline\x18\x15 \x01(\v2\x12.tapir.v1.TimelineR\btimeline\x124\n" +
 	"\n" +
 	"enrichment\x182 \x01(\v2\x14.tapir.v1.EnrichmentR\n" +
-	"enrichment\"\x9a\x02\n" +
+	"enrichment\x12*\n" +
+	"\atunnels\x18\x16 \x03(\v2\x10.tapir.v1.TunnelR\atunnels\"\xef\x01\n" +
+	"\x06Tunnel\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1b\n" +
+	"\tsource_ip\x18\x02 \x01(\fR\bsourceIp\x12%\n" +
+	"\x0edestination_ip\x18\x03 \x01(\fR\rdestinationIp\x12\x1f\n" +
+	"\vsource_port\x18\x04 \x01(\rR\n" +
+	"sourcePort\x12)\n" +
+	"\x10destination_port\x18\x05 \x01(\rR\x0fdestinationPort\x12\x1a\n" +
+	"\bprotocol\x18\x06 \x01(\rR\bprotocol\x12\x15\n" +
+	"\x06has_id\x18\a \x01(\bR\x05hasId\x12\x0e\n" +
+	"\x02id\x18\b \x01(\rR\x02id\"\x9a\x02\n" +
 	"\n" +
 	"Enrichment\x124\n" +
 	"\x06source\x18\x01 \x01(\v2\x1c.tapir.v1.EndpointEnrichmentR\x06source\x12>\n" +
@@ -2556,7 +2678,7 @@ func file_tapirv1_tapir_proto_rawDescGZIP() []byte {
 	return file_tapirv1_tapir_proto_rawDescData
 }
 
-var file_tapirv1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_tapirv1_tapir_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_tapirv1_tapir_proto_goTypes = []any{
 	(*SensorMessage)(nil),      // 0: tapir.v1.SensorMessage
 	(*CollectorMessage)(nil),   // 1: tapir.v1.CollectorMessage
@@ -2567,64 +2689,66 @@ var file_tapirv1_tapir_proto_goTypes = []any{
 	(*PacketBlock)(nil),        // 6: tapir.v1.PacketBlock
 	(*Endpoint)(nil),           // 7: tapir.v1.Endpoint
 	(*FlowRecord)(nil),         // 8: tapir.v1.FlowRecord
-	(*Enrichment)(nil),         // 9: tapir.v1.Enrichment
-	(*EndpointEnrichment)(nil), // 10: tapir.v1.EndpointEnrichment
-	(*Geo)(nil),                // 11: tapir.v1.Geo
-	(*AS)(nil),                 // 12: tapir.v1.AS
-	(*Asset)(nil),              // 13: tapir.v1.Asset
-	(*ThreatMatch)(nil),        // 14: tapir.v1.ThreatMatch
-	(*Rarity)(nil),             // 15: tapir.v1.Rarity
-	(*AppMeta)(nil),            // 16: tapir.v1.AppMeta
-	(*DNSMeta)(nil),            // 17: tapir.v1.DNSMeta
-	(*DNSAnswer)(nil),          // 18: tapir.v1.DNSAnswer
-	(*TLSMeta)(nil),            // 19: tapir.v1.TLSMeta
-	(*HTTPMeta)(nil),           // 20: tapir.v1.HTTPMeta
-	(*SSHMeta)(nil),            // 21: tapir.v1.SSHMeta
-	(*Timeline)(nil),           // 22: tapir.v1.Timeline
-	(*ExportedInfo)(nil),       // 23: tapir.v1.ExportedInfo
-	(*SensorStats)(nil),        // 24: tapir.v1.SensorStats
-	(*Ack)(nil),                // 25: tapir.v1.Ack
-	(*FlowControl)(nil),        // 26: tapir.v1.FlowControl
-	(*SensorConfig)(nil),       // 27: tapir.v1.SensorConfig
-	nil,                        // 28: tapir.v1.SensorStats.CountersEntry
+	(*Tunnel)(nil),             // 9: tapir.v1.Tunnel
+	(*Enrichment)(nil),         // 10: tapir.v1.Enrichment
+	(*EndpointEnrichment)(nil), // 11: tapir.v1.EndpointEnrichment
+	(*Geo)(nil),                // 12: tapir.v1.Geo
+	(*AS)(nil),                 // 13: tapir.v1.AS
+	(*Asset)(nil),              // 14: tapir.v1.Asset
+	(*ThreatMatch)(nil),        // 15: tapir.v1.ThreatMatch
+	(*Rarity)(nil),             // 16: tapir.v1.Rarity
+	(*AppMeta)(nil),            // 17: tapir.v1.AppMeta
+	(*DNSMeta)(nil),            // 18: tapir.v1.DNSMeta
+	(*DNSAnswer)(nil),          // 19: tapir.v1.DNSAnswer
+	(*TLSMeta)(nil),            // 20: tapir.v1.TLSMeta
+	(*HTTPMeta)(nil),           // 21: tapir.v1.HTTPMeta
+	(*SSHMeta)(nil),            // 22: tapir.v1.SSHMeta
+	(*Timeline)(nil),           // 23: tapir.v1.Timeline
+	(*ExportedInfo)(nil),       // 24: tapir.v1.ExportedInfo
+	(*SensorStats)(nil),        // 25: tapir.v1.SensorStats
+	(*Ack)(nil),                // 26: tapir.v1.Ack
+	(*FlowControl)(nil),        // 27: tapir.v1.FlowControl
+	(*SensorConfig)(nil),       // 28: tapir.v1.SensorConfig
+	nil,                        // 29: tapir.v1.SensorStats.CountersEntry
 }
 var file_tapirv1_tapir_proto_depIdxs = []int32{
 	2,  // 0: tapir.v1.SensorMessage.hello:type_name -> tapir.v1.Hello
 	5,  // 1: tapir.v1.SensorMessage.batch:type_name -> tapir.v1.Batch
 	4,  // 2: tapir.v1.CollectorMessage.hello_ack:type_name -> tapir.v1.HelloAck
-	25, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
-	26, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
-	27, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
+	26, // 3: tapir.v1.CollectorMessage.ack:type_name -> tapir.v1.Ack
+	27, // 4: tapir.v1.CollectorMessage.flow_control:type_name -> tapir.v1.FlowControl
+	28, // 5: tapir.v1.CollectorMessage.config:type_name -> tapir.v1.SensorConfig
 	3,  // 6: tapir.v1.Hello.interfaces:type_name -> tapir.v1.Interface
 	8,  // 7: tapir.v1.Batch.flows:type_name -> tapir.v1.FlowRecord
 	6,  // 8: tapir.v1.Batch.blocks:type_name -> tapir.v1.PacketBlock
-	24, // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
+	25, // 9: tapir.v1.Batch.stats:type_name -> tapir.v1.SensorStats
 	7,  // 10: tapir.v1.FlowRecord.source:type_name -> tapir.v1.Endpoint
 	7,  // 11: tapir.v1.FlowRecord.destination:type_name -> tapir.v1.Endpoint
-	23, // 12: tapir.v1.FlowRecord.exported:type_name -> tapir.v1.ExportedInfo
-	16, // 13: tapir.v1.FlowRecord.app:type_name -> tapir.v1.AppMeta
-	22, // 14: tapir.v1.FlowRecord.timeline:type_name -> tapir.v1.Timeline
-	9,  // 15: tapir.v1.FlowRecord.enrichment:type_name -> tapir.v1.Enrichment
-	10, // 16: tapir.v1.Enrichment.source:type_name -> tapir.v1.EndpointEnrichment
-	10, // 17: tapir.v1.Enrichment.destination:type_name -> tapir.v1.EndpointEnrichment
-	14, // 18: tapir.v1.Enrichment.threats:type_name -> tapir.v1.ThreatMatch
-	15, // 19: tapir.v1.Enrichment.rarity:type_name -> tapir.v1.Rarity
-	11, // 20: tapir.v1.EndpointEnrichment.geo:type_name -> tapir.v1.Geo
-	12, // 21: tapir.v1.EndpointEnrichment.as:type_name -> tapir.v1.AS
-	13, // 22: tapir.v1.EndpointEnrichment.asset:type_name -> tapir.v1.Asset
-	17, // 23: tapir.v1.AppMeta.dns:type_name -> tapir.v1.DNSMeta
-	19, // 24: tapir.v1.AppMeta.tls:type_name -> tapir.v1.TLSMeta
-	20, // 25: tapir.v1.AppMeta.http:type_name -> tapir.v1.HTTPMeta
-	21, // 26: tapir.v1.AppMeta.ssh:type_name -> tapir.v1.SSHMeta
-	18, // 27: tapir.v1.DNSMeta.answers:type_name -> tapir.v1.DNSAnswer
-	28, // 28: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
-	0,  // 29: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
-	1,  // 30: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
-	30, // [30:31] is the sub-list for method output_type
-	29, // [29:30] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	24, // 12: tapir.v1.FlowRecord.exported:type_name -> tapir.v1.ExportedInfo
+	17, // 13: tapir.v1.FlowRecord.app:type_name -> tapir.v1.AppMeta
+	23, // 14: tapir.v1.FlowRecord.timeline:type_name -> tapir.v1.Timeline
+	10, // 15: tapir.v1.FlowRecord.enrichment:type_name -> tapir.v1.Enrichment
+	9,  // 16: tapir.v1.FlowRecord.tunnels:type_name -> tapir.v1.Tunnel
+	11, // 17: tapir.v1.Enrichment.source:type_name -> tapir.v1.EndpointEnrichment
+	11, // 18: tapir.v1.Enrichment.destination:type_name -> tapir.v1.EndpointEnrichment
+	15, // 19: tapir.v1.Enrichment.threats:type_name -> tapir.v1.ThreatMatch
+	16, // 20: tapir.v1.Enrichment.rarity:type_name -> tapir.v1.Rarity
+	12, // 21: tapir.v1.EndpointEnrichment.geo:type_name -> tapir.v1.Geo
+	13, // 22: tapir.v1.EndpointEnrichment.as:type_name -> tapir.v1.AS
+	14, // 23: tapir.v1.EndpointEnrichment.asset:type_name -> tapir.v1.Asset
+	18, // 24: tapir.v1.AppMeta.dns:type_name -> tapir.v1.DNSMeta
+	20, // 25: tapir.v1.AppMeta.tls:type_name -> tapir.v1.TLSMeta
+	21, // 26: tapir.v1.AppMeta.http:type_name -> tapir.v1.HTTPMeta
+	22, // 27: tapir.v1.AppMeta.ssh:type_name -> tapir.v1.SSHMeta
+	19, // 28: tapir.v1.DNSMeta.answers:type_name -> tapir.v1.DNSAnswer
+	29, // 29: tapir.v1.SensorStats.counters:type_name -> tapir.v1.SensorStats.CountersEntry
+	0,  // 30: tapir.v1.Ingest.Stream:input_type -> tapir.v1.SensorMessage
+	1,  // 31: tapir.v1.Ingest.Stream:output_type -> tapir.v1.CollectorMessage
+	31, // [31:32] is the sub-list for method output_type
+	30, // [30:31] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_tapirv1_tapir_proto_init() }
@@ -2648,7 +2772,7 @@ func file_tapirv1_tapir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tapirv1_tapir_proto_rawDesc), len(file_tapirv1_tapir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -100,6 +100,8 @@ var metricHelp = map[string]string{
 	"tunnel_fragments_total":      "Tunnel packets whose outer IP packet is a fragment (keyed on the outer header, not decapsulated).",
 	"tunnel_opaque_total":         "Tunnels whose payload held no complete IP header (non-IP or cut short; keyed on the tunnel itself).",
 	"timelines_total":             "Flow records that carried a timeline.",
+	"tunnelled_flows_total":       "Flows whose first packet came through a tunnel: their records carry its tunnel chain (tapir.tunnels).",
+	"tunnel_chain_changed_total":  "Packets whose tunnel chain differs from their flow's first packet's (the flow's record keeps the first chain).",
 	"clock_steps_total":           "Times packet time stepped back by a second or more (merged captures, clock steps); timers keep running on a monotonic clock.",
 	"metadata_flows_total":        "Flows whose payload the metadata extractor looked at.",
 	"metadata_completed_total":    "Flows whose metadata was complete within the packet budget.",
@@ -155,6 +157,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.descs["tunnels_total"], prometheus.CounterValue, float64(s.Decode.Tunnels[t]), t.String())
 	}
 	counter("timelines_total", s.Timelines)
+	counter("tunnelled_flows_total", s.Flows.TunnelledFlows)
+	counter("tunnel_chain_changed_total", s.Flows.TunnelChainChanged)
 	counter("clock_steps_total", s.Flows.ClockSteps)
 	m := &s.Metadata
 	counter("metadata_flows_total", m.Flows)

@@ -86,7 +86,8 @@ type worker struct {
 	nextRef  uint32
 	sinkErr  error
 
-	stepLogged bool // the first clock step was logged
+	stepLogged  bool // the first clock step was logged
+	chainLogged bool // the first tunnel chain change was logged
 
 	meta       *appmeta.Extractor // nil when metadata is off
 	tlInterval int64              // timeline interval in ns; 0 when timelines are off
@@ -186,8 +187,10 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	decode.Decode(decode.LinkType(ci.LinkType), data, p)
 	w.counters.Observe(p, ci.Length)
 	pi := &w.pi
+	pi.Tunnels = nil
 	if p.HasTuple {
 		pi.Tuple = p.Tuple
+		pi.Tunnels = p.Tunnels[:p.NTunnels]
 		pi.TCPFlags = p.TCPFlags
 		pi.Frag = flowtable.FragInfo{IsFragment: p.IsFragment, MoreFragments: p.MoreFragments,
 			ID: p.FragID, Offset: p.FragOffset}
@@ -416,6 +419,10 @@ func (w *worker) publish(now int64) {
 		_, from, to := w.table.Clock().Steps()
 		w.log.Warn("packet time stepped back; timeouts and block ages keep running on a monotonic clock (counted in tapir_sensor_clock_steps_total, logged once)",
 			"from", time.Unix(0, from).UTC(), "to", time.Unix(0, to).UTC())
+	}
+	if w.stats.Flows.TunnelChainChanged > 0 && !w.chainLogged {
+		w.chainLogged = true
+		w.log.Warn("packets of a flow came through different tunnel chains; its record keeps its first packet's chain (counted in tapir_sensor_tunnel_chain_changed_total, logged once)")
 	}
 	w.stats.Decode = w.counters
 	if w.meta != nil {

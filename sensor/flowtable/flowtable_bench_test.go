@@ -71,7 +71,17 @@ func BenchmarkPacketNewFlows(b *testing.B) {
 
 // BenchmarkBytesPerFlow measures the heap held per open flow (T empty):
 // 1M distinct flows inserted, heap compared before and after.
-func BenchmarkBytesPerFlow(b *testing.B) {
+func BenchmarkBytesPerFlow(b *testing.B) { benchBytesPerFlow(b, nil) }
+
+// BenchmarkBytesPerTunnelledFlow is BenchmarkBytesPerFlow with every
+// flow inside one VXLAN tunnel: the entry plus its kept chain.
+func BenchmarkBytesPerTunnelledFlow(b *testing.B) {
+	o := flow.AddrFrom4([4]byte{192, 0, 2, 1})
+	benchBytesPerFlow(b, []flow.Tunnel{{Type: flow.TunnelVXLAN, Src: o, Dst: o, Family: flow.FamilyIPv4, Proto: flow.ProtoUDP,
+		SrcPort: 49152, DstPort: 4789, ID: 7, HasID: true}})
+}
+
+func benchBytesPerFlow(b *testing.B, tun []flow.Tunnel) {
 	const n = 1_000_000
 	for i := 0; i < b.N; i++ {
 		var before, after runtime.MemStats
@@ -81,7 +91,7 @@ func BenchmarkBytesPerFlow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p := PacketInfo{WireLen: 60, CapLen: 60, TCPFlags: flow.TCPFlagSYN,
+		p := PacketInfo{WireLen: 60, CapLen: 60, TCPFlags: flow.TCPFlagSYN, Tunnels: tun,
 			Tuple: flow.Tuple{Dst: flow.AddrFrom4([4]byte{10, 0, 0, 1}), DstPort: 443, Proto: flow.ProtoTCP, Family: flow.FamilyIPv4}}
 		for j := range n {
 			p.Tuple.Src = flow.AddrFrom4([4]byte{1, byte(j >> 16), byte(j >> 8), byte(j)})

@@ -37,6 +37,7 @@ type heldFrag struct {
 	at              int64 // Clock when held
 	wireLen, capLen int
 	ref             uint32
+	tun             *flow.TunnelChain // the fragment's tunnel chain; nil outside a tunnel
 }
 
 // fragTracker maps datagrams to the ports of their first fragment, and
@@ -104,14 +105,15 @@ func (t *Table[T]) nonFirstFragment(p *PacketInfo) (*T, int) {
 	if v, ok := f.m[k]; ok && v.expires > t.clock.now {
 		tup.SrcPort, tup.DstPort = v.sport, v.dport
 		t.stats.FragmentsResolved++
-		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true)
+		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true, p.Tunnels)
 	}
 	if len(f.pending) >= f.max {
 		t.stats.FragmentHeldFull++
 		t.stats.FragmentsOrphaned++
-		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true)
+		return t.account(&tup, p.Time, p.WireLen, p.CapLen, 0, true, p.Tunnels)
 	}
-	f.pending = append(f.pending, heldFrag{key: k, tuple: tup, ts: p.Time, at: t.clock.now, wireLen: p.WireLen, capLen: p.CapLen, ref: p.Ref})
+	f.pending = append(f.pending, heldFrag{key: k, tuple: tup, ts: p.Time, at: t.clock.now, wireLen: p.WireLen, capLen: p.CapLen, ref: p.Ref,
+		tun: flow.NewTunnelChain(p.Tunnels)})
 	if t.onHeld == nil {
 		t.stats.FragmentsUnstored++
 	}

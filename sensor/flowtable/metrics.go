@@ -28,6 +28,9 @@ type Stats struct {
 	FragmentHeldFull    uint64 // fragments orphaned at once because the held list was full
 
 	ClockSteps uint64 // times packet time stepped back by StepThreshold or more (see Clock)
+
+	TunnelledFlows     uint64 // flows whose first packet came through a tunnel (their records carry its chain)
+	TunnelChainChanged uint64 // packets whose tunnel chain differs from their flow's first packet's (the record keeps the first)
 }
 
 // Evicted returns the number of flows evicted because the table was full.
@@ -54,4 +57,6 @@ func (s *Stats) Add(o *Stats) {
 	s.FragmentTrackerFull += o.FragmentTrackerFull
 	s.FragmentHeldFull += o.FragmentHeldFull
 	s.ClockSteps += o.ClockSteps
+	s.TunnelledFlows += o.TunnelledFlows
+	s.TunnelChainChanged += o.TunnelChainChanged
 }

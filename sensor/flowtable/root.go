@@ -13,7 +13,11 @@
 // addressed by 32-bit indexes (no pointer per flow), found through an
 // open-addressing index of 32-bit slots (24-bit entry number, 8-bit hash
 // tag) and kept in a least-recently-active list for idle expiry and
-// eviction. Timeouts are driven by packet time through Advance.
+// eviction. Timeouts are driven by packet time through Advance. The
+// tunnel chain of a flow found in a tunnel (PacketInfo.Tunnels, its first
+// packet's) is kept in a map beside the entries, by entry, so that
+// untunnelled flows pay nothing for it (BenchmarkBytesPerFlow,
+// BenchmarkBytesPerTunnelledFlow).
 package flowtable
 
 import (
@@ -58,6 +62,11 @@ type PacketInfo struct {
 	TCPFlags uint8
 	// Frag describes IP fragmentation.
 	Frag FragInfo
+	// Tunnels is the packet's tunnel chain, outermost first
+	// (decode.Packet.Tunnels[:NTunnels]); empty outside a tunnel. The
+	// table copies it when the packet opens a flow and does not retain
+	// the slice.
+	Tunnels []flow.Tunnel
 	// Ref is the caller's handle for this packet. When Packet holds a
 	// non-first fragment (returns a nil state), the handler set with
 	// SetHeldHandler later receives Ref with the fragment's flow state
@@ -101,6 +110,7 @@ const (
 	stRST     // RST seen
 	stClosing // FIN both ways or RST: lingering until the close deadline
 	stExempt  // Config.BudgetExempt said the flow is stored whole
+	stTunnel  // the flow has a tunnel chain in Table.tunnels
 )
 
 // dirStats counts one direction (A->B or B->A) of an entry.
@@ -156,6 +166,11 @@ type Table[T any] struct {
 
 	index []uint32 // 0 empty; else (entry+1) | tag<<24
 	mask  uint32
+
+	// tunnels holds the tunnel chain of the flows found in a tunnel, by
+	// entry (state bit stTunnel): kept outside the entries so that
+	// untunnelled flows pay nothing for it.
+	tunnels map[uint32]*flow.TunnelChain
 
 	sched   ring[schedItem]
 	lingerQ ring[lingerItem]
@@ -224,7 +239,11 @@ func (t *Table[T]) SetHeldHandler(fn func(ref uint32, state *T, storeLen int)) {
 
 // accountHeld accounts a held fragment and hands it to the held handler.
 func (t *Table[T]) accountHeld(h *heldFrag, tup *flow.Tuple) {
-	st, n := t.account(tup, h.ts, h.wireLen, h.capLen, 0, t.onHeld != nil)
+	var tun []flow.Tunnel
+	if h.tun != nil {
+		tun = h.tun.Levels
+	}
+	st, n := t.account(tup, h.ts, h.wireLen, h.capLen, 0, t.onHeld != nil, tun)
 	if t.onHeld != nil {
 		t.onHeld(h.ref, st, n)
 	}
@@ -247,15 +266,17 @@ func (t *Table[T]) Packet(p *PacketInfo) (state *T, storeLen int) {
 		if p.Frag.Offset != 0 {
 			return t.nonFirstFragment(p)
 		}
-		st, n := t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true)
+		st, n := t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true, p.Tunnels)
 		t.firstFragment(p)
 		return st, n
 	}
-	return t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true)
+	return t.account(&p.Tuple, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true, p.Tunnels)
 }
 
-// account adds a packet to its flow, creating the flow if needed.
-func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFlags uint8, store bool) (*T, int) {
+// account adds a packet to its flow, creating the flow if needed. tun
+// is the packet's tunnel chain: it becomes a new flow's chain, and one
+// that differs from the flow's is counted.
+func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFlags uint8, store bool, tun []flow.Tunnel) (*T, int) {
 	var k flow.Key
 	fwd := tup.KeyInto(&k)
 	h := t.hash(&k)
@@ -270,6 +291,12 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 	}
 	if idx == nilIdx {
 		idx = t.create(&k, h, pos, fwd, tup.Proto, tcpFlags, ts)
+		if len(tun) > 0 {
+			// The sender is the initiator unless the key's other side is.
+			t.setTunnels(idx, tun, fwd == (t.at(idx).state&stInitB != 0))
+		}
+	} else if len(tun) > 0 || t.at(idx).state&stTunnel != 0 {
+		t.checkTunnels(idx, tun)
 	}
 	e := t.at(idx)
 	e.seen = t.clock.now
@@ -342,6 +369,38 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 	return &e.user, storeLen
 }
 
+// setTunnels keeps a copy of chain as flow idx's tunnel chain, oriented
+// as the record's tuple (initiator to responder): reversed when the
+// packet was the responder's (rev).
+func (t *Table[T]) setTunnels(idx uint32, chain []flow.Tunnel, rev bool) {
+	if t.tunnels == nil {
+		t.tunnels = make(map[uint32]*flow.TunnelChain)
+	}
+	c := flow.NewTunnelChain(chain)
+	if rev {
+		for i := range c.Levels {
+			c.Levels[i] = c.Levels[i].Reverse()
+		}
+	}
+	t.tunnels[idx] = c
+	t.at(idx).state |= stTunnel
+	t.stats.TunnelledFlows++
+}
+
+// checkTunnels counts a packet of flow idx whose tunnel chain differs
+// from the flow's (the flow keeps its first packet's chain): other
+// tunnels, not the same ones in the other direction or with other UDP
+// ports (flow.TunnelChain.Same).
+func (t *Table[T]) checkTunnels(idx uint32, chain []flow.Tunnel) {
+	var have *flow.TunnelChain
+	if t.at(idx).state&stTunnel != 0 {
+		have = t.tunnels[idx]
+	}
+	if !have.Same(chain) {
+		t.stats.TunnelChainChanged++
+	}
+}
+
 // exempt reports whether flow e is exempt from the capture budget,
 // asking Config.BudgetExempt once until it says yes.
 func (t *Table[T]) exempt(e *entry[T]) bool {
@@ -407,7 +466,10 @@ func (t *Table[T]) alloc() uint32 {
 // end emits the final record of flow idx and frees its slot.
 func (t *Table[T]) end(idx uint32, reason flow.EndReason) {
 	e := t.at(idx)
-	t.emit(e, reason)
+	t.emit(idx, e, reason)
+	if e.state&stTunnel != 0 {
+		delete(t.tunnels, idx)
+	}
 	t.unindex(idx, e)
 	t.lruUnlink(idx)
 	*e = entry[T]{}
@@ -417,8 +479,9 @@ func (t *Table[T]) end(idx uint32, reason flow.EndReason) {
 	t.stats.Ended[reason]++
 }
 
-// emit fills the shared record from e and hands it to onRecord.
-func (t *Table[T]) emit(e *entry[T], reason flow.EndReason) {
+// emit fills the shared record from e (entry idx) and hands it to
+// onRecord.
+func (t *Table[T]) emit(idx uint32, e *entry[T], reason flow.EndReason) {
 	r := &t.rec
 	r.ID = flow.NewID(time.Unix(0, e.start), t.sensorHash, e.seq)
 	tup := e.key.Forward()
@@ -437,6 +500,10 @@ func (t *Table[T]) emit(e *entry[T], reason flow.EndReason) {
 	r.Segment = e.segment
 	r.Truncated = uint64(e.truncated)
 	r.BudgetCut = uint64(e.budgetCut)
+	r.Tunnels = nil
+	if e.state&stTunnel != 0 {
+		r.Tunnels = t.tunnels[idx]
+	}
 	t.onRecord(r, &e.user)
 	e.segment++
 }
@@ -521,7 +588,7 @@ func (t *Table[T]) expire(now int64) {
 			t.end(it.idx, flow.ReasonActiveTimeout)
 			continue
 		}
-		t.emit(e, flow.ReasonActive)
+		t.emit(it.idx, e, flow.ReasonActive)
 		t.stats.Updates++
 		t.sched.push(it)
 	}

@@ -24,6 +24,10 @@ func TestEveryFieldStored(t *testing.T) {
 	fill(t, reflect.ValueOf(&r).Elem(), "Record", &seed)
 	r.Tuple.Family = flow.FamilyIPv6 // addresses of all 16 bytes
 	r.Reason = flow.ReasonEvicted
+	for i := range r.Tunnels.Levels { // codes the layout has
+		r.Tunnels.Levels[i].Family = flow.FamilyIPv6
+		r.Tunnels.Levels[i].Type = flow.TunnelGTPU
+	}
 	expectRoundTrip(t, &r)
 }
 

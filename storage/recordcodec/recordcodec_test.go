@@ -133,6 +133,10 @@ func fixedRecord() flow.Record {
 	start := time.Date(2026, 12, 7, 13, 37, 0, 123456789, time.UTC)
 	src, fam := flow.AddrFromNetip(mustAddr("192.0.2.10"))
 	dst, _ := flow.AddrFromNetip(mustAddr("198.51.100.20"))
+	o4a, _ := flow.AddrFromNetip(mustAddr("192.0.2.1"))
+	o4b, _ := flow.AddrFromNetip(mustAddr("192.0.2.2"))
+	o6a, o6fam := flow.AddrFromNetip(mustAddr("2001:db8:ffff::1"))
+	o6b, _ := flow.AddrFromNetip(mustAddr("2001:db8:ffff::2"))
 	tl := flow.EncodeTimeline(time.Second, []flow.TimelinePoint{
 		{Start: start, Packets: 10, Bytes: 1500}, {Start: start.Add(time.Second), Packets: 3, Bytes: 180},
 		{Start: start.Add(5 * time.Second), Packets: 7, Bytes: 9000}}, 0)
@@ -156,6 +160,10 @@ func fixedRecord() flow.Record {
 		Enrichment: enrichment(0),
 		Exported: &flow.Exported{Exporter: "192.0.2.1", Protocol: "ipfix", ObservationDomain: 9, InputInterface: 3, OutputInterface: 7,
 			SamplingRate: 100, RawSourcePackets: 1, RawSourceBytes: 18, RawDestinationPackets: 2, RawDestinationBytes: 88, Biflow: true},
+		Tunnels: &flow.TunnelChain{Levels: []flow.Tunnel{
+			{Type: flow.TunnelGRE, Src: o6a, Dst: o6b, Family: o6fam, Proto: 47, ID: 0xdeadbeef, HasID: true},
+			{Type: flow.TunnelVXLAN, Src: o4a, Dst: o4b, Family: fam, Proto: flow.ProtoUDP, SrcPort: 49152, DstPort: 4789, HasID: true},
+		}},
 	}
 	return r
 }

@@ -25,6 +25,17 @@ var reasonCodes = []flow.EndReason{
 	flow.ReasonActiveTimeout, flow.ReasonEvicted, flow.ReasonEndOfCapture,
 }
 
+// tunnelFamilyCodes are the stored codes of a tunnel level's address
+// family (its outer IP header's).
+var tunnelFamilyCodes = []uint8{flow.FamilyIPv4, flow.FamilyIPv6}
+
+// tunnelCodes are the stored codes of the tunnel types: a type's code is
+// its index, whatever flow.TunnelType's numbering becomes.
+var tunnelCodes = []flow.TunnelType{
+	flow.TunnelIPIP, flow.TunnelGRE, flow.TunnelERSPAN1, flow.TunnelERSPAN2, flow.TunnelERSPAN3,
+	flow.TunnelVXLAN, flow.TunnelGeneve, flow.TunnelGTPU, flow.TunnelTeredo,
+}
+
 // record is the top-level message. Field 9 (start) precedes the times
 // stored relative to it.
 func (c *coder) record(r *flow.Record) {
@@ -49,6 +60,7 @@ func (c *coder) record(r *flow.Record) {
 	message(c, 18, &r.Timeline, (*coder).timeline)
 	message(c, 19, &r.Enrichment, (*coder).enrichment)
 	message(c, 20, &r.Exported, (*coder).exported)
+	message(c, 21, &r.Tunnels, (*coder).tunnelChain)
 }
 
 // endpoint is one side of the flow: its address (in the family's length,
@@ -198,4 +210,23 @@ func (c *coder) exported(x *flow.Exported) {
 	unsigneds(c, 3, &x.ObservationDomain, &x.InputInterface, &x.OutputInterface, &x.SamplingRate)             // 3 to 6
 	unsigneds(c, 7, &x.RawSourcePackets, &x.RawSourceBytes, &x.RawDestinationPackets, &x.RawDestinationBytes) // 7 to 10
 	c.boolean(11, &x.Biflow)
+}
+
+// tunnelChain is flow.TunnelChain: its levels, outermost first.
+func (c *coder) tunnelChain(t *flow.TunnelChain) {
+	repeated(c, 1, &t.Levels, (*coder).tunnel)
+}
+
+// tunnel is one flow.Tunnel level: its type and family (codes), the
+// tunnel's own addresses (family 2 precedes them) and ports, its IP
+// protocol and its identifier.
+func (c *coder) tunnel(l *flow.Tunnel) {
+	enum(c, 1, &l.Type, tunnelCodes)
+	enum(c, 2, &l.Family, tunnelFamilyCodes)
+	c.addr(3, l.Family, &l.Src)
+	c.addr(4, l.Family, &l.Dst)
+	unsigneds(c, 5, &l.SrcPort, &l.DstPort) // 5, 6
+	unsigned(c, 7, &l.Proto)
+	c.boolean(8, &l.HasID)
+	unsigned(c, 9, &l.ID)
 }

@@ -89,7 +89,22 @@ type ecsFlow struct {
 		ICMP      *struct {
 			Type, Code uint16
 		} `json:"icmp"`
+		Tunnels []ecsTunnel `json:"tunnels"`
 	} `json:"tapir"`
+}
+
+// ecsTunnel is one level of a flow line's tapir.tunnels.
+type ecsTunnel struct {
+	Type                string `json:"type"`
+	Source, Destination struct {
+		IP   string `json:"ip"`
+		Port uint16 `json:"port"`
+	}
+	IANANumber string  `json:"iana_number"`
+	VNI        *uint32 `json:"vni"`
+	Key        *uint32 `json:"key"`
+	SessionID  *uint32 `json:"session_id"`
+	TEID       *uint32 `json:"teid"`
 }
 
 // runSensor reads path with tapir-sensor (flows end only at the end of

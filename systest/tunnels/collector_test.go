@@ -1,0 +1,225 @@
+package tunnels
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapir-sensor/tapir/collector/api"
+	"github.com/tapir-sensor/tapir/internal/e2etest"
+	"github.com/tapir-sensor/tapir/internal/encaptest"
+	"github.com/tapir-sensor/tapir/internal/testenv"
+)
+
+// buildAll builds tapir, tapir-collector and tapir-sensor into dir.
+func buildAll(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/tapir", "./cmd/tapir-collector", "./cmd/tapir-sensor")
+	cmd.Dir = testenv.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
+	}
+}
+
+// run runs a command to completion and returns its stdout.
+func run(t *testing.T, env []string, name string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, e2etest.LastLines(stderr.String(), 10))
+	}
+	return out
+}
+
+var listenRE = regexp.MustCompile(`msg="(ingest|api) listening" (?:component=\S+ )?addr=(\S+)`)
+
+// startCollector writes a collector configuration (Pebble store, mTLS
+// ingest, token API) under dir, starts it on free loopback ports and
+// returns its ingest and API addresses and an API token.
+func startCollector(t *testing.T, bin, dir, pki string) (ingest, apiAddr, token string) {
+	t.Helper()
+	tok := make([]byte, 24)
+	rand.Read(tok)
+	token = hex.EncodeToString(tok)
+	tokens := fmt.Sprintf("%q:\n  subject: tunnels\n  roles: [flows:read, pcap:read]\n", api.HashToken(token))
+	if err := os.WriteFile(filepath.Join(dir, "tokens.yaml"), []byte(tokens), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tls := fmt.Sprintf("{ca: %s, cert: %s, key: %s}", filepath.Join(pki, "ca.pem"), filepath.Join(pki, "server.pem"), filepath.Join(pki, "server-key.pem"))
+	cfg := fmt.Sprintf("store:\n  dir: %s\nretention:\n  max_age: 0s\ningest:\n  listen: 127.0.0.1:0\n  tls: %s\napi:\n  listen: 127.0.0.1:0\n  tls: %s\n  tokens_file: %s\n  audit_file: %s\n  audit_sync: false\nmetrics:\n  listen: 127.0.0.1:0\n",
+		filepath.Join(dir, "store"), tls, tls, filepath.Join(dir, "tokens.yaml"), filepath.Join(dir, "audit.jsonl"))
+	path := filepath.Join(dir, "collector.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := e2etest.Start(t, filepath.Join(bin, "tapir-collector"), "--config", path, "--log-level", "info")
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && !p.Exited() {
+		for _, m := range listenRE.FindAllStringSubmatch(p.Log.String(), -1) {
+			if m[1] == "ingest" {
+				ingest = m[2]
+			} else {
+				apiAddr = m[2]
+			}
+		}
+		if ingest != "" && apiAddr != "" {
+			return ingest, apiAddr, token
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("collector did not start:\n%s", e2etest.LastLines(p.Log.String(), 10))
+	return
+}
+
+// TestCollectorKeepsTunnelChains: a tunnelled capture streamed by
+// tapir-sensor to tapir-collector (Pebble store) comes back from
+// `tapir flows` with every flow's tunnel chain, as the sensor wrote it
+// to --flows-out: zeek/vxlan.pcap, and a shared capture wrapped in VXLAN
+// inside GRE (two levels).
+func TestCollectorKeepsTunnelChains(t *testing.T) {
+	bin, work := t.TempDir(), t.TempDir()
+	buildAll(t, bin)
+	pki := filepath.Join(work, "pki")
+	run(t, nil, filepath.Join(bin, "tapir"), "certs", "init", "-dir", pki)
+	run(t, nil, filepath.Join(bin, "tapir"), "certs", "server", "-dir", pki, "localhost", "127.0.0.1")
+	built := filepath.Join(work, "wikipedia.vxlan-gre.pcap")
+	if _, _, err := encaptest.File(encaptest.VXLANInGR, testenv.Pcap(t, "zeek/wikipedia.pcap"), built); err != nil {
+		t.Fatal(err)
+	}
+	caps := map[string]string{"vxlan": testenv.Pcap(t, "zeek/vxlan.pcap"), "vxlan-gre": built}
+	ingest, apiAddr, token := startCollector(t, bin, work, pki)
+	want := map[string]string{} // community ID -> chain, from --flows-out
+	var windows []string        // a query window per capture
+	for id, path := range caps {
+		run(t, nil, filepath.Join(bin, "tapir"), "certs", "sensor", "-dir", pki, id)
+		out := filepath.Join(work, id+".flows.json")
+		run(t, nil, filepath.Join(bin, "tapir-sensor"), "-r", path, "--sensor-id", id, "--collector", ingest, "--tls-dir", pki,
+			"--spool-dir", filepath.Join(work, "spool-"+id), "--flows-out", out, "--drain-timeout", "30s",
+			"--idle-timeout", "87600h", "--active-timeout", "87600h")
+		from, to := int64(1<<62), int64(0)
+		for _, l := range flowLines(t, readFile(t, out)) {
+			if l.final && len(l.tunnels) > 0 {
+				want[l.cid] = l.tunnels
+			}
+			from, to = min(from, l.start.Unix()), max(to, l.end.Unix())
+		}
+		windows = append(windows, fmt.Sprintf("after %d and before %d", from-1, to+1))
+	}
+	if len(want) == 0 {
+		t.Fatal("the sensor wrote no tunnelled flow")
+	}
+	var got map[string]string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got = map[string]string{}
+		for _, w := range windows {
+			out := run(t, []string{"TAPIR_TOKEN=" + token}, filepath.Join(bin, "tapir"), "flows", "--server", "https://"+apiAddr,
+				"--ca", filepath.Join(pki, "ca.pem"), "--json", "--limit", "100000", "--query", w)
+			for _, l := range flowLines(t, out) {
+				if l.final {
+					got[l.cid] = l.tunnels
+				}
+			}
+		}
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for cid, w := range want {
+		if g := got[cid]; g != w {
+			t.Errorf("flow %s: the collector returns tunnels %s, the sensor wrote %s", cid, g, w)
+		}
+	}
+	t.Logf("%d tunnelled flows came back from the collector with their chains", len(want))
+
+	// The query language selects by tunnel: zeek/vxlan.pcap's VNI 123.
+	vni := 0
+	for _, c := range want {
+		if strings.Contains(c, `"vni":123`) {
+			vni++
+		}
+	}
+	var n int
+	for _, w := range windows {
+		out := run(t, []string{"TAPIR_TOKEN=" + token}, filepath.Join(bin, "tapir"), "flows", "--server", "https://"+apiAddr,
+			"--ca", filepath.Join(pki, "ca.pem"), "--json", "--limit", "100000", "--query", w+" and tunnel vxlan and tunnel-id 123")
+		for _, l := range flowLines(t, out) {
+			if !l.final {
+				continue
+			}
+			n++
+			if !strings.Contains(l.tunnels, `"vni":123`) {
+				t.Errorf("tunnel-id 123 returns flow %s with tunnels %s", l.cid, l.tunnels)
+			}
+		}
+	}
+	if n != vni || vni == 0 {
+		t.Errorf("tunnel vxlan and tunnel-id 123: %d flows, the sensor wrote %d", n, vni)
+	}
+}
+
+// flowLine is what TestCollectorKeepsTunnelChains reads of a flow line:
+// its Community ID, whether final, and tapir.tunnels as raw JSON.
+type flowLine struct {
+	cid        string
+	final      bool
+	tunnels    string
+	start, end time.Time
+}
+
+func flowLines(t *testing.T, b []byte) []flowLine {
+	t.Helper()
+	var out []flowLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var v struct {
+			Network struct {
+				CommunityID string `json:"community_id"`
+			} `json:"network"`
+			Event struct {
+				Start time.Time `json:"start"`
+				End   time.Time `json:"end"`
+			} `json:"event"`
+			Tapir struct {
+				Final   bool            `json:"final"`
+				Tunnels json.RawMessage `json:"tunnels"`
+			} `json:"tapir"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("flow line %q: %v", sc.Bytes(), err)
+		}
+		out = append(out, flowLine{v.Network.CommunityID, v.Tapir.Final, string(v.Tapir.Tunnels), v.Event.Start, v.Event.End})
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
