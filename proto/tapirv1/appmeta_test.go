@@ -2,7 +2,6 @@ package tapirv1_test
 
 import (
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,23 +10,8 @@ import (
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/proto/tapirv1"
-	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/engine"
+	"github.com/tapir-sensor/tapir/sensor/engine/enginetest"
 )
-
-type recSink struct {
-	mu   sync.Mutex
-	recs []flow.Record
-}
-
-func (s *recSink) AddRecord(r *flow.Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recs = append(s.recs, *r)
-	return nil
-}
-
-func (s *recSink) AddBlock([]byte) error { return nil }
 
 // TestAppMetaTimelineRoundTrip sends the records the sensor makes of real
 // captures (DNS, TLS, HTTP, SSH metadata; timelines of the SSH sessions)
@@ -36,29 +20,12 @@ func (s *recSink) AddBlock([]byte) error { return nil }
 func TestAppMetaTimelineRoundTrip(t *testing.T) {
 	var withApp, withTimeline int
 	for _, rel := range []string{"arkime/curl-enabled-tls13.pcap", "zeek/wikipedia.pcap", "zeek/ssh.pcap", "arkime/dns-tcp.pcap"} {
-		src, err := capture.OpenFile(testenv.Pcap(t, rel))
+		recs, err := enginetest.Records(testenv.Pcap(t, rel), enginetest.LongFlowConfig())
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", rel, err)
 		}
-		cfg := engine.DefaultConfig()
-		cfg.Flows.IdleTimeout = 24 * time.Hour
-		cfg.Flows.ActiveTimeout = 48 * time.Hour
-		cfg.Timeline.MinDuration = time.Second
-		sink := &recSink{}
-		e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: sink})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		_ = e.Stop()
-		src.Close()
-		for i := range sink.recs {
-			r := &sink.recs[i]
+		for i := range recs {
+			r := &recs[i]
 			if r.App == nil && r.Timeline == nil {
 				continue
 			}

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testenv"
-	"github.com/tapir-sensor/tapir/sensor/capture"
-	"github.com/tapir-sensor/tapir/sensor/engine"
+	"github.com/tapir-sensor/tapir/sensor/engine/enginetest"
 )
 
 // captures are the shared captures whose records the tests store: TLS
@@ -20,21 +18,6 @@ var captures = []string{
 	"arkime/dns-tcp.pcap", "arkime/dns-udp.pcap", "zeek/q-in-q.pcap", "zeek/linuxsll-arp.pcap",
 	"zeek/tls-conn-with-extensions.pcap", "zeek/icmp-ping.pcap",
 }
-
-// recSink keeps copies of the records the engine emits.
-type recSink struct {
-	mu   sync.Mutex
-	recs []flow.Record
-}
-
-func (s *recSink) AddRecord(r *flow.Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recs = append(s.recs, *r)
-	return nil
-}
-
-func (s *recSink) AddBlock([]byte) error { return nil }
 
 var (
 	realOnce sync.Once
@@ -56,7 +39,7 @@ func realRecords(tb testing.TB) []flow.Record {
 	}
 	realOnce.Do(func() {
 		for _, p := range paths {
-			recs, err := runEngine(p)
+			recs, err := enginetest.Records(p, enginetest.LongFlowConfig())
 			if err != nil {
 				realErr = fmt.Errorf("%s: %w", p, err)
 				return
@@ -71,34 +54,6 @@ func realRecords(tb testing.TB) []flow.Record {
 		tb.Fatal(realErr)
 	}
 	return realRecs
-}
-
-// runEngine runs the sensor engine over one capture, with timeouts long
-// enough that every flow ends with the capture and timelines from one
-// second on.
-func runEngine(path string) ([]flow.Record, error) {
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	cfg := engine.DefaultConfig()
-	cfg.Flows.IdleTimeout = 24 * time.Hour
-	cfg.Flows.ActiveTimeout = 48 * time.Hour
-	cfg.Timeline.MinDuration = time.Second
-	sink := &recSink{}
-	e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: sink})
-	if err != nil {
-		return nil, err
-	}
-	if err := e.Start(); err != nil {
-		return nil, err
-	}
-	if err := e.Wait(); err != nil {
-		return nil, err
-	}
-	_ = e.Stop()
-	return sink.recs, nil
 }
 
 // decorate adds what only the collector sets: enrichment on every third

@@ -12,8 +12,8 @@ import (
 
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testenv"
-	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/engine"
+	"github.com/tapir-sensor/tapir/sensor/engine/enginetest"
 )
 
 // Captures are shared captures with TCP, UDP, ICMP, SCTP, IPv4 and IPv6 flows.
@@ -24,49 +24,21 @@ var Captures = []string{
 	"suricata-verify/community-id-ipv6/input.pcap",
 }
 
-// recSink collects the engine's records.
-type recSink struct {
-	mu   sync.Mutex
-	recs []flow.Record
-}
-
-func (s *recSink) AddRecord(r *flow.Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recs = append(s.recs, *r)
-	return nil
-}
-
-func (s *recSink) AddBlock([]byte) error { return nil }
-
 // SensorRecords runs the sensor engine over a shared capture and returns
 // every record it emitted (updates included).
 func SensorRecords(t testing.TB, rel string) []flow.Record {
 	t.Helper()
-	src, err := capture.OpenFile(testenv.Plain(t, testenv.Pcap(t, rel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	cfg := engine.DefaultConfig()
 	cfg.SensorID = "ipfix-test"
 	cfg.Blocks.Disabled = true
-	sink := &recSink{}
-	e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: sink})
+	recs, err := enginetest.Records(testenv.Plain(t, testenv.Pcap(t, rel)), cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", rel, err)
 	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	<-e.Done()
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if len(sink.recs) == 0 {
+	if len(recs) == 0 {
 		t.Fatalf("%s: no flow records", rel)
 	}
-	return sink.recs
+	return recs
 }
 
 // UDPSink is a UDP socket on 127.0.0.1 keeping every datagram.
