@@ -145,7 +145,7 @@ func sparkline(tl *ecsTimeline) (string, time.Duration) {
 }
 
 func (p *flowPrinter) print(doc json.RawMessage) error {
-	if !p.table {
+	if !p.table && !p.timeline {
 		_, err := fmt.Fprintf(p.w, "%s\n", doc)
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+
+	"github.com/tapir-sensor/tapir/internal/version"
 )
 
 // command is one subcommand. run gets the arguments after the
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if version.Requested(args) || args[0] == "version" {
+		fmt.Fprintln(stdout, version.String("tapir"))
 		return 0
 	}
 	c, ok := commands[args[0]]

@@ -32,7 +32,7 @@ type serverFlags struct {
 func (s *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.server, "server", os.Getenv("TAPIR_SERVER"), "collector API address, e.g. https://collector:8443 (env TAPIR_SERVER)")
 	fs.StringVar(&s.tokenFile, "token-file", "", "file holding the bearer token (default: env TAPIR_TOKEN)")
-	fs.StringVar(&s.ca, "ca", "", "CA certificate that verifies the server (default: system roots)")
+	fs.StringVar(&s.ca, "ca", os.Getenv("TAPIR_CA"), "CA certificate that verifies the server, e.g. the ca.pem 'tapir certs' made (env TAPIR_CA; default: system roots)")
 	fs.StringVar(&s.cert, "cert", "", "client certificate (optional, with --key)")
 	fs.StringVar(&s.key, "key", "", "client certificate key")
 	fs.DurationVar(&s.timeout, "timeout", 0, "overall request timeout (0: none)")
