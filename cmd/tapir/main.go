@@ -86,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errNoMatch):
+		return 1 // said on stderr already
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "tapir %s: %v\n", c.name, err)
 		return 2
