@@ -185,3 +185,23 @@ func TestCertsClientDefaultRole(t *testing.T) {
 		t.Errorf("-role pcap:read: exit %d, %s", code, se)
 	}
 }
+
+// TestSensorsOutput: `tapir sensors --output csv` writes a header and
+// one parseable row per sensor; --output json the registry; a bad format
+// is a usage error.
+func TestSensorsOutput(t *testing.T) {
+	srv, _ := fakeAPI(t, nil)
+	env := []string{"TAPIR_SERVER=" + srv.URL, "TAPIR_TOKEN=tok"}
+	code, so, se := execTapir(t, env, "sensors", "--output", "csv")
+	rows, err := csv.NewReader(strings.NewReader(so)).ReadAll()
+	if code != 0 || err != nil || len(rows) != 2 || rows[0][0] != "SENSOR" || rows[1][0] != "sensor-7" || rows[1][1] != "up" {
+		t.Errorf("sensors csv: exit %d, %v, %q: %s", code, err, rows, se)
+	}
+	code, so, _ = execTapir(t, env, "sensors", "--output", "json")
+	if code != 0 || !strings.HasPrefix(so, "[") || !strings.Contains(so, `"sensor-7"`) {
+		t.Errorf("sensors json: exit %d: %s", code, so)
+	}
+	if code, _, _ = execTapir(t, env, "sensors", "--output", "xml"); code != 2 {
+		t.Errorf("sensors --output xml: exit %d", code)
+	}
+}
