@@ -66,7 +66,7 @@ data:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/tapir-sensor ./cmd/tapir-collector ./cmd/tapir
+	$(GO) build -ldflags "-X github.com/tapir-sensor/tapir/internal/version.Version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev) -X github.com/tapir-sensor/tapir/internal/version.Commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN)/ ./cmd/tapir-sensor ./cmd/tapir-collector ./cmd/tapir
 
 # make test: installs test dependencies, starts the services the tests use
 # (Kafka, HBase; stopped afterwards even on failure), and runs every test.

@@ -41,6 +41,9 @@ import (
 )
 
 func main() {
+	if printVersion(os.Args[1:], os.Stdout) {
+		return
+	}
 	os.Exit(withPrintDefaults(run, os.Args[1:], os.Stdout, os.Stderr))
 }
 

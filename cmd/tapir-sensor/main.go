@@ -19,15 +19,19 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
+	buildversion "github.com/tapir-sensor/tapir/internal/version"
 	"github.com/tapir-sensor/tapir/sensor/capture"
 	"github.com/tapir-sensor/tapir/sensor/config"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the release version (internal/version, set at link time).
+var version = buildversion.Version
 
 func main() {
+	if printVersion(os.Args[1:], os.Stdout) {
+		return
+	}
 	os.Exit(withPrintDefaults(run, os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -6,47 +6,61 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"text/tabwriter"
+	"strings"
 	"time"
 
-	"github.com/tapir-sensor/tapir/collector/api/client"
+	"github.com/tapir-sensor/tapir/collector/query"
 )
 
 func init() {
-	register(&command{name: "flows", summary: "list flow records matching a query from the collector", run: runFlows})
+	register(&command{name: "flows", summary: "list flow records matching a query from the collector (exit 1 when none match, like grep)", run: runFlows})
 }
 
-// runFlows: tapir flows --query EXPR [--limit N] [--json | --table].
+// errNoMatch ends `tapir flows` with exit status 1 when nothing matched
+// (like grep); the hint is already on stderr.
+var errNoMatch = errors.New("no flows matched")
+
+// defaultWindow is what `tapir flows` searches without --from/--to or
+// an after/before in the query.
+const defaultWindow = time.Hour
+
+// flowsArgs is a parsed `tapir flows` command line.
+type flowsArgs struct {
+	srv      serverFlags
+	query    string
+	from, to string
+	limit    int
+	output   string
+	top      int
+	by       string
+	group    string
+}
+
+// runFlows: tapir flows [--query EXPR] [--from T] [--to T] [--limit N]
+// [--output table|json|csv | --timeline] [--top N --by bytes|packets|flows --group FIELD].
 func runFlows(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("tapir flows", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var srv serverFlags
-	srv.register(fs)
-	q := fs.String("query", "", "flow query, e.g. 'host 10.0.0.1 and port 53 and after 1h ago' (default: the server's default window)")
-	limit := fs.Int("limit", 0, "at most this many records (default: the server's)")
-	asJSON := fs.Bool("json", false, "print ECS JSON lines (default)")
-	asTable := fs.Bool("table", false, "print a table")
-	asTimeline := fs.Bool("timeline", false, "print each flow with a sparkline of its packets per interval (flows that carry a timeline)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	if *asJSON && *asTable || *asTimeline && (*asJSON || *asTable) {
-		return fmt.Errorf("%w: --json, --table and --timeline exclude each other", errUsage)
-	}
-	c, err := srv.client()
+	a, err := parseFlowsArgs(e, args)
 	if err != nil {
 		return err
 	}
-	out := newFlowPrinter(e.stdout, *asTable)
-	out.timeline = *asTimeline
-	more, err := c.Flows(ctx, *q, *limit, out.print)
+	c, err := a.srv.client()
+	if err != nil {
+		return err
+	}
+	expr, window, err := flowsWindow(a.query, a.from, a.to, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stderr, window)
+	out, err := newFlowOutput(e.stdout, a)
+	if err != nil {
+		return err
+	}
+	n := 0
+	more, err := c.Flows(ctx, expr, a.limit, func(doc json.RawMessage) error {
+		n++
+		return out.add(doc)
+	})
 	if ferr := out.flush(); err == nil {
 		err = ferr
 	}
@@ -56,131 +70,113 @@ func runFlows(ctx context.Context, e *env, args []string) error {
 	if more {
 		e.log.Warn("more flows matched than were listed; raise --limit or narrow the query")
 	}
-	return nil
-}
-
-// flowPrinter prints ECS documents as JSON lines or as a table.
-type flowPrinter struct {
-	w        io.Writer
-	tw       *tabwriter.Writer
-	table    bool
-	timeline bool
-}
-
-func newFlowPrinter(w io.Writer, table bool) *flowPrinter {
-	p := &flowPrinter{w: w, table: table}
-	if table {
-		p.tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(p.tw, "START\tPROTO\tSOURCE\tDESTINATION\tPACKETS\tBYTES\tREASON\tSENSOR\tCOMMUNITY ID")
-	}
-	return p
-}
-
-// ecsRow is the part of an ECS flow document the table shows.
-type ecsRow struct {
-	Event struct {
-		Start  string `json:"start"`
-		Reason string `json:"reason"`
-	} `json:"event"`
-	Network struct {
-		Transport   string `json:"transport"`
-		CommunityID string `json:"community_id"`
-		Packets     uint64 `json:"packets"`
-		Bytes       uint64 `json:"bytes"`
-	} `json:"network"`
-	Source, Destination struct {
-		IP   string `json:"ip"`
-		Port uint16 `json:"port"`
-	}
-	Observer *struct {
-		Name string `json:"name"`
-	} `json:"observer"`
-	Tapir struct {
-		Timeline *ecsTimeline `json:"timeline"`
-	} `json:"tapir"`
-}
-
-// ecsTimeline is tapir.timeline in an ECS flow document.
-type ecsTimeline struct {
-	IntervalMs int64    `json:"interval_ms"`
-	Cut        uint32   `json:"cut"`
-	OffsetMs   []int64  `json:"offset_ms"`
-	Packets    []uint64 `json:"packets"`
-	Bytes      []uint64 `json:"bytes"`
-}
-
-// sparkWidth is the most columns a sparkline takes; longer timelines
-// sum several intervals per column.
-const sparkWidth = 60
-
-// sparkline draws packets per interval with the block characters
-// ▁..█ scaled to the busiest column, a space for a column without
-// packets. It returns the line and the time one column covers.
-func sparkline(tl *ecsTimeline) (string, time.Duration) {
-	if tl == nil || tl.IntervalMs <= 0 || len(tl.OffsetMs) == 0 || len(tl.Packets) != len(tl.OffsetMs) {
-		return "", 0
-	}
-	n := tl.OffsetMs[len(tl.OffsetMs)-1]/tl.IntervalMs + 1
-	per := (n + sparkWidth - 1) / sparkWidth
-	cols := make([]uint64, (n+per-1)/per)
-	for i, off := range tl.OffsetMs {
-		if c := off / tl.IntervalMs / per; off >= 0 && c < int64(len(cols)) {
-			cols[c] += tl.Packets[i]
-		}
-	}
-	var peak uint64
-	for _, v := range cols {
-		peak = max(peak, v)
-	}
-	levels := []rune("▁▂▃▄▅▆▇█")
-	out := make([]rune, len(cols))
-	for i, v := range cols {
-		if v == 0 {
-			out[i] = ' '
-			continue
-		}
-		out[i] = levels[min(uint64(len(levels)-1), (v*uint64(len(levels))-1)/peak)]
-	}
-	return string(out), time.Duration(per*tl.IntervalMs) * time.Millisecond
-}
-
-func (p *flowPrinter) print(doc json.RawMessage) error {
-	if !p.table {
-		_, err := fmt.Fprintf(p.w, "%s\n", doc)
-		return err
-	}
-	var r ecsRow
-	if err := json.Unmarshal(doc, &r); err != nil {
-		return fmt.Errorf("decode flow: %w", err)
-	}
-	sensor := ""
-	if r.Observer != nil {
-		sensor = r.Observer.Name
-	}
-	if p.timeline {
-		line, col := sparkline(r.Tapir.Timeline)
-		if line == "" {
-			line = "(no timeline)"
-		} else {
-			line = fmt.Sprintf("|%s| %v/column", line, col)
-			if r.Tapir.Timeline.Cut > 0 {
-				line += fmt.Sprintf(", %d intervals cut", r.Tapir.Timeline.Cut)
-			}
-		}
-		_, err := fmt.Fprintf(p.w, "%s %s %s:%d -> %s:%d %d pkts %s %s\n", r.Event.Start, r.Network.Transport,
-			r.Source.IP, r.Source.Port, r.Destination.IP, r.Destination.Port, r.Network.Packets,
-			r.Network.CommunityID, line)
-		return err
-	}
-	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s:%d\t%s:%d\t%d\t%s\t%s\t%s\t%s\n", r.Event.Start, r.Network.Transport,
-		r.Source.IP, r.Source.Port, r.Destination.IP, r.Destination.Port, r.Network.Packets,
-		client.HumanBytes(float64(r.Network.Bytes)), r.Event.Reason, sensor, r.Network.CommunityID)
-	return err
-}
-
-func (p *flowPrinter) flush() error {
-	if p.tw != nil {
-		return p.tw.Flush()
+	if n == 0 {
+		fmt.Fprintln(e.stderr, "no flows matched: the store may hold flows outside this window; widen it, e.g. --from 2024-01-01 or --from '30d ago' (exit status 1, like grep)")
+		return errNoMatch
 	}
 	return nil
+}
+
+// parseFlowsArgs parses and checks the command line.
+func parseFlowsArgs(e *env, args []string) (*flowsArgs, error) {
+	fs := flag.NewFlagSet("tapir flows", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	a := &flowsArgs{}
+	a.srv.register(fs)
+	fs.StringVar(&a.query, "query", "", "flow query, e.g. 'host 10.0.0.1 and port 53'")
+	fs.StringVar(&a.from, "from", "", "flows after this time: RFC 3339, YYYY-MM-DD, unix seconds or '2h ago' (default: 1h ago)")
+	fs.StringVar(&a.to, "to", "", "flows before this time (default: now)")
+	fs.IntVar(&a.limit, "limit", 0, "at most this many records (default: the server's)")
+	fs.StringVar(&a.output, "output", "json", "json (ECS JSON lines), table or csv")
+	asJSON := fs.Bool("json", false, "same as --output json")
+	asTable := fs.Bool("table", false, "same as --output table")
+	asTimeline := fs.Bool("timeline", false, "print each flow with a sparkline of its packets per interval (flows that carry a timeline)")
+	fs.IntVar(&a.top, "top", 0, "aggregate: the N values of --group with the most --by")
+	fs.StringVar(&a.by, "by", "bytes", "with --top: rank by bytes, packets or flows")
+	fs.StringVar(&a.group, "group", "destination.ip", "with --top: the ECS field to group by, e.g. source.ip, destination.port, tls.client.server_name")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	modes := 0
+	for _, m := range []string{"json", "table", "timeline", "output"} {
+		if set[m] {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return nil, fmt.Errorf("%w: --output, --json, --table and --timeline exclude each other", errUsage)
+	}
+	switch {
+	case *asJSON:
+		a.output = "json"
+	case *asTable:
+		a.output = "table"
+	case *asTimeline:
+		a.output = "timeline"
+	}
+	if a.output != "json" && a.output != "table" && a.output != "csv" && a.output != "timeline" {
+		return nil, fmt.Errorf("%w: --output %q: want table, json or csv", errUsage, a.output)
+	}
+	if a.top < 0 || a.top > 0 && a.output == "timeline" {
+		return nil, fmt.Errorf("%w: --top takes a positive N and --output table, json or csv", errUsage)
+	}
+	if a.by != "bytes" && a.by != "packets" && a.by != "flows" {
+		return nil, fmt.Errorf("%w: --by %q: want bytes, packets or flows", errUsage, a.by)
+	}
+	return a, nil
+}
+
+// flowsWindow returns the query to send and the stderr line saying which
+// window it searches. A query that sets its own after/before is sent as
+// is unless --from/--to are given; otherwise the window (default: the
+// last hour) is added to it.
+func flowsWindow(q, from, to string, now time.Time) (expr, line string, err error) {
+	if from == "" && to == "" && queryHasTime(q) {
+		return q, "searched the window the query's after/before set", nil
+	}
+	start, end := now.Add(-defaultWindow), now
+	if from != "" {
+		if start, err = query.ParseTime(from, now); err != nil {
+			return "", "", fmt.Errorf("%w: --from: %v", errUsage, err)
+		}
+	}
+	if to != "" {
+		if end, err = query.ParseTime(to, now); err != nil {
+			return "", "", fmt.Errorf("%w: --to: %v", errUsage, err)
+		}
+	}
+	if !end.After(start) {
+		return "", "", fmt.Errorf("%w: --to must be after --from", errUsage)
+	}
+	expr = fmt.Sprintf("after %s and before %s", unixText(start), unixText(end))
+	if strings.TrimSpace(q) != "" {
+		expr = "(" + q + ") and " + expr
+	}
+	line = fmt.Sprintf("searched %s – %s (default: the last hour; --from/--to)",
+		start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+	return expr, line, nil
+}
+
+// unixText writes a time as the query language's unix seconds.fraction.
+func unixText(t time.Time) string {
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+}
+
+// queryHasTime reports whether a query bounds time itself (an after or
+// before term).
+func queryHasTime(q string) bool {
+	for _, w := range strings.FieldsFunc(strings.ToLower(q), func(r rune) bool { return r == ' ' || r == '(' || r == ')' || r == '\t' }) {
+		if w == "after" || w == "before" {
+			return true
+		}
+	}
+	return false
 }

@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+
+	"github.com/tapir-sensor/tapir/internal/version"
 )
 
 // command is one subcommand. run gets the arguments after the
@@ -67,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if version.Requested(args) || args[0] == "version" {
+		fmt.Fprintln(stdout, version.String("tapir"))
+		return 0
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "tapir: unknown command %q\n", args[0])
@@ -80,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errNoMatch):
+		return 1 // said on stderr already
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "tapir %s: %v\n", c.name, err)
 		return 2

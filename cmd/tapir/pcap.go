@@ -7,19 +7,28 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/collector/query"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/pcapio"
 )
 
-// pcapSelection is the flow selection common to all pcap sources.
+// pcapSelection is the flow selection and time window common to all
+// pcap sources.
 type pcapSelection struct {
 	communityID string
 	flowID      flow.ID // zero = any
+	// from and to are --from and --to as given (the API parses them
+	// itself); fromNs and toNs are them parsed, 0 when not given.
+	from, to     string
+	fromNs, toNs int64
 }
 
-// match reports whether a block belongs to the selection.
+// match reports whether a block belongs to the selection and holds
+// packets in its window.
 func (s *pcapSelection) match(m block.Meta) bool {
 	if s.communityID != "" && m.CommunityID != s.communityID {
 		return false
@@ -27,7 +36,39 @@ func (s *pcapSelection) match(m block.Meta) bool {
 	if !s.flowID.IsZero() && m.FlowID != s.flowID {
 		return false
 	}
-	return true
+	return (s.fromNs == 0 || m.Last >= s.fromNs) && (s.toNs == 0 || m.First < s.toNs)
+}
+
+// inWindow reports whether a packet time lies in [from, to).
+func (s *pcapSelection) inWindow(tsNanos int64) bool {
+	return (s.fromNs == 0 || tsNanos >= s.fromNs) && (s.toNs == 0 || tsNanos < s.toNs)
+}
+
+// narrowed reports whether the selection picks flows or a window (an
+// empty result is then an error, not an empty capture).
+func (s *pcapSelection) narrowed() bool {
+	return s.communityID != "" || !s.flowID.IsZero() || s.fromNs != 0 || s.toNs != 0
+}
+
+// parseWindow parses --from and --to as the query language writes times.
+func (s *pcapSelection) parseWindow(now time.Time) error {
+	for _, w := range []struct {
+		name, text string
+		ns         *int64
+	}{{"--from", s.from, &s.fromNs}, {"--to", s.to, &s.toNs}} {
+		if w.text == "" {
+			continue
+		}
+		t, err := query.ParseTime(w.text, now)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", errUsage, w.name, err)
+		}
+		*w.ns = t.UnixNano()
+	}
+	if s.fromNs != 0 && s.toNs != 0 && s.toNs <= s.fromNs {
+		return fmt.Errorf("%w: --to must be after --from", errUsage)
+	}
+	return nil
 }
 
 // pcapSource is one place `tapir pcap` can take blocks from. Each source
@@ -75,13 +116,16 @@ func runPcap(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(blocks) == 0 && req.sel.narrowed() {
+		return fmt.Errorf("no packets of %s: %w", req.sel, errNoPackets)
+	}
 	if req.format == pcapio.FormatPcap {
 		// Fail before creating the output file.
 		if err := sameLinkType(blocks); err != nil {
 			return err
 		}
 	}
-	st, err := writeBlocksTo(e, req.out, req.format, blocks)
+	st, err := writeBlocksTo(e, req.out, req.format, blocks, req.sel)
 	if err != nil {
 		return err
 	}
@@ -98,6 +142,9 @@ func parsePcapArgs(e *env, args []string) (*pcapRequest, error) {
 	format := fs.String("format", "pcap", "output format: pcap or pcapng")
 	cid := fs.String("community-id", "", "only the flow with this Community ID")
 	fid := fs.String("flow-id", "", "only the flow with this tapir flow ID (32 hex digits)")
+	sel := &pcapSelection{}
+	fs.StringVar(&sel.from, "from", "", "only packets at or after this time (RFC 3339, YYYY-MM-DD, unix seconds, '5m ago')")
+	fs.StringVar(&sel.to, "to", "", "only packets before this time")
 	var sources []pcapSource
 	for _, mk := range pcapSources {
 		s := mk()
@@ -120,7 +167,10 @@ func parsePcapArgs(e *env, args []string) (*pcapRequest, error) {
 	if *out == "" {
 		return nil, fmt.Errorf("%w: -o FILE is required (- for stdout)", errUsage)
 	}
-	sel := &pcapSelection{communityID: *cid}
+	sel.communityID = *cid
+	if err := sel.parseWindow(time.Now()); err != nil {
+		return nil, err
+	}
 	if *fid != "" {
 		if sel.flowID, err = flow.ParseID(*fid); err != nil {
 			return nil, fmt.Errorf("%w: --flow-id: %v", errUsage, err)
@@ -162,22 +212,70 @@ func sameLinkType(blocks []*block.Block) error {
 	return nil
 }
 
-// writeBlocksTo writes the blocks' packets to out (stdout for -); a file
-// left incomplete by an error is removed.
-func writeBlocksTo(e *env, out string, f pcapio.Format, blocks []*block.Block) (pcapio.WriteStats, error) {
+// writeBlocksTo writes the blocks' packets in the selection's window to
+// out (stdout for -); a file left incomplete by an error is removed.
+func writeBlocksTo(e *env, out string, f pcapio.Format, blocks []*block.Block, sel *pcapSelection) (pcapio.WriteStats, error) {
 	if out == "-" {
-		return pcapio.WriteBlocks(e.stdout, f, blocks)
+		return writeWindow(e.stdout, f, blocks, sel)
 	}
 	file, err := os.Create(out)
 	if err != nil {
 		return pcapio.WriteStats{}, fmt.Errorf("create output: %w", err)
 	}
-	st, err := pcapio.WriteBlocks(file, f, blocks)
+	st, err := writeWindow(file, f, blocks, sel)
 	if cerr := file.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close output: %w", cerr)
 	}
 	if err != nil {
 		os.Remove(out)
+	}
+	return st, err
+}
+
+// errNoPackets: the selection matched no stored packets.
+var errNoPackets = errors.New("nothing stored matches (no output written)")
+
+// String describes the selection for messages.
+func (s *pcapSelection) String() string {
+	var parts []string
+	if s.communityID != "" {
+		parts = append(parts, "Community ID "+s.communityID)
+	}
+	if !s.flowID.IsZero() {
+		parts = append(parts, "flow ID "+s.flowID.String())
+	}
+	if s.from != "" {
+		parts = append(parts, "from "+s.from)
+	}
+	if s.to != "" {
+		parts = append(parts, "to "+s.to)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// writeWindow merges the blocks' packets in timestamp order and writes
+// those in the selection's window: --from/--to cut per packet, not per
+// block. The blocks share one link type for classic pcap (sameLinkType).
+func writeWindow(w io.Writer, f pcapio.Format, blocks []*block.Block, sel *pcapSelection) (pcapio.WriteStats, error) {
+	st := pcapio.WriteStats{Blocks: len(blocks)}
+	var linkType uint16 = 1
+	if len(blocks) > 0 {
+		linkType = blocks[0].Meta.LinkType
+	}
+	pw, err := pcapio.NewWriter(w, f, linkType)
+	if err != nil {
+		return st, err
+	}
+	err = pcapio.Merge(blocks, func(b *block.Block, ts int64, origLen int, data []byte) error {
+		if !sel.inWindow(ts) {
+			return nil
+		}
+		st.Packets++
+		st.Bytes += int64(len(data))
+		return pw.WritePacket(pcapio.InterfaceOf(&b.Meta), ts, origLen, data)
+	})
+	if cerr := pw.Close(); err == nil {
+		err = cerr
 	}
 	return st, err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,12 +45,14 @@ func TestPcapSelectsFlow(t *testing.T) {
 	}
 	compareFrames(t, "pcapng", tsharkFrames(t, tshark, udp), tsharkFrames(t, tshark, out), groups)
 
-	// Unknown selections give an empty capture; bad flags exit 2.
-	if code, stderr := runTapir("pcap", "--blocks", dir, "--community-id", "1:nope", "-o", out); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	// Unknown selections are an error (exit 1) and leave no capture
+	// behind (TestPcapBlocksUnknownFlow runs the binary); bad flags exit 2.
+	os.Remove(out)
+	if code, stderr := runTapir("pcap", "--blocks", dir, "--community-id", "1:nope", "-o", out); code != 1 || !strings.Contains(stderr, "1:nope") {
+		t.Fatalf("unknown Community ID: exit %d: %s", code, stderr)
 	}
-	if n := len(tsharkFrames(t, tshark, out)); n != 0 {
-		t.Fatalf("%d frames for an unknown Community ID", n)
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("unknown Community ID: an output file was written")
 	}
 	for _, args := range [][]string{
 		{"pcap", "--blocks", dir},

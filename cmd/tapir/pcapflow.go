@@ -32,7 +32,7 @@ type serverFlags struct {
 func (s *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.server, "server", os.Getenv("TAPIR_SERVER"), "collector API address, e.g. https://collector:8443 (env TAPIR_SERVER)")
 	fs.StringVar(&s.tokenFile, "token-file", "", "file holding the bearer token (default: env TAPIR_TOKEN)")
-	fs.StringVar(&s.ca, "ca", "", "CA certificate that verifies the server (default: system roots)")
+	fs.StringVar(&s.ca, "ca", os.Getenv("TAPIR_CA"), "CA certificate that verifies the server, e.g. the ca.pem 'tapir certs' made (env TAPIR_CA; default: system roots)")
 	fs.StringVar(&s.cert, "cert", "", "client certificate (optional, with --key)")
 	fs.StringVar(&s.key, "key", "", "client certificate key")
 	fs.DurationVar(&s.timeout, "timeout", 0, "overall request timeout (0: none)")
@@ -54,7 +54,6 @@ func (s *serverFlags) client() (*client.Client, error) {
 type apiSource struct {
 	srv                  serverFlags
 	flow, query          string
-	from, to             string
 	maxPackets, maxBytes int64
 	maxFlows             int
 	truncate             bool
@@ -64,8 +63,6 @@ func (s *apiSource) flags(fs *flag.FlagSet) {
 	s.srv.register(fs)
 	fs.StringVar(&s.flow, "flow", "", "pull this flow from the collector: Community ID (1:...) or flow ID")
 	fs.StringVar(&s.query, "query", "", "pull every flow matching this query from the collector")
-	fs.StringVar(&s.from, "from", "", "with --flow: only packets after this time (RFC 3339, unix seconds, '5m ago')")
-	fs.StringVar(&s.to, "to", "", "with --flow: only packets before this time")
 	fs.Int64Var(&s.maxPackets, "max-packets", 0, "lower the server's packet cap")
 	fs.Int64Var(&s.maxBytes, "max-bytes", 0, "lower the server's byte cap")
 	fs.IntVar(&s.maxFlows, "max-flows", 0, "with --query: lower the server's flow cap")
@@ -95,7 +92,7 @@ func (s *apiSource) stream(ctx context.Context, e *env, f pcapio.Format, sel *pc
 		progress = prog.Update
 	}
 	res, err := c.Pcap(ctx, client.PcapRequest{
-		Flow: s.flow, Query: s.query, From: s.from, To: s.to, Format: string(f),
+		Flow: s.flow, Query: s.query, From: sel.from, To: sel.to, Format: string(f),
 		MaxPackets: s.maxPackets, MaxBytes: s.maxBytes, MaxFlows: s.maxFlows, Truncate: s.truncate,
 	}, w, progress)
 	if prog != nil {

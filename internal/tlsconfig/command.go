@@ -33,7 +33,7 @@ func RunCertsCommand(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("certs "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	dir := fs.String("dir", "tapir-certs", "certificate directory")
-	role := fs.String("role", "viewer", "user role (client only)")
+	role := fs.String("role", "flows:read", "user role (client only): flows:read, pcap:read or admin, as the collector's api.cert_roles grants them")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}

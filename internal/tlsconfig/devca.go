@@ -33,6 +33,9 @@ const (
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
+// roleRE matches a client role: a name that may hold colons (flows:read).
+var roleRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
 // ErrBadName: a sensor id or user name unfit for a certificate or a file name.
 var ErrBadName = errors.New("tlsconfig: name must be 1-128 of [A-Za-z0-9._-], starting alphanumeric")
 
@@ -107,7 +110,7 @@ func IssueClient(dir, user, role string) error {
 	if !nameRE.MatchString(user) {
 		return fmt.Errorf("issue client %q: %w", user, ErrBadName)
 	}
-	if !nameRE.MatchString(role) {
+	if !roleRE.MatchString(role) {
 		return fmt.Errorf("issue client role %q: %w", role, ErrBadName)
 	}
 	tmpl := leafTemplate(user)
