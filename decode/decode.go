@@ -147,6 +147,13 @@ type Packet struct {
 	// starts.
 	Outer         flow.Tuple
 	OuterL3Offset int
+	// MirrorLevels is 1 when Tunnels[0] is the mirror encapsulation of a
+	// mirror interface (Options.Mirror; Tunnels[0].Mirror is set), 0
+	// otherwise. That level is how the traffic reached the sensor, not a
+	// tunnel of the mirrored network: the tunnel's own outer flow must
+	// not be accounted for it (only for Tunnels[MirrorLevels:NTunnels]),
+	// and Tuple.InnerVLAN holds MirrorKey of its identifier.
+	MirrorLevels uint8
 	// OpaqueTunnel is set when a tunnel of that type was found but its
 	// payload held no complete IP header (ARP or CDP over VXLAN or
 	// ERSPAN, a frame cut inside the inner headers): Tuple is then the

@@ -70,6 +70,7 @@ type worker struct {
 	maxBuffered int64 // this worker's share of blocks.max_buffered
 
 	pkt      decode.Packet
+	dec      *decode.Options // this source's decoder options (Config.Decoders)
 	pi       flowtable.PacketInfo
 	counters decode.Counters
 	out      []byte
@@ -115,6 +116,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 	if ifs := src.Interfaces(); len(ifs) > 0 {
 		w.iface = filepath.Base(ifs[0].Name)
 	}
+	w.dec = decoderFor(cfg.Decoders, w.iface)
 	fc := cfg.Flows
 	fc.SensorID = cfg.SensorID
 	fc.Interface = w.iface
@@ -184,7 +186,7 @@ func (w *worker) run(ctx context.Context) error {
 // packet handles one frame.
 func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	p := &w.pkt
-	decode.Decode(decode.LinkType(ci.LinkType), data, p)
+	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
 	w.counters.Observe(p, ci.Length)
 	pi := &w.pi
 	pi.Tunnels = nil
@@ -222,6 +224,18 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	if n > 0 && !w.cfg.Blocks.Disabled {
 		w.store(st, data[:n], ci)
 	}
+}
+
+// decoderFor returns the decoder options of source name: decoders[name],
+// else decoders[""], else the defaults.
+func decoderFor(decoders map[string]*decode.Options, name string) *decode.Options {
+	if o := decoders[name]; o != nil {
+		return o
+	}
+	if o := decoders[""]; o != nil {
+		return o
+	}
+	return &decode.Options{}
 }
 
 // linkTuple builds the pseudo tuple of a frame that is not IP: MAC
