@@ -154,6 +154,11 @@ type Packet struct {
 	// not be accounted for it (only for Tunnels[MirrorLevels:NTunnels]),
 	// and Tuple.InnerVLAN holds MirrorKey of its identifier.
 	MirrorLevels uint8
+	// LinkOffset is where the Ethernet header of the frame decoded
+	// starts: 0, or, for a mirrored frame that is not IP (HasTuple
+	// false, MirrorLevels 1), the start of the frame inside the mirror
+	// encapsulation, whose MAC addresses a link-layer pseudo flow takes.
+	LinkOffset int
 	// OpaqueTunnel is set when a tunnel of that type was found but its
 	// payload held no complete IP header (ARP or CDP over VXLAN or
 	// ERSPAN, a frame cut inside the inner headers): Tuple is then the

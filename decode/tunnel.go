@@ -411,6 +411,13 @@ func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options, mirror bool)
 	default:
 		decodeEtherType(frame, h.inner, h.off, p, o)
 	}
+	if !p.HasTuple && mirror && h.inner == innerEthernet && len(frame) >= h.off+14 {
+		// A mirrored frame that is not IP (ARP, LLDP...): the mirror
+		// level stays stripped, the frame is the mirrored one.
+		p.LinkOffset = h.off
+		p.Tuple.InnerVLAN = MirrorKey(h.id)
+		return
+	}
 	if !p.HasTuple {
 		cut := p.Status & StatusTruncated
 		*p = saved

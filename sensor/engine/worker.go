@@ -198,6 +198,7 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 			ID: p.FragID, Offset: p.FragOffset}
 	} else {
 		linkTuple(&pi.Tuple, p, ci.LinkType, data)
+		pi.Tunnels = p.Tunnels[:p.MirrorLevels] // a mirrored frame that is not IP
 		pi.TCPFlags = 0
 		pi.Frag = flowtable.FragInfo{}
 	}
@@ -244,9 +245,9 @@ func decoderFor(decoders map[string]*decode.Options, name string) *decode.Option
 func linkTuple(t *flow.Tuple, p *decode.Packet, linkType uint16, data []byte) {
 	*t = flow.Tuple{Family: flow.FamilyLink, VLAN: p.Tuple.VLAN, InnerVLAN: p.Tuple.InnerVLAN,
 		SrcPort: p.EtherType, DstPort: p.EtherType}
-	if linkType == uint16(decode.LinkEthernet) && len(data) >= 12 {
-		copy(t.Dst[:6], data[0:6])
-		copy(t.Src[:6], data[6:12])
+	if off := p.LinkOffset; linkType == uint16(decode.LinkEthernet) && len(data) >= off+12 {
+		copy(t.Dst[:6], data[off:off+6])
+		copy(t.Src[:6], data[off+6:off+12])
 	}
 }
 
