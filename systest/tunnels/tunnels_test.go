@@ -105,6 +105,7 @@ type ecsTunnel struct {
 	Key        *uint32 `json:"key"`
 	SessionID  *uint32 `json:"session_id"`
 	TEID       *uint32 `json:"teid"`
+	Mirror     bool    `json:"mirror"`
 }
 
 // runSensor reads path with tapir-sensor (flows end only at the end of
