@@ -69,9 +69,9 @@ type mirrorFlow struct {
 	cid  string
 }
 
-// mirrorFlows returns the IP flows of recs by tuple (VLAN slots set to
-// 0), each with the inner_vlan slot it had, and counts the flows on
-// encaptest's tunnel endpoints.
+// mirrorFlows returns the flows of recs by tuple (inner VLAN slot set to
+// 0; link-layer pseudo flows by MAC addresses), the inner_vlan slots of
+// each IP flow, and the number of flows on encaptest's tunnel endpoints.
 func mirrorFlows(t *testing.T, recs []ecsFlow) (flows map[flowKey]mirrorFlow, slots map[flowKey][]uint16, outer int) {
 	t.Helper()
 	flows, slots = map[flowKey]mirrorFlow{}, map[flowKey][]uint16{}
@@ -79,7 +79,11 @@ func mirrorFlows(t *testing.T, recs []ecsFlow) (flows map[flowKey]mirrorFlow, sl
 		src, err1 := netip.ParseAddr(r.Source.IP)
 		dst, err2 := netip.ParseAddr(r.Destination.IP)
 		if err1 != nil || err2 != nil {
-			continue // link-layer pseudo flows
+			// link-layer pseudo flows, keyed on their MAC addresses
+			k := flowKey{proto: "link " + r.Source.MAC + " " + r.Destination.MAC, vlan: r.Tapir.VLAN}
+			o := flows[k]
+			flows[k] = mirrorFlow{sums: flowSums{o.sums.a + r.Source.Packets, o.sums.b + r.Destination.Packets}}
+			continue
 		}
 		if isOuter(src) || isOuter(dst) {
 			outer++
@@ -173,19 +177,16 @@ func TestMirrorModeFlowsEqualOriginal(t *testing.T) {
 	}
 }
 
-// checkMirrorLevels checks that every IP flow's first tunnel level is the
+// checkMirrorLevels checks that every flow's first tunnel level is the
 // mirror, flagged, with identifier id.
 func checkMirrorLevels(t *testing.T, recs []ecsFlow, id uint32) {
 	t.Helper()
 	bad := 0
 	for _, r := range recs {
-		if _, err := netip.ParseAddr(r.Source.IP); err != nil {
-			continue
-		}
 		tl := r.Tapir.Tunnels
 		if len(tl) == 0 || !tl[0].Mirror || levelID(tl[0]) != id {
 			if bad++; bad <= 3 {
-				t.Errorf("%s -> %s: tunnels %+v, want a mirror level with id %d first", r.Source.IP, r.Destination.IP, tl, id)
+				t.Errorf("%s%s -> %s%s: tunnels %+v, want a mirror level with id %d first", r.Source.IP, r.Source.MAC, r.Destination.IP, r.Destination.MAC, tl, id)
 			}
 		}
 	}
@@ -265,13 +266,10 @@ func TestMirrorSourcesStayApart(t *testing.T) {
 	recs := runMirrorSensor(t, merged, "vxlan")
 	perVNI := map[uint32][]ecsFlow{}
 	for _, r := range recs {
-		if _, err := netip.ParseAddr(r.Source.IP); err != nil {
-			continue
-		}
 		if tl := r.Tapir.Tunnels; len(tl) > 0 && tl[0].Mirror {
 			perVNI[levelID(tl[0])] = append(perVNI[levelID(tl[0])], r)
 		} else {
-			t.Errorf("%s -> %s: no mirror level", r.Source.IP, r.Destination.IP)
+			t.Errorf("%s%s -> %s%s: no mirror level", r.Source.IP, r.Source.MAC, r.Destination.IP, r.Destination.MAC)
 		}
 	}
 	for _, vni := range []uint32{7, 9} {

@@ -79,6 +79,7 @@ type ecsFlow struct {
 	} `json:"network"`
 	Source, Destination struct {
 		IP      string `json:"ip"`
+		MAC     string `json:"mac"`
 		Port    uint16 `json:"port"`
 		Packets uint64 `json:"packets"`
 	}
