@@ -147,6 +147,18 @@ type Packet struct {
 	// starts.
 	Outer         flow.Tuple
 	OuterL3Offset int
+	// MirrorLevels is 1 when Tunnels[0] is the mirror encapsulation of a
+	// mirror interface (Options.Mirror; Tunnels[0].Mirror is set), 0
+	// otherwise. That level is how the traffic reached the sensor, not a
+	// tunnel of the mirrored network: the tunnel's own outer flow must
+	// not be accounted for it (only for Tunnels[MirrorLevels:NTunnels]),
+	// and Tuple.InnerVLAN holds MirrorKey of its identifier.
+	MirrorLevels uint8
+	// LinkOffset is where the Ethernet header of the frame decoded
+	// starts: 0, or, for a mirrored frame that is not IP (HasTuple
+	// false, MirrorLevels 1), the start of the frame inside the mirror
+	// encapsulation, whose MAC addresses a link-layer pseudo flow takes.
+	LinkOffset int
 	// OpaqueTunnel is set when a tunnel of that type was found but its
 	// payload held no complete IP header (ARP or CDP over VXLAN or
 	// ERSPAN, a frame cut inside the inner headers): Tuple is then the

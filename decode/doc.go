@@ -73,6 +73,23 @@
 // later fragments alike, since taking only the first apart would split
 // the datagram between two flows; reassembly is not done).
 //
+// # Mirror interfaces
+//
+// Options.Mirror declares the source a mirror interface (cloud traffic
+// mirroring's VXLAN, a remote SPAN's ERSPAN or GRE, Geneve): an
+// outermost tunnel level of that type (any ERSPAN type for an ERSPAN
+// mirror; for VXLAN and Geneve, on Mirror.Port besides the Options
+// ports) is stripped whatever TunnelDepth, which then counts the levels
+// inside it. The level stays Tunnels[0], with flow.Tunnel.Mirror set, and
+// Packet.MirrorLevels is 1: consumers that account a tunnel's own flow
+// (the outer flow record) must skip Tunnels[:MirrorLevels], the mirror
+// being how the traffic reached the sensor, not a tunnel of the mirrored
+// network. To keep mirror sources apart, Tuple.InnerVLAN (the flow key's
+// second VLAN slot) is MirrorKey of the mirror's VNI or session ID, a
+// value from 4096 up that no VLAN ID takes. A mirrored frame that is not
+// IP (ARP) keeps the mirror stripped too: HasTuple is false, EtherType is
+// the mirrored frame's and LinkOffset where it starts.
+//
 // Design for what follows (tunnel fields in the flow record, the tunnel's
 // own flow, mirror mode): the chain is a fixed array of values with no
 // pointers, so a Packet stays a plain value a worker reuses, and a flow

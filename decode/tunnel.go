@@ -37,6 +37,12 @@ type Options struct {
 	// ports on which each tunnel is recognised; nil means the standard
 	// port alone (4789, 6081, 2152, 3544), an empty non-nil slice none.
 	VXLANPorts, GenevePorts, GTPUPorts, TeredoPorts []uint16
+	// Mirror, when set, is the mirror encapsulation of the interface:
+	// an outermost tunnel level of that type is stripped whatever
+	// TunnelDepth (which then counts the levels inside it), marked
+	// flow.Tunnel.Mirror and counted in Packet.MirrorLevels, and its
+	// identifier goes into Tuple.InnerVLAN as MirrorKey.
+	Mirror Mirror
 }
 
 // defaultOptions is what the package-level Decode uses.
@@ -120,7 +126,8 @@ const (
 // allow, it strips it and decodes the inner packet into p. frame ends at
 // the end of the IP packet.
 func maybeTunnel(frame []byte, p *Packet, o *Options) {
-	if o.depth() == 0 {
+	outermost := p.NTunnels == 0
+	if o.depth() == 0 && (!outermost || o.Mirror.Type == flow.TunnelNone) {
 		return
 	}
 	var typ flow.TunnelType
@@ -133,7 +140,13 @@ func maybeTunnel(frame []byte, p *Packet, o *Options) {
 		if !p.HasPorts {
 			return
 		}
-		if typ = o.udpTunnel(p.Tuple.SrcPort, p.Tuple.DstPort); typ == flow.TunnelNone {
+		if outermost {
+			typ = o.Mirror.udpType(p.Tuple.SrcPort, p.Tuple.DstPort)
+		}
+		if typ == flow.TunnelNone {
+			typ = o.udpTunnel(p.Tuple.SrcPort, p.Tuple.DstPort)
+		}
+		if typ == flow.TunnelNone {
 			return
 		}
 	default:
@@ -152,11 +165,12 @@ func maybeTunnel(frame []byte, p *Packet, o *Options) {
 		p.OpaqueTunnel = typ
 		return
 	}
-	if int(p.NTunnels) >= o.depth() {
+	mirror := outermost && o.Mirror.matches(h.typ)
+	if !mirror && int(p.NTunnels) >= min(o.depth()+int(p.MirrorLevels), MaxTunnels) {
 		p.TunnelDepthHit = true
 		return
 	}
-	decapsulate(frame, &h, p, o)
+	decapsulate(frame, &h, p, o, mirror)
 }
 
 // parseTunnel parses the tunnel header of type typ at p.PayloadOffset.
@@ -375,11 +389,14 @@ func parseTeredo(frame []byte, off int) (tunnelHdr, parseResult) {
 // carries. When no complete IP header is found inside (a non-IP payload,
 // a frame cut short), p goes back to the tunnel's own connection, keeps
 // the truncation, and records the tunnel as opaque.
-func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options) {
+func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options, mirror bool) {
 	saved := *p
 	lvl := &p.Tunnels[p.NTunnels]
 	*lvl = flow.Tunnel{Src: p.Tuple.Src, Dst: p.Tuple.Dst, ID: h.id, SrcPort: p.Tuple.SrcPort, DstPort: p.Tuple.DstPort,
-		Type: h.typ, Family: p.Tuple.Family, Proto: p.Proto, HasID: h.hasID}
+		Type: h.typ, Family: p.Tuple.Family, Proto: p.Proto, HasID: h.hasID, Mirror: mirror}
+	if mirror {
+		p.MirrorLevels = 1
+	}
 	if p.NTunnels == 0 {
 		p.Outer = p.Tuple
 		p.OuterL3Offset = p.L3Offset
@@ -394,11 +411,22 @@ func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options) {
 	default:
 		decodeEtherType(frame, h.inner, h.off, p, o)
 	}
+	if !p.HasTuple && mirror && h.inner == innerEthernet && len(frame) >= h.off+14 {
+		// A mirrored frame that is not IP (ARP, LLDP...): the mirror
+		// level stays stripped, the frame is the mirrored one.
+		p.LinkOffset = h.off
+		p.Tuple.InnerVLAN = MirrorKey(h.id)
+		return
+	}
 	if !p.HasTuple {
 		cut := p.Status & StatusTruncated
 		*p = saved
 		p.Status |= cut
 		p.OpaqueTunnel = h.typ
+		return
+	}
+	if mirror {
+		p.Tuple.InnerVLAN = MirrorKey(h.id)
 	}
 }
 

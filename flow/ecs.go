@@ -130,6 +130,8 @@ type ECSTunnel struct {
 	Key         *uint32      `json:"key,omitempty"`
 	SessionID   *uint32      `json:"session_id,omitempty"`
 	TEID        *uint32      `json:"teid,omitempty"`
+	// Mirror is true on the mirror encapsulation of a mirror interface.
+	Mirror bool `json:"mirror,omitempty"`
 }
 
 // ECSTunnelEnd is one end of a tunnel: its address, and its port for the
@@ -260,6 +262,7 @@ func tunnelsECS(c *TunnelChain) []ECSTunnel {
 		if l.HasID {
 			o.setID(l.Type.IDName(), l.ID)
 		}
+		o.Mirror = l.Mirror
 	}
 	return out
 }

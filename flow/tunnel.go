@@ -49,6 +49,11 @@ type Tunnel struct {
 	Family           uint8
 	Proto            uint8
 	HasID            bool
+	// Mirror marks the mirror encapsulation of a mirror interface (AWS
+	// or Azure VXLAN, remote-SPAN ERSPAN): the level is how the traffic
+	// reached the sensor, not a tunnel of the mirrored network, so it
+	// gets no flow record of its own.
+	Mirror bool
 }
 
 // Tuple returns the tunnel's own connection as a tuple (no VLANs).

@@ -65,6 +65,7 @@ type options struct {
 	pins          multiFlag
 	compression   string
 	cpuProfile    string
+	mirror        string
 }
 
 type multiFlag []string
@@ -123,6 +124,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 	}
 	applyMemoryLimit(&cfg, logger)
+	cfg.Engine.Decoders = cfg.Decode.Decoders()
 	if err := runSensor(&o, &cfg, stdout, logger); err != nil {
 		logger.Error("sensor failed", "err", err)
 		return 1
@@ -160,6 +162,7 @@ func parseFlags(o *options, args []string, stderr io.Writer) (int, bool) {
 	fs.BoolVar(&o.ebpf, "ebpf", false, "eBPF data path: exact kernel flow counters and the capture cut-off (needs --budget; falls back to userspace)")
 	fs.IntVar(&o.ebpfMapSize, "ebpf-map-size", 0, "entries of the kernel flow map (ebpf.max_flows)")
 	fs.Var(&o.pins, "pin", "capture a flow whole: an address, a CIDR net, port:N or a Community ID; repeatable")
+	fs.StringVar(&o.mirror, "mirror", "", "the sources are mirror interfaces: strip the mirror encapsulation vxlan[:PORT], geneve[:PORT], gre or erspan (decode.mirror)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to FILE (go tool pprof)")
 	fs.Usage = func() {
@@ -203,6 +206,13 @@ func loadConfig(o *options) (config.Config, error) {
 	}
 	applyCaptureFlags(o, &cfg)
 	applyOutputFlags(o, &cfg)
+	if o.mirror != "" {
+		m, err := config.ParseMirrorFlag(o.mirror)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Decode.Mirror = []config.MirrorSource{m}
+	}
 	return cfg, nil
 }
 

@@ -24,6 +24,9 @@ type Config struct {
 	Engine engine.Config `yaml:",inline"`
 	// Capture configures live capture.
 	Capture Capture `yaml:"capture"`
+	// Decode configures the packet decoder: tunnel decapsulation and
+	// mirror interfaces.
+	Decode Decode `yaml:"decode"`
 	// Output configures where flows and blocks go.
 	Output Output `yaml:"output"`
 	// Metrics configures the Prometheus endpoint.
@@ -99,6 +102,7 @@ func DefaultConfig() Config {
 	return Config{
 		Engine:  engine.DefaultConfig(),
 		Capture: Capture{Workers: 1, LiveConfig: capture.DefaultLiveConfig("")},
+		Decode:  DefaultDecode(),
 		Output:  Output{Collector: defaultExport(), IPFIX: ipfix.DefaultConfig()},
 		Metrics: Metrics{Listen: "127.0.0.1:9310"},
 		EBPF:    ebpf.DefaultConfig(),
@@ -139,6 +143,9 @@ func (c *Config) Validate(live bool) error {
 	}
 	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
 		return fmt.Errorf("%w: memory_limit %d below %d (64 MiB; 0 = no limit)", ErrInvalid, c.MemoryLimit, minMemoryLimit)
+	}
+	if err := c.Decode.Validate(); err != nil {
+		return err
 	}
 	cp := c.Capture
 	if live {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/block"
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/sensor/appmeta"
 	"github.com/tapir-sensor/tapir/sensor/flowtable"
 )
@@ -28,6 +29,12 @@ type Config struct {
 	// TickInterval is how often (wall clock) an idle worker advances its
 	// timers and publishes its counters.
 	TickInterval time.Duration `yaml:"tick_interval"`
+	// Decoders are the decoder options per source: Decoders[name] for
+	// the interface (or file base name) name, Decoders[""] for every
+	// other; a nil map or no entry means decode's defaults. Set by the
+	// sensor configuration's decode section and --mirror; not a key of
+	// its own.
+	Decoders map[string]*decode.Options `yaml:"-"`
 }
 
 // BlockConfig says when a flow's open packet block closes.

@@ -70,6 +70,7 @@ type worker struct {
 	maxBuffered int64 // this worker's share of blocks.max_buffered
 
 	pkt      decode.Packet
+	dec      *decode.Options // this source's decoder options (Config.Decoders)
 	pi       flowtable.PacketInfo
 	counters decode.Counters
 	out      []byte
@@ -115,6 +116,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 	if ifs := src.Interfaces(); len(ifs) > 0 {
 		w.iface = filepath.Base(ifs[0].Name)
 	}
+	w.dec = decoderFor(cfg.Decoders, w.iface)
 	fc := cfg.Flows
 	fc.SensorID = cfg.SensorID
 	fc.Interface = w.iface
@@ -184,7 +186,7 @@ func (w *worker) run(ctx context.Context) error {
 // packet handles one frame.
 func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	p := &w.pkt
-	decode.Decode(decode.LinkType(ci.LinkType), data, p)
+	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
 	w.counters.Observe(p, ci.Length)
 	pi := &w.pi
 	pi.Tunnels = nil
@@ -196,6 +198,7 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 			ID: p.FragID, Offset: p.FragOffset}
 	} else {
 		linkTuple(&pi.Tuple, p, ci.LinkType, data)
+		pi.Tunnels = p.Tunnels[:p.MirrorLevels] // a mirrored frame that is not IP
 		pi.TCPFlags = 0
 		pi.Frag = flowtable.FragInfo{}
 	}
@@ -224,15 +227,27 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	}
 }
 
+// decoderFor returns the decoder options of source name: decoders[name],
+// else decoders[""], else the defaults.
+func decoderFor(decoders map[string]*decode.Options, name string) *decode.Options {
+	if o := decoders[name]; o != nil {
+		return o
+	}
+	if o := decoders[""]; o != nil {
+		return o
+	}
+	return &decode.Options{}
+}
+
 // linkTuple builds the pseudo tuple of a frame that is not IP: MAC
 // addresses (Ethernet only) and the EtherType as both "ports", so both
 // directions of a conversation share one key.
 func linkTuple(t *flow.Tuple, p *decode.Packet, linkType uint16, data []byte) {
 	*t = flow.Tuple{Family: flow.FamilyLink, VLAN: p.Tuple.VLAN, InnerVLAN: p.Tuple.InnerVLAN,
 		SrcPort: p.EtherType, DstPort: p.EtherType}
-	if linkType == uint16(decode.LinkEthernet) && len(data) >= 12 {
-		copy(t.Dst[:6], data[0:6])
-		copy(t.Src[:6], data[6:12])
+	if off := p.LinkOffset; linkType == uint16(decode.LinkEthernet) && len(data) >= off+12 {
+		copy(t.Dst[:6], data[off:off+6])
+		copy(t.Src[:6], data[off+6:off+12])
 	}
 }
 

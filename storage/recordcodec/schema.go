@@ -219,7 +219,7 @@ func (c *coder) tunnelChain(t *flow.TunnelChain) {
 
 // tunnel is one flow.Tunnel level: its type and family (codes), the
 // tunnel's own addresses (family 2 precedes them) and ports, its IP
-// protocol and its identifier.
+// protocol, its identifier and whether it is a mirror encapsulation.
 func (c *coder) tunnel(l *flow.Tunnel) {
 	enum(c, 1, &l.Type, tunnelCodes)
 	enum(c, 2, &l.Family, tunnelFamilyCodes)
@@ -229,4 +229,5 @@ func (c *coder) tunnel(l *flow.Tunnel) {
 	unsigned(c, 7, &l.Proto)
 	c.boolean(8, &l.HasID)
 	unsigned(c, 9, &l.ID)
+	c.boolean(10, &l.Mirror)
 }

@@ -79,6 +79,7 @@ type ecsFlow struct {
 	} `json:"network"`
 	Source, Destination struct {
 		IP      string `json:"ip"`
+		MAC     string `json:"mac"`
 		Port    uint16 `json:"port"`
 		Packets uint64 `json:"packets"`
 	}
@@ -105,6 +106,7 @@ type ecsTunnel struct {
 	Key        *uint32 `json:"key"`
 	SessionID  *uint32 `json:"session_id"`
 	TEID       *uint32 `json:"teid"`
+	Mirror     bool    `json:"mirror"`
 }
 
 // runSensor reads path with tapir-sensor (flows end only at the end of

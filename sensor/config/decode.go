@@ -1,0 +1,166 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tapir-sensor/tapir/decode"
+)
+
+// Decode configures the packet decoder: how tunnels are taken apart and
+// which sources are mirror interfaces.
+type Decode struct {
+	// Tunnels sets how deep tunnels are taken apart and the UDP ports of
+	// the UDP tunnels.
+	Tunnels Tunnels `yaml:"tunnels"`
+	// Mirror lists the mirror interfaces: sources that receive mirrored
+	// traffic inside an encapsulation (AWS VPC Traffic Mirroring and
+	// Azure virtual network TAP: VXLAN; remote SPAN: ERSPAN or GRE). On
+	// them the mirror encapsulation is stripped as if the sensor sat on
+	// the mirrored port, and its VNI or session ID keeps the mirror
+	// sources apart. Empty: no mirror interface.
+	Mirror []MirrorSource `yaml:"mirror"`
+}
+
+// Tunnels configures tunnel decapsulation.
+type Tunnels struct {
+	// Depth is how many nested tunnel levels are taken apart (flows are
+	// keyed on the connection inside them): 0 to 4, 0 = none (flows on
+	// the outer header). A mirror level does not count. Default 4.
+	Depth int `yaml:"depth"`
+	// VXLANPorts are the UDP ports VXLAN is recognised on (either
+	// source or destination port). Empty: VXLAN is not taken apart.
+	VXLANPorts []int `yaml:"vxlan_ports"`
+	// GenevePorts are the UDP ports of Geneve. Empty: none.
+	GenevePorts []int `yaml:"geneve_ports"`
+	// GTPUPorts are the UDP ports of GTP-U. Empty: none.
+	GTPUPorts []int `yaml:"gtpu_ports"`
+	// TeredoPorts are the UDP ports of Teredo. Empty: none.
+	TeredoPorts []int `yaml:"teredo_ports"`
+}
+
+// MirrorSource is one mirror interface.
+type MirrorSource struct {
+	// Interface is the capture interface (as in capture.interfaces), or
+	// "*" for every source, the files of -r included.
+	Interface string `yaml:"interface"`
+	// Encapsulation is vxlan, geneve, gre or erspan (ERSPAN type I, II
+	// or III).
+	Encapsulation string `yaml:"encapsulation"`
+	// Port is the UDP port of a vxlan or geneve mirror; 0 = the standard
+	// one (4789, 6081).
+	Port int `yaml:"port"`
+}
+
+// MirrorAll is the MirrorSource.Interface that applies to every source
+// without an entry of its own.
+const MirrorAll = "*"
+
+// ParseMirrorFlag parses tapir-sensor's --mirror TYPE[:PORT] into a
+// MirrorSource for every source.
+func ParseMirrorFlag(s string) (MirrorSource, error) {
+	m, err := decode.ParseMirror(s)
+	if err != nil {
+		return MirrorSource{}, fmt.Errorf("%w: --mirror: %v", ErrInvalid, err)
+	}
+	name, _, _ := strings.Cut(s, ":")
+	return MirrorSource{Interface: MirrorAll, Encapsulation: name, Port: int(m.Port)}, nil
+}
+
+// DefaultDecode returns the decoder defaults: 4 levels, standard ports.
+func DefaultDecode() Decode {
+	return Decode{Tunnels: Tunnels{
+		Depth:       decode.DefaultTunnelDepth,
+		VXLANPorts:  []int{decode.PortVXLAN},
+		GenevePorts: []int{decode.PortGeneve},
+		GTPUPorts:   []int{decode.PortGTPU},
+		TeredoPorts: []int{decode.PortTeredo},
+	}}
+}
+
+// Validate checks depth, ports and mirror entries.
+func (d *Decode) Validate() error {
+	t := &d.Tunnels
+	if t.Depth < 0 || t.Depth > decode.MaxTunnels {
+		return fmt.Errorf("%w: decode.tunnels.depth %d not in [0, %d]", ErrInvalid, t.Depth, decode.MaxTunnels)
+	}
+	for _, l := range []struct {
+		key   string
+		ports []int
+	}{{"vxlan_ports", t.VXLANPorts}, {"geneve_ports", t.GenevePorts}, {"gtpu_ports", t.GTPUPorts}, {"teredo_ports", t.TeredoPorts}} {
+		for _, p := range l.ports {
+			if p < 1 || p > 65535 {
+				return fmt.Errorf("%w: decode.tunnels.%s: port %d not in [1, 65535]", ErrInvalid, l.key, p)
+			}
+		}
+	}
+	seen := make(map[string]bool, len(d.Mirror))
+	for i, m := range d.Mirror {
+		if m.Interface == "" {
+			return fmt.Errorf("%w: decode.mirror[%d]: interface is empty (an interface name, or \"*\" for every source)", ErrInvalid, i)
+		}
+		if seen[m.Interface] {
+			return fmt.Errorf("%w: decode.mirror[%d]: interface %s listed twice", ErrInvalid, i, m.Interface)
+		}
+		seen[m.Interface] = true
+		if _, err := m.parse(); err != nil {
+			return fmt.Errorf("%w: decode.mirror[%d] (%s): %v", ErrInvalid, i, m.Interface, err)
+		}
+	}
+	return nil
+}
+
+// parse returns the entry as a decode.Mirror.
+func (m *MirrorSource) parse() (decode.Mirror, error) {
+	if m.Port < 0 || m.Port > 65535 {
+		return decode.Mirror{}, fmt.Errorf("port %d not in [1, 65535]", m.Port)
+	}
+	s := m.Encapsulation
+	if m.Port != 0 {
+		s = fmt.Sprintf("%s:%d", s, m.Port)
+	}
+	return decode.ParseMirror(s)
+}
+
+// Decoders returns the decoder options per source for engine.Config's
+// Decoders: the tunnel settings for every source ("" key), and per
+// mirror interface the same with its mirror. d must be valid.
+func (d *Decode) Decoders() map[string]*decode.Options {
+	base := d.Tunnels.options()
+	out := map[string]*decode.Options{"": base}
+	for i := range d.Mirror {
+		m, err := d.Mirror[i].parse()
+		if err != nil {
+			continue // Validate reports it
+		}
+		o := *base
+		o.Mirror = m
+		name := d.Mirror[i].Interface
+		if name == MirrorAll {
+			name = ""
+		}
+		out[name] = &o
+	}
+	return out
+}
+
+// options converts the tunnel settings into decode.Options.
+func (t *Tunnels) options() *decode.Options {
+	o := &decode.Options{TunnelDepth: t.Depth,
+		VXLANPorts: ports(t.VXLANPorts), GenevePorts: ports(t.GenevePorts),
+		GTPUPorts: ports(t.GTPUPorts), TeredoPorts: ports(t.TeredoPorts)}
+	if t.Depth == 0 {
+		o.TunnelDepth = -1 // decode.Options: 0 is the default, negative none
+	}
+	return o
+}
+
+// ports converts validated ports, keeping an empty list empty (non-nil:
+// no port) as decode.Options reads it.
+func ports(in []int) []uint16 {
+	out := make([]uint16, len(in))
+	for i, p := range in {
+		out[i] = uint16(p)
+	}
+	return out
+}
