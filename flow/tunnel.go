@@ -41,6 +41,12 @@ func (t TunnelType) String() string {
 // the GRE key, the ERSPAN session ID or the GTP-U TEID (HasID false
 // otherwise). Zeek calls the tunnels a connection was found in its
 // tunnel parents.
+//
+// Mirror marks a mirror encapsulation (the VXLAN of AWS or Azure traffic
+// mirroring, the ERSPAN of a remote SPAN) that the sensor strips as if it
+// sat on the mirrored port: such a level is never accounted as a tunnel
+// flow of its own (see Record.IsTunnelFlow). The decoder's mirror mode
+// sets it.
 type Tunnel struct {
 	Src, Dst         Addr
 	ID               uint32
@@ -49,6 +55,7 @@ type Tunnel struct {
 	Family           uint8
 	Proto            uint8
 	HasID            bool
+	Mirror           bool
 }
 
 // Tuple returns the tunnel's own connection as a tuple (no VLANs).
