@@ -41,12 +41,6 @@ func (t TunnelType) String() string {
 // the GRE key, the ERSPAN session ID or the GTP-U TEID (HasID false
 // otherwise). Zeek calls the tunnels a connection was found in its
 // tunnel parents.
-//
-// Mirror marks a mirror encapsulation (the VXLAN of AWS or Azure traffic
-// mirroring, the ERSPAN of a remote SPAN) that the sensor strips as if it
-// sat on the mirrored port: such a level is never accounted as a tunnel
-// flow of its own (see Record.IsTunnelFlow). The decoder's mirror mode
-// sets it.
 type Tunnel struct {
 	Src, Dst         Addr
 	ID               uint32
@@ -55,7 +49,11 @@ type Tunnel struct {
 	Family           uint8
 	Proto            uint8
 	HasID            bool
-	Mirror           bool
+	// Mirror marks the mirror encapsulation of a mirror interface (AWS
+	// or Azure VXLAN, remote-SPAN ERSPAN): the level is how the traffic
+	// reached the sensor, not a tunnel of the mirrored network, so it
+	// gets no flow record of its own.
+	Mirror bool
 }
 
 // Tuple returns the tunnel's own connection as a tuple (no VLANs).
