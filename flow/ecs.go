@@ -115,6 +115,9 @@ type ECSTapir struct {
 	Timeline *ECSTimeline `json:"timeline,omitempty"`
 	// Tunnels is the flow's tunnel chain, outermost first (Record.Tunnels).
 	Tunnels []ECSTunnel `json:"tunnels,omitempty"`
+	// TunnelFlow marks the record of a tunnel's own connection
+	// (Record.IsTunnelFlow); its tunnels[0] is that tunnel.
+	TunnelFlow bool `json:"tunnel_flow,omitempty"`
 }
 
 // ECSTunnel is one level of a flow's tunnel chain (tapir.tunnels[]): its
@@ -233,6 +236,7 @@ func (r *Record) ToECS() *ECS {
 		r.Enrichment.addECS(e)
 	}
 	e.Tapir.Tunnels = tunnelsECS(r.Tunnels)
+	e.Tapir.TunnelFlow = r.IsTunnelFlow()
 	e.Observer = &ECSObserver{Name: r.SensorID}
 	if r.Interface != "" {
 		e.Observer.Ingress = &ECSInterface{}

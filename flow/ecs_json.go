@@ -160,6 +160,9 @@ func (a *jsonAppender) tapir(t *ECSTapir) {
 	a.optionalField(&first, `"ssh":`, t.SSH != nil, t.SSH)
 	a.optionalField(&first, `"timeline":`, t.Timeline != nil, t.Timeline)
 	a.optionalField(&first, `"tunnels":`, len(t.Tunnels) > 0, t.Tunnels)
+	if t.TunnelFlow {
+		a.raw(`,"tunnel_flow":true`)
+	}
 	a.b = append(a.b, '}')
 }
 

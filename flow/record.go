@@ -112,6 +112,23 @@ type Record struct {
 	Tunnels *TunnelChain
 }
 
+// IsTunnelFlow reports whether r is the record of a tunnel's own
+// connection (the outer 5-tuple of a VXLAN, GRE, IP-in-IP... tunnel the
+// sensor took apart) rather than of a connection found inside it: its
+// chain is the one tunnel level whose connection is the record's own
+// tuple (VLANs aside). Such a record counts the tunnel's packets and
+// bytes as on the wire; its packets are stored once, with the inner
+// flows, so it has no blocks of its own (except packets the decoder
+// could not take apart, which stay on the tunnel's tuple).
+func (r *Record) IsTunnelFlow() bool {
+	if r.Tunnels.Len() != 1 {
+		return false
+	}
+	own := r.Tunnels.Levels[0].Tuple()
+	own.VLAN, own.InnerVLAN = r.Tuple.VLAN, r.Tuple.InnerVLAN
+	return own == r.Tuple
+}
+
 // Key returns the record's canonical flow key.
 func (r *Record) Key() Key {
 	k, _ := r.Tuple.Key()

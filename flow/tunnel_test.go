@@ -121,3 +121,31 @@ func TestTunnelChainSame(t *testing.T) {
 		t.Error("lengths")
 	}
 }
+
+// TestIsTunnelFlow: a record whose one-level chain is its own connection
+// (VLANs aside) is a tunnel flow, tapir.tunnel_flow in ECS; an inner
+// flow with the same chain is not.
+func TestIsTunnelFlow(t *testing.T) {
+	l := Tunnel{Type: TunnelVXLAN, Proto: ProtoUDP, Family: FamilyIPv4, SrcPort: 49152, DstPort: 4789, ID: 7, HasID: true}
+	l.Src[15], l.Dst[15] = 1, 2
+	own := l.Tuple()
+	own.VLAN = 10
+	r := Record{Tuple: own, Tunnels: NewTunnelChain([]Tunnel{l})}
+	if !r.IsTunnelFlow() || !strings.Contains(string(mustJSON(t, &r)), `"tunnel_flow":true`) {
+		t.Errorf("tunnel's own record: IsTunnelFlow %v, JSON %s", r.IsTunnelFlow(), mustJSON(t, &r))
+	}
+	inner := r
+	inner.Tuple.Proto, inner.Tuple.SrcPort, inner.Tuple.DstPort = ProtoTCP, 1000, 80
+	if inner.IsTunnelFlow() || strings.Contains(string(mustJSON(t, &inner)), "tunnel_flow") {
+		t.Error("an inner flow is a tunnel flow")
+	}
+}
+
+func mustJSON(t *testing.T, r *Record) []byte {
+	t.Helper()
+	b, err := r.ToECS().MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

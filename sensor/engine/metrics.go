@@ -102,6 +102,7 @@ var metricHelp = map[string]string{
 	"timelines_total":             "Flow records that carried a timeline.",
 	"tunnelled_flows_total":       "Flows whose first packet came through a tunnel: their records carry its tunnel chain (tapir.tunnels).",
 	"tunnel_chain_changed_total":  "Packets whose tunnel chain differs from their flow's first packet's (the flow's record keeps the first chain).",
+	"tunnel_flows_total":          "Flows of a tunnel's own connection (the outermost non-mirror tunnel's outer 5-tuple, tapir.tunnel_flow: true): packets and bytes as on the wire, packets stored with the inner flows.",
 	"clock_steps_total":           "Times packet time stepped back by a second or more (merged captures, clock steps); timers keep running on a monotonic clock.",
 	"metadata_flows_total":        "Flows whose payload the metadata extractor looked at.",
 	"metadata_completed_total":    "Flows whose metadata was complete within the packet budget.",
@@ -159,6 +160,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("timelines_total", s.Timelines)
 	counter("tunnelled_flows_total", s.Flows.TunnelledFlows)
 	counter("tunnel_chain_changed_total", s.Flows.TunnelChainChanged)
+	counter("tunnel_flows_total", s.Flows.TunnelFlows)
 	counter("clock_steps_total", s.Flows.ClockSteps)
 	m := &s.Metadata
 	counter("metadata_flows_total", m.Flows)

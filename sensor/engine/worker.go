@@ -121,6 +121,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 	fc.SensorID = cfg.SensorID
 	fc.Interface = w.iface
 	fc.CommunitySeed = cfg.CommunitySeed
+	fc.TunnelFlows = true
 	if cfg.Metadata.Enabled {
 		if w.meta, err = appmeta.New(cfg.Metadata); err != nil {
 			return nil, err

@@ -77,6 +77,10 @@ type Config struct {
 	Interface string `yaml:"-"`
 	// CommunitySeed is the Community ID v1 seed.
 	CommunitySeed uint16 `yaml:"community_seed"`
+	// TunnelFlows accounts each tunnelled packet also in the flow of its
+	// outermost tunnel's own connection (see Table.Packet): the sensor
+	// sets it; off, only the inner flows are kept.
+	TunnelFlows bool `yaml:"-"`
 }
 
 // DefaultConfig returns the default configuration.

@@ -31,6 +31,7 @@ type Stats struct {
 
 	TunnelledFlows     uint64 // flows whose first packet came through a tunnel (their records carry its chain)
 	TunnelChainChanged uint64 // packets whose tunnel chain differs from their flow's first packet's (the record keeps the first)
+	TunnelFlows        uint64 // flows of a tunnel's own connection (its outer 5-tuple), beside the inner flows
 }
 
 // Evicted returns the number of flows evicted because the table was full.
@@ -59,4 +60,5 @@ func (s *Stats) Add(o *Stats) {
 	s.ClockSteps += o.ClockSteps
 	s.TunnelledFlows += o.TunnelledFlows
 	s.TunnelChainChanged += o.TunnelChainChanged
+	s.TunnelFlows += o.TunnelFlows
 }

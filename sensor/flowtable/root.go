@@ -17,7 +17,9 @@
 // tunnel chain of a flow found in a tunnel (PacketInfo.Tunnels, its first
 // packet's) is kept in a map beside the entries, by entry, so that
 // untunnelled flows pay nothing for it (BenchmarkBytesPerFlow,
-// BenchmarkBytesPerTunnelledFlow).
+// BenchmarkBytesPerTunnelledFlow). With Config.TunnelFlows the outermost
+// tunnel's own connection is a flow too (see Packet), accounted in the
+// same table, with no stored bytes.
 package flowtable
 
 import (
@@ -103,14 +105,15 @@ const (
 
 // Entry state bits.
 const (
-	stUsed    = 1 << iota
-	stInitB   // the initiator is the key's B side
-	stFinA    // FIN seen from A
-	stFinB    // FIN seen from B
-	stRST     // RST seen
-	stClosing // FIN both ways or RST: lingering until the close deadline
-	stExempt  // Config.BudgetExempt said the flow is stored whole
-	stTunnel  // the flow has a tunnel chain in Table.tunnels
+	stUsed       = 1 << iota
+	stInitB      // the initiator is the key's B side
+	stFinA       // FIN seen from A
+	stFinB       // FIN seen from B
+	stRST        // RST seen
+	stClosing    // FIN both ways or RST: lingering until the close deadline
+	stExempt     // Config.BudgetExempt said the flow is stored whole
+	stTunnel     // the flow has a tunnel chain in Table.tunnels
+	stTunnelFlow // the flow is a tunnel's own connection (tunnelPacket)
 )
 
 // dirStats counts one direction (A->B or B->A) of an entry.
@@ -133,7 +136,7 @@ type entry[T any] struct {
 	segment    uint32      // records emitted so far
 	key        flow.Key
 	flags      [2]uint8 // OR of TCP flags per key direction
-	state      uint8
+	state      uint16
 	user       T
 }
 
@@ -259,9 +262,19 @@ func (t *Table[T]) Len() int { return t.live }
 // accounting happens when the first fragment arrives or the fragment
 // timeout passes) and Packet returns (nil, 0): such a packet cannot be
 // stored. The state pointer is valid until the next call into the table.
+//
+// With Config.TunnelFlows, a packet found in a tunnel (PacketInfo.Tunnels)
+// is also counted in the tunnel flow of its outermost tunnel that is not
+// a mirror encapsulation: the flow of that tunnel's own connection (its
+// outer 5-tuple), whose record carries that one level as its chain
+// (flow.Record.IsTunnelFlow) and whose packets are stored with the inner
+// flows, not again.
 func (t *Table[T]) Packet(p *PacketInfo) (state *T, storeLen int) {
 	t.stats.Packets++
 	t.clock.Observe(p.Time)
+	if len(p.Tunnels) > 0 && t.cfg.TunnelFlows {
+		t.tunnelPacket(p)
+	}
 	if p.Frag.IsFragment {
 		if p.Frag.Offset != 0 {
 			return t.nonFirstFragment(p)
@@ -277,8 +290,24 @@ func (t *Table[T]) Packet(p *PacketInfo) (state *T, storeLen int) {
 // is the packet's tunnel chain: it becomes a new flow's chain, and one
 // that differs from the flow's is counted.
 func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFlags uint8, store bool, tun []flow.Tunnel) (*T, int) {
+	idx, fwd, created := t.lookup(tup, tcpFlags, ts)
+	if created {
+		if len(tun) > 0 {
+			// The sender is the initiator unless the key's other side is.
+			t.setTunnels(idx, tun, fwd == (t.at(idx).state&stInitB != 0))
+			t.stats.TunnelledFlows++
+		}
+	} else if len(tun) > 0 || t.at(idx).state&stTunnel != 0 && t.at(idx).state&stTunnelFlow == 0 {
+		t.checkTunnels(idx, tun)
+	}
+	return t.count(idx, fwd, ts, wireLen, capLen, tcpFlags, store)
+}
+
+// lookup returns the entry of tup's flow, creating it if needed
+// (created), and whether tup runs in the key's forward direction.
+func (t *Table[T]) lookup(tup *flow.Tuple, tcpFlags uint8, ts int64) (idx uint32, fwd, created bool) {
 	var k flow.Key
-	fwd := tup.KeyInto(&k)
+	fwd = tup.KeyInto(&k)
 	h := t.hash(&k)
 	idx, pos := t.find(&k, h)
 	if idx != nilIdx && tup.Proto == flow.ProtoTCP && tcpFlags&(flow.TCPFlagSYN|flow.TCPFlagACK) == flow.TCPFlagSYN {
@@ -289,15 +318,16 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 			_, pos = t.find(&k, h)
 		}
 	}
-	if idx == nilIdx {
-		idx = t.create(&k, h, pos, fwd, tup.Proto, tcpFlags, ts)
-		if len(tun) > 0 {
-			// The sender is the initiator unless the key's other side is.
-			t.setTunnels(idx, tun, fwd == (t.at(idx).state&stInitB != 0))
-		}
-	} else if len(tun) > 0 || t.at(idx).state&stTunnel != 0 {
-		t.checkTunnels(idx, tun)
+	if idx != nilIdx {
+		return idx, fwd, false
 	}
+	return t.create(&k, h, pos, fwd, tup.Proto, tcpFlags, ts), fwd, true
+}
+
+// count adds a packet to flow idx (in the key's forward direction when
+// fwd) and returns the flow's state and how many bytes of the packet to
+// store (none unless store).
+func (t *Table[T]) count(idx uint32, fwd bool, ts int64, wireLen, capLen int, tcpFlags uint8, store bool) (*T, int) {
 	e := t.at(idx)
 	e.seen = t.clock.now
 	d := 0
@@ -350,7 +380,7 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 		}
 	}
 
-	if tup.Proto == flow.ProtoTCP && tcpFlags&(flow.TCPFlagFIN|flow.TCPFlagRST) != 0 {
+	if tcpFlags&(flow.TCPFlagFIN|flow.TCPFlagRST) != 0 && e.key.Proto == flow.ProtoTCP {
 		if tcpFlags&flow.TCPFlagFIN != 0 {
 			e.state |= stFinA << d
 		}
@@ -384,7 +414,36 @@ func (t *Table[T]) setTunnels(idx uint32, chain []flow.Tunnel, rev bool) {
 	}
 	t.tunnels[idx] = c
 	t.at(idx).state |= stTunnel
-	t.stats.TunnelledFlows++
+}
+
+// tunnelPacket accounts a tunnelled packet in the flow of its outermost
+// tunnel's own connection (the tunnel flow), beside the inner flow that
+// Packet accounts it in: packets and bytes as on the wire, nothing
+// stored (the packet is stored once, with the inner flow). Mirror levels
+// are skipped: the tunnel flow is that of the first level that is not a
+// mirror encapsulation, as if the sensor sat on the mirrored port. Only
+// one level is accounted, so each tunnel has one record; the levels
+// below it are seen in the inner flows' chains.
+func (t *Table[T]) tunnelPacket(p *PacketInfo) {
+	i := 0
+	for i < len(p.Tunnels) && p.Tunnels[i].Mirror {
+		i++
+	}
+	if i == len(p.Tunnels) {
+		return
+	}
+	lvl := &p.Tunnels[i]
+	tup := lvl.Tuple()
+	tup.VLAN, tup.InnerVLAN = p.Tuple.VLAN, p.Tuple.InnerVLAN
+	idx, fwd, created := t.lookup(&tup, 0, p.Time)
+	if created || t.at(idx).state&stTunnel == 0 {
+		// A flow already open on the tuple (packets the decoder could
+		// not take apart) becomes the tunnel flow too.
+		t.setTunnels(idx, p.Tunnels[i:i+1], fwd == (t.at(idx).state&stInitB != 0))
+		t.at(idx).state |= stTunnelFlow
+		t.stats.TunnelFlows++
+	}
+	t.count(idx, fwd, p.Time, p.WireLen, p.CapLen, 0, false)
 }
 
 // checkTunnels counts a packet of flow idx whose tunnel chain differs
@@ -520,7 +579,7 @@ func fillDir(d *flow.DirStats, s *dirStats, flags uint8) {
 	d.Last = time.Unix(0, s.last).UTC()
 }
 
-func closeReason(state uint8) flow.EndReason {
+func closeReason(state uint16) flow.EndReason {
 	if state&stRST != 0 {
 		return flow.ReasonRST
 	}
@@ -529,7 +588,7 @@ func closeReason(state uint8) flow.EndReason {
 
 // idleReason is the reason of a flow that went idle: fin or rst when the
 // TCP connection was closing, else idle-timeout.
-func idleReason(state uint8) flow.EndReason {
+func idleReason(state uint16) flow.EndReason {
 	if state&(stRST|stFinA|stFinB) != 0 {
 		return closeReason(state)
 	}

@@ -100,3 +100,62 @@ func TestTunnelChainReplies(t *testing.T) {
 		t.Errorf("initiator %v, chain %+v; want %v, %+v", r.Tuple.Src, r.Tunnels, in.Src, want)
 	}
 }
+
+// TestTunnelFlow: with TunnelFlows, tunnelled packets in both directions
+// (the replies with another VXLAN source port are another tunnel
+// connection) are also counted in the flow of their outermost tunnel's
+// own connection: packets and bytes as on the wire, nothing stored, the
+// level as its chain oriented as its tuple; a mirror level is skipped
+// for the level inside it, and a chain of only a mirror level makes no
+// tunnel flow; untunnelled packets make none; without TunnelFlows there
+// is none.
+func TestTunnelFlow(t *testing.T) {
+	cfg := longConfig()
+	cfg.TunnelFlows = true
+	tab, rec := newTable(t, cfg)
+	in := tuple(flow.ProtoTCP, "10.0.0.1", 1000, "10.0.0.2", 80)
+	send := func(tup flow.Tuple, at int64, tun []flow.Tunnel) {
+		tab.Packet(&PacketInfo{Tuple: tup, Time: at, WireLen: 150, CapLen: 150, Tunnels: tun})
+	}
+	send(in, sec, vxlanChain(7))
+	send(in, 2*sec, vxlanChain(7))
+	mirror := vxlanChain(9)
+	mirror[0].Mirror = true
+	send(tuple(flow.ProtoUDP, "10.0.0.5", 53, "10.0.0.6", 53), 3*sec, mirror) // mirror only: no tunnel flow
+	gre := flow.Tunnel{Type: flow.TunnelGRE, Proto: 47, Family: flow.FamilyIPv4}
+	g := tuple(flow.ProtoUDP, "198.51.100.1", 0, "198.51.100.2", 0)
+	gre.Src, gre.Dst = g.Src, g.Dst
+	send(tuple(flow.ProtoUDP, "10.0.0.7", 53, "10.0.0.8", 53), 4*sec, append(mirror, gre))
+	send(tuple(flow.ProtoUDP, "10.0.0.9", 53, "10.0.0.10", 53), 5*sec, nil)
+	tab.Flush(flow.ReasonEndOfCapture)
+
+	var tunnelFlows []flow.Record
+	for _, r := range rec.recs {
+		if r.IsTunnelFlow() {
+			tunnelFlows = append(tunnelFlows, r)
+		}
+	}
+	if len(rec.recs) != 6 || len(tunnelFlows) != 2 || tab.Stats().TunnelFlows != 2 {
+		t.Fatalf("%d records, %d tunnel flows (stats %d); want 6, 2", len(rec.recs), len(tunnelFlows), tab.Stats().TunnelFlows)
+	}
+	v, gr := tunnelFlows[0], tunnelFlows[1]
+	if v.Tunnels.Levels[0].Type != flow.TunnelVXLAN {
+		v, gr = gr, v
+	}
+	outer := vxlanChain(7)
+	if v.Tuple != outer[0].Tuple() || v.Source.Packets != 2 || v.Source.Bytes != 300 || v.Source.StoredPackets != 0 ||
+		!v.Tunnels.Equal(outer) || v.CommunityID != flow.CommunityID(0, outer[0].Tuple()) {
+		t.Errorf("VXLAN tunnel flow %+v", v)
+	}
+	if gr.Tuple != gre.Tuple() || gr.Source.Packets != 1 || gr.Tunnels.Levels[0].Mirror {
+		t.Errorf("GRE tunnel flow inside the mirror %+v", gr)
+	}
+
+	cfg.TunnelFlows = false
+	off, rec := newTable(t, cfg)
+	off.Packet(&PacketInfo{Tuple: in, Time: sec, WireLen: 150, CapLen: 150, Tunnels: vxlanChain(7)})
+	off.Flush(flow.ReasonEndOfCapture)
+	if len(rec.recs) != 1 || rec.recs[0].IsTunnelFlow() {
+		t.Errorf("TunnelFlows off: %d records", len(rec.recs))
+	}
+}
