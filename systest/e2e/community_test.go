@@ -100,7 +100,7 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 	// order; listed: the Community IDs tapir flows shows per capture.
 	expected := map[string][]frame{}
 	sources := map[string][]string{}
-	var pseudo, records int
+	var pseudo, records, tunnelFlows int
 	for _, c := range caps {
 		if c.exit != 0 && !c.damaged {
 			t.Errorf("%s: tapir-sensor exited %d on a file tshark reads whole:\n%s", c.rel, c.exit, c.sensorLog)
@@ -141,6 +141,17 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 					records++
 					if r.Network.CommunityID == "" {
 						pseudo++ // link-layer pseudo flow: no Community ID
+						continue
+					}
+					if r.Tapir.TunnelFlow && want[r.Network.CommunityID] == 0 {
+						// A tunnel's own record on its outer 5-tuple:
+						// tshark's frames are keyed on the inner
+						// connection, so it has no oracle here;
+						// systest/tunnels checks it against tshark's
+						// outer fields. (A tunnel that also carries
+						// frames nobody takes apart, keyed on it by
+						// both, is compared as any flow.)
+						tunnelFlows++
 						continue
 					}
 					got[r.Network.CommunityID] = true
@@ -208,8 +219,8 @@ func TestPcapByCommunityIDEveryCapture(t *testing.T) {
 		}
 	}
 	t.Logf("compared %d flows (%d named by several captures: their pcap merges all, in time order), %d packets "+
-		"(%d of them non-first IP fragments, joined to their datagram's flow); %d records listed, %d link-layer pseudo flows skipped",
-		flows, multi, packets, fragments, records, pseudo)
+		"(%d of them non-first IP fragments, joined to their datagram's flow); %d records listed, %d link-layer pseudo flows and %d tunnel flows (outer 5-tuples) skipped",
+		flows, multi, packets, fragments, records, pseudo, tunnelFlows)
 }
 
 // readFramesNoFatal is readFrames that records damage instead of failing.

@@ -320,7 +320,10 @@ type ecsFlow struct {
 		Final     bool   `json:"final"`
 		VLAN      uint16 `json:"vlan"`
 		InnerVLAN uint16 `json:"inner_vlan"`
-		Source    struct {
+		// TunnelFlow marks the record of a tunnel's own connection
+		// (its outer 5-tuple), beside the inner flows.
+		TunnelFlow bool `json:"tunnel_flow"`
+		Source     struct {
 			StoredPackets uint64 `json:"stored_packets"`
 		} `json:"source"`
 		Destination struct {
