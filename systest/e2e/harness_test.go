@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -334,21 +332,7 @@ type ecsFlow struct {
 
 func parseFlows(t testing.TB, out []byte) []ecsFlow {
 	t.Helper()
-	var recs []ecsFlow
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var r ecsFlow
-		if err := json.Unmarshal(line, &r); err != nil {
-			t.Fatalf("decode flow %q: %v", line, err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
+	return e2etest.JSONLines[ecsFlow](t, out)
 }
 
 // flows lists the records matching a query (limit 100000); a search that
@@ -358,8 +342,7 @@ func (c *collector) flows(t testing.TB, query string) []ecsFlow {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, stderr, err := c.tapir(ctx, "flows", "--json", "--limit", "100000", "--query", query)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == 1 && bytes.Contains(stderr, []byte("no flows matched")) {
+	if e2etest.NoFlowsMatched(err, stderr) {
 		return nil
 	}
 	if err != nil {

@@ -1,12 +1,9 @@
 package e2eservices
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -296,21 +293,7 @@ func (f *ecsFlow) id() string {
 
 func parseFlows(t testing.TB, b []byte) []ecsFlow {
 	t.Helper()
-	var out []ecsFlow
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var f ecsFlow
-		if err := json.Unmarshal(line, &f); err != nil {
-			t.Fatalf("flow record %q: %v", line, err)
-		}
-		out = append(out, f)
-	}
-	return out
+	return e2etest.JSONLines[ecsFlow](t, b)
 }
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

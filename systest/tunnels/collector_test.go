@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,8 +60,7 @@ func runFlows(t *testing.T, token, bin string, args ...string) []byte {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == 1 && strings.Contains(stderr.String(), "no flows matched") {
+	if e2etest.NoFlowsMatched(err, stderr.Bytes()) {
 		return nil
 	}
 	if err != nil {

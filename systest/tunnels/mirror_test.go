@@ -109,8 +109,9 @@ func mirrorFlows(t *testing.T, recs []ecsFlow) (flows map[flowKey]mirrorFlow, sl
 	return flows, slots, outer
 }
 
-// diffFlows reports the differences between got and want (at most 10).
-func diffFlows(t *testing.T, got, want map[flowKey]mirrorFlow) {
+// diffFlows reports the differences between got and want (at most 10)
+// and returns how many there are.
+func diffFlows[V comparable](t *testing.T, got, want map[flowKey]V) int {
 	t.Helper()
 	var diffs []string
 	for k, w := range want {
@@ -131,6 +132,7 @@ func diffFlows(t *testing.T, got, want map[flowKey]mirrorFlow) {
 		}
 		t.Error(d)
 	}
+	return len(diffs)
 }
 
 // TestMirrorModeFlowsEqualOriginal: a shared capture wrapped in a mirror
