@@ -1,0 +1,133 @@
+package inspect
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/testenv"
+)
+
+// conversation is the packets of one TCP or UDP conversation of a
+// capture, in capture order.
+type conversation struct {
+	first Segment
+	f     Follower
+}
+
+// followCapture feeds every TCP and UDP packet of a capture to one
+// Follower per conversation (canonical 5-tuple), in capture order.
+func followCapture(t *testing.T, path string) []*conversation {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]*conversation{}
+	var out []*conversation
+	for {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg, ok := ParseSegment(uint16(r.LinkType()), data, ci.Length)
+		if !ok {
+			continue
+		}
+		k := convKey(seg)
+		c := byKey[k]
+		if c == nil {
+			c = &conversation{first: seg}
+			byKey[k] = c
+			out = append(out, c)
+		}
+		c.f.Add(seg)
+	}
+	return out
+}
+
+func convKey(s Segment) string {
+	a, b := s.Src.String(), s.Dst.String()
+	if a > b {
+		a, b = b, a
+	}
+	return string(rune(s.Proto)) + a + "|" + b
+}
+
+// tsharkFollow returns the body of tshark's follow output for the
+// conversation: the lines between "Node 1:" and the closing separator.
+func tsharkFollow(t *testing.T, path, proto string, c *conversation) string {
+	t.Helper()
+	arg := "follow," + proto + ",ascii," + Node(c.first.Src) + "," + Node(c.first.Dst)
+	out, err := exec.Command(testenv.Tool(t, "tshark"), "-r", path, "-q", "-z", arg).Output()
+	if err != nil {
+		t.Fatalf("tshark %s: %v", arg, err)
+	}
+	return followBody(t, string(out))
+}
+
+// followBody cuts tshark's follow output to its body.
+func followBody(t *testing.T, s string) string {
+	t.Helper()
+	const sep = "===================================================================\n"
+	i := strings.Index(s, "\nNode 1: ")
+	if i < 0 {
+		t.Fatalf("no Node 1 line in tshark follow output:\n%s", s)
+	}
+	s = s[i+1:]
+	s = s[strings.IndexByte(s, '\n')+1:]
+	if !strings.HasSuffix(s, sep) {
+		t.Fatalf("tshark follow output does not end with the separator:\n%s", s)
+	}
+	return strings.TrimSuffix(s, sep)
+}
+
+// TestFollowMatchesTshark: for every TCP conversation (and the UDP ones)
+// of captures with payload, the ASCII body equals tshark's
+// `-z follow,tcp,ascii,A,B` on the same capture.
+func TestFollowMatchesTshark(t *testing.T) {
+	for _, rel := range []string{"zeek/get.pcap", "zeek/http-vlan-0.pcap", "zeek/wikipedia.pcap",
+		"zeek/reassembly.pcap", "zeek/missing-syn.pcap", "arkime/dns-tcp.pcap", "zeek/tls-conn-with-extensions.pcap",
+		"arkime/curl-enabled-tls13.pcap", "tcpdump/dns_tcp.pcap", "zeek/ssh.pcap", "arkime/dns-udp.pcap"} {
+		t.Run(rel, func(t *testing.T) {
+			path := testenv.Plain(t, testenv.Pcap(t, rel))
+			convs := followCapture(t, path)
+			n := 0
+			for _, c := range convs {
+				proto := flow.ProtoName(c.first.Proto)
+				got := c.f.Stream().ASCII()
+				want := tsharkFollow(t, path, proto, c)
+				if got != want {
+					t.Errorf("%s %s -> %s: follow differs from tshark\ngot:\n%s\nwant:\n%s", proto, c.first.Src, c.first.Dst, clip(got), clip(want))
+					continue
+				}
+				n++
+			}
+			if n == 0 {
+				t.Fatal("no conversation compared")
+			}
+			t.Logf("%d conversations equal tshark's", n)
+		})
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 3000 {
+		return s[:3000] + "..."
+	}
+	return s
+}
