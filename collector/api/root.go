@@ -162,6 +162,9 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	s.mux.Handle("GET /api/v1/pcap", s.route("pcap", RolePcapRead, true, s.handlePcap))
 	s.mux.Handle("GET /api/v1/flows", s.route("flows", RoleFlowsRead, true, s.handleFlows))
 	s.mux.Handle("GET /api/v1/sensors", s.route("sensors", RoleFlowsRead, false, s.handleSensors))
+	s.routeInspect()
+	s.routeFleet()
+	s.routeAuditLog()
 	return s, nil
 }
 
@@ -313,7 +316,11 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 		if audited {
 			// Denied requests are audited with what they asked for.
 			v := r.URL.Query()
-			c.audit.setParams(v.Get("flow"), v.Get("query"), s.cfg.Audit.MaxParamBytes)
+			fl := v.Get("flow")
+			if fl == "" {
+				fl = r.PathValue("id") // /api/v1/flows/{id}/...
+			}
+			c.audit.setParams(fl, v.Get("query"), s.cfg.Audit.MaxParamBytes)
 		}
 		defer func() {
 			d := time.Since(c.start)

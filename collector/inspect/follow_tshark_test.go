@@ -4,12 +4,11 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/tapir-sensor/tapir/collector/inspect/inspecttest"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 )
@@ -68,34 +67,6 @@ func convKey(s Segment) string {
 	return string(rune(s.Proto)) + a + "|" + b
 }
 
-// tsharkFollow returns the body of tshark's follow output for the
-// conversation: the lines between "Node 1:" and the closing separator.
-func tsharkFollow(t *testing.T, path, proto string, c *conversation) string {
-	t.Helper()
-	arg := "follow," + proto + ",ascii," + Node(c.first.Src) + "," + Node(c.first.Dst)
-	out, err := exec.Command(testenv.Tool(t, "tshark"), "-r", path, "-q", "-z", arg).Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v", arg, err)
-	}
-	return followBody(t, string(out))
-}
-
-// followBody cuts tshark's follow output to its body.
-func followBody(t *testing.T, s string) string {
-	t.Helper()
-	const sep = "===================================================================\n"
-	i := strings.Index(s, "\nNode 1: ")
-	if i < 0 {
-		t.Fatalf("no Node 1 line in tshark follow output:\n%s", s)
-	}
-	s = s[i+1:]
-	s = s[strings.IndexByte(s, '\n')+1:]
-	if !strings.HasSuffix(s, sep) {
-		t.Fatalf("tshark follow output does not end with the separator:\n%s", s)
-	}
-	return strings.TrimSuffix(s, sep)
-}
-
 // TestFollowMatchesTshark: for every TCP conversation (and the UDP ones)
 // of captures with payload, the ASCII body equals tshark's
 // `-z follow,tcp,ascii,A,B` on the same capture.
@@ -110,7 +81,7 @@ func TestFollowMatchesTshark(t *testing.T) {
 			for _, c := range convs {
 				proto := flow.ProtoName(c.first.Proto)
 				got := c.f.Stream().ASCII()
-				want := tsharkFollow(t, path, proto, c)
+				want := inspecttest.Follow(t, path, proto, Node(c.first.Src), Node(c.first.Dst))
 				if got != want {
 					t.Errorf("%s %s -> %s: follow differs from tshark\ngot:\n%s\nwant:\n%s", proto, c.first.Src, c.first.Dst, clip(got), clip(want))
 					continue
