@@ -2,9 +2,8 @@ package api
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // Audit log listing bounds: entries per page by default and at most.
@@ -28,8 +28,9 @@ const (
 // (its JSON lines as written, rotated files included), newest first, at
 // most limit (default 100, at most 1000). next, when not empty, is the
 // before of the following page: the entries older than this page's
-// last. A cursor whose entry has left the log (rotated out) answers an
-// empty page. The listing is itself audited (endpoint "audit_log").
+// last, wherever rotation moved them. A cursor whose file has left the
+// log (rotated out) answers an empty page. The listing is itself
+// audited (endpoint "audit_log").
 func (s *Server) routeAuditLog() {
 	s.mux.Handle("GET /api/v1/audit", s.route("audit_log", RoleAdmin, true, s.handleAuditLog))
 }
@@ -40,16 +41,14 @@ func (s *Server) handleAuditLog(c *call) {
 		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
 		return
 	}
-	var after string
+	var cur *auditCursor
 	if b := c.r.URL.Query().Get("before"); b != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(b)
-		if err != nil || len(raw) != lineIDLen {
-			s.fail(c, http.StatusBadRequest, "bad_request", "before is not a cursor this API gave", nil)
+		if cur, err = parseAuditCursor(b); err != nil {
+			s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
 			return
 		}
-		after = hex.EncodeToString(raw)
 	}
-	entries, next, err := readAuditPage(s.auditFiles(), after, limit)
+	entries, next, err := readAuditPage(s.auditFiles(), cur, limit)
 	if err != nil {
 		s.log.Error("read audit log", "err", err)
 		s.fail(c, http.StatusInternalServerError, "internal", "cannot read the audit log", nil)
@@ -69,77 +68,122 @@ func (s *Server) auditFiles() []string {
 	return out
 }
 
-// lineIDLen is the bytes of a line's identity in a cursor (a SHA-256
-// prefix: entries hold their time to the nanosecond and their duration,
-// so two lines alike are not expected).
-const lineIDLen = 12
-
-func lineID(line []byte) string {
-	sum := sha256.Sum256(line)
-	return hex.EncodeToString(sum[:lineIDLen])
+// auditCursor is where a page ended: the start of its last line in the
+// file of that inode. Rotation renames files, so the inode finds the
+// file again, whatever its name now.
+type auditCursor struct {
+	inode, offset uint64
 }
 
-// readAuditPage walks the files' lines newest first, after the line
-// whose identity is after (from the newest when empty), and returns up
-// to limit entries and the cursor of the last when more follow. Lines
-// that are not JSON (a line being written) are skipped.
-func readAuditPage(files []string, after string, limit int) ([]json.RawMessage, string, error) {
+// String encodes the cursor for the next parameter.
+func (c auditCursor) String() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:], c.inode)
+	binary.BigEndian.PutUint64(b[8:], c.offset)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func parseAuditCursor(s string) (*auditCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return nil, errors.New("before is not a cursor this API gave")
+	}
+	return &auditCursor{inode: binary.BigEndian.Uint64(b), offset: binary.BigEndian.Uint64(b[8:])}, nil
+}
+
+// errPageFull ends a page's walk.
+var errPageFull = errors.New("page full")
+
+// readAuditPage walks the files' lines newest first, from the line
+// before the cursor (from the newest without one), and returns up to
+// limit entries and, when more follow, the cursor of the next page. A
+// cursor whose file is gone (rotated out) gives an empty page. Lines
+// that are not JSON (one being written) are skipped.
+func readAuditPage(files []string, cur *auditCursor, limit int) ([]json.RawMessage, string, error) {
 	entries := []json.RawMessage{}
-	skipping := after != ""
-	next, last := "", ""
-	errFull := errors.New("page full")
-	for _, f := range files {
-		err := eachLineBackward(f, func(line []byte) error {
+	var last auditCursor
+	next := ""
+	for _, name := range files {
+		f, inode, err := openAuditFile(name)
+		if err != nil {
+			return nil, "", err
+		}
+		if f == nil || (cur != nil && inode != cur.inode) {
+			closeQuietly(f)
+			continue
+		}
+		end := int64(-1)
+		if cur != nil {
+			end, cur = int64(cur.offset), nil
+		}
+		err = eachLineBackward(f, end, func(line []byte, off int64) error {
 			if !json.Valid(line) {
 				return nil
 			}
-			id := lineID(line)
-			if skipping {
-				skipping = id != after
-				return nil
-			}
 			if len(entries) == limit {
-				next = last
-				return errFull
+				next = last.String()
+				return errPageFull
 			}
 			entries = append(entries, json.RawMessage(bytes.Clone(line)))
-			last = id
+			last = auditCursor{inode: inode, offset: uint64(off)}
 			return nil
 		})
-		if errors.Is(err, errFull) {
+		closeQuietly(f)
+		if errors.Is(err, errPageFull) {
 			break
 		}
 		if err != nil {
 			return nil, "", err
 		}
 	}
-	if next == "" {
-		return entries, "", nil
-	}
-	raw, _ := hex.DecodeString(next)
-	return entries, base64.RawURLEncoding.EncodeToString(raw), nil
+	return entries, next, nil
 }
 
-// eachLineBackward calls fn for every non-empty line of a file, last
-// first, reading it backwards in 64 KiB pieces; a missing file has no
-// lines. fn's line is valid only during the call; an error from fn
-// stops the walk and is returned.
-func eachLineBackward(path string, fn func([]byte) error) error {
-	f, err := os.Open(path)
+// openAuditFile opens one audit file and returns its inode; a missing
+// file is nil without error.
+func openAuditFile(name string) (*os.File, uint64, error) {
+	f, err := os.Open(name)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("open audit file: %w", err)
+		return nil, 0, fmt.Errorf("open audit file: %w", err)
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat audit file: %w", err)
+		f.Close()
+		return nil, 0, fmt.Errorf("stat audit file: %w", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		f.Close()
+		return nil, 0, errors.New("audit file: no inode")
+	}
+	return f, sys.Ino, nil
+}
+
+func closeQuietly(f *os.File) {
+	if f != nil {
+		_ = f.Close() // read only
+	}
+}
+
+// eachLineBackward calls fn for every non-empty line of f that starts
+// before end (the whole file when end < 0), last first, with the line's
+// offset, reading backwards in 64 KiB pieces. fn's line is valid only
+// during the call; an error from fn stops the walk and is returned.
+func eachLineBackward(f *os.File, end int64, fn func(line []byte, off int64) error) error {
+	if end < 0 {
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("stat audit file: %w", err)
+		}
+		end = st.Size()
 	}
 	buf := make([]byte, 64<<10)
 	var carry []byte // the start of a line whose end was read already
-	for off := st.Size(); off > 0; {
+	off := end
+	for off > 0 {
 		n := min(off, int64(len(buf)))
 		off -= n
 		if _, err := f.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
@@ -152,7 +196,7 @@ func eachLineBackward(path string, fn func([]byte) error) error {
 				break
 			}
 			if line := chunk[i+1:]; len(line) > 0 {
-				if err := fn(line); err != nil {
+				if err := fn(line, off+int64(i)+1); err != nil {
 					return err
 				}
 			}
@@ -161,7 +205,7 @@ func eachLineBackward(path string, fn func([]byte) error) error {
 		carry = chunk
 	}
 	if len(carry) > 0 {
-		return fn(carry)
+		return fn(carry, 0)
 	}
 	return nil
 }

@@ -31,9 +31,9 @@ type listAnswer struct {
 
 // tsharkPacket is one line of the oracle's packet list.
 type tsharkPacket struct {
-	time          string // frame.time_epoch, 9 decimals
+	time           string // frame.time_epoch, 9 decimals
 	length, caplen int
-	src           string // ip:port of the sender
+	src            string // ip:port of the sender
 }
 
 // tsharkPackets lists a capture's TCP and UDP packets (ICMP errors left
