@@ -110,7 +110,8 @@ func getJSON(t *testing.T, ts *testServer, token, path string, v any) *http.Resp
 // and direction (the record's source is the client).
 func TestInspectPacketListMatchesTshark(t *testing.T) {
 	for _, rel := range []string{"zeek/get.pcap", "zeek/wikipedia.pcap", "arkime/dns-udp.pcap", "zeek/http-vlan-0.pcap",
-		"community-id-spec/ipv6.pcap", "zeek/reassembly.pcap", "arkime/dns-tcp.pcap", "suricata-verify/community-id-ipv6/input.pcap"} {
+		"community-id-spec/ipv6.pcap", "zeek/reassembly.pcap", "arkime/dns-tcp.pcap", "suricata-verify/community-id-ipv6/input.pcap",
+		"suricata-verify/community-id-ipv4/input.pcap", "zeek/ssh.pcap"} {
 		t.Run(rel, func(t *testing.T) {
 			c, ts, _ := setup(t, rel, []string{"s1"}, nil)
 			want := tsharkPackets(t, c.path)

@@ -67,18 +67,24 @@ func convKey(s Segment) string {
 	return string(rune(s.Proto)) + a + "|" + b
 }
 
-// TestFollowMatchesTshark: for every TCP conversation (and the UDP ones)
+// maxFollowed bounds the conversations compared per capture (one
+// tshark run each); collector/api's TestInspectStreamMatchesTshark
+// compares every flow of its captures.
+const maxFollowed = 10
+
+// TestFollowMatchesTshark: for the TCP conversations (and the UDP ones)
 // of captures with payload, the ASCII body equals tshark's
-// `-z follow,tcp,ascii,A,B` on the same capture.
+// `-z follow,tcp,ascii,A,B` on the same capture: retransmissions,
+// overlaps, out-of-order segments, acknowledged gaps, missing SYNs.
 func TestFollowMatchesTshark(t *testing.T) {
-	for _, rel := range []string{"zeek/get.pcap", "zeek/http-vlan-0.pcap", "zeek/wikipedia.pcap",
+	for _, rel := range []string{"zeek/get.pcap", "zeek/http-vlan-0.pcap",
 		"zeek/reassembly.pcap", "zeek/missing-syn.pcap", "arkime/dns-tcp.pcap", "zeek/tls-conn-with-extensions.pcap",
 		"arkime/curl-enabled-tls13.pcap", "tcpdump/dns_tcp.pcap", "zeek/ssh.pcap", "arkime/dns-udp.pcap"} {
 		t.Run(rel, func(t *testing.T) {
 			path := testenv.Plain(t, testenv.Pcap(t, rel))
 			convs := followCapture(t, path)
 			n := 0
-			for _, c := range convs {
+			for _, c := range convs[:min(len(convs), maxFollowed)] {
 				proto := flow.ProtoName(c.first.Proto)
 				got := c.f.Stream().ASCII()
 				want := inspecttest.Follow(t, path, proto, Node(c.first.Src), Node(c.first.Dst))
