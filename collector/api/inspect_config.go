@@ -5,11 +5,11 @@ import "fmt"
 // InspectConfig bounds the flow inspection answers (packet list, one
 // packet, Follow Stream).
 type InspectConfig struct {
-	// PacketsLimit is the default and PacketsMaxLimit the largest number
-	// of packets one packet list answers (a request's limit may lower
-	// it); more is then true. PacketsMaxLimit also bounds the packet
-	// number of a one-packet request.
-	PacketsLimit    int `yaml:"packets_limit"`
+	// PacketsLimit is the number of packets one packet list answers when
+	// the request gives no limit; past it more is true.
+	PacketsLimit int `yaml:"packets_limit"`
+	// PacketsMaxLimit is the largest limit a packet list request may
+	// ask, and the largest packet number of a one-packet request.
 	PacketsMaxLimit int `yaml:"packets_max_limit"`
 	// StreamMaxBytes caps the captured bytes of the packets Follow
 	// Stream reassembles; past it the answer is cut (X-Tapir-Complete:
