@@ -27,7 +27,7 @@ const maxHistoryMinutes = 24 * 60
 //
 // answering the sensor's samples of the last N minutes (default 60, at
 // most 1440), oldest first: [{"time", "packets_per_s", "bytes_per_s",
-// "drops": {"ring", "budget", "spool", "decode"}, "spool_bytes",
+// "drops": {"ring", "budget", "blocks", "spool"}, "spool_bytes",
 // "connected", "last_seen"}, ...]; 404 not_found for a sensor this
 // collector does not know.
 func (s *Server) routeFleet() {

@@ -11,14 +11,14 @@ const (
 )
 
 // DropStages maps each drop stage of a sample to the sensor counter it
-// is taken from: packets the kernel ring dropped, packets cut by the
-// flow table's budget, batches the spool dropped, frames the decoder
-// found malformed.
+// is taken from: packets the kernel's capture ring dropped, packets the
+// flow table's budget cut, blocks that could not be encoded (their
+// packets lost), batches the spool dropped when full.
 var DropStages = map[string]string{
 	"ring":   "kernel_drops",
 	"budget": "budget_cut_packets",
+	"blocks": "block_errors",
 	"spool":  "spool_dropped_batches",
-	"decode": "decode_malformed",
 }
 
 // Sample is one point of a sensor's history: its rates and drops since
