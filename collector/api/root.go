@@ -12,6 +12,13 @@
 //	    common: [&max_packets=N][&max_bytes=N][&truncate=1]
 //	GET /api/v1/flows?query=EXPR[&limit=N]                          role flows:read
 //	GET /api/v1/sensors                                             role flows:read
+//	GET /api/v1/sensors/{id}/history[?minutes=N]                    role flows:read
+//	GET /api/v1/flows/{id}                                          role flows:read
+//	GET /api/v1/flows/{id}/packets[?limit=N], .../packets/{n}       role pcap:read
+//	GET /api/v1/flows/{id}/stream[?format=json|ascii]               role pcap:read
+//	GET /api/v1/audit[?limit=N][&before=CURSOR]                     role admin
+//
+// (inspect.go, fleet.go and audit_api.go say what these answer.)
 //
 // ID is a Community ID ("1:...") or a tapir flow ID (32 hex digits). T is
 // a time as the query language writes it (RFC 3339, unix seconds, "5m
