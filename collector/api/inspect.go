@@ -66,20 +66,25 @@ func (s *Server) handleFlowRecord(c *call) {
 	s.answerJSON(c, rec)
 }
 
-// lookupRecord finds the latest record of the flow instances id names:
-// the index gives their time spans, the record scan of that span their
-// newest reports. storage.ErrFlowUnknown when no record is stored.
+// lookupRecord finds the latest record of the flow instances id names.
+// The index gives their time spans; the records overlapping the latest
+// instance's first instant are read first (cheap whatever the store's
+// size), and only if that misses, those of the instances' whole span.
+// storage.ErrFlowUnknown when no record is stored.
 func (s *Server) lookupRecord(ctx context.Context, id string) (*flow.Record, error) {
 	refs, err := s.deps.Store.LookupFlow(ctx, id, time.Time{}, time.Time{})
 	if err != nil {
 		return nil, err
 	}
 	want := map[flow.ID]bool{}
-	var from, to time.Time
+	var from, to, latest time.Time
 	for _, r := range refs {
 		want[r.FlowID] = true
 		if !r.First.IsZero() && (from.IsZero() || r.First.Before(from)) {
 			from = r.First
+		}
+		if r.First.After(latest) {
+			latest = r.First
 		}
 		if r.Last.After(to) {
 			to = r.Last
@@ -88,8 +93,21 @@ func (s *Server) lookupRecord(ctx context.Context, id string) (*flow.Record, err
 	if from.IsZero() || to.IsZero() {
 		return nil, storage.ErrFlowUnknown
 	}
+	rec, err := s.latestRecord(ctx, id, want, latest, latest)
+	if rec == nil && err == nil {
+		rec, err = s.latestRecord(ctx, id, want, from, to)
+	}
+	if err == nil && rec == nil {
+		err = storage.ErrFlowUnknown
+	}
+	return rec, err
+}
+
+// latestRecord scans the records overlapping [from, to] for the latest
+// one of the wanted flow IDs (or of Community ID id); nil when none.
+func (s *Server) latestRecord(ctx context.Context, id string, want map[flow.ID]bool, from, to time.Time) (*flow.Record, error) {
 	var best *flow.Record
-	err = s.deps.Store.ScanRecords(ctx, from, to, func(r *flow.Record) error {
+	err := s.deps.Store.ScanRecords(ctx, from, to, func(r *flow.Record) error {
 		if !want[r.ID] && r.CommunityID != id {
 			return nil
 		}
@@ -101,9 +119,6 @@ func (s *Server) lookupRecord(ctx context.Context, id string) (*flow.Record, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan records: %w", err)
-	}
-	if best == nil {
-		return nil, storage.ErrFlowUnknown
 	}
 	return best, nil
 }
