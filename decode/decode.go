@@ -152,7 +152,8 @@ type Packet struct {
 	// otherwise. That level is how the traffic reached the sensor, not a
 	// tunnel of the mirrored network: the tunnel's own outer flow must
 	// not be accounted for it (only for Tunnels[MirrorLevels:NTunnels]),
-	// and Tuple.InnerVLAN holds MirrorKey of its identifier.
+	// and Tuple.InnerVLAN holds MirrorKey of its identifier, Tuple.Mirror
+	// the identifier.
 	MirrorLevels uint8
 	// LinkOffset is where the Ethernet header of the frame decoded
 	// starts: 0, or, for a mirrored frame that is not IP (HasTuple

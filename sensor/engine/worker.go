@@ -244,7 +244,7 @@ func decoderFor(decoders map[string]*decode.Options, name string) *decode.Option
 // addresses (Ethernet only) and the EtherType as both "ports", so both
 // directions of a conversation share one key.
 func linkTuple(t *flow.Tuple, p *decode.Packet, linkType uint16, data []byte) {
-	*t = flow.Tuple{Family: flow.FamilyLink, VLAN: p.Tuple.VLAN, InnerVLAN: p.Tuple.InnerVLAN,
+	*t = flow.Tuple{Family: flow.FamilyLink, VLAN: p.Tuple.VLAN, InnerVLAN: p.Tuple.InnerVLAN, Mirror: p.Tuple.Mirror,
 		SrcPort: p.EtherType, DstPort: p.EtherType}
 	if off := p.LinkOffset; linkType == uint16(decode.LinkEthernet) && len(data) >= off+12 {
 		copy(t.Dst[:6], data[off:off+6])
