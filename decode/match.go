@@ -1,6 +1,14 @@
 package decode
 
-import "github.com/tapir-sensor/tapir/flow"
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tapir-sensor/tapir/flow"
+)
 
 // TunnelMatch tells whether frames went through a given tunnel: whether
 // one of the connections a frame is made of (its tunnel levels' outer
@@ -8,23 +16,44 @@ import "github.com/tapir-sensor/tapir/flow"
 // tunnel's. It is how the packets of a tunnel's own flow are picked out
 // of the blocks of the inner flows it carries. A TunnelMatch is not safe
 // for concurrent use (it reuses one Packet).
+//
+// Frames are decoded with the default ports and the deepest nesting, so
+// a mirror level or an outer tunnel in front of the tunnel still finds
+// it; a tunnel on a port the defaults do not take apart is found as the
+// frame's own tuple.
 type TunnelMatch struct {
-	key flow.Key
 	opt Options
 	p   Packet
+	// the tunnel: its key (VLANs aside), or its Community ID (raw) and seed
+	key   flow.Key
+	cid   [sha1.Size]byte
+	seed  uint16
+	byCID bool
 }
 
 // NewTunnelMatch returns a matcher for the tunnel whose own connection is
-// t (VLANs and mirror key aside). Frames are decoded with the default
-// ports and the deepest nesting, so a mirror level or an outer tunnel in
-// front of t still finds it; a tunnel on a port the defaults do not take
-// apart is found as the frame's own tuple.
+// t (VLANs and mirror key aside).
 func NewTunnelMatch(t flow.Tuple) *TunnelMatch {
 	t.VLAN, t.InnerVLAN, t.Mirror = 0, 0, 0
 	m := &TunnelMatch{opt: Options{TunnelDepth: MaxTunnels}}
 	m.key, _ = t.Key()
 	return m
 }
+
+// NewTunnelMatchCommunityID returns a matcher for the tunnel whose own
+// connection has Community ID cid ("1:..." computed with seed).
+func NewTunnelMatchCommunityID(cid string, seed uint16) (*TunnelMatch, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(cid, "1:"))
+	if err != nil || len(raw) != sha1.Size || !strings.HasPrefix(cid, "1:") {
+		return nil, fmt.Errorf("%w: %q is not a Community ID v1", ErrBadCommunityID, cid)
+	}
+	m := &TunnelMatch{opt: Options{TunnelDepth: MaxTunnels}, seed: seed, byCID: true}
+	copy(m.cid[:], raw)
+	return m, nil
+}
+
+// ErrBadCommunityID is returned for a malformed Community ID.
+var ErrBadCommunityID = errors.New("decode: malformed Community ID")
 
 // Match reports whether frame, captured with link type link, went
 // through the tunnel.
@@ -43,8 +72,28 @@ func (m *TunnelMatch) Match(link LinkType, frame []byte) bool {
 
 // is reports whether t, VLANs aside, is the tunnel's connection.
 func (m *TunnelMatch) is(t flow.Tuple) bool {
+	if m.byCID {
+		return flow.CommunityIDRaw(m.seed, t) == m.cid
+	}
 	t.VLAN, t.InnerVLAN, t.Mirror = 0, 0, 0
 	var k flow.Key
 	t.KeyInto(&k)
 	return k == m.key
+}
+
+// MayBeTunnel reports whether a flow key looks like a tunnel's own
+// connection with the default settings: IP-in-IP (4, 41), GRE (47), or
+// UDP to the VXLAN, Geneve, GTP-U or Teredo port.
+func MayBeTunnel(k flow.Key) bool {
+	switch k.Proto {
+	case 4, 41, 47:
+		return true
+	case flow.ProtoUDP:
+		for _, p := range [...]uint16{PortVXLAN, PortGeneve, PortGTPU, PortTeredo} {
+			if k.PortA == p || k.PortB == p {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -21,26 +21,6 @@ import (
 // tunnel's sensor, in the window, merged in time order with whatever the
 // tunnel's tuple stored itself (frames the sensor could not take apart).
 
-// tunnelUDPPorts are the UDP ports of a tunnel's own flow with the
-// sensor's default settings (VXLAN, Geneve, GTP-U, Teredo): a flow key on
-// one of them, or IP-in-IP or GRE, is checked for being a tunnel even
-// when blocks were found on it (its undecodable frames). Any other key
-// is checked only when it has none.
-var tunnelUDPPorts = map[uint16]bool{4789: true, 6081: true, 2152: true, 3544: true}
-
-// mayBeTunnel reports whether a flow key looks like a tunnel's own
-// connection on the default ports: IP-in-IP (4, 41), GRE (47), or UDP to
-// a VXLAN, Geneve, GTP-U or Teredo port.
-func mayBeTunnel(k flow.Key) bool {
-	switch k.Proto {
-	case 4, 41, 47:
-		return true
-	case flow.ProtoUDP:
-		return tunnelUDPPorts[k.PortA] || tunnelUDPPorts[k.PortB]
-	}
-	return false
-}
-
 // tunnelRef is a flow instance asked for that may be a tunnel: its
 // sensor, its tuple as a key (VLANs aside) and its span.
 type tunnelRef struct {
@@ -52,14 +32,14 @@ type tunnelRef struct {
 
 // collectTunnelOf adds the inner flows of refs when they may be tunnels:
 // when their own scan found no block, or their key looks like a tunnel's
-// (mayBeTunnel). It returns the number of inner flows added.
+// (decode.MayBeTunnel). It returns the number of inner flows added.
 func (s *Server) collectTunnelOf(c *call, bs *blockSet, refs []storage.FlowRef, from, to time.Time) (int, error) {
 	if bs.full {
 		return 0, nil
 	}
 	check := len(bs.blocks) == 0
 	for _, r := range refs {
-		check = check || mayBeTunnel(r.Key)
+		check = check || decode.MayBeTunnel(r.Key)
 	}
 	if !check {
 		return 0, nil

@@ -158,8 +158,40 @@ func TestPcapByTunnelFlow(t *testing.T) {
 			run(t, nil, filepath.Join(bin, "tapir-sensor"), "-r", path, "--sensor-id", id, "--collector", ingest, "--tls-dir", pki,
 				"--spool-dir", filepath.Join(work, "spool-"+id), "--flows-out", out, "--drain-timeout", "30s",
 				"--idle-timeout", "87600h", "--active-timeout", "87600h")
-			checkTunnelPcaps(t, path, e2etest.JSONLines[tunnelFlowLineID](t, readFile(t, out)), func(flowID string) []pcapFrame {
+			checkTunnelPcaps(t, path, e2etest.JSONLines[tunnelFlowLineID](t, readFile(t, out)), true, func(flowID string) []pcapFrame {
 				return pullPcap(t, bin, apiAddr, ca, token, flowID)
+			})
+		})
+	}
+}
+
+// TestPcapBlocksByTunnelCommunityID: offline, `tapir pcap --blocks DIR
+// --community-id CID --community-seed N` by a tunnel flow's Community ID
+// returns the same frames as tshark's outer 5-tuple selection, from the
+// sensor's --blocks-out directory (Community IDs with seed 4242). Before,
+// it failed: no block has the tunnel's Community ID.
+func TestPcapBlocksByTunnelCommunityID(t *testing.T) {
+	bin, work := t.TempDir(), t.TempDir()
+	buildAll(t, bin)
+	caps := map[string]string{}
+	for i, rel := range sharedTunnelCaptures {
+		caps[fmt.Sprintf("shared%d", i)] = testenv.Pcap(t, rel)
+	}
+	built := filepath.Join(work, "wikipedia.vxlan-gre.pcap")
+	if _, _, err := encaptest.File(encaptest.VXLANInGR, testenv.Pcap(t, "zeek/wikipedia.pcap"), built); err != nil {
+		t.Fatal(err)
+	}
+	caps["built-vxlan-in-gre"] = built
+	for id, path := range caps {
+		t.Run(id, func(t *testing.T) {
+			dir := t.TempDir()
+			out, blocks := filepath.Join(dir, "flows.json"), filepath.Join(dir, "blocks")
+			run(t, nil, filepath.Join(bin, "tapir-sensor"), "-r", path, "--sensor-id", id, "--community-seed", "4242",
+				"--flows-out", out, "--blocks-out", blocks, "--idle-timeout", "87600h", "--active-timeout", "87600h")
+			checkTunnelPcaps(t, path, e2etest.JSONLines[tunnelFlowLineID](t, readFile(t, out)), false, func(cid string) []pcapFrame {
+				p := filepath.Join(t.TempDir(), "answer.pcap")
+				run(t, nil, filepath.Join(bin, "tapir"), "pcap", "--blocks", blocks, "--community-id", cid, "--community-seed", "4242", "-o", p)
+				return readFrames(t, p)
 			})
 		})
 	}
@@ -176,9 +208,9 @@ type tunnelFlowLineID struct {
 }
 
 // checkTunnelPcaps checks, for every final tunnel flow line, that pull
-// by its Community ID and by its flow ID gives the frames of path whose
-// outermost 5-tuple is the tunnel's.
-func checkTunnelPcaps(t *testing.T, path string, lines []tunnelFlowLineID, pull func(string) []pcapFrame) {
+// by its Community ID (and by its flow ID when byFlowID) gives the
+// frames of path whose outermost 5-tuple is the tunnel's.
+func checkTunnelPcaps(t *testing.T, path string, lines []tunnelFlowLineID, byFlowID bool, pull func(string) []pcapFrame) {
 	t.Helper()
 	frames, keys := readFrames(t, path), tsharkOuterKeys(t, path)
 	if len(frames) != len(keys) {
@@ -197,7 +229,11 @@ func checkTunnelPcaps(t *testing.T, path string, lines []tunnelFlowLineID, pull 
 			}
 		}
 		sortFrames(want)
-		for _, id := range []string{l.Network.CommunityID, l.Tapir.FlowID} {
+		ids := []string{l.Network.CommunityID}
+		if byFlowID {
+			ids = append(ids, l.Tapir.FlowID)
+		}
+		for _, id := range ids {
 			got := pull(id)
 			sortFrames(got)
 			if err := sameFrames(got, want); err != nil {
