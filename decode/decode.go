@@ -165,6 +165,10 @@ type Packet struct {
 	// ERSPAN, a frame cut inside the inner headers): Tuple is then the
 	// tunnel's own connection, as tshark's Community ID has it.
 	OpaqueTunnel flow.TunnelType
+	// OpaqueID is that tunnel's VNI / GRE key / ERSPAN session / TEID
+	// when OpaqueHasID.
+	OpaqueID    uint32
+	OpaqueHasID bool
 	// TunnelDepthHit reports a tunnel found below the configured depth:
 	// Tuple is the deepest level allowed, the tunnel's own connection.
 	TunnelDepthHit bool

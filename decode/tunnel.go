@@ -44,6 +44,10 @@ type Options struct {
 	// identifier goes into Tuple.InnerVLAN as MirrorKey and, whole, into
 	// Tuple.Mirror.
 	Mirror Mirror
+	// TunnelFilter, when set, is the sensor's selection by tunnel fields
+	// (ParseTunnelFilter): Keep reports whether a decoded packet passes
+	// it. Decode itself ignores it.
+	TunnelFilter *TunnelFilter
 }
 
 // defaultOptions is what the package-level Decode uses.
@@ -424,6 +428,7 @@ func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options, mirror bool)
 		*p = saved
 		p.Status |= cut
 		p.OpaqueTunnel = h.typ
+		p.OpaqueID, p.OpaqueHasID = h.id, h.hasID
 		return
 	}
 	if mirror {

@@ -20,6 +20,15 @@ type Decode struct {
 	// the mirrored port, and its VNI or session ID keeps the mirror
 	// sources apart. Empty: no mirror interface.
 	Mirror []MirrorSource `yaml:"mirror"`
+	// TunnelFilter keeps only the packets whose tunnel chain matches
+	// this expression, after decoding, on every source: terms "tunnel
+	// TYPE|erspan|any", "tunnel-id N" (VNI, GRE key, ERSPAN session ID,
+	// GTP-U TEID), "tunnel-host ADDR" (an outer address at any level),
+	// joined with and, or, not and parentheses, as in the query
+	// language. It selects what capture.filter (classic BPF) cannot
+	// express; the packets it drops are counted in
+	// tapir_sensor_tunnel_filtered_total. Empty: every packet is kept.
+	TunnelFilter string `yaml:"tunnel_filter"`
 }
 
 // Tunnels configures tunnel decapsulation.
@@ -78,7 +87,7 @@ func DefaultDecode() Decode {
 	}}
 }
 
-// Validate checks depth, ports and mirror entries.
+// Validate checks depth, ports, the tunnel filter and mirror entries.
 func (d *Decode) Validate() error {
 	t := &d.Tunnels
 	if t.Depth < 0 || t.Depth > decode.MaxTunnels {
@@ -93,6 +102,9 @@ func (d *Decode) Validate() error {
 				return fmt.Errorf("%w: decode.tunnels.%s: port %d not in [1, 65535]", ErrInvalid, l.key, p)
 			}
 		}
+	}
+	if _, err := decode.ParseTunnelFilter(d.TunnelFilter); err != nil {
+		return fmt.Errorf("%w: decode.tunnel_filter: %v", ErrInvalid, err)
 	}
 	seen := make(map[string]bool, len(d.Mirror))
 	for i, m := range d.Mirror {
@@ -127,6 +139,7 @@ func (m *MirrorSource) parse() (decode.Mirror, error) {
 // mirror interface the same with its mirror. d must be valid.
 func (d *Decode) Decoders() map[string]*decode.Options {
 	base := d.Tunnels.options()
+	base.TunnelFilter, _ = decode.ParseTunnelFilter(d.TunnelFilter) // Validate reports errors
 	out := map[string]*decode.Options{"": base}
 	for i := range d.Mirror {
 		m, err := d.Mirror[i].parse()

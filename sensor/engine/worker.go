@@ -189,6 +189,10 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	p := &w.pkt
 	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
 	w.counters.Observe(p, ci.Length)
+	if !w.dec.Keep(p) { // decode.tunnel_filter
+		w.counters.TunnelFiltered++
+		return
+	}
 	pi := &w.pi
 	pi.Tunnels = nil
 	if p.HasTuple {
