@@ -84,6 +84,9 @@ func startEBPF(o *options, cfg *config.Config, logger *slog.Logger, reg promethe
 	if cfg.Capture.Filter != "" {
 		return fallback("a capture filter is set (a socket holds one filter)", nil)
 	}
+	if reason := cfg.Decode.KernelCutoffConflict(cfg.Capture.Interfaces); reason != "" {
+		return fallback(reason, nil)
+	}
 	dp, err := ebpf.New(cfg.EBPF, ebpf.Params{BudgetBytes: cfg.Engine.Flows.BudgetBytes,
 		SnapLen: cfg.Engine.Flows.SnapLen, CommunitySeed: cfg.Engine.CommunitySeed},
 		ebpf.Dependencies{Logger: logger, Registerer: reg})

@@ -177,3 +177,43 @@ func ports(in []int) []uint16 {
 	}
 	return out
 }
+
+// KernelCutoffConflict returns why the eBPF cut-off (bpf/tapir.c) cannot
+// run beside this decoder configuration on the capture interfaces
+// ifaces, or "" when it can. The program keys packets on their outer
+// header and leaves the standard UDP tunnel ports, GRE and IP-in-IP
+// untracked (captured whole), so that it never cuts packets userspace
+// keys on an inner connection. Two settings break that:
+//   - a mirror interface (decode.mirror): every frame is a mirror
+//     encapsulation the program leaves untracked, so nothing is ever
+//     cut or counted in the kernel, and its flow key has no mirror key;
+//   - a UDP tunnel port that is not the standard one (vxlan_ports:
+//     [8472]): the program tracks that tunnel's outer connection and,
+//     past the budget, cuts every packet inside it, SYNs and FINs too.
+//
+// The sensor then runs the same budget in userspace.
+func (d *Decode) KernelCutoffConflict(ifaces []string) string {
+	for _, m := range d.Mirror {
+		if m.Interface == MirrorAll {
+			return "every source is a mirror interface (decode.mirror \"*\" or --mirror): the kernel cut-off cannot key mirrored traffic"
+		}
+		for _, i := range ifaces {
+			if i == m.Interface {
+				return "interface " + i + " is a mirror interface (decode.mirror): the kernel cut-off cannot key mirrored traffic"
+			}
+		}
+	}
+	std := map[int]bool{decode.PortVXLAN: true, decode.PortGeneve: true, decode.PortGTPU: true, decode.PortTeredo: true}
+	t := &d.Tunnels
+	for _, l := range []struct {
+		key   string
+		ports []int
+	}{{"vxlan_ports", t.VXLANPorts}, {"geneve_ports", t.GenevePorts}, {"gtpu_ports", t.GTPUPorts}, {"teredo_ports", t.TeredoPorts}} {
+		for _, p := range l.ports {
+			if !std[p] {
+				return fmt.Sprintf("decode.tunnels.%s has port %d, which the kernel cut-off does not leave to userspace (it would cut the flows inside that tunnel)", l.key, p)
+			}
+		}
+	}
+	return ""
+}
