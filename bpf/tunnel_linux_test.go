@@ -122,15 +122,15 @@ func TestUDPTunnelsUntracked(t *testing.T) {
 	}
 }
 
-// TestMirrorEncapsulationsUntracked: on a mirror interface every frame
-// arrives in the mirror encapsulation (VXLAN from AWS or Azure, ERSPAN II
-// or III or GRE from a remote SPAN). The program leaves them all
-// untracked (whole, no flow entry, never cut), since it cannot key the
-// mirrored connection and the mirror key as userspace does; the sensor
-// therefore turns the cut-off off for mirror interfaces
-// (config.Decode.KernelCutoffConflict). A VXLAN on a port other than
-// 4789 (Linux's 8472) is tracked and cut on its outer connection: the
-// sensor turns the cut-off off for non-standard tunnel ports too.
+// TestMirrorEncapsulationsUntracked: without a VXLAN mirror port set
+// (tapir_mirror_vxlan_port 0), the mirror encapsulations (VXLAN from AWS
+// or Azure, ERSPAN II or III or GRE from a remote SPAN) are left
+// untracked: whole, no flow entry, never cut. The program strips only a
+// VXLAN mirror (TestMirrorVXLANKeyedAsUserspace); for ERSPAN and GRE
+// mirrors the sensor turns the cut-off off (config.Decode.KernelCutoff).
+// A VXLAN on a port other than 4789 (Linux's 8472) is tracked and cut on
+// its outer connection: the sensor turns the cut-off off for
+// non-standard tunnel ports too.
 func TestMirrorEncapsulationsUntracked(t *testing.T) {
 	run, flows := cutoff(t, 1)
 	plain := udpFrame(53)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tapir-sensor/tapir/decode"
+	"github.com/tapir-sensor/tapir/flow"
 )
 
 // Decode configures the packet decoder: how tunnels are taken apart and
@@ -178,31 +179,61 @@ func ports(in []int) []uint16 {
 	return out
 }
 
-// KernelCutoffConflict returns why the eBPF cut-off (bpf/tapir.c) cannot
-// run beside this decoder configuration on the capture interfaces
-// ifaces, or "" when it can. The program keys packets on their outer
-// header and leaves the standard UDP tunnel ports, GRE and IP-in-IP
-// untracked (captured whole), so that it never cuts packets userspace
-// keys on an inner connection. Two settings break that:
-//   - a mirror interface (decode.mirror): every frame is a mirror
-//     encapsulation the program leaves untracked, so nothing is ever
-//     cut or counted in the kernel, and its flow key has no mirror key;
+// KernelCutoff says how the eBPF cut-off (bpf/tapir.c) can run beside
+// this decoder configuration on the capture interfaces ifaces: the UDP
+// port of the VXLAN mirror encapsulation it must strip (0: none), or,
+// in conflict, why it cannot run at all ("" when it can). The program
+// keys packets on their outer header and leaves the standard UDP tunnel
+// ports, GRE and IP-in-IP untracked (captured whole), so that it never
+// cuts packets userspace keys on an inner connection. It can strip one
+// mirror encapsulation, VXLAN (AWS and Azure mirroring), when every
+// capture interface is a mirror interface of it on one port. Otherwise:
+//   - a mirror interface of another kind (ERSPAN, GRE, Geneve), or a
+//     VXLAN mirror beside interfaces that are not: the program would see
+//     only the mirror's outer header, never cut, and key nothing as
+//     userspace does;
 //   - a UDP tunnel port that is not the standard one (vxlan_ports:
-//     [8472]): the program tracks that tunnel's outer connection and,
-//     past the budget, cuts every packet inside it, SYNs and FINs too.
+//     [8472]): the program would track that tunnel's outer connection
+//     and, past the budget, cut every packet inside it, SYNs and FINs
+//     too.
 //
 // The sensor then runs the same budget in userspace.
-func (d *Decode) KernelCutoffConflict(ifaces []string) string {
-	for _, m := range d.Mirror {
-		if m.Interface == MirrorAll {
-			return "every source is a mirror interface (decode.mirror \"*\" or --mirror): the kernel cut-off cannot key mirrored traffic"
-		}
-		for _, i := range ifaces {
-			if i == m.Interface {
-				return "interface " + i + " is a mirror interface (decode.mirror): the kernel cut-off cannot key mirrored traffic"
-			}
-		}
+func (d *Decode) KernelCutoff(ifaces []string) (mirrorVXLANPort uint16, conflict string) {
+	if reason := d.customTunnelPort(); reason != "" {
+		return 0, reason
 	}
+	if len(d.Mirror) == 0 {
+		return 0, ""
+	}
+	decs := d.Decoders()
+	var port uint16
+	for _, i := range ifaces {
+		o := decs[i]
+		if o == nil {
+			o = decs[""]
+		}
+		m := o.Mirror
+		switch {
+		case m.Type == flow.TunnelNone:
+			return 0, "interface " + i + " is not a mirror interface beside mirror interfaces (decode.mirror): the kernel cut-off strips a mirror encapsulation on every interface or none"
+		case m.Type != flow.TunnelVXLAN:
+			return 0, "interface " + i + " has the mirror encapsulation " + m.String() + " (decode.mirror): the kernel cut-off strips only VXLAN mirrors"
+		}
+		p := m.Port
+		if p == 0 {
+			p = decode.PortVXLAN
+		}
+		if port != 0 && p != port {
+			return 0, "VXLAN mirror interfaces on two ports (decode.mirror): the kernel cut-off strips one"
+		}
+		port = p
+	}
+	return port, ""
+}
+
+// customTunnelPort returns why a configured UDP tunnel port keeps the
+// kernel cut-off off ("" when every port is a standard one).
+func (d *Decode) customTunnelPort() string {
 	std := map[int]bool{decode.PortVXLAN: true, decode.PortGeneve: true, decode.PortGTPU: true, decode.PortTeredo: true}
 	t := &d.Tunnels
 	for _, l := range []struct {

@@ -33,39 +33,35 @@ func startLive(t *testing.T, pair *netnstest.Pair, args ...string) string {
 	return ""
 }
 
-// TestEBPFOffOnMirrorInterface: the eBPF cut-off keys packets on their
-// outer header and leaves mirror encapsulations untracked (see
-// bpf.TestMirrorEncapsulationsUntracked), so on a mirror interface it
-// would cut and count nothing while reporting itself on. tapir-sensor
-// --ebpf turns it off there, saying why, and runs the budget in
-// userspace; likewise for a UDP tunnel port the program does not know
-// (it would cut the flows inside that tunnel). Without either it loads.
-func TestEBPFOffOnMirrorInterface(t *testing.T) {
+// TestEBPFOnMirrorInterfaces: tapir-sensor --ebpf on a VXLAN mirror
+// interface (--mirror vxlan: AWS and Azure traffic mirroring) loads the
+// cut-off with the mirror's port, so that the kernel strips the mirror
+// encapsulation as the decoder does (sensor/ebpf's
+// TestCutoffReplayMirrorMatchesUserspace replays such traffic). On an
+// ERSPAN mirror interface, or with a UDP tunnel port the program does
+// not know (it would cut the flows inside that tunnel), it turns the
+// cut-off off, saying why, and runs the budget in userspace. Before, it
+// loaded everywhere and cut nothing on a mirror interface.
+func TestEBPFOnMirrorInterfaces(t *testing.T) {
 	pair := netnstest.New(t, netnstest.Options{})
 	if log := startLive(t, pair); !strings.Contains(log, "eBPF data path loaded") {
 		netnstest.SkipOrFail(t, "the eBPF data path does not load here: "+e2etest.LastLines(log, 3))
 	}
+	if log := startLive(t, pair, "--mirror", "vxlan"); !strings.Contains(log, "eBPF data path loaded") || !strings.Contains(log, "mirror_vxlan_port=4789") {
+		t.Errorf("--mirror vxlan: want the eBPF data path loaded with mirror_vxlan_port=4789; log:\n%s", e2etest.LastLines(log, 5))
+	}
 	for name, c := range map[string]struct {
-		args []string
-		want string
+		yaml, want string
 	}{
-		"--mirror vxlan": {[]string{"--mirror", "vxlan"}, "mirror interface"},
-		"decode.mirror":  {nil, "interface " + pair.CaptureIf + " is a mirror interface"},
-		"vxlan_ports":    {nil, "vxlan_ports has port 8472"},
+		"erspan mirror": {"decode:\n  mirror:\n    - {interface: " + pair.CaptureIf + ", encapsulation: erspan}\n",
+			"interface " + pair.CaptureIf + " has the mirror encapsulation erspan"},
+		"vxlan_ports": {"decode:\n  tunnels:\n    vxlan_ports: [4789, 8472]\n", "vxlan_ports has port 8472"},
 	} {
-		args := c.args
-		if args == nil {
-			cfg := filepath.Join(t.TempDir(), "sensor.yaml")
-			yaml := "decode:\n  mirror:\n    - {interface: " + pair.CaptureIf + ", encapsulation: erspan}\n"
-			if name == "vxlan_ports" {
-				yaml = "decode:\n  tunnels:\n    vxlan_ports: [4789, 8472]\n"
-			}
-			if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			args = []string{"--config", cfg}
+		cfg := filepath.Join(t.TempDir(), "sensor.yaml")
+		if err := os.WriteFile(cfg, []byte(c.yaml), 0o600); err != nil {
+			t.Fatal(err)
 		}
-		log := startLive(t, pair, args...)
+		log := startLive(t, pair, "--config", cfg)
 		if !strings.Contains(log, "eBPF data path off") || !strings.Contains(log, c.want) {
 			t.Errorf("%s: want the eBPF data path off because %q; log:\n%s", name, c.want, e2etest.LastLines(log, 5))
 		}
