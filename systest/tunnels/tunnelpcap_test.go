@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,8 +93,12 @@ func tsharkOuterKeys(t *testing.T, path string) []string {
 		l.Network.IANANumber = proto
 		l.Source.IP, l.Destination.IP = src, dst
 		if proto == "17" {
-			fmt.Sscan(f[6], &l.Source.Port)
-			fmt.Sscan(f[7], &l.Destination.Port)
+			sp, err1 := strconv.ParseUint(f[6], 10, 16)
+			dp, err2 := strconv.ParseUint(f[7], 10, 16)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("tshark UDP ports %q %q", f[6], f[7])
+			}
+			l.Source.Port, l.Destination.Port = uint16(sp), uint16(dp)
 		}
 		keys = append(keys, l.key())
 	}
