@@ -80,20 +80,3 @@ func (m *TunnelMatch) is(t flow.Tuple) bool {
 	t.KeyInto(&k)
 	return k == m.key
 }
-
-// MayBeTunnel reports whether a flow key looks like a tunnel's own
-// connection with the default settings: IP-in-IP (4, 41), GRE (47), or
-// UDP to the VXLAN, Geneve, GTP-U or Teredo port.
-func MayBeTunnel(k flow.Key) bool {
-	switch k.Proto {
-	case 4, 41, 47:
-		return true
-	case flow.ProtoUDP:
-		for _, p := range [...]uint16{PortVXLAN, PortGeneve, PortGTPU, PortTeredo} {
-			if k.PortA == p || k.PortB == p {
-				return true
-			}
-		}
-	}
-	return false
-}

@@ -29,28 +29,16 @@ func (s *blocksDirSource) selected() bool { return s.dir != "" }
 
 // blocks returns the selected blocks. A Community ID may name a tunnel's
 // own flow (tapir.tunnel_flow), whose packets are stored with the inner
-// flows it carries: when no block has that Community ID, or the blocks
-// that do look like a tunnel's (decode.MayBeTunnel), the packets of the
-// other blocks that went through a connection with that Community ID
-// are added.
+// flows it carries: when no block has that Community ID, or with
+// --tunnel, the packets of the other blocks that went through a
+// connection with that Community ID are added (as the API does).
 func (s *blocksDirSource) blocks(ctx context.Context, e *env, sel *pcapSelection) ([]*block.Block, error) {
 	out, err := s.read(ctx, e, sel.match)
-	if err != nil || sel.communityID == "" || !sel.flowID.IsZero() || !tunnelCandidate(out) {
+	if err != nil || sel.communityID == "" || !sel.flowID.IsZero() || (len(out) > 0 && !sel.tunnel) {
 		return out, err
 	}
 	inner, err := s.tunnelBlocks(ctx, e, sel)
 	return append(out, inner...), err
-}
-
-// tunnelCandidate reports whether blocks selected by Community ID may be
-// a tunnel's own: none, or a tunnel-like key.
-func tunnelCandidate(blocks []*block.Block) bool {
-	for _, b := range blocks {
-		if decode.MayBeTunnel(b.Meta.Key) {
-			return true
-		}
-	}
-	return len(blocks) == 0
 }
 
 // tunnelBlocks returns the packets, as blocks, of the blocks in sel's

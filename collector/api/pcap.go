@@ -56,6 +56,9 @@ type blockSet struct {
 	// filter, when set, keeps part of each block scanned (nil: none of
 	// it): a tunnel's packets out of its inner flows' blocks.
 	filter func(*block.Block) (*block.Block, error)
+	// tunnel asks, for a tunnel's own flow, for every packet of the
+	// tunnel even when frames are stored on its tuple (tunnel=1).
+	tunnel bool
 }
 
 // window is a request's [from, to] in Unix ns, both ends inclusive; a
@@ -304,6 +307,12 @@ func (s *Server) handlePcap(c *call) {
 		}
 	}
 	bs := &blockSet{caps: cp, seen: map[blockID]bool{}, firstKept: map[flow.ID]keptBlock{}}
+	if t := v.Get("tunnel"); t != "" {
+		if bs.tunnel, err = strconv.ParseBool(t); err != nil {
+			bad("tunnel must be a boolean")
+			return
+		}
+	}
 	var nflows int
 	if id != "" {
 		nflows, err = s.collectFlow(c, bs, id, v)

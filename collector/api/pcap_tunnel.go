@@ -30,18 +30,15 @@ type tunnelRef struct {
 	first, last time.Time
 }
 
-// collectTunnelOf adds the inner flows of refs when they may be tunnels:
-// when their own scan found no block, or their key looks like a tunnel's
-// (decode.MayBeTunnel). It returns the number of inner flows added.
+// collectTunnelOf adds the packets of the tunnels among refs that went
+// to their inner flows: when the flow stored no block of its own (a
+// tunnel whose every frame was taken apart), or, with tunnel=1, also
+// beside the frames stored on the tunnel's tuple (frames the sensor
+// could not take apart, which are all a Community ID names by default,
+// as tshark's per-frame Community ID does). It returns the number of
+// inner flows added.
 func (s *Server) collectTunnelOf(c *call, bs *blockSet, refs []storage.FlowRef, from, to time.Time) (int, error) {
-	if bs.full {
-		return 0, nil
-	}
-	check := len(bs.blocks) == 0
-	for _, r := range refs {
-		check = check || decode.MayBeTunnel(r.Key)
-	}
-	if !check {
+	if bs.full || (len(bs.blocks) > 0 && !bs.tunnel) {
 		return 0, nil
 	}
 	return s.collectTunnel(c, bs, refs, from, to)

@@ -108,14 +108,14 @@ func tsharkOuterKeys(t *testing.T, path string) []string {
 // pullPcap asks the collector for the pcap of a flow (`tapir pcap
 // --flow`), retrying while its packets are not flushed, and returns its
 // frames.
-func pullPcap(t *testing.T, bin, apiAddr, ca, token, flowID string) []pcapFrame {
+func pullPcap(t *testing.T, bin, apiAddr, ca, token, flowID string, tunnel bool) []pcapFrame {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "answer.pcap")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, "tapir"), "pcap", "--server", "https://"+apiAddr, "--ca", ca,
-			"--flow", flowID, "-o", out)
+			"--flow", flowID, "-o", out, fmt.Sprintf("--tunnel=%v", tunnel))
 		cmd.Env = append(os.Environ(), "TAPIR_TOKEN="+token)
 		log, err := cmd.CombinedOutput()
 		cancel()
@@ -131,12 +131,17 @@ func pullPcap(t *testing.T, bin, apiAddr, ca, token, flowID string) []pcapFrame 
 
 // TestPcapByTunnelFlow: a pcap request by a tunnel flow's own Community
 // ID or flow ID (the record marked tapir.tunnel_flow, on the tunnel's
-// outer 5-tuple) returns the tunnel's packets: every frame whose
-// outermost IP header, as tshark reads it, has the tunnel's 5-tuple,
-// byte for byte with its timestamp, nothing else. Shared tunnel captures
-// and wikipedia.pcap wrapped in VXLAN and in GRE go through tapir-sensor
-// to tapir-collector (Pebble); the request goes through `tapir pcap`.
-// Before, the collector answered 404 not_flushed for ever.
+// outer 5-tuple) with tunnel=1 (`tapir pcap --tunnel`) returns the
+// tunnel's packets: every frame whose outermost IP header, as tshark
+// reads it, has the tunnel's 5-tuple, byte for byte with its timestamp,
+// nothing else. Without it the answer is the same for a tunnel whose
+// every frame was taken apart, and, for a tunnel that also stored frames
+// the sensor could not take apart (CDP over ERSPAN in
+// arkime/gre-erspan.pcap), those frames: the frames tshark gives that
+// Community ID. Shared tunnel captures and wikipedia.pcap wrapped in
+// VXLAN and in GRE go through tapir-sensor to tapir-collector (Pebble);
+// the request goes through `tapir pcap`. Before, the collector answered
+// 404 not_flushed for ever to a tunnel that stored no frame.
 func TestPcapByTunnelFlow(t *testing.T) {
 	bin, work := t.TempDir(), t.TempDir()
 	buildAll(t, bin)
@@ -163,18 +168,19 @@ func TestPcapByTunnelFlow(t *testing.T) {
 			run(t, nil, filepath.Join(bin, "tapir-sensor"), "-r", path, "--sensor-id", id, "--collector", ingest, "--tls-dir", pki,
 				"--spool-dir", filepath.Join(work, "spool-"+id), "--flows-out", out, "--drain-timeout", "30s",
 				"--idle-timeout", "87600h", "--active-timeout", "87600h")
-			checkTunnelPcaps(t, path, e2etest.JSONLines[tunnelFlowLineID](t, readFile(t, out)), true, func(flowID string) []pcapFrame {
-				return pullPcap(t, bin, apiAddr, ca, token, flowID)
+			checkTunnelPcaps(t, path, 0, e2etest.JSONLines[tunnelFlowLineID](t, readFile(t, out)), true, func(flowID string, tunnel bool) []pcapFrame {
+				return pullPcap(t, bin, apiAddr, ca, token, flowID, tunnel)
 			})
 		})
 	}
 }
 
 // TestPcapBlocksByTunnelCommunityID: offline, `tapir pcap --blocks DIR
-// --community-id CID --community-seed N` by a tunnel flow's Community ID
-// returns the same frames as tshark's outer 5-tuple selection, from the
-// sensor's --blocks-out directory (Community IDs with seed 4242). Before,
-// it failed: no block has the tunnel's Community ID.
+// --community-id CID --community-seed N [--tunnel]` by a tunnel flow's
+// Community ID returns the same frames as the API does
+// (TestPcapByTunnelFlow), from the sensor's --blocks-out directory
+// (Community IDs with seed 4242). Before, it failed when no block had the
+// tunnel's Community ID.
 func TestPcapBlocksByTunnelCommunityID(t *testing.T) {
 	bin, work := t.TempDir(), t.TempDir()
 	buildAll(t, bin)
@@ -193,9 +199,10 @@ func TestPcapBlocksByTunnelCommunityID(t *testing.T) {
 			out, blocks := filepath.Join(dir, "flows.json"), filepath.Join(dir, "blocks")
 			run(t, nil, filepath.Join(bin, "tapir-sensor"), "-r", path, "--sensor-id", id, "--community-seed", "4242",
 				"--flows-out", out, "--blocks-out", blocks, "--idle-timeout", "87600h", "--active-timeout", "87600h")
-			checkTunnelPcaps(t, path, e2etest.JSONLines[tunnelFlowLineID](t, readFile(t, out)), false, func(cid string) []pcapFrame {
+			checkTunnelPcaps(t, path, 4242, e2etest.JSONLines[tunnelFlowLineID](t, readFile(t, out)), false, func(cid string, tunnel bool) []pcapFrame {
 				p := filepath.Join(t.TempDir(), "answer.pcap")
-				run(t, nil, filepath.Join(bin, "tapir"), "pcap", "--blocks", blocks, "--community-id", cid, "--community-seed", "4242", "-o", p)
+				run(t, nil, filepath.Join(bin, "tapir"), "pcap", "--blocks", blocks, "--community-id", cid, "--community-seed", "4242",
+					"-o", p, fmt.Sprintf("--tunnel=%v", tunnel))
 				return readFrames(t, p)
 			})
 		})
@@ -213,13 +220,15 @@ type tunnelFlowLineID struct {
 }
 
 // checkTunnelPcaps checks, for every final tunnel flow line, that pull
-// by its Community ID (and by its flow ID when byFlowID) gives the
-// frames of path whose outermost 5-tuple is the tunnel's.
-func checkTunnelPcaps(t *testing.T, path string, lines []tunnelFlowLineID, byFlowID bool, pull func(string) []pcapFrame) {
+// by its Community ID (and by its flow ID when byFlowID) with tunnel set
+// gives the frames of path whose outermost 5-tuple is the tunnel's, and
+// without it the frames tshark gives the tunnel's Community ID (at seed)
+// when there are any, else the same.
+func checkTunnelPcaps(t *testing.T, path string, seed int, lines []tunnelFlowLineID, byFlowID bool, pull func(id string, tunnel bool) []pcapFrame) {
 	t.Helper()
-	frames, keys := readFrames(t, path), tsharkOuterKeys(t, path)
-	if len(frames) != len(keys) {
-		t.Fatalf("%d frames, tshark read %d", len(frames), len(keys))
+	frames, keys, cids := readFrames(t, path), tsharkOuterKeys(t, path), tsharkIDs(t, path, seed)
+	if len(frames) != len(keys) || len(frames) != len(cids) {
+		t.Fatalf("%d frames, tshark read %d and %d", len(frames), len(keys), len(cids))
 	}
 	n := 0
 	for _, l := range lines {
@@ -227,25 +236,39 @@ func checkTunnelPcaps(t *testing.T, path string, lines []tunnelFlowLineID, byFlo
 			continue
 		}
 		n++
-		var want []pcapFrame
+		var whole, own []pcapFrame
 		for i, k := range keys {
 			if k == l.key() {
-				want = append(want, frames[i])
+				whole = append(whole, frames[i])
+			}
+			if cids[i] == l.Network.CommunityID {
+				own = append(own, frames[i])
 			}
 		}
-		sortFrames(want)
+		sortFrames(whole)
+		sortFrames(own)
+		byDefault := whole
+		if len(own) > 0 {
+			byDefault = own
+		}
 		ids := []string{l.Network.CommunityID}
 		if byFlowID {
 			ids = append(ids, l.Tapir.FlowID)
 		}
 		for _, id := range ids {
-			got := pull(id)
-			sortFrames(got)
-			if err := sameFrames(got, want); err != nil {
-				t.Errorf("tunnel %s (%s): %v", l.key(), id, err)
+			for _, tunnel := range []bool{true, false} {
+				want := whole
+				if !tunnel {
+					want = byDefault
+				}
+				got := pull(id, tunnel)
+				sortFrames(got)
+				if err := sameFrames(got, want); err != nil {
+					t.Errorf("tunnel %s (%s, tunnel=%v): %v", l.key(), id, tunnel, err)
+				}
 			}
 		}
-		t.Logf("tunnel %s: %d frames, equal to tshark's outer 5-tuple selection", l.key(), len(want))
+		t.Logf("tunnel %s: %d frames, equal to tshark's outer 5-tuple selection; %d of its own", l.key(), len(whole), len(own))
 	}
 	if n == 0 {
 		t.Fatal("no tunnel flow")
