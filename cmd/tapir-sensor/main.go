@@ -125,6 +125,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	applyMemoryLimit(&cfg, logger)
 	cfg.Engine.Decoders = cfg.Decode.Decoders()
+	if cfg.Decode.TunnelFilter != "" {
+		logger.Info("tunnel filter: packets whose tunnel chain does not match are dropped, counted in tapir_sensor_tunnel_filtered_total",
+			"tunnel_filter", cfg.Decode.TunnelFilter)
+	}
 	if err := runSensor(&o, &cfg, stdout, logger); err != nil {
 		logger.Error("sensor failed", "err", err)
 		return 1
