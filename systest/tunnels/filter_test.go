@@ -150,3 +150,28 @@ func TestTunnelFilterErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTunnelFilterFlag: tapir-sensor --tunnel-filter is
+// decode.tunnel_filter on the command line: zeek/vxlan.pcap keeps its 10
+// packets with "tunnel-id 123" (tshark: vxlan.vni == 123), none with
+// "tunnel-id 124", and a bad expression exits with the reason.
+func TestTunnelFilterFlag(t *testing.T) {
+	path := testenv.Pcap(t, "zeek/vxlan.pcap")
+	for expr, want := range map[string]int{"tunnel-id 123": tsharkCount(t, path, "vxlan.vni == 123"), "tunnel-id 124": 0} {
+		blocks := filepath.Join(t.TempDir(), "blocks")
+		if out, err := exec.Command(sensor(t), "-r", path, "--tunnel-filter", expr, "--blocks-out", blocks).CombinedOutput(); err != nil {
+			t.Fatalf("--tunnel-filter %q: %v: %s", expr, err, e2etest.LastLines(string(out), 3))
+		}
+		got := 0
+		if _, err := os.Stat(blocks); err == nil {
+			got = storedPackets(t, blocks)
+		}
+		if got != want {
+			t.Errorf("--tunnel-filter %q: %d packets stored, want %d", expr, got, want)
+		}
+	}
+	out, err := exec.Command(sensor(t), "-r", path, "--tunnel-filter", "tunnel-id x").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `tunnel-id "x"`) {
+		t.Errorf("--tunnel-filter 'tunnel-id x': %v: %s", err, out)
+	}
+}
