@@ -175,6 +175,20 @@ static __always_inline void order(struct pkt *p, const __u8 *src, const __u8 *ds
 	}
 }
 
+// tapir_mirror_vxlan_port is the UDP port of the VXLAN mirror
+// encapsulation when every capture interface is a VXLAN mirror interface
+// (decode.mirror; AWS and Azure traffic mirroring), 0 otherwise. Set
+// before load. On such an interface the program strips the outermost
+// VXLAN on that port (either port, as decode does) and keys the mirrored
+// connection inside with the mirror key, as userspace does; a frame it
+// cannot key exactly as userspace does stays untracked.
+volatile const __u16 tapir_mirror_vxlan_port = 0;
+
+// MIRROR_KEY_BASE and MIRROR_KEY_SPAN are decode.MirrorKey's: the mirror
+// key is MIRROR_KEY_BASE + id % MIRROR_KEY_SPAN.
+#define MIRROR_KEY_BASE 4096
+#define MIRROR_KEY_SPAN 61440
+
 // udp_tunnel reports whether a UDP datagram is one of the tunnels the
 // sensor's decoder takes apart (VXLAN 4789, Geneve 6081, GTP-U 2152,
 // Teredo 3544, either port, as decode's defaults). The cut-off leaves
@@ -187,9 +201,104 @@ static __always_inline int udp_tunnel(__u16 sp, __u16 dp)
 	       sp == 2152 || dp == 2152 || sp == 3544 || dp == 3544;
 }
 
+// parse_l3 parses the IPv4 or IPv6 header at off (proto is the
+// ethertype, network order) and the transport ports behind it: p's
+// family, proto and TCP flags, the addresses into src and dst (16-byte
+// form), the ports into sp and dp (host order), and the transport
+// header's offset into l4off. It returns 0, or -1 for a packet the
+// cut-off does not track (not TCP, UDP or SCTP, a fragment, cut short).
+static __always_inline int parse_l3(struct __sk_buff *skb, __u32 off, __u16 proto, struct pkt *p,
+				    __u8 *src, __u8 *dst, __u16 *sp, __u16 *dp, __u32 *l4off)
+{
+	__u16 ports[2];
+	__u8 l4;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		__u8 vihl;
+		__u16 frag;
+		if (bpf_skb_load_bytes(skb, off, &vihl, 1) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 6, &frag, 2) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 9, &l4, 1) < 0)
+			return -1;
+		if ((vihl >> 4) != 4 || (vihl & 0x0f) < 5)
+			return -1;
+		if (bpf_ntohs(frag) & 0x3fff)
+			return -1; // fragment: userspace attributes it
+		__builtin_memset(src, 0, 16);
+		__builtin_memset(dst, 0, 16);
+		src[10] = dst[10] = src[11] = dst[11] = 0xff;
+		if (bpf_skb_load_bytes(skb, off + 12, &src[12], 4) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 16, &dst[12], 4) < 0)
+			return -1;
+		p->key.family = FAMILY_IPV4;
+		off += (vihl & 0x0f) * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, off + 6, &l4, 1) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 8, src, 16) < 0 ||
+		    bpf_skb_load_bytes(skb, off + 24, dst, 16) < 0)
+			return -1;
+		p->key.family = FAMILY_IPV6;
+		off += 40; // extension headers: not tracked (see below)
+	} else {
+		return -1;
+	}
+	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP && l4 != IPPROTO_SCTP)
+		return -1;
+	if (bpf_skb_load_bytes(skb, off, ports, 4) < 0)
+		return -1;
+	p->tcp_flags = 0;
+	if (l4 == IPPROTO_TCP && bpf_skb_load_bytes(skb, off + 13, &p->tcp_flags, 1) < 0)
+		return -1;
+	p->key.proto = l4;
+	*sp = bpf_ntohs(ports[0]);
+	*dp = bpf_ntohs(ports[1]);
+	*l4off = off;
+	return 0;
+}
+
+// is_mirror reports whether a UDP datagram with ports sp, dp is the
+// VXLAN mirror encapsulation.
+static __always_inline int is_mirror(__u16 sp, __u16 dp)
+{
+	__u16 port = tapir_mirror_vxlan_port;
+	return port != 0 && (sp == port || dp == port);
+}
+
+// parse_mirror keys the frame inside the VXLAN mirror encapsulation whose
+// header starts at off: the mirrored connection, with the mirror key in
+// inner_vlan and the VNI in mirror, the outer VLAN tag (vlan) kept, as
+// decode does with Options.Mirror. It returns 0, or -1 when the
+// mirrored frame is one the program does not track, or one userspace
+// would key otherwise (VLAN tags inside, another tunnel inside).
+static __always_inline int parse_mirror(struct __sk_buff *skb, __u32 off, struct pkt *p, __u16 vlan)
+{
+	__u8 vx[8];
+	__u16 proto;
+	__u8 src[16], dst[16];
+	__u16 sp, dp;
+	__u32 l4off;
+
+	if (bpf_skb_load_bytes(skb, off, vx, 8) < 0)
+		return -1;
+	__u32 vni = (__u32)vx[4] << 16 | (__u32)vx[5] << 8 | vx[6];
+	off += 8; // the mirrored Ethernet frame
+	if (bpf_skb_load_bytes(skb, off + 12, &proto, 2) < 0)
+		return -1;
+	if (parse_l3(skb, off + ETH_HLEN, proto, p, src, dst, &sp, &dp, &l4off) < 0)
+		return -1; // VLAN tags, non-IP, untracked transport
+	if (p->key.proto == IPPROTO_UDP && udp_tunnel(sp, dp))
+		return -1; // a tunnel inside the mirror: userspace keys its inner connections
+	p->key.vlan = vlan;
+	p->key.inner_vlan = MIRROR_KEY_BASE + vni % MIRROR_KEY_SPAN;
+	p->key.mirror = vni;
+	order(p, src, dst, sp, dp, addr_cmp(src, dst));
+	return 0;
+}
+
 // parse fills p from the Ethernet frame in skb. It returns 0 for a packet
 // the cut-off tracks (TCP, UDP or SCTP over IPv4/IPv6, not a fragment,
-// at most two VLAN tags, not a UDP tunnel), -1 for anything else.
+// at most two VLAN tags, not a UDP tunnel; on a VXLAN mirror interface
+// the same inside the mirror encapsulation), -1 for anything else.
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	__u32 off = ETH_HLEN;
@@ -197,8 +306,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	__u16 outer = 0, inner = 0;
 	int ntags = 0;
 	__u8 src[16] = {}, dst[16] = {};
-	__u16 ports[2];
-	__u8 l4;
+	__u16 sp, dp;
+	__u32 l4off;
 
 	if (skb->vlan_present) {
 		outer = skb->vlan_tci & 0x0fff;
@@ -226,45 +335,13 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	}
 	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
 		return -1; // more tags than userspace keys on
-	if (proto == bpf_htons(ETH_P_IP)) {
-		__u8 vihl;
-		__u16 frag;
-		if (bpf_skb_load_bytes(skb, off, &vihl, 1) < 0 ||
-		    bpf_skb_load_bytes(skb, off + 6, &frag, 2) < 0 ||
-		    bpf_skb_load_bytes(skb, off + 9, &l4, 1) < 0)
-			return -1;
-		if ((vihl >> 4) != 4 || (vihl & 0x0f) < 5)
-			return -1;
-		if (bpf_ntohs(frag) & 0x3fff)
-			return -1; // fragment: userspace attributes it
-		src[10] = dst[10] = src[11] = dst[11] = 0xff;
-		if (bpf_skb_load_bytes(skb, off + 12, &src[12], 4) < 0 ||
-		    bpf_skb_load_bytes(skb, off + 16, &dst[12], 4) < 0)
-			return -1;
-		p->key.family = FAMILY_IPV4;
-		off += (vihl & 0x0f) * 4;
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, off + 6, &l4, 1) < 0 ||
-		    bpf_skb_load_bytes(skb, off + 8, src, 16) < 0 ||
-		    bpf_skb_load_bytes(skb, off + 24, dst, 16) < 0)
-			return -1;
-		p->key.family = FAMILY_IPV6;
-		off += 40; // extension headers: not tracked (see below)
-	} else {
+	if (parse_l3(skb, off, proto, p, src, dst, &sp, &dp, &l4off) < 0)
 		return -1;
-	}
-	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP && l4 != IPPROTO_SCTP)
-		return -1;
-	if (bpf_skb_load_bytes(skb, off, ports, 4) < 0)
-		return -1;
-	p->tcp_flags = 0;
-	if (l4 == IPPROTO_TCP && bpf_skb_load_bytes(skb, off + 13, &p->tcp_flags, 1) < 0)
-		return -1;
-	p->key.proto = l4;
+	if (p->key.proto == IPPROTO_UDP && is_mirror(sp, dp))
+		return parse_mirror(skb, l4off + 8, p, outer);
 	p->key.vlan = outer;
 	p->key.inner_vlan = inner;
-	__u16 sp = bpf_ntohs(ports[0]), dp = bpf_ntohs(ports[1]);
-	if (l4 == IPPROTO_UDP && udp_tunnel(sp, dp))
+	if (p->key.proto == IPPROTO_UDP && udp_tunnel(sp, dp))
 		return -1; // a tunnel: userspace keys its inner connections
 	order(p, src, dst, sp, dp, addr_cmp(src, dst));
 	return 0;
@@ -343,6 +420,8 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 	p->key.inner_vlan = 0;
 	__u16 sp = (__u16)h[off] << 8 | h[off + 1];
 	__u16 dp = (__u16)h[off + 2] << 8 | h[off + 3];
+	if (l4 == IPPROTO_UDP && is_mirror(sp, dp))
+		return 1; // the mirror encapsulation: parse takes it apart
 	if (l4 == IPPROTO_UDP && udp_tunnel(sp, dp))
 		return -1; // a tunnel: userspace keys its inner connections
 	__u8 src[16] = {}, dst[16] = {};

@@ -17,7 +17,10 @@
 
 // flow_key is flow.Key: the canonical (Community ID ordered) endpoints,
 // addresses in 16-byte form (IPv4 mapped into ::ffff:0:0/96), ports in
-// host order, VLAN IDs outer and inner (0 = untagged).
+// host order, VLAN IDs outer and inner (0 = untagged). On a VXLAN mirror
+// interface inner_vlan is the mirror key (4096 + VNI modulo 61440, as
+// decode.MirrorKey) and mirror the whole VNI (flow.Key.Mirror); 0
+// elsewhere.
 struct flow_key {
 	__u8 a[16];
 	__u8 b[16];
@@ -28,6 +31,7 @@ struct flow_key {
 	__u8 proto;
 	__u8 family;
 	__u8 pad[2];
+	__u32 mirror;
 };
 
 // dir_stats counts one direction of a flow. Times are CLOCK_MONOTONIC ns,

@@ -31,6 +31,7 @@ type TapirBtfExports struct {
 			Proto     uint8
 			Family    uint8
 			Pad       [2]uint8
+			Mirror    uint32
 		}
 	}
 }
@@ -100,6 +101,7 @@ type TapirFlowKey struct {
 	Proto     uint8
 	Family    uint8
 	Pad       [2]uint8
+	Mirror    uint32
 }
 
 type TapirFlowVal struct {
@@ -120,16 +122,17 @@ type TapirPinNetKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	TapirMapTapirConfig     = "tapir_config"
-	TapirMapTapirCounters   = "tapir_counters"
-	TapirMapTapirEvents     = "tapir_events"
-	TapirMapTapirFlows      = "tapir_flows"
-	TapirMapTapirFullAt     = "tapir_full_at"
-	TapirMapTapirPinFlows   = "tapir_pin_flows"
-	TapirMapTapirPinNets    = "tapir_pin_nets"
-	TapirMapTapirPinPorts   = "tapir_pin_ports"
-	TapirProgTapirCutoff    = "tapir_cutoff"
-	TapirVarTapirBtfExports = "tapir_btf_exports"
+	TapirMapTapirConfig          = "tapir_config"
+	TapirMapTapirCounters        = "tapir_counters"
+	TapirMapTapirEvents          = "tapir_events"
+	TapirMapTapirFlows           = "tapir_flows"
+	TapirMapTapirFullAt          = "tapir_full_at"
+	TapirMapTapirPinFlows        = "tapir_pin_flows"
+	TapirMapTapirPinNets         = "tapir_pin_nets"
+	TapirMapTapirPinPorts        = "tapir_pin_ports"
+	TapirProgTapirCutoff         = "tapir_cutoff"
+	TapirVarTapirBtfExports      = "tapir_btf_exports"
+	TapirVarTapirMirrorVxlanPort = "tapir_mirror_vxlan_port"
 )
 
 // LoadTapir returns the embedded CollectionSpec for Tapir.
@@ -195,7 +198,8 @@ type TapirMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TapirVariableSpecs struct {
-	TapirBtfExports *ebpf.VariableSpec `ebpf:"tapir_btf_exports"`
+	TapirBtfExports      *ebpf.VariableSpec `ebpf:"tapir_btf_exports"`
+	TapirMirrorVxlanPort *ebpf.VariableSpec `ebpf:"tapir_mirror_vxlan_port"`
 }
 
 // TapirObjects contains all objects after they have been loaded into the kernel.
@@ -245,7 +249,8 @@ func (m *TapirMaps) Close() error {
 //
 // It can be passed to LoadTapirObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TapirVariables struct {
-	TapirBtfExports *ebpf.Variable `ebpf:"tapir_btf_exports"`
+	TapirBtfExports      *ebpf.Variable `ebpf:"tapir_btf_exports"`
+	TapirMirrorVxlanPort *ebpf.Variable `ebpf:"tapir_mirror_vxlan_port"`
 }
 
 // TapirPrograms contains all programs after they have been loaded into the kernel.

@@ -150,6 +150,9 @@ type Counters struct {
 	// TunnelOpaque counts tunnels whose payload held no complete IP
 	// header (non-IP payload or a cut frame; keyed on the tunnel).
 	TunnelOpaque uint64
+	// TunnelFiltered counts packets Options.Keep rejected (the sensor's
+	// tunnel filter): the engine counts them, as it drops them.
+	TunnelFiltered uint64
 }
 
 // Observe counts one decoded packet whose original length on the wire was
@@ -267,4 +270,5 @@ func (c *Counters) Merge(o *Counters) {
 	c.TunnelDepthLimit += o.TunnelDepthLimit
 	c.TunnelFragments += o.TunnelFragments
 	c.TunnelOpaque += o.TunnelOpaque
+	c.TunnelFiltered += o.TunnelFiltered
 }

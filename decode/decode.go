@@ -152,7 +152,8 @@ type Packet struct {
 	// otherwise. That level is how the traffic reached the sensor, not a
 	// tunnel of the mirrored network: the tunnel's own outer flow must
 	// not be accounted for it (only for Tunnels[MirrorLevels:NTunnels]),
-	// and Tuple.InnerVLAN holds MirrorKey of its identifier.
+	// and Tuple.InnerVLAN holds MirrorKey of its identifier, Tuple.Mirror
+	// the identifier.
 	MirrorLevels uint8
 	// LinkOffset is where the Ethernet header of the frame decoded
 	// starts: 0, or, for a mirrored frame that is not IP (HasTuple
@@ -164,6 +165,10 @@ type Packet struct {
 	// ERSPAN, a frame cut inside the inner headers): Tuple is then the
 	// tunnel's own connection, as tshark's Community ID has it.
 	OpaqueTunnel flow.TunnelType
+	// OpaqueID is that tunnel's VNI / GRE key / ERSPAN session / TEID
+	// when OpaqueHasID.
+	OpaqueID    uint32
+	OpaqueHasID bool
 	// TunnelDepthHit reports a tunnel found below the configured depth:
 	// Tuple is the deepest level allowed, the tunnel's own connection.
 	TunnelDepthHit bool

@@ -86,7 +86,9 @@
 // being how the traffic reached the sensor, not a tunnel of the mirrored
 // network. To keep mirror sources apart, Tuple.InnerVLAN (the flow key's
 // second VLAN slot) is MirrorKey of the mirror's VNI or session ID, a
-// value from 4096 up that no VLAN ID takes. A mirrored frame that is not
+// value from 4096 up that no VLAN ID takes, and Tuple.Mirror the whole
+// identifier, so that VNIs or GRE keys MirrorKey folds together still
+// make distinct flow keys. A mirrored frame that is not
 // IP (ARP) keeps the mirror stripped too: HasTuple is false, EtherType is
 // the mirrored frame's and LinkOffset where it starts.
 //

@@ -30,7 +30,9 @@ const MirrorKeyBase = 4096
 // ID; 0 when the header has none): 4096 + id modulo 61440, so identical
 // inner connections from two mirror sources are two flows. Identifiers
 // 0 to 61439 (every ERSPAN session ID, the VNIs most setups pick) map
-// one to one; larger VNIs fold.
+// one to one; larger VNIs and GRE keys fold, and Decode keeps them apart
+// with the whole identifier in Tuple.Mirror, which is part of the flow
+// key too.
 func MirrorKey(id uint32) uint16 {
 	return uint16(MirrorKeyBase + id%(1<<16-MirrorKeyBase))
 }

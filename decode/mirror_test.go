@@ -53,7 +53,7 @@ func TestMirrorStripsOutermostLevel(t *testing.T) {
 			var p Packet
 			o.Decode(LinkEthernet, fr, &p)
 			want := plain.Tuple
-			want.InnerVLAN = MirrorKey(c.id)
+			want.InnerVLAN, want.Mirror = MirrorKey(c.id), c.id
 			if p.Tuple != want || p.MirrorLevels != c.levels || p.NTunnels != 1 || !p.Tunnels[0].Mirror || p.Tunnels[0].ID != c.id {
 				t.Errorf("%s depth %d: tuple %+v mirror levels %d, tunnels %+v; want %+v", c.kind, depth, p.Tuple, p.MirrorLevels, p.Tunnels[0], want)
 			}
@@ -119,6 +119,51 @@ func TestMirrorNonIPFrame(t *testing.T) {
 func TestMirrorKey(t *testing.T) {
 	if MirrorKey(0) != 4096 || MirrorKey(0x3ff) != 4096+0x3ff || MirrorKey(61439) != 65535 || MirrorKey(61440) != 4096 {
 		t.Fatal(MirrorKey(0), MirrorKey(0x3ff), MirrorKey(61439), MirrorKey(61440))
+	}
+}
+
+// TestMirrorKeysStayApart: mirror identifiers that MirrorKey folds
+// together (VNIs 0 and 61440, 4095 and 16777215; GRE keys 5, 61445 and
+// 0xf0000005) give distinct flow keys, each carrying its whole
+// identifier in Key.Mirror beside the 16-bit mirror key in InnerVLAN.
+func TestMirrorKeysStayApart(t *testing.T) {
+	for _, c := range []struct {
+		kind   encaptest.Kind
+		mirror Mirror
+		idAt   int // offset of the identifier in the wrapped frame
+		ids    []uint32
+	}{
+		// VXLAN: Ethernet, IPv4 (20), UDP (8), then the VNI in bytes 4-6.
+		{encaptest.VXLAN, Mirror{Type: flow.TunnelVXLAN}, 14 + 20 + 8 + 4, []uint32{0, 4095, 61439, 61440, 16777215}},
+		// GRE with checksum and key: the key after 4 bytes of checksum.
+		{encaptest.GRETEB, Mirror{Type: flow.TunnelGRE}, 14 + 20 + 8, []uint32{5, 61445, 0xf0000005, 0xffffffff}},
+	} {
+		keys := map[flow.Key]uint32{}
+		for _, id := range c.ids {
+			fr, ok := encaptest.Wrap(c.kind, udpFrame(), 1)
+			if !ok {
+				t.Fatal(c.kind)
+			}
+			if c.kind == encaptest.VXLAN {
+				binary.BigEndian.PutUint32(fr[c.idAt:], id<<8)
+			} else {
+				binary.BigEndian.PutUint32(fr[c.idAt:], id)
+			}
+			o := Options{Mirror: c.mirror}
+			var p Packet
+			o.Decode(LinkEthernet, fr, &p)
+			if !p.HasTuple || p.MirrorLevels != 1 || p.Tunnels[0].ID != id {
+				t.Fatalf("%s %d: %+v", c.kind, id, p)
+			}
+			k, _ := p.Tuple.Key()
+			if k.Mirror != id || k.InnerVLAN != MirrorKey(id) {
+				t.Errorf("%s %d: key mirror %d inner_vlan %d, want %d and %d", c.kind, id, k.Mirror, k.InnerVLAN, id, MirrorKey(id))
+			}
+			if other, dup := keys[k]; dup {
+				t.Errorf("%s: identifiers %d and %d share a flow key", c.kind, other, id)
+			}
+			keys[k] = id
+		}
 	}
 }
 

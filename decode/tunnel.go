@@ -41,8 +41,13 @@ type Options struct {
 	// an outermost tunnel level of that type is stripped whatever
 	// TunnelDepth (which then counts the levels inside it), marked
 	// flow.Tunnel.Mirror and counted in Packet.MirrorLevels, and its
-	// identifier goes into Tuple.InnerVLAN as MirrorKey.
+	// identifier goes into Tuple.InnerVLAN as MirrorKey and, whole, into
+	// Tuple.Mirror.
 	Mirror Mirror
+	// TunnelFilter, when set, is the sensor's selection by tunnel fields
+	// (ParseTunnelFilter): Keep reports whether a decoded packet passes
+	// it. Decode itself ignores it.
+	TunnelFilter *TunnelFilter
 }
 
 // defaultOptions is what the package-level Decode uses.
@@ -415,7 +420,7 @@ func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options, mirror bool)
 		// A mirrored frame that is not IP (ARP, LLDP...): the mirror
 		// level stays stripped, the frame is the mirrored one.
 		p.LinkOffset = h.off
-		p.Tuple.InnerVLAN = MirrorKey(h.id)
+		setMirrorKey(&p.Tuple, h.id)
 		return
 	}
 	if !p.HasTuple {
@@ -423,11 +428,19 @@ func decapsulate(frame []byte, h *tunnelHdr, p *Packet, o *Options, mirror bool)
 		*p = saved
 		p.Status |= cut
 		p.OpaqueTunnel = h.typ
+		p.OpaqueID, p.OpaqueHasID = h.id, h.hasID
 		return
 	}
 	if mirror {
-		p.Tuple.InnerVLAN = MirrorKey(h.id)
+		setMirrorKey(&p.Tuple, h.id)
 	}
+}
+
+// setMirrorKey marks t as arrived in the mirror encapsulation whose
+// identifier is id: the 16-bit MirrorKey in InnerVLAN, the whole id in
+// Mirror.
+func setMirrorKey(t *flow.Tuple, id uint32) {
+	t.InnerVLAN, t.Mirror = MirrorKey(id), id
 }
 
 // resetInner clears what the inner packet's decode fills, keeping the

@@ -125,7 +125,7 @@ func (r *Record) IsTunnelFlow() bool {
 		return false
 	}
 	own := r.Tunnels.Levels[0].Tuple()
-	own.VLAN, own.InnerVLAN = r.Tuple.VLAN, r.Tuple.InnerVLAN
+	own.VLAN, own.InnerVLAN, own.Mirror = r.Tuple.VLAN, r.Tuple.InnerVLAN, r.Tuple.Mirror
 	return own == r.Tuple
 }
 

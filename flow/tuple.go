@@ -77,24 +77,36 @@ func (a *Addr) Bytes(family uint8) []byte {
 // VLAN is the outermost 802.1Q/802.1ad VLAN ID and InnerVLAN the next one
 // (QinQ); 0 means untagged (a priority tag with VLAN ID 0 counts as
 // untagged).
+//
+// Mirror is the whole identifier (VXLAN or Geneve VNI, ERSPAN session
+// ID, GRE key) of the mirror encapsulation a packet arrived in on a
+// mirror interface, and 0 elsewhere (or when that header has none).
+// InnerVLAN then holds the 16-bit mirror key decode.MirrorKey derives
+// from it (4096 and up, so it never reads as a VLAN), which folds
+// identifiers above 61439; Mirror keeps every 24-bit VNI and 32-bit key
+// apart in the flow key. It stays on the sensor: blocks and records
+// carry the identifier in their tunnel chain instead.
 type Tuple struct {
 	Src, Dst         Addr
 	SrcPort, DstPort uint16
 	Proto            uint8
 	Family           uint8
 	VLAN, InnerVLAN  uint16
+	Mirror           uint32
 }
 
 // Key is the canonical, direction-free identity of a bidirectional flow:
 // the endpoints of a Tuple ordered as the Community ID orders them (lower
 // address first; on equal addresses, lower port first). Key is comparable
-// and is used as a map key and, encoded, as the prefix of storage row keys.
+// and is used as a map key and, encoded, as the prefix of storage row keys
+// (Mirror, a sensor-side field as in Tuple, is not encoded).
 type Key struct {
 	A, B            Addr
 	PortA, PortB    uint16
 	Proto           uint8
 	Family          uint8
 	VLAN, InnerVLAN uint16
+	Mirror          uint32
 }
 
 // Key returns the canonical key of the tuple and whether the tuple runs in
@@ -130,7 +142,7 @@ func (t *Tuple) KeyInto(k *Key) bool {
 	le.PutUint64(k.B[8:], d1^x1)
 	xp := (sp ^ dp) & uint16(swap)
 	k.PortA, k.PortB = sp^xp, dp^xp
-	k.Proto, k.Family, k.VLAN, k.InnerVLAN = t.Proto, t.Family, t.VLAN, t.InnerVLAN
+	k.Proto, k.Family, k.VLAN, k.InnerVLAN, k.Mirror = t.Proto, t.Family, t.VLAN, t.InnerVLAN, t.Mirror
 	return fwd
 }
 
@@ -157,7 +169,7 @@ func (t Tuple) Reverse() Tuple {
 // Forward returns the key as a tuple running from A to B.
 func (k Key) Forward() Tuple {
 	return Tuple{Src: k.A, Dst: k.B, SrcPort: k.PortA, DstPort: k.PortB,
-		Proto: k.Proto, Family: k.Family, VLAN: k.VLAN, InnerVLAN: k.InnerVLAN}
+		Proto: k.Proto, Family: k.Family, VLAN: k.VLAN, InnerVLAN: k.InnerVLAN, Mirror: k.Mirror}
 }
 
 // HasPorts reports whether the protocol carries ports (TCP, UDP, SCTP).

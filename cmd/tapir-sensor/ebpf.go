@@ -84,8 +84,12 @@ func startEBPF(o *options, cfg *config.Config, logger *slog.Logger, reg promethe
 	if cfg.Capture.Filter != "" {
 		return fallback("a capture filter is set (a socket holds one filter)", nil)
 	}
+	mirrorPort, conflict := cfg.Decode.KernelCutoff(cfg.Capture.Interfaces)
+	if conflict != "" {
+		return fallback(conflict, nil)
+	}
 	dp, err := ebpf.New(cfg.EBPF, ebpf.Params{BudgetBytes: cfg.Engine.Flows.BudgetBytes,
-		SnapLen: cfg.Engine.Flows.SnapLen, CommunitySeed: cfg.Engine.CommunitySeed},
+		SnapLen: cfg.Engine.Flows.SnapLen, CommunitySeed: cfg.Engine.CommunitySeed, MirrorVXLANPort: mirrorPort},
 		ebpf.Dependencies{Logger: logger, Registerer: reg})
 	if err != nil {
 		return fallback("configuration", err)

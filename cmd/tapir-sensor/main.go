@@ -66,6 +66,7 @@ type options struct {
 	compression   string
 	cpuProfile    string
 	mirror        string
+	tunnelFilter  string
 }
 
 type multiFlag []string
@@ -125,6 +126,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	applyMemoryLimit(&cfg, logger)
 	cfg.Engine.Decoders = cfg.Decode.Decoders()
+	if cfg.Decode.TunnelFilter != "" {
+		logger.Info("tunnel filter: packets whose tunnel chain does not match are dropped, counted in tapir_sensor_tunnel_filtered_total",
+			"tunnel_filter", cfg.Decode.TunnelFilter)
+	}
 	if err := runSensor(&o, &cfg, stdout, logger); err != nil {
 		logger.Error("sensor failed", "err", err)
 		return 1
@@ -162,6 +167,7 @@ func parseFlags(o *options, args []string, stderr io.Writer) (int, bool) {
 	fs.BoolVar(&o.ebpf, "ebpf", false, "eBPF data path: exact kernel flow counters and the capture cut-off (needs --budget; falls back to userspace)")
 	fs.IntVar(&o.ebpfMapSize, "ebpf-map-size", 0, "entries of the kernel flow map (ebpf.max_flows)")
 	fs.Var(&o.pins, "pin", "capture a flow whole: an address, a CIDR net, port:N or a Community ID; repeatable")
+	fs.StringVar(&o.tunnelFilter, "tunnel-filter", "", "keep only packets whose tunnel chain matches, e.g. 'tunnel vxlan and tunnel-id 5001' (decode.tunnel_filter)")
 	fs.StringVar(&o.mirror, "mirror", "", "the sources are mirror interfaces: strip the mirror encapsulation vxlan[:PORT], geneve[:PORT], gre or erspan (decode.mirror)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to FILE (go tool pprof)")
@@ -212,6 +218,9 @@ func loadConfig(o *options) (config.Config, error) {
 			return cfg, err
 		}
 		cfg.Decode.Mirror = []config.MirrorSource{m}
+	}
+	if o.tunnelFilter != "" {
+		cfg.Decode.TunnelFilter = o.tunnelFilter
 	}
 	return cfg, nil
 }

@@ -25,6 +25,10 @@ type pcapSelection struct {
 	// itself); fromNs and toNs are them parsed, 0 when not given.
 	from, to     string
 	fromNs, toNs int64
+	// tunnel: a tunnel flow's every packet, also when frames are stored
+	// on its own tuple (--tunnel; see pcap_blocks.go and the API's
+	// tunnel parameter).
+	tunnel bool
 }
 
 // match reports whether a block belongs to the selection and holds
@@ -145,6 +149,7 @@ func parsePcapArgs(e *env, args []string) (*pcapRequest, error) {
 	sel := &pcapSelection{}
 	fs.StringVar(&sel.from, "from", "", "only packets at or after this time (RFC 3339, YYYY-MM-DD, unix seconds, '5m ago')")
 	fs.StringVar(&sel.to, "to", "", "only packets before this time")
+	fs.BoolVar(&sel.tunnel, "tunnel", false, "a tunnel's own flow (tapir.tunnel_flow): every packet of the tunnel, also when frames the sensor could not take apart are stored on it")
 	var sources []pcapSource
 	for _, mk := range pcapSources {
 		s := mk()

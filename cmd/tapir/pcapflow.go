@@ -93,7 +93,7 @@ func (s *apiSource) stream(ctx context.Context, e *env, f pcapio.Format, sel *pc
 	}
 	res, err := c.Pcap(ctx, client.PcapRequest{
 		Flow: s.flow, Query: s.query, From: sel.from, To: sel.to, Format: string(f),
-		MaxPackets: s.maxPackets, MaxBytes: s.maxBytes, MaxFlows: s.maxFlows, Truncate: s.truncate,
+		MaxPackets: s.maxPackets, MaxBytes: s.maxBytes, MaxFlows: s.maxFlows, Truncate: s.truncate, Tunnel: sel.tunnel,
 	}, w, progress)
 	if prog != nil {
 		prog.Done()

@@ -53,6 +53,12 @@ type blockSet struct {
 	// counts the blocks it left out whole.
 	win     window
 	outside int
+	// filter, when set, keeps part of each block scanned (nil: none of
+	// it): a tunnel's packets out of its inner flows' blocks.
+	filter func(*block.Block) (*block.Block, error)
+	// tunnel asks, for a tunnel's own flow, for every packet of the
+	// tunnel even when frames are stored on its tuple (tunnel=1).
+	tunnel bool
 }
 
 // window is a request's [from, to] in Unix ns, both ends inclusive; a
@@ -221,6 +227,11 @@ func (bs *blockSet) scan(ctx context.Context, st storage.Reader, key flow.Key, f
 		if err != nil {
 			return fmt.Errorf("decode block %d of flow %s from %s: %w", m.Seq, m.FlowID, m.SensorID, err)
 		}
+		if bs.filter != nil {
+			if blk, err = bs.filter(blk); blk == nil {
+				return err
+			}
+		}
 		n, nb := bs.win.countIn(blk)
 		if n == 0 {
 			bs.outside++ // a block at the window's edge with no packet inside
@@ -296,6 +307,12 @@ func (s *Server) handlePcap(c *call) {
 		}
 	}
 	bs := &blockSet{caps: cp, seen: map[blockID]bool{}, firstKept: map[flow.ID]keptBlock{}}
+	if t := v.Get("tunnel"); t != "" {
+		if bs.tunnel, err = strconv.ParseBool(t); err != nil {
+			bad("tunnel must be a boolean")
+			return
+		}
+	}
 	var nflows int
 	if id != "" {
 		nflows, err = s.collectFlow(c, bs, id, v)
@@ -429,6 +446,10 @@ func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (in
 	if err != nil {
 		return 0, err
 	}
+	inner, err := s.collectTunnelOf(c, bs, refs, from, to)
+	if err != nil {
+		return 0, err
+	}
 	if len(bs.blocks) == 0 && bs.outside > 0 && expired == 0 {
 		s.fail(c, http.StatusNotFound, "no_packets_in_window",
 			"the flow has no packet between from and to (its blocks around them hold packets outside only)", nil)
@@ -438,7 +459,7 @@ func (s *Server) collectFlow(c *call, bs *blockSet, id string, v url.Values) (in
 		s.failNoPackets(c, refs, expired)
 		return 0, errAnswered
 	}
-	return len(want), nil
+	return len(want) + inner, nil
 }
 
 // scanRefs scans the blocks of each flow instance within [from, to]

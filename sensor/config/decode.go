@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tapir-sensor/tapir/decode"
+	"github.com/tapir-sensor/tapir/flow"
 )
 
 // Decode configures the packet decoder: how tunnels are taken apart and
@@ -20,6 +21,15 @@ type Decode struct {
 	// the mirrored port, and its VNI or session ID keeps the mirror
 	// sources apart. Empty: no mirror interface.
 	Mirror []MirrorSource `yaml:"mirror"`
+	// TunnelFilter keeps only the packets whose tunnel chain matches
+	// this expression, after decoding, on every source: terms "tunnel
+	// TYPE|erspan|any", "tunnel-id N" (VNI, GRE key, ERSPAN session ID,
+	// GTP-U TEID), "tunnel-host ADDR" (an outer address at any level),
+	// joined with and, or, not and parentheses, as in the query
+	// language. It selects what capture.filter (classic BPF) cannot
+	// express; the packets it drops are counted in
+	// tapir_sensor_tunnel_filtered_total. Empty: every packet is kept.
+	TunnelFilter string `yaml:"tunnel_filter"`
 }
 
 // Tunnels configures tunnel decapsulation.
@@ -78,7 +88,7 @@ func DefaultDecode() Decode {
 	}}
 }
 
-// Validate checks depth, ports and mirror entries.
+// Validate checks depth, ports, the tunnel filter and mirror entries.
 func (d *Decode) Validate() error {
 	t := &d.Tunnels
 	if t.Depth < 0 || t.Depth > decode.MaxTunnels {
@@ -93,6 +103,9 @@ func (d *Decode) Validate() error {
 				return fmt.Errorf("%w: decode.tunnels.%s: port %d not in [1, 65535]", ErrInvalid, l.key, p)
 			}
 		}
+	}
+	if _, err := decode.ParseTunnelFilter(d.TunnelFilter); err != nil {
+		return fmt.Errorf("%w: decode.tunnel_filter: %v", ErrInvalid, err)
 	}
 	seen := make(map[string]bool, len(d.Mirror))
 	for i, m := range d.Mirror {
@@ -127,6 +140,7 @@ func (m *MirrorSource) parse() (decode.Mirror, error) {
 // mirror interface the same with its mirror. d must be valid.
 func (d *Decode) Decoders() map[string]*decode.Options {
 	base := d.Tunnels.options()
+	base.TunnelFilter, _ = decode.ParseTunnelFilter(d.TunnelFilter) // Validate reports errors
 	out := map[string]*decode.Options{"": base}
 	for i := range d.Mirror {
 		m, err := d.Mirror[i].parse()
@@ -163,4 +177,74 @@ func ports(in []int) []uint16 {
 		out[i] = uint16(p)
 	}
 	return out
+}
+
+// KernelCutoff says how the eBPF cut-off (bpf/tapir.c) can run beside
+// this decoder configuration on the capture interfaces ifaces: the UDP
+// port of the VXLAN mirror encapsulation it must strip (0: none), or,
+// in conflict, why it cannot run at all ("" when it can). The program
+// keys packets on their outer header and leaves the standard UDP tunnel
+// ports, GRE and IP-in-IP untracked (captured whole), so that it never
+// cuts packets userspace keys on an inner connection. It can strip one
+// mirror encapsulation, VXLAN (AWS and Azure mirroring), when every
+// capture interface is a mirror interface of it on one port. Otherwise:
+//   - a mirror interface of another kind (ERSPAN, GRE, Geneve), or a
+//     VXLAN mirror beside interfaces that are not: the program would see
+//     only the mirror's outer header, never cut, and key nothing as
+//     userspace does;
+//   - a UDP tunnel port that is not the standard one (vxlan_ports:
+//     [8472]): the program would track that tunnel's outer connection
+//     and, past the budget, cut every packet inside it, SYNs and FINs
+//     too.
+//
+// The sensor then runs the same budget in userspace.
+func (d *Decode) KernelCutoff(ifaces []string) (mirrorVXLANPort uint16, conflict string) {
+	if reason := d.customTunnelPort(); reason != "" {
+		return 0, reason
+	}
+	if len(d.Mirror) == 0 {
+		return 0, ""
+	}
+	decs := d.Decoders()
+	var port uint16
+	for _, i := range ifaces {
+		o := decs[i]
+		if o == nil {
+			o = decs[""]
+		}
+		m := o.Mirror
+		switch {
+		case m.Type == flow.TunnelNone:
+			return 0, "interface " + i + " is not a mirror interface beside mirror interfaces (decode.mirror): the kernel cut-off strips a mirror encapsulation on every interface or none"
+		case m.Type != flow.TunnelVXLAN:
+			return 0, "interface " + i + " has the mirror encapsulation " + m.String() + " (decode.mirror): the kernel cut-off strips only VXLAN mirrors"
+		}
+		p := m.Port
+		if p == 0 {
+			p = decode.PortVXLAN
+		}
+		if port != 0 && p != port {
+			return 0, "VXLAN mirror interfaces on two ports (decode.mirror): the kernel cut-off strips one"
+		}
+		port = p
+	}
+	return port, ""
+}
+
+// customTunnelPort returns why a configured UDP tunnel port keeps the
+// kernel cut-off off ("" when every port is a standard one).
+func (d *Decode) customTunnelPort() string {
+	std := map[int]bool{decode.PortVXLAN: true, decode.PortGeneve: true, decode.PortGTPU: true, decode.PortTeredo: true}
+	t := &d.Tunnels
+	for _, l := range []struct {
+		key   string
+		ports []int
+	}{{"vxlan_ports", t.VXLANPorts}, {"geneve_ports", t.GenevePorts}, {"gtpu_ports", t.GTPUPorts}, {"teredo_ports", t.TeredoPorts}} {
+		for _, p := range l.ports {
+			if !std[p] {
+				return fmt.Sprintf("decode.tunnels.%s has port %d, which the kernel cut-off does not leave to userspace (it would cut the flows inside that tunnel)", l.key, p)
+			}
+		}
+	}
+	return ""
 }

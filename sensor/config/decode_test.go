@@ -103,3 +103,38 @@ func TestParseMirrorFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeKernelCutoff(t *testing.T) {
+	vx := func(iface string, port int) config.MirrorSource {
+		return config.MirrorSource{Interface: iface, Encapsulation: "vxlan", Port: port}
+	}
+	for _, c := range []struct {
+		name     string
+		mirror   []config.MirrorSource
+		ports    []int
+		ifaces   []string
+		port     uint16
+		conflict string
+	}{
+		{"no mirror", nil, nil, []string{"eth0"}, 0, ""},
+		{"vxlan everywhere", []config.MirrorSource{vx(config.MirrorAll, 0)}, nil, []string{"eth0", "eth1"}, 4789, ""},
+		{"vxlan per interface", []config.MirrorSource{vx("eth0", 4790), vx("eth1", 4790)}, nil, []string{"eth0", "eth1"}, 4790, ""},
+		{"one not a mirror", []config.MirrorSource{vx("eth0", 0)}, nil, []string{"eth0", "eth1"}, 0, "eth1 is not a mirror interface"},
+		{"two ports", []config.MirrorSource{vx("eth0", 0), vx("eth1", 4790)}, nil, []string{"eth0", "eth1"}, 0, "two ports"},
+		{"erspan", []config.MirrorSource{{Interface: "eth0", Encapsulation: "erspan"}}, nil, []string{"eth0"}, 0, "encapsulation erspan"},
+		{"custom vxlan port", nil, []int{8472}, []string{"eth0"}, 0, "port 8472"},
+	} {
+		d := config.DefaultDecode()
+		d.Mirror = c.mirror
+		if c.ports != nil {
+			d.Tunnels.VXLANPorts = c.ports
+		}
+		if err := d.Validate(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		port, conflict := d.KernelCutoff(c.ifaces)
+		if port != c.port || (c.conflict == "") != (conflict == "") || !strings.Contains(conflict, c.conflict) {
+			t.Errorf("%s: port %d conflict %q; want %d and %q", c.name, port, conflict, c.port, c.conflict)
+		}
+	}
+}

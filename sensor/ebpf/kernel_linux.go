@@ -39,12 +39,12 @@ func monoToWallOffset() int64 {
 
 func keyToBPF(k *flow.Key) bpf.TapirFlowKey {
 	return bpf.TapirFlowKey{A: k.A, B: k.B, PortA: k.PortA, PortB: k.PortB,
-		Vlan: k.VLAN, InnerVlan: k.InnerVLAN, Proto: k.Proto, Family: k.Family}
+		Vlan: k.VLAN, InnerVlan: k.InnerVLAN, Proto: k.Proto, Family: k.Family, Mirror: k.Mirror}
 }
 
 func keyFromBPF(b *bpf.TapirFlowKey) flow.Key {
 	return flow.Key{A: b.A, B: b.B, PortA: b.PortA, PortB: b.PortB,
-		VLAN: b.Vlan, InnerVLAN: b.InnerVlan, Proto: b.Proto, Family: b.Family}
+		VLAN: b.Vlan, InnerVLAN: b.InnerVlan, Proto: b.Proto, Family: b.Family, Mirror: b.Mirror}
 }
 
 func (m *mapKernel) wall(mono uint64) time.Time {

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/internal/encaptest"
 	"github.com/tapir-sensor/tapir/internal/netnstest"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/sensor/capture"
@@ -60,8 +63,11 @@ type rig struct {
 	kernSrc, uSrc *capture.LiveSource
 }
 
-func engineConfig(budget int64, pins *ebpf.Pins) engine.Config {
+func engineConfig(budget int64, pins *ebpf.Pins, mirrorPort uint16) engine.Config {
 	c := engine.DefaultConfig()
+	if mirrorPort != 0 {
+		c.Decoders = map[string]*decode.Options{"": {Mirror: decode.Mirror{Type: flow.TunnelVXLAN, Port: mirrorPort}}}
+	}
 	c.Flows.IdleTimeout = time.Hour
 	c.Flows.ActiveTimeout = time.Hour
 	c.Flows.UpdateInterval = -1
@@ -72,10 +78,17 @@ func engineConfig(budget int64, pins *ebpf.Pins) engine.Config {
 
 func newRig(t *testing.T, budget int64, cfg ebpf.Config, opts netnstest.Options) *rig {
 	t.Helper()
+	return newMirrorRig(t, budget, cfg, opts, 0)
+}
+
+// newMirrorRig is newRig on a VXLAN mirror interface on mirrorPort (0:
+// not a mirror interface), both sensors decoding with the mirror.
+func newMirrorRig(t *testing.T, budget int64, cfg ebpf.Config, opts netnstest.Options, mirrorPort uint16) *rig {
+	t.Helper()
 	r := &rig{pair: netnstest.New(t, opts), kernSink: &memSink{}, userSink: &memSink{}}
 	var err error
 	cfg.Enable = true
-	r.dp, err = ebpf.New(cfg, ebpf.Params{BudgetBytes: budget}, ebpf.Dependencies{})
+	r.dp, err = ebpf.New(cfg, ebpf.Params{BudgetBytes: budget, MirrorVXLANPort: mirrorPort}, ebpf.Dependencies{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,12 +117,12 @@ func newRig(t *testing.T, budget int64, cfg ebpf.Config, opts netnstest.Options)
 		_ = r.dp.Stop()
 	})
 	pins := r.dp.Pins()
-	r.kern, err = engine.New(engineConfig(budget, pins), engine.Dependencies{
+	r.kern, err = engine.New(engineConfig(budget, pins, mirrorPort), engine.Dependencies{
 		Sources: []capture.Source{r.kernSrc}, Sink: r.dp.WrapSink(r.kernSink)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.user, err = engine.New(engineConfig(budget, pins), engine.Dependencies{
+	r.user, err = engine.New(engineConfig(budget, pins, mirrorPort), engine.Dependencies{
 		Sources: []capture.Source{r.uSrc}, Sink: r.userSink})
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +231,38 @@ func TestCutoffReplayMatchesUserspace(t *testing.T) {
 			compare(t, kern, user)
 		})
 	}
+}
+
+// TestCutoffReplayMirrorMatchesUserspace replays a shared capture
+// wrapped in VXLAN, as AWS or Azure traffic mirroring delivers it, to a
+// VXLAN mirror interface with a 300-byte budget: the kernel strips the
+// mirror encapsulation and cuts the mirrored flows past the budget, and
+// the kernel path's merged records equal the userspace fallback's. Before,
+// the program left every mirrored frame untracked: nothing was cut.
+func TestCutoffReplayMirrorMatchesUserspace(t *testing.T) {
+	testenv.Root(t)
+	netnstest.Require(t, "tcpreplay")
+	file := filepath.Join(t.TempDir(), "mirror.pcap")
+	if _, _, err := encaptest.File(encaptest.VXLAN, testenv.Plain(t, testenv.Pcap(t, "zeek/wikipedia.pcap")), file); err != nil {
+		t.Fatal(err)
+	}
+	r := newMirrorRig(t, 300, ebpf.DefaultConfig(), netnstest.Options{MTU: 9000}, decode.PortVXLAN)
+	res, err := netnstest.Replay(t, r.pair.PeerNS, r.pair.PeerIf, file, 20000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 0 {
+		t.Fatalf("tcpreplay failed %d packets", res.Failed)
+	}
+	r.stop(t, uint64(res.Sent))
+	kc, _ := r.dp.Counters()
+	ks, us := r.kern.Stats(), r.user.Stats()
+	t.Logf("sent %d; kernel path read %d, userspace path read %d; kernel: %+v", res.Sent, ks.Packets, us.Packets, kc)
+	kern, user := r.kernSink.byFlow(), r.userSink.byFlow()
+	if kc.CutPackets == 0 || ks.Packets+kc.CutPackets != us.Packets {
+		t.Errorf("cut-off dropped %d mirrored packets (want some); kernel path read %d, userspace path %d", kc.CutPackets, ks.Packets, us.Packets)
+	}
+	compare(t, kern, user)
 }
 
 // iperf runs an iperf3 server in the capture namespace and a client in

@@ -31,6 +31,11 @@ type Params struct {
 	SnapLen int
 	// CommunitySeed is the sensor's Community ID seed (for pins).
 	CommunitySeed uint16
+	// MirrorVXLANPort, when not 0, says every capture interface is a
+	// VXLAN mirror interface on that UDP port (decode.mirror): the
+	// program strips the mirror encapsulation and keys the mirrored
+	// connections with the mirror key, as the decoder does.
+	MirrorVXLANPort uint16
 }
 
 // Dependencies of a Datapath.
@@ -107,6 +112,9 @@ func (d *Datapath) Start(ifaces []string) (err error) {
 		return fmt.Errorf("load spec: %w", err)
 	}
 	spec.Maps[mapFlows].MaxEntries = uint32(d.cfg.MaxFlows)
+	if err := spec.Variables[bpf.TapirVarTapirMirrorVxlanPort].Set(d.params.MirrorVXLANPort); err != nil {
+		return fmt.Errorf("set the mirror port: %w", err)
+	}
 	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		var ve *cebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -144,7 +152,7 @@ func (d *Datapath) Start(ifaces []string) (err error) {
 	go d.readEvents()
 	go d.drainLoop()
 	d.log.Info("eBPF data path loaded", "interfaces", ifaces, "budget_bytes", d.params.BudgetBytes,
-		"max_flows", d.cfg.MaxFlows, "keepalive", time.Duration(d.cfg.keepalive()))
+		"max_flows", d.cfg.MaxFlows, "keepalive", time.Duration(d.cfg.keepalive()), "mirror_vxlan_port", d.params.MirrorVXLANPort)
 	return nil
 }
 

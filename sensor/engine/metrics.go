@@ -97,6 +97,7 @@ var metricHelp = map[string]string{
 	"decode_malformed_total":      "Frames with an impossible header field.",
 	"decode_unsupported_total":    "Frames of a link type or encapsulation the decoder does not take apart (still stored).",
 	"tunnel_depth_limit_total":    "Packets with a tunnel nested deeper than the decoder strips (keyed on the deepest level stripped).",
+	"tunnel_filtered_total":       "Packets dropped by decode.tunnel_filter (their tunnel chain does not match it): not accounted in flows, not stored.",
 	"tunnel_fragments_total":      "Tunnel packets whose outer IP packet is a fragment (keyed on the outer header, not decapsulated).",
 	"tunnel_opaque_total":         "Tunnels whose payload held no complete IP header (non-IP or cut short; keyed on the tunnel itself).",
 	"timelines_total":             "Flow records that carried a timeline.",
@@ -152,6 +153,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("decode_malformed_total", s.Decode.Malformed)
 	counter("decode_unsupported_total", s.Decode.Unsupported)
 	counter("tunnel_depth_limit_total", s.Decode.TunnelDepthLimit)
+	counter("tunnel_filtered_total", s.Decode.TunnelFiltered)
 	counter("tunnel_fragments_total", s.Decode.TunnelFragments)
 	counter("tunnel_opaque_total", s.Decode.TunnelOpaque)
 	for t := flow.TunnelIPIP; t < flow.NumTunnelTypes; t++ {

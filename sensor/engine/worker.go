@@ -189,6 +189,10 @@ func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	p := &w.pkt
 	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
 	w.counters.Observe(p, ci.Length)
+	if !w.dec.Keep(p) { // decode.tunnel_filter
+		w.counters.TunnelFiltered++
+		return
+	}
 	pi := &w.pi
 	pi.Tunnels = nil
 	if p.HasTuple {
@@ -244,7 +248,7 @@ func decoderFor(decoders map[string]*decode.Options, name string) *decode.Option
 // addresses (Ethernet only) and the EtherType as both "ports", so both
 // directions of a conversation share one key.
 func linkTuple(t *flow.Tuple, p *decode.Packet, linkType uint16, data []byte) {
-	*t = flow.Tuple{Family: flow.FamilyLink, VLAN: p.Tuple.VLAN, InnerVLAN: p.Tuple.InnerVLAN,
+	*t = flow.Tuple{Family: flow.FamilyLink, VLAN: p.Tuple.VLAN, InnerVLAN: p.Tuple.InnerVLAN, Mirror: p.Tuple.Mirror,
 		SrcPort: p.EtherType, DstPort: p.EtherType}
 	if off := p.LinkOffset; linkType == uint16(decode.LinkEthernet) && len(data) >= off+12 {
 		copy(t.Dst[:6], data[off:off+6])

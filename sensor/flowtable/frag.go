@@ -8,13 +8,14 @@ type fragKey struct {
 	id            uint32
 	proto, family uint8
 	vlan, inner   uint16
+	mirror        uint32
 }
 
 func fragKeyOf(p *PacketInfo) fragKey {
 	return fragKey{
 		src: p.Tuple.Src, dst: p.Tuple.Dst, id: p.Frag.ID,
 		proto: p.Tuple.Proto, family: p.Tuple.Family,
-		vlan: p.Tuple.VLAN, inner: p.Tuple.InnerVLAN,
+		vlan: p.Tuple.VLAN, inner: p.Tuple.InnerVLAN, mirror: p.Tuple.Mirror,
 	}
 }
 

@@ -434,7 +434,7 @@ func (t *Table[T]) tunnelPacket(p *PacketInfo) {
 	}
 	lvl := &p.Tunnels[i]
 	tup := lvl.Tuple()
-	tup.VLAN, tup.InnerVLAN = p.Tuple.VLAN, p.Tuple.InnerVLAN
+	tup.VLAN, tup.InnerVLAN, tup.Mirror = p.Tuple.VLAN, p.Tuple.InnerVLAN, p.Tuple.Mirror
 	idx, fwd, created := t.lookup(&tup, 0, p.Time)
 	if created || t.at(idx).state&stTunnel == 0 {
 		// A flow already open on the tuple (packets the decoder could
@@ -739,7 +739,7 @@ func (t *Table[T]) hash(k *flow.Key) uint64 {
 	m := uint64(k.PortA) | uint64(k.PortB)<<16 | uint64(k.Proto)<<32 | uint64(k.Family)<<40 | uint64(k.VLAN)<<48
 	h := mix(a0^t.seed^k0, a1^k1)
 	h = mix(b0^h^k2, b1^k3)
-	h = mix(m^h^k1, uint64(k.InnerVLAN)^k2^t.seed)
+	h = mix(m^h^k1, (uint64(k.InnerVLAN)|uint64(k.Mirror)<<16)^k2^t.seed)
 	return h
 }
 

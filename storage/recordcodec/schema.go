@@ -61,6 +61,7 @@ func (c *coder) record(r *flow.Record) {
 	message(c, 19, &r.Enrichment, (*coder).enrichment)
 	message(c, 20, &r.Exported, (*coder).exported)
 	message(c, 21, &r.Tunnels, (*coder).tunnelChain)
+	unsigned(c, 22, &t.Mirror) // a mirror interface's whole VNI / session ID / GRE key
 }
 
 // endpoint is one side of the flow: its address (in the family's length,

@@ -22,6 +22,13 @@ func (*nullSink) AddBlock([]byte) error        { return nil }
 // returns it.
 func engineMetrics(t *testing.T, path string) *prometheus.Registry {
 	t.Helper()
+	return engineMetricsWith(t, path, nil)
+}
+
+// engineMetricsWith is engineMetrics with the engine configuration
+// changed by set (nil: the defaults).
+func engineMetricsWith(t *testing.T, path string, set func(*engine.Config)) *prometheus.Registry {
+	t.Helper()
 	src, err := capture.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +37,9 @@ func engineMetrics(t *testing.T, path string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	cfg := engine.DefaultConfig()
 	cfg.SensorID = "tunnels"
+	if set != nil {
+		set(&cfg)
+	}
 	e, err := engine.New(cfg, engine.Dependencies{Sources: []capture.Source{src}, Sink: &nullSink{}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)

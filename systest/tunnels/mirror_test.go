@@ -249,6 +249,25 @@ func setVNI(t *testing.T, in, out string, vni uint32) {
 // inner connection, told apart by the inner_vlan key slot and the mirror
 // level's VNI, each equal to the original's flow.
 func TestMirrorSourcesStayApart(t *testing.T) {
+	checkMirrorSourcesApart(t, []uint32{7, 9})
+}
+
+// TestMirrorSourcesLargeVNIsStayApart: VNIs that the 16-bit mirror key
+// folds together (0 and 61440, 4095 and 16777215: 4096 + VNI mod 61440)
+// and the edges 61439, 61440 and 16777215 (the largest 24-bit VNI) stay
+// apart: one flow per inner connection and VNI, each equal to the
+// original's. Before the whole VNI joined the flow key, 0 and 61440 (and
+// 4095 and 16777215) made one flow with twice the packets.
+func TestMirrorSourcesLargeVNIsStayApart(t *testing.T) {
+	checkMirrorSourcesApart(t, []uint32{0, 4095, 61439, 61440, 16777215})
+}
+
+// checkMirrorSourcesApart wraps the shared capture in VXLAN once per
+// VNI, merges the copies with mergecap, reads the result with --mirror
+// vxlan and checks each VNI's flows equal the original's, with that
+// VNI's mirror key in inner_vlan and its mirror level.
+func checkMirrorSourcesApart(t *testing.T, vnis []uint32) {
+	t.Helper()
 	if _, err := exec.LookPath("mergecap"); err != nil {
 		t.Skip("mergecap not installed")
 	}
@@ -259,10 +278,14 @@ func TestMirrorSourcesStayApart(t *testing.T) {
 	if _, _, err := encaptest.File(encaptest.VXLAN, orig, wrapped); err != nil {
 		t.Fatal(err)
 	}
-	a, b, merged := filepath.Join(dir, "vni7.pcap"), filepath.Join(dir, "vni9.pcap"), filepath.Join(dir, "merged.pcap")
-	setVNI(t, wrapped, a, 7)
-	setVNI(t, wrapped, b, 9)
-	if out, err := exec.Command("mergecap", "-F", "pcap", "-w", merged, a, b).CombinedOutput(); err != nil {
+	merged := filepath.Join(dir, "merged.pcap")
+	args := []string{"-F", "pcap", "-w", merged}
+	for _, vni := range vnis {
+		p := filepath.Join(dir, fmt.Sprintf("vni%d.pcap", vni))
+		setVNI(t, wrapped, p, vni)
+		args = append(args, p)
+	}
+	if out, err := exec.Command("mergecap", args...).CombinedOutput(); err != nil {
 		t.Fatalf("mergecap: %v: %s", err, out)
 	}
 	recs := runMirrorSensor(t, merged, "vxlan")
@@ -274,22 +297,24 @@ func TestMirrorSourcesStayApart(t *testing.T) {
 			t.Errorf("%s%s -> %s%s: no mirror level", r.Source.IP, r.Source.MAC, r.Destination.IP, r.Destination.MAC)
 		}
 	}
-	for _, vni := range []uint32{7, 9} {
+	for _, vni := range vnis {
 		got, slots, outer := mirrorFlows(t, perVNI[vni])
 		if outer != 0 {
 			t.Errorf("VNI %d: %d flows on the mirror tunnel's addresses", vni, outer)
 		}
-		diffFlows(t, got, want)
+		if n := diffFlows(t, got, want); n > 0 {
+			t.Errorf("VNI %d: %d flows differ from the original's", vni, n)
+		}
 		for k, s := range slots {
 			if len(s) != 1 || s[0] != decode.MirrorKey(vni) {
 				t.Errorf("VNI %d: %v: inner_vlan slots %v, want [%d]", vni, k, s, decode.MirrorKey(vni))
 			}
 		}
 	}
-	if len(perVNI) != 2 {
-		t.Errorf("mirror VNIs %v, want 7 and 9", keys(perVNI))
+	if len(perVNI) != len(vnis) {
+		t.Errorf("mirror VNIs %v, want %v", keys(perVNI), vnis)
 	}
-	t.Logf("%d inner connections, two flows each", len(want))
+	t.Logf("%d inner connections, %d flows each", len(want), len(vnis))
 }
 
 // keys returns m's keys.

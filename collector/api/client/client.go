@@ -151,6 +151,7 @@ type PcapRequest struct {
 	MaxBytes    int64
 	MaxFlows    int
 	Truncate    bool // accept an answer cut at a cap instead of 413
+	Tunnel      bool // a tunnel's flow: every packet of the tunnel (tunnel=1)
 }
 
 // PcapResult describes a pulled capture.
@@ -229,6 +230,9 @@ func (c *Client) Pcap(ctx context.Context, r PcapRequest, w io.Writer, progress 
 	}
 	if r.Truncate {
 		q.Set("truncate", "1")
+	}
+	if r.Tunnel {
+		q.Set("tunnel", "1")
 	}
 	res := PcapResult{Packets: -1}
 	resp, err := c.get(ctx, "/api/v1/pcap", q)
