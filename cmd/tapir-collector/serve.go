@@ -25,6 +25,7 @@ import (
 	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/collector/retention"
+	"github.com/tapir-sensor/tapir/collector/searchindex"
 	"github.com/tapir-sensor/tapir/internal/lifecycle"
 	"github.com/tapir-sensor/tapir/storage"
 )
@@ -76,6 +77,9 @@ func (b *builder) start(ctx context.Context) (*running, error) {
 	}
 	writer, alerts, err := b.startKafka(ctx, store, sensors)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.startSearchIndex(ctx); err != nil {
 		return nil, err
 	}
 	chain, err := b.startEnrich(alerts)
@@ -149,6 +153,25 @@ func (b *builder) startKafka(ctx context.Context, store storage.BlockStore, sens
 	b.stops.PushFunc(hstop)
 	go pub.RunHealth(hctx, sensors.Sensors)
 	return pub.WrapStore(store), alertPublisher(pub), nil
+}
+
+// startSearchIndex starts the OpenSearch indexer (opensearch.urls set):
+// it reads the flows topic with its own consumer group.
+func (b *builder) startSearchIndex(ctx context.Context) error {
+	if !b.cfg.OpenSearch.Enabled() {
+		return nil
+	}
+	ix, err := searchindex.New(b.cfg.OpenSearch, searchindex.Dependencies{
+		Kafka:  searchindex.Source{Brokers: b.cfg.Kafka.Brokers, Topic: b.cfg.Kafka.Topics.Flows},
+		Logger: b.logger.With("component", "opensearch"), Registerer: b.reg})
+	if err != nil {
+		return err
+	}
+	if err := ix.Start(ctx); err != nil {
+		return fmt.Errorf("start opensearch indexer: %w", err)
+	}
+	b.stops.PushFunc(ix.Stop)
+	return nil
 }
 
 // alertPublisher sends enrichment alerts, as ECS JSON, to the alerts topic.
