@@ -141,3 +141,86 @@ func TestShapesMapWithoutSurprises(t *testing.T) {
 		t.Fatalf("%d fields mapped otherwise than the template says:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
 }
+
+// TestSegmentsNeverGoBack: on the real node, a later segment of a flow
+// replaces the earlier one under the same id, an older segment arriving
+// afterwards is refused (counted stale) and the same segment again (a
+// record read twice) rewrites it: one document, the newest segment.
+func TestSegmentsNeverGoBack(t *testing.T) {
+	base := searchindextest.URL(t)
+	idx := "tapir-flows-segments-" + time.Now().Format("150405.000000")
+	t.Cleanup(func() { _, _ = searchindextest.Do(base, "DELETE", "/"+idx, nil, nil) })
+	cfg := DefaultConfig()
+	cfg.URLs = []string{base}
+	ix, err := New(cfg, Dependencies{Kafka: Source{Brokers: []string{"127.0.0.1:1"}, Topic: "unused"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.os, err = ix.openSearchClient(); err != nil {
+		t.Fatal(err)
+	}
+	seg := func(n uint64) doc {
+		return doc{index: idx, id: "flow-1", version: n, body: []byte(`{"tapir":{"flow_id":"flow-1","segment":` + string(rune('0'+n)) + `}}`), rec: &kgo.Record{}}
+	}
+	for _, n := range []uint64{0, 2, 1, 2} {
+		if retry, err := ix.bulk(context.Background(), []doc{seg(n)}); err != nil || len(retry) > 0 {
+			t.Fatalf("segment %d: %v, %d to retry", n, err, len(retry))
+		}
+	}
+	if s := counterValue(t, ix.m.docs.WithLabelValues("stale")); s != 1 {
+		t.Fatalf("%v stale, want 1 (segment 1 after 2)", s)
+	}
+	var got struct {
+		Version int `json:"_version"`
+		Source  struct {
+			Tapir struct {
+				Segment int `json:"segment"`
+			} `json:"tapir"`
+		} `json:"_source"`
+	}
+	searchindextest.MustDo(t, base, "GET", "/"+idx+"/_doc/flow-1", nil, &got)
+	if got.Version != 2 || got.Source.Tapir.Segment != 2 {
+		t.Fatalf("stored version %d segment %d, want 2 and 2", got.Version, got.Source.Tapir.Segment)
+	}
+	var cnt struct {
+		Count int `json:"count"`
+	}
+	searchindextest.MustDo(t, base, "POST", "/"+idx+"/_refresh", nil, nil)
+	searchindextest.MustDo(t, base, "GET", "/"+idx+"/_count", nil, &cnt)
+	if cnt.Count != 1 {
+		t.Fatalf("%d documents, want 1", cnt.Count)
+	}
+}
+
+// TestRetentionOnNode: on the real node, deleteExpired removes the daily
+// indices past retention_days and keeps the others (OpenSearch from Maven
+// Central has no index-management plugin: the indexer does retention).
+func TestRetentionOnNode(t *testing.T) {
+	base := searchindextest.URL(t)
+	prefix := "tapir-flows-ret" + time.Now().Format("150405000000") + "-"
+	t.Cleanup(func() { _, _ = searchindextest.Do(base, "DELETE", "/"+prefix+"*", nil, nil) })
+	now := time.Now().UTC()
+	old, recent := prefix+now.AddDate(0, 0, -10).Format("2006.01.02"), prefix+now.AddDate(0, 0, -2).Format("2006.01.02")
+	for _, idx := range []string{old, recent} {
+		searchindextest.MustDo(t, base, "PUT", "/"+idx, nil, nil)
+	}
+	cfg := DefaultConfig()
+	cfg.URLs, cfg.IndexPrefix, cfg.RetentionDays = []string{base}, prefix, 7
+	ix, err := New(cfg, Dependencies{Kafka: Source{Brokers: []string{"127.0.0.1:1"}, Topic: "unused"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.os, err = ix.openSearchClient(); err != nil {
+		t.Fatal(err)
+	}
+	ix.deleteExpired(context.Background(), now)
+	if code, _ := searchindextest.Do(base, "HEAD", "/"+old, nil, nil); code != 404 {
+		t.Fatalf("%s: %d after retention, want 404", old, code)
+	}
+	if code, _ := searchindextest.Do(base, "HEAD", "/"+recent, nil, nil); code != 200 {
+		t.Fatalf("%s: %d after retention, want 200", recent, code)
+	}
+	if n := counterValue(t, ix.m.deleted); n != 1 {
+		t.Fatalf("deleted counter %v, want 1", n)
+	}
+}
