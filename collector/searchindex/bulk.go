@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
@@ -168,9 +167,4 @@ func (ix *Indexer) bulk(ctx context.Context, docs []doc) ([]doc, error) {
 		}
 	}
 	return retry, nil
-}
-
-// decodeJSON decodes one JSON value from r.
-func decodeJSON(r io.Reader, v any) error {
-	return json.NewDecoder(r).Decode(v)
 }

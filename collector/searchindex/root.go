@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -150,24 +151,16 @@ func (ix *Indexer) openSearchClient() (*opensearchapi.Client, error) {
 func (ix *Indexer) checkTemplate(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/_index_template/_simulate_index/"+ix.index(time.Now()), nil)
+	idx := ix.index(time.Now())
+	sim, err := ix.os.IndexTemplate.SimulateIndex(ctx, opensearchapi.IndexTemplateSimulateIndexReq{Index: idx})
 	if err != nil {
+		ix.log.Warn("opensearch not reachable at start (or refused the template check); indexing will retry", "err", err)
 		return
 	}
-	resp, err := ix.os.Client.Perform(req)
-	if err != nil {
-		ix.log.Warn("opensearch not reachable at start; indexing will retry", "err", err)
-		return
-	}
-	defer resp.Body.Close()
-	var sim struct {
-		Template struct {
-			Mappings map[string]any `json:"mappings"`
-		} `json:"template"`
-	}
-	if err := decodeJSON(resp.Body, &sim); err != nil || len(sim.Template.Mappings) == 0 {
+	var mappings map[string]any
+	if err := json.Unmarshal(sim.Template.Mappings, &mappings); err != nil || len(mappings) == 0 {
 		ix.log.Warn("no index template matches the flow indices: install deploy/opensearch/opensearch-template.json (deploy/opensearch/setup.sh)",
-			"index", ix.index(time.Now()))
+			"index", idx)
 	}
 }
 

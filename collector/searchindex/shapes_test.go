@@ -3,6 +3,7 @@ package searchindex
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"reflect"
 	"sort"
 	"strings"
@@ -222,5 +223,29 @@ func TestRetentionOnNode(t *testing.T) {
 	}
 	if n := counterValue(t, ix.m.deleted); n != 1 {
 		t.Fatalf("deleted counter %v, want 1", n)
+	}
+}
+
+// TestTemplateCheck: at start the indexer warns when no index template
+// matches its indices, and not when deploy/opensearch's template does.
+func TestTemplateCheck(t *testing.T) {
+	base := searchindextest.URL(t)
+	searchindextest.MustDo(t, base, "PUT", "/_index_template/tapir", searchindextest.ReadTemplate(t), nil)
+	for prefix, warn := range map[string]bool{"tapir-flows-": false, "nomatch-flows-": true} {
+		var logs strings.Builder
+		cfg := DefaultConfig()
+		cfg.URLs, cfg.IndexPrefix = []string{base}, prefix
+		ix, err := New(cfg, Dependencies{Kafka: Source{Brokers: []string{"127.0.0.1:1"}, Topic: "unused"},
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ix.os, err = ix.openSearchClient(); err != nil {
+			t.Fatal(err)
+		}
+		ix.checkTemplate(context.Background())
+		if got := strings.Contains(logs.String(), "no index template matches"); got != warn {
+			t.Fatalf("prefix %s: warned %v, want %v:\n%s", prefix, got, warn, logs.String())
+		}
 	}
 }
