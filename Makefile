@@ -113,7 +113,7 @@ lint: deps
 # make test (and make test-race). Live-capture tests are skipped there:
 # they measure drops at line rate, which the race detector's 5-10x
 # slowdown turns into kernel ring drops; they run without -race above.
-RACE_PKGS ?= ./collector/ingest/... ./collector/api/... ./collector/registry/... \
+RACE_PKGS ?= ./collector/ingest/... ./collector/api/... ./collector/registry/... ./collector/searchindex/... \
 	./sensor/export/... ./sensor/spool/... ./sensor/engine/... ./storage/...
 RACE_SKIP ?= ^TestLive
 

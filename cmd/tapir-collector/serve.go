@@ -31,7 +31,8 @@ import (
 )
 
 // serve starts the components in order (store, registry, Kafka publisher,
-// enrichment, flow input, ingest, API, retention, metrics), waits for
+// OpenSearch indexer, enrichment, flow input, ingest, API, retention,
+// metrics), waits for
 // SIGINT/SIGTERM or a store failure, and stops them in reverse order.
 func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	// SIGHUP reloads the API tokens file (enrichment files are watched).

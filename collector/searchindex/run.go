@@ -17,13 +17,18 @@ func (ix *Indexer) run(ctx context.Context) {
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
+		failed := false
 		fetches.EachError(func(topic string, p int32, err error) {
+			failed = true
 			if held, ok := ix.retryLog.Allow(); ok {
 				ix.log.Warn("kafka fetch failed; retrying", "topic", topic, "partition", p, "err", err, "held_back", held)
 			}
 		})
 		recs := fetches.Records()
 		if len(recs) == 0 {
+			if failed && !sleep(ctx, ix.cfg.RetryMin) {
+				return // Kafka unreachable: do not spin
+			}
 			continue
 		}
 		if !ix.indexAll(ctx, recs) {
