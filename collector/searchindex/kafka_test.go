@@ -184,6 +184,8 @@ func TestAtLeastOnceFromKafka(t *testing.T) {
 	fake.mu.Unlock()
 	ix = startIndexer(t, node.URL, cfgK.Brokers, topic, group)
 	waitFor(t, "a failed request", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return fake.requests > before })
+	// The records held through the outage show as lag.
+	waitFor(t, "lag 20", func() bool { return gaugeValue(t, ix.m.lag) == 20 })
 	ix.Stop()
 
 	// The next indexer reads them again; they are stale (409).
@@ -192,6 +194,7 @@ func TestAtLeastOnceFromKafka(t *testing.T) {
 	fake.mu.Unlock()
 	ix = startIndexer(t, node.URL, cfgK.Brokers, topic, group)
 	waitFor(t, "20 stale", func() bool { return counterValue(t, ix.m.docs.WithLabelValues("stale")) == 20 })
+	waitFor(t, "lag 0", func() bool { return gaugeValue(t, ix.m.lag) == 0 })
 	fake.mu.Lock()
 	for _, id := range ids[:20] {
 		if fake.docs[id] != 2 {

@@ -31,10 +31,11 @@ func (ix *Indexer) run(ctx context.Context) {
 			}
 			continue
 		}
+		ix.setLag(fetches, lag, true)
 		if !ix.indexAll(ctx, recs) {
 			return // stopping: nothing committed, the records come again
 		}
-		ix.setLag(fetches, lag)
+		ix.setLag(fetches, lag, false)
 		if err := ix.kc.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
 			ix.m.commitErrs.Inc()
 			ix.log.Warn("kafka offset commit failed; the records will be indexed again", "err", err)
@@ -42,10 +43,18 @@ func (ix *Indexer) run(ctx context.Context) {
 	}
 }
 
-// setLag updates the lag gauge from the fetches' high watermarks.
-func (ix *Indexer) setLag(fetches kgo.Fetches, lag map[int32]int64) {
+// setLag updates the lag gauge from the fetches' high watermarks: the
+// records from the poll's first one on while they are being indexed
+// (pending; a bulk retried through an OpenSearch outage shows as lag),
+// those after its last one once it is done.
+func (ix *Indexer) setLag(fetches kgo.Fetches, lag map[int32]int64, pending bool) {
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if n := len(p.Records); n > 0 {
+		n := len(p.Records)
+		switch {
+		case n == 0:
+		case pending:
+			lag[p.Partition] = max(0, p.HighWatermark-p.Records[0].Offset)
+		default:
 			lag[p.Partition] = max(0, p.HighWatermark-p.Records[n-1].Offset-1)
 		}
 	})

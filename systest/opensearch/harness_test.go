@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/publish/kafkatest"
 	"github.com/tapir-sensor/tapir/collector/searchindex/searchindextest"
@@ -157,7 +160,7 @@ type collector struct {
 	dir, config          string
 	ingest, api, metrics string
 	token, tokenFile     string
-	topic, prefix        string
+	topic, prefix, group string
 	proc                 *e2etest.Proc
 }
 
@@ -173,7 +176,7 @@ func newCollector(t *testing.T, s *services, name string) *collector {
 	c := &collector{t: t, s: s, dir: dir, config: filepath.Join(dir, "collector.yaml"),
 		ingest: fmt.Sprintf("127.0.0.1:%d", freePort(t)), api: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t)), topic: "os-" + suffix + ".flows",
-		prefix: "tapir-flows-" + suffix + "-", tokenFile: filepath.Join(dir, "token")}
+		prefix: "tapir-flows-" + suffix + "-", group: "os-" + suffix, tokenFile: filepath.Join(dir, "token")}
 	tok := make([]byte, 24)
 	_, _ = rand.Read(tok)
 	c.token = hex.EncodeToString(tok)
@@ -221,7 +224,7 @@ opensearch:
   request_timeout: 10s
 `, filepath.Join(dir, "state"), c.ingest, c.api, filepath.Join(dir, "tokens.yaml"), filepath.Join(dir, "audit.jsonl"),
 		c.metrics, jsonList(geo), jsonList(asn), s.kafka, c.topic, "os-"+suffix+".health", "os-"+suffix+".alerts",
-		s.os, c.prefix, "os-"+suffix)
+		s.os, c.prefix, c.group)
 	if err := os.WriteFile(c.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +236,34 @@ opensearch:
 func jsonList(v []string) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// committedAll reports whether the indexer's consumer group committed
+// every record of the flows topic (it indexed them all).
+func (c *collector) committedAll() bool {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.s.kafka))
+	if err != nil {
+		return false
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, c.topic)
+	if err != nil || ends.Error() != nil {
+		return false
+	}
+	offs, err := adm.FetchOffsets(ctx, c.group)
+	if err != nil {
+		return false
+	}
+	all := true
+	ends.Each(func(e kadm.ListedOffset) {
+		if o, ok := offs.Lookup(e.Topic, e.Partition); e.Offset > 0 && (!ok || o.Err != nil || o.At < e.Offset) {
+			all = false
+		}
+	})
+	return all
 }
 
 // start starts the collector and waits until its API answers.
@@ -274,13 +305,14 @@ func (c *collector) waitMetric(name, labels string, v float64, d time.Duration) 
 	return false
 }
 
-// replay streams a capture through a sensor to the collector; with
-// during, it calls it once the collector stored a first batch; it returns
-// when the sensor got every batch acknowledged.
-func (c *collector) replay(t *testing.T, capture, sensorID string, during func()) {
+// replay streams a capture through a sensor (extra: more flags) to the
+// collector; with during, it calls it once the collector stored a first
+// batch; it returns when the sensor got every batch acknowledged.
+func (c *collector) replay(t *testing.T, capture, sensorID string, during func(), extra ...string) {
 	t.Helper()
-	sensor := e2etest.Start(t, bin.sensor, "-r", capture, "--sensor-id", sensorID, "--collector", c.ingest,
-		"--insecure", "--spool-dir", filepath.Join(t.TempDir(), "spool"), "--drain-timeout", "5m", "--log-level", "info")
+	args := append([]string{"-r", capture, "--sensor-id", sensorID, "--collector", c.ingest,
+		"--insecure", "--spool-dir", filepath.Join(t.TempDir(), "spool"), "--drain-timeout", "5m", "--log-level", "info"}, extra...)
+	sensor := e2etest.Start(t, bin.sensor, args...)
 	if during != nil {
 		if !c.waitMetric("tapir_collector_ingest_batches_total", `result="stored"`, 1, 2*time.Minute) {
 			t.Fatalf("no batch stored:\n%s\nsensor:\n%s", e2etest.LastLines(c.proc.Log.String(), 20), e2etest.LastLines(sensor.Log.String(), 20))

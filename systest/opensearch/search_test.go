@@ -136,8 +136,9 @@ func (c *collector) count(t testing.TB) int {
 	return resp.Count
 }
 
-// waitIndexed waits until the indices hold want documents and the
-// indexer has nothing left to read (lag 0), and stay so for a second.
+// waitIndexed waits until the indices hold want documents, the indexer
+// shows no lag and its consumer group committed the whole flows topic,
+// and the count stays so for a second.
 func (c *collector) waitIndexed(t testing.TB, want int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -145,7 +146,7 @@ func (c *collector) waitIndexed(t testing.TB, want int, d time.Duration) {
 	n := 0
 	for time.Now().Before(deadline) {
 		n = c.count(t)
-		if n == want && c.metric("tapir_searchindex_lag_records", "") == 0 {
+		if n == want && c.metric("tapir_searchindex_lag_records", "") == 0 && c.committedAll() {
 			if stable++; stable == 3 {
 				return
 			}
