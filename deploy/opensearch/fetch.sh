@@ -72,8 +72,14 @@ grant {
 POLICY
 cat >"$home/modules/transport-netty4/plugin-security.policy" <<'POLICY'
 grant {
-  permission java.lang.RuntimePermission "setContextClassLoader";
+  // netty: reads the socket backlog, makes and accepts connections, sets
+  // its threads' context classloader (without getClassLoader a stopping
+  // node waits 30 s on netty's global event executor)
+  permission java.io.FilePermission "/proc/sys/net/core/somaxconn", "read";
   permission java.net.SocketPermission "*", "accept,connect";
+  permission java.lang.RuntimePermission "setContextClassLoader";
+  permission java.lang.RuntimePermission "getClassLoader";
+  permission java.util.PropertyPermission "sun.nio.ch.bugLevel", "write";
   permission java.lang.RuntimePermission "accessDeclaredMembers";
   permission java.lang.reflect.ReflectPermission "suppressAccessChecks";
 };
