@@ -10,8 +10,8 @@ BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 .PHONY: all build deps data test test-race test-unit test-modules bench bench-report demo generate check-generate docs fmt vet lint clean services-up services-down
 
 # Services the integration tests and benchmarks use (deploy/kafka,
-# deploy/hbase): a single-node Kafka (KRaft) and a standalone HBase on
-# 127.0.0.1, jars from Maven Central cached in .cache/jars, data in
+# deploy/hbase, deploy/opensearch): a single-node Kafka (KRaft), a
+# standalone HBase and a single-node OpenSearch on 127.0.0.1, jars from Maven Central cached in .cache/jars, data in
 # temporary directories, run state and logs in .cache/services.
 #
 # Every port the services listen on is a variable, so two runs on one
@@ -24,6 +24,8 @@ BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 # HBASE_MASTER_PORT      HBase master RPC                     [16000]
 # HBASE_MASTER_INFO_PORT HBase master web UI/JMX (readiness)  [16010]
 # HBASE_RS_PORT          HBase region server RPC              [16020]
+# OPENSEARCH_PORT        OpenSearch HTTP (REST)               [9200]
+# OPENSEARCH_TRANSPORT_PORT OpenSearch transport              [9300]
 # (the region server's web UI is off.)
 KAFKA_PORT ?= 9092
 KAFKA_CONTROLLER_PORT ?= 9093
@@ -31,24 +33,29 @@ HBASE_ZK_PORT ?= 2181
 HBASE_MASTER_PORT ?= 16000
 HBASE_MASTER_INFO_PORT ?= 16010
 HBASE_RS_PORT ?= 16020
-SERVICES_ENV := TAPIR_KAFKA=127.0.0.1:$(KAFKA_PORT) TAPIR_HBASE_ZK=127.0.0.1:$(HBASE_ZK_PORT)
+OPENSEARCH_PORT ?= 9200
+OPENSEARCH_TRANSPORT_PORT ?= 9300
+SERVICES_ENV := TAPIR_KAFKA=127.0.0.1:$(KAFKA_PORT) TAPIR_HBASE_ZK=127.0.0.1:$(HBASE_ZK_PORT) \
+	TAPIR_OPENSEARCH=http://127.0.0.1:$(OPENSEARCH_PORT)
 # The ports as deploy/kafka/*.sh and deploy/hbase/*.sh read them.
 KAFKA_PORTS_ENV := TAPIR_KAFKA_PORT=$(KAFKA_PORT) TAPIR_KAFKA_CTRL_PORT=$(KAFKA_CONTROLLER_PORT)
 HBASE_PORTS_ENV := TAPIR_HBASE_ZK_PORT=$(HBASE_ZK_PORT) TAPIR_HBASE_MASTER_PORT=$(HBASE_MASTER_PORT) \
 	TAPIR_HBASE_INFO_PORT=$(HBASE_MASTER_INFO_PORT) TAPIR_HBASE_RS_PORT=$(HBASE_RS_PORT)
+OPENSEARCH_PORTS_ENV := TAPIR_OPENSEARCH_PORT=$(OPENSEARCH_PORT) TAPIR_OPENSEARCH_TRANSPORT_PORT=$(OPENSEARCH_TRANSPORT_PORT)
 SERVICE_LOGS := .cache/services/logs
-# with-services CMD: start Kafka and HBase, run CMD with their addresses in
+# with-services CMD: start Kafka, HBase and OpenSearch, run CMD with their addresses in
 # the environment, stop them whatever happened; when start-up or CMD fails,
 # keep the services' logs under $(SERVICE_LOGS)/<time>/.
 define with-services
 	@set -uo pipefail; rc=0; \
-	trap './deploy/hbase/stop.sh; ./deploy/kafka/stop.sh' EXIT; \
+	trap './deploy/opensearch/stop.sh; ./deploy/hbase/stop.sh; ./deploy/kafka/stop.sh' EXIT; \
 	{ $(KAFKA_PORTS_ENV) ./deploy/kafka/start.sh && \
 	  $(HBASE_PORTS_ENV) ./deploy/hbase/start.sh && \
+	  $(OPENSEARCH_PORTS_ENV) ./deploy/opensearch/start.sh && \
 	  { export $(SERVICES_ENV); $(1); }; } || rc=$$?; \
 	if [ $$rc -ne 0 ]; then \
 	  d=$(SERVICE_LOGS)/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$d; \
-	  cp .cache/services/kafka/kafka.log .cache/services/hbase/hbase.log $$d/ 2>/dev/null; \
+	  cp .cache/services/kafka/kafka.log .cache/services/hbase/hbase.log .cache/services/opensearch/opensearch.log $$d/ 2>/dev/null; \
 	  echo "services' logs of this failed run: $$d"; \
 	fi; \
 	exit $$rc
@@ -106,7 +113,7 @@ lint: deps
 # make test (and make test-race). Live-capture tests are skipped there:
 # they measure drops at line rate, which the race detector's 5-10x
 # slowdown turns into kernel ring drops; they run without -race above.
-RACE_PKGS ?= ./collector/ingest/... ./collector/api/... ./collector/registry/... \
+RACE_PKGS ?= ./collector/ingest/... ./collector/api/... ./collector/registry/... ./collector/searchindex/... \
 	./sensor/export/... ./sensor/spool/... ./sensor/engine/... ./storage/...
 RACE_SKIP ?= ^TestLive
 
@@ -114,14 +121,16 @@ RACE_SKIP ?= ^TestLive
 test-race: deps build data
 	$(call with-services,TAPIR_REQUIRE_ALL=1 $(GO) test -race -count=1 -timeout 30m -skip '$(RACE_SKIP)' $(RACE_PKGS))
 
-# For people: start Kafka and HBase and leave them running (stop with
+# For people: start Kafka, HBase and OpenSearch and leave them running (stop with
 # make services-down); prints the environment the tests and tapir use.
 services-up: deps
 	$(KAFKA_PORTS_ENV) ./deploy/kafka/start.sh
 	$(HBASE_PORTS_ENV) ./deploy/hbase/start.sh
+	$(OPENSEARCH_PORTS_ENV) ./deploy/opensearch/start.sh
 	@echo "export $(SERVICES_ENV)"
 
 services-down:
+	./deploy/opensearch/stop.sh
 	./deploy/hbase/stop.sh
 	./deploy/kafka/stop.sh
 
@@ -131,7 +140,7 @@ test-unit:
 
 bench: deps build
 	./bench/run.sh
-	$(call with-services,./deploy/kafka/perf-compare.sh)
+	$(call with-services,./deploy/kafka/perf-compare.sh && ./bench/opensearch.sh)
 
 # make bench-report: bench/run.sh (Go benchmarks reused from
 # bench/results/go-bench.txt when present; SKIP_GO=0 reruns them),

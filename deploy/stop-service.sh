@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Stops a test service that deploy/NAME/start.sh started (NAME: kafka or
-# hbase): SIGTERM, then SIGKILL after 30 s, and removes its temporary data
+# Stops a test service that deploy/NAME/start.sh started (NAME: kafka, hbase
+# or opensearch): SIGTERM, then SIGKILL after 30 s, and removes its temporary data
 # directory. Idempotent. deploy/NAME/stop.sh calls it.
 #   stop-service.sh NAME [--kill] [--keep-data]
 #   --kill       SIGKILL at once (a crash)
 #   --keep-data  keep the data directory for start.sh --resume
 set -euo pipefail
 name=${1:-}
-case "$name" in kafka | hbase) shift ;; *) echo "usage: $0 kafka|hbase [--kill] [--keep-data]" >&2; exit 2 ;; esac
+case "$name" in kafka | hbase | opensearch) shift ;; *) echo "usage: $0 kafka|hbase|opensearch [--kill] [--keep-data]" >&2; exit 2 ;; esac
 kill_now=0 keep=0
 for a in "$@"; do
   case "$a" in --kill) kill_now=1 ;; --keep-data) keep=1 ;; *) echo "usage: deploy/$name/stop.sh [--kill] [--keep-data]" >&2; exit 2 ;; esac

@@ -25,12 +25,14 @@ import (
 	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/collector/retention"
+	"github.com/tapir-sensor/tapir/collector/searchindex"
 	"github.com/tapir-sensor/tapir/internal/lifecycle"
 	"github.com/tapir-sensor/tapir/storage"
 )
 
 // serve starts the components in order (store, registry, Kafka publisher,
-// enrichment, flow input, ingest, API, retention, metrics), waits for
+// OpenSearch indexer, enrichment, flow input, ingest, API, retention,
+// metrics), waits for
 // SIGINT/SIGTERM or a store failure, and stops them in reverse order.
 func serve(cfg *config.Config, logger *slog.Logger) (err error) {
 	// SIGHUP reloads the API tokens file (enrichment files are watched).
@@ -76,6 +78,9 @@ func (b *builder) start(ctx context.Context) (*running, error) {
 	}
 	writer, alerts, err := b.startKafka(ctx, store, sensors)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.startSearchIndex(ctx); err != nil {
 		return nil, err
 	}
 	chain, err := b.startEnrich(alerts)
@@ -149,6 +154,25 @@ func (b *builder) startKafka(ctx context.Context, store storage.BlockStore, sens
 	b.stops.PushFunc(hstop)
 	go pub.RunHealth(hctx, sensors.Sensors)
 	return pub.WrapStore(store), alertPublisher(pub), nil
+}
+
+// startSearchIndex starts the OpenSearch indexer (opensearch.urls set):
+// it reads the flows topic with its own consumer group.
+func (b *builder) startSearchIndex(ctx context.Context) error {
+	if !b.cfg.OpenSearch.Enabled() {
+		return nil
+	}
+	ix, err := searchindex.New(b.cfg.OpenSearch, searchindex.Dependencies{
+		Kafka:  searchindex.Source{Brokers: b.cfg.Kafka.Brokers, Topic: b.cfg.Kafka.Topics.Flows},
+		Logger: b.logger.With("component", "opensearch"), Registerer: b.reg})
+	if err != nil {
+		return err
+	}
+	if err := ix.Start(ctx); err != nil {
+		return fmt.Errorf("start opensearch indexer: %w", err)
+	}
+	b.stops.PushFunc(ix.Stop)
+	return nil
 }
 
 // alertPublisher sends enrichment alerts, as ECS JSON, to the alerts topic.

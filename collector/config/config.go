@@ -16,6 +16,7 @@ import (
 	"github.com/tapir-sensor/tapir/collector/ingest"
 	"github.com/tapir-sensor/tapir/collector/publish"
 	"github.com/tapir-sensor/tapir/collector/retention"
+	"github.com/tapir-sensor/tapir/collector/searchindex"
 	"github.com/tapir-sensor/tapir/storage/hbase"
 	"github.com/tapir-sensor/tapir/storage/pebble"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	// Kafka publishes flow records, sensor health and alerts (disabled
 	// while kafka.brokers is empty).
 	Kafka publish.Config `yaml:"kafka"`
+	// OpenSearch indexes the flows topic into OpenSearch (off while
+	// opensearch.urls is empty; needs kafka.brokers).
+	OpenSearch searchindex.Config `yaml:"opensearch"`
 	// FlowInput receives NetFlow, IPFIX and sFlow from routers and
 	// switches (off unless enabled).
 	FlowInput flowinput.Config `yaml:"flow_input"`
@@ -64,14 +68,15 @@ type Metrics struct {
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config {
 	return Config{
-		Store:     Store{Backend: "pebble", Dir: "/var/lib/tapir/store", Pebble: pebble.DefaultConfig(), HBase: hbase.DefaultConfig()},
-		Retention: retention.DefaultConfig(),
-		Ingest:    ingest.DefaultConfig(),
-		API:       api.DefaultConfig(),
-		Metrics:   Metrics{Listen: "127.0.0.1:9311"},
-		Kafka:     publish.DefaultConfig(),
-		Enrich:    enrich.DefaultConfig(),
-		FlowInput: flowinput.DefaultConfig(),
+		Store:      Store{Backend: "pebble", Dir: "/var/lib/tapir/store", Pebble: pebble.DefaultConfig(), HBase: hbase.DefaultConfig()},
+		Retention:  retention.DefaultConfig(),
+		Ingest:     ingest.DefaultConfig(),
+		API:        api.DefaultConfig(),
+		Metrics:    Metrics{Listen: "127.0.0.1:9311"},
+		Kafka:      publish.DefaultConfig(),
+		OpenSearch: searchindex.DefaultConfig(),
+		Enrich:     enrich.DefaultConfig(),
+		FlowInput:  flowinput.DefaultConfig(),
 	}
 }
 
@@ -112,6 +117,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		return fmt.Errorf("%w: kafka: %v", ErrInvalid, err)
+	}
+	if err := c.OpenSearch.Validate(); err != nil {
+		return fmt.Errorf("%w: opensearch: %v", ErrInvalid, err)
+	}
+	if c.OpenSearch.Enabled() && !c.Kafka.Enabled() {
+		return fmt.Errorf("%w: opensearch: the indexer reads the kafka flows topic: set kafka.brokers", ErrInvalid)
 	}
 	if err := c.Retention.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
