@@ -147,6 +147,10 @@ func (s *LiveSource) ReadPacket() ([]byte, CaptureInfo, error) {
 	r := s.r
 	for {
 		if r.left == 0 {
+			// Stats sees the count once per ring block: an atomic store
+			// per packet is a locked instruction that waits for every
+			// store in flight.
+			s.packets.Store(s.read)
 			if err := r.nextBlock(); err != nil {
 				if err == ErrTimeout {
 					s.startup = false // the ring held nothing from before the fanout join
@@ -181,7 +185,6 @@ func (s *LiveSource) ReadPacket() ([]byte, CaptureInfo, error) {
 			info.Length += 4
 		}
 		s.read++
-		s.packets.Store(s.read)
 		return data, info, nil
 	}
 }
@@ -245,6 +248,7 @@ func (s *LiveSource) pollStats() error {
 func (s *LiveSource) Close() error {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
+	s.packets.Store(s.read) // the reader has stopped: its last block's packets
 	err := s.pollStats()
 	if !s.closed {
 		s.closed = true
