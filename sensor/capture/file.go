@@ -232,7 +232,9 @@ func (s *FileSource) Interfaces() []InterfaceInfo {
 	return out
 }
 
-// Stats returns the number of packets read so far.
+// Stats returns the number of packets read so far: while reading, as of
+// the last multiple of 256 (see count); exact once ReadPacket has
+// returned an error.
 func (s *FileSource) Stats() (Stats, error) {
 	return Stats{Packets: s.packets.Load()}, nil
 }

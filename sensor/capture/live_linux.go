@@ -208,11 +208,12 @@ func (s *LiveSource) Interfaces() []InterfaceInfo {
 	return []InterfaceInfo{{Name: s.cfg.Interface, LinkType: s.link, SnapLen: s.cfg.SnapLen}}
 }
 
-// Stats returns cumulative counters: packets returned, and the kernel's
-// received (including dropped), dropped and queue-freeze counts, summed
-// over reads of PACKET_STATISTICS (each read resets the kernel's copy). It
-// may be called concurrently with ReadPacket; after Close it returns the
-// last counters read.
+// Stats returns cumulative counters: packets returned (as of the start of
+// the ring block being read; exact once the reader waits or after Close),
+// and the kernel's received (including dropped), dropped and queue-freeze
+// counts, summed over reads of PACKET_STATISTICS (each read resets the
+// kernel's copy). It may be called concurrently with ReadPacket; after
+// Close it returns the last counters read.
 func (s *LiveSource) Stats() (Stats, error) {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
