@@ -235,6 +235,30 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestBuilderGrowsByDoubling: a builder's buffer at least doubles when it
+// grows (from minBuffer), so a block on its way to 128 KiB is copied a
+// handful of times, not the ~20 of append's 1.25x steps.
+func TestBuilderGrowsByDoubling(t *testing.T) {
+	pkts := loadCapture(t, "zeek/ssh.pcap")
+	var b Builder
+	b.Reset(Meta{})
+	grows, last := 0, 0
+	for i := 0; b.Len() < 128<<10; i++ {
+		p := pkts[i%len(pkts)]
+		b.Append(p.ts, p.origLen, p.data)
+		if b.Cap() != last {
+			if last != 0 && b.Cap() < 2*last {
+				t.Fatalf("buffer grew from %d to %d bytes, want at least double", last, b.Cap())
+			}
+			grows++
+			last = b.Cap()
+		}
+	}
+	if last < minBuffer || grows > 7 { // 4 KiB -> 256 KiB
+		t.Fatalf("%d growths to %d bytes for a %d-byte body", grows, last, b.Len())
+	}
+}
+
 func writeSegments(t *testing.T, dir string, blocks [][]byte, segSize int64) DirWriterStats {
 	w, err := NewDirWriter(DirWriterConfig{Dir: dir, SegmentSize: segSize})
 	if err != nil {

@@ -147,6 +147,10 @@ func (s *LiveSource) ReadPacket() ([]byte, CaptureInfo, error) {
 	r := s.r
 	for {
 		if r.left == 0 {
+			// Stats sees the count once per ring block: an atomic store
+			// per packet is a locked instruction that waits for every
+			// store in flight.
+			s.packets.Store(s.read)
 			if err := r.nextBlock(); err != nil {
 				if err == ErrTimeout {
 					s.startup = false // the ring held nothing from before the fanout join
@@ -181,7 +185,6 @@ func (s *LiveSource) ReadPacket() ([]byte, CaptureInfo, error) {
 			info.Length += 4
 		}
 		s.read++
-		s.packets.Store(s.read)
 		return data, info, nil
 	}
 }
@@ -205,11 +208,12 @@ func (s *LiveSource) Interfaces() []InterfaceInfo {
 	return []InterfaceInfo{{Name: s.cfg.Interface, LinkType: s.link, SnapLen: s.cfg.SnapLen}}
 }
 
-// Stats returns cumulative counters: packets returned, and the kernel's
-// received (including dropped), dropped and queue-freeze counts, summed
-// over reads of PACKET_STATISTICS (each read resets the kernel's copy). It
-// may be called concurrently with ReadPacket; after Close it returns the
-// last counters read.
+// Stats returns cumulative counters: packets returned (as of the start of
+// the ring block being read; exact once the reader waits or after Close),
+// and the kernel's received (including dropped), dropped and queue-freeze
+// counts, summed over reads of PACKET_STATISTICS (each read resets the
+// kernel's copy). It may be called concurrently with ReadPacket; after
+// Close it returns the last counters read.
 func (s *LiveSource) Stats() (Stats, error) {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
@@ -245,6 +249,7 @@ func (s *LiveSource) pollStats() error {
 func (s *LiveSource) Close() error {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
+	s.packets.Store(s.read) // the reader has stopped: its last block's packets
 	err := s.pollStats()
 	if !s.closed {
 		s.closed = true

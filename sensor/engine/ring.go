@@ -196,8 +196,17 @@ func (r *pageRing) shrink() {
 // past 16 KiB held more builders on the Go heap and took more memory.
 const directFlows = 1024
 
-// maxPooled is how many idle builders a worker keeps for reuse.
-const maxPooled = 64
+// maxPooled is how many idle builders a worker keeps for reuse: as many
+// as it has direct flows, since blocks closed by age leave their builders
+// in bursts and the same flows take them back with their next packets
+// (with 64, most blocks started from an empty buffer and grew it again).
+// Their bytes count in the worker's buffered bytes and are bounded by
+// pooledBytes.
+const maxPooled = directFlows
+
+// pooledBytes returns how many buffer bytes the pooled builders may hold:
+// a sixteenth of the worker's share of blocks.max_buffered.
+func (w *worker) pooledBytes() int64 { return w.maxBuffered / 16 }
 
 // store appends a packet to its flow's own builder, or to the ring and
 // links it to the flow's waiting packets (see above).
@@ -287,6 +296,7 @@ func (w *worker) promote(st *flowState) {
 		w.pooled -= int64(b.Cap())
 	} else {
 		b = new(block.Builder)
+		w.newBuilders++
 	}
 	w.resetFor(b, st)
 	for ref := st.head; ref != 0; {
@@ -371,7 +381,7 @@ func (w *worker) emitFlow(st *flowState, early bool) {
 		w.nOwn--
 		w.emitBlock(b, early)
 		w.own -= int64(b.Cap())
-		if b.Len() > 2*w.cfg.Blocks.MaxBytes || len(w.pool) >= maxPooled {
+		if b.Len() > 2*w.cfg.Blocks.MaxBytes || len(w.pool) >= maxPooled || w.pooled+int64(b.Cap()) > w.pooledBytes() {
 			b.Release()
 		} else {
 			w.pool = append(w.pool, b)

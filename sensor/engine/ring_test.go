@@ -219,3 +219,46 @@ func TestRingAtCapReusesPages(t *testing.T) {
 		t.Fatalf("ring mapped %d pages over the run for a cap of %d pages: emptied pages were unmapped and mapped again", w.ring.mapped, capPages)
 	}
 }
+
+// TestBuildersReusedAcrossAges: blocks closed by age leave their builders
+// in a burst; the same flows take them back with their next packets, so a
+// worker with a few hundred flows allocates about one builder per flow,
+// not one per block (with a pool of 64 most blocks started from an empty
+// buffer and grew it again).
+func TestBuildersReusedAcrossAges(t *testing.T) {
+	const flows, perFlow = 600, 50
+	src := &sliceSource{}
+	for r := range perFlow {
+		for i := range flows {
+			src.frames = append(src.frames, udpFrame(i, 200))
+			src.ts = append(src.ts, int64(1e15)+int64(r)*int64(200e6)+int64(i)*1000) // 10 s of packet time: 5 block ages
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.SensorID = "test"
+	sink := &countBlocksSink{}
+	e, err := New(cfg, Dependencies{Sources: []capture.Source{src}, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	w := e.workers[0]
+	if sink.packets != flows*perFlow {
+		t.Fatalf("%d packets in %d blocks, want %d", sink.packets, sink.blocks, flows*perFlow)
+	}
+	t.Logf("%d blocks, %d builders allocated", sink.blocks, w.newBuilders)
+	if sink.blocks < 4*flows {
+		t.Fatalf("%d blocks: the test does not close blocks by age", sink.blocks)
+	}
+	if w.newBuilders > flows+flows/10 {
+		t.Fatalf("%d builders allocated for %d flows and %d blocks: closed blocks' builders were not reused", w.newBuilders, flows, sink.blocks)
+	}
+}

@@ -69,23 +69,24 @@ type worker struct {
 
 	maxBuffered int64 // this worker's share of blocks.max_buffered
 
-	pkt      decode.Packet
-	dec      *decode.Options // this source's decoder options (Config.Decoders)
-	pi       flowtable.PacketInfo
-	counters decode.Counters
-	out      []byte
-	ring     pageRing      // the packets waiting for their blocks (ring.go)
-	bld      block.Builder // scratch builder of the blocks leaving the ring
-	fifo     []waitingFlow
-	fifoHead int
-	gen      uint64
-	pool     []*block.Builder      // idle builders for promoted flows
-	own      int64                 // buffer bytes of the builders of promoted flows
-	nOwn     int                   // promoted flows
-	pooled   int64                 // buffer bytes of the pooled builders
-	held     map[uint32]heldPacket // non-first fragments the flow table holds, by PacketInfo.Ref
-	nextRef  uint32
-	sinkErr  error
+	pkt         decode.Packet
+	dec         *decode.Options // this source's decoder options (Config.Decoders)
+	pi          flowtable.PacketInfo
+	counters    decode.Counters
+	out         []byte
+	ring        pageRing      // the packets waiting for their blocks (ring.go)
+	bld         block.Builder // scratch builder of the blocks leaving the ring
+	fifo        []waitingFlow
+	fifoHead    int
+	gen         uint64
+	pool        []*block.Builder      // idle builders for promoted flows
+	own         int64                 // buffer bytes of the builders of promoted flows
+	nOwn        int                   // promoted flows
+	pooled      int64                 // buffer bytes of the pooled builders
+	newBuilders int                   // builders allocated over the worker's life
+	held        map[uint32]heldPacket // non-first fragments the flow table holds, by PacketInfo.Ref
+	nextRef     uint32
+	sinkErr     error
 
 	stepLogged  bool // the first clock step was logged
 	chainLogged bool // the first tunnel chain change was logged
