@@ -229,6 +229,9 @@ func (s *Store) batchRecord(db *pebble.DB, wb *pebble.Batch, r *flow.Record) (bo
 	if err := wb.Set(rk, v, nil); err != nil {
 		return false, err
 	}
+	if err := s.batchPostings(wb, r, rk); err != nil {
+		return false, fmt.Errorf("index record: %w", err)
+	}
 	if s.layout.IsLong(r) {
 		if err := wb.Set(s.layout.LongKey(r), v, nil); err != nil {
 			return false, err
