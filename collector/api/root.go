@@ -162,6 +162,7 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	s.mux.Handle("GET /api/v1/pcap", s.route("pcap", RolePcapRead, true, s.handlePcap))
 	s.mux.Handle("GET /api/v1/flows", s.route("flows", RoleFlowsRead, true, s.handleFlows))
 	s.mux.Handle("GET /api/v1/sensors", s.route("sensors", RoleFlowsRead, false, s.handleSensors))
+	s.registerSearch()
 	return s, nil
 }
 
