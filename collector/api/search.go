@@ -206,10 +206,12 @@ type page struct {
 	rows  []row
 }
 
-func (p *page) Len() int           { return len(p.rows) }
-func (p *page) Less(i, j int) bool { return p.sp.before(p.rows[j].k, p.rows[j].id, p.rows[i].k, p.rows[i].id) }
-func (p *page) Swap(i, j int)      { p.rows[i], p.rows[j] = p.rows[j], p.rows[i] }
-func (p *page) Push(x any)         { p.rows = append(p.rows, x.(row)) }
+func (p *page) Len() int { return len(p.rows) }
+func (p *page) Less(i, j int) bool {
+	return p.sp.before(p.rows[j].k, p.rows[j].id, p.rows[i].k, p.rows[i].id)
+}
+func (p *page) Swap(i, j int) { p.rows[i], p.rows[j] = p.rows[j], p.rows[i] }
+func (p *page) Push(x any)    { p.rows = append(p.rows, x.(row)) }
 func (p *page) Pop() any {
 	x := p.rows[len(p.rows)-1]
 	p.rows = p.rows[:len(p.rows)-1]

@@ -3,7 +3,7 @@ package pebble
 import (
 	"context"
 	"fmt"
-	
+
 	"github.com/cockroachdb/pebble"
 	"github.com/prometheus/client_golang/prometheus"
 
