@@ -102,7 +102,9 @@ func randomQuery(rng *rand.Rand, recs []flow.Record) string {
 		func() string { return fmt.Sprintf("dst port %d", r.Tuple.DstPort) },
 		func() string { return fmt.Sprintf("port %d", r.Tuple.SrcPort) },
 		func() string { return "network.community_id == " + r.CommunityID },
-		func() string { return "destination.geo.country_iso_code == " + r.Enrichment.Destination.Geo.CountryISOCode },
+		func() string {
+			return "destination.geo.country_iso_code == " + r.Enrichment.Destination.Geo.CountryISOCode
+		},
 		func() string { return fmt.Sprintf("destination.as.number == %d", r.Enrichment.Destination.AS.Number) },
 		func() string { return "tapir.sensor_id == " + r.SensorID },
 		func() string { return "ja4 == t13d1516h2_8daaf6152771_e5627efa2ab1" },
