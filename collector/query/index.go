@@ -2,6 +2,7 @@ package query
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/tapir-sensor/tapir/storage/flowindex"
@@ -38,15 +39,11 @@ func lookupOf(n Node) flowindex.Lookup {
 		}
 		return anyOf
 	case Host:
-		return ends(n.Dir, func(f *flowindex.Field) flowindex.Lookup {
-			return flowindex.Term{Field: f, Value: flowindex.Value{A: n.Addr}}
-		}, "ip")
+		return ends(n.Dir, func(f *flowindex.Field) flowindex.Lookup { return term(f, flowindex.Value{A: n.Addr}) }, "ip")
 	case Net:
 		return ends(n.Dir, func(f *flowindex.Field) flowindex.Lookup { return flowindex.Prefix(f, n.Prefix) }, "ip")
 	case Port:
-		return ends(n.Dir, func(f *flowindex.Field) flowindex.Lookup {
-			return flowindex.Term{Field: f, Value: flowindex.Value{N: int64(n.Port)}}
-		}, "port")
+		return ends(n.Dir, func(f *flowindex.Field) flowindex.Lookup { return term(f, flowindex.Value{N: int64(n.Port)}) }, "port")
 	case Field:
 		return n.lookup()
 	}
@@ -65,18 +62,30 @@ func one(all flowindex.All) flowindex.Lookup {
 }
 
 // ends builds the lookup of a host, net or port term at the ends d names.
-func ends(d Dir, term func(*flowindex.Field) flowindex.Lookup, what string) flowindex.Lookup {
+func ends(d Dir, lookup func(*flowindex.Field) flowindex.Lookup, what string) flowindex.Lookup {
 	src, _ := flowindex.ByName("source." + what)
 	dst, _ := flowindex.ByName("destination." + what)
-	switch d {
-	case DirSrc:
-		return term(src)
-	case DirDst:
-		return term(dst)
-	case DirBoth:
-		return flowindex.All{term(src), term(dst)}
+	s, t := lookup(src), lookup(dst)
+	switch {
+	case d == DirSrc:
+		return s
+	case d == DirDst:
+		return t
+	case d == DirBoth:
+		return one(slices.DeleteFunc(flowindex.All{s, t}, func(l flowindex.Lookup) bool { return l == nil }))
+	case s == nil || t == nil:
+		return nil
 	}
-	return flowindex.Any{term(src), term(dst)}
+	return flowindex.Any{s, t}
+}
+
+// term is the lookup of one value of f, nil when the index does not
+// hold that value's postings.
+func term(f *flowindex.Field, v flowindex.Value) flowindex.Lookup {
+	if !f.Indexes(v) {
+		return nil
+	}
+	return flowindex.Term{Field: f, Value: v}
 }
 
 // lookup is the index lookup of a field predicate (nil: not indexable).
@@ -93,7 +102,7 @@ func (n Field) lookup() flowindex.Lookup {
 		}
 		return flowindex.Prefix(n.F, netip.PrefixFrom(n.prefix.Addr(), n.prefix.Bits()))
 	case flowindex.KindLong:
-		return flowindex.Term{Field: n.F, Value: flowindex.Value{N: n.n}}
+		return term(n.F, flowindex.Value{N: n.n})
 	}
 	return nil
 }

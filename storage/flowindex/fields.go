@@ -46,14 +46,38 @@ type Field struct {
 	Kind Kind
 	// Description is one line for the field help.
 	Description string
-	// ID is the field's byte in index keys (0: not indexed). It is part
-	// of the on-disk format: never reuse or renumber one.
+	// ID is the field's byte in index keys (0: not indexed). Fields of
+	// one kind of value share an ID (every name field, both ends' ports):
+	// a record with the same value in two of them gets one posting, and a
+	// lookup yields the records with the value in any of them (a superset
+	// the query's Match narrows). It is part of the on-disk format: never
+	// reuse or renumber one.
 	ID byte
 	// Suffix: the index also holds the reversed value, so that a
 	// "*.example.com" suffix pattern is an index lookup too.
 	Suffix bool
 	get    func(r *flow.Record, dst []Value) []Value
+	// indexIf, when set, limits the postings to the values it accepts.
+	indexIf func(v Value) bool
 }
+
+// Index IDs (see Field.ID).
+const (
+	idSrcIP       = 1 + iota // source.ip
+	idDstIP                  // destination.ip
+	idPort                   // destination.port; source.port below 1024
+	idName                   // tls.client.server_name, dns.question.name, destination.domain, url.domain
+	idCountry                // source and destination country
+	idAS                     // source and destination AS number
+	idAnswer                 // dns.answers.data
+	idFingerprint            // tls.client.ja4, tls.client.ja3
+	idPath                   // url.path
+	idThreat                 // threat.indicator.name, threat.feed.name
+)
+
+// wellKnown keeps the postings of well-known ports only (source ports are
+// mostly ephemeral: a posting each would cost more than it finds).
+func wellKnown(v Value) bool { return v.N < 1024 }
 
 // Values appends the field's values in r to dst (none when the record
 // does not carry the field).
@@ -61,6 +85,10 @@ func (f *Field) Values(r *flow.Record, dst []Value) []Value { return f.get(r, ds
 
 // Indexed reports whether the field has postings in the index.
 func (f *Field) Indexed() bool { return f.ID != 0 }
+
+// Indexes reports whether the index holds the postings of value v of
+// the field, so that a lookup of v finds every record with it.
+func (f *Field) Indexes(v Value) bool { return f.ID != 0 && (f.indexIf == nil || f.indexIf(v)) }
 
 // Format renders a value as the ECS JSON renders it (text, address,
 // number).
@@ -340,10 +368,10 @@ func boolean(fn func(r *flow.Record) bool) func(*flow.Record, []Value) []Value {
 // registry is every searchable field. Index IDs are part of the on-disk
 // format (see Field.ID).
 var registry = []*Field{
-	{Name: "source.ip", Type: "ip", Kind: KindIP, ID: 1, Description: "Address of the flow's initiator.", get: ipEnd(true)},
-	{Name: "destination.ip", Type: "ip", Kind: KindIP, ID: 2, Description: "Address of the flow's responder.", get: ipEnd(false)},
-	{Name: "source.port", Type: "long", Kind: KindLong, ID: 3, Description: "Initiator's port (TCP, UDP, SCTP).", get: portEnd(true)},
-	{Name: "destination.port", Type: "long", Kind: KindLong, ID: 4, Description: "Responder's port (TCP, UDP, SCTP).", get: portEnd(false)},
+	{Name: "source.ip", Type: "ip", Kind: KindIP, ID: idSrcIP, Description: "Address of the flow's initiator.", get: ipEnd(true)},
+	{Name: "destination.ip", Type: "ip", Kind: KindIP, ID: idDstIP, Description: "Address of the flow's responder.", get: ipEnd(false)},
+	{Name: "source.port", Type: "long", Kind: KindLong, ID: idPort, indexIf: wellKnown, Description: "Initiator's port (TCP, UDP, SCTP).", get: portEnd(true)},
+	{Name: "destination.port", Type: "long", Kind: KindLong, ID: idPort, Description: "Responder's port (TCP, UDP, SCTP).", get: portEnd(false)},
 	{Name: "network.transport", Type: "keyword", Description: "Transport protocol: tcp, udp, icmp, ipv6-icmp, sctp...",
 		get: str(func(r *flow.Record) string {
 			if r.Tuple.Family == flow.FamilyLink {
@@ -368,7 +396,7 @@ var registry = []*Field{
 			}
 			return "ipv4"
 		})},
-	{Name: "network.community_id", Type: "keyword", ID: 5, Description: "Community ID flow hash (1:...).", get: str(func(r *flow.Record) string { return r.CommunityID })},
+	{Name: "network.community_id", Type: "keyword", Description: "Community ID flow hash (1:...).", get: str(func(r *flow.Record) string { return r.CommunityID })},
 	{Name: "network.vlan.id", Type: "keyword", Description: "Outer VLAN ID.",
 		get: str(func(r *flow.Record) string {
 			if r.Tuple.VLAN == 0 {
@@ -389,29 +417,29 @@ var registry = []*Field{
 	{Name: "event.duration", Type: "long", Kind: KindDuration, Description: "Flow duration in nanoseconds; compare with 5s, 2m... (alias: duration).",
 		get: always(func(r *flow.Record) int64 { return r.End.Sub(r.Start).Nanoseconds() })},
 	{Name: "event.reason", Type: "keyword", Description: "Why the record was emitted: active, fin, rst, idle-timeout...", get: str(func(r *flow.Record) string { return r.Reason.String() })},
-	{Name: "tapir.sensor_id", Type: "keyword", ID: 6, Description: "Sensor that saw the flow.", get: str(func(r *flow.Record) string { return r.SensorID })},
+	{Name: "tapir.sensor_id", Type: "keyword", Description: "Sensor that saw the flow.", get: str(func(r *flow.Record) string { return r.SensorID })},
 	{Name: "tapir.flow_id", Type: "keyword", Description: "tapir flow ID (32 hex digits).", get: str(func(r *flow.Record) string { return r.ID.String() })},
 	{Name: "tapir.segment", Type: "long", Kind: KindLong, Description: "Report number of the flow (0 first).", get: always(func(r *flow.Record) int64 { return int64(r.Segment) })},
 	{Name: "tapir.final", Type: "boolean", Kind: KindBool, Description: "The flow's final record (it ended).", get: boolean(func(r *flow.Record) bool { return r.Reason.Final() })},
 	{Name: "tapir.tunnel_flow", Type: "boolean", Kind: KindBool, Description: "The record of a tunnel's own connection.", get: boolean(func(r *flow.Record) bool { return r.IsTunnelFlow() })},
 	{Name: "observer.ingress.interface.name", Type: "keyword", Description: "Capture interface.", get: str(func(r *flow.Record) string { return r.Interface })},
-	{Name: "source.geo.country_iso_code", Type: "keyword", ID: 7, Description: "Initiator's country (ISO 3166 alpha-2).", get: geo(true, func(g *flow.Geo) string { return g.CountryISOCode })},
-	{Name: "destination.geo.country_iso_code", Type: "keyword", ID: 8, Description: "Responder's country (ISO 3166 alpha-2).", get: geo(false, func(g *flow.Geo) string { return g.CountryISOCode })},
+	{Name: "source.geo.country_iso_code", Type: "keyword", ID: idCountry, Description: "Initiator's country (ISO 3166 alpha-2).", get: geo(true, func(g *flow.Geo) string { return g.CountryISOCode })},
+	{Name: "destination.geo.country_iso_code", Type: "keyword", ID: idCountry, Description: "Responder's country (ISO 3166 alpha-2).", get: geo(false, func(g *flow.Geo) string { return g.CountryISOCode })},
 	{Name: "source.geo.country_name", Type: "keyword", Description: "Initiator's country name.", get: geo(true, func(g *flow.Geo) string { return g.CountryName })},
 	{Name: "destination.geo.country_name", Type: "keyword", Description: "Responder's country name.", get: geo(false, func(g *flow.Geo) string { return g.CountryName })},
 	{Name: "source.geo.city_name", Type: "keyword", Description: "Initiator's city.", get: geo(true, func(g *flow.Geo) string { return g.CityName })},
 	{Name: "destination.geo.city_name", Type: "keyword", Description: "Responder's city.", get: geo(false, func(g *flow.Geo) string { return g.CityName })},
 	{Name: "source.geo.name", Type: "keyword", Description: "Site of an internal initiator.", get: geo(true, func(g *flow.Geo) string { return g.Name })},
 	{Name: "destination.geo.name", Type: "keyword", Description: "Site of an internal responder.", get: geo(false, func(g *flow.Geo) string { return g.Name })},
-	{Name: "source.as.number", Type: "long", Kind: KindLong, ID: 9, Description: "Initiator's autonomous system number.", get: asNumber(true)},
-	{Name: "destination.as.number", Type: "long", Kind: KindLong, ID: 10, Description: "Responder's autonomous system number.", get: asNumber(false)},
+	{Name: "source.as.number", Type: "long", Kind: KindLong, ID: idAS, Description: "Initiator's autonomous system number.", get: asNumber(true)},
+	{Name: "destination.as.number", Type: "long", Kind: KindLong, ID: idAS, Description: "Responder's autonomous system number.", get: asNumber(false)},
 	{Name: "source.as.organization.name", Type: "keyword", Description: "Initiator's AS organization.", get: asOrg(true)},
 	{Name: "destination.as.organization.name", Type: "keyword", Description: "Responder's AS organization.", get: asOrg(false)},
-	{Name: "destination.domain", Type: "keyword", ID: 11, Suffix: true, Description: "Name the client resolved for the server (passive DNS, SNI, HTTP host or PTR).",
+	{Name: "destination.domain", Type: "keyword", ID: idName, Suffix: true, Description: "Name the client resolved for the server (passive DNS, SNI, HTTP host or PTR).",
 		get: str(func(r *flow.Record) string { return enr(r).Domain })},
 	{Name: "tapir.source.asset.name", Type: "keyword", Description: "Asset inventory name of the initiator.", get: asset(true, func(a *flow.Asset) string { return a.Name })},
 	{Name: "tapir.destination.asset.name", Type: "keyword", Description: "Asset inventory name of the responder.", get: asset(false, func(a *flow.Asset) string { return a.Name })},
-	{Name: "dns.question.name", Type: "keyword", ID: 12, Suffix: true, Description: "DNS query name (no trailing dot).", get: dnsStr(func(d *flow.DNSMeta) string { return d.QueryName })},
+	{Name: "dns.question.name", Type: "keyword", ID: idName, Suffix: true, Description: "DNS query name (no trailing dot).", get: dnsStr(func(d *flow.DNSMeta) string { return d.QueryName })},
 	{Name: "dns.question.type", Type: "keyword", Description: "DNS query type (A, AAAA, MX...).", get: dnsStr(func(d *flow.DNSMeta) string { return flow.DNSTypeName(d.QueryType) })},
 	{Name: "dns.response_code", Type: "keyword", Description: "DNS response code (NOERROR, NXDOMAIN...).",
 		get: dnsStr(func(d *flow.DNSMeta) string {
@@ -421,10 +449,10 @@ var registry = []*Field{
 			return flow.DNSRcodeName(d.ResponseCode)
 		})},
 	{Name: "dns.answers.name", Type: "keyword", Description: "Owner names of the DNS answers.", get: dnsAnswers(func(a *flow.DNSAnswer) string { return a.Name })},
-	{Name: "dns.answers.data", Type: "keyword", ID: 13, Description: "Data of the DNS answers (addresses, CNAME targets...).", get: dnsAnswers(func(a *flow.DNSAnswer) string { return a.Data })},
-	{Name: "tls.client.server_name", Type: "keyword", ID: 14, Suffix: true, Description: "TLS SNI of the ClientHello.", get: tlsStr(func(t *flow.TLSMeta) string { return t.ServerName })},
-	{Name: "tls.client.ja4", Type: "keyword", ID: 15, Description: "JA4 client fingerprint.", get: tlsStr(func(t *flow.TLSMeta) string { return t.JA4 })},
-	{Name: "tls.client.ja3", Type: "keyword", ID: 16, Description: "JA3 client fingerprint (MD5).", get: tlsStr(func(t *flow.TLSMeta) string { return t.JA3 })},
+	{Name: "dns.answers.data", Type: "keyword", ID: idAnswer, Description: "Data of the DNS answers (addresses, CNAME targets...).", get: dnsAnswers(func(a *flow.DNSAnswer) string { return a.Data })},
+	{Name: "tls.client.server_name", Type: "keyword", ID: idName, Suffix: true, Description: "TLS SNI of the ClientHello.", get: tlsStr(func(t *flow.TLSMeta) string { return t.ServerName })},
+	{Name: "tls.client.ja4", Type: "keyword", ID: idFingerprint, Description: "JA4 client fingerprint.", get: tlsStr(func(t *flow.TLSMeta) string { return t.JA4 })},
+	{Name: "tls.client.ja3", Type: "keyword", ID: idFingerprint, Description: "JA3 client fingerprint (MD5).", get: tlsStr(func(t *flow.TLSMeta) string { return t.JA3 })},
 	{Name: "tls.client.alpn", Type: "keyword", Description: "ALPN protocols the client offered.",
 		get: func(r *flow.Record, dst []Value) []Value {
 			if t := app(r).TLS; t != nil {
@@ -438,8 +466,8 @@ var registry = []*Field{
 	{Name: "tls.cipher", Type: "keyword", Description: "Cipher suite the server chose.", get: tlsStr(tlsCipher)},
 	{Name: "tls.next_protocol", Type: "keyword", Description: "ALPN protocol the server chose (TLS 1.2 and below).", get: tlsStr(func(t *flow.TLSMeta) string { return t.NextProtocol })},
 	{Name: "http.request.method", Type: "keyword", Description: "HTTP request method.", get: httpStr(func(h *flow.HTTPMeta) string { return h.Method })},
-	{Name: "url.domain", Type: "keyword", ID: 17, Suffix: true, Description: "HTTP Host without its port (alias: http.request.host).", get: httpStr(urlDomain)},
-	{Name: "url.path", Type: "keyword", ID: 18, Description: "HTTP request path.", get: httpStr(urlPath)},
+	{Name: "url.domain", Type: "keyword", ID: idName, Suffix: true, Description: "HTTP Host without its port (alias: http.request.host).", get: httpStr(urlDomain)},
+	{Name: "url.path", Type: "keyword", ID: idPath, Description: "HTTP request path.", get: httpStr(urlPath)},
 	{Name: "url.original", Type: "keyword", Description: "HTTP request target as sent.", get: httpStr(func(h *flow.HTTPMeta) string { return h.URI })},
 	{Name: "user_agent.original", Type: "keyword", Description: "HTTP User-Agent.", get: httpStr(func(h *flow.HTTPMeta) string { return h.UserAgent })},
 	{Name: "http.response.status_code", Type: "long", Kind: KindLong, Description: "HTTP response status.",
@@ -463,9 +491,9 @@ var registry = []*Field{
 			}
 			return ""
 		})},
-	{Name: "threat.indicator.name", Type: "keyword", ID: 19, Description: "Threat intelligence indicator the flow matched (any match).", get: threats(func(m *flow.ThreatMatch) string { return m.Indicator })},
+	{Name: "threat.indicator.name", Type: "keyword", ID: idThreat, Description: "Threat intelligence indicator the flow matched (any match).", get: threats(func(m *flow.ThreatMatch) string { return m.Indicator })},
 	{Name: "threat.indicator.type", Type: "keyword", Description: "Type of a matched indicator (ipv4-addr, domain-name, ja4...).", get: threats(func(m *flow.ThreatMatch) string { return m.Type })},
-	{Name: "threat.feed.name", Type: "keyword", ID: 20, Description: "Feed of a matched indicator.", get: threats(func(m *flow.ThreatMatch) string { return m.Feed })},
+	{Name: "threat.feed.name", Type: "keyword", ID: idThreat, Description: "Feed of a matched indicator.", get: threats(func(m *flow.ThreatMatch) string { return m.Feed })},
 	{Name: "threat.indicator.id", Type: "keyword", Description: "Feed's id of a matched indicator (STIX id).", get: threats(func(m *flow.ThreatMatch) string { return m.ID })},
 	{Name: "threat.enrichments.matched.field", Type: "keyword", Description: "Flow field that matched an indicator.", get: threats(func(m *flow.ThreatMatch) string { return m.Field })},
 	{Name: "threat.enrichments.matched.atomic", Type: "keyword", Description: "Flow value that matched an indicator.", get: threats(func(m *flow.ThreatMatch) string { return m.Atomic })},
@@ -535,15 +563,15 @@ func Aliases() map[string]string {
 // indexed are the fields with postings, in registry order.
 var indexed = func() []*Field {
 	var out []*Field
-	seen := map[byte]bool{}
+	kinds := map[byte]Kind{}
 	for _, f := range registry {
 		if f.ID == 0 {
 			continue
 		}
-		if seen[f.ID] || f.ID >= reverseBit {
-			panic("flowindex: field ID reused or too large: " + f.Name)
+		if k, ok := kinds[f.ID]; ok && k != f.Kind || f.ID >= reverseBit {
+			panic("flowindex: field ID shared by kinds or too large: " + f.Name)
 		}
-		seen[f.ID] = true
+		kinds[f.ID] = f.Kind
 		out = append(out, f)
 	}
 	return out

@@ -1,7 +1,9 @@
 package flowindex
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -26,8 +28,12 @@ const RecordKeyLen = 8 + 16
 // reverseBit marks the postings of reversed keyword values.
 const reverseBit = 0x80
 
-// hourLen is the width of the posting's time bucket.
-const hourLen = 4
+// hourLen is the width of the posting's time bucket, seqLen of its flush
+// sequence number.
+const (
+	hourLen = 4
+	seqLen  = 8
+)
 
 // Hour returns the posting bucket of a time: hours since the Unix epoch
 // (0 before it).
@@ -82,39 +88,121 @@ func appendTerm(dst []byte, f *Field, v Value, rev bool) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(v.N)^1<<63)
 }
 
-// Poster builds the postings of records; one per writer, not safe for
-// concurrent use.
-type Poster struct {
-	buf  []byte
-	vals []Value
+// Builder builds the postings of a batch of records, grouped by term:
+// one posting per (field ID, hour, term) of the batch, whose key ends
+// with the first record's row key and the flush's sequence number (8
+// bytes: a later batch never overwrites the posting, even one that
+// starts with the same record) and whose value holds the other records'
+// row keys (RecordKeyLen bytes each). Grouping keeps the keys a batch writes few
+// (the memtable's cost is per key) where records share values (ports,
+// servers, names, countries). Not safe for concurrent use.
+type Builder struct {
+	buf    []byte
+	ends   []int // end of each term prefix of the current record in buf
+	vals   []Value
+	groups map[string]*group // term prefix -> record keys
+	order  []string
+	// Seq numbers flushes; the store starts it at a value no earlier
+	// flush used (its clock at open).
+	Seq uint64
 }
 
-// Postings calls fn with the key of every posting of r, whose record row
-// key (without its table byte) is recKey. fn's key is valid during the
-// call only.
-func (p *Poster) Postings(r *flow.Record, recKey []byte, fn func(key []byte) error) error {
+// Add adds the postings of r, whose record row key (without its table
+// byte) is recKey: one per distinct term (fields sharing an ID and
+// holding the same value make one posting).
+func (b *Builder) Add(r *flow.Record, recKey []byte) {
+	if b.groups == nil {
+		b.groups = map[string]*group{}
+	}
 	hour := Hour(r.Start)
+	b.buf, b.ends = b.buf[:0], b.ends[:0]
 	for _, f := range indexed {
-		p.vals = f.get(r, p.vals[:0])
-		for _, v := range p.vals {
-			if err := p.emit(f.ID, hour, f, v, false, recKey, fn); err != nil {
-				return err
+		b.vals = f.get(r, b.vals[:0])
+		for _, v := range b.vals {
+			if f.indexIf != nil && !f.indexIf(v) {
+				continue
 			}
+			b.term(f.ID, hour, f, v, false)
 			if f.Suffix {
-				if err := p.emit(f.ID|reverseBit, hour, f, v, true, recKey, fn); err != nil {
-					return err
-				}
+				b.term(f.ID|reverseBit, hour, f, v, true)
 			}
+		}
+	}
+	start := 0
+	for _, end := range b.ends {
+		g := b.groups[string(b.buf[start:end])] // no allocation
+		if g == nil {
+			t := string(b.buf[start:end])
+			g = &group{}
+			b.groups[t] = g
+			b.order = append(b.order, t)
+		}
+		g.recs = append(g.recs, recKey...)
+		start = end
+	}
+}
+
+// group is the record keys of one term of a batch.
+type group struct{ recs []byte }
+
+// term appends a term prefix unless the record has it already.
+func (b *Builder) term(id byte, hour uint32, f *Field, v Value, rev bool) {
+	start := 0
+	if n := len(b.ends); n > 0 {
+		start = b.ends[n-1]
+	}
+	b.buf = appendHead(b.buf, id, hour)
+	b.buf = appendTerm(b.buf, f, v, rev)
+	key, prev := b.buf[start:], 0
+	for _, end := range b.ends {
+		if bytes.Equal(b.buf[prev:end], key) {
+			b.buf = b.buf[:start]
+			return
+		}
+		prev = end
+	}
+	b.ends = append(b.ends, len(b.buf))
+}
+
+// Len returns how many postings Flush would write.
+func (b *Builder) Len() int { return len(b.order) }
+
+// Flush calls fn with the key and value of every posting added since the
+// last Flush, then forgets them. fn's slices are valid during the call
+// only.
+func (b *Builder) Flush(fn func(key, value []byte) error) error {
+	defer func() {
+		clear(b.groups)
+		b.order = b.order[:0]
+	}()
+	b.Seq++
+	var key []byte
+	for _, t := range b.order {
+		recs := b.groups[t].recs
+		key = append(append(key[:0], t...), recs[:RecordKeyLen]...)
+		key = binary.BigEndian.AppendUint64(key, b.Seq)
+		if err := fn(key, recs[RecordKeyLen:]); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (p *Poster) emit(id byte, hour uint32, f *Field, v Value, rev bool, recKey []byte, fn func([]byte) error) error {
-	p.buf = appendHead(p.buf[:0], id, hour)
-	p.buf = appendTerm(p.buf, f, v, rev)
-	p.buf = append(p.buf, recKey...)
-	return fn(p.buf)
+// EachRecordKey calls fn with every record key a posting holds (its key's
+// and its value's), or returns an error naming a malformed posting.
+func EachRecordKey(key, value []byte, fn func(recKey []byte) error) error {
+	if len(key) < 2+hourLen+RecordKeyLen+seqLen || key[0] != Table || len(value)%RecordKeyLen != 0 {
+		return fmt.Errorf("malformed search index posting %x (value of %d bytes)", key, len(value))
+	}
+	if err := fn(key[len(key)-seqLen-RecordKeyLen : len(key)-seqLen]); err != nil {
+		return err
+	}
+	for i := 0; i < len(value); i += RecordKeyLen {
+		if err := fn(value[i : i+RecordKeyLen]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Term is one index lookup: the records whose field f has a value equal
@@ -185,15 +273,6 @@ func (t Term) rangeAt(hour uint32) Range {
 		lower = lower[:len(lower)-1] // cut values: match every continuation
 	}
 	return Range{lower, prefixEnd(lower)}
-}
-
-// RecordKey returns the record row key (without its table byte) that
-// ends a posting key.
-func RecordKey(posting []byte) ([]byte, bool) {
-	if len(posting) < 2+hourLen+RecordKeyLen || posting[0] != Table {
-		return nil, false
-	}
-	return posting[len(posting)-RecordKeyLen:], true
 }
 
 // Prefix returns the IP prefix as a Term value and bits.

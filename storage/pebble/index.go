@@ -3,6 +3,7 @@ package pebble
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,8 +29,8 @@ const rebuildBatch = 4096
 
 // indexState is the search index's part of a Store.
 type indexState struct {
-	// poster builds postings; used under writeMu.
-	poster flowindex.Poster
+	// builder builds a batch's postings; used under writeMu.
+	builder flowindex.Builder
 	// searches counts lookups the index answered, notSelective those it
 	// left to a scan; candidates is how many records a lookup yielded.
 	searches, notSelective prometheus.Counter
@@ -38,7 +39,7 @@ type indexState struct {
 }
 
 func newIndexState() indexState {
-	return indexState{
+	return indexState{builder: flowindex.Builder{Seq: uint64(time.Now().UnixNano())},
 		searches: prometheus.NewCounter(prometheus.CounterOpts{Name: "tapir_pebble_search_index_lookups_total",
 			Help: "Flow searches the search index answered."}),
 		notSelective: prometheus.NewCounter(prometheus.CounterOpts{Name: "tapir_pebble_search_index_scans_total",
@@ -88,16 +89,19 @@ func (s *Store) loadIndexMeta(created bool) error {
 	return nil
 }
 
-// batchPostings adds r's postings (record row key rk, with its table
-// byte) to wb when the index is on. The caller holds writeMu.
-func (s *Store) batchPostings(wb *pebble.Batch, r *flow.Record, rk []byte) error {
-	if !s.cfg.SearchIndex {
-		return nil
+// addPostings adds r's postings (record row key rk, with its table
+// byte) to the batch's when the index is on; writePostings writes them.
+// The caller holds writeMu.
+func (s *Store) addPostings(r *flow.Record, rk []byte) {
+	if s.cfg.SearchIndex {
+		s.index.builder.Add(r, rk[1:])
 	}
-	return s.index.poster.Postings(r, rk[1:], func(k []byte) error {
-		s.index.postings.Inc()
-		return wb.Set(k, nil, nil)
-	})
+}
+
+// writePostings adds the postings addPostings gathered to wb.
+func (s *Store) writePostings(wb *pebble.Batch) error {
+	s.index.postings.Add(float64(s.index.builder.Len()))
+	return s.index.builder.Flush(func(k, v []byte) error { return wb.Set(k, v, nil) })
 }
 
 // RebuildIndex rebuilds the flow search index from the stored records:
@@ -147,12 +151,13 @@ func (s *Store) reindexRecords(ctx context.Context, db *pebble.DB) (int64, error
 		if err := plan.DecodeRecord(v, &r); err != nil {
 			return fmt.Errorf("reindex records: %w", err)
 		}
-		if err := s.batchPostings(wb, &r, k); err != nil {
-			return err
-		}
+		s.addPostings(&r, k)
 		n++
 		if n%rebuildBatch != 0 {
 			return nil
+		}
+		if err := s.writePostings(wb); err != nil {
+			return err
 		}
 		if err := wb.Commit(pebble.NoSync); err != nil {
 			return err
@@ -162,8 +167,30 @@ func (s *Store) reindexRecords(ctx context.Context, db *pebble.DB) (int64, error
 		return nil
 	})
 	defer wb.Close()
+	if err == nil {
+		err = s.writePostings(wb)
+	}
 	if err != nil {
 		return n, err
 	}
 	return n, wb.Commit(pebble.Sync)
+}
+
+// IndexDiskBytes flushes the memtable and returns the estimated bytes on
+// disk of the search index's postings and of the flow record rows (for
+// benchmarks and capacity planning).
+func (s *Store) IndexDiskBytes() (index, records uint64, err error) {
+	db, err := s.acquire()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.release()
+	if err := db.Flush(); err != nil {
+		return 0, 0, fmt.Errorf("flush: %w", err)
+	}
+	if index, err = db.EstimateDiskUsage([]byte{flowindex.Table}, []byte{flowindex.Table + 1}); err != nil {
+		return 0, 0, err
+	}
+	records, err = db.EstimateDiskUsage([]byte{byte(rowkey.TableRecords)}, []byte{byte(rowkey.TableRecords) + 1})
+	return index, records, err
 }

@@ -186,16 +186,14 @@ func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.Al
 func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.Term, lo, hi uint32, limit int) ([]recKey, error) {
 	var out []recKey
 	for _, rg := range t.Ranges(lo, hi) {
-		err := s.each(ctx, db, rg.Lower, rg.Upper, false, "search index", func(k, _ []byte) error {
-			rk, ok := flowindex.RecordKey(k)
-			if !ok {
-				return fmt.Errorf("search index: malformed posting key %x", k)
-			}
-			out = append(out, recKey(rk))
-			if len(out) > limit {
-				return errTooMany
-			}
-			return nil
+		err := s.each(ctx, db, rg.Lower, rg.Upper, false, "search index", func(k, v []byte) error {
+			return flowindex.EachRecordKey(k, v, func(rk []byte) error {
+				out = append(out, recKey(rk))
+				if len(out) > limit {
+					return errTooMany
+				}
+				return nil
+			})
 		})
 		if err != nil {
 			return nil, err
