@@ -3,7 +3,6 @@ package query
 import (
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/tapir-sensor/tapir/storage/flowindex"
 )
@@ -108,8 +107,8 @@ func (n Field) lookup() flowindex.Lookup {
 }
 
 // keywordLookup: an exact value, the text before the first * (a
-// prefix), or the text after a leading * (a suffix, on fields that index
-// reversed values).
+// prefix), or the domain suffix of "*.example.com" (on name fields,
+// which index their domain suffixes).
 func (n Field) keywordLookup() flowindex.Lookup {
 	ps := n.pat.parts
 	switch {
@@ -117,8 +116,8 @@ func (n Field) keywordLookup() flowindex.Lookup {
 		return flowindex.Term{Field: n.F, Value: flowindex.Value{S: ps[0]}}
 	case ps[0] != "":
 		return flowindex.Term{Field: n.F, Value: flowindex.Value{S: ps[0]}, Prefix: true}
-	case n.F.Suffix && ps[len(ps)-1] != "" && !strings.Contains(n.Raw[1:], "*"):
-		return flowindex.Term{Field: n.F, Value: flowindex.Value{S: ps[len(ps)-1]}, Suffix: true}
+	case n.F.Suffix && len(ps) == 2 && len(ps[1]) > 1 && ps[1][0] == '.':
+		return flowindex.Term{Field: n.F, Value: flowindex.Value{S: ps[1][1:]}, Suffix: true}
 	}
 	return nil
 }

@@ -53,8 +53,9 @@ type Field struct {
 	// the query's Match narrows). It is part of the on-disk format: never
 	// reuse or renumber one.
 	ID byte
-	// Suffix: the index also holds the reversed value, so that a
-	// "*.example.com" suffix pattern is an index lookup too.
+	// Suffix: the index also holds the name's domain suffixes (what
+	// follows each dot), so that a "*.example.com" pattern is an index
+	// lookup too.
 	Suffix bool
 	get    func(r *flow.Record, dst []Value) []Value
 	// indexIf, when set, limits the postings to the values it accepts.
@@ -568,7 +569,7 @@ var indexed = func() []*Field {
 		if f.ID == 0 {
 			continue
 		}
-		if k, ok := kinds[f.ID]; ok && k != f.Kind || f.ID >= reverseBit {
+		if k, ok := kinds[f.ID]; ok && k != f.Kind || f.ID >= suffixBit {
 			panic("flowindex: field ID shared by kinds or too large: " + f.Name)
 		}
 		kinds[f.ID] = f.Kind

@@ -25,8 +25,11 @@ const MaxTerm = 64
 // and flow ID (16).
 const RecordKeyLen = 8 + 16
 
-// reverseBit marks the postings of reversed keyword values.
-const reverseBit = 0x80
+// suffixBit marks the postings of a name's domain suffixes.
+const suffixBit = 0x80
+
+// maxSuffixes bounds the domain suffixes posted per name.
+const maxSuffixes = 8
 
 // hourLen is the width of the posting's time bucket, seqLen of its flush
 // sequence number.
@@ -55,15 +58,11 @@ func appendHead(dst []byte, id byte, hour uint32) []byte {
 }
 
 // normalize appends the keyword's index form: ASCII lower case, NUL as
-// 0x01, reversed when rev, at most MaxTerm bytes.
-func normalize(dst []byte, s string, rev bool) []byte {
+// 0x01, at most MaxTerm bytes.
+func normalize(dst []byte, s string) []byte {
 	n := min(len(s), MaxTerm)
 	for i := 0; i < n; i++ {
-		j := i
-		if rev {
-			j = len(s) - 1 - i
-		}
-		c := s[j]
+		c := s[i]
 		switch {
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
@@ -77,10 +76,10 @@ func normalize(dst []byte, s string, rev bool) []byte {
 
 // appendTerm appends the term of a value of f (a keyword's ends with a
 // NUL; addresses and numbers have a fixed width).
-func appendTerm(dst []byte, f *Field, v Value, rev bool) []byte {
+func appendTerm(dst []byte, f *Field, v Value) []byte {
 	switch f.Kind {
 	case KindKeyword:
-		return append(normalize(dst, v.S, rev), 0)
+		return append(normalize(dst, v.S), 0)
 	case KindIP:
 		a, _ := flow.AddrFromNetip(v.A)
 		return append(dst, a[:]...)
@@ -88,23 +87,37 @@ func appendTerm(dst []byte, f *Field, v Value, rev bool) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(v.N)^1<<63)
 }
 
-// Builder builds the postings of a batch of records, grouped by term:
-// one posting per (field ID, hour, term) of the batch, whose key ends
-// with the first record's row key and the flush's sequence number (8
-// bytes: a later batch never overwrites the posting, even one that
-// starts with the same record) and whose value holds the other records'
-// row keys (RecordKeyLen bytes each). Grouping keeps the keys a batch writes few
-// (the memtable's cost is per key) where records share values (ports,
-// servers, names, countries). Not safe for concurrent use.
+// Builder builds the postings of a batch of records. Each flush writes
+// one record table, key BatchKey(seq) (table byte, ID 0, the flush's
+// sequence number), whose value is the row keys (RecordKeyLen bytes
+// each) of the batch's records, and one posting per (field ID, hour,
+// term) of the batch: key table byte, ID, hour, term, seq; value the
+// ordinals of the term's records in the record table, increasing, as
+// uvarint deltas. Grouping keeps the keys a batch writes few (the
+// memtable's cost is per key) where records share values, and ordinals
+// keep postings small (about a byte per record). Not safe for
+// concurrent use.
 type Builder struct {
 	buf    []byte
 	ends   []int // end of each term prefix of the current record in buf
 	vals   []Value
-	groups map[string]*group // term prefix -> record keys
+	groups map[string]*group // term prefix -> ordinals
 	order  []string
+	recs   []byte // the batch's record keys
 	// Seq numbers flushes; the store starts it at a value no earlier
 	// flush used (its clock at open).
 	Seq uint64
+}
+
+// group is the ordinals of one term's records in a batch.
+type group struct {
+	ords []byte // uvarint deltas
+	last uint64
+}
+
+// BatchKey returns the key of the record table of flush seq.
+func BatchKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{Table, 0}, seq)
 }
 
 // Add adds the postings of r, whose record row key (without its table
@@ -114,6 +127,8 @@ func (b *Builder) Add(r *flow.Record, recKey []byte) {
 	if b.groups == nil {
 		b.groups = map[string]*group{}
 	}
+	ord := uint64(len(b.recs) / RecordKeyLen)
+	b.recs = append(b.recs, recKey...)
 	hour := Hour(r.Start)
 	b.buf, b.ends = b.buf[:0], b.ends[:0]
 	for _, f := range indexed {
@@ -122,9 +137,9 @@ func (b *Builder) Add(r *flow.Record, recKey []byte) {
 			if f.indexIf != nil && !f.indexIf(v) {
 				continue
 			}
-			b.term(f.ID, hour, f, v, false)
+			b.term(f.ID, hour, f, v)
 			if f.Suffix {
-				b.term(f.ID|reverseBit, hour, f, v, true)
+				b.suffixes(f, hour, v.S)
 			}
 		}
 	}
@@ -136,23 +151,34 @@ func (b *Builder) Add(r *flow.Record, recKey []byte) {
 			g = &group{}
 			b.groups[t] = g
 			b.order = append(b.order, t)
+			g.ords = binary.AppendUvarint(g.ords, ord)
+		} else {
+			g.ords = binary.AppendUvarint(g.ords, ord-g.last)
 		}
-		g.recs = append(g.recs, recKey...)
+		g.last = ord
 		start = end
 	}
 }
 
-// group is the record keys of one term of a batch.
-type group struct{ recs []byte }
+// suffixes adds the terms of a name's domain suffixes: what follows each
+// of its dots ("example.com" and "com" of "www.example.com").
+func (b *Builder) suffixes(f *Field, hour uint32, name string) {
+	for i, n := 0, 0; i < len(name) && n < maxSuffixes; i++ {
+		if name[i] == '.' && i+1 < len(name) {
+			b.term(f.ID|suffixBit, hour, f, Value{S: name[i+1:]})
+			n++
+		}
+	}
+}
 
 // term appends a term prefix unless the record has it already.
-func (b *Builder) term(id byte, hour uint32, f *Field, v Value, rev bool) {
+func (b *Builder) term(id byte, hour uint32, f *Field, v Value) {
 	start := 0
 	if n := len(b.ends); n > 0 {
 		start = b.ends[n-1]
 	}
 	b.buf = appendHead(b.buf, id, hour)
-	b.buf = appendTerm(b.buf, f, v, rev)
+	b.buf = appendTerm(b.buf, f, v)
 	key, prev := b.buf[start:], 0
 	for _, end := range b.ends {
 		if bytes.Equal(b.buf[prev:end], key) {
@@ -164,41 +190,62 @@ func (b *Builder) term(id byte, hour uint32, f *Field, v Value, rev bool) {
 	b.ends = append(b.ends, len(b.buf))
 }
 
-// Len returns how many postings Flush would write.
-func (b *Builder) Len() int { return len(b.order) }
+// Len returns how many keys Flush would write.
+func (b *Builder) Len() int { return len(b.order) + min(len(b.recs), 1) }
 
-// Flush calls fn with the key and value of every posting added since the
-// last Flush, then forgets them. fn's slices are valid during the call
-// only.
+// Flush calls fn with the key and value of the record table and of every
+// posting added since the last Flush, then forgets them. fn's slices are
+// valid during the call only.
 func (b *Builder) Flush(fn func(key, value []byte) error) error {
 	defer func() {
 		clear(b.groups)
-		b.order = b.order[:0]
+		b.order, b.recs = b.order[:0], b.recs[:0]
 	}()
+	if len(b.recs) == 0 {
+		return nil
+	}
 	b.Seq++
+	if err := fn(BatchKey(b.Seq), b.recs); err != nil {
+		return err
+	}
 	var key []byte
 	for _, t := range b.order {
-		recs := b.groups[t].recs
-		key = append(append(key[:0], t...), recs[:RecordKeyLen]...)
-		key = binary.BigEndian.AppendUint64(key, b.Seq)
-		if err := fn(key, recs[RecordKeyLen:]); err != nil {
+		key = binary.BigEndian.AppendUint64(append(key[:0], t...), b.Seq)
+		if err := fn(key, b.groups[t].ords); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// EachRecordKey calls fn with every record key a posting holds (its key's
-// and its value's), or returns an error naming a malformed posting.
-func EachRecordKey(key, value []byte, fn func(recKey []byte) error) error {
-	if len(key) < 2+hourLen+RecordKeyLen+seqLen || key[0] != Table || len(value)%RecordKeyLen != 0 {
-		return fmt.Errorf("malformed search index posting %x (value of %d bytes)", key, len(value))
+// PostingSeq returns the flush sequence number of a posting, whose
+// record table is at BatchKey(seq).
+func PostingSeq(key []byte) (uint64, error) {
+	if len(key) < 2+hourLen+seqLen || key[0] != Table || key[1] == 0 {
+		return 0, fmt.Errorf("malformed search index posting key %x", key)
 	}
-	if err := fn(key[len(key)-seqLen-RecordKeyLen : len(key)-seqLen]); err != nil {
-		return err
-	}
-	for i := 0; i < len(value); i += RecordKeyLen {
-		if err := fn(value[i : i+RecordKeyLen]); err != nil {
+	return binary.BigEndian.Uint64(key[len(key)-seqLen:]), nil
+}
+
+// EachRecordKey calls fn with the row key of every record of a posting
+// (value), found in the record table of its batch (table), or returns an
+// error naming a malformed posting.
+func EachRecordKey(key, value, table []byte, fn func(recKey []byte) error) error {
+	var ord uint64
+	for i := 0; len(value) > 0; i++ {
+		d, n := binary.Uvarint(value)
+		if n <= 0 {
+			return fmt.Errorf("malformed search index posting %x", key)
+		}
+		value = value[n:]
+		if i > 0 && d == 0 {
+			return fmt.Errorf("malformed search index posting %x: repeated record", key)
+		}
+		ord += d
+		if ord >= uint64(len(table)/RecordKeyLen) || len(table)%RecordKeyLen != 0 {
+			return fmt.Errorf("malformed search index posting %x: record %d of a table of %d bytes", key, ord, len(table))
+		}
+		if err := fn(table[ord*RecordKeyLen : (ord+1)*RecordKeyLen]); err != nil {
 			return err
 		}
 	}
@@ -207,8 +254,9 @@ func EachRecordKey(key, value []byte, fn func(recKey []byte) error) error {
 
 // Term is one index lookup: the records whose field f has a value equal
 // to Value, or, with Prefix, starting with it (a keyword prefix; the
-// first Bits bits of an address), or, with Suffix, ending with it (a
-// keyword of a field with Field.Suffix).
+// first Bits bits of an address), or, with Suffix, a name with the
+// domain suffix Value (what follows one of its dots; a field with
+// Field.Suffix).
 type Term struct {
 	Field  *Field
 	Value  Value
@@ -252,12 +300,12 @@ func (t Term) rangeAt(hour uint32) Range {
 	f := t.Field
 	id := f.ID
 	if t.Suffix {
-		id |= reverseBit
+		id |= suffixBit
 	}
 	lower := appendHead(nil, id, hour)
 	switch {
-	case f.Kind == KindKeyword && (t.Prefix || t.Suffix):
-		lower = normalize(lower, t.Value.S, t.Suffix)
+	case f.Kind == KindKeyword && t.Prefix:
+		lower = normalize(lower, t.Value.S)
 		return Range{lower, prefixEnd(lower)}
 	case f.Kind == KindIP && t.Prefix:
 		a, _ := flow.AddrFromNetip(t.Value.A)
@@ -268,7 +316,7 @@ func (t Term) rangeAt(hour uint32) Range {
 		lower = append(lower, a[:bits/8]...)
 		return Range{lower, prefixEnd(lower)}
 	}
-	lower = appendTerm(lower, f, t.Value, false)
+	lower = appendTerm(lower, f, t.Value)
 	if f.Kind == KindKeyword && len(t.Value.S) >= MaxTerm {
 		lower = lower[:len(lower)-1] // cut values: match every continuation
 	}

@@ -182,12 +182,18 @@ func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.Al
 	return best, nil
 }
 
-// termCandidates reads the term's postings hour by hour.
+// termCandidates reads the term's postings hour by hour, and the record
+// tables they point into.
 func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.Term, lo, hi uint32, limit int) ([]recKey, error) {
 	var out []recKey
+	tables := map[uint64][]byte{}
 	for _, rg := range t.Ranges(lo, hi) {
 		err := s.each(ctx, db, rg.Lower, rg.Upper, false, "search index", func(k, v []byte) error {
-			return flowindex.EachRecordKey(k, v, func(rk []byte) error {
+			table, err := s.recordTable(db, tables, k)
+			if err != nil {
+				return err
+			}
+			return flowindex.EachRecordKey(k, v, table, func(rk []byte) error {
 				out = append(out, recKey(rk))
 				if len(out) > limit {
 					return errTooMany
@@ -200,6 +206,27 @@ func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.T
 		}
 	}
 	return sortUnique(out), nil
+}
+
+// recordTable returns the record table a posting points into, read once
+// per lookup.
+func (s *Store) recordTable(db *pebble.DB, tables map[uint64][]byte, posting []byte) ([]byte, error) {
+	seq, err := flowindex.PostingSeq(posting)
+	if err != nil {
+		return nil, err
+	}
+	if t, ok := tables[seq]; ok {
+		return t, nil
+	}
+	t, ok, err := s.get(db, flowindex.BatchKey(seq))
+	if err != nil {
+		return nil, fmt.Errorf("search index: record table %d: %w", seq, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("search index: posting %x points to a missing record table: rebuild the index (tapir-collector reindex)", posting)
+	}
+	tables[seq] = t
+	return t, nil
 }
 
 func sortUnique(ks []recKey) []recKey {

@@ -2,7 +2,8 @@
 // and benchmarks from real record shapes: the tuples, packet and byte
 // counts and durations of the shared captures' flows, with DNS query
 // names and TLS server names drawn from those captures, spread over a
-// time range.
+// time range. A few clients, servers and names make most flows (Zipf
+// draws), as on a real network.
 package indextest
 
 import (
@@ -42,42 +43,51 @@ var (
 
 // Gen produces records; not safe for concurrent use.
 type Gen struct {
-	shapes []flow.Record
-	names  []string // DNS and TLS names of the captures
-	rng    *rand.Rand
-	from   time.Time
-	span   time.Duration
-	total  int
-	n      int
+	shapes    []flow.Record
+	hostNames []string // DNS and TLS names of the captures
+	rng       *rand.Rand
+	from      time.Time
+	span      time.Duration
+	total     int
+	n         int
 	// Variants is how many distinct host labels each real name gets
 	// ("a123.wikipedia.org"): real traffic has many more names than a
 	// few captures, and the index's selectivity depends on it.
 	Variants int
 	// Sensors is how many sensor IDs the records spread over.
 	Sensors int
+	// clients and servers draw the low 16 bits of the initiator's and
+	// the responder's addresses: a few hosts make most flows (Zipf), as
+	// on a real network.
+	clients, servers *rand.Zipf
+	// names draws the variant of a name (Zipf over Variants).
+	names    *rand.Zipf
+	namesMax int
 }
 
 // New returns a generator of total records whose starts spread evenly
 // over [from, from+span), from the shapes of Captures.
 func New(t testing.TB, from time.Time, span time.Duration, total int) *Gen {
 	t.Helper()
-	g := &Gen{rng: rand.New(rand.NewPCG(1, 2)), from: from, span: span, total: total, Variants: 1000, Sensors: 4}
+	rng := rand.New(rand.NewPCG(1, 2))
+	g := &Gen{rng: rng, from: from, span: span, total: total, Variants: 1000, Sensors: 4,
+		clients: rand.NewZipf(rng, 1.1, 4, 65535), servers: rand.NewZipf(rng, 1.1, 4, 65535)}
 	for _, c := range Captures {
 		for i, f := range storagetest.LoadFlows(t, c) {
 			in := storagetest.NewInstance(&f, "shape", uint32(i), 0, 1<<20)
 			g.shapes = append(g.shapes, in.Record)
 		}
-		g.names = append(g.names, dnsNames(t, c)...)
+		g.hostNames = append(g.hostNames, dnsNames(t, c)...)
 	}
-	g.names = append(g.names, serverNames...)
-	if len(g.shapes) == 0 || len(g.names) == 0 {
+	g.hostNames = append(g.hostNames, serverNames...)
+	if len(g.shapes) == 0 || len(g.hostNames) == 0 {
 		t.Fatalf("indextest: no flows or names in %v", Captures)
 	}
 	return g
 }
 
 // Names returns the real names the records draw from.
-func (g *Gen) Names() []string { return g.names }
+func (g *Gen) Names() []string { return g.hostNames }
 
 // Next fills dst with the next records (fewer at the end) and returns
 // how many; 0 when all were produced.
@@ -91,7 +101,7 @@ func (g *Gen) Next(dst []flow.Record) int {
 
 // Name returns the name a record of variant v and base name i carries.
 func (g *Gen) Name(i, v int) string {
-	base := g.names[i%len(g.names)]
+	base := g.hostNames[i%len(g.hostNames)]
 	if v == 0 {
 		return base
 	}
@@ -107,13 +117,16 @@ func (g *Gen) record(r *flow.Record, n int) {
 	r.Start, r.End = at, at.Add(dur)
 	r.SensorID = fmt.Sprintf("sensor-%d", n%g.Sensors)
 	r.ID = flow.NewID(at, flow.SensorHash(r.SensorID), uint32(n))
-	r.Tuple.Src = g.vary(r.Tuple.Src, r.Tuple.Family, n)
-	r.Tuple.Dst = g.vary(r.Tuple.Dst, r.Tuple.Family, n/7)
+	r.Tuple.Src = g.vary(r.Tuple.Src, r.Tuple.Family, int(g.clients.Uint64()))
+	r.Tuple.Dst = g.vary(r.Tuple.Dst, r.Tuple.Family, int(g.servers.Uint64()))
 	if flow.HasPorts(r.Tuple.Proto) && r.Tuple.SrcPort > 1024 {
 		r.Tuple.SrcPort = uint16(1024 + g.rng.IntN(64000))
 	}
 	r.CommunityID = flow.CommunityID(0, r.Tuple)
-	name := g.Name(g.rng.IntN(len(g.names)), g.rng.IntN(g.Variants+1))
+	if g.names == nil || g.namesMax != g.Variants {
+		g.names, g.namesMax = rand.NewZipf(g.rng, 1.1, 4, uint64(g.Variants)), g.Variants
+	}
+	name := g.Name(g.rng.IntN(len(g.hostNames)), int(g.names.Uint64()))
 	r.App = &flow.AppMeta{}
 	switch {
 	case r.Tuple.Proto == flow.ProtoUDP && (r.Tuple.DstPort == 53 || r.Tuple.SrcPort == 53):
