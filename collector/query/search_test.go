@@ -2,9 +2,12 @@ package query_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -240,5 +243,85 @@ func TestIndexOffThenOn(t *testing.T) {
 	got, via := ids(t, st, q, true)
 	if !via || !slices.Equal(scan, got) || len(got) == 0 || len(recs) == 0 {
 		t.Fatalf("after rebuild: index %v, %d records, scan %d", via, len(got), len(scan))
+	}
+}
+
+// TestIndexCorruptionIsAnError: a byte flipped anywhere in the store's
+// tables never changes a search's answer silently: the search (or the
+// open) fails with an error (storage.ErrCorrupt for damaged data), or
+// answers exactly as the intact store did.
+func TestIndexCorruptionIsAnError(t *testing.T) {
+	clean := t.TempDir()
+	st := openStore(t, clean, true)
+	recs := fill(t, st, 5000)
+	if _, _, err := st.IndexDiskBytes(); err != nil { // flush into sstables
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	var qs []*query.Query
+	want := map[*query.Query][]flow.ID{}
+	for len(qs) < 12 {
+		q, err := query.Parse(randomQuery(rng, recs), day.Add(48*time.Hour), query.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.IndexLookup() == nil {
+			continue
+		}
+		qs = append(qs, q)
+		want[q], _ = ids(t, st, q, false)
+	}
+	st.Close()
+	ssts, _ := filepath.Glob(filepath.Join(clean, "*.sst"))
+	if len(ssts) == 0 {
+		t.Fatal("no sstables")
+	}
+	errs, same := 0, 0
+	for k := range 24 {
+		dir := t.TempDir()
+		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
+			t.Fatal(err)
+		}
+		sst := filepath.Join(dir, filepath.Base(ssts[k%len(ssts)]))
+		b, err := os.ReadFile(sst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := (k/len(ssts) + 1) * len(b) / (24/len(ssts) + 2)
+		b[off] ^= 0x10
+		if err := os.WriteFile(sst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := pebble.DefaultConfig()
+		cfg.MinFreeBytes = 0
+		st, err := pebble.Open(dir, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if err != nil {
+			errs++
+			continue
+		}
+		for _, q := range qs {
+			var got []flow.ID
+			_, err := st.SearchRecords(context.Background(), q.From, q.To, q.IndexLookup(), func(r *flow.Record) error {
+				if q.Match(r) {
+					got = append(got, r.ID)
+				}
+				return nil
+			})
+			switch {
+			case err != nil && !errors.Is(err, storage.ErrCorrupt):
+				t.Fatalf("flip at %d of %s: %v, not storage.ErrCorrupt", off, filepath.Base(sst), err)
+			case err != nil:
+				errs++
+			case !slices.Equal(got, want[q]):
+				t.Fatalf("flip at %d of %s: %q answered %d records, %d intact", off, filepath.Base(sst), q, len(got), len(want[q]))
+			default:
+				same++
+			}
+		}
+		st.Close()
+	}
+	t.Logf("%d answers as intact, %d errors", same, errs)
+	if errs == 0 {
+		t.Fatal("no flip was detected: the test flipped nothing that was read")
 	}
 }

@@ -105,7 +105,11 @@ func (s *Store) emitCandidates(ctx context.Context, db *pebble.DB, p *plan.Recor
 		}
 		copy(key[1:], cands[i][:])
 		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
-			continue // outside the range, or a posting whose record is gone
+			if err := it.Error(); err != nil { // a seek clears the error: look now
+				_ = s.closeIter(it)
+				return fmt.Errorf("search records: %w", err)
+			}
+			continue // outside the range
 		}
 		if err := decodeScanned(it.Value(), &r); err != nil {
 			_ = s.closeIter(it)
@@ -193,13 +197,17 @@ func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.T
 			if err != nil {
 				return err
 			}
-			return flowindex.EachRecordKey(k, v, table, func(rk []byte) error {
+			err = flowindex.EachRecordKey(k, v, table, func(rk []byte) error {
 				out = append(out, recKey(rk))
 				if len(out) > limit {
 					return errTooMany
 				}
 				return nil
 			})
+			if err != nil && !errors.Is(err, errTooMany) {
+				return fmt.Errorf("%w: %w (rebuild it: tapir-collector reindex)", storage.ErrCorrupt, err)
+			}
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -213,7 +221,7 @@ func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.T
 func (s *Store) recordTable(db *pebble.DB, tables map[uint64][]byte, posting []byte) ([]byte, error) {
 	seq, err := flowindex.PostingSeq(posting)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w (rebuild it: tapir-collector reindex)", storage.ErrCorrupt, err)
 	}
 	if t, ok := tables[seq]; ok {
 		return t, nil
@@ -223,7 +231,7 @@ func (s *Store) recordTable(db *pebble.DB, tables map[uint64][]byte, posting []b
 		return nil, fmt.Errorf("search index: record table %d: %w", seq, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("search index: posting %x points to a missing record table: rebuild the index (tapir-collector reindex)", posting)
+		return nil, fmt.Errorf("%w: search index posting %x points to a missing record table (rebuild it: tapir-collector reindex)", storage.ErrCorrupt, posting)
 	}
 	tables[seq] = t
 	return t, nil
