@@ -256,7 +256,7 @@ func (p *parser) parseField(t token) (Node, error) {
 		if p.isWord(o, OpExists) {
 			return p.node(Field{F: f, Op: OpExists})
 		}
-		_, op, rest, _ = cutOp(o.text)
+		_, op, _, _ = cutOp(o.text)
 		rest = o.text[len(op):]
 	}
 	if op == "=" {
