@@ -160,3 +160,15 @@ func TestFlowsTopAndHistogram(t *testing.T) {
 		t.Fatalf("--fields: exit %d: %s", code, so)
 	}
 }
+
+// TestFlowsTopFallback: against a collector without the top N endpoint
+// (an older release: 404), --top ranks the listed records itself.
+func TestFlowsTopFallback(t *testing.T) {
+	srv, _ := fakeAPI(t, nil)
+	code, so, se := execTapir(t, []string{"TAPIR_SERVER=" + srv.URL, "TAPIR_TOKEN=tok"},
+		"flows", "--top", "2", "--by", "packets", "--group", "destination.ip", "--output", "csv")
+	want := "destination.ip,flows,packets,bytes\n10.0.0.2,1,14,6000\n10.0.0.3,1,0,0\n"
+	if code != 0 || so != want {
+		t.Fatalf("exit %d: %q, want %q\n%s", code, so, want, se)
+	}
+}
