@@ -2,6 +2,8 @@ package pebble
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -20,11 +22,15 @@ func cpuSeconds() float64 {
 
 // BenchmarkIngestRecords writes flow records of real shapes (DNS and TLS
 // names of the shared captures, a day of start times) in synced batches
-// of 1000, with the search index on and off. One op is one record.
+// of 1000 (TAPIR_INGEST_BATCH records), with the search index on and off. One op is one record.
 // flows/s is wall time; flows/cpu-s divides by the process's CPU time
 // (Pebble's flushes and compactions included): the rate per core.
 // index-B/record is the postings' size on disk per record after a flush.
 func BenchmarkIngestRecords(b *testing.B) {
+	per := 1000
+	if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_BATCH")); err == nil && n > 0 {
+		per = n
+	}
 	for _, c := range []struct {
 		name  string
 		index bool
@@ -40,8 +46,8 @@ func BenchmarkIngestRecords(b *testing.B) {
 			g.Next(recs)
 			b.ResetTimer()
 			cpu0, t0 := cpuSeconds(), time.Now()
-			for i, seq := 0, uint64(1); i < len(recs); i, seq = i+1000, seq+1 {
-				if _, err := st.Write(context.Background(), &storage.Batch{SensorID: "bench", Seq: seq, Records: recs[i:min(i+1000, len(recs))]}); err != nil {
+			for i, seq := 0, uint64(1); i < len(recs); i, seq = i+per, seq+1 {
+				if _, err := st.Write(context.Background(), &storage.Batch{SensorID: "bench", Seq: seq, Records: recs[i:min(i+per, len(recs))]}); err != nil {
 					b.Fatal(err)
 				}
 			}
