@@ -140,6 +140,7 @@ test-unit:
 
 bench: deps build
 	./bench/run.sh
+	./bench/search.sh
 	$(call with-services,./deploy/kafka/perf-compare.sh && ./bench/opensearch.sh)
 
 # make bench-report: bench/run.sh (Go benchmarks reused from

@@ -172,6 +172,7 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	s.routeInspect()
 	s.routeFleet()
 	s.routeAuditLog()
+	s.registerSearch()
 	return s, nil
 }
 
