@@ -59,6 +59,24 @@ type Config struct {
 	Query query.Config `yaml:"query"`
 	// Inspect bounds the flow inspection answers (packets, Follow Stream).
 	Inspect InspectConfig `yaml:"inspect"`
+	// Search chooses the search backend of GET /api/v1/flows.
+	Search SearchConfig `yaml:"search"`
+}
+
+// Search backends.
+const (
+	BackendStore      = "store"      // the collector's own store and index
+	BackendOpenSearch = "opensearch" // the OpenSearch indices of the opensearch section
+)
+
+// SearchConfig chooses where GET /api/v1/flows searches. Pcaps are always
+// served from the collector's store.
+type SearchConfig struct {
+	// Backend is "store" (default) or "opensearch": the flows of the
+	// OpenSearch indices the collector's indexer fills (the opensearch
+	// section's URLs and credentials), sorted by start time only; a query
+	// OpenSearch cannot express answers 400.
+	Backend string `yaml:"backend"`
 }
 
 // AuditConfig bounds the audit log.
@@ -115,6 +133,7 @@ func DefaultConfig() Config {
 		NotFlushedRetry: 30 * time.Second,
 		Query:           query.DefaultConfig(),
 		Inspect:         DefaultInspectConfig(),
+		Search:          SearchConfig{Backend: BackendStore},
 	}
 }
 
@@ -128,6 +147,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Listen == "":
 		return bad("listen is empty")
+	case c.Search.Backend != BackendStore && c.Search.Backend != BackendOpenSearch:
+		return bad("search.backend %q: want store or opensearch", c.Search.Backend)
 	case c.AuditFile == "":
 		return bad("audit_file is required")
 	case c.Audit.MaxBytes < 4096 || c.Audit.Keep < 1:
