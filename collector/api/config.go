@@ -75,7 +75,8 @@ type SearchConfig struct {
 	// Backend is "store" (default) or "opensearch": the flows of the
 	// OpenSearch indices the collector's indexer fills (the opensearch
 	// section's URLs and credentials), sorted by start time only; a query
-	// OpenSearch cannot express answers 400.
+	// OpenSearch cannot express answers 400. The histogram and top
+	// endpoints and pcaps are served from the store either way.
 	Backend string `yaml:"backend"`
 }
 
