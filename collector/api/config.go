@@ -59,7 +59,8 @@ type Config struct {
 	Query query.Config `yaml:"query"`
 	// Inspect bounds the flow inspection answers (packets, Follow Stream).
 	Inspect InspectConfig `yaml:"inspect"`
-	// Search chooses the search backend of GET /api/v1/flows.
+	// Search chooses the search backend of GET /api/v1/flows (histogram
+	// and top included).
 	Search SearchConfig `yaml:"search"`
 }
 
@@ -69,14 +70,14 @@ const (
 	BackendOpenSearch = "opensearch" // the OpenSearch indices of the opensearch section
 )
 
-// SearchConfig chooses where GET /api/v1/flows searches. Pcaps are always
-// served from the collector's store.
+// SearchConfig chooses where GET /api/v1/flows, /flows/histogram and
+// /flows/top search. Pcaps are always served from the collector's store.
 type SearchConfig struct {
-	// Backend is "store" (default) or "opensearch": the flows of the
-	// OpenSearch indices the collector's indexer fills (the opensearch
-	// section's URLs and credentials), sorted by start time only; a query
-	// OpenSearch cannot express answers 400. The histogram and top
-	// endpoints and pcaps are served from the store either way.
+	// Backend is "store" (default) or "opensearch": flows, histogram and
+	// top from the OpenSearch indices the collector's indexer fills (the
+	// opensearch section's URLs and credentials), flows sorted by start
+	// time only; a query OpenSearch cannot express answers 400. Pcaps and
+	// inspection are served from the store either way.
 	Backend string `yaml:"backend"`
 }
 

@@ -32,7 +32,7 @@ func (s *Server) handleFlows(c *call) {
 		return
 	}
 	cur := v.Get("cursor")
-	if s.cfg.Search.Backend == BackendOpenSearch {
+	if s.onRecords() {
 		cur = "" // the opensearch backend's own cursor
 	}
 	after, err := parseCursor(cur, sp)
@@ -44,7 +44,7 @@ func (s *Server) handleFlows(c *call) {
 	if !ok {
 		return
 	}
-	if s.cfg.Search.Backend == BackendOpenSearch {
+	if s.onRecords() {
 		s.flowsFromRecords(c, q, sp, limit)
 		return
 	}

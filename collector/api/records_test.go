@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/collector/query"
+	"github.com/tapir-sensor/tapir/storage/flowindex"
 )
 
 // fakeRecords is a RecordSearcher answering canned documents.
@@ -25,6 +26,27 @@ type fakeRecords struct {
 func (f *fakeRecords) SearchFlows(_ context.Context, q *query.Query, cursor string, limit int) ([]json.RawMessage, string, error) {
 	f.expr, f.cursor, f.limit = q.Root.String(), cursor, limit
 	return f.docs, f.next, f.err
+}
+
+func (f *fakeRecords) Histogram(_ context.Context, q *query.Query, _ time.Duration, counts []int64, bytes []uint64) error {
+	f.expr = q.Root.String()
+	if f.err == nil {
+		counts[0], bytes[0] = 3, 300
+	}
+	return f.err
+}
+
+func (f *fakeRecords) Top(_ context.Context, q *query.Query, fld *flowindex.Field, add func(string, int64, uint64, uint64) error) error {
+	f.expr = q.Root.String() + " by " + fld.Name
+	if f.err != nil {
+		return f.err
+	}
+	for i, v := range []string{"a", "b", "c"} {
+		if err := add(v, int64(i+1), uint64(10*(i+1)), uint64(100*(3-i))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // queryFault is a translation error (BadQuery).
@@ -55,6 +77,30 @@ func TestFlowsOpenSearchBackend(t *testing.T) {
 	h := resp.Header
 	if h.Get(headerSearch) != "opensearch" || h.Get(headerNext) != "NEXT" || h.Get("X-Tapir-More") != "true" || h.Get(headerWindow) == "" {
 		t.Fatalf("headers %v", h)
+	}
+}
+
+// TestAggregatesOpenSearchBackend: histogram and top on search.backend
+// opensearch come from the searcher, ranked as on the store.
+func TestAggregatesOpenSearchBackend(t *testing.T) {
+	f := &fakeRecords{}
+	ts := recordsServer(t, f)
+	resp, body := ts.get(t, tokBob, "/api/v1/flows/histogram?buckets=4&query=tcp")
+	var h histogram
+	if err := json.Unmarshal(body, &h); resp.StatusCode != 200 || err != nil || h.Counts[0] != 3 || h.Bytes[0] != 300 || resp.Header.Get(headerSearch) != "opensearch" {
+		t.Fatalf("histogram: %d %s", resp.StatusCode, body)
+	}
+	resp, body = ts.get(t, tokBob, "/api/v1/flows/top?by=sni&n=2&order=bytes&query=tcp")
+	var top topBody
+	if err := json.Unmarshal(body, &top); resp.StatusCode != 200 || err != nil || len(top.Rows) != 2 || top.Rows[0].Value != "a" || top.Other.Flows != 3 ||
+		f.expr != "proto 6 by tls.client.server_name" {
+		t.Fatalf("top: %d %s (searcher got %q)", resp.StatusCode, body, f.expr)
+	}
+	f.err = queryFault{errors.New("untranslatable")}
+	for _, p := range []string{"/api/v1/flows/histogram?query=tcp", "/api/v1/flows/top?by=sni&query=tcp"} {
+		if resp, body := ts.get(t, tokBob, p); resp.StatusCode != 400 {
+			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
+		}
 	}
 }
 

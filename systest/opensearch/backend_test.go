@@ -115,7 +115,8 @@ func windowed(t testing.TB, cp capture, expr string) string {
 // protocols, VLANs, tunnels, field predicates with wildcards,
 // comparisons and exists), the same flows as on the store backend, page
 // by page with the opensearch cursor; a query OpenSearch cannot express
-// answers 400; pcaps still come from the store.
+// answers 400; histograms and tops agree too; pcaps still come from the
+// store.
 func TestSearchBackend(t *testing.T) {
 	s := startServices(t)
 	c := newCollector(t, s, "backend")
@@ -138,6 +139,10 @@ func TestSearchBackend(t *testing.T) {
 			expr := windowed(t, cp, q)
 			want[expr], _ = c.apiFlows(t, expr, 100000)
 		}
+	}
+	aggWant := map[string]string{}
+	for _, p := range aggregatePaths(t) {
+		aggWant[p] = c.apiJSON(t, p)
 	}
 	c.restartWithBackend(t, "opensearch")
 
@@ -162,6 +167,14 @@ func TestSearchBackend(t *testing.T) {
 	}
 	t.Logf("%d (capture, query) pairs compared, %d with flows", len(want), nonEmpty)
 
+	t.Run("HistogramAndTop", func(t *testing.T) {
+		for _, p := range aggregatePaths(t) {
+			if got := c.apiJSON(t, p); got != aggWant[p] {
+				t.Errorf("%s:\nopensearch backend %s\n     store backend %s", p, got, aggWant[p])
+			}
+		}
+		t.Logf("%d histograms and tops compared", len(aggWant))
+	})
 	t.Run("Untranslatable", func(t *testing.T) {
 		for _, q := range []string{"threat.indicator.name == evil", "tcp and threat.feed.name exists", "port 0"} {
 			code, body, _ := c.apiGet(t, "/api/v1/flows?"+url.Values{"query": {windowed(t, backendCaptures[0], q)}}.Encode())
@@ -175,6 +188,40 @@ func TestSearchBackend(t *testing.T) {
 		}
 	})
 	t.Run("PcapFromStore", func(t *testing.T) { c.checkPcapPivot(t) })
+}
+
+// aggregatePaths are the histogram and top requests compared on both
+// backends: per capture window, a few queries, top by fields of each kind.
+func aggregatePaths(t testing.TB) []string {
+	var out []string
+	for _, cp := range backendCaptures {
+		for _, q := range []string{"ip or ip6", "tcp", "not port 443"} {
+			expr := windowed(t, cp, q)
+			out = append(out, "/api/v1/flows/histogram?"+url.Values{"query": {expr}, "buckets": {"48"}}.Encode())
+			for _, by := range []string{"destination.port", "source.ip", "destination.geo.country_iso_code", "tls.client.server_name",
+				"network.transport", "destination.as.number", "tapir.final", "dns.question.name"} {
+				for _, order := range []string{"flows", "bytes"} {
+					out = append(out, "/api/v1/flows/top?"+url.Values{"query": {expr}, "by": {by}, "n": {"5"}, "order": {order}}.Encode())
+				}
+			}
+		}
+	}
+	return out
+}
+
+// apiJSON GETs a JSON answer and returns it re-encoded (keys sorted).
+func (c *collector) apiJSON(t testing.TB, path string) string {
+	t.Helper()
+	code, body, _ := c.apiGet(t, path)
+	if code != http.StatusOK {
+		t.Fatalf("%s: %d %s", path, code, body)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // hostQueries are host, src host, dst host, tunnel-host and tunnel-id
