@@ -16,8 +16,8 @@ import (
 )
 
 // servicePorts maps each port variable of the Makefile to the
-// environment variable deploy/kafka/start.sh or deploy/hbase/start.sh
-// reads it from.
+// environment variable deploy/kafka/start.sh, deploy/hbase/start.sh or
+// deploy/opensearch/start.sh reads it from.
 var servicePorts = []struct{ makeVar, script, env string }{
 	{"KAFKA_PORT", "deploy/kafka/start.sh", "TAPIR_KAFKA_PORT"},
 	{"KAFKA_CONTROLLER_PORT", "deploy/kafka/start.sh", "TAPIR_KAFKA_CTRL_PORT"},
@@ -25,6 +25,8 @@ var servicePorts = []struct{ makeVar, script, env string }{
 	{"HBASE_MASTER_PORT", "deploy/hbase/start.sh", "TAPIR_HBASE_MASTER_PORT"},
 	{"HBASE_MASTER_INFO_PORT", "deploy/hbase/start.sh", "TAPIR_HBASE_INFO_PORT"},
 	{"HBASE_RS_PORT", "deploy/hbase/start.sh", "TAPIR_HBASE_RS_PORT"},
+	{"OPENSEARCH_PORT", "deploy/opensearch/start.sh", "TAPIR_OPENSEARCH_PORT"},
+	{"OPENSEARCH_TRANSPORT_PORT", "deploy/opensearch/start.sh", "TAPIR_OPENSEARCH_TRANSPORT_PORT"},
 }
 
 // portEnv matches the port variables a script reads: ${TAPIR_..._PORT:-.
@@ -67,7 +69,7 @@ func TestServicePortsAreMakeVariables(t *testing.T) {
 // that servicePorts (and so the Makefile) does not set.
 func checkScriptsCovered(t *testing.T, root string) {
 	t.Helper()
-	for _, script := range []string{"deploy/kafka/start.sh", "deploy/hbase/start.sh"} {
+	for _, script := range []string{"deploy/kafka/start.sh", "deploy/hbase/start.sh", "deploy/opensearch/start.sh"} {
 		for _, m := range portEnv.FindAllStringSubmatch(readFile(t, filepath.Join(root, script)), -1) {
 			if !slices.ContainsFunc(servicePorts, func(p struct{ makeVar, script, env string }) bool {
 				return p.script == script && p.env == m[1]

@@ -264,8 +264,16 @@ func (b *builder) startIngest(writer storage.Writer, sensors *registry.Registry,
 
 // startAPI starts the investigators' HTTP API.
 func (b *builder) startAPI(store storage.BlockStore, sensors *registry.Registry) (*api.Server, error) {
-	web, err := api.New(b.cfg.API, api.Dependencies{Store: store, Sensors: sensors,
-		Logger: b.logger.With("component", "api"), Registerer: b.reg})
+	deps := api.Dependencies{Store: store, Sensors: sensors,
+		Logger: b.logger.With("component", "api"), Registerer: b.reg}
+	if b.cfg.API.Search.Backend == api.BackendOpenSearch {
+		srch, err := searchindex.NewSearcher(b.cfg.OpenSearch)
+		if err != nil {
+			return nil, fmt.Errorf("api search backend: %w", err)
+		}
+		deps.Records = srch
+	}
+	web, err := api.New(b.cfg.API, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,26 @@ type Config struct {
 	Query query.Config `yaml:"query"`
 	// Inspect bounds the flow inspection answers (packets, Follow Stream).
 	Inspect InspectConfig `yaml:"inspect"`
+	// Search chooses the search backend of GET /api/v1/flows (histogram
+	// and top included).
+	Search SearchConfig `yaml:"search"`
+}
+
+// Search backends.
+const (
+	BackendStore      = "store"      // the collector's own store and index
+	BackendOpenSearch = "opensearch" // the OpenSearch indices of the opensearch section
+)
+
+// SearchConfig chooses where GET /api/v1/flows, /flows/histogram and
+// /flows/top search. Pcaps are always served from the collector's store.
+type SearchConfig struct {
+	// Backend is "store" (default) or "opensearch": flows, histogram and
+	// top from the OpenSearch indices the collector's indexer fills (the
+	// opensearch section's URLs and credentials), flows sorted by start
+	// time only; a query OpenSearch cannot express answers 400. Pcaps and
+	// inspection are served from the store either way.
+	Backend string `yaml:"backend"`
 }
 
 // AuditConfig bounds the audit log.
@@ -115,6 +135,7 @@ func DefaultConfig() Config {
 		NotFlushedRetry: 30 * time.Second,
 		Query:           query.DefaultConfig(),
 		Inspect:         DefaultInspectConfig(),
+		Search:          SearchConfig{Backend: BackendStore},
 	}
 }
 
@@ -128,6 +149,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Listen == "":
 		return bad("listen is empty")
+	case c.Search.Backend != BackendStore && c.Search.Backend != BackendOpenSearch:
+		return bad("search.backend %q: want store or opensearch", c.Search.Backend)
 	case c.AuditFile == "":
 		return bad("audit_file is required")
 	case c.Audit.MaxBytes < 4096 || c.Audit.Keep < 1:

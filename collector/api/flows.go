@@ -31,13 +31,21 @@ func (s *Server) handleFlows(c *call) {
 		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
 		return
 	}
-	after, err := parseCursor(v.Get("cursor"), sp)
+	cur := v.Get("cursor")
+	if s.onRecords() {
+		cur = "" // the opensearch backend's own cursor
+	}
+	after, err := parseCursor(cur, sp)
 	if err != nil {
 		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
 		return
 	}
 	q, ok := s.searchQuery(c)
 	if !ok {
+		return
+	}
+	if s.onRecords() {
+		s.flowsFromRecords(c, q, sp, limit)
 		return
 	}
 	pg := &page{sp: sp, after: after, limit: limit}

@@ -116,6 +116,9 @@ type Dependencies struct {
 	Registerer prometheus.Registerer
 	// Now returns the current time (default time.Now); tests fix it.
 	Now func() time.Time
+	// Records answers GET /api/v1/flows when search.backend is
+	// opensearch (required then, unused otherwise).
+	Records RecordSearcher
 }
 
 // Server is the API component. New is inert; Start loads the tokens file,
@@ -152,6 +155,9 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	}
 	if deps.Store == nil {
 		return nil, fmt.Errorf("%w: no store", ErrConfig)
+	}
+	if cfg.Search.Backend == BackendOpenSearch && deps.Records == nil {
+		return nil, fmt.Errorf("%w: search.backend opensearch without an opensearch searcher", ErrConfig)
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)

@@ -273,6 +273,12 @@ func (s *Server) handleHistogram(c *call) {
 	width := max(int64((span+time.Duration(n)*time.Second-1)/(time.Duration(n)*time.Second)), 1)
 	nb := int(max((int64(span)+width*int64(time.Second)-1)/(width*int64(time.Second)), 1))
 	h := histogram{From: q.From.UTC(), To: q.To.UTC(), BucketSeconds: width, Counts: make([]int64, nb), Bytes: make([]uint64, nb)}
+	if s.onRecords() {
+		if s.recordsOK(c, s.deps.Records.Histogram(c.ctx, q, time.Duration(width)*time.Second, h.Counts, h.Bytes)) {
+			s.answerAggregate(c, q, BackendOpenSearch, h)
+		}
+		return
+	}
 	total := 0
 	how, err := s.search(c.ctx, q, func(r *flow.Record) error {
 		i := int(r.Start.Sub(q.From) / (time.Duration(width) * time.Second))
@@ -335,6 +341,19 @@ func (s *Server) handleTop(c *call) {
 		return
 	}
 	groups := map[string]*topRow{}
+	if s.onRecords() {
+		err := s.deps.Records.Top(c.ctx, q, f, func(value string, flows int64, packets, bytes uint64) error {
+			if len(groups) >= maxTopGroups {
+				return fmt.Errorf("more than %d distinct values of %s: narrow the query", maxTopGroups, f.Name)
+			}
+			groups[value] = &topRow{Value: value, Flows: flows, Packets: packets, Bytes: bytes}
+			return nil
+		})
+		if s.recordsOK(c, err) {
+			s.answerAggregate(c, q, BackendOpenSearch, rankTop(groups, f.Name, order, n))
+		}
+		return
+	}
 	var vals []flowindex.Value
 	total := 0
 	how, err := s.search(c.ctx, q, func(r *flow.Record) error {

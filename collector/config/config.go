@@ -124,6 +124,9 @@ func (c *Config) Validate() error {
 	if c.OpenSearch.Enabled() && !c.Kafka.Enabled() {
 		return fmt.Errorf("%w: opensearch: the indexer reads the kafka flows topic: set kafka.brokers", ErrInvalid)
 	}
+	if c.API.Search.Backend == api.BackendOpenSearch && !c.OpenSearch.Enabled() {
+		return fmt.Errorf("%w: api.search.backend opensearch: set opensearch.urls", ErrInvalid)
+	}
 	if err := c.Retention.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

@@ -38,10 +38,12 @@ func TestDefaultsNeedTLSChoice(t *testing.T) {
 func TestConfigErrorsSayWhat(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ yaml, want string }{
-		"unknown key":     {"stor: {}\n", "field stor not found"},
-		"unknown backend": {"store: {backend: cassandra}\ningest: {tls: {insecure: true}}\napi: {tls: {insecure: true}}\n", "cassandra"},
-		"no audit":        {"ingest: {tls: {insecure: true}}\napi: {tls: {insecure: true}, audit_file: \"\"}\n", "audit_file"},
-		"bad role":        {"ingest: {tls: {insecure: true}}\napi: {tls: {insecure: true}, cert_roles: {bob: [root]}}\n", "root"},
+		"unknown key":                    {"stor: {}\n", "field stor not found"},
+		"unknown backend":                {"store: {backend: cassandra}\ningest: {tls: {insecure: true}}\napi: {tls: {insecure: true}}\n", "cassandra"},
+		"no audit":                       {"ingest: {tls: {insecure: true}}\napi: {tls: {insecure: true}, audit_file: \"\"}\n", "audit_file"},
+		"bad role":                       {"ingest: {tls: {insecure: true}}\napi: {tls: {insecure: true}, cert_roles: {bob: [root]}}\n", "root"},
+		"search backend":                 {"ingest: {tls: {insecure: true}}\napi: {tls: {insecure: true}, search: {backend: elastic}}\n", "elastic"},
+		"opensearch search without urls": {"ingest: {tls: {insecure: true}}\napi: {tls: {insecure: true}, search: {backend: opensearch}}\n", "opensearch.urls"},
 	} {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
 		if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {

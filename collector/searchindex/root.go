@@ -116,33 +116,37 @@ func (ix *Indexer) Stop() {
 
 // openSearchClient builds the OpenSearch client (the client's own retries
 // off: run retries with backoff and counts them).
-func (ix *Indexer) openSearchClient() (*opensearchapi.Client, error) {
+func (ix *Indexer) openSearchClient() (*opensearchapi.Client, error) { return newClient(ix.cfg) }
+
+// newClient builds an OpenSearch client from cfg's URLs, credentials and
+// CA, with the client's own retries off.
+func newClient(c Config) (*opensearchapi.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = ix.cfg.RequestTimeout
-	if ix.cfg.CAFile != "" {
-		pem, err := os.ReadFile(ix.cfg.CAFile)
+	tr.ResponseHeaderTimeout = c.RequestTimeout
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("searchindex: ca_file: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("searchindex: ca_file %s: no PEM certificate", ix.cfg.CAFile)
+			return nil, fmt.Errorf("searchindex: ca_file %s: no PEM certificate", c.CAFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	cfg := opensearch.Config{Addresses: ix.cfg.URLs, Transport: tr, DisableRetry: true, Username: ix.cfg.Username}
-	if ix.cfg.PasswordFile != "" {
-		pw, err := os.ReadFile(ix.cfg.PasswordFile)
+	cfg := opensearch.Config{Addresses: c.URLs, Transport: tr, DisableRetry: true, Username: c.Username}
+	if c.PasswordFile != "" {
+		pw, err := os.ReadFile(c.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("searchindex: password_file: %w", err)
 		}
 		cfg.Password = strings.TrimRight(string(pw), "\r\n")
 	}
-	c, err := opensearchapi.NewClient(opensearchapi.Config{Client: cfg})
+	osc, err := opensearchapi.NewClient(opensearchapi.Config{Client: cfg})
 	if err != nil {
 		return nil, fmt.Errorf("searchindex: opensearch client: %w", err)
 	}
-	return c, nil
+	return osc, nil
 }
 
 // checkTemplate warns when no index template matches the daily indices

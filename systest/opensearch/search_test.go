@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,6 +247,58 @@ func distinct(recs []map[string]any, paths ...string) []any {
 	return out
 }
 
+// fieldSearches are the field searches TestSearch compares: a name and
+// the ECS fields a value is looked for in (either of them).
+var fieldSearches = []struct {
+	name   string
+	fields []string
+}{
+	{"SNI", []string{"tls.client.server_name"}},
+	{"JA4", []string{"tls.client.ja4"}},
+	{"Country", []string{"source.geo.country_iso_code", "destination.geo.country_iso_code"}},
+	{"ASN", []string{"source.as.number", "destination.as.number"}},
+}
+
+// predicate is tapir's query for value v in any of fields:
+// `f1 == "v" or f2 == "v"`.
+func predicate(v any, fields []string) string {
+	var terms []string
+	for _, f := range fields {
+		val := strconv.Quote(fmt.Sprint(v))
+		if n, ok := v.(float64); ok {
+			val = strconv.FormatInt(int64(n), 10)
+		}
+		terms = append(terms, f+" == "+val)
+	}
+	return strings.Join(terms, " or ")
+}
+
+// checkFieldSearch: for every distinct value of fields in each capture,
+// the flows OpenSearch finds in the capture's window (a term query on
+// any of the fields) are the flows `tapir flows --query` finds with the
+// field predicate, and the predicate finds at least one flow.
+func (c *collector) checkFieldSearch(t *testing.T, perCapture map[string][]map[string]any, fields []string) {
+	searched := 0
+	for _, cp := range searchCaptures {
+		for _, v := range distinct(perCapture[cp.path], fields...) {
+			q := predicate(v, fields)
+			want := recIDs(c.flows(t, cp, q), nil)
+			if len(want) == 0 {
+				t.Errorf("%s: tapir flows --query '%s' finds nothing", cp.path, q)
+			}
+			got := hitIDs(c.searchIn(t, cp, anyOf(v, fields...)))
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: %s: opensearch %v, tapir flows %v", cp.path, q, got, want)
+			}
+			searched++
+		}
+	}
+	if searched == 0 {
+		t.Fatalf("no record carries %v", fields)
+	}
+	t.Logf("%d (capture, value) pairs of %v searched", searched, fields)
+}
+
 // TestSearch replays shared captures through sensor, collector, Kafka and
 // the indexer into OpenSearch, then checks the index against `tapir
 // flows`, the searches, the pivot to pcap, the installed template and the
@@ -287,38 +340,11 @@ func TestSearch(t *testing.T) {
 			}
 		}
 	})
-	// tapir's query language has no SNI, JA4, country or ASN term: the
-	// equivalent is `tapir flows` over the window, kept by that field.
-	for _, f := range []struct {
-		name   string
-		fields []string
-	}{
-		{"SNI", []string{"tls.client.server_name"}},
-		{"JA4", []string{"tls.client.ja4"}},
-		{"Country", []string{"source.geo.country_iso_code", "destination.geo.country_iso_code"}},
-		{"ASN", []string{"source.as.number", "destination.as.number"}},
-	} {
-		t.Run(f.name, func(t *testing.T) {
-			values := distinct(all, f.fields...)
-			if len(values) == 0 {
-				t.Fatalf("no record carries %v", f.fields)
-			}
-			for _, v := range values {
-				want := recIDs(all, func(r map[string]any) bool {
-					for _, p := range f.fields {
-						if x := field(r, p); x != nil && fmt.Sprint(x) == fmt.Sprint(v) {
-							return true
-						}
-					}
-					return false
-				})
-				got := hitIDs(c.search(t, anyOf(v, f.fields...)))
-				if !reflect.DeepEqual(got, want) {
-					t.Errorf("%v = %v: opensearch %v, tapir flows %v", f.fields, v, got, want)
-				}
-			}
-			t.Logf("%d values of %v searched", len(values), f.fields)
-		})
+	// Every distinct value of each field in each capture: the flows
+	// OpenSearch finds are the flows `tapir flows --query` finds with the
+	// field predicate.
+	for _, f := range fieldSearches {
+		t.Run(f.name, func(t *testing.T) { c.checkFieldSearch(t, perCapture, f.fields) })
 	}
 	t.Run("PcapFromHit", func(t *testing.T) { c.checkPcapPivot(t) })
 	t.Run("TemplateInstalled", func(t *testing.T) { checkTemplateInstalled(t, s.os) })
