@@ -41,9 +41,11 @@ type flowState struct {
 
 // flowState.mflags bits.
 const (
-	mInit    = 1 << iota // the flow's first packet was seen
-	mInitFwd             // the initiator sends in the key's forward direction
-	mDone                // metadata complete or not applicable: no more work per packet
+	mInit       = 1 << iota // the flow's first packet was seen
+	mInitFwd                // the initiator sends in the key's forward direction
+	mDone                   // metadata complete or not applicable: no more work per packet
+	mDoneClient             // the client's direction needs no more packets (appmeta.Flow.DirDone)
+	mDoneServer             // the server's direction needs no more packets
 )
 
 // waitingFlow is an entry of the worker's FIFO of flows with packets
@@ -342,6 +344,15 @@ func (w *worker) appMeta(st *flowState, p *decode.Packet, data []byte) {
 	if p.PayloadLen <= 0 || p.PayloadOffset+p.PayloadLen > len(data) {
 		return
 	}
+	fromClient := fwd == (st.mflags&mInitFwd != 0)
+	dirDone := uint8(mDoneServer)
+	if fromClient {
+		dirDone = mDoneClient
+	}
+	if st.mflags&dirDone != 0 {
+		// appmeta would return at once; its Flow stays out of the cache.
+		return
+	}
 	tcp := p.Proto == flow.ProtoTCP
 	if st.app == nil {
 		st.app = w.meta.NewFlow(tcp)
@@ -350,10 +361,11 @@ func (w *worker) appMeta(st *flowState, p *decode.Packet, data []byte) {
 	if tcp {
 		seq = binary.BigEndian.Uint32(data[p.L4Offset+4:])
 	}
-	fromClient := fwd == (st.mflags&mInitFwd != 0)
 	if w.meta.Packet(st.app, fromClient, seq, data[p.PayloadOffset:p.PayloadOffset+p.PayloadLen], p.Tuple.SrcPort, p.Tuple.DstPort) {
 		w.meta.Release(st.app)
 		st.mflags |= mDone
+	} else if st.app.DirDone(fromClient) {
+		st.mflags |= dirDone
 	}
 }
 
