@@ -72,6 +72,7 @@ type worker struct {
 	maxBuffered int64 // this worker's share of blocks.max_buffered
 
 	pkt         decode.Packet
+	ahead       aheadQueue      // packets read ahead at a busy tap (ahead.go)
 	dec         *decode.Options // this source's decoder options (Config.Decoders)
 	pi          flowtable.PacketInfo
 	counters    decode.Counters
@@ -146,7 +147,6 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 // run reads the source until it ends or ctx is cancelled, then flushes.
 func (w *worker) run(ctx context.Context) error {
 	var readErr error
-	tick := int64(w.cfg.TickInterval)
 	nextCheck := 0
 	for {
 		if nextCheck--; nextCheck <= 0 {
@@ -157,6 +157,7 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		data, ci, err := w.src.ReadPacket()
 		if err != nil {
+			w.drainAhead()
 			if errors.Is(err, capture.ErrTimeout) {
 				w.advance(time.Now().UnixNano())
 				nextCheck = 0
@@ -168,14 +169,21 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			break
 		}
-		w.packet(data, &ci)
-		if w.table.Clock().Now()-w.lastPub >= tick {
-			w.advance(ci.Timestamp)
+		if w.table.Len() < aheadFlows && w.ahead.n == 0 {
+			w.packet(data, &ci)
+			w.afterPacket(ci.Timestamp)
+		} else {
+			w.push(data, &ci)
+			if w.ahead.n > aheadDepth || w.table.Len() < aheadFlows {
+				ci := w.popOldest()
+				w.afterPacket(ci.Timestamp)
+			}
 		}
 		if w.sinkErr != nil {
 			break
 		}
 	}
+	w.drainAhead()
 	w.table.Flush(flow.ReasonEndOfCapture)
 	for w.fifoHead < len(w.fifo) {
 		w.closeOldest(false)
@@ -187,10 +195,23 @@ func (w *worker) run(ctx context.Context) error {
 	return w.sinkErr
 }
 
+// afterPacket runs the timers when a tick of packet time has passed
+// since they last ran (ts: the packet's time).
+func (w *worker) afterPacket(ts int64) {
+	if w.table.Clock().Now()-w.lastPub >= int64(w.cfg.TickInterval) {
+		w.advance(ts)
+	}
+}
+
 // packet handles one frame.
 func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	p := &w.pkt
 	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
+	w.handle(p, data, ci)
+}
+
+// handle handles one frame decoded into p.
+func (w *worker) handle(p *decode.Packet, data []byte, ci *capture.CaptureInfo) {
 	w.counters.Observe(p, ci.Length)
 	if !w.dec.Keep(p) { // decode.tunnel_filter
 		w.counters.TunnelFiltered++
