@@ -77,6 +77,7 @@ func (w *worker) popOldest() capture.CaptureInfo {
 	e := &a.q[a.head]
 	a.head = (a.head + 1) % len(a.q)
 	a.n--
+	w.aheadPkts++
 	w.handle(&e.pkt, e.buf, &e.ci)
 	return e.ci
 }

@@ -73,6 +73,8 @@ type worker struct {
 
 	pkt         decode.Packet
 	ahead       aheadQueue      // packets read ahead at a busy tap (ahead.go)
+	aheadAt     int             // open flows from which packets are read ahead (aheadFlows)
+	aheadPkts   uint64          // packets handled through the ahead queue
 	dec         *decode.Options // this source's decoder options (Config.Decoders)
 	pi          flowtable.PacketInfo
 	counters    decode.Counters
@@ -116,7 +118,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 		return nil, fmt.Errorf("block encoder: %w", err)
 	}
 	w := &worker{id: id, cfg: cfg, src: src, sink: sink, enc: enc, log: log.With("worker", id),
-		maxAge: int64(cfg.Blocks.MaxAge)}
+		maxAge: int64(cfg.Blocks.MaxAge), aheadAt: aheadFlows}
 	if ifs := src.Interfaces(); len(ifs) > 0 {
 		w.iface = filepath.Base(ifs[0].Name)
 	}
@@ -169,12 +171,12 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			break
 		}
-		if w.table.Len() < aheadFlows && w.ahead.n == 0 {
+		if w.table.Len() < w.aheadAt && w.ahead.n == 0 {
 			w.packet(data, &ci)
 			w.afterPacket(ci.Timestamp)
 		} else {
 			w.push(data, &ci)
-			if w.ahead.n > aheadDepth || w.table.Len() < aheadFlows {
+			if w.ahead.n > aheadDepth || w.table.Len() < w.aheadAt {
 				ci := w.popOldest()
 				w.afterPacket(ci.Timestamp)
 			}
