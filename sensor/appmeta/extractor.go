@@ -56,6 +56,18 @@ func (f *Flow) Meta() *flow.AppMeta {
 // Done reports whether the flow needs no more packets.
 func (f *Flow) Done() bool { return f.done }
 
+// DirDone reports whether one direction (the client's when fromClient)
+// needs no more packets: Packet then returns false for that direction's
+// packets without reading or counting them, so a caller may keep this
+// answer beside its own per-flow state and not call Packet (nor touch
+// the Flow, a cache miss per packet at a busy tap) for that direction.
+func (f *Flow) DirDone(fromClient bool) bool {
+	if fromClient {
+		return f.done || f.dir[0].done
+	}
+	return f.done || f.dir[1].done
+}
+
 // Stats count what the Extractor did. Only the owning goroutine writes
 // them; copy them from there.
 type Stats struct {

@@ -41,9 +41,11 @@ type flowState struct {
 
 // flowState.mflags bits.
 const (
-	mInit    = 1 << iota // the flow's first packet was seen
-	mInitFwd             // the initiator sends in the key's forward direction
-	mDone                // metadata complete or not applicable: no more work per packet
+	mInit       = 1 << iota // the flow's first packet was seen
+	mInitFwd                // the initiator sends in the key's forward direction
+	mDone                   // metadata complete or not applicable: no more work per packet
+	mDoneClient             // the client's direction needs no more packets (appmeta.Flow.DirDone)
+	mDoneServer             // the server's direction needs no more packets
 )
 
 // waitingFlow is an entry of the worker's FIFO of flows with packets
@@ -70,6 +72,9 @@ type worker struct {
 	maxBuffered int64 // this worker's share of blocks.max_buffered
 
 	pkt         decode.Packet
+	ahead       aheadQueue      // packets read ahead at a busy tap (ahead.go)
+	aheadAt     int             // open flows from which packets are read ahead (aheadFlows)
+	aheadPkts   uint64          // packets handled through the ahead queue
 	dec         *decode.Options // this source's decoder options (Config.Decoders)
 	pi          flowtable.PacketInfo
 	counters    decode.Counters
@@ -113,7 +118,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 		return nil, fmt.Errorf("block encoder: %w", err)
 	}
 	w := &worker{id: id, cfg: cfg, src: src, sink: sink, enc: enc, log: log.With("worker", id),
-		maxAge: int64(cfg.Blocks.MaxAge)}
+		maxAge: int64(cfg.Blocks.MaxAge), aheadAt: aheadFlows}
 	if ifs := src.Interfaces(); len(ifs) > 0 {
 		w.iface = filepath.Base(ifs[0].Name)
 	}
@@ -144,7 +149,6 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 // run reads the source until it ends or ctx is cancelled, then flushes.
 func (w *worker) run(ctx context.Context) error {
 	var readErr error
-	tick := int64(w.cfg.TickInterval)
 	nextCheck := 0
 	for {
 		if nextCheck--; nextCheck <= 0 {
@@ -155,6 +159,7 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		data, ci, err := w.src.ReadPacket()
 		if err != nil {
+			w.drainAhead()
 			if errors.Is(err, capture.ErrTimeout) {
 				w.advance(time.Now().UnixNano())
 				nextCheck = 0
@@ -166,14 +171,21 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			break
 		}
-		w.packet(data, &ci)
-		if w.table.Clock().Now()-w.lastPub >= tick {
-			w.advance(ci.Timestamp)
+		if w.table.Len() < w.aheadAt && w.ahead.n == 0 {
+			w.packet(data, &ci)
+			w.afterPacket(ci.Timestamp)
+		} else {
+			w.push(data, &ci)
+			if w.ahead.n > aheadDepth || w.table.Len() < w.aheadAt {
+				ci := w.popOldest()
+				w.afterPacket(ci.Timestamp)
+			}
 		}
 		if w.sinkErr != nil {
 			break
 		}
 	}
+	w.drainAhead()
 	w.table.Flush(flow.ReasonEndOfCapture)
 	for w.fifoHead < len(w.fifo) {
 		w.closeOldest(false)
@@ -185,10 +197,23 @@ func (w *worker) run(ctx context.Context) error {
 	return w.sinkErr
 }
 
+// afterPacket runs the timers when a tick of packet time has passed
+// since they last ran (ts: the packet's time).
+func (w *worker) afterPacket(ts int64) {
+	if w.table.Clock().Now()-w.lastPub >= int64(w.cfg.TickInterval) {
+		w.advance(ts)
+	}
+}
+
 // packet handles one frame.
 func (w *worker) packet(data []byte, ci *capture.CaptureInfo) {
 	p := &w.pkt
 	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
+	w.handle(p, data, ci)
+}
+
+// handle handles one frame decoded into p.
+func (w *worker) handle(p *decode.Packet, data []byte, ci *capture.CaptureInfo) {
 	w.counters.Observe(p, ci.Length)
 	if !w.dec.Keep(p) { // decode.tunnel_filter
 		w.counters.TunnelFiltered++
@@ -342,6 +367,15 @@ func (w *worker) appMeta(st *flowState, p *decode.Packet, data []byte) {
 	if p.PayloadLen <= 0 || p.PayloadOffset+p.PayloadLen > len(data) {
 		return
 	}
+	fromClient := fwd == (st.mflags&mInitFwd != 0)
+	dirDone := uint8(mDoneServer)
+	if fromClient {
+		dirDone = mDoneClient
+	}
+	if st.mflags&dirDone != 0 {
+		// appmeta would return at once; its Flow stays out of the cache.
+		return
+	}
 	tcp := p.Proto == flow.ProtoTCP
 	if st.app == nil {
 		st.app = w.meta.NewFlow(tcp)
@@ -350,10 +384,11 @@ func (w *worker) appMeta(st *flowState, p *decode.Packet, data []byte) {
 	if tcp {
 		seq = binary.BigEndian.Uint32(data[p.L4Offset+4:])
 	}
-	fromClient := fwd == (st.mflags&mInitFwd != 0)
 	if w.meta.Packet(st.app, fromClient, seq, data[p.PayloadOffset:p.PayloadOffset+p.PayloadLen], p.Tuple.SrcPort, p.Tuple.DstPort) {
 		w.meta.Release(st.app)
 		st.mflags |= mDone
+	} else if st.app.DirDone(fromClient) {
+		st.mflags |= dirDone
 	}
 }
 

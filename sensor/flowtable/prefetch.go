@@ -34,3 +34,29 @@ func (t *Table[T]) PrefetchEntry(tup *flow.Tuple) {
 // next (the engine, walking a flow's packets back from its ring). Nothing
 // is read or changed.
 func Prefetch(p unsafe.Pointer) { prefetch(p) }
+
+// PrefetchLinks, a packet ahead of Packet and after PrefetchEntry, finds
+// the packet's flow (its slot and entry now loaded) and starts loading
+// the entries of its neighbours in the least-recently-active list, which
+// Packet writes when it moves the flow to the front: stores to cold lines
+// would otherwise queue in the store buffer. It returns the flow's state
+// (nil when the flow is not open), which the caller may read to prefetch
+// its own per-flow lines; it must not change it. The table is unchanged.
+func (t *Table[T]) PrefetchLinks(tup *flow.Tuple) *T {
+	var k flow.Key
+	tup.KeyInto(&k)
+	idx, _ := t.find(&k, t.hash(&k))
+	if idx == nilIdx {
+		return nil
+	}
+	e := t.at(idx)
+	if idx != t.head {
+		if e.prev != nilIdx {
+			prefetch(unsafe.Pointer(&t.at(e.prev).next))
+		}
+		if e.next != nilIdx {
+			prefetch(unsafe.Pointer(&t.at(e.next).prev))
+		}
+	}
+	return &e.user
+}

@@ -19,6 +19,9 @@ func TestPrefetchChangesNothing(t *testing.T) {
 		tab.seed = 1 // same index layout in both tables
 		for i := range infos {
 			if ahead {
+				if i+3 < len(infos) {
+					tab.PrefetchLinks(&infos[i+3].Tuple)
+				}
 				if i+2 < len(infos) {
 					tab.PrefetchSlot(&infos[i+2].Tuple)
 				}
@@ -50,7 +53,36 @@ func TestPrefetchNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() {
 		tab.PrefetchSlot(&tup)
 		tab.PrefetchEntry(&tup)
+		tab.PrefetchLinks(&tup)
 	}); n != 0 {
 		t.Fatalf("%v allocations per prefetch", n)
+	}
+}
+
+// TestPrefetchLinksFindsOpenFlows: PrefetchLinks returns the state of an
+// open flow, in either direction, whether or not it is the most recently
+// active one, and nil for a flow that is not open.
+func TestPrefetchLinksFindsOpenFlows(t *testing.T) {
+	tab, _ := newTable(t, Config{})
+	a := tuple(flow.ProtoTCP, "10.0.0.1", 1000, "10.0.0.2", 443)
+	b := tuple(flow.ProtoUDP, "10.0.0.3", 53000, "10.0.0.4", 53)
+	stA, _ := feed(tab, a, 1, syn, 60)
+	feed(tab, b, 2, 0, 80)
+	if got := tab.PrefetchLinks(&a); got != stA {
+		t.Fatalf("PrefetchLinks(a) = %p, want a's state %p", got, stA)
+	}
+	rev := a.Reverse()
+	if got := tab.PrefetchLinks(&rev); got != stA {
+		t.Fatalf("PrefetchLinks(reverse of a) = %p, want %p", got, stA)
+	}
+	if tab.PrefetchLinks(&b) == nil {
+		t.Fatal("PrefetchLinks(b), the most recent flow: nil")
+	}
+	c := tuple(flow.ProtoUDP, "10.0.0.5", 1, "10.0.0.6", 2)
+	if tab.PrefetchLinks(&c) != nil {
+		t.Fatal("PrefetchLinks of a flow not open: not nil")
+	}
+	if tab.Len() != 2 {
+		t.Fatalf("%d open flows after PrefetchLinks, want 2", tab.Len())
 	}
 }
