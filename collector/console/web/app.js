@@ -1,0 +1,70 @@
+// app.js: the console's shell. A hash router (#/search, #/flow/ID,
+// #/fleet, #/audit, #/signin) renders one page module into <main>; the
+// header holds the navigation, the Community ID pivot box and sign-out.
+
+import { token, clearToken } from "./api.js";
+import { fill, h } from "./dom.js";
+import { route, go } from "./nav.js";
+import * as signin from "./signin.js";
+import * as search from "./search.js";
+import * as flow from "./flow.js";
+import * as fleet from "./fleet.js";
+import * as audit from "./audit.js";
+
+const pages = { signin, search, flow, fleet, audit };
+
+let renderSeq = 0;
+
+async function render() {
+  const seq = ++renderSeq;
+  const r = route();
+  const signedIn = token() !== "";
+  const name = signedIn ? (pages[r.page] ? r.page : "search") : "signin";
+  updateHeader(name, signedIn);
+  const main = document.getElementById("main");
+  const page = pages[name];
+  // A page keeps its DOM when only its parameters change (e.g. a packet
+  // picked on the flow page), if it says it can.
+  if (main.dataset.page === name && page.update && page.update(main, r)) return;
+  main.dataset.page = name;
+  fill(main, h("p", { class: "loading" }, "Loading…"));
+  try {
+    await page.render(main, r, () => seq === renderSeq);
+  } catch (e) {
+    if (seq === renderSeq) fill(main, h("p", { class: "error", role: "alert" }, String(e.message || e)));
+  }
+  if (seq === renderSeq && page.title) document.title = page.title(r) + " · tapir console";
+}
+
+function updateHeader(name, signedIn) {
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    if (a.dataset.nav === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  document.querySelector("header nav").hidden = !signedIn;
+  document.getElementById("pivot").hidden = !signedIn;
+  document.getElementById("signout").hidden = !signedIn;
+}
+
+function pivot(ev) {
+  ev.preventDefault();
+  const input = document.getElementById("pivot-id");
+  const id = input.value.trim();
+  if (id === "") return;
+  input.value = "";
+  go("flow", id);
+}
+
+function signout() {
+  clearToken();
+  go("signin");
+}
+
+function start() {
+  document.getElementById("pivot").addEventListener("submit", pivot);
+  document.getElementById("signout").addEventListener("click", signout);
+  window.addEventListener("hashchange", render);
+  render();
+}
+
+start();
