@@ -24,16 +24,30 @@ async function render() {
   const main = document.getElementById("main");
   const page = pages[name];
   // A page keeps its DOM when only its parameters change (e.g. a packet
-  // picked on the flow page), if it says it can.
-  if (main.dataset.page === name && page.update && page.update(main, r)) return;
+  // picked on the flow page), if its update returns a promise.
+  const updating = main.dataset.page === name && page.update ? page.update(main, r) : null;
+  if (updating) {
+    main.dataset.route = location.hash;
+    main.dataset.state = "loading";
+    await updating;
+    if (seq === renderSeq) main.dataset.state = "done";
+    return;
+  }
   main.dataset.page = name;
+  // data-route and data-state say which route is drawn and whether its
+  // data has arrived (tests and the page-timing benchmark wait on them).
+  main.dataset.route = location.hash;
+  main.dataset.state = "loading";
   fill(main, h("p", { class: "loading" }, "Loading…"));
   try {
     await page.render(main, r, () => seq === renderSeq);
   } catch (e) {
     if (seq === renderSeq) fill(main, h("p", { class: "error", role: "alert" }, String(e.message || e)));
   }
-  if (seq === renderSeq && page.title) document.title = page.title(r) + " · tapir console";
+  if (seq !== renderSeq) return;
+  if (page.title) document.title = page.title(r) + " · tapir console";
+  main.dataset.state = "done";
+  performance.mark("tapir:" + name + ":done");
 }
 
 function updateHeader(name, signedIn) {

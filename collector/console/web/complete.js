@@ -122,13 +122,13 @@ export function fieldHelp(input) {
     body.dataset.loaded = "1";
     const all = await candidates();
     fill(body, h("table", {},
-      h("caption", {}, "Searchable fields: field:value, field:prefix*, field>N; with and, or, not"),
+      h("caption", {}, "Searchable fields: field == value, field == prefix*, field > N, field exists; combined with and, or, not"),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Type"),
         h("th", { scope: "col" }, "Description"))),
       h("tbody", {}, all.map((c) => h("tr", {},
         h("th", { scope: "row" }, h("button", { type: "button", class: "link",
           "aria-label": "Insert " + c.name + " into the query",
-          onclick: () => insertAtCaret(input, c.name + (c.type === "operator" || c.type === "keyword" ? " " : ":")) }, c.name)),
+          onclick: () => insertAtCaret(input, c.name + (c.type === "operator" || c.type === "keyword" ? " " : " == ")) }, c.name)),
         h("td", {}, c.type), h("td", {}, c.description))))));
   });
   return det;

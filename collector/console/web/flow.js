@@ -20,11 +20,10 @@ export function title(r) {
   return "Flow " + r.arg;
 }
 
-/** Picking another packet of the same flow keeps the page. */
+/** Picking another packet of the same flow keeps the page (a promise), else null. */
 export function update(main, r) {
-  if (r.arg !== shown.id || !shown.detail || !main.contains(shown.detail)) return false;
-  loadPacket(shown.detail, r.arg, r.params.get("packet"));
-  return true;
+  if (r.arg !== shown.id || !shown.detail || !main.contains(shown.detail)) return null;
+  return loadPacket(shown.detail, r.arg, r.params.get("packet"));
 }
 
 export async function render(main, r, current) {
@@ -163,20 +162,30 @@ async function loadStream(sec, id, current) {
   try {
     s = await getJSON(url(flowPath(id, "/stream"), { format: "json" }));
   } catch (e) {
-    if (current()) sec.lastChild.replaceWith(denied(e, "Stream"));
+    if (!current()) return;
+    sec.lastChild.replaceWith(e.code === "not_a_stream" ? h("p", { class: "hint" }, "Neither TCP nor UDP: there is no stream to follow.") : denied(e, "Stream"));
     return;
   }
   if (!current()) return;
-  const dec = new TextDecoder("latin1");
-  const chunks = (s.chunks || []).map((c) => h("span", { class: "chunk " + c.dir,
-    title: c.dir === "c2s" ? "client → server" : "server → client" },
-  dec.decode(Uint8Array.from(atob(c.data || ""), (ch) => ch.charCodeAt(0)))));
+  const chunks = (s.chunks || []).map((c) => h("span", { class: "chunk " + c.dir + (c.missing ? " missing" : ""),
+    title: (c.dir === "c2s" ? "client → server" : "server → client") + (c.missing ? " (bytes not captured)" : "") },
+  printable(atob(c.data || ""))));
   sec.lastChild.replaceWith(h("div", {},
     h("p", { class: "legend" },
       h("span", { class: "chunk c2s" }, `client ${s.client}: ${num(s.client_bytes)} bytes`), " ",
-      h("span", { class: "chunk s2c" }, `server ${s.server}: ${num(s.server_bytes)} bytes`)),
+      h("span", { class: "chunk s2c" }, `server ${s.server}: ${num(s.server_bytes)} bytes`),
+      s.complete === false ? h("span", { class: "warn" }, " (partial: the retrieval caps were reached)") : ""),
     chunks.length ? h("pre", { class: "follow", tabindex: "0", "aria-label": "Conversation, client in red, server in blue" }, chunks) :
       h("p", { class: "hint" }, "No payload in either direction.")));
+}
+
+/**
+ * One character per byte, as Wireshark's ASCII view and tshark's
+ * follow,tcp,ascii show it: printable ASCII, CR and LF as they are, every
+ * other byte as ".".
+ */
+export function printable(binary) {
+  return binary.replace(/[^\x20-\x7e\r\n]/g, ".");
 }
 
 /** An error for a pcap:read section, saying plainly when the role is missing. */

@@ -34,7 +34,7 @@ export function title(r) {
 export async function render(main, r, current) {
   const p = params(r);
   const input = h("input", { id: "q", name: "q", value: p.q, autocomplete: "off", spellcheck: "false",
-    placeholder: "tls.client.server_name:*.example.com and dst port 443", "aria-describedby": "q-hint" });
+    placeholder: "tls.client.server_name == *.example.com and dst port 443", "aria-describedby": "q-hint" });
   const form = h("form", { class: "search", role: "search", "aria-label": "Flows",
     onsubmit: (ev) => { ev.preventDefault(); go("search", "", { q: input.value.trim(), sort: p.sort, limit: p.limit }); } },
     h("label", { for: "q" }, "Query"),
