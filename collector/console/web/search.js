@@ -111,10 +111,10 @@ function row(rec) {
   const id = at(rec, "tapir.flow_id") || "", cid = at(rec, "network.community_id") || "";
   return h("tr", {},
     h("td", { class: "time" }, time(at(rec, "event.start") || rec["@timestamp"])),
-    h("td", {}, at(rec, "tapir.sensor_id") || ""),
+    h("td", { class: "sensor" }, at(rec, "tapir.sensor_id") || ""),
     h("td", {}, endpoint(rec.source)),
     h("td", {}, endpoint(rec.destination)),
-    h("td", { class: "service" }, service(rec)),
+    h("td", { class: "service", title: service(rec) }, service(rec)),
     h("td", { class: "num" }, num(at(rec, "network.packets"))),
     h("td", { class: "num" }, bytes(at(rec, "network.bytes"))),
     h("td", { class: "num" }, duration(at(rec, "event.duration"))),
