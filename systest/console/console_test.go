@@ -65,6 +65,9 @@ func TestConsole(t *testing.T) {
 		sameIDs(t, "DNS "+dnsName, ids, tsharkCommunityIDs(t, e.pcaps[capDNS],
 			`dns.qry.name == "`+dnsName+`" && frame.time >= "2013-11-25 00:00:00Z" && frame.time < "2013-11-26 00:00:00Z"`))
 	})
+	t.Run("FieldCompletion", func(t *testing.T) { testFieldCompletion(t, inv.with(t)) })
+	t.Run("PagingAndHistogram", func(t *testing.T) { testPagingAndHistogram(t, inv.with(t), e) })
+	t.Run("Sort", func(t *testing.T) { testSort(t, inv.with(t)) })
 	t.Run("FirstPaint", func(t *testing.T) { testFirstPaint(t, inv.with(t)) })
 	t.Run("OpenFlow", func(t *testing.T) { testOpenFlow(t, inv.with(t), e, cid) })
 	t.Run("Packets", func(t *testing.T) { testPackets(t, inv.with(t), e, cid) })
@@ -121,19 +124,30 @@ func search(t *testing.T, p *page, q string) map[string]bool {
 	p.do(chromedp.SendKeys(chromedp.ID("q"), q+"\r"))
 	get(p, chromedp.Poll[bool](`location.hash.startsWith("#/search?q=")`))
 	p.waitDrawn()
+	return collect(t, p, q, func() {})
+}
+
+// collect returns the Community IDs of the rows of the results shown and
+// of every next page, calling onPage for each page.
+func collect(t *testing.T, p *page, q string, onPage func()) map[string]bool {
+	t.Helper()
 	ids := map[string]bool{}
 	for {
-		status := p.text("#results-status")
+		onPage()
 		if errText := p.text(".results .error"); errText != "" {
 			t.Fatalf("search %q: %s", q, errText)
 		}
 		for _, row := range p.table("table.flows") {
+			if ids[row[colCommunityID]] {
+				t.Errorf("search %q: flow %s listed twice", q, row[colCommunityID])
+			}
 			ids[row[colCommunityID]] = true
 		}
-		if !strings.Contains(status, "more matched") {
+		if !strings.Contains(p.text("#results-status"), "more matched") {
 			return ids
 		}
 		p.do(chromedp.Click(chromedp.CSS(`a[rel="next"]`)))
+		get(p, chromedp.Poll[bool](`location.hash.includes("cursor=")`))
 		p.waitDrawn()
 	}
 }

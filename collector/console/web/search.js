@@ -44,25 +44,29 @@ export async function render(main, r, current) {
       "Without after/before the last hour is searched."),
     h("label", { for: "limit", class: "inline" }, "Flows per page "),
     h("select", { id: "limit", onchange: (ev) => go("search", "", { q: p.q, sort: p.sort, limit: ev.target.value }) },
-      PAGE_SIZES.map((n) => h("option", { value: n, selected: n === p.limit }, n))));
+      [...new Set([...PAGE_SIZES, p.limit])].map((n) => h("option", { value: n, selected: n === p.limit }, n))));
   const histo = h("section", { class: "histogram", "aria-labelledby": "histo-h" },
     h("h2", { id: "histo-h" }, "Matching flows over time"), h("p", { class: "loading" }, "…"));
   const results = h("section", { class: "results", "aria-labelledby": "results-h" },
-    h("h2", { id: "results-h" }, "Flows"),
+    h("h2", { id: "results-h", tabindex: "-1" }, "Flows"),
     h("div", { id: "results-status", role: "status", "aria-live": "polite" }, "Searching…"),
     h("div", { class: "table-wrap" }));
   const dl = downloadButtons("Download the whole result", "tapir-result", (format) =>
     url("/api/v1/pcap", { query: p.q || undefined, format }), !p.q);
   fill(main, h("h1", { class: "visually-hidden" }, "Search flows"), form, fieldHelp(input), histo, results,
     h("section", { class: "downloads", "aria-label": "Downloads" }, dl));
-  if (!p.q) input.focus();
+  // Keyboard users stay where they were: in the query box after a search,
+  // at the results after a page link.
+  if (p.cursor) results.querySelector("#results-h").focus();
+  else input.focus();
   await Promise.all([loadHistogram(histo, p, current), loadResults(results, p, current)]);
 }
 
+/** The search parameters of the route; limit is 1-1000 (default 50). */
 function params(r) {
-  const limit = r.params.get("limit") || "50";
-  return { q: r.params.get("q") || "", sort: r.params.get("sort") || "", cursor: r.params.get("cursor") || "",
-    limit: PAGE_SIZES.includes(limit) ? limit : "50" };
+  const n = parseInt(r.params.get("limit") || "50", 10);
+  const limit = String(n >= 1 && n <= 1000 ? n : 50);
+  return { q: r.params.get("q") || "", sort: r.params.get("sort") || "", cursor: r.params.get("cursor") || "", limit };
 }
 
 async function loadResults(section, p, current) {
@@ -115,9 +119,9 @@ function row(rec) {
     h("td", {}, endpoint(rec.source)),
     h("td", {}, endpoint(rec.destination)),
     h("td", { class: "service", title: service(rec) }, service(rec)),
-    h("td", { class: "num" }, num(at(rec, "network.packets"))),
-    h("td", { class: "num" }, bytes(at(rec, "network.bytes"))),
-    h("td", { class: "num" }, duration(at(rec, "event.duration"))),
+    h("td", { class: "num", "data-value": at(rec, "network.packets") || 0 }, num(at(rec, "network.packets"))),
+    h("td", { class: "num", "data-value": at(rec, "network.bytes") || 0 }, bytes(at(rec, "network.bytes"))),
+    h("td", { class: "num", "data-value": at(rec, "event.duration") || 0 }, duration(at(rec, "event.duration"))),
     h("td", { class: "id" }, id ? h("a", { href: href("flow", id) }, id) : ""),
     h("td", { class: "id" }, cid ? h("a", { href: href("flow", cid), "aria-label": "Open flow " + cid }, cid) : ""));
 }
