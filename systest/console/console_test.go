@@ -71,7 +71,7 @@ func TestConsole(t *testing.T) {
 	t.Run("FirstPaint", func(t *testing.T) { testFirstPaint(t, inv.with(t)) })
 	t.Run("OpenFlow", func(t *testing.T) { testOpenFlow(t, inv.with(t), e, cid) })
 	t.Run("Packets", func(t *testing.T) { testPackets(t, inv.with(t), e, cid) })
-	t.Run("FollowStream", func(t *testing.T) { testFollowStream(t, inv.with(t), e, cid) })
+	t.Run("FollowStream", func(t *testing.T) { testFollowStream(t, inv.with(t), e) })
 	t.Run("Download", func(t *testing.T) { testDownload(t, inv.with(t), e, cid) })
 	t.Run("NoPcapRole", func(t *testing.T) { testNoPcapRole(t, bctx, e, cid) })
 	t.Run("DownloadsAudited", func(t *testing.T) { testDownloadsAudited(t, bctx, e, cid) })
@@ -218,8 +218,13 @@ func testPackets(t *testing.T, p *page, e *env, cid string) {
 		if r[1] != wantTime || r[3] != strconv.Itoa(w.length) || r[4] != strconv.Itoa(w.captured) {
 			t.Errorf("packet %d: %q %s/%s, tshark %q %d/%d", i+1, r[1], r[3], r[4], wantTime, w.length, w.captured)
 		}
-		if r[5] == "" {
+		if want, ok := summaryOf(w); ok && r[5] != want {
+			t.Errorf("packet %d summary %q, tshark %q", i+1, r[5], want)
+		} else if r[5] == "" {
 			t.Errorf("packet %d has no summary", i+1)
+		}
+		if wantDir := map[bool]string{true: "client → server", false: "server → client"}[i%2 == 0]; i < 2 && r[2] != wantDir {
+			t.Errorf("packet %d direction %q, want %q", i+1, r[2], wantDir)
 		}
 	}
 	// Packet 4's hex dump holds its bytes as the capture has them.
@@ -233,6 +238,22 @@ func testPackets(t *testing.T, p *page, e *env, cid string) {
 	if p.text("ol.layers") == "" {
 		t.Errorf("packet 4 has no layers")
 	}
+}
+
+// summaryOf is the summary line tshark's columns give for a frame, as
+// "PROTOCOL INFO", where the two must agree: TCP segments shown by their
+// ports and flags (without tshark's reassembly note) and HTTP requests.
+// Frames whose columns tshark rewrites for a reassembled PDU are not
+// compared (ok false).
+func summaryOf(f frame) (string, bool) {
+	info := strings.TrimSpace(strings.TrimSuffix(f.info, " [TCP segment of a reassembled PDU]"))
+	switch {
+	case f.proto == "TCP" && info != "" && info[0] >= '0' && info[0] <= '9': // "PORT → PORT [FLAGS] ..."
+		return "TCP " + info, true
+	case f.proto == "HTTP" && strings.HasPrefix(info, "GET "):
+		return "HTTP " + info, true
+	}
+	return "", false
 }
 
 // hexBytes reads the hex columns back out of a hex+ASCII dump.
@@ -254,7 +275,18 @@ func flowRoute(id string) string {
 
 // testFollowStream compares the coloured conversation with tshark's
 // follow,tcp,ascii of the same connection.
-func testFollowStream(t *testing.T, p *page, e *env, cid string) {
+func testFollowStream(t *testing.T, p *page, e *env) {
+	for _, tc := range []struct{ capture, client string }{
+		{capHTTP, httpClient + ":59856"}, // HTTP: text
+		{capTLS, "192.168.65.3:46638"},   // TLS 1.3: binary, shown as tshark's dots
+	} {
+		cid := onlyID(t, tsharkCommunityIDs(t, e.pcaps[tc.capture], "tcp"))
+		followOne(t, p, e.pcaps[tc.capture], cid, tc.client)
+	}
+}
+
+// followOne compares one flow's Follow Stream with tshark's.
+func followOne(t *testing.T, p *page, pcap, cid, wantClient string) {
 	p.open(flowRoute(cid))
 	raw := get(p, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("pre.follow .chunk")].map(s => [s.classList.contains("c2s") ? "c2s" : "s2c", s.textContent])`))
 	var chunks []chunk
@@ -264,7 +296,10 @@ func testFollowStream(t *testing.T, p *page, e *env, cid string) {
 	client := p.text(".stream .legend .c2s")
 	server := p.text(".stream .legend .s2c")
 	ca, sa := endpointOf(client), endpointOf(server)
-	want := tsharkFollowASCII(t, e.pcaps[capHTTP], ca, sa)
+	if ca != wantClient {
+		t.Errorf("client %q, want %s (the connection's initiator)", ca, wantClient)
+	}
+	want := tsharkFollowASCII(t, pcap, ca, sa)
 	if got := followASCII(chunks); got != want {
 		t.Errorf("Follow Stream differs from tshark's follow,tcp,ascii,%s,%s:\n--- console\n%s\n--- tshark\n%s", ca, sa, got, want)
 	}

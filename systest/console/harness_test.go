@@ -94,10 +94,16 @@ func startEnv(tb testing.TB) *env {
 	run(tb, filepath.Join(bin, "tapir"), "certs", "server", "-dir", certs, "localhost", "127.0.0.1")
 	e.writeTokens(tb)
 	e.startCollector(tb, bin, certs)
+	// Timelines for every flow, in 10 ms intervals: the captures' flows
+	// last well under the default minimum of 10 s.
+	sensorCfg := filepath.Join(e.dir, "sensor.yaml")
+	if err := os.WriteFile(sensorCfg, []byte("timeline:\n  interval: 10ms\n  min_duration: 0s\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
 	for i, c := range captures {
 		id := fmt.Sprintf("console-sensor-%d", i+1)
 		run(tb, filepath.Join(bin, "tapir"), "certs", "sensor", "-dir", certs, id)
-		run(tb, filepath.Join(bin, "tapir-sensor"), "-r", e.pcaps[c], "--sensor-id", id, "--collector", e.ingest,
+		run(tb, filepath.Join(bin, "tapir-sensor"), "--config", sensorCfg, "-r", e.pcaps[c], "--sensor-id", id, "--collector", e.ingest,
 			"--tls-dir", certs, "--spool-dir", filepath.Join(e.dir, "spool-"+id), "--log-level", "warn")
 		e.sensors = append(e.sensors, id)
 	}

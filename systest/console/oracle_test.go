@@ -41,6 +41,7 @@ type frame struct {
 	time     time.Time
 	length   int    // frame.len (on the wire)
 	captured int    // frame.cap_len
+	proto    string // tshark's Protocol column
 	info     string // tshark's Info column
 }
 
@@ -49,11 +50,11 @@ type frame struct {
 func tsharkFrames(tb testing.TB, pcap, cid string) []frame {
 	tb.Helper()
 	out := tshark(tb, "-r", pcap, "--enable-protocol", "communityid", "-Y", fmt.Sprintf("communityid == %q", cid),
-		"-T", "fields", "-E", "separator=\t", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len", "-e", "_ws.col.Info")
+		"-T", "fields", "-E", "separator=\t", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len", "-e", "_ws.col.Protocol", "-e", "_ws.col.Info")
 	var fs []frame
 	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
-		c := strings.SplitN(l, "\t", 4)
-		if len(c) < 4 {
+		c := strings.SplitN(l, "\t", 5)
+		if len(c) < 5 {
 			continue
 		}
 		sec, frac, _ := strings.Cut(c[0], ".")
@@ -61,7 +62,7 @@ func tsharkFrames(tb testing.TB, pcap, cid string) []frame {
 		ns, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
 		n, _ := strconv.Atoi(c[1])
 		cp, _ := strconv.Atoi(c[2])
-		fs = append(fs, frame{time: time.Unix(s, ns).UTC(), length: n, captured: cp, info: c[3]})
+		fs = append(fs, frame{time: time.Unix(s, ns).UTC(), length: n, captured: cp, proto: c[3], info: c[4]})
 	}
 	return fs
 }
