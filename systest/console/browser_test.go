@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,28 @@ func newPage(tb testing.TB, bctx context.Context, e *env) *page {
 			Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: p.downloads, EventsEnabled: ptr(true)})
 		return err
 	}))
+	// Any uncaught JavaScript exception fails the test.
+	var mu sync.Mutex
+	var exceptions []string
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				mu.Lock()
+				exceptions = append(exceptions, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	tb.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, x := range exceptions {
+			tb.Errorf("JavaScript exception in the console: %s", x)
+		}
+	})
 	go func() {
 		for ev, err := range chromedp.BrowserEvents(ctx, browser.DownloadProgress) {
 			if err != nil {
@@ -148,9 +172,23 @@ func (p *page) open(route string) {
 // (main[data-state=done] for the hash now in the address bar).
 func (p *page) waitDrawn() {
 	p.tb.Helper()
-	get(p, chromedp.Poll[bool](`(() => { const m = document.querySelector("main");
+	drawn := chromedp.Poll[bool](`(() => { const m = document.querySelector("main");
 		return !!m && m.dataset.state === "done" && m.dataset.route === location.hash; })()`,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second)))
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(p.ctx, 35*time.Second)
+		_, err := chromedp.Run(ctx, drawn)
+		cancel()
+		// A poll that started in the document being replaced loses its
+		// execution context: poll again in the new one.
+		if err != nil && attempt < 3 && strings.Contains(err.Error(), "Cannot find context") {
+			continue
+		}
+		if err != nil {
+			p.tb.Fatalf("browser at %s: %v", p.location(), err)
+		}
+		return
+	}
 }
 
 // signIn signs in on the sign-in page, typing the token and pressing
@@ -208,10 +246,24 @@ func (p *page) noDownload() {
 	}
 }
 
-// screenshot writes a full-page PNG to dir/name.png.
-func (p *page) screenshot(dir, name string) {
+// screenshot writes a PNG to dir/name.png: of the whole page (what ""),
+// of the window ("viewport"), or of the element a CSS selector matches.
+func (p *page) screenshot(dir, name, what string) {
 	p.tb.Helper()
-	png := get(p, chromedp.FullScreenshot(100))
+	get(p, chromedp.Evaluate[bool](`(() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); return true; })()`))
+	var png []byte
+	switch what {
+	case "":
+		png = get(p, chromedp.FullScreenshot(100))
+	case "viewport":
+		png = get(p, chromedp.CaptureScreenshot())
+	default:
+		png = get(p, chromedp.Screenshot(chromedp.CSS(what)))
+	}
+	png, err := shrinkPNG(png)
+	if err != nil {
+		p.tb.Fatalf("screenshot %s: %v", name, err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		p.tb.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func testOpenFlow(t *testing.T, p *page, e *env, cid string) {
 			t.Errorf("field %s = %q, want %q", k, fields[k], v)
 		}
 	}
-	if get(p, chromedp.Evaluate[int](`document.querySelectorAll(".timeline svg polyline").length`)) == 0 {
+	if get(p, chromedp.Evaluate[int](`document.querySelectorAll(".timeline svg rect.bar").length`)) == 0 {
 		t.Errorf("no timeline chart: %q", p.text(".timeline"))
 	}
 	// The pivot box opens the same flow by Community ID.

@@ -43,6 +43,8 @@ var tokenRoles = map[string]string{
 // reach its API.
 type env struct {
 	dir     string
+	bin     string // the binaries
+	certs   string // the development CA (tapir certs)
 	base    string // https://127.0.0.1:PORT
 	ingest  string // the collector's ingest address
 	audit   string // the collector's audit log
@@ -90,14 +92,15 @@ func startEnv(tb testing.TB) *env {
 	bin := filepath.Join(e.dir, "bin")
 	binaries(tb, bin)
 	certs := filepath.Join(e.dir, "certs")
+	e.bin, e.certs = bin, certs
 	run(tb, filepath.Join(bin, "tapir"), "certs", "init", "-dir", certs)
 	run(tb, filepath.Join(bin, "tapir"), "certs", "server", "-dir", certs, "localhost", "127.0.0.1")
 	e.writeTokens(tb)
 	e.startCollector(tb, bin, certs)
 	// Timelines for every flow, in 10 ms intervals: the captures' flows
 	// last well under the default minimum of 10 s.
-	sensorCfg := filepath.Join(e.dir, "sensor.yaml")
-	if err := os.WriteFile(sensorCfg, []byte("timeline:\n  interval: 10ms\n  min_duration: 0s\n"), 0o600); err != nil {
+	sensorCfg := e.sensorConfig()
+	if err := os.WriteFile(sensorCfg, []byte("timeline:\n  interval: 10ms\n  min_duration: 0s\nmetrics:\n  listen: \"\"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	for i, c := range captures {
@@ -108,6 +111,28 @@ func startEnv(tb testing.TB) *env {
 		e.sensors = append(e.sensors, id)
 	}
 	return e
+}
+
+// sensorConfig is the sensors' configuration file.
+func (e *env) sensorConfig() string { return filepath.Join(e.dir, "sensor.yaml") }
+
+// liveSensor starts a sensor capturing live on the loopback interface,
+// only UDP to port, streaming to the collector until the test ends.
+func (e *env) liveSensor(tb testing.TB, id string, port int) *e2etest.Proc {
+	tb.Helper()
+	testenv.Root(tb)
+	run(tb, filepath.Join(e.bin, "tapir"), "certs", "sensor", "-dir", e.certs, id)
+	p := e2etest.Start(tb, filepath.Join(e.bin, "tapir-sensor"), "--config", e.sensorConfig(), "-i", "lo",
+		"--filter", fmt.Sprintf("udp dst port %d", port), "--sensor-id", id, "--collector", e.ingest,
+		"--tls-dir", e.certs, "--spool-dir", filepath.Join(e.dir, "spool-"+id), "--log-level", "info")
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(p.Log.String(), "connected to collector"); {
+		if p.Exited() || time.Now().After(deadline) {
+			tb.Fatalf("live sensor did not connect:\n%s", p.Log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Cleanup(func() { p.Stop(10 * time.Second) })
+	return p
 }
 
 func (e *env) writeTokens(tb testing.TB) {

@@ -2,12 +2,15 @@ package console
 
 import (
 	"fmt"
+	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -90,8 +93,10 @@ func testFirstPaint(t *testing.T, p *page) {
 
 var screenshotDir = flagString("screenshots", "", "write a PNG of each console page into this directory (make screenshots)")
 
-// TestScreenshots writes a full-page PNG of each page (sign-in, search,
-// flow, packet bytes, Follow Stream, fleet, audit log) into -screenshots.
+// TestScreenshots writes a PNG of each page into -screenshots: sign-in,
+// search, flow (its first screen, one packet's bytes, Follow Stream),
+// fleet (with a live sensor capturing generated loopback traffic; needs
+// root) and audit log.
 func TestScreenshots(t *testing.T) {
 	if *screenshotDir == "" {
 		t.Skip("no -screenshots directory given (make screenshots)")
@@ -105,24 +110,63 @@ func TestScreenshots(t *testing.T) {
 	}
 	bctx := newBrowser(t)
 	e := startEnv(t)
+	// A live sensor with 35 s of varying traffic, for the fleet's charts.
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	port := sink.LocalAddr().(*net.UDPAddr).Port
+	e.liveSensor(t, "console-live", port)
+	traffic := make(chan error, 1)
+	go func() { traffic <- sendTraffic(sink.LocalAddr().String(), 35*time.Second) }()
 	p := newPage(t, bctx, e)
 	p.do(chromedp.Navigate(e.base + "/"))
 	p.waitDrawn()
-	p.screenshot(dir, "signin")
+	p.screenshot(dir, "signin", "")
 	p.signIn(e.tokens["admin"])
-	p.open(timingRoute)
-	p.screenshot(dir, "search")
+	p.open(searchRoute("tcp and "+winWiki, "limit", "20"))
+	p.screenshot(dir, "search", "")
 	cid := onlyID(t, tsharkCommunityIDs(t, e.pcaps[capHTTP], "tcp"))
+	p.open(flowRoute(cid))
+	p.screenshot(dir, "flow", "viewport")
 	p.open(flowRoute(cid) + "?packet=4")
-	p.screenshot(dir, "flow")
+	p.screenshot(dir, "flow-packet", ".packet-detail")
+	p.screenshot(dir, "flow-stream", ".stream")
+	if err := <-traffic; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(11 * time.Second) // one more history sample after the traffic
 	p.open("#/fleet")
-	p.screenshot(dir, "fleet")
+	p.screenshot(dir, "fleet", "")
 	p.open("#/audit")
-	p.screenshot(dir, "audit")
+	p.screenshot(dir, "audit", "")
 	ents, _ := os.ReadDir(dir)
 	for _, en := range ents {
 		if fi, err := en.Info(); err == nil {
 			t.Logf("%s: %d bytes", en.Name(), fi.Size())
 		}
 	}
+}
+
+// sendTraffic sends UDP datagrams to addr for d, at a rate that rises
+// and falls (100 to 2,000 a second), so that the fleet's charts move.
+func sendTraffic(addr string, d time.Duration) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	payload := make([]byte, 1000)
+	start := time.Now()
+	for tick := time.NewTicker(100 * time.Millisecond); time.Since(start) < d; <-tick.C {
+		phase := time.Since(start).Seconds() / d.Seconds()
+		n := 10 + int(190*math.Abs(math.Sin(phase*2*math.Pi)))
+		for range n {
+			if _, err := c.Write(payload[:200+n*4]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -42,7 +42,10 @@ async function render() {
   try {
     await page.render(main, r, () => seq === renderSeq);
   } catch (e) {
-    if (seq === renderSeq) fill(main, h("p", { class: "error", role: "alert" }, String(e.message || e)));
+    // A page's own bug (API errors are shown by the pages): say so, and
+    // rethrow it uncaught so that it reaches the browser's console.
+    if (seq === renderSeq) fill(main, h("p", { class: "error", role: "alert" }, "The console failed: " + String(e.message || e)));
+    setTimeout(() => { throw e; });
   }
   if (seq !== renderSeq) return;
   if (page.title) document.title = page.title(r) + " · tapir console";

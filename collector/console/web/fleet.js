@@ -86,18 +86,19 @@ function card(s, hist) {
     h("h2", { id: "sensor-h-" + s.id }, "Sensor " + s.id),
     h("p", { class: "meta" }, [s.hostname, s.version && "version " + s.version, s.remote_addr && "from " + s.remote_addr,
       s.connected_since && "connected since " + time(s.connected_since), s.last_error && "last error: " + s.last_error].filter(Boolean).join(" · ")));
-  if (!hist || hist.length === 0) {
-    sec.append(h("p", { class: "hint" }, "No history yet for this sensor."));
+  if (!hist || hist.length < 2) {
+    sec.append(h("p", { class: "hint" }, hist && hist.length === 1 ?
+      "One sample so far (" + time(hist[0].time) + "): the charts start with the second." : "No history yet for this sensor."));
     return sec;
   }
   const xs = hist.map((p) => new Date(p.time).getTime());
   const x = { xLeft: time(hist[0].time), xRight: time(hist[hist.length - 1].time) };
   const stages = [...new Set(hist.flatMap((p) => Object.keys(p.drops || {})))];
   sec.append(h("div", { class: "charts" },
-    lineChart([{ name: "packets/s", xs, ys: hist.map((p) => p.packets_per_s || 0), cls: "s0" }], { ...x, label: "Packets per second of sensor " + s.id }),
-    lineChart([{ name: "bytes/s", xs, ys: hist.map((p) => p.bytes_per_s || 0), cls: "s1" }], { ...x, label: "Bytes per second of sensor " + s.id }),
+    lineChart([{ name: "packets/s", xs, ys: hist.map((p) => p.packets_per_s || 0), cls: "s0" }], { ...x, width: 600, label: "Packets per second of sensor " + s.id }),
+    lineChart([{ name: "bytes/s", xs, ys: hist.map((p) => p.bytes_per_s || 0), cls: "s1" }], { ...x, width: 600, label: "Bytes per second of sensor " + s.id }),
     stages.length ? lineChart(stages.map((st, k) => ({ name: "drops: " + st, xs, ys: hist.map((p) => (p.drops || {})[st] || 0), cls: "s" + (k % 4) })),
-      { ...x, label: "Drops by stage of sensor " + s.id + ": " + stages.join(", ") }) : "",
-    lineChart([{ name: "spool bytes", xs, ys: hist.map((p) => p.spool_bytes || 0), cls: "s3" }], { ...x, label: "Spool bytes of sensor " + s.id })));
+      { ...x, width: 600, label: "Drops by stage of sensor " + s.id + ": " + stages.join(", ") }) : "",
+    lineChart([{ name: "spool bytes", xs, ys: hist.map((p) => p.spool_bytes || 0), cls: "s3" }], { ...x, width: 600, label: "Spool bytes of sensor " + s.id })));
   return sec;
 }

@@ -7,7 +7,7 @@
 import { getJSON, flowPath, url } from "./api.js";
 import { h, fill, announce, errorBox, bytes, num, duration, time, at } from "./dom.js";
 import { href } from "./nav.js";
-import { lineChart } from "./charts.js";
+import { timeBars } from "./charts.js";
 import { downloadButtons } from "./download.js";
 import { endpoint, service } from "./search.js";
 
@@ -88,13 +88,16 @@ function timeline(rec) {
     sec.append(h("p", { class: "hint" }, tl && tl.error ? "The timeline does not decode: " + tl.error : "The sensor recorded no timeline for this flow."));
     return sec;
   }
-  const xs = tl.offset_ms, last = xs[xs.length - 1];
-  const x = { xLeft: "+0 ms", xRight: "+" + last + " ms" };
+  const xs = tl.offset_ms, step = tl.interval_ms || 1, end = xs[xs.length - 1] + step;
+  const x = { xLeft: "+0 ms", xRight: "+" + end + " ms", x0: Math.min(0, xs[0]), x1: end };
+  const when = (i) => `+${xs[i]} ms: `;
   sec.append(
-    lineChart([{ name: "packets per " + tl.interval_ms + " ms", xs, ys: tl.packets, cls: "s0" }],
-      { ...x, label: `Packets per ${tl.interval_ms} ms interval over ${tl.points} intervals, at most ${Math.max(...tl.packets)}` }),
-    lineChart([{ name: "bytes per " + tl.interval_ms + " ms", xs, ys: tl.bytes, cls: "s1" }],
-      { ...x, label: `Bytes per ${tl.interval_ms} ms interval, at most ${bytes(Math.max(...tl.bytes))}` }),
+    timeBars(xs, tl.packets, step, { ...x, cls: "s0", legend: "packets per " + step + " ms",
+      titles: tl.packets.map((v, i) => when(i) + num(v) + " packets"),
+      label: `Packets per ${step} ms interval, ${tl.points} intervals with packets, at most ${Math.max(...tl.packets)}` }),
+    timeBars(xs, tl.bytes, step, { ...x, cls: "s1", legend: "bytes per " + step + " ms",
+      titles: tl.bytes.map((v, i) => when(i) + bytes(v)),
+      label: `Bytes per ${step} ms interval, at most ${bytes(Math.max(...tl.bytes))}` }),
     tl.cut ? h("p", { class: "hint" }, num(tl.cut) + " later intervals were past the sensor's cap.") : "");
   return sec;
 }
@@ -116,7 +119,7 @@ async function loadPackets(sec, id, current) {
       h("tbody", {}, list.map((p) => h("tr", { class: p.dir },
         h("td", { class: "num" }, h("a", { href: href("flow", id, { packet: p.n }), "aria-label": "Packet " + p.n + " details" }, p.n)),
         h("td", { class: "time" }, time(p.time)),
-        h("td", {}, p.dir === "c2s" ? "client → server" : p.dir === "s2c" ? "server → client" : p.dir || ""),
+        h("td", { class: "dir" }, p.dir === "c2s" ? "client → server" : p.dir === "s2c" ? "server → client" : p.dir || ""),
         h("td", { class: "num" }, p.length), h("td", { class: "num" }, p.captured),
         h("td", { class: "summary" }, p.summary)))))));
 }
