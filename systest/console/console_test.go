@@ -36,8 +36,7 @@ const (
 	colPackets
 	colBytes
 	colDuration
-	colFlowID
-	colCommunityID
+	colIDs // the flow ID, then the Community ID
 )
 
 // TestConsole drives the console in Chromium against a real collector
@@ -137,11 +136,11 @@ func collect(t *testing.T, p *page, q string, onPage func()) map[string]bool {
 		if errText := p.text(".results .error"); errText != "" {
 			t.Fatalf("search %q: %s", q, errText)
 		}
-		for _, row := range p.table("table.flows") {
-			if ids[row[colCommunityID]] {
-				t.Errorf("search %q: flow %s listed twice", q, row[colCommunityID])
+		for _, cid := range get(p, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.flows tbody a.cid")].map(a => a.textContent)`)) {
+			if ids[cid] {
+				t.Errorf("search %q: flow %s listed twice", q, cid)
 			}
-			ids[row[colCommunityID]] = true
+			ids[cid] = true
 		}
 		if !strings.Contains(p.text("#results-status"), "more matched") {
 			return ids
@@ -175,7 +174,7 @@ func keys(m map[string]bool) []string {
 // testOpenFlow follows the flow's link from the results to its page.
 func testOpenFlow(t *testing.T, p *page, e *env, cid string) {
 	search(t, p, "host "+httpClient+" and "+winHTTP)
-	p.do(chromedp.Click(chromedp.CSS(`table.flows tbody tr td:nth-child(10) a`)))
+	p.do(chromedp.Click(chromedp.CSS(`table.flows tbody tr a.fid`)))
 	p.waitDrawn()
 	if h := p.text("main h1"); !strings.Contains(h, httpClient+":") {
 		t.Errorf("flow page heading %q lacks the client %s", h, httpClient)

@@ -22,8 +22,7 @@ const COLUMNS = [
   { label: "Packets", sort: "packets", num: true },
   { label: "Bytes", sort: "bytes", num: true },
   { label: "Duration", sort: "duration", num: true },
-  { label: "Flow ID" },
-  { label: "Community ID" },
+  { label: "Flow ID / Community ID" },
 ];
 
 export function title(r) {
@@ -122,8 +121,9 @@ function row(rec) {
     h("td", { class: "num", "data-value": at(rec, "network.packets") || 0 }, num(at(rec, "network.packets"))),
     h("td", { class: "num", "data-value": at(rec, "network.bytes") || 0 }, bytes(at(rec, "network.bytes"))),
     h("td", { class: "num", "data-value": at(rec, "event.duration") || 0 }, duration(at(rec, "event.duration"))),
-    h("td", { class: "id" }, id ? h("a", { href: href("flow", id) }, id) : ""),
-    h("td", { class: "id" }, cid ? h("a", { href: href("flow", cid), "aria-label": "Open flow " + cid }, cid) : ""));
+    h("td", { class: "id" },
+      id ? h("a", { class: "fid", href: href("flow", id), "aria-label": "Open flow " + id }, id) : "",
+      cid ? h("a", { class: "cid", href: href("flow", cid), "aria-label": "Open flow by Community ID " + cid }, cid) : ""));
 }
 
 /** "10.0.0.1:443" with the geo and AS enrichment beneath. */
