@@ -133,6 +133,7 @@ func TestScreenshots(t *testing.T) {
 	p.open(flowRoute(cid) + "?packet=4")
 	p.screenshot(dir, "flow-packet", ".packet-detail")
 	p.screenshot(dir, "flow-stream", ".stream")
+	p.download(`.downloads button[data-format="pcapng"]`) // for the audit log's page
 	if err := <-traffic; err != nil {
 		t.Fatal(err)
 	}

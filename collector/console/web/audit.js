@@ -24,7 +24,7 @@ export async function render(main, r, current) {
   }
   if (!current()) return;
   const entries = res.entries || [];
-  const cols = ["Time", "Subject", "Auth", "Remote", "Endpoint", "Flow", "Query", "Status", "Flows", "Bytes", "ms", "Error"];
+  const cols = ["Time", "Subject", "Auth", "Remote", "Endpoint", "Flow", "Query", "Format", "Status", "Flows", "Packets", "Bytes", "ms", "Error"];
   fill(main, h("h1", {}, "Audit log"),
     h("p", { role: "status" }, `${entries.length} entries, newest first.`),
     h("div", { class: "table-wrap" }, h("table", { class: "audit" },
@@ -34,7 +34,8 @@ export async function render(main, r, current) {
         h("td", { class: "time" }, time(e.time)), h("td", {}, e.subject || ""), h("td", {}, e.auth_method || ""),
         h("td", {}, e.remote || ""), h("td", {}, e.endpoint || ""),
         h("td", { class: "id" }, e.flow ? h("a", { href: href("flow", e.flow) }, e.flow) : ""),
-        h("td", {}, e.query || ""), h("td", { class: "num" }, e.status ?? ""), h("td", { class: "num" }, e.flows ?? ""),
+        h("td", {}, e.query || ""), h("td", {}, e.format || ""), h("td", { class: "num" }, e.status ?? ""),
+        h("td", { class: "num" }, e.flows ?? ""), h("td", { class: "num" }, e.packets ?? ""),
         h("td", { class: "num" }, e.bytes !== undefined ? bytes(e.bytes) : ""),
         h("td", { class: "num" }, e.duration_ms ?? ""), h("td", {}, e.error || "")))))),
     res.next ? h("nav", { class: "pager", "aria-label": "Pages" },
