@@ -200,6 +200,12 @@ func testOpenFlow(t *testing.T, p *page, e *env, cid string) {
 	if got := p.text(".summary"); !strings.Contains(got, cid) {
 		t.Errorf("the pivot box opened %q, want flow %s", got, cid)
 	}
+	// A malformed ID is refused with the reason; an unknown one is not found.
+	for id, want := range map[string]string{"1:not-an-id": "is not a Community ID or flow ID",
+		"1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=": "No flow has the ID"} {
+		p.do(chromedp.SendKeys(chromedp.ID("pivot-id"), id+"\r"))
+		p.waitText("main .error", want)
+	}
 }
 
 // testPackets compares the flow's packet table with tshark's list of the
