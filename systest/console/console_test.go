@@ -72,6 +72,7 @@ func TestConsole(t *testing.T) {
 	t.Run("Packets", func(t *testing.T) { testPackets(t, inv.with(t), e, cid) })
 	t.Run("FollowStream", func(t *testing.T) { testFollowStream(t, inv.with(t), e) })
 	t.Run("Download", func(t *testing.T) { testDownload(t, inv.with(t), e, cid) })
+	t.Run("Accessible", func(t *testing.T) { testAccessible(t, inv.with(t), cid) })
 	t.Run("NoPcapRole", func(t *testing.T) { testNoPcapRole(t, bctx, e, cid) })
 	t.Run("DownloadsAudited", func(t *testing.T) { testDownloadsAudited(t, bctx, e, cid) })
 }
