@@ -92,6 +92,9 @@ func TestAssetsNeedNoInlineCodeNorOtherOrigins(t *testing.T) {
 					t.Errorf("%s imports %s, which is not embedded", p, m[1])
 				}
 			}
+			if p != "app.js" && !strings.Contains(string(index), `<link rel="modulepreload" href="`+p+`">`) {
+				t.Errorf("index.html does not preload %s (the browser would fetch it a round trip later)", p)
+			}
 		}
 		return nil
 	})
