@@ -132,6 +132,7 @@ test-unit:
 bench: deps build
 	./bench/run.sh
 	./bench/console.sh
+	./bench/search.sh
 	$(call with-services,./deploy/kafka/perf-compare.sh)
 
 # make bench-report: bench/run.sh (Go benchmarks reused from

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapir-sensor/tapir/block"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/storage/flowindex"
 )
 
 // Sentinel errors shared by every backend.
@@ -117,4 +118,18 @@ type BlockStore interface {
 	Retention
 	// Close flushes and releases the store. It is idempotent.
 	Close() error
+}
+
+// Searcher is a Reader that keeps a flow search index (the embedded
+// Pebble store; HBase deployments search through the downstream engine
+// and scan). Implementations are safe for concurrent use.
+type Searcher interface {
+	// SearchRecords calls fn, as ScanRecords(from, to) would and in the
+	// same order, for the records of the window that the index lookup
+	// yields: a superset of the records matching it, which the caller
+	// checks (the index never decides a match on its own). It returns
+	// used == false without calling fn when the index cannot answer
+	// (missing, being rebuilt, or the lookup is not selective enough to
+	// beat a scan): the caller then scans.
+	SearchRecords(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record) error) (used bool, err error)
 }

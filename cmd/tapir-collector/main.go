@@ -89,11 +89,13 @@ type flags struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	check, verify := false, false
+	check, verify, reindex := false, false, false
 	if len(args) > 0 && args[0] == "check-config" {
 		check, args = true, args[1:]
 	} else if len(args) > 0 && args[0] == "verify" {
 		verify, args = true, args[1:]
+	} else if len(args) > 0 && args[0] == "reindex" {
+		reindex, args = true, args[1:]
 	}
 	f, code := parseFlags(args, stderr)
 	if f == nil {
@@ -115,6 +117,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	setPrivateUmask()
+	if reindex {
+		return reindexStore(&cfg, logger, stdout, stderr)
+	}
 	if verify {
 		return verifyStore(&cfg, logger, stdout, stderr)
 	}

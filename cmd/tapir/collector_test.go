@@ -34,20 +34,7 @@ func (c *liveCollector) env() []string {
 // one-second timeline each) and serves them.
 func startCollector(t *testing.T, capture string) *liveCollector {
 	t.Helper()
-	dir := t.TempDir()
-	certs := filepath.Join(dir, "certs")
-	for _, args := range [][]string{{"certs", "init", "-dir", certs}, {"certs", "server", "-dir", certs, "127.0.0.1"}} {
-		if code, _, se := execTapir(t, nil, args...); code != 0 {
-			t.Fatalf("tapir %s: exit %d: %s", strings.Join(args, " "), code, se)
-		}
-	}
-	tokens := filepath.Join(dir, "tokens.yaml")
-	code, so, se := execTapir(t, nil, "token", "create", "--name", "alice", "--role", "flows:read,pcap:read", "--tokens-file", tokens)
-	if code != 0 {
-		t.Fatalf("tapir token create: exit %d: %s", code, se)
-	}
-	c := &liveCollector{ca: tlsconfig.CAPath(certs), token: strings.TrimSpace(so)}
-
+	var ins []*storagetest.Instance
 	flows := storagetest.LoadFlows(t, capture)
 	for i := range flows {
 		in := storagetest.NewInstance(&flows[i], "s1", uint32(i+1), 0, 8)
@@ -63,8 +50,30 @@ func startCollector(t *testing.T, capture string) *liveCollector {
 			pts = append(pts, flow.TimelinePoint{Start: s, Packets: 1, Bytes: uint64(p.Wire)})
 		}
 		in.Record.Timeline = flow.EncodeTimeline(time.Second, pts, 0)
-		c.ins = append(c.ins, in)
+		ins = append(ins, in)
 	}
+	c := serveStore(t, func(st *pebble.Store) { storagetest.WriteInstances(t, st, "s1", ins, 4, 1) })
+	c.ins = ins
+	return c
+}
+
+// serveStore serves a Pebble store that fill wrote, over TLS from a
+// development CA, with a flows:read and pcap:read token.
+func serveStore(t *testing.T, fill func(st *pebble.Store)) *liveCollector {
+	t.Helper()
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs")
+	for _, args := range [][]string{{"certs", "init", "-dir", certs}, {"certs", "server", "-dir", certs, "127.0.0.1"}} {
+		if code, _, se := execTapir(t, nil, args...); code != 0 {
+			t.Fatalf("tapir %s: exit %d: %s", strings.Join(args, " "), code, se)
+		}
+	}
+	tokens := filepath.Join(dir, "tokens.yaml")
+	code, so, se := execTapir(t, nil, "token", "create", "--name", "alice", "--role", "flows:read,pcap:read", "--tokens-file", tokens)
+	if code != 0 {
+		t.Fatalf("tapir token create: exit %d: %s", code, se)
+	}
+	c := &liveCollector{ca: tlsconfig.CAPath(certs), token: strings.TrimSpace(so)}
 	cfg := pebble.DefaultConfig()
 	cfg.MinFreeBytes = 0
 	cfg.CacheBytes, cfg.MemTableBytes = 8<<20, 4<<20
@@ -73,7 +82,7 @@ func startCollector(t *testing.T, capture string) *liveCollector {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	storagetest.WriteInstances(t, st, "s1", c.ins, 4, 1)
+	fill(st)
 
 	serverCert, serverKey := tlsconfig.Paths(certs, "server")
 	acfg := api.DefaultConfig()

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapir-sensor/tapir/collector/api/client"
 	"github.com/tapir-sensor/tapir/collector/query"
+	"github.com/tapir-sensor/tapir/storage/flowindex"
 )
 
 func init() {
@@ -34,10 +36,16 @@ type flowsArgs struct {
 	top      int
 	by       string
 	group    string
+	sort     string
+	cursor   string
+	hist     bool
+	buckets  int
+	fields   bool
 }
 
 // runFlows: tapir flows [--query EXPR] [--from T] [--to T] [--limit N]
-// [--output table|json|csv | --timeline] [--top N --by bytes|packets|flows --group FIELD].
+// [--sort [-]FIELD] [--cursor C] [--output table|json|csv | --timeline]
+// [--top N [--by bytes|packets|flows|FIELD] [--group FIELD]] [--histogram [--buckets N]].
 func runFlows(ctx context.Context, e *env, args []string) error {
 	a, err := parseFlowsArgs(e, args)
 	if err != nil {
@@ -51,13 +59,24 @@ func runFlows(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if a.fields {
+		return printFields(ctx, e, c)
+	}
 	fmt.Fprintln(e.stderr, window)
+	switch {
+	case a.hist:
+		return runHistogram(ctx, e, c, a, expr)
+	case a.top > 0:
+		if done, err := serverTop(ctx, e, c, a, expr); done {
+			return err
+		}
+	}
 	out, err := newFlowOutput(e.stdout, a)
 	if err != nil {
 		return err
 	}
 	n := 0
-	more, err := c.Flows(ctx, expr, a.limit, func(doc json.RawMessage) error {
+	page, err := c.FlowsPage(ctx, client.FlowsRequest{Query: expr, Limit: a.limit, Sort: a.sort, Cursor: a.cursor}, func(doc json.RawMessage) error {
 		n++
 		return out.add(doc)
 	})
@@ -67,8 +86,8 @@ func runFlows(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if more {
-		e.log.Warn("more flows matched than were listed; raise --limit or narrow the query")
+	if page.More {
+		nextHint(e, a, page)
 	}
 	if n == 0 {
 		fmt.Fprintln(e.stderr, "no flows matched: the store may hold flows outside this window; widen it, e.g. --from 2024-01-01 or --from '30d ago' (exit status 1, like grep)")
@@ -92,7 +111,12 @@ func parseFlowsArgs(e *env, args []string) (*flowsArgs, error) {
 	asTable := fs.Bool("table", false, "same as --output table")
 	asTimeline := fs.Bool("timeline", false, "print each flow with a sparkline of its packets per interval (flows that carry a timeline)")
 	fs.IntVar(&a.top, "top", 0, "aggregate: the N values of --group with the most --by")
-	fs.StringVar(&a.by, "by", "bytes", "with --top: rank by bytes, packets or flows")
+	fs.StringVar(&a.by, "by", "bytes", "with --top: rank by bytes, packets or flows, or a field to group by (then ranked by flows)")
+	fs.StringVar(&a.sort, "sort", "", "sort by start (default), end, bytes, packets, duration or another numeric field; -FIELD for descending")
+	fs.StringVar(&a.cursor, "cursor", "", "the next page of a search: the cursor the previous page printed (same --query, --sort, --from and --to)")
+	fs.BoolVar(&a.hist, "histogram", false, "print a sparkline of the matching flows' count over the window instead of the flows")
+	fs.IntVar(&a.buckets, "buckets", 60, "with --histogram: columns of the sparkline")
+	fs.BoolVar(&a.fields, "fields", false, "list the fields the query language searches (FIELD == VALUE, FIELD exists...) and exit")
 	fs.StringVar(&a.group, "group", "destination.ip", "with --top: the ECS field to group by, e.g. source.ip, destination.port, tls.client.server_name")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -129,7 +153,13 @@ func parseFlowsArgs(e *env, args []string) (*flowsArgs, error) {
 		return nil, fmt.Errorf("%w: --top takes a positive N and --output table, json or csv", errUsage)
 	}
 	if a.by != "bytes" && a.by != "packets" && a.by != "flows" {
-		return nil, fmt.Errorf("%w: --by %q: want bytes, packets or flows", errUsage, a.by)
+		if _, ok := flowindex.ByName(a.by); !ok {
+			return nil, fmt.Errorf("%w: --by %q: want bytes, packets, flows or a field (tapir flows --fields lists them)", errUsage, a.by)
+		}
+		a.group, a.by = a.by, "flows"
+	}
+	if a.hist && (a.top > 0 || set["output"] || set["sort"] || set["cursor"] || a.buckets <= 0) {
+		return nil, fmt.Errorf("%w: --histogram takes --buckets N > 0 and excludes --top, --output, --sort and --cursor", errUsage)
 	}
 	return a, nil
 }

@@ -245,6 +245,12 @@ func sparkline(tl *ecsTimeline) (string, time.Duration) {
 			cols[c] += tl.Packets[i]
 		}
 	}
+	return bars(cols), time.Duration(per*tl.IntervalMs) * time.Millisecond
+}
+
+// bars draws one block character ▁..█ per column, scaled to the
+// highest, a space for an empty column.
+func bars(cols []uint64) string {
 	var peak uint64
 	for _, v := range cols {
 		peak = max(peak, v)
@@ -258,5 +264,5 @@ func sparkline(tl *ecsTimeline) (string, time.Duration) {
 		}
 		out[i] = levels[min(uint64(len(levels)-1), (v*uint64(len(levels))-1)/peak)]
 	}
-	return string(out), time.Duration(per*tl.IntervalMs) * time.Millisecond
+	return string(out)
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,64 +11,55 @@ import (
 	"github.com/tapir-sensor/tapir/flow"
 )
 
-// handleFlows streams the flow records matching a query as ECS JSON lines
-// (application/x-ndjson), in start-time order, at most limit of them. The
-// trailer X-Tapir-More is true when more records matched.
+// handleFlows answers the flow records matching a query as ECS JSON lines
+// (application/x-ndjson), at most limit of them, sorted by sort (start
+// time by default; bytes, packets, duration, end or any numeric field,
+// "-" for descending; ties by flow ID). When more matched, the header
+// (and trailer) X-Tapir-Next holds the cursor of the next page (the
+// cursor parameter) and the trailer X-Tapir-More is true. X-Tapir-Window
+// says which window was searched, X-Tapir-Search whether the search index
+// answered.
 func (s *Server) handleFlows(c *call) {
 	v := c.r.URL.Query()
-	expr := v.Get("query")
-	c.audit.setParams("", expr, s.cfg.Audit.MaxParamBytes)
-	limit := s.cfg.FlowsLimit
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 {
-			s.fail(c, http.StatusBadRequest, "bad_request", "limit must be a positive integer", nil)
-			return
-		}
-		limit = min(n, s.cfg.FlowsMaxLimit)
+	limit, err := intParam(c, "limit", s.cfg.FlowsLimit, s.cfg.FlowsMaxLimit)
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, "bad_request", "limit must be a positive integer", nil)
+		return
 	}
-	if expr == "" {
-		// Everything in the default window.
-		expr = "after " + strconv.FormatInt(int64(s.cfg.Query.DefaultWindow.Seconds()), 10) + "s ago"
+	sp, err := parseSort(v.Get("sort"))
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
+		return
 	}
-	q, ok := s.parseQuery(c, expr)
+	after, err := parseCursor(v.Get("cursor"), sp)
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, "bad_request", err.Error(), nil)
+		return
+	}
+	q, ok := s.searchQuery(c)
 	if !ok {
 		return
 	}
-	h := c.w.Header()
-	h.Set("Content-Type", "application/x-ndjson")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Trailer", "X-Tapir-More, X-Tapir-Complete")
-	bw := bufio.NewWriterSize(c.w, 64<<10)
-	n, more := 0, false
-	err := s.deps.Store.ScanRecords(c.ctx, q.From, q.To, func(r *flow.Record) error {
-		if !q.Match(r) {
-			return nil
-		}
-		if n == limit {
-			more = true
-			return errStop
-		}
-		b, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode record: %w", err)
-		}
-		n++
-		if _, err := bw.Write(b); err != nil {
-			return err
-		}
-		return bw.WriteByte('\n')
+	pg := &page{sp: sp, after: after, limit: limit}
+	how, err := s.search(c.ctx, q, func(r *flow.Record) error {
+		pg.add(r)
+		return nil
 	})
-	if errors.Is(err, errStop) {
-		err = nil
-	}
-	if err != nil && !c.w.started && bw.Buffered() == 0 {
+	if err != nil {
 		s.storeError(c, err)
 		return
 	}
-	if ferr := bw.Flush(); err == nil {
-		err = ferr
+	rows, next := pg.result()
+	h := c.w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Cache-Control", "no-store")
+	h.Set(headerWindow, windowHeader(q))
+	h.Set(headerSearch, how)
+	h.Set("Trailer", "X-Tapir-More, X-Tapir-Complete, "+headerNext)
+	if next != nil {
+		h.Set(headerNext, next.String())
 	}
+	n, err := s.writeRows(c, rows)
 	c.audit.Flows = n
 	if err != nil {
 		c.audit.Error = err.Error()
@@ -78,8 +68,34 @@ func (s *Server) handleFlows(c *call) {
 	if !c.w.started {
 		c.w.WriteHeader(http.StatusOK)
 	}
-	h.Set("X-Tapir-More", strconv.FormatBool(more))
+	h.Set("X-Tapir-More", strconv.FormatBool(next != nil))
 	h.Set("X-Tapir-Complete", strconv.FormatBool(err == nil))
+	if next != nil {
+		h.Set(headerNext, next.String())
+	}
+}
+
+// writeRows writes the rows as ECS JSON lines and returns how many it
+// wrote.
+func (s *Server) writeRows(c *call, rows []row) (int, error) {
+	bw := bufio.NewWriterSize(c.w, 64<<10)
+	var (
+		b   []byte
+		err error
+	)
+	for i := range rows {
+		if b, err = rows[i].r.AppendJSON(b[:0]); err != nil {
+			return i, fmt.Errorf("encode record: %w", err)
+		}
+		b = append(b, '\n')
+		if _, err := bw.Write(b); err != nil {
+			return i, err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return len(rows), errors.Join(errors.New("write response"), err)
+	}
+	return len(rows), nil
 }
 
 // handleSensors answers the registry's sensors as a JSON array.

@@ -164,6 +164,7 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	s.mux.Handle("GET /api/v1/flows", s.route("flows", RoleFlowsRead, true, s.handleFlows))
 	s.mux.Handle("GET /api/v1/sensors", s.route("sensors", RoleFlowsRead, false, s.handleSensors))
 	console.Mount(s.mux) // the web console's static assets (no credentials; its API calls carry the token)
+	s.registerSearch()
 	return s, nil
 }
 

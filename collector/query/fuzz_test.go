@@ -23,6 +23,11 @@ func FuzzParse(f *testing.F) {
 		"tcp dst portrange 1-1023", "ip6 proto udp", "ip host 10.0.0.1",
 		"port 80 or 443", "tcp port 80 or (443 and not 8443)", "10.0.0.0/8 and not 10.0.0.1",
 		"dst 2001:db8::/32", "not src and dst port 1",
+		// Field predicates.
+		"tls.client.server_name == example.com", "dns.question.name == *.example.com",
+		`user_agent.original == "curl/8.0 (x\"86\")"`, "sni=a.b and packets>100", "bytes >= 1MiB",
+		"duration >= 5s or event.duration < 1ms", "threat.indicator.name exists", "source.ip == 10.0.0.0/8",
+		"destination.as.number != 15133", "not tapir.final == false", "sni == *xampl* and port 443",
 	} {
 		f.Add(s)
 	}

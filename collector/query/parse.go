@@ -155,6 +155,8 @@ const (
 	tWord
 	tLParen
 	tRParen
+	tString // a quoted string; text is its value
+	tBad    // an unterminated or malformed quoted string
 )
 
 type token struct {
@@ -183,9 +185,17 @@ func lex(s string) []token {
 		case c == '!' && (i+1 >= len(s) || s[i+1] != '='):
 			toks = append(toks, token{tWord, "!", i})
 			i++
+		case c == '"':
+			j := quotedEnd(s, i)
+			if v, err := strconv.Unquote(s[i:j]); err == nil {
+				toks = append(toks, token{tString, v, i})
+			} else {
+				toks = append(toks, token{tBad, s[i:j], i})
+			}
+			i = j
 		default:
 			j := i
-			for j < len(s) && !strings.ContainsRune(" \t\n\r()", rune(s[j])) {
+			for j < len(s) && !strings.ContainsRune(" \t\n\r()\"", rune(s[j])) {
 				j++
 			}
 			toks = append(toks, token{tWord, s[i:j], i})
@@ -193,6 +203,20 @@ func lex(s string) []token {
 		}
 	}
 	return append(toks, token{tEOF, "", len(s)})
+}
+
+// quotedEnd returns the end of the quoted string starting at s[i] (just
+// past its closing quote, or len(s) when it has none).
+func quotedEnd(s string, i int) int {
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(s)
 }
 
 type parser struct {
@@ -320,7 +344,7 @@ func (p *parser) parseUnary(d int) (Node, error) {
 	return p.parsePrimary(d)
 }
 
-const termExpected = `a term ("host", "net", "port", "portrange", "src", "dst", "proto", "tcp", "udp", "icmp", "ip", "ip6", "vlan", "tunnel", "tunnel-id", "tunnel-host", "before", "after", "not" or "(")`
+const termExpected = `a term ("host", "net", "port", "portrange", "src", "dst", "proto", "tcp", "udp", "icmp", "ip", "ip6", "vlan", "tunnel", "tunnel-id", "tunnel-host", "before", "after", FIELD OP VALUE, FIELD exists, "not" or "(")`
 
 // quals are tcpdump's qualifiers of a host, net, port or portrange term:
 // an optional protocol ("tcp port 80"), a direction and the type. A bare
@@ -379,6 +403,9 @@ func (p *parser) parsePrimary(d int) (Node, error) {
 			return p.node(Before{T: ts})
 		}
 		return p.node(After{T: ts})
+	}
+	if p.fieldStart(t) {
+		return p.parseField(t)
 	}
 	if isBareID(t) {
 		p.i--

@@ -46,6 +46,11 @@ type Config struct {
 	// rewrites the log without the damaged records and reports what was
 	// lost (WALStrict, WALSalvage).
 	WALRecovery string `yaml:"wal_recovery"`
+	// SearchIndex writes the flow search index (postings of the indexed
+	// fields, in the batch of each record), which flow searches use. A
+	// store opened with it off forgets that its index is complete; turn
+	// it back on and run `tapir-collector reindex` to rebuild it.
+	SearchIndex bool `yaml:"search_index"`
 	// FS is the file system Pebble uses (tests inject errors with it);
 	// nil means the operating system's.
 	FS vfs.FS `yaml:"-"`
@@ -61,6 +66,7 @@ func DefaultConfig() Config {
 		MemTableBytes:     32 << 20,
 		ExpireBatchBlocks: 1024,
 		WALRecovery:       WALStrict,
+		SearchIndex:       true,
 	}
 }
 

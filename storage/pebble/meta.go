@@ -26,7 +26,8 @@ func (s *Store) loadMeta() error {
 	if err != nil {
 		return fmt.Errorf("read layout: %w", err)
 	}
-	if !ok {
+	created := !ok
+	if created {
 		if err := s.db.Set(rowkey.TableKey(rowkey.TableMeta, metaLayout), want, pebble.Sync); err != nil {
 			return fmt.Errorf("write layout: %w", err)
 		}
@@ -46,7 +47,7 @@ func (s *Store) loadMeta() error {
 		return err
 	}
 	s.maxSpan.Store(span)
-	return nil
+	return s.loadIndexMeta(created)
 }
 
 // get returns a copy of the value at key.

@@ -75,6 +75,11 @@ type Store struct {
 	// before it, scanned without).
 	prefixSeek bool
 
+	// index is the flow search index's state (search index postings
+	// are written in each record's batch; see index.go).
+	index      indexState
+	indexReady atomic.Bool
+
 	gate gate.Gate // every operation enters; Close shuts it
 	db   *pebble.DB
 }
@@ -117,7 +122,8 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	}
 	s := &Store{dir: dir, cfg: cfg, fs: cfg.FS, log: cmp.Or(logger, slog.New(slog.DiscardHandler)), m: m,
 		layout:  plan.Layout{Bucket: int64(cfg.TimeBucket), Long: int64(cfg.LongFlow)},
-		failure: failure{ch: make(chan struct{})}, integrity: newIntegrityMetrics(), corruptLog: lograte.New(10 * time.Second)}
+		failure: failure{ch: make(chan struct{})}, integrity: newIntegrityMetrics(), corruptLog: lograte.New(10 * time.Second),
+		index: newIndexState()}
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
@@ -187,7 +193,7 @@ func (s *Store) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range append(s.integrity.collectors(), newPebbleCollector(s)) {
+	for _, c := range append(append(s.integrity.collectors(), newPebbleCollector(s)), s.index.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register pebble metrics: %w", err)
 		}

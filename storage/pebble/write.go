@@ -190,12 +190,16 @@ func (s *Store) batchRecords(db *pebble.DB, wb *pebble.Batch, p *plan.Batch) (in
 	for _, r := range p.Records {
 		stored, err := s.batchRecord(db, wb, r)
 		if err != nil {
+			_ = s.index.builder.Flush(func(_, _ []byte) error { return nil }) // drop the batch's postings
 			return 0, err
 		}
 		if stored {
 			n++
 			p.Refs.Add(plan.RecordRef(r))
 		}
+	}
+	if err := s.writePostings(wb); err != nil {
+		return 0, fmt.Errorf("index records: %w", err)
 	}
 	return n, nil
 }
@@ -229,6 +233,7 @@ func (s *Store) batchRecord(db *pebble.DB, wb *pebble.Batch, r *flow.Record) (bo
 	if err := wb.Set(rk, v, nil); err != nil {
 		return false, err
 	}
+	s.addPostings(r, rk)
 	if s.layout.IsLong(r) {
 		if err := wb.Set(s.layout.LongKey(r), v, nil); err != nil {
 			return false, err

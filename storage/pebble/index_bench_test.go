@@ -1,0 +1,68 @@
+package pebble
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/flowindex/indextest"
+)
+
+// cpuSeconds is the process's user+system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// BenchmarkIngestRecords writes flow records of real shapes (DNS and TLS
+// names of the shared captures, a day of start times) in synced batches
+// of 1000 (TAPIR_INGEST_BATCH records), with the search index on and off. One op is one record.
+// flows/s is wall time; flows/cpu-s divides by the process's CPU time
+// (Pebble's flushes and compactions included): the rate per core.
+// index-B/record is the postings' size on disk per record after a flush.
+func BenchmarkIngestRecords(b *testing.B) {
+	per := 1000
+	if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_BATCH")); err == nil && n > 0 {
+		per = n
+	}
+	for _, c := range []struct {
+		name  string
+		index bool
+	}{{"index", true}, {"noindex", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := testConfig()
+			cfg.SearchIndex = c.index
+			cfg.CacheBytes, cfg.MemTableBytes = 64<<20, 32<<20
+			st := openTest(b, b.TempDir(), cfg)
+			defer st.Close()
+			g := indextest.New(b, time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), 24*time.Hour, b.N)
+			recs := make([]flow.Record, b.N) // generated before the clock starts
+			g.Next(recs)
+			b.ResetTimer()
+			cpu0, t0 := cpuSeconds(), time.Now()
+			for i, seq := 0, uint64(1); i < len(recs); i, seq = i+per, seq+1 {
+				if _, err := st.Write(context.Background(), &storage.Batch{SensorID: "bench", Seq: seq, Records: recs[i:min(i+per, len(recs))]}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			wall, cpu := time.Since(t0).Seconds(), cpuSeconds()-cpu0
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/wall, "flows/s")
+			b.ReportMetric(float64(b.N)/cpu, "flows/cpu-s")
+			if c.index && b.N >= 10000 {
+				idx, rec, err := st.IndexDiskBytes()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(idx)/float64(b.N), "index-B/record")
+				b.ReportMetric(float64(rec)/float64(b.N), "record-B/record")
+			}
+		})
+	}
+}
