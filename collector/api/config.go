@@ -57,6 +57,8 @@ type Config struct {
 	NotFlushedRetry time.Duration `yaml:"not_flushed_retry"`
 	// Query bounds query cost (length, nodes, default and maximum window).
 	Query query.Config `yaml:"query"`
+	// Inspect bounds the flow inspection answers (packets, Follow Stream).
+	Inspect InspectConfig `yaml:"inspect"`
 }
 
 // AuditConfig bounds the audit log.
@@ -112,6 +114,7 @@ func DefaultConfig() Config {
 		FlowsMaxLimit:   100000,
 		NotFlushedRetry: 30 * time.Second,
 		Query:           query.DefaultConfig(),
+		Inspect:         DefaultInspectConfig(),
 	}
 }
 
@@ -158,5 +161,5 @@ func (c Config) Validate() error {
 	if err := c.Query.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return nil
+	return c.Inspect.Validate()
 }

@@ -207,6 +207,13 @@ type testServer struct {
 // the clock at now.
 func startServer(t testing.TB, st storage.Reader, now time.Time, mod func(*Config)) *testServer {
 	t.Helper()
+	return startServerDeps(t, Dependencies{Store: st, Now: func() time.Time { return now }}, mod)
+}
+
+// startServerDeps is startServer with the dependencies given (a metrics
+// registry is added).
+func startServerDeps(t testing.TB, deps Dependencies, mod func(*Config)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	tokens := "" +
 		HashToken(tokAlice) + ": {subject: alice, roles: [pcap:read, flows:read]}\n" +
@@ -226,7 +233,8 @@ func startServer(t testing.TB, st storage.Reader, now time.Time, mod func(*Confi
 		mod(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, Dependencies{Store: st, Registerer: reg, Now: func() time.Time { return now }})
+	deps.Registerer = reg
+	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

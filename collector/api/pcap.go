@@ -646,11 +646,36 @@ func (s *Server) setPcapHeaders(c *call, bs *blockSet, format pcapio.Format, nfl
 // writePackets writes the blocks' packets in time order up to the
 // call's caps; complete is false when a cap or the block set cut it.
 func writePackets(c *call, bs *blockSet, format pcapio.Format, linkType uint16) (packets, bytes int64, complete bool, err error) {
-	complete = !bs.exceeded()
 	pw, err := pcapio.NewWriter(c.w, format, linkType)
 	if err != nil {
-		return 0, 0, complete, err
+		return 0, 0, !bs.exceeded(), err
 	}
+	packets, bytes, complete, err = bs.eachPacket(c.ctx, func(p packet) error {
+		return pw.WritePacket(pcapio.InterfaceOf(&p.block.Meta), p.ts, p.origLen, p.data)
+	})
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	return packets, bytes, complete, err
+}
+
+// packet is one stored packet of an answer, as eachPacket meets it. data
+// is valid only during the call.
+type packet struct {
+	block   *block.Block
+	ts      int64 // Unix ns
+	origLen int
+	data    []byte
+}
+
+// eachPacket calls fn for the block set's packets merged in time order,
+// inside the request's window, up to the packet and byte caps: the one
+// walk behind every answer made of a flow's packets (pcap download,
+// packet list, packet bytes, Follow Stream), so they cannot disagree.
+// complete is false when a cap or the block set cut the walk; fn
+// returning errStop ends it early without error (complete false).
+func (bs *blockSet) eachPacket(ctx context.Context, fn func(packet) error) (packets, bytes int64, complete bool, err error) {
+	complete = !bs.exceeded()
 	err = pcapio.Merge(bs.blocks, func(b *block.Block, ts int64, origLen int, data []byte) error {
 		if !bs.win.contains(ts) {
 			return nil // the request's from/to cut per packet, not per block
@@ -660,19 +685,20 @@ func writePackets(c *call, bs *blockSet, format pcapio.Format, linkType uint16) 
 			return errStop
 		}
 		if packets%ctxCheckEvery == 0 {
-			if err := c.ctx.Err(); err != nil {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
 		packets++
 		bytes += int64(len(data))
-		return pw.WritePacket(pcapio.InterfaceOf(&b.Meta), ts, origLen, data)
+		err := fn(packet{block: b, ts: ts, origLen: origLen, data: data})
+		if errors.Is(err, errStop) {
+			complete = false
+		}
+		return err
 	})
 	if errors.Is(err, errStop) {
 		err = nil
-	}
-	if cerr := pw.Close(); err == nil {
-		err = cerr
 	}
 	return packets, bytes, complete, err
 }

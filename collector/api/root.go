@@ -12,6 +12,13 @@
 //	    common: [&max_packets=N][&max_bytes=N][&truncate=1]
 //	GET /api/v1/flows?query=EXPR[&limit=N]                          role flows:read
 //	GET /api/v1/sensors                                             role flows:read
+//	GET /api/v1/sensors/{id}/history[?minutes=N]                    role flows:read
+//	GET /api/v1/flows/{id}                                          role flows:read
+//	GET /api/v1/flows/{id}/packets[?limit=N], .../packets/{n}       role pcap:read
+//	GET /api/v1/flows/{id}/stream[?format=json|ascii]               role pcap:read
+//	GET /api/v1/audit[?limit=N][&before=CURSOR]                     role admin
+//
+// (inspect.go, fleet.go and audit_api.go say what these answer.)
 //
 // ID is a Community ID ("1:...") or a tapir flow ID (32 hex digits). T is
 // a time as the query language writes it (RFC 3339, unix seconds, "5m
@@ -165,6 +172,9 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	s.mux.Handle("GET /api/v1/sensors", s.route("sensors", RoleFlowsRead, false, s.handleSensors))
 	console.Mount(s.mux) // the web console's static assets (no credentials; its API calls carry the token)
 	s.registerSearch()
+	s.routeInspect()
+	s.routeFleet()
+	s.routeAuditLog()
 	return s, nil
 }
 
@@ -316,7 +326,11 @@ func (s *Server) route(endpoint string, role Role, audited bool, h func(*call)) 
 		if audited {
 			// Denied requests are audited with what they asked for.
 			v := r.URL.Query()
-			c.audit.setParams(v.Get("flow"), v.Get("query"), s.cfg.Audit.MaxParamBytes)
+			fl := v.Get("flow")
+			if fl == "" {
+				fl = r.PathValue("id") // /api/v1/flows/{id}/...
+			}
+			c.audit.setParams(fl, v.Get("query"), s.cfg.Audit.MaxParamBytes)
 		}
 		defer func() {
 			d := time.Since(c.start)

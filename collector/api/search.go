@@ -287,7 +287,7 @@ func (s *Server) handleHistogram(c *call) {
 		return
 	}
 	c.audit.Flows = total
-	s.answerJSON(c, q, how, h)
+	s.answerSearch(c, q, how, h)
 }
 
 // topRow is one value of /api/v1/flows/top.
@@ -361,7 +361,7 @@ func (s *Server) handleTop(c *call) {
 		return
 	}
 	c.audit.Flows = total
-	s.answerJSON(c, q, how, rankTop(groups, f.Name, order, n))
+	s.answerSearch(c, q, how, rankTop(groups, f.Name, order, n))
 }
 
 // maxTopGroups bounds the distinct values one top request keeps.
@@ -424,9 +424,9 @@ func (s *Server) handleFields(c *call) {
 	s.writeJSON(c, out)
 }
 
-// answerJSON answers a search aggregate with the window and search
+// answerSearch answers a search aggregate with the window and search
 // headers.
-func (s *Server) answerJSON(c *call, q *query.Query, how string, v any) {
+func (s *Server) answerSearch(c *call, q *query.Query, how string, v any) {
 	h := c.w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -80,12 +80,17 @@ type Registry struct {
 	mu      sync.Mutex
 	sensors map[string]*SensorStatus
 	now     func() time.Time
+	// history holds each sensor's samples (history.go).
+	history         map[string]*ring
+	historyInterval time.Duration
+	historyLen      int
 }
 
 // New returns an empty registry. If reg is not nil, the registry's
 // per-sensor metrics (tapir_collector_sensor_*) are registered on it.
 func New(reg prometheus.Registerer) (*Registry, error) {
-	r := &Registry{sensors: make(map[string]*SensorStatus), now: time.Now}
+	r := &Registry{sensors: make(map[string]*SensorStatus), now: time.Now,
+		history: map[string]*ring{}, historyInterval: DefaultHistoryInterval, historyLen: DefaultHistoryLen}
 	if reg != nil {
 		if err := reg.Register(&collector{r: r}); err != nil {
 			return nil, err
@@ -206,6 +211,7 @@ func (x *Session) Stats(sensorTime time.Time, counters map[string]uint64) {
 	}
 	x.s.StatsTime = sensorTime
 	x.s.Stats = maps.Clone(counters)
+	x.r.recordHistory(x.s.ID, sensorTime, x.s)
 }
 
 // Rejected records a batch refused as malformed, with the reason.
