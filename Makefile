@@ -7,7 +7,7 @@ export TAPIR_PCAPS ?= $(PCAPS)
 
 BINARIES := $(BIN)/tapir-sensor $(BIN)/tapir-collector $(BIN)/tapir
 
-.PHONY: all build deps data test test-race test-unit test-modules bench bench-report demo generate check-generate docs fmt vet lint clean services-up services-down
+.PHONY: all build deps data test test-race test-unit test-modules bench bench-report screenshots demo generate check-generate docs fmt vet lint clean services-up services-down
 
 # Services the integration tests and benchmarks use (deploy/kafka,
 # deploy/hbase, deploy/opensearch): a single-node Kafka (KRaft), a
@@ -140,6 +140,7 @@ test-unit:
 
 bench: deps build
 	./bench/run.sh
+	./bench/console.sh
 	./bench/search.sh
 	$(call with-services,./deploy/kafka/perf-compare.sh && ./bench/opensearch.sh)
 
@@ -152,6 +153,11 @@ bench-report: deps build
 	./bench/retrieval.sh
 	./bench/live.sh
 	$(GO) -C bench/report run . -dir ..
+
+# make screenshots: a PNG of each web console page (headless Chromium
+# against a real collector fed with shared captures) into docs/screenshots.
+screenshots: deps
+	$(GO) test -count=1 -run '^TestScreenshots$$' ./systest/console -args -screenshots=$(abspath docs/screenshots)
 
 demo: deps build
 	./deploy/demo.sh

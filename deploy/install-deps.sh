@@ -8,6 +8,8 @@ pkgs=(tshark tcpdump tcpreplay softflowd nfdump kcat iproute2 ethtool protobuf-c
 pkgs+=(openjdk-17-jre-headless maven curl)
 # systemd-analyze for the unit checks (deploy/systemd).
 pkgs+=(systemd)
+# Headless Chromium (and a font) for the web console's browser tests (systest/console).
+pkgs+=(chromium fonts-dejavu-core)
 # golangci-lint for make lint (pinned; built from the Go module proxy into
 # .cache/tools, one directory per version so a new pin reinstalls).
 golangci_version=v2.15.0

@@ -96,6 +96,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tapir-sensor/tapir/collector/console"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/internal/lograte"
 	"github.com/tapir-sensor/tapir/internal/tlsconfig"
@@ -175,6 +176,7 @@ func New(cfg Config, deps Dependencies) (*Server, error) {
 	s.mux.Handle("GET /api/v1/pcap", s.route("pcap", RolePcapRead, true, s.handlePcap))
 	s.mux.Handle("GET /api/v1/flows", s.route("flows", RoleFlowsRead, true, s.handleFlows))
 	s.mux.Handle("GET /api/v1/sensors", s.route("sensors", RoleFlowsRead, false, s.handleSensors))
+	console.Mount(s.mux) // the web console's static assets (no credentials; its API calls carry the token)
 	s.routeInspect()
 	s.routeFleet()
 	s.routeAuditLog()
