@@ -10,7 +10,10 @@
 //	GET /api/v1/pcap?flow=ID[&from=T&to=T][&format=pcap|pcapng]     role pcap:read
 //	GET /api/v1/pcap?query=EXPR[&format=...][&max_flows=N]          role pcap:read
 //	    common: [&max_packets=N][&max_bytes=N][&truncate=1]
-//	GET /api/v1/flows?query=EXPR[&limit=N]                          role flows:read
+//	GET /api/v1/flows?query=EXPR[&limit=N][&sort=[-]F][&cursor=C]   role flows:read
+//	GET /api/v1/flows/histogram?query=EXPR[&buckets=N]              role flows:read
+//	GET /api/v1/flows/top?query=EXPR&by=FIELD[&n=N][&order=O]       role flows:read
+//	GET /api/v1/fields                                              role flows:read
 //	GET /api/v1/sensors                                             role flows:read
 //	GET /api/v1/sensors/{id}/history[?minutes=N]                    role flows:read
 //	GET /api/v1/flows/{id}                                          role flows:read
@@ -18,7 +21,11 @@
 //	GET /api/v1/flows/{id}/stream[?format=json|ascii]               role pcap:read
 //	GET /api/v1/audit[?limit=N][&before=CURSOR]                     role admin
 //
-// (inspect.go, fleet.go and audit_api.go say what these answer.)
+//	GET /, /console/...                                             no credentials
+//
+// (search.go, inspect.go, fleet.go and audit_api.go say what these
+// answer; / and /console/ serve the web console's embedded assets, see
+// collector/console, whose API calls carry the signed-in token.)
 //
 // ID is a Community ID ("1:...") or a tapir flow ID (32 hex digits). T is
 // a time as the query language writes it (RFC 3339, unix seconds, "5m
