@@ -1,17 +1,13 @@
 package e2eservices
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,54 +25,24 @@ var bin struct {
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		dir, err := os.MkdirTemp("", "tapir-e2es-bin-")
-		if err != nil {
+		dir, err := e2etest.Build("tapir-e2es-bin-", "./cmd/tapir-collector", "./cmd/tapir-sensor")
+		if dir == "" {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		bin.err = err
 		bin.collector = filepath.Join(dir, "tapir-collector")
 		bin.sensor = filepath.Join(dir, "tapir-sensor")
-		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/tapir-collector", "./cmd/tapir-sensor")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			bin.err = fmt.Errorf("go build: %v: %s", err, out)
-		}
 		return m.Run()
 	}()
 	os.Exit(code)
 }
 
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "."
-		}
-		dir = parent
-	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // services are a private Kafka and HBase started with the deploy scripts.
 type services struct {
-	t           testing.TB
-	env         []string
-	kafka, zk   string
-	servicesDir string
+	*e2etest.Services
+	kafka, zk string
 }
 
 // startServices starts a private single-node Kafka and standalone HBase
@@ -88,43 +54,16 @@ func startServices(t *testing.T) *services {
 	hbasetest.ZooKeeper(t)
 	testenv.Tool(t, "java")
 	testenv.Tool(t, "kcat")
-	s := &services{t: t, servicesDir: t.TempDir()}
-	kp, kc, zk := freePort(t), freePort(t), freePort(t)
+	s := &services{}
+	kp, kc, zk := e2etest.FreePort(t), e2etest.FreePort(t), e2etest.FreePort(t)
 	s.kafka, s.zk = fmt.Sprintf("127.0.0.1:%d", kp), fmt.Sprintf("127.0.0.1:%d", zk)
-	s.env = append(os.Environ(), "TAPIR_SERVICES_DIR="+s.servicesDir,
-		fmt.Sprintf("TAPIR_KAFKA_PORT=%d", kp), fmt.Sprintf("TAPIR_KAFKA_CTRL_PORT=%d", kc), "TAPIR_KAFKA="+s.kafka,
-		fmt.Sprintf("TAPIR_HBASE_ZK_PORT=%d", zk), fmt.Sprintf("TAPIR_HBASE_MASTER_PORT=%d", freePort(t)),
-		fmt.Sprintf("TAPIR_HBASE_INFO_PORT=%d", freePort(t)), fmt.Sprintf("TAPIR_HBASE_RS_PORT=%d", freePort(t)),
-		"TAPIR_HBASE_HEAP=768m", "TAPIR_KAFKA_HEAP=512m")
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, f := range []string{"kafka/kafka.log", "hbase/hbase.log"} {
-				if b, err := os.ReadFile(filepath.Join(s.servicesDir, f)); err == nil {
-					t.Logf("last lines of %s:\n%s", f, e2etest.LastLines(string(b), 30))
-				}
-			}
-		}
-		_, _ = s.script("hbase/stop.sh")
-		_, _ = s.script("kafka/stop.sh")
-	})
-	s.mustScript("kafka/start.sh")
-	s.mustScript("hbase/start.sh")
+	s.Services = e2etest.StartServices(t, []string{
+		fmt.Sprintf("TAPIR_KAFKA_PORT=%d", kp), fmt.Sprintf("TAPIR_KAFKA_CTRL_PORT=%d", kc), "TAPIR_KAFKA=" + s.kafka,
+		fmt.Sprintf("TAPIR_HBASE_ZK_PORT=%d", zk), fmt.Sprintf("TAPIR_HBASE_MASTER_PORT=%d", e2etest.FreePort(t)),
+		fmt.Sprintf("TAPIR_HBASE_INFO_PORT=%d", e2etest.FreePort(t)), fmt.Sprintf("TAPIR_HBASE_RS_PORT=%d", e2etest.FreePort(t)),
+		"TAPIR_HBASE_HEAP=768m", "TAPIR_KAFKA_HEAP=512m"},
+		"kafka", "hbase")
 	return s
-}
-
-func (s *services) script(name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot(), "deploy", name), args...)
-	cmd.Env = s.env
-	return cmd.CombinedOutput()
-}
-
-func (s *services) mustScript(name string, args ...string) {
-	s.t.Helper()
-	if out, err := s.script(name, args...); err != nil {
-		s.t.Fatalf("deploy/%s %v: %v\n%s", name, args, err, out)
-	}
 }
 
 // collector is a tapir-collector on the HBase store publishing to Kafka,
@@ -151,8 +90,8 @@ func newCollector(t *testing.T, s *services, name string) *collector {
 	_, _ = rand.Read(rb[:])
 	suffix := hex.EncodeToString(rb[:])
 	c := &collector{t: t, dir: dir, config: filepath.Join(dir, "collector.yaml"),
-		ingest: fmt.Sprintf("127.0.0.1:%d", freePort(t)), api: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t)), table: "e2e_" + suffix,
+		ingest: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), api: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		metrics: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), table: "e2e_" + suffix,
 		topics: [3]string{"e2e-" + suffix + ".flows", "e2e-" + suffix + ".health", "e2e-" + suffix + ".alerts"}}
 	tok := make([]byte, 24)
 	_, _ = rand.Read(tok)
@@ -201,17 +140,7 @@ kafka:
 func (c *collector) start() {
 	c.t.Helper()
 	c.proc = e2etest.Start(c.t, bin.collector, "--config", c.config, "--log-level", "info")
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		if strings.Contains(c.proc.Log.String(), `msg="api listening"`) {
-			return
-		}
-		if c.proc.Exited() {
-			c.t.Fatalf("collector exited (%d):\n%s", c.proc.ExitCode(), c.proc.Log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatalf("collector did not start:\n%s", c.proc.Log.String())
+	c.proc.WaitLog(c.t, `msg="api listening"`, 3*time.Minute)
 }
 
 // metric sums the samples of a metric whose labels contain labels.
@@ -225,14 +154,7 @@ func (c *collector) metric(name, labels string) float64 {
 
 // waitMetric waits until the metric reaches at least v.
 func (c *collector) waitMetric(name, labels string, v float64, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if c.metric(name, labels) >= v {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
+	return e2etest.WaitMetric(c.metrics, name, labels, v, d)
 }
 
 // pcap fetches a flow's pcap from the API.

