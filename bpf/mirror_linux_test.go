@@ -2,14 +2,11 @@ package bpf
 
 import (
 	"encoding/binary"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/decode"
 	"github.com/tapir-sensor/tapir/flow"
@@ -83,30 +80,14 @@ func mirrorFrames(t *testing.T, vni uint32) [][]byte {
 	if _, _, err := encaptest.File(encaptest.VXLAN, testenv.Pcap(t, "zeek/wikipedia.pcap"), path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		data, _, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	frames := testenv.Frames(t, path)
+	for _, data := range frames {
 		// encaptest's VXLAN: Ethernet, 20-byte IPv4, UDP, VNI at 4.
 		if len(data) >= 50 && data[23] == 17 && binary.BigEndian.Uint16(data[36:]) == decode.PortVXLAN {
 			binary.BigEndian.PutUint32(data[46:], vni<<8)
 		}
-		out = append(out, data)
 	}
+	return frames
 }
 
 // userspaceTracked reports whether the program should track a packet

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -186,7 +185,7 @@ func TestInspectPacketBytesMatchTshark(t *testing.T) {
 	for _, cf := range c.flows[:min(len(c.flows), 6)] {
 		sel := filepath.Join(t.TempDir(), "sel.pcap")
 		tsharkSelect(t, c.path, cf.rec.Tuple, sel)
-		want := readFrames(t, sel)
+		want := testenv.Frames(t, sel)
 		for _, n := range []int{1, len(want)} {
 			var got packetDetail
 			getJSON(t, ts, tokAlice, fmt.Sprintf("/api/v1/flows/%s/packets/%d", cf.rec.ID, n), &got)
@@ -204,31 +203,6 @@ func TestInspectPacketBytesMatchTshark(t *testing.T) {
 		}
 	}
 	t.Logf("%d packets equal tshark's bytes", checked)
-}
-
-// readFrames returns the frames of a classic pcap.
-func readFrames(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		data, _, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, data)
-	}
 }
 
 // streamAnswer is a Follow Stream answer in JSON.

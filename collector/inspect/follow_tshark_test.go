@@ -1,12 +1,7 @@
 package inspect
 
 import (
-	"errors"
-	"io"
-	"os"
 	"testing"
-
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/collector/inspect/inspecttest"
 	"github.com/tapir-sensor/tapir/flow"
@@ -24,26 +19,11 @@ type conversation struct {
 // Follower per conversation (canonical 5-tuple), in capture order.
 func followCapture(t *testing.T, path string) []*conversation {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	link, pkts := testenv.ReadPcap(t, path)
 	byKey := map[string]*conversation{}
 	var out []*conversation
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		seg, ok := ParseSegment(uint16(r.LinkType()), data, ci.Length)
+	for _, p := range pkts {
+		seg, ok := ParseSegment(link, p.Data, p.Info.Length)
 		if !ok {
 			continue
 		}

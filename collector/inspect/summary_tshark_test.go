@@ -1,14 +1,9 @@
 package inspect
 
 import (
-	"errors"
-	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/internal/testenv"
 )
@@ -66,25 +61,11 @@ func TestSummaryMatchesTshark(t *testing.T) {
 // summaries returns the summary of every packet of a capture.
 func summaries(t *testing.T, path string) []string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	link, pkts := testenv.ReadPcap(t, path)
 	s := NewSummarizer()
-	var out []string
-	for {
-		data, _, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s.Summary(uint16(r.LinkType()), data))
+	out := make([]string, 0, len(pkts))
+	for _, p := range pkts {
+		out = append(out, s.Summary(link, p.Data))
 	}
+	return out
 }

@@ -2,13 +2,10 @@ package capture
 
 import (
 	"errors"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
-	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/net/bpf"
 
 	"github.com/tapir-sensor/tapir/decode"
@@ -24,26 +21,7 @@ func builtFrames(t *testing.T, k encaptest.Kind) [][]byte {
 	if _, _, err := encaptest.File(k, testenv.Pcap(t, "zeek/wikipedia.pcap"), path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		data, _, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, data)
-	}
+	return testenv.Frames(t, path)
 }
 
 // outerIs reports whether the decoded packet's outermost tunnel level is

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/collector/searchindex/searchindextest"
 	"github.com/tapir-sensor/tapir/internal/e2etest"
@@ -440,22 +437,10 @@ type packet struct {
 
 func readPackets(t *testing.T, path string) []packet {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var out []packet
-	for {
-		data, ci, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		out = append(out, packet{ci.Timestamp.UnixMicro(), string(data)})
+	_, pkts := testenv.ReadPcap(t, path)
+	out := make([]packet, len(pkts))
+	for i, p := range pkts {
+		out[i] = packet{p.Info.Timestamp.UnixMicro(), string(p.Data)}
 	}
 	return out
 }

@@ -3,9 +3,7 @@ package tunnels
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/encaptest"
@@ -31,26 +27,12 @@ type pcapFrame struct {
 // readFrames reads every frame of a classic pcap file.
 func readFrames(t *testing.T, path string) []pcapFrame {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	_, pkts := testenv.ReadPcap(t, path)
+	out := make([]pcapFrame, len(pkts))
+	for i, p := range pkts {
+		out[i] = pcapFrame{p.Info.Timestamp.UnixNano(), string(p.Data)}
 	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var out []pcapFrame
-	for {
-		data, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, pcapFrame{ci.Timestamp.UnixNano(), string(data)})
-	}
+	return out
 }
 
 // sortFrames orders frames by time, then bytes (the answer merges flows
