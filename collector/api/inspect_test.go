@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/tapir-sensor/tapir/collector/inspect/inspecttest"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testenv"
+	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 )
 
 // listAnswer is a packet list answer.
@@ -40,15 +40,12 @@ type tsharkPacket struct {
 // packets in capture order.
 func tsharkPackets(t *testing.T, path string) map[string][]tsharkPacket {
 	t.Helper()
-	out, err := exec.Command(testenv.Tool(t, "tshark"), "-r", path, "-Y", "(tcp || udp) && !icmp && !icmpv6", "-T", "fields",
+	lines := tsharkoracle.Lines(t, "-r", path, "-Y", "(tcp || udp) && !icmp && !icmpv6", "-T", "fields",
 		"-E", "occurrence=l", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len",
 		"-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst",
-		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport").Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v", path, err)
-	}
+		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport")
 	by := map[string][]tsharkPacket{}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	for _, l := range lines {
 		f := strings.Split(l, "\t")
 		src, dst := f[3], f[4]
 		if src == "" {

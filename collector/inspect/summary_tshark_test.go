@@ -1,11 +1,11 @@
 package inspect
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/tapir-sensor/tapir/internal/testenv"
+	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 )
 
 // TestSummaryMatchesTshark: the summary of every packet whose Protocol
@@ -16,12 +16,7 @@ func TestSummaryMatchesTshark(t *testing.T) {
 	for _, rel := range []string{"zeek/get.pcap", "arkime/dns-udp.pcap", "zeek/icmp-ping.pcap", "zeek/wikipedia.pcap"} {
 		t.Run(rel, func(t *testing.T) {
 			path := testenv.Pcap(t, rel)
-			out, err := exec.Command(testenv.Tool(t, "tshark"), "-r", path, "-T", "fields",
-				"-e", "_ws.col.Protocol", "-e", "_ws.col.Info").Output()
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+			want := tsharkoracle.Lines(t, "-r", path, "-T", "fields", "-e", "_ws.col.Protocol", "-e", "_ws.col.Info")
 			got := summaries(t, path)
 			if len(got) != len(want) {
 				t.Fatalf("%d packets, tshark %d", len(got), len(want))

@@ -516,3 +516,19 @@ func IPOnlyCommunityID(seed uint16, t flow.Tuple, proto uint8) string {
 	sum := sha1.Sum(b)
 	return "1:" + base64.StdEncoding.EncodeToString(sum[:])
 }
+
+// Lines runs tshark with args and returns the lines it printed on
+// standard output, empty ones included (nil when it printed nothing). It
+// fails the test when tshark fails; tshark missing skips the test (fails
+// it under TAPIR_REQUIRE_ALL).
+func Lines(tb testing.TB, args ...string) []string {
+	tb.Helper()
+	out, err := exec.Command(testenv.Tool(tb, "tshark"), args...).Output()
+	if err != nil {
+		tb.Fatalf("tshark %s: %v", strings.Join(args, " "), err)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+}

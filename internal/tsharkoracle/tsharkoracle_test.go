@@ -1,6 +1,7 @@
 package tsharkoracle
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -84,5 +85,16 @@ func TestFieldIndexes(t *testing.T) {
 	}
 	if fields[fIP6RoutingNxt] != "ipv6.routing.nxt" || fields[fEpoch] != "frame.time_epoch" {
 		t.Fatal("field indexes out of order")
+	}
+}
+
+func TestLines(t *testing.T) {
+	path := testenv.Pcap(t, "zeek/get.pcap")
+	all := Lines(t, "-n", "-r", path, "-T", "fields", "-e", "frame.number")
+	if len(all) == 0 || all[0] != "1" || all[len(all)-1] != fmt.Sprint(len(all)) {
+		t.Fatalf("frame numbers %q: want 1..n, one a line", all)
+	}
+	if got := Lines(t, "-n", "-r", path, "-Y", "frame.number == 0"); got != nil {
+		t.Errorf("no frame selected: got %q, want nil", got)
 	}
 }

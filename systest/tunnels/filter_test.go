@@ -14,6 +14,7 @@ import (
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/encaptest"
 	"github.com/tapir-sensor/tapir/internal/testenv"
+	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 	"github.com/tapir-sensor/tapir/sensor/engine"
 )
 
@@ -43,11 +44,7 @@ func runFilterSensor(t *testing.T, path, expr string) int {
 // selects.
 func tsharkCount(t *testing.T, path, filter string) int {
 	t.Helper()
-	out, err := exec.Command(testenv.Tool(t, "tshark"), "-n", "-r", path, "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
-	if err != nil {
-		t.Fatalf("tshark -Y %q: %v", filter, err)
-	}
-	return strings.Count(string(out), "\n")
+	return len(tsharkoracle.Lines(t, "-n", "-r", path, "-Y", filter, "-T", "fields", "-e", "frame.number"))
 }
 
 // mixedTunnels merges wikipedia.pcap as it is with copies wrapped in

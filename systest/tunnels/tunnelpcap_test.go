@@ -16,6 +16,7 @@ import (
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/encaptest"
 	"github.com/tapir-sensor/tapir/internal/testenv"
+	"github.com/tapir-sensor/tapir/internal/tsharkoracle"
 )
 
 // pcapFrame is one frame of a capture file: its time and bytes.
@@ -51,14 +52,11 @@ func sortFrames(fs []pcapFrame) {
 // keyed as tunnelFlowLine.key; "" for a frame without IP.
 func tsharkOuterKeys(t *testing.T, path string) []string {
 	t.Helper()
-	out, err := exec.Command(testenv.Tool(t, "tshark"), "-n", "-r", path, "-T", "fields", "-E", "separator=\t",
+	lines := tsharkoracle.Lines(t, "-n", "-r", path, "-T", "fields", "-E", "separator=\t",
 		"-E", "occurrence=f", "-e", "ip.src", "-e", "ip.dst", "-e", "ip.proto",
-		"-e", "ipv6.src", "-e", "ipv6.dst", "-e", "ipv6.nxt", "-e", "udp.srcport", "-e", "udp.dstport").Output()
-	if err != nil {
-		t.Fatalf("tshark -r %s: %v", path, err)
-	}
+		"-e", "ipv6.src", "-e", "ipv6.dst", "-e", "ipv6.nxt", "-e", "udp.srcport", "-e", "udp.dstport")
 	var keys []string
-	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+	for _, line := range lines {
 		f := strings.Split(line, "\t")
 		for len(f) < 8 {
 			f = append(f, "")
