@@ -3,7 +3,6 @@ package searchindex
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tapir-sensor/tapir/internal/lograte"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
 // ErrDisabled: New with no OpenSearch URLs configured.
@@ -124,13 +124,9 @@ func newClient(c Config) (*opensearchapi.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = c.RequestTimeout
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pool, err := tlsconfig.CAPool(c.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("searchindex: ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("searchindex: ca_file %s: no PEM certificate", c.CAFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -80,15 +80,25 @@ func (c Config) load() (tls.Certificate, *x509.CertPool, error) {
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("load key pair: %w", err)
 	}
-	pem, err := os.ReadFile(c.CAFile)
+	pool, err := CAPool(c.CAFile)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("read ca: %w", err)
+		return tls.Certificate{}, nil, err
+	}
+	return cert, pool, nil
+}
+
+// CAPool reads the PEM CA certificates of the file at path into a new
+// pool; the file must hold at least one.
+func CAPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read ca: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return tls.Certificate{}, nil, fmt.Errorf("read ca %s: no PEM certificate", c.CAFile)
+		return nil, fmt.Errorf("read ca %s: no PEM certificate", path)
 	}
-	return cert, pool, nil
+	return pool, nil
 }
 
 // Server returns the server side: TLS 1.3, client certificates required

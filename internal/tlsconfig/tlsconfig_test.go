@@ -236,3 +236,23 @@ func TestRunCertsCommand(t *testing.T) {
 		t.Errorf("identity %q", id)
 	}
 }
+
+func TestCAPool(t *testing.T) {
+	dir := t.TempDir()
+	if err := GenerateCA(dir); err != nil {
+		t.Fatal(err)
+	}
+	if pool, err := CAPool(CAPath(dir)); err != nil || pool == nil {
+		t.Fatalf("CAPool of the CA = %v, %v", pool, err)
+	}
+	if _, err := CAPool(filepath.Join(dir, "missing.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want os.ErrNotExist wrapped", err)
+	}
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CAPool(junk); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("file without PEM: %v", err)
+	}
+}

@@ -126,17 +126,7 @@ func (s *Store) scanRecords(ctx context.Context, from, to time.Time, fn func(*fl
 		return err
 	}
 	defer s.release()
-	if err := s.each(ctx, db, p.LongLower, p.LongUpper, false, "scan records", func(_, v []byte) error {
-		var r flow.Record
-		if err := decodeScanned(v, &r); err != nil {
-			return err
-		}
-		p.AddLong(&r)
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := p.EmitEarlier(fn); err != nil {
+	if err := s.emitLong(ctx, db, p, "scan records", fn); err != nil {
 		return err
 	}
 	var r flow.Record

@@ -65,17 +65,17 @@ func (s *Store) searchRecords(ctx context.Context, from, to time.Time, lookup fl
 	}
 	s.index.searches.Inc()
 	s.index.candidates.Observe(float64(len(cands)))
-	if err := s.emitLong(ctx, db, p, fn); err != nil {
+	if err := s.emitLong(ctx, db, p, "search long records", fn); err != nil {
 		return true, err
 	}
 	return true, s.emitCandidates(ctx, db, p, cands, fn)
 }
 
-// emitLong reads the long-flow index as ScanRecords does and emits the
-// long flows that started before the start-time range (the caller
-// matches them).
-func (s *Store) emitLong(ctx context.Context, db *pebble.DB, p *plan.RecordScan, fn func(*flow.Record) error) error {
-	if err := s.each(ctx, db, p.LongLower, p.LongUpper, false, "search long records", func(_, v []byte) error {
+// emitLong reads the long-flow index (op names the read in errors) and
+// emits the long flows that started before the start-time range; the
+// caller matches them.
+func (s *Store) emitLong(ctx context.Context, db *pebble.DB, p *plan.RecordScan, op string, fn func(*flow.Record) error) error {
+	if err := s.each(ctx, db, p.LongLower, p.LongUpper, false, op, func(_, v []byte) error {
 		var r flow.Record
 		if err := decodeScanned(v, &r); err != nil {
 			return err

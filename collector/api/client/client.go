@@ -6,7 +6,6 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/collector/registry"
+	"github.com/tapir-sensor/tapir/internal/tlsconfig"
 )
 
 // Config says where the API is and how to authenticate.
@@ -75,13 +75,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := tlsconfig.CAPool(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("read ca %s: no PEM certificate", cfg.CAFile)
+			return nil, err
 		}
 		tc.RootCAs = pool
 	}
@@ -295,22 +291,31 @@ func (c *Client) Flows(ctx context.Context, query string, limit int, fn func(jso
 		return false, err
 	}
 	defer resp.Body.Close()
+	if err := readFlows(resp, fn); err != nil {
+		return false, err
+	}
+	return resp.Trailer.Get("X-Tapir-More") == "true", nil
+}
+
+// readFlows calls fn with every flow record of a flow list answer (JSON
+// lines), then checks that the server sent the whole list.
+func readFlows(resp *http.Response, fn func(json.RawMessage) error) error {
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var m json.RawMessage
 		if err := dec.Decode(&m); err == io.EOF {
 			break
 		} else if err != nil {
-			return false, fmt.Errorf("read flows: %w", err)
+			return fmt.Errorf("read flows: %w", err)
 		}
 		if err := fn(m); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if resp.Trailer.Get("X-Tapir-Complete") != "true" {
-		return false, errors.New("the server ended the flow list early")
+		return errors.New("the server ended the flow list early")
 	}
-	return resp.Trailer.Get("X-Tapir-More") == "true", nil
+	return nil
 }
 
 // Sensors lists the collector's sensors.

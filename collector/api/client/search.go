@@ -3,9 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"time"
@@ -48,20 +46,8 @@ func (c *Client) FlowsPage(ctx context.Context, r FlowsRequest, fn func(json.Raw
 	}
 	defer resp.Body.Close()
 	page := FlowsPage{Window: resp.Header.Get("X-Tapir-Window"), Next: resp.Header.Get("X-Tapir-Next")}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var m json.RawMessage
-		if err := dec.Decode(&m); err == io.EOF {
-			break
-		} else if err != nil {
-			return page, fmt.Errorf("read flows: %w", err)
-		}
-		if err := fn(m); err != nil {
-			return page, err
-		}
-	}
-	if resp.Trailer.Get("X-Tapir-Complete") != "true" {
-		return page, errors.New("the server ended the flow list early")
+	if err := readFlows(resp, fn); err != nil {
+		return page, err
 	}
 	page.More = resp.Trailer.Get("X-Tapir-More") == "true"
 	if n := resp.Trailer.Get("X-Tapir-Next"); n != "" {
