@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,24 +113,8 @@ func runBin(t *testing.T, bin string, args ...string) {
 // pcapPackets counts the packets of a pcap file.
 func pcapPackets(t *testing.T, path string) int {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for {
-		if _, _, err := r.ReadPacketData(); err == io.EOF {
-			return n
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
+	_, pkts := testenv.ReadPcap(t, path)
+	return len(pkts)
 }
 
 // firstPackets writes the first n packets of a pcap file to a new file.

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tapir-sensor/tapir/block"
@@ -50,16 +49,7 @@ type capture struct {
 // IP tuple are left out.
 func loadCapture(t testing.TB, path string, sensors []string, perBlock int) *capture {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := uint16(r.LinkType())
+	link, pkts := testenv.ReadPcap(t, path)
 	enc, err := block.NewEncoder(block.DefaultEncoderConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -85,14 +75,8 @@ func loadCapture(t testing.TB, path string, sensors []string, perBlock int) *cap
 		cf.builder.Reset(m)
 	}
 	var p decode.Packet
-	for i := 0; ; i++ {
-		data, ci, err := r.ReadPacketData()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, pk := range pkts {
+		data, ci := pk.Data, pk.Info
 		decode.Decode(decode.LinkType(link), data, &p)
 		if !p.HasTuple {
 			continue
