@@ -516,22 +516,17 @@ func (s *Server) failNoPackets(c *call, refs []storage.FlowRef, expired int) {
 	}
 }
 
-// collectQuery gathers the blocks of the flows matching a query.
-func (s *Server) collectQuery(c *call, bs *blockSet, expr string) (int, error) {
-	q, ok := s.parseQuery(c, expr)
-	if !ok {
-		return 0, errAnswered
-	}
-	var recs []flow.Record
+// matchingRecords scans the records of [from, to] for the distinct ones
+// keep accepts, up to max (tooMany reports more); op names the scan in
+// errors.
+func (s *Server) matchingRecords(ctx context.Context, from, to time.Time, max int, op string,
+	keep func(*flow.Record) bool) (recs []flow.Record, tooMany bool, err error) {
 	seen := map[flow.ID]bool{}
-	tooMany := false
-	t0 := time.Now()
-	defer func() { bs.lookupDur = time.Since(t0) - bs.scanDur }()
-	err := s.deps.Store.ScanRecords(c.ctx, q.From, q.To, func(r *flow.Record) error {
-		if !q.Match(r) || seen[r.ID] {
+	err = s.deps.Store.ScanRecords(ctx, from, to, func(r *flow.Record) error {
+		if seen[r.ID] || !keep(r) {
 			return nil
 		}
-		if len(recs) == bs.caps.flows {
+		if len(recs) == max {
 			tooMany = true
 			return errStop
 		}
@@ -540,7 +535,22 @@ func (s *Server) collectQuery(c *call, bs *blockSet, expr string) (int, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
-		return 0, fmt.Errorf("scan records: %w", err)
+		return nil, false, fmt.Errorf("%s: %w", op, err)
+	}
+	return recs, tooMany, nil
+}
+
+// collectQuery gathers the blocks of the flows matching a query.
+func (s *Server) collectQuery(c *call, bs *blockSet, expr string) (int, error) {
+	q, ok := s.parseQuery(c, expr)
+	if !ok {
+		return 0, errAnswered
+	}
+	t0 := time.Now()
+	defer func() { bs.lookupDur = time.Since(t0) - bs.scanDur }()
+	recs, tooMany, err := s.matchingRecords(c.ctx, q.From, q.To, bs.caps.flows, "scan records", q.Match)
+	if err != nil {
+		return 0, err
 	}
 	if tooMany && !bs.caps.truncate {
 		s.fail(c, http.StatusRequestEntityTooLarge, "cap_exceeded",

@@ -104,23 +104,9 @@ func clampWindow(lo, hi, from, to time.Time) (time.Time, time.Time) {
 // innerRecords scans the records of [from, to] for those the tunnels
 // carry, up to max (tooMany reports more).
 func (s *Server) innerRecords(c *call, from, to time.Time, tunnels []tunnelRef, max int) (recs []flow.Record, tooMany bool, err error) {
-	seen := map[flow.ID]bool{}
-	err = s.deps.Store.ScanRecords(c.ctx, from, to, func(r *flow.Record) error {
-		if r.Tunnels.Len() == 0 || r.IsTunnelFlow() || seen[r.ID] || !carriedBy(r, tunnels) {
-			return nil
-		}
-		if len(recs) == max {
-			tooMany = true
-			return errStop
-		}
-		seen[r.ID] = true
-		recs = append(recs, *r)
-		return nil
+	return s.matchingRecords(c.ctx, from, to, max, "scan records for a tunnel's inner flows", func(r *flow.Record) bool {
+		return r.Tunnels.Len() != 0 && !r.IsTunnelFlow() && carriedBy(r, tunnels)
 	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, false, fmt.Errorf("scan records for a tunnel's inner flows: %w", err)
-	}
-	return recs, tooMany, nil
 }
 
 // carriedBy reports whether r's chain may pass through one of the
