@@ -47,15 +47,7 @@ func runAhead(t *testing.T, src *sliceSource, aheadAt int) (*keepSink, uint64) {
 		t.Fatal(err)
 	}
 	e.workers[0].aheadAt = aheadAt
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	runToEnd(t, e)
 	return sink, e.workers[0].aheadPkts
 }
 

@@ -160,6 +160,21 @@ func udpFrame(i, n int) []byte {
 }
 
 // countBlocksSink counts blocks and the packets in them.
+// runToEnd starts the engine, waits until its sources are drained and
+// stops it, failing the test on an error.
+func runToEnd(t *testing.T, e *Engine) {
+	t.Helper()
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type countBlocksSink struct{ blocks, packets int }
 
 func (*countBlocksSink) AddRecord(*flow.Record) error { return nil }
@@ -196,15 +211,7 @@ func TestRingAtCapReusesPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	runToEnd(t, e)
 	w := e.workers[0]
 	if sink.packets != flows*rounds {
 		t.Fatalf("%d packets in %d blocks, want %d", sink.packets, sink.blocks, flows*rounds)
@@ -241,15 +248,7 @@ func TestBuildersReusedAcrossAges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	runToEnd(t, e)
 	w := e.workers[0]
 	if sink.packets != flows*perFlow {
 		t.Fatalf("%d packets in %d blocks, want %d", sink.packets, sink.blocks, flows*perFlow)
