@@ -2,14 +2,71 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
+	"github.com/tapir-sensor/tapir/collector/query"
 	"github.com/tapir-sensor/tapir/collector/registry"
 	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/storage/flowindex"
 )
+
+// orderedSearcher is a store whose index search passes, with each
+// record, a floor on the start time of every record still to come
+// (storage/pebble's Store).
+type orderedSearcher interface {
+	SearchRecordsOrdered(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(r *flow.Record, floor int64) error) (bool, error)
+}
+
+// byStart reports whether the page is sorted by ascending start time,
+// the order of the store's records.
+func (p *page) byStart() bool { return p.sp.f.Name == "event.start" && !p.sp.desc }
+
+// closed reports, for a page by ascending start time, whether no record
+// starting at or after floor can enter it: it holds limit+1 rows (the
+// last says "more") and the last of them started before floor.
+func (p *page) closed(floor int64) bool {
+	return len(p.rows) > p.limit && floor > p.rows[0].k
+}
+
+// errPageClosed stops an ordered search once no later record can enter
+// the page.
+var errPageClosed = errors.New("page full")
+
+// searchPage fills pg with the records matching q. Paged by ascending
+// start time (the default), an ordered index search stops once the page
+// holds limit+1 rows and the floor passes its last row, so a broad query
+// reads about a page of records rather than every match; other sorts
+// read every match into the bounded page.
+func (s *Server) searchPage(ctx context.Context, q *query.Query, pg *page) (string, error) {
+	if ordered, ok := s.deps.Store.(orderedSearcher); ok && pg.byStart() {
+		if l := q.IndexLookup(); l != nil {
+			used, err := ordered.SearchRecordsOrdered(ctx, q.From, q.To, l, func(r *flow.Record, floor int64) error {
+				if pg.closed(floor) {
+					return errPageClosed
+				}
+				if q.Match(r) {
+					pg.add(r)
+				}
+				return nil
+			})
+			if errors.Is(err, errPageClosed) {
+				err = nil
+			}
+			if used || err != nil {
+				return "index", err
+			}
+		}
+	}
+	return s.search(ctx, q, func(r *flow.Record) error {
+		pg.add(r)
+		return nil
+	})
+}
 
 // handleFlows answers the flow records matching a query as ECS JSON lines
 // (application/x-ndjson), at most limit of them, sorted by sort (start
@@ -49,10 +106,7 @@ func (s *Server) handleFlows(c *call) {
 		return
 	}
 	pg := &page{sp: sp, after: after, limit: limit}
-	how, err := s.search(c.ctx, q, func(r *flow.Record) error {
-		pg.add(r)
-		return nil
-	})
+	how, err := s.searchPage(c.ctx, q, pg)
 	if err != nil {
 		s.storeError(c, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -36,11 +37,22 @@ type recKey [flowindex.RecordKeyLen]byte
 // keys, read in key order after the long flows that started earlier (as
 // ScanRecords does). A corruption error wraps storage.ErrCorrupt.
 func (s *Store) SearchRecords(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record) error) (bool, error) {
+	return s.SearchRecordsOrdered(ctx, from, to, lookup, func(r *flow.Record, _ int64) error { return fn(r) })
+}
+
+// SearchRecordsOrdered is SearchRecords with, for each record, a floor:
+// every record fn is called with afterwards starts at or after floor
+// (Unix nanoseconds; math.MinInt64 while the long flows that started
+// before the range come). Records come by start-time bucket, so a caller
+// paging by start time may stop (fn returns an error) once its page is
+// full and the floor passes its last row: candidates are then read in
+// proportion to the page, not to the matches.
+func (s *Store) SearchRecordsOrdered(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(r *flow.Record, floor int64) error) (bool, error) {
 	used, err := s.searchRecords(ctx, from, to, lookup, fn)
 	return used, s.readErr(err, fmt.Sprintf("flow search index %s..%s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)))
 }
 
-func (s *Store) searchRecords(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record) error) (bool, error) {
+func (s *Store) searchRecords(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record, int64) error) (bool, error) {
 	if !s.indexReady.Load() || lookup == nil {
 		return false, nil
 	}
@@ -65,7 +77,7 @@ func (s *Store) searchRecords(ctx context.Context, from, to time.Time, lookup fl
 	}
 	s.index.searches.Inc()
 	s.index.candidates.Observe(float64(len(cands)))
-	if err := s.emitLong(ctx, db, p, "search long records", fn); err != nil {
+	if err := s.emitLong(ctx, db, p, "search long records", func(r *flow.Record) error { return fn(r, math.MinInt64) }); err != nil {
 		return true, err
 	}
 	return true, s.emitCandidates(ctx, db, p, cands, fn)
@@ -89,8 +101,9 @@ func (s *Store) emitLong(ctx context.Context, db *pebble.DB, p *plan.RecordScan,
 }
 
 // emitCandidates reads the candidate records inside the start-time range
-// in key order with one iterator and emits those overlapping the window.
-func (s *Store) emitCandidates(ctx context.Context, db *pebble.DB, p *plan.RecordScan, cands []recKey, fn func(*flow.Record) error) error {
+// in key order with one iterator and emits those overlapping the window,
+// each with its start-time bucket as the floor (keys start with it).
+func (s *Store) emitCandidates(ctx context.Context, db *pebble.DB, p *plan.RecordScan, cands []recKey, fn func(*flow.Record, int64) error) error {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p.StartLower, UpperBound: p.StartUpper})
 	if err != nil {
 		return fmt.Errorf("search records: %w", err)
@@ -111,6 +124,7 @@ func (s *Store) emitCandidates(ctx context.Context, db *pebble.DB, p *plan.Recor
 			}
 			continue // outside the range
 		}
+		s.index.reads.Inc()
 		if err := decodeScanned(it.Value(), &r); err != nil {
 			_ = s.closeIter(it)
 			return err
@@ -118,7 +132,7 @@ func (s *Store) emitCandidates(ctx context.Context, db *pebble.DB, p *plan.Recor
 		if !p.Overlaps(&r) {
 			continue
 		}
-		if err := fn(&r); err != nil {
+		if err := fn(&r, rowkey.DecodeTime(cands[i][:])); err != nil {
 			_ = s.closeIter(it)
 			return err
 		}
