@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -32,6 +33,7 @@ func (ix *Indexer) run(ctx context.Context) {
 			continue
 		}
 		ix.setLag(fetches, lag, true)
+		ix.setGroupLag(ctx)
 		if !ix.indexAll(ctx, recs) {
 			return // stopping: nothing committed, the records come again
 		}
@@ -148,4 +150,22 @@ func (ix *Indexer) drop(reason, detail string, r *kgo.Record) {
 		ix.log.Error("flow record not indexed (dropped)", "reason", reason, "detail", detail,
 			"partition", r.Partition, "offset", r.Offset, "held_back", held)
 	}
+}
+
+// setGroupLag sets the lag gauge to the records of the flows topic the
+// consumer group has not committed, over every partition: a poll holds
+// records of only the partitions whose fetches had arrived, so the lag
+// setLag derives from it misses the others while a bulk is retried
+// through an OpenSearch outage. On an error (Kafka unreachable) the gauge
+// keeps setLag's value.
+func (ix *Indexer) setGroupLag(ctx context.Context) {
+	lags, err := kadm.NewClient(ix.kc).Lag(ctx, ix.cfg.ConsumerGroup)
+	if err != nil {
+		return
+	}
+	l, ok := lags[ix.cfg.ConsumerGroup]
+	if !ok || l.Error() != nil {
+		return
+	}
+	ix.m.lag.Set(float64(l.Lag.TotalByTopic()[ix.src.Topic].Lag))
 }
