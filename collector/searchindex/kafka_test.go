@@ -173,6 +173,10 @@ func TestAtLeastOnceFromKafka(t *testing.T) {
 	if r := counterValue(t, ix.m.retries.WithLabelValues("document")); r != 2 {
 		t.Errorf("document retries %v, want 2", r)
 	}
+	// The fake stores a bulk before the indexer has its answer: wait for
+	// the commit (lag 0 comes only after it), or a Stop now would leave
+	// the last bulk's records uncommitted and the next phase's lag high.
+	waitFor(t, "lag 0", func() bool { return gaugeValue(t, ix.m.lag) == 0 })
 	ix.Stop()
 
 	// Older segments of the same flows (a resent batch) while OpenSearch

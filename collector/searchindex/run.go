@@ -13,6 +13,7 @@ import (
 // offsets, until ctx ends.
 func (ix *Indexer) run(ctx context.Context) {
 	lag := map[int32]int64{}
+	var lastGroupLag time.Time
 	for ctx.Err() == nil {
 		fetches := ix.kc.PollRecords(ctx, ix.cfg.BulkMaxRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -33,16 +34,41 @@ func (ix *Indexer) run(ctx context.Context) {
 			continue
 		}
 		ix.setLag(fetches, lag, true)
-		ix.setGroupLag(ctx)
+		if time.Since(lastGroupLag) >= groupLagEvery {
+			ix.setGroupLag(ctx)
+			lastGroupLag = time.Now()
+		}
 		if !ix.indexAll(ctx, recs) {
 			return // stopping: nothing committed, the records come again
 		}
-		ix.setLag(fetches, lag, false)
-		if err := ix.kc.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
-			ix.m.commitErrs.Inc()
-			ix.log.Warn("kafka offset commit failed; the records will be indexed again", "err", err)
+		if ix.commit(ctx, recs) {
+			ix.setLag(fetches, lag, false)
 		}
 	}
+}
+
+// groupLagEvery bounds how often run asks Kafka for the consumer group's
+// lag (an admin round trip): at most once a second.
+const groupLagEvery = time.Second
+
+// commitTimeout bounds the offset commit of records already indexed.
+const commitTimeout = 10 * time.Second
+
+// commit commits recs' offsets and reports whether Kafka took them. The
+// records are indexed by now, so the commit is finished even when ctx
+// ends meanwhile (a Stop right after a bulk would otherwise leave them to
+// be indexed a second time by the next indexer); it is bounded by
+// commitTimeout. The lag gauge drops only after it, so lag 0 means
+// committed.
+func (ix *Indexer) commit(ctx context.Context, recs []*kgo.Record) bool {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := ix.kc.CommitRecords(cctx, recs...); err != nil {
+		ix.m.commitErrs.Inc()
+		ix.log.Warn("kafka offset commit failed; the records will be indexed again", "err", err)
+		return false
+	}
+	return true
 }
 
 // setLag updates the lag gauge from the fetches' high watermarks: the
