@@ -184,8 +184,10 @@ var numberSuffixes = []struct {
 	{"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"t", 1e12},
 }
 
-// parseNumber parses a long value: an integer with an optional suffix.
-func parseNumber(s string) (int64, bool) {
+// ParseNumber parses a long value of the query language: an integer with
+// an optional K, M, G, T (B) or KiB, MiB, GiB, TiB suffix. It is false
+// when s is not one or the value overflows.
+func ParseNumber(s string) (int64, bool) {
 	ls := strings.ToLower(s)
 	mult := int64(1)
 	for _, x := range numberSuffixes {
@@ -300,7 +302,7 @@ func (p *parser) fieldValue(f *flowindex.Field, op string, v token) (Field, erro
 		}
 		n.prefix = netip.PrefixFrom(a, a.BitLen())
 	case flowindex.KindLong:
-		x, ok := parseNumber(v.text)
+		x, ok := ParseNumber(v.text)
 		if !ok {
 			return bad("a number (optionally with K, M, G, KiB, MiB...)")
 		}

@@ -243,7 +243,7 @@ func fieldValue(n query.Field) (any, error) {
 		}
 		return a.Unmap().String(), nil
 	case flowindex.KindLong:
-		x, ok := number(raw)
+		x, ok := query.ParseNumber(raw)
 		if !ok {
 			return nil, untranslatable(n, "number form not supported here")
 		}
@@ -274,31 +274,4 @@ func dateValue(n query.Field) (any, error) {
 		return rfc3339(time.Unix(s, 0)), nil
 	}
 	return nil, untranslatable(n, "time form not supported here (use RFC 3339, YYYY-MM-DD or Unix seconds)")
-}
-
-// suffixes are the multipliers of long values the query language takes.
-var suffixes = []struct {
-	s string
-	m int64
-}{
-	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
-	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
-	{"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"t", 1e12},
-}
-
-// number reads an integer with an optional K, M, G, T (B) or KiB... suffix.
-func number(s string) (int64, bool) {
-	ls := strings.ToLower(s)
-	mult := int64(1)
-	for _, x := range suffixes {
-		if strings.HasSuffix(ls, x.s) {
-			ls, mult = ls[:len(ls)-len(x.s)], x.m
-			break
-		}
-	}
-	v, err := strconv.ParseInt(ls, 10, 64)
-	if err != nil || v > (1<<62)/mult || v < -(1<<62)/mult {
-		return 0, false
-	}
-	return v * mult, true
 }

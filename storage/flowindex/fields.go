@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/tapir-sensor/tapir/flow"
@@ -105,24 +106,7 @@ func (f *Field) Format(v Value) string {
 		}
 		return "false"
 	}
-	return itoa(v.N)
-}
-
-func itoa(n int64) string {
-	if n < 0 {
-		return "-" + itoa(-n)
-	}
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return string(b[i:])
+	return strconv.FormatInt(v.N, 10)
 }
 
 // Getter helpers.
@@ -385,7 +369,7 @@ var registry = []*Field{
 			if r.Tuple.Family == flow.FamilyLink {
 				return ""
 			}
-			return itoa(int64(r.Tuple.Proto))
+			return strconv.FormatInt(int64(r.Tuple.Proto), 10)
 		})},
 	{Name: "network.type", Type: "keyword", Description: "ipv4, ipv6 or link.",
 		get: str(func(r *flow.Record) string {
@@ -403,7 +387,7 @@ var registry = []*Field{
 			if r.Tuple.VLAN == 0 {
 				return ""
 			}
-			return itoa(int64(r.Tuple.VLAN))
+			return strconv.FormatInt(int64(r.Tuple.VLAN), 10)
 		})},
 	{Name: "network.packets", Type: "long", Kind: KindLong, Description: "Packets, both directions (alias: packets).",
 		get: always(func(r *flow.Record) int64 { return int64(r.Source.Packets + r.Destination.Packets) })},

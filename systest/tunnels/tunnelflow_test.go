@@ -1,9 +1,7 @@
 package tunnels
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -72,24 +70,14 @@ func sensorRun(t *testing.T, path string, seed int) (recs []tunnelFlowLine, stor
 	if log, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tapir-sensor -r %s: %v: %s", path, err, e2etest.LastLines(string(log), 5))
 	}
-	f, err := os.Open(out)
+	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var l tunnelFlowLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("flows output: %v", err)
-		}
+	for _, l := range e2etest.JSONLines[tunnelFlowLine](t, b) {
 		if l.Tapir.Final {
 			recs = append(recs, l)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return recs, storedPackets(t, blocks)
 }

@@ -9,7 +9,6 @@ package tunnels
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -120,25 +119,15 @@ func runSensor(t *testing.T, path string, seed int) []ecsFlow {
 	if log, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tapir-sensor -r %s: %v: %s", path, err, e2etest.LastLines(string(log), 5))
 	}
-	f, err := os.Open(out)
+	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var recs []ecsFlow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var e ecsFlow
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("flows output: %v", err)
-		}
+	for _, e := range e2etest.JSONLines[ecsFlow](t, b) {
 		if e.Tapir.Final {
 			recs = append(recs, e)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return recs
 }
