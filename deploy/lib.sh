@@ -1,12 +1,14 @@
 # shellcheck shell=bash
 # What deploy/{kafka,hbase,opensearch}/start.sh share, sourced (not run) by
-# them once they set:
-#   name  the service (kafka, hbase or opensearch)
-#   here  its directory, deploy/$name (fetch.sh and check.sh are there)
+# them once they set name, the service (kafka, hbase or opensearch). It
+# sets
+#   here  the script's directory, deploy/$name (fetch.sh and check.sh are there)
 #   root  the repository
-# It sets run, the service's run-state directory
-# ($TAPIR_SERVICES_DIR/$name, default <repo>/.cache/services/$name, as
-# stop-service.sh reads it), and log, its log file there.
+#   run   the service's run-state directory ($TAPIR_SERVICES_DIR/$name,
+#         default <repo>/.cache/services/$name, as stop-service.sh reads it)
+#   log   the service's log file there
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
 run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/$name
 log=$run/$name.log
 

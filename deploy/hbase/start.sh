@@ -32,10 +32,8 @@
 # every server's memstores take a share of the ingest.
 set -euo pipefail
 name=hbase
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 # shellcheck source=deploy/lib.sh
-. "$here/../lib.sh"
+. "$(dirname "$0")/../lib.sh"
 zk=${TAPIR_HBASE_ZK_PORT:-2181}
 mport=${TAPIR_HBASE_MASTER_PORT:-16000}
 info=${TAPIR_HBASE_INFO_PORT:-16010}

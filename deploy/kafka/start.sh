@@ -16,10 +16,8 @@
 # the log is printed and kept in $TAPIR_SERVICES_DIR/kafka/kafka.log.
 set -euo pipefail
 name=kafka
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 # shellcheck source=deploy/lib.sh
-. "$here/../lib.sh"
+. "$(dirname "$0")/../lib.sh"
 port=${TAPIR_KAFKA_PORT:-9092}
 ctrl=${TAPIR_KAFKA_CTRL_PORT:-9093}
 heap=${TAPIR_KAFKA_HEAP:-768m}

@@ -20,10 +20,8 @@
 # the log is printed and kept in $TAPIR_SERVICES_DIR/opensearch/opensearch.log.
 set -euo pipefail
 name=opensearch
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 # shellcheck source=deploy/lib.sh
-. "$here/../lib.sh"
+. "$(dirname "$0")/../lib.sh"
 port=${TAPIR_OPENSEARCH_PORT:-9200}
 tport=${TAPIR_OPENSEARCH_TRANSPORT_PORT:-9300}
 heap=${TAPIR_OPENSEARCH_HEAP:-512m}

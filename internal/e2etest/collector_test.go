@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // collectorBin builds tapir-collector for the test.
@@ -71,7 +70,7 @@ func TestCollectorConfigs(t *testing.T) {
 }
 
 // TestStartCollector: StartCollector starts a collector and learns its
-// addresses; with FixedPorts a restart keeps them.
+// addresses; with FixedPorts a restart after a kill keeps them.
 func TestStartCollector(t *testing.T) {
 	bin := collectorBin(t)
 	for _, fixed := range []bool{false, true} {
@@ -86,7 +85,7 @@ func TestStartCollector(t *testing.T) {
 			continue
 		}
 		addrs := [3]string{c.Ingest, c.API, c.Metrics}
-		c.Proc.Stop(30 * time.Second)
+		c.Proc.Kill()
 		c.Start()
 		if got := [3]string{c.Ingest, c.API, c.Metrics}; got != addrs {
 			t.Errorf("restarted on %v, first on %v", got, addrs)
