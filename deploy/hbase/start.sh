@@ -31,32 +31,20 @@
 # call queue below 10 % of the heap, and enough regions (salt_regions) that
 # every server's memstores take a share of the ingest.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+name=hbase
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/../lib.sh"
 zk=${TAPIR_HBASE_ZK_PORT:-2181}
 mport=${TAPIR_HBASE_MASTER_PORT:-16000}
 info=${TAPIR_HBASE_INFO_PORT:-16010}
 rsport=${TAPIR_HBASE_RS_PORT:-16020}
 heap=${TAPIR_HBASE_HEAP:-2g}
 timeout=${TAPIR_HBASE_START_TIMEOUT:-180}
-run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/hbase
 jars=$root/.cache/jars/hbase
 
-if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-  echo "hbase: already running (pid $(cat "$run/pid"))"
-  exec "$here/check.sh"
-fi
-"$here/fetch.sh"
+svc_exit_if_running
+svc_prepare "$@"
 mkdir -p "$run/conf"
-rm -f "$run/pid"
-resume=0
-if [ "${1:-}" = "--resume" ] && [ -f "$run/data" ] && [ -d "$(cat "$run/data")" ]; then
-  resume=1
-  data=$(cat "$run/data")
-else
-  data=$(mktemp -d /tmp/tapir-hbase.XXXXXX)
-  echo "$data" >"$run/data"
-fi
 echo "$info" >"$run/info_port"
 [ $resume = 1 ] || cat >"$run/conf/hbase-site.xml" <<XML
 <?xml version="1.0"?>
@@ -121,21 +109,7 @@ java_opts=(-Xms256m "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true
   --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED
   --add-exports=java.base/sun.net.util=ALL-UNNAMED
   -cp "$run/conf:$jars/*")
-nohup java "${java_opts[@]}" org.apache.hadoop.hbase.master.HMaster start >"$run/hbase.log" 2>&1 &
-echo $! >"$run/pid"
-echo "hbase: starting (pid $!, data $data, log $run/hbase.log)"
-deadline=$((SECONDS + timeout))
-until "$here/check.sh" >/dev/null 2>&1; do
-  if ! kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-    echo "hbase: exited during start-up; last log lines:" >&2
-    tail -n 40 "$run/hbase.log" >&2
-    exit 1
-  fi
-  if [ $SECONDS -ge $deadline ]; then
-    echo "hbase: not ready after ${timeout}s; last log lines:" >&2
-    tail -n 40 "$run/hbase.log" >&2
-    exit 1
-  fi
-  sleep 1
-done
+: >"$log"
+svc_launch java "${java_opts[@]}" org.apache.hadoop.hbase.master.HMaster start
+svc_wait "$timeout" ready
 echo "hbase: ready (TAPIR_HBASE_ZK=127.0.0.1:$zk)"

@@ -15,30 +15,17 @@
 # Data lives in a fresh temporary directory removed by stop.sh. On failure
 # the log is printed and kept in $TAPIR_SERVICES_DIR/kafka/kafka.log.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+name=kafka
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/../lib.sh"
 port=${TAPIR_KAFKA_PORT:-9092}
 ctrl=${TAPIR_KAFKA_CTRL_PORT:-9093}
 heap=${TAPIR_KAFKA_HEAP:-768m}
 timeout=${TAPIR_KAFKA_START_TIMEOUT:-120}
-run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/kafka
 jars=$root/.cache/jars/kafka
 
-if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-  echo "kafka: already running (pid $(cat "$run/pid"))"
-  exec "$here/check.sh"
-fi
-"$here/fetch.sh"
-mkdir -p "$run"
-rm -f "$run/pid"
-resume=0
-if [ "${1:-}" = "--resume" ] && [ -f "$run/data" ] && [ -d "$(cat "$run/data")" ]; then
-  resume=1
-  data=$(cat "$run/data")
-else
-  data=$(mktemp -d /tmp/tapir-kafka.XXXXXX)
-  echo "$data" >"$run/data"
-fi
+svc_exit_if_running
+svc_prepare "$@"
 [ $resume = 1 ] || cat >"$run/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -86,24 +73,9 @@ while [[ $cluster_id == -* ]]; do
 done
 if [ $resume = 0 ]; then
   java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
-    -c "$run/server.properties" >"$run/kafka.log" 2>&1 || {
-    echo "kafka: storage format failed:" >&2; cat "$run/kafka.log" >&2; exit 1; }
+    -c "$run/server.properties" >"$log" 2>&1 || {
+    echo "kafka: storage format failed:" >&2; cat "$log" >&2; exit 1; }
 fi
-nohup java "${java_opts[@]}" kafka.Kafka "$run/server.properties" >>"$run/kafka.log" 2>&1 &
-echo $! >"$run/pid"
-echo "kafka: starting (pid $!, data $data, log $run/kafka.log)"
-deadline=$((SECONDS + timeout))
-until "$here/check.sh" >/dev/null 2>&1; do
-  if ! kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-    echo "kafka: exited during start-up; last log lines:" >&2
-    tail -n 40 "$run/kafka.log" >&2
-    exit 1
-  fi
-  if [ $SECONDS -ge $deadline ]; then
-    echo "kafka: not ready after ${timeout}s; last log lines:" >&2
-    tail -n 40 "$run/kafka.log" >&2
-    exit 1
-  fi
-  sleep 1
-done
+svc_launch java "${java_opts[@]}" kafka.Kafka "$run/server.properties"
+svc_wait "$timeout" ready
 echo "kafka: ready on 127.0.0.1:$port (TAPIR_KAFKA=127.0.0.1:$port)"

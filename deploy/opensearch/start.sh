@@ -19,32 +19,19 @@
 # Data lives in a fresh temporary directory removed by stop.sh. On failure
 # the log is printed and kept in $TAPIR_SERVICES_DIR/opensearch/opensearch.log.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+name=opensearch
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/../lib.sh"
 port=${TAPIR_OPENSEARCH_PORT:-9200}
 tport=${TAPIR_OPENSEARCH_TRANSPORT_PORT:-9300}
 heap=${TAPIR_OPENSEARCH_HEAP:-512m}
 timeout=${TAPIR_OPENSEARCH_START_TIMEOUT:-120}
 user=${TAPIR_OPENSEARCH_USER:-nobody}
-run=${TAPIR_SERVICES_DIR:-$root/.cache/services}/opensearch
 home=$root/.cache/jars/opensearch
 export TAPIR_OPENSEARCH=${TAPIR_OPENSEARCH:-http://127.0.0.1:$port}
 
-if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-  echo "opensearch: already running (pid $(cat "$run/pid"))"
-  exec "$here/check.sh"
-fi
-"$here/fetch.sh"
-mkdir -p "$run"
-rm -f "$run/pid"
-resume=0
-if [ "${1:-}" = "--resume" ] && [ -f "$run/data" ] && [ -d "$(cat "$run/data")" ]; then
-  resume=1
-  data=$(cat "$run/data")
-else
-  data=$(mktemp -d /tmp/tapir-opensearch.XXXXXX)
-  echo "$data" >"$run/data"
-fi
+svc_exit_if_running
+svc_prepare "$@"
 conf=$data/config
 mkdir -p "$conf" "$data/data" "$data/logs" "$data/tmp"
 [ $resume = 1 ] || cat >"$conf/opensearch.yml" <<YAML
@@ -92,24 +79,9 @@ java_opts=("-Xms$heap" "-Xmx$heap" -XX:+UseG1GC -XX:+HeapDumpOnOutOfMemoryError
   "-Dopensearch.path.home=$home" "-Dopensearch.path.conf=$conf"
   -Dopensearch.distribution.type=tar -Dopensearch.bundled_jdk=false
   -cp "$home/lib/*")
-: >"$run/opensearch.log"
-chmod a+w "$run/opensearch.log"
-nohup "${runas[@]}" java "${java_opts[@]}" org.opensearch.bootstrap.OpenSearch >>"$run/opensearch.log" 2>&1 &
-echo $! >"$run/pid"
-echo "opensearch: starting (pid $!, data $data, log $run/opensearch.log)"
-deadline=$((SECONDS + timeout))
-until "$here/check.sh" >/dev/null 2>&1; do
-  if ! kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-    echo "opensearch: exited during start-up; last log lines:" >&2
-    tail -n 40 "$run/opensearch.log" >&2
-    exit 1
-  fi
-  if [ $SECONDS -ge $deadline ]; then
-    echo "opensearch: not yellow after ${timeout}s; last log lines:" >&2
-    tail -n 40 "$run/opensearch.log" >&2
-    exit 1
-  fi
-  sleep 1
-done
+: >"$log"
+chmod a+w "$log"
+svc_launch "${runas[@]}" java "${java_opts[@]}" org.opensearch.bootstrap.OpenSearch
+svc_wait "$timeout" yellow
 "$here/setup.sh"
 echo "opensearch: ready on 127.0.0.1:$port (TAPIR_OPENSEARCH=$TAPIR_OPENSEARCH)"

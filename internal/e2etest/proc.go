@@ -1,7 +1,11 @@
 // Package e2etest holds what the end-to-end tests share to run tapir's
 // binaries: child processes with their output captured for assertions
 // and failure messages, killed when the test ends, and the reading of
-// their Prometheus metrics.
+// their Prometheus metrics; the binaries built once for a test package
+// (Main, a TestMain); a collector started on the configuration its
+// options describe (StartCollector: Pebble or HBase store, Kafka,
+// OpenSearch, TLS, API tokens, ports); and private services started with
+// the deploy scripts (StartServices).
 package e2etest
 
 import (

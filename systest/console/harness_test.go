@@ -3,18 +3,14 @@ package console
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 )
@@ -54,15 +50,10 @@ type env struct {
 	coll    *e2etest.Proc
 }
 
-// binaries builds tapir, tapir-collector and tapir-sensor into dir.
-func binaries(tb testing.TB, dir string) {
-	tb.Helper()
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"./cmd/tapir", "./cmd/tapir-collector", "./cmd/tapir-sensor")
-	cmd.Dir = testenv.RepoRoot(tb)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
-	}
+var bin e2etest.Binaries
+
+func TestMain(m *testing.M) {
+	e2etest.Main(m, &bin, "tapir-console-bin-", "./cmd/tapir", "./cmd/tapir-collector", "./cmd/tapir-sensor")
 }
 
 // run runs a command to completion, failing the test on error.
@@ -89,14 +80,12 @@ func startEnv(tb testing.TB) *env {
 	for _, c := range captures {
 		e.pcaps[c] = testenv.Pcap(tb, c)
 	}
-	bin := filepath.Join(e.dir, "bin")
-	binaries(tb, bin)
+	bin.Need(tb)
 	certs := filepath.Join(e.dir, "certs")
-	e.bin, e.certs = bin, certs
-	run(tb, filepath.Join(bin, "tapir"), "certs", "init", "-dir", certs)
-	run(tb, filepath.Join(bin, "tapir"), "certs", "server", "-dir", certs, "localhost", "127.0.0.1")
-	e.writeTokens(tb)
-	e.startCollector(tb, bin, certs)
+	e.bin, e.certs = bin.Dir, certs
+	run(tb, bin.Tapir, "certs", "init", "-dir", certs)
+	run(tb, bin.Tapir, "certs", "server", "-dir", certs, "localhost", "127.0.0.1")
+	e.startCollector(tb, certs)
 	// Timelines for every flow, in 10 ms intervals: the captures' flows
 	// last well under the default minimum of 10 s.
 	sensorCfg := e.sensorConfig()
@@ -105,8 +94,8 @@ func startEnv(tb testing.TB) *env {
 	}
 	for i, c := range captures {
 		id := fmt.Sprintf("console-sensor-%d", i+1)
-		run(tb, filepath.Join(bin, "tapir"), "certs", "sensor", "-dir", certs, id)
-		run(tb, filepath.Join(bin, "tapir-sensor"), "--config", sensorCfg, "-r", e.pcaps[c], "--sensor-id", id, "--collector", e.ingest,
+		run(tb, bin.Tapir, "certs", "sensor", "-dir", certs, id)
+		run(tb, bin.Sensor, "--config", sensorCfg, "-r", e.pcaps[c], "--sensor-id", id, "--collector", e.ingest,
 			"--tls-dir", certs, "--spool-dir", filepath.Join(e.dir, "spool-"+id), "--log-level", "warn")
 		e.sensors = append(e.sensors, id)
 	}
@@ -135,63 +124,17 @@ func (e *env) liveSensor(tb testing.TB, id string, port int) *e2etest.Proc {
 	return p
 }
 
-func (e *env) writeTokens(tb testing.TB) {
-	var b strings.Builder
-	for name, roles := range tokenRoles {
-		raw := make([]byte, 24)
-		if _, err := rand.Read(raw); err != nil {
-			tb.Fatal(err)
-		}
-		e.tokens[name] = hex.EncodeToString(raw)
-		fmt.Fprintf(&b, "%q:\n  subject: console-%s\n  roles: %s\n", api.HashToken(e.tokens[name]), name, roles)
-	}
-	if err := os.WriteFile(filepath.Join(e.dir, "tokens.yaml"), []byte(b.String()), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-var listening = regexp.MustCompile(`msg="(ingest|api) listening" (?:component=\S+ )?addr=(\S+)`)
-
-func (e *env) startCollector(tb testing.TB, bin, certs string) {
+// startCollector starts the collector with a token for each of
+// tokenRoles (subject console-NAME).
+func (e *env) startCollector(tb testing.TB, certs string) {
 	tb.Helper()
-	e.audit = filepath.Join(e.dir, "audit.jsonl")
-	tls := fmt.Sprintf("{ca: %s, cert: %s, key: %s}", filepath.Join(certs, "ca.pem"),
-		filepath.Join(certs, "server.pem"), filepath.Join(certs, "server-key.pem"))
-	// Retention by age is off: the shared captures are years old.
-	cfg := fmt.Sprintf(`store:
-  dir: %s
-retention:
-  max_age: 0s
-ingest:
-  listen: 127.0.0.1:0
-  tls: %s
-api:
-  listen: 127.0.0.1:0
-  tls: %s
-  tokens_file: %s
-  audit_file: %s
-  audit_sync: false
-metrics:
-  listen: 127.0.0.1:0
-`, filepath.Join(e.dir, "store"), tls, tls, filepath.Join(e.dir, "tokens.yaml"), e.audit)
-	path := filepath.Join(e.dir, "collector.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
+	roles := map[string]string{}
+	for name, r := range tokenRoles {
+		roles["console-"+name] = r
 	}
-	e.coll = e2etest.Start(tb, filepath.Join(bin, "tapir-collector"), "--config", path, "--log-level", "info")
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		addrs := map[string]string{}
-		for _, m := range listening.FindAllStringSubmatch(e.coll.Log.String(), -1) {
-			addrs[m[1]] = m[2]
-		}
-		if addrs["api"] != "" && addrs["ingest"] != "" {
-			e.base = "https://" + addrs["api"]
-			e.ingest = addrs["ingest"]
-			return
-		}
-		if e.coll.Exited() {
-			break
-		}
+	c := e2etest.StartCollector(tb, bin.Collector, e2etest.CollectorOptions{Dir: e.dir, TLSDir: certs, Tokens: roles})
+	for name := range tokenRoles {
+		e.tokens[name] = c.Tokens["console-"+name]
 	}
-	tb.Fatalf("collector did not start:\n%s", e.coll.Log.String())
+	e.coll, e.audit, e.base, e.ingest = c.Proc, c.Audit, "https://"+c.API, c.Ingest
 }

@@ -11,32 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/publish/kafkatest"
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 	"github.com/tapir-sensor/tapir/storage/hbase/hbasetest"
 )
 
-var bin struct {
-	collector, sensor string
-	err               error
-}
+var bin e2etest.Binaries
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := e2etest.Build("tapir-e2es-bin-", "./cmd/tapir-collector", "./cmd/tapir-sensor")
-		if dir == "" {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		bin.err = err
-		bin.collector = filepath.Join(dir, "tapir-collector")
-		bin.sensor = filepath.Join(dir, "tapir-sensor")
-		return m.Run()
-	}()
-	os.Exit(code)
+	e2etest.Main(m, &bin, "tapir-e2es-bin-", "./cmd/tapir-collector", "./cmd/tapir-sensor")
 }
 
 // services are a private Kafka and HBase started with the deploy scripts.
@@ -69,97 +53,34 @@ func startServices(t *testing.T) *services {
 // collector is a tapir-collector on the HBase store publishing to Kafka,
 // plaintext on loopback (TLS is covered by the collector's own tests).
 type collector struct {
-	t                    testing.TB
-	dir, config          string
-	ingest, api, metrics string
-	token, table         string
-	topics               [3]string
-	proc                 *e2etest.Proc
+	*e2etest.Collector
+	token, table string
+	topics       [3]string
 }
 
+// newCollector starts a collector with its own HBase table and Kafka
+// topics. Retention by age is off, as in systest/e2e: the replayed
+// capture is from 2021, so the default 7 days would remove its packets at
+// the first retention run of a collector holding any (every collector
+// runs one at start, so a restarted one would empty the table).
 func newCollector(t *testing.T, s *services, name string) *collector {
 	t.Helper()
-	if bin.err != nil {
-		t.Fatal(bin.err)
-	}
-	dir := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin.Need(t)
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
 	suffix := hex.EncodeToString(rb[:])
-	c := &collector{t: t, dir: dir, config: filepath.Join(dir, "collector.yaml"),
-		ingest: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), api: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		metrics: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), table: "e2e_" + suffix,
+	c := &collector{table: "e2e_" + suffix,
 		topics: [3]string{"e2e-" + suffix + ".flows", "e2e-" + suffix + ".health", "e2e-" + suffix + ".alerts"}}
-	tok := make([]byte, 24)
-	_, _ = rand.Read(tok)
-	c.token = hex.EncodeToString(tok)
-	tokens := fmt.Sprintf("%q:\n  subject: e2e\n  roles: [flows:read, pcap:read]\n", api.HashToken(c.token))
-	if err := os.WriteFile(filepath.Join(dir, "tokens.yaml"), []byte(tokens), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Retention by age is off, as in systest/e2e: the replayed capture
-	// is from 2021, so the default 7 days would remove its packets at the
-	// first retention run of a collector holding any (every collector runs
-	// one at start, so a restarted one would empty the table).
-	cfg := fmt.Sprintf(`store:
-  backend: hbase
-  dir: %s
-  hbase: {zookeeper: "%s", table: %s, salt_regions: 4, op_timeout: 8s}
-retention:
-  max_age: 0s
-ingest:
-  listen: %s
-  tls: {insecure: true}
-api:
-  listen: %s
-  tls: {insecure: true}
-  tokens_file: %s
-  audit_file: %s
-  audit_sync: false
-metrics:
-  listen: %s
-kafka:
-  brokers: ["%s"]
-  topics: {flows: %s, health: %s, alerts: %s}
-  partitions: 3
-  timeout: 5s
-  health_interval: 2s
-`, filepath.Join(dir, "state"), s.zk, c.table, c.ingest, c.api, filepath.Join(dir, "tokens.yaml"),
-		filepath.Join(dir, "audit.jsonl"), c.metrics, s.kafka, c.topics[0], c.topics[1], c.topics[2])
-	if err := os.WriteFile(c.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.start()
+	c.Collector = e2etest.StartCollector(t, bin.Collector, e2etest.CollectorOptions{Dir: filepath.Join(t.TempDir(), name),
+		FixedPorts: true, Tokens: map[string]string{"e2e": "[flows:read, pcap:read]"},
+		HBase: &e2etest.HBaseOptions{ZooKeeper: s.zk, Table: c.table}, Kafka: &e2etest.KafkaOptions{Broker: s.kafka, Topics: c.topics}})
+	c.token = c.Tokens["e2e"]
 	return c
-}
-
-// start starts the collector and waits until its API answers.
-func (c *collector) start() {
-	c.t.Helper()
-	c.proc = e2etest.Start(c.t, bin.collector, "--config", c.config, "--log-level", "info")
-	c.proc.WaitLog(c.t, `msg="api listening"`, 3*time.Minute)
-}
-
-// metric sums the samples of a metric whose labels contain labels.
-func (c *collector) metric(name, labels string) float64 {
-	v, err := e2etest.Metric(c.metrics, name, labels)
-	if err != nil {
-		return -1
-	}
-	return v
-}
-
-// waitMetric waits until the metric reaches at least v.
-func (c *collector) waitMetric(name, labels string, v float64, d time.Duration) bool {
-	return e2etest.WaitMetric(c.metrics, name, labels, v, d)
 }
 
 // pcap fetches a flow's pcap from the API.
 func (c *collector) pcap(flowID string) ([]byte, error) {
-	req, _ := http.NewRequest("GET", "http://"+c.api+"/api/v1/pcap?flow="+flowID, nil)
+	req, _ := http.NewRequest("GET", "http://"+c.API+"/api/v1/pcap?flow="+flowID, nil)
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {

@@ -26,8 +26,8 @@ const replayCapture = "zeek/echo-connections.pcap.gz"
 // TestServices runs the replay scenarios on one private Kafka and HBase,
 // one after the other (each on its own table, topics and sensor id).
 func TestServices(t *testing.T) {
-	if bin.err != nil {
-		t.Fatal(bin.err)
+	if bin.Err != nil {
+		t.Fatal(bin.Err)
 	}
 	testenv.Tool(t, "tshark")
 	s := startServices(t)
@@ -41,17 +41,17 @@ func TestServices(t *testing.T) {
 			// The collector stops acking: batches fail (publish timeout, a
 			// store_error) or wait in the producer (buffered records), and
 			// no batch is stored meanwhile.
-			stored := c.metric("tapir_collector_ingest_batches_total", `result="stored"`)
+			stored := c.Metric("tapir_collector_ingest_batches_total", `result="stored"`)
 			deadline := time.Now().Add(2 * time.Minute)
-			for c.metric("tapir_collector_ingest_batches_total", `result="store_error"`) < 1 &&
-				c.metric("tapir_kafka_buffered_records", "") < 1 {
+			for c.Metric("tapir_collector_ingest_batches_total", `result="store_error"`) < 1 &&
+				c.Metric("tapir_kafka_buffered_records", "") < 1 {
 				if time.Now().After(deadline) {
-					t.Fatalf("with Kafka down the collector shows no refused or waiting batch:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
+					t.Fatalf("with Kafka down the collector shows no refused or waiting batch:\n%s", e2etest.LastLines(c.Proc.Log.String(), 20))
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
 			time.Sleep(5 * time.Second)
-			if now := c.metric("tapir_collector_ingest_batches_total", `result="stored"`); now != stored {
+			if now := c.Metric("tapir_collector_ingest_batches_total", `result="stored"`); now != stored {
 				t.Fatalf("with Kafka down the collector acked batches: stored %v -> %v", stored, now)
 			}
 		})
@@ -60,16 +60,16 @@ func TestServices(t *testing.T) {
 		replay(t, s, capture, packets, "hbase-out", func(t *testing.T, c *collector) {
 			s.MustScript("hbase/stop.sh", "--keep-data")
 			defer s.MustScript("hbase/start.sh", "--resume")
-			if !c.waitMetric("tapir_collector_ingest_batches_total", `result="store_error"`, 1, 2*time.Minute) {
-				t.Fatalf("with HBase down the collector never refused a batch:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
+			if !c.WaitMetric("tapir_collector_ingest_batches_total", `result="store_error"`, 1, 2*time.Minute) {
+				t.Fatalf("with HBase down the collector never refused a batch:\n%s", e2etest.LastLines(c.Proc.Log.String(), 20))
 			}
 		})
 	})
 	t.Run("CollectorKilled", func(t *testing.T) {
 		replay(t, s, capture, packets, "collector-kill", func(t *testing.T, c *collector) {
-			c.proc.Kill() // SIGKILL while writing to both
+			c.Proc.Kill() // SIGKILL while writing to both
 			time.Sleep(2 * time.Second)
-			c.start()
+			c.Start()
 		})
 	})
 }
@@ -92,7 +92,7 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 	oracle := filepath.Join(work, "oracle.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, bin.sensor, "-r", capture, "--sensor-id", sensorID, "--flows-out", oracle).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, bin.Sensor, "-r", capture, "--sensor-id", sensorID, "--flows-out", oracle).CombinedOutput(); err != nil {
 		t.Fatalf("offline sensor run: %v\n%s", err, out)
 	}
 	want := map[string]ecsFlow{}
@@ -104,11 +104,11 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 	}
 
 	c := newCollector(t, s, sensorID)
-	sensor := e2etest.Start(t, bin.sensor, "-r", capture, "--sensor-id", sensorID, "--collector", c.ingest,
+	sensor := e2etest.Start(t, bin.Sensor, "-r", capture, "--sensor-id", sensorID, "--collector", c.Ingest,
 		"--insecure", "--spool-dir", filepath.Join(work, "spool"), "--drain-timeout", "5m", "--log-level", "info")
 	if outage != nil {
-		if !c.waitMetric("tapir_collector_ingest_batches_total", `result="stored"`, 1, 2*time.Minute) {
-			t.Fatalf("no batch stored:\n%s\nsensor:\n%s", e2etest.LastLines(c.proc.Log.String(), 20), e2etest.LastLines(sensor.Log.String(), 20))
+		if !c.WaitMetric("tapir_collector_ingest_batches_total", `result="stored"`, 1, 2*time.Minute) {
+			t.Fatalf("no batch stored:\n%s\nsensor:\n%s", e2etest.LastLines(c.Proc.Log.String(), 20), e2etest.LastLines(sensor.Log.String(), 20))
 		}
 		outage(t, c)
 	}
@@ -116,13 +116,13 @@ func replay(t *testing.T, s *services, capture string, packets int, sensorID str
 	slog := sensor.Log.String()
 	if !done || code != 0 || strings.Contains(slog, "has not acknowledged everything") {
 		t.Fatalf("sensor (exit %d, done %v) did not get everything acknowledged:\n%s\ncollector:\n%s",
-			code, done, e2etest.LastLines(slog, 30), e2etest.LastLines(c.proc.Log.String(), 30))
+			code, done, e2etest.LastLines(slog, 30), e2etest.LastLines(c.Proc.Log.String(), 30))
 	}
 
 	// The completeness checks below hold only if retention removed
 	// nothing (the capture is years old: see newCollector).
-	if n := c.metric("tapir_retention_blocks_expired_total", ""); n != 0 {
-		t.Fatalf("retention removed %v packet blocks of the replayed capture (want none):\n%s", n, e2etest.LastLines(c.proc.Log.String(), 20))
+	if n := c.Metric("tapir_retention_blocks_expired_total", ""); n != 0 {
+		t.Fatalf("retention removed %v packet blocks of the replayed capture (want none):\n%s", n, e2etest.LastLines(c.Proc.Log.String(), 20))
 	}
 
 	// The flows topic from the beginning: every record of the offline run,

@@ -74,7 +74,7 @@ func (c *collector) apiFlows(t testing.TB, expr string, limit int) (ids []string
 // apiGet sends an authenticated GET to the collector's API.
 func (c *collector) apiGet(t testing.TB, path string) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+c.api+path, nil)
+	req, err := http.NewRequest("GET", "http://"+c.API+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,16 +92,16 @@ func (c *collector) apiGet(t testing.TB, path string) (int, string, http.Header)
 // api.search.backend set.
 func (c *collector) restartWithBackend(t *testing.T, backend string) {
 	t.Helper()
-	c.proc.Stop(30 * time.Second)
-	b, err := os.ReadFile(c.config)
+	c.Proc.Stop(30 * time.Second)
+	b, err := os.ReadFile(c.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := strings.Replace(string(b), "  audit_sync: false\n", "  audit_sync: false\n  search: {backend: "+backend+"}\n", 1)
-	if err := os.WriteFile(c.config, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(c.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.start()
+	c.Start()
 }
 
 // windowed restricts expr to a capture's window.

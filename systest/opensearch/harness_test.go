@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,33 +15,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/collector/publish/kafkatest"
 	"github.com/tapir-sensor/tapir/collector/searchindex/searchindextest"
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
-var bin struct {
-	collector, sensor, tapir string
-	err                      error
-}
+var bin e2etest.Binaries
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := e2etest.Build("tapir-os-bin-", "./cmd/tapir-collector", "./cmd/tapir-sensor", "./cmd/tapir")
-		if dir == "" {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		bin.err = err
-		bin.collector = filepath.Join(dir, "tapir-collector")
-		bin.sensor = filepath.Join(dir, "tapir-sensor")
-		bin.tapir = filepath.Join(dir, "tapir")
-		return m.Run()
-	}()
-	os.Exit(code)
+	e2etest.Main(m, &bin, "tapir-os-bin-", "./cmd/tapir-collector", "./cmd/tapir-sensor", "./cmd/tapir")
 }
 
 // services are a private Kafka and OpenSearch started with the deploy
@@ -57,9 +39,7 @@ type services struct {
 // output when it failed).
 func startServices(t *testing.T) *services {
 	t.Helper()
-	if bin.err != nil {
-		t.Fatal(bin.err)
-	}
+	bin.Need(t)
 	kafkatest.Brokers(t) // skip or fail when this machine is not set up for services
 	searchindextest.URL(t)
 	testenv.Tool(t, "java")
@@ -97,87 +77,31 @@ func dataFiles(t testing.TB) (geo, asn []string) {
 // collector is a tapir-collector on the embedded store publishing to Kafka
 // and indexing into OpenSearch, plaintext on loopback.
 type collector struct {
-	t                    testing.TB
+	*e2etest.Collector
 	s                    *services
-	dir, config          string
-	ingest, api, metrics string
 	token, tokenFile     string
 	topic, prefix, group string
-	proc                 *e2etest.Proc
 }
 
 func newCollector(t *testing.T, s *services, name string) *collector {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	var rb [5]byte
 	_, _ = rand.Read(rb[:])
 	suffix := hex.EncodeToString(rb[:])
-	c := &collector{t: t, s: s, dir: dir, config: filepath.Join(dir, "collector.yaml"),
-		ingest: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), api: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		metrics: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), topic: "os-" + suffix + ".flows",
-		prefix: "tapir-flows-" + suffix + "-", group: "os-" + suffix, tokenFile: filepath.Join(dir, "token")}
-	tok := make([]byte, 24)
-	_, _ = rand.Read(tok)
-	c.token = hex.EncodeToString(tok)
-	tokens := fmt.Sprintf("%q:\n  subject: e2e\n  roles: [flows:read, pcap:read]\n", api.HashToken(c.token))
-	if err := os.WriteFile(filepath.Join(dir, "tokens.yaml"), []byte(tokens), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c := &collector{s: s, topic: "os-" + suffix + ".flows", prefix: "tapir-flows-" + suffix + "-", group: "os-" + suffix,
+		tokenFile: filepath.Join(dir, "token")}
+	geo, asn := dataFiles(t)
+	t.Cleanup(func() { _, _ = searchindextest.Do(s.os, "DELETE", "/"+c.prefix+"*", nil, nil) })
+	c.Collector = e2etest.StartCollector(t, bin.Collector, e2etest.CollectorOptions{Dir: dir, FixedPorts: true,
+		Tokens: map[string]string{"e2e": "[flows:read, pcap:read]"}, GeoIP: geo, ASN: asn,
+		Kafka:      &e2etest.KafkaOptions{Broker: s.kafka, Topics: [3]string{c.topic, "os-" + suffix + ".health", "os-" + suffix + ".alerts"}},
+		OpenSearch: &e2etest.OpenSearchOptions{URL: s.os, IndexPrefix: c.prefix, ConsumerGroup: c.group}})
+	c.token = c.Tokens["e2e"]
 	if err := os.WriteFile(c.tokenFile, []byte(c.token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	geo, asn := dataFiles(t)
-	// Retention is off (packets and indices): the replayed captures are
-	// years old.
-	cfg := fmt.Sprintf(`store:
-  dir: %s
-retention:
-  max_age: 0s
-ingest:
-  listen: %s
-  tls: {insecure: true}
-api:
-  listen: %s
-  tls: {insecure: true}
-  tokens_file: %s
-  audit_file: %s
-  audit_sync: false
-metrics:
-  listen: %s
-enrich:
-  geoip: {enabled: true, files: %s}
-  asn: {enabled: true, files: %s}
-kafka:
-  brokers: ["%s"]
-  topics: {flows: %s, health: %s, alerts: %s}
-  partitions: 3
-  timeout: 5s
-  health_interval: 2s
-opensearch:
-  urls: ["%s"]
-  index_prefix: %s
-  consumer_group: %s
-  retention_days: 0
-  retry_min: 100ms
-  retry_max: 2s
-  request_timeout: 10s
-`, filepath.Join(dir, "state"), c.ingest, c.api, filepath.Join(dir, "tokens.yaml"), filepath.Join(dir, "audit.jsonl"),
-		c.metrics, jsonList(geo), jsonList(asn), s.kafka, c.topic, "os-"+suffix+".health", "os-"+suffix+".alerts",
-		s.os, c.prefix, c.group)
-	if err := os.WriteFile(c.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = searchindextest.Do(s.os, "DELETE", "/"+c.prefix+"*", nil, nil) })
-	c.start()
 	return c
-}
-
-func jsonList(v []string) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 // committedAll reports whether the indexer's consumer group committed
@@ -208,39 +132,17 @@ func (c *collector) committedAll() bool {
 	return all
 }
 
-// start starts the collector and waits until its API answers.
-func (c *collector) start() {
-	c.t.Helper()
-	c.proc = e2etest.Start(c.t, bin.collector, "--config", c.config, "--log-level", "info")
-	c.proc.WaitLog(c.t, `msg="api listening"`, 3*time.Minute)
-}
-
-// metric sums the samples of a metric whose labels contain labels (-1:
-// not reachable).
-func (c *collector) metric(name, labels string) float64 {
-	v, err := e2etest.Metric(c.metrics, name, labels)
-	if err != nil {
-		return -1
-	}
-	return v
-}
-
-// waitMetric waits until the metric reaches at least v.
-func (c *collector) waitMetric(name, labels string, v float64, d time.Duration) bool {
-	return e2etest.WaitMetric(c.metrics, name, labels, v, d)
-}
-
 // replay streams a capture through a sensor (extra: more flags) to the
 // collector; with during, it calls it once the collector stored a first
 // batch; it returns when the sensor got every batch acknowledged.
 func (c *collector) replay(t *testing.T, capture, sensorID string, during func(), extra ...string) {
 	t.Helper()
-	args := append([]string{"-r", capture, "--sensor-id", sensorID, "--collector", c.ingest,
+	args := append([]string{"-r", capture, "--sensor-id", sensorID, "--collector", c.Ingest,
 		"--insecure", "--spool-dir", filepath.Join(t.TempDir(), "spool"), "--drain-timeout", "5m", "--log-level", "info"}, extra...)
-	sensor := e2etest.Start(t, bin.sensor, args...)
+	sensor := e2etest.Start(t, bin.Sensor, args...)
 	if during != nil {
-		if !c.waitMetric("tapir_collector_ingest_batches_total", `result="stored"`, 1, 2*time.Minute) {
-			t.Fatalf("no batch stored:\n%s\nsensor:\n%s", e2etest.LastLines(c.proc.Log.String(), 20), e2etest.LastLines(sensor.Log.String(), 20))
+		if !c.WaitMetric("tapir_collector_ingest_batches_total", `result="stored"`, 1, 2*time.Minute) {
+			t.Fatalf("no batch stored:\n%s\nsensor:\n%s", e2etest.LastLines(c.Proc.Log.String(), 20), e2etest.LastLines(sensor.Log.String(), 20))
 		}
 		during()
 	}
@@ -248,17 +150,17 @@ func (c *collector) replay(t *testing.T, capture, sensorID string, during func()
 	slog := sensor.Log.String()
 	if !done || code != 0 || strings.Contains(slog, "has not acknowledged everything") {
 		t.Fatalf("sensor (exit %d, done %v) did not get everything acknowledged:\n%s\ncollector:\n%s",
-			code, done, e2etest.LastLines(slog, 30), e2etest.LastLines(c.proc.Log.String(), 30))
+			code, done, e2etest.LastLines(slog, 30), e2etest.LastLines(c.Proc.Log.String(), 30))
 	}
 }
 
 // tapirCmd runs the tapir CLI against the collector's API.
 func (c *collector) tapirCmd(t testing.TB, args ...string) []byte {
 	t.Helper()
-	args = append(args, "--server", "http://"+c.api, "--token-file", c.tokenFile)
+	args = append(args, "--server", "http://"+c.API, "--token-file", c.tokenFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin.tapir, args...)
+	cmd := exec.CommandContext(ctx, bin.Tapir, args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -45,11 +45,11 @@ func TestOutages(t *testing.T) {
 	}
 	c.waitIndexed(t, n, 3*time.Minute)
 	c.checkIndexMatchesFlows(t, recs)
-	if d := c.metric("tapir_searchindex_dropped_total", ""); d != 0 {
+	if d := c.Metric("tapir_searchindex_dropped_total", ""); d != 0 {
 		t.Fatalf("%v records dropped", d)
 	}
 	t.Logf("%d flow instances (%d past segment 0) indexed once each at their latest segment; %v request retries, %v stale segments skipped", n, updated,
-		c.metric("tapir_searchindex_retries_total", `cause="request"`), c.metric("tapir_searchindex_documents_total", `result="stale"`))
+		c.Metric("tapir_searchindex_retries_total", `cause="request"`), c.Metric("tapir_searchindex_documents_total", `result="stale"`))
 }
 
 // kafkaOutage kills Kafka, waits until the collector refuses or holds
@@ -58,11 +58,11 @@ func kafkaOutage(t *testing.T, s *services, c *collector) {
 	t.Helper()
 	s.MustScript("kafka/stop.sh", "--kill", "--keep-data")
 	deadline := time.Now().Add(2 * time.Minute)
-	for c.metric("tapir_collector_ingest_batches_total", `result="store_error"`) < 1 &&
-		c.metric("tapir_kafka_buffered_records", "") < 1 {
+	for c.Metric("tapir_collector_ingest_batches_total", `result="store_error"`) < 1 &&
+		c.Metric("tapir_kafka_buffered_records", "") < 1 {
 		if time.Now().After(deadline) {
 			s.MustScript("kafka/start.sh", "--resume")
-			t.Fatalf("with Kafka down the collector shows no refused or waiting batch:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
+			t.Fatalf("with Kafka down the collector shows no refused or waiting batch:\n%s", e2etest.LastLines(c.Proc.Log.String(), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -75,10 +75,10 @@ func kafkaOutage(t *testing.T, s *services, c *collector) {
 func openSearchOutage(t *testing.T, s *services, c *collector) {
 	t.Helper()
 	s.MustScript("opensearch/stop.sh", "--keep-data")
-	ok := c.waitMetric("tapir_searchindex_retries_total", `cause="request"`, 1, 2*time.Minute)
+	ok := c.WaitMetric("tapir_searchindex_retries_total", `cause="request"`, 1, 2*time.Minute)
 	time.Sleep(3 * time.Second)
 	s.MustScript("opensearch/start.sh", "--resume")
 	if !ok {
-		t.Fatalf("with OpenSearch down the indexer never retried:\n%s", e2etest.LastLines(c.proc.Log.String(), 20))
+		t.Fatalf("with OpenSearch down the indexer never retried:\n%s", e2etest.LastLines(c.Proc.Log.String(), 20))
 	}
 }

@@ -144,7 +144,7 @@ func (c *collector) waitIndexed(t testing.TB, want int, d time.Duration) {
 	n := 0
 	for time.Now().Before(deadline) {
 		n = c.count(t)
-		if n == want && c.metric("tapir_searchindex_lag_records", "") == 0 && c.committedAll() {
+		if n == want && c.Metric("tapir_searchindex_lag_records", "") == 0 && c.committedAll() {
 			if stable++; stable == 3 {
 				return
 			}
@@ -157,9 +157,9 @@ func (c *collector) waitIndexed(t testing.TB, want int, d time.Duration) {
 		time.Sleep(400 * time.Millisecond)
 	}
 	t.Fatalf("the indices hold %d documents, want %d (indexed %v, stale %v, dropped %v, retries %v):\n%s", n, want,
-		c.metric("tapir_searchindex_documents_total", `result="indexed"`), c.metric("tapir_searchindex_documents_total", `result="stale"`),
-		c.metric("tapir_searchindex_dropped_total", ""), c.metric("tapir_searchindex_retries_total", ""),
-		e2etest.LastLines(c.proc.Log.String(), 20))
+		c.Metric("tapir_searchindex_documents_total", `result="indexed"`), c.Metric("tapir_searchindex_documents_total", `result="stale"`),
+		c.Metric("tapir_searchindex_dropped_total", ""), c.Metric("tapir_searchindex_retries_total", ""),
+		e2etest.LastLines(c.Proc.Log.String(), 20))
 }
 
 // checkIndexMatchesFlows: the indices hold exactly one document per flow
@@ -322,7 +322,7 @@ func TestSearch(t *testing.T) {
 
 	t.Run("OnePerFlowLatestSegment", func(t *testing.T) { c.checkIndexMatchesFlows(t, all) })
 	t.Run("NothingDropped", func(t *testing.T) {
-		if n := c.metric("tapir_searchindex_dropped_total", ""); n != 0 {
+		if n := c.Metric("tapir_searchindex_dropped_total", ""); n != 0 {
 			t.Fatalf("%v records dropped", n)
 		}
 	})

@@ -4,32 +4,33 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/collector/api"
 	"github.com/tapir-sensor/tapir/internal/e2etest"
 	"github.com/tapir-sensor/tapir/internal/encaptest"
 	"github.com/tapir-sensor/tapir/internal/testenv"
 )
 
-// buildAll builds tapir, tapir-collector and tapir-sensor into dir.
-func buildAll(t *testing.T, dir string) {
+// built are tapir, tapir-collector and tapir-sensor, built once for the
+// package.
+var built e2etest.Binaries
+
+func TestMain(m *testing.M) {
+	e2etest.Main(m, &built, "tapir-tunnels-bin-", "./cmd/tapir", "./cmd/tapir-collector", "./cmd/tapir-sensor")
+}
+
+// binDir returns the directory of the built binaries.
+func binDir(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/tapir", "./cmd/tapir-collector", "./cmd/tapir-sensor")
-	cmd.Dir = testenv.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
+	built.Need(t)
+	return built.Dir
 }
 
 // run runs a command to completion and returns its stdout.
@@ -69,44 +70,14 @@ func runFlows(t *testing.T, token, bin string, args ...string) []byte {
 	return out
 }
 
-var listenRE = regexp.MustCompile(`msg="(ingest|api) listening" (?:component=\S+ )?addr=(\S+)`)
-
-// startCollector writes a collector configuration (Pebble store, mTLS
-// ingest, token API) under dir, starts it on free loopback ports and
+// startCollector starts a collector (Pebble store under dir, mTLS ingest
+// with pki's server certificate, token API) on free loopback ports and
 // returns its ingest and API addresses and an API token.
 func startCollector(t *testing.T, bin, dir, pki string) (ingest, apiAddr, token string) {
 	t.Helper()
-	tok := make([]byte, 24)
-	rand.Read(tok)
-	token = hex.EncodeToString(tok)
-	tokens := fmt.Sprintf("%q:\n  subject: tunnels\n  roles: [flows:read, pcap:read]\n", api.HashToken(token))
-	if err := os.WriteFile(filepath.Join(dir, "tokens.yaml"), []byte(tokens), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tls := fmt.Sprintf("{ca: %s, cert: %s, key: %s}", filepath.Join(pki, "ca.pem"), filepath.Join(pki, "server.pem"), filepath.Join(pki, "server-key.pem"))
-	cfg := fmt.Sprintf("store:\n  dir: %s\nretention:\n  max_age: 0s\ningest:\n  listen: 127.0.0.1:0\n  tls: %s\napi:\n  listen: 127.0.0.1:0\n  tls: %s\n  tokens_file: %s\n  audit_file: %s\n  audit_sync: false\nmetrics:\n  listen: 127.0.0.1:0\n",
-		filepath.Join(dir, "store"), tls, tls, filepath.Join(dir, "tokens.yaml"), filepath.Join(dir, "audit.jsonl"))
-	path := filepath.Join(dir, "collector.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := e2etest.Start(t, filepath.Join(bin, "tapir-collector"), "--config", path, "--log-level", "info")
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && !p.Exited() {
-		for _, m := range listenRE.FindAllStringSubmatch(p.Log.String(), -1) {
-			if m[1] == "ingest" {
-				ingest = m[2]
-			} else {
-				apiAddr = m[2]
-			}
-		}
-		if ingest != "" && apiAddr != "" {
-			return ingest, apiAddr, token
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("collector did not start:\n%s", e2etest.LastLines(p.Log.String(), 10))
-	return
+	c := e2etest.StartCollector(t, filepath.Join(bin, "tapir-collector"), e2etest.CollectorOptions{Dir: dir, TLSDir: pki,
+		Tokens: map[string]string{"tunnels": "[flows:read, pcap:read]"}})
+	return c.Ingest, c.API, c.Tokens["tunnels"]
 }
 
 // TestCollectorKeepsTunnelChains: a tunnelled capture streamed by
@@ -115,8 +86,7 @@ func startCollector(t *testing.T, bin, dir, pki string) (ingest, apiAddr, token 
 // to --flows-out: zeek/vxlan.pcap, and a shared capture wrapped in VXLAN
 // inside GRE (two levels).
 func TestCollectorKeepsTunnelChains(t *testing.T) {
-	bin, work := t.TempDir(), t.TempDir()
-	buildAll(t, bin)
+	bin, work := binDir(t), t.TempDir()
 	pki := filepath.Join(work, "pki")
 	run(t, nil, filepath.Join(bin, "tapir"), "certs", "init", "-dir", pki)
 	run(t, nil, filepath.Join(bin, "tapir"), "certs", "server", "-dir", pki, "localhost", "127.0.0.1")

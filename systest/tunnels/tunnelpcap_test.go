@@ -123,8 +123,7 @@ func pullPcap(t *testing.T, bin, apiAddr, ca, token, flowID string, tunnel bool)
 // the request goes through `tapir pcap`. Before, the collector answered
 // 404 not_flushed for ever to a tunnel that stored no frame.
 func TestPcapByTunnelFlow(t *testing.T) {
-	bin, work := t.TempDir(), t.TempDir()
-	buildAll(t, bin)
+	bin, work := binDir(t), t.TempDir()
 	pki := filepath.Join(work, "pki")
 	run(t, nil, filepath.Join(bin, "tapir"), "certs", "init", "-dir", pki)
 	run(t, nil, filepath.Join(bin, "tapir"), "certs", "server", "-dir", pki, "localhost", "127.0.0.1")
@@ -162,8 +161,7 @@ func TestPcapByTunnelFlow(t *testing.T) {
 // (Community IDs with seed 4242). Before, it failed when no block had the
 // tunnel's Community ID.
 func TestPcapBlocksByTunnelCommunityID(t *testing.T) {
-	bin, work := t.TempDir(), t.TempDir()
-	buildAll(t, bin)
+	bin, work := binDir(t), t.TempDir()
 	caps := map[string]string{}
 	for i, rel := range sharedTunnelCaptures {
 		caps[fmt.Sprintf("shared%d", i)] = testenv.Pcap(t, rel)

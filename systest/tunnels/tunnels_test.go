@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,32 +40,11 @@ var builtOriginals = []string{
 	"community-id-spec/combined.pcap.gz", "zeek/ipv6-fragmented-dns.pcap", "zeek/fragmented-4.pcap", "zeek/wikipedia.pcap",
 }
 
-var (
-	buildOnce sync.Once
-	sensorBin string
-	buildErr  error
-)
-
-// sensor builds tapir-sensor once per test binary.
+// sensor returns the built tapir-sensor.
 func sensor(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tapir-tunnels-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		sensorBin = filepath.Join(dir, "tapir-sensor")
-		cmd := exec.Command("go", "build", "-o", sensorBin, "./cmd/tapir-sensor")
-		cmd.Dir = testenv.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build tapir-sensor: %w: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return sensorBin
+	built.Need(t)
+	return built.Sensor
 }
 
 // ecsFlow is the part of a flow line the tests read.
