@@ -18,8 +18,16 @@ import (
 // encoding/json for the whole object, errors included.
 
 // AppendJSON appends the record's ECS JSON (as MarshalJSON renders it) to
-// b. On error b is returned unchanged.
+// b. On error b is returned unchanged. A plain sensor record (no
+// application metadata, timeline, tunnels, enrichment or exporter) is
+// written straight from the record without building the ECS object
+// (appendPlain); any other goes through ToECS.
 func (r *Record) AppendJSON(b []byte) ([]byte, error) {
+	if r.plainJSON() {
+		if out, ok := r.appendPlain(b); ok {
+			return out, nil
+		}
+	}
 	return r.ToECS().AppendJSON(b)
 }
 

@@ -189,14 +189,20 @@ func benchRecord() *Record {
 		Start:       start, End: start.Add(time.Second), Reason: ReasonFIN}
 }
 
-// BenchmarkRecordJSON compares the append encoder with encoding/json on a
-// plain sensor record (ToECS included in both).
+// BenchmarkRecordJSON compares the record encoder (plain path), the ECS
+// append encoder after ToECS, and encoding/json on a plain sensor record.
 func BenchmarkRecordJSON(b *testing.B) {
 	rec := benchRecord()
 	b.Run("append", func(b *testing.B) {
 		buf := make([]byte, 0, 4096)
 		for b.Loop() {
 			buf, _ = rec.AppendJSON(buf[:0])
+		}
+	})
+	b.Run("via-ECS", func(b *testing.B) {
+		buf := make([]byte, 0, 4096)
+		for b.Loop() {
+			buf, _ = rec.ToECS().AppendJSON(buf[:0])
 		}
 	})
 	b.Run("encoding-json", func(b *testing.B) {
