@@ -74,11 +74,27 @@ func (e *ECS) appendFast(b []byte) ([]byte, bool) {
 		a.raw(`,"observer":`)
 		a.observer(e.Observer)
 	}
-	a.optional(`,"dns":`, e.DNS != nil, e.DNS)
-	a.optional(`,"tls":`, e.TLS != nil, e.TLS)
-	a.optional(`,"http":`, e.HTTP != nil, e.HTTP)
-	a.optional(`,"url":`, e.URL != nil, e.URL)
-	a.optional(`,"user_agent":`, e.UserAgent != nil, e.UserAgent)
+	if e.DNS != nil {
+		a.raw(`,"dns":`)
+		a.dns(e.DNS)
+	}
+	if e.TLS != nil {
+		a.raw(`,"tls":`)
+		a.tls(e.TLS)
+	}
+	if e.HTTP != nil {
+		a.raw(`,"http":`)
+		a.http(e.HTTP)
+	}
+	if e.URL != nil {
+		a.raw(`,"url":`)
+		a.url(e.URL)
+	}
+	if e.UserAgent != nil {
+		a.raw(`,"user_agent":{"original":`)
+		a.str(e.UserAgent.Original)
+		a.raw(`}`)
+	}
 	a.raw(`}`)
 	if !a.ok {
 		return a.b[:start], false
@@ -165,8 +181,17 @@ func (a *jsonAppender) tapir(t *ECSTapir) {
 	a.optionalField(&first, `"exporter":`, t.Exporter != nil, t.Exporter)
 	a.optionalField(&first, `"rarity":`, t.Rarity != nil, t.Rarity)
 	a.strField(&first, `"domain_source":`, t.DomainSource, true)
-	a.optionalField(&first, `"ssh":`, t.SSH != nil, t.SSH)
-	a.optionalField(&first, `"timeline":`, t.Timeline != nil, t.Timeline)
+	if t.SSH != nil {
+		a.raw(`,"ssh":{`)
+		f := true
+		a.strField(&f, `"client":`, t.SSH.Client, true)
+		a.strField(&f, `"server":`, t.SSH.Server, true)
+		a.raw(`}`)
+	}
+	if t.Timeline != nil {
+		a.raw(`,"timeline":`)
+		a.timeline(t.Timeline)
+	}
 	a.optionalField(&first, `"tunnels":`, len(t.Tunnels) > 0, t.Tunnels)
 	if t.TunnelFlow {
 		a.raw(`,"tunnel_flow":true`)

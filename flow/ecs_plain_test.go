@@ -101,3 +101,28 @@ func TestPlainRecordJSONNoAlloc(t *testing.T) {
 		t.Fatalf("AppendJSON of a plain record: %.0f allocations, want 0", allocs)
 	}
 }
+
+// TestAppJSONNoReflection: the ECS encoder writes the sensor's optional
+// objects (DNS, TLS, HTTP, URL, user agent, SSH, timeline) without
+// encoding/json: no allocation into a reused buffer.
+func TestAppJSONNoReflection(t *testing.T) {
+	e := benchRecord().ToECS()
+	e.DNS = &ECSDNS{ID: "7", Type: "answer", Question: ECSDNSQuestion{Name: "example.com", Type: "A"}, ResponseCode: "NOERROR",
+		Answers: []ECSDNSAnswer{{Name: "example.com", Type: "A", TTL: 60, Data: "93.184.216.34"}}, ResolvedIP: []string{"93.184.216.34"}}
+	e.TLS = &ECSTLS{Version: "1.3", VersionProtocol: "tls", Client: ECSTLSClient{ServerName: "example.com", ALPN: []string{"h2"}}}
+	e.HTTP = &ECSHTTP{Request: &ECSHTTPRequest{Method: "GET"}, Response: &ECSHTTPResponse{StatusCode: 200, MimeType: "text/html"}}
+	e.URL = &ECSURL{Original: "/a?b", Domain: "example.com", Path: "/a", Query: "b"}
+	e.UserAgent = &ECSUserAgent{Original: "curl/8"}
+	e.Tapir.SSH = &ECSTapirSSH{Client: "SSH-2.0-a", Server: "SSH-2.0-b"}
+	e.Tapir.Timeline = &ECSTimeline{IntervalMs: 1000, Points: 2, OffsetMs: []int64{0, 1000}, Packets: []uint64{3, 4}, Bytes: []uint64{300, 400}}
+	buf := make([]byte, 0, 8192)
+	allocs := testing.AllocsPerRun(200, func() {
+		b, err := e.AppendJSON(buf[:0])
+		if err != nil || len(b) == 0 {
+			t.Fatal(b, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("AppendJSON with application metadata and a timeline: %.0f allocations, want 0", allocs)
+	}
+}
