@@ -270,16 +270,6 @@ func (a *jsonAppender) optionalField(first *bool, k string, present bool, v any)
 	a.reflect(v)
 }
 
-// optional writes a rare top-level sub-object (never the first field)
-// through encoding/json.
-func (a *jsonAppender) optional(k string, present bool, v any) {
-	if !present {
-		return
-	}
-	a.raw(k)
-	a.reflect(v)
-}
-
 func (a *jsonAppender) reflect(v any) {
 	j, err := json.Marshal(v)
 	if err != nil {

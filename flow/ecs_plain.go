@@ -59,8 +59,8 @@ func (a *jsonAppender) plainNetwork(r *Record) {
 	first := true
 	a.strField(&first, `"community_id":`, r.CommunityID, true)
 	typ := "ipv4"
-	switch {
-	case t.Family == FamilyLink:
+	switch t.Family {
+	case FamilyLink:
 		typ = "link"
 		a.key(&first, `"ethertype":"0x`)
 		a.b = appendHex4(a.b, t.SrcPort)
