@@ -18,8 +18,16 @@ import (
 // encoding/json for the whole object, errors included.
 
 // AppendJSON appends the record's ECS JSON (as MarshalJSON renders it) to
-// b. On error b is returned unchanged.
+// b. On error b is returned unchanged. A plain sensor record (no
+// application metadata, timeline, tunnels, enrichment or exporter) is
+// written straight from the record without building the ECS object
+// (appendPlain); any other goes through ToECS.
 func (r *Record) AppendJSON(b []byte) ([]byte, error) {
+	if r.plainJSON() {
+		if out, ok := r.appendPlain(b); ok {
+			return out, nil
+		}
+	}
 	return r.ToECS().AppendJSON(b)
 }
 
@@ -66,11 +74,27 @@ func (e *ECS) appendFast(b []byte) ([]byte, bool) {
 		a.raw(`,"observer":`)
 		a.observer(e.Observer)
 	}
-	a.optional(`,"dns":`, e.DNS != nil, e.DNS)
-	a.optional(`,"tls":`, e.TLS != nil, e.TLS)
-	a.optional(`,"http":`, e.HTTP != nil, e.HTTP)
-	a.optional(`,"url":`, e.URL != nil, e.URL)
-	a.optional(`,"user_agent":`, e.UserAgent != nil, e.UserAgent)
+	if e.DNS != nil {
+		a.raw(`,"dns":`)
+		a.dns(e.DNS)
+	}
+	if e.TLS != nil {
+		a.raw(`,"tls":`)
+		a.tls(e.TLS)
+	}
+	if e.HTTP != nil {
+		a.raw(`,"http":`)
+		a.http(e.HTTP)
+	}
+	if e.URL != nil {
+		a.raw(`,"url":`)
+		a.url(e.URL)
+	}
+	if e.UserAgent != nil {
+		a.raw(`,"user_agent":{"original":`)
+		a.str(e.UserAgent.Original)
+		a.raw(`}`)
+	}
 	a.raw(`}`)
 	if !a.ok {
 		return a.b[:start], false
@@ -157,8 +181,17 @@ func (a *jsonAppender) tapir(t *ECSTapir) {
 	a.optionalField(&first, `"exporter":`, t.Exporter != nil, t.Exporter)
 	a.optionalField(&first, `"rarity":`, t.Rarity != nil, t.Rarity)
 	a.strField(&first, `"domain_source":`, t.DomainSource, true)
-	a.optionalField(&first, `"ssh":`, t.SSH != nil, t.SSH)
-	a.optionalField(&first, `"timeline":`, t.Timeline != nil, t.Timeline)
+	if t.SSH != nil {
+		a.raw(`,"ssh":{`)
+		f := true
+		a.strField(&f, `"client":`, t.SSH.Client, true)
+		a.strField(&f, `"server":`, t.SSH.Server, true)
+		a.raw(`}`)
+	}
+	if t.Timeline != nil {
+		a.raw(`,"timeline":`)
+		a.timeline(t.Timeline)
+	}
 	a.optionalField(&first, `"tunnels":`, len(t.Tunnels) > 0, t.Tunnels)
 	if t.TunnelFlow {
 		a.raw(`,"tunnel_flow":true`)
@@ -234,16 +267,6 @@ func (a *jsonAppender) optionalField(first *bool, k string, present bool, v any)
 		return
 	}
 	a.key(first, k)
-	a.reflect(v)
-}
-
-// optional writes a rare top-level sub-object (never the first field)
-// through encoding/json.
-func (a *jsonAppender) optional(k string, present bool, v any) {
-	if !present {
-		return
-	}
-	a.raw(k)
 	a.reflect(v)
 }
 

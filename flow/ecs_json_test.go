@@ -46,6 +46,35 @@ func randStrings(r *rand.Rand) []string {
 	return []string{randString(r), randString(r)}
 }
 
+// randTimeline fills a timeline object: nil, empty and filled series.
+func randTimeline(r *rand.Rand) *ECSTimeline {
+	x := &ECSTimeline{IntervalMs: int64(randUint(r)) - 5, Points: uint32(randUint(r)), Cut: uint32(randUint(r)), Error: randString(r)}
+	if n := r.IntN(4); n > 0 {
+		for i := 1; i < n; i++ {
+			x.OffsetMs = append(x.OffsetMs, int64(randUint(r))-7)
+			x.Packets = append(x.Packets, randUint(r))
+			x.Bytes = append(x.Bytes, randUint(r))
+		}
+		if n == 1 {
+			x.OffsetMs, x.Packets, x.Bytes = []int64{}, []uint64{}, []uint64{}
+		}
+	}
+	return x
+}
+
+// randDNS fills a DNS object: queries, answers with and without data.
+func randDNS(r *rand.Rand) *ECSDNS {
+	s := randString
+	x := &ECSDNS{ID: s(r), Type: s(r), Question: ECSDNSQuestion{Name: s(r), Type: s(r)}, ResponseCode: s(r), ResolvedIP: randStrings(r)}
+	for i := r.IntN(3); i > 0; i-- {
+		x.Answers = append(x.Answers, ECSDNSAnswer{Name: s(r), Type: s(r), TTL: uint32(randUint(r)), Data: s(r)})
+	}
+	if r.IntN(4) == 0 {
+		x.Answers = []ECSDNSAnswer{}
+	}
+	return x
+}
+
 // randECS fills every field of an ECS object, each optional object
 // present half the time.
 func randECS(r *rand.Rand) *ECS {
@@ -85,10 +114,10 @@ func randECS(r *rand.Rand) *ECS {
 		e.Tapir.Rarity = &ECSRarity{}
 	}
 	if b(r) {
-		e.Tapir.SSH = &ECSTapirSSH{}
+		e.Tapir.SSH = &ECSTapirSSH{Client: s(r), Server: s(r)}
 	}
 	if b(r) {
-		e.Tapir.Timeline = &ECSTimeline{}
+		e.Tapir.Timeline = randTimeline(r)
 	}
 	if b(r) {
 		vni := uint32(u(r))
@@ -106,19 +135,26 @@ func randECS(r *rand.Rand) *ECS {
 		}
 	}
 	if b(r) {
-		e.DNS = &ECSDNS{}
+		e.DNS = randDNS(r)
 	}
 	if b(r) {
-		e.TLS = &ECSTLS{}
+		e.TLS = &ECSTLS{Version: s(r), VersionProtocol: s(r), Cipher: s(r), NextProtocol: s(r),
+			Client: ECSTLSClient{ServerName: s(r), JA3: s(r), JA4: s(r), ALPN: randStrings(r)}}
 	}
 	if b(r) {
 		e.HTTP = &ECSHTTP{}
+		if b(r) {
+			e.HTTP.Request = &ECSHTTPRequest{Method: s(r)}
+		}
+		if b(r) {
+			e.HTTP.Response = &ECSHTTPResponse{StatusCode: int(int64(u(r))) - 50000, MimeType: s(r)}
+		}
 	}
 	if b(r) {
-		e.URL = &ECSURL{}
+		e.URL = &ECSURL{Original: s(r), Domain: s(r), Path: s(r), Query: s(r)}
 	}
 	if b(r) {
-		e.UserAgent = &ECSUserAgent{}
+		e.UserAgent = &ECSUserAgent{Original: s(r)}
 	}
 	if r.IntN(8) == 0 {
 		e.Extra = map[string]any{"threat": map[string]string{"x": s(r)}, "tapir": 1}
@@ -189,14 +225,20 @@ func benchRecord() *Record {
 		Start:       start, End: start.Add(time.Second), Reason: ReasonFIN}
 }
 
-// BenchmarkRecordJSON compares the append encoder with encoding/json on a
-// plain sensor record (ToECS included in both).
+// BenchmarkRecordJSON compares the record encoder (plain path), the ECS
+// append encoder after ToECS, and encoding/json on a plain sensor record.
 func BenchmarkRecordJSON(b *testing.B) {
 	rec := benchRecord()
 	b.Run("append", func(b *testing.B) {
 		buf := make([]byte, 0, 4096)
 		for b.Loop() {
 			buf, _ = rec.AppendJSON(buf[:0])
+		}
+	})
+	b.Run("via-ECS", func(b *testing.B) {
+		buf := make([]byte, 0, 4096)
+		for b.Loop() {
+			buf, _ = rec.ToECS().AppendJSON(buf[:0])
 		}
 	})
 	b.Run("encoding-json", func(b *testing.B) {

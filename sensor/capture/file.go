@@ -174,6 +174,31 @@ func (s *FileSource) ReadPacket() ([]byte, CaptureInfo, error) {
 	return data, info, nil
 }
 
+// RecordLinkType reports whether the source is a classic pcap stream,
+// whose every packet has the one link type returned: ReadRecord then
+// returns what ReadPacket would.
+func (s *FileSource) RecordLinkType() (uint16, bool) { return s.link, s.rec != nil }
+
+// ReadRecord is ReadPacket for a classic pcap stream (see
+// RecordLinkType) with the capture info as scalars: the five-field
+// CaptureInfo cannot stay in registers, and the caller's compiled copy
+// of it (stored field by field, reloaded in 16-byte moves) stalled store
+// forwarding on every packet. On a pcapng stream it returns
+// ReadPacket's values without the link type and interface.
+func (s *FileSource) ReadRecord() (data []byte, ts int64, caplen, length int, err error) {
+	if s.err != nil || s.rec == nil {
+		data, ci, err := s.ReadPacket()
+		return data, ci.Timestamp, ci.CaptureLength, ci.Length, err
+	}
+	data, ts, caplen, length, header, err := s.rec.next()
+	if err != nil {
+		return nil, 0, 0, 0, s.fail(err, header)
+	}
+	s.offset += pcapRecordHeaderLen + int64(caplen)
+	s.count()
+	return data, ts, caplen, length, nil
+}
+
 // count counts a packet returned. Stats, which may run on another
 // goroutine, sees the count every 256 packets and at the end (fail): an
 // atomic add per packet is a locked instruction that waits for every

@@ -41,12 +41,12 @@ type aheadQueue struct {
 // push reads data into the queue (copying it), decodes it and starts
 // loading its flow's index slot and the previous packet's flow entry. The
 // queue must not be full.
-func (w *worker) push(data []byte, ci *capture.CaptureInfo) {
+func (w *worker) push(data []byte, ci capture.CaptureInfo) {
 	a := &w.ahead
 	e := &a.q[(a.head+a.n)%len(a.q)]
 	a.n++
 	e.buf = append(e.buf[:0], data...)
-	e.ci = *ci
+	e.ci = ci
 	w.dec.Decode(decode.LinkType(ci.LinkType), e.buf, &e.pkt)
 	if prefetchable(&e.pkt) {
 		w.table.PrefetchSlot(&e.pkt.Tuple)
@@ -71,22 +71,21 @@ func prefetchable(p *decode.Packet) bool {
 	return p.HasTuple && !(p.IsFragment && p.FragOffset != 0)
 }
 
-// popOldest handles the oldest held packet and returns its capture info.
-func (w *worker) popOldest() capture.CaptureInfo {
+// popOldest handles the oldest held packet and returns its time.
+func (w *worker) popOldest() int64 {
 	a := &w.ahead
 	e := &a.q[a.head]
 	a.head = (a.head + 1) % len(a.q)
 	a.n--
 	w.aheadPkts++
 	w.handle(&e.pkt, e.buf, &e.ci)
-	return e.ci
+	return e.ci.Timestamp
 }
 
 // drainAhead handles every held packet, oldest first, with the checks
 // run makes after each packet.
 func (w *worker) drainAhead() {
 	for w.ahead.n > 0 && w.sinkErr == nil {
-		ci := w.popOldest()
-		w.afterPacket(ci.Timestamp)
+		w.afterPacket(w.popOldest())
 	}
 }
