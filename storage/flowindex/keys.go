@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/tapir-sensor/tapir/flow"
@@ -209,7 +208,6 @@ func (b *Builder) Flush(fn func(key, value []byte) error) error {
 	if err := fn(BatchKey(b.Seq), b.recs); err != nil {
 		return err
 	}
-	slices.Sort(b.order) // in key order: the memtable inserts them faster
 	var key []byte
 	for _, t := range b.order {
 		key = binary.BigEndian.AppendUint64(append(key[:0], t...), b.Seq)
