@@ -33,10 +33,11 @@ type indexState struct {
 	builder flowindex.Builder
 	// searches counts lookups the index answered, notSelective those it
 	// left to a scan; candidates is how many records a lookup yielded,
-	// reads how many of them searches read.
-	searches, notSelective, reads prometheus.Counter
-	candidates                    prometheus.Histogram
-	postings                      prometheus.Counter
+	// reads how many of them searches read, postingsRead how many
+	// posting keys searches read.
+	searches, notSelective, reads, postingsRead prometheus.Counter
+	candidates                                  prometheus.Histogram
+	postings                                    prometheus.Counter
 }
 
 func newIndexState() indexState {
@@ -47,6 +48,8 @@ func newIndexState() indexState {
 			Help: "Flow searches left to a scan because their index lookup yielded too many records."}),
 		reads: prometheus.NewCounter(prometheus.CounterOpts{Name: "tapir_pebble_search_index_reads_total",
 			Help: "Candidate records flow searches read (a paged search by start time stops at its page)."}),
+		postingsRead: prometheus.NewCounter(prometheus.CounterOpts{Name: "tapir_pebble_search_index_postings_read_total",
+			Help: "Posting keys flow searches read (a paged search by start time reads the hours of its page)."}),
 		candidates: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tapir_pebble_search_index_candidates",
 			Help: "Records one index lookup yielded.", Buckets: prometheus.ExponentialBuckets(1, 8, 8)}),
 		postings: prometheus.NewCounter(prometheus.CounterOpts{Name: "tapir_pebble_search_index_postings_total",
@@ -55,7 +58,7 @@ func newIndexState() indexState {
 }
 
 func (x *indexState) collectors() []prometheus.Collector {
-	return []prometheus.Collector{x.searches, x.notSelective, x.reads, x.candidates, x.postings}
+	return []prometheus.Collector{x.searches, x.notSelective, x.reads, x.postingsRead, x.candidates, x.postings}
 }
 
 // IndexReady reports whether the flow search index is complete (searches

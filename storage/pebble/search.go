@@ -37,7 +37,8 @@ type recKey [flowindex.RecordKeyLen]byte
 // keys, read in key order after the long flows that started earlier (as
 // ScanRecords does). A corruption error wraps storage.ErrCorrupt.
 func (s *Store) SearchRecords(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record) error) (bool, error) {
-	return s.SearchRecordsOrdered(ctx, from, to, lookup, func(r *flow.Record, _ int64) error { return fn(r) })
+	used, err := s.searchRecords(ctx, from, to, lookup, func(r *flow.Record, _ int64) error { return fn(r) })
+	return used, s.readErr(err, fmt.Sprintf("flow search index %s..%s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)))
 }
 
 // SearchRecordsOrdered is SearchRecords with, for each record, a floor:
@@ -45,42 +46,143 @@ func (s *Store) SearchRecords(ctx context.Context, from, to time.Time, lookup fl
 // (Unix nanoseconds; math.MinInt64 while the long flows that started
 // before the range come). Records come by start-time bucket, so a caller
 // paging by start time may stop (fn returns an error) once its page is
-// full and the floor passes its last row: candidates are then read in
-// proportion to the page, not to the matches.
+// full and the floor passes its last row. The lookup's candidates are
+// built span by span of hours in start order (see hourSpans), a span's
+// postings read only once the records of the spans before it are
+// emitted: a search that stops at its page reads the postings and the
+// candidate records of the hours its page needs, not of every match.
 func (s *Store) SearchRecordsOrdered(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(r *flow.Record, floor int64) error) (bool, error) {
-	used, err := s.searchRecords(ctx, from, to, lookup, fn)
+	used, err := s.searchOrdered(ctx, from, to, lookup, fn)
 	return used, s.readErr(err, fmt.Sprintf("flow search index %s..%s", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)))
 }
 
-func (s *Store) searchRecords(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record, int64) error) (bool, error) {
+// searchRange is what one search reads: the record scan's plan and the
+// hours of the postings (from the window's start minus the long-flow
+// span to its end).
+type searchRange struct {
+	p      *plan.RecordScan
+	lo, hi uint32
+}
+
+// openSearch returns the database (release it after) and the range of a
+// search, or ok false when the index cannot answer.
+func (s *Store) openSearch(ctx context.Context, from, to time.Time, lookup flowindex.Lookup) (db *pebble.DB, sr searchRange, ok bool, err error) {
 	if !s.indexReady.Load() || lookup == nil {
-		return false, nil
+		return nil, sr, false, nil
 	}
-	p, err := s.layout.RecordScan(from, to)
-	if err != nil {
-		return false, err
+	if sr.p, err = s.layout.RecordScan(from, to); err != nil {
+		return nil, sr, false, err
 	}
-	db, err := s.begin(ctx)
-	if err != nil {
-		return false, err
+	if db, err = s.begin(ctx); err != nil {
+		return nil, sr, false, err
 	}
-	defer s.release()
-	lo := flowindex.HourOfNanos(rowkey.SubSat(from.UnixNano(), s.layout.Long))
-	hi := flowindex.Hour(to)
+	sr.lo = flowindex.HourOfNanos(rowkey.SubSat(from.UnixNano(), s.layout.Long))
+	sr.hi = flowindex.Hour(to)
+	return db, sr, true, nil
+}
+
+// firstCandidates returns the candidates of the hours lo..hi, or ok
+// false (counted) when the lookup is not selective enough there.
+func (s *Store) firstCandidates(ctx context.Context, db *pebble.DB, lookup flowindex.Lookup, lo, hi uint32) ([]recKey, bool, error) {
 	cands, err := s.candidates(ctx, db, lookup, lo, hi, maxCandidates)
 	if errors.Is(err, errTooMany) {
 		s.index.notSelective.Inc()
-		return false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	s.index.searches.Inc()
+	return cands, true, nil
+}
+
+// searchRecords reads every candidate of the range, then emits them.
+func (s *Store) searchRecords(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record, int64) error) (bool, error) {
+	db, sr, ok, err := s.openSearch(ctx, from, to, lookup)
+	if !ok || err != nil {
+		return false, err
+	}
+	defer s.release()
+	cands, ok, err := s.firstCandidates(ctx, db, lookup, sr.lo, sr.hi)
+	if !ok || err != nil {
+		return false, err
+	}
 	s.index.candidates.Observe(float64(len(cands)))
-	if err := s.emitLong(ctx, db, p, "search long records", func(r *flow.Record) error { return fn(r, math.MinInt64) }); err != nil {
+	if err := s.emitLong(ctx, db, sr.p, "search long records", func(r *flow.Record) error { return fn(r, math.MinInt64) }); err != nil {
 		return true, err
 	}
-	return true, s.emitCandidates(ctx, db, p, cands, fn)
+	return true, s.emitCandidates(ctx, db, sr.p, cands, fn)
+}
+
+// searchOrdered emits the long flows that started earlier, then the
+// candidates span by span of hours. Only the first span's lookup decides
+// whether the index answers (past maxCandidates there the caller scans);
+// a later span past the cap is read whole (what was emitted cannot be
+// taken back), at a cost bounded by that span.
+func (s *Store) searchOrdered(ctx context.Context, from, to time.Time, lookup flowindex.Lookup, fn func(*flow.Record, int64) error) (bool, error) {
+	db, sr, ok, err := s.openSearch(ctx, from, to, lookup)
+	if !ok || err != nil {
+		return false, err
+	}
+	defer s.release()
+	spans := hourSpans(sr.lo, sr.hi, s.layout.Bucket)
+	cands, ok, err := s.firstCandidates(ctx, db, lookup, spans[0][0], spans[0][1])
+	if !ok || err != nil {
+		return false, err
+	}
+	total := len(cands)
+	defer func() { s.index.candidates.Observe(float64(total)) }()
+	if err := s.emitLong(ctx, db, sr.p, "search long records", func(r *flow.Record) error { return fn(r, math.MinInt64) }); err != nil {
+		return true, err
+	}
+	for i := 0; ; i++ {
+		if err := s.emitCandidates(ctx, db, sr.p, cands, fn); err != nil {
+			return true, err
+		}
+		if i+1 == len(spans) {
+			return true, nil
+		}
+		if cands, err = s.spanCandidates(ctx, db, lookup, spans[i+1]); err != nil {
+			return true, err
+		}
+		total += len(cands)
+	}
+}
+
+// spanCandidates returns the candidates of a span after the first: those
+// of the lookup under the cap, else every one (see searchOrdered).
+func (s *Store) spanCandidates(ctx context.Context, db *pebble.DB, l flowindex.Lookup, span [2]uint32) ([]recKey, error) {
+	c, err := s.candidates(ctx, db, l, span[0], span[1], maxCandidates)
+	if errors.Is(err, errTooMany) {
+		return s.candidates(ctx, db, l, span[0], span[1], math.MaxInt)
+	}
+	return c, err
+}
+
+// hourSpans splits the hours lo..hi into spans, in order, each ending
+// where a record key time bucket of width bucket (ns) ends, so that the
+// record keys of a span all sort before those of the next: every hour is
+// a span for buckets dividing an hour (a minute by default); other
+// widths make spans of several hours, or one span of all.
+func hourSpans(lo, hi uint32, bucket int64) [][2]uint32 {
+	var out [][2]uint32
+	start := lo
+	for h := lo; h < hi; h++ {
+		if bucketEdge(h+1, bucket) {
+			out = append(out, [2]uint32{start, h})
+			start = h + 1
+		}
+	}
+	return append(out, [2]uint32{start, hi})
+}
+
+// bucketEdge reports whether the start of hour h is a bucket boundary.
+func bucketEdge(h uint32, bucket int64) bool {
+	const hourNs = int64(time.Hour)
+	if bucket <= 0 || int64(h) > math.MaxInt64/hourNs {
+		return false
+	}
+	return int64(h)*hourNs%bucket == 0
 }
 
 // emitLong reads the long-flow index (op names the read in errors) and
@@ -207,6 +309,7 @@ func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.T
 	tables := map[uint64][]byte{}
 	for _, rg := range t.Ranges(lo, hi) {
 		err := s.each(ctx, db, rg.Lower, rg.Upper, false, "search index", func(k, v []byte) error {
+			s.index.postingsRead.Inc()
 			table, err := s.recordTable(db, tables, k)
 			if err != nil {
 				return err
