@@ -286,9 +286,12 @@ func (s *Store) candidates(ctx context.Context, db *pebble.DB, l flowindex.Looku
 }
 
 // allCandidates intersects the candidates of the operands that stay
-// under the limit, each operand limited by the smallest set so far (a
-// broad operand is abandoned early: the others' candidates are checked
-// by the query anyway).
+// under the limit (a broader operand is left out: the others' candidates
+// are checked by the query anyway). Every operand under it is read,
+// however broad: intersecting (batch, ordinal) pairs costs their
+// postings only, and every candidate it removes is a record table and a
+// record not read (the old rule, each operand limited by the smallest set
+// so far, left out a second operand barely broader than the first).
 func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.All, lo, hi uint32, limit int) ([]posRef, error) {
 	var best []posRef
 	found := false
@@ -305,7 +308,9 @@ func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.Al
 		} else {
 			best = intersect(best, c)
 		}
-		limit = max(len(best), 1)
+		if len(best) == 0 {
+			return best, nil
+		}
 	}
 	if !found {
 		return nil, errTooMany
