@@ -27,6 +27,13 @@ var _ storage.Searcher = (*Store)(nil)
 // SearchRecords lets the caller scan.
 const maxCandidates = 1 << 19
 
+// An `and` reads an operand after the first up to intersectFactor times
+// the candidates so far, and at least minIntersect (see allCandidates).
+const (
+	intersectFactor = 64
+	minIntersect    = 4096
+)
+
 // errTooMany stops a lookup that yields more than its limit.
 var errTooMany = errors.New("index lookup not selective")
 
@@ -286,17 +293,22 @@ func (s *Store) candidates(ctx context.Context, db *pebble.DB, l flowindex.Looku
 }
 
 // allCandidates intersects the candidates of the operands that stay
-// under the limit (a broader operand is left out: the others' candidates
-// are checked by the query anyway). Every operand under it is read,
-// however broad: intersecting (batch, ordinal) pairs costs their
-// postings only, and every candidate it removes is a record table and a
-// record not read (the old rule, each operand limited by the smallest set
-// so far, left out a second operand barely broader than the first).
+// under a limit (a broader operand is left out: the others' candidates
+// are checked by the query anyway): the caller's for the first, then
+// intersectFactor times the smallest set so far (at least minIntersect).
+// Intersecting (batch, ordinal) pairs costs an operand's postings only,
+// and every candidate it removes is a record (and maybe a record table)
+// not read: an operand far broader than the set costs more to read than
+// the records it would remove.
 func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.All, lo, hi uint32, limit int) ([]posRef, error) {
 	var best []posRef
 	found := false
 	for _, x := range l {
-		c, err := s.candidates(ctx, db, x, lo, hi, limit)
+		opLimit := limit
+		if found {
+			opLimit = min(limit, max(len(best)*intersectFactor, minIntersect))
+		}
+		c, err := s.candidates(ctx, db, x, lo, hi, opLimit)
 		if errors.Is(err, errTooMany) {
 			continue
 		}
