@@ -28,9 +28,11 @@ var _ storage.Searcher = (*Store)(nil)
 const maxCandidates = 1 << 19
 
 // An `and` reads an operand after the first up to intersectFactor times
-// the candidates so far, and at least minIntersect (see allCandidates).
+// the candidates so far, and at least minIntersect (see allCandidates): a
+// candidate left in may cost a record table (24 bytes a record of its
+// batch) and a record read, a pair of postings about a byte.
 const (
-	intersectFactor = 64
+	intersectFactor = 1024
 	minIntersect    = 4096
 )
 
