@@ -227,10 +227,10 @@ func PostingSeq(key []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(key[len(key)-seqLen:]), nil
 }
 
-// EachRecordKey calls fn with the row key of every record of a posting
-// (value), found in the record table of its batch (table), or returns an
-// error naming a malformed posting.
-func EachRecordKey(key, value, table []byte, fn func(recKey []byte) error) error {
+// EachOrdinal calls fn with the ordinal of every record of a posting
+// (value), in increasing order, without its record table, or returns an
+// error naming a malformed posting. RecordKeyAt resolves an ordinal.
+func EachOrdinal(key, value []byte, fn func(ord uint64) error) error {
 	var ord uint64
 	for i := 0; len(value) > 0; i++ {
 		d, n := binary.Uvarint(value)
@@ -242,14 +242,20 @@ func EachRecordKey(key, value, table []byte, fn func(recKey []byte) error) error
 			return fmt.Errorf("malformed search index posting %x: repeated record", key)
 		}
 		ord += d
-		if ord >= uint64(len(table)/RecordKeyLen) || len(table)%RecordKeyLen != 0 {
-			return fmt.Errorf("malformed search index posting %x: record %d of a table of %d bytes", key, ord, len(table))
-		}
-		if err := fn(table[ord*RecordKeyLen : (ord+1)*RecordKeyLen]); err != nil {
+		if err := fn(ord); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// RecordKeyAt returns the row key of record ord of a record table, or an
+// error when the table is malformed or shorter.
+func RecordKeyAt(table []byte, ord uint64) ([]byte, error) {
+	if len(table)%RecordKeyLen != 0 || ord >= uint64(len(table)/RecordKeyLen) {
+		return nil, fmt.Errorf("malformed search index: record %d of a record table of %d bytes", ord, len(table))
+	}
+	return table[ord*RecordKeyLen : (ord+1)*RecordKeyLen], nil
 }
 
 // Term is one index lookup: the records whose field f has a value equal

@@ -78,6 +78,7 @@ type Store struct {
 	// index is the flow search index's state (search index postings
 	// are written in each record's batch; see index.go).
 	index      indexState
+	search     searchMetrics
 	indexReady atomic.Bool
 
 	gate gate.Gate // every operation enters; Close shuts it
@@ -123,7 +124,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	s := &Store{dir: dir, cfg: cfg, fs: cfg.FS, log: cmp.Or(logger, slog.New(slog.DiscardHandler)), m: m,
 		layout:  plan.Layout{Bucket: int64(cfg.TimeBucket), Long: int64(cfg.LongFlow)},
 		failure: failure{ch: make(chan struct{})}, integrity: newIntegrityMetrics(), corruptLog: lograte.New(10 * time.Second),
-		index: newIndexState()}
+		index: newIndexState(), search: newSearchMetrics()}
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
@@ -193,7 +194,7 @@ func (s *Store) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range append(append(s.integrity.collectors(), newPebbleCollector(s)), s.index.collectors()...) {
+	for _, c := range append(append(s.integrity.collectors(), newPebbleCollector(s)), append(s.index.collectors(), s.search.collectors()...)...) {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register pebble metrics: %w", err)
 		}

@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/storage"
@@ -24,6 +26,15 @@ var _ storage.Searcher = (*Store)(nil)
 // fetching them one by one costs more than scanning the window, and
 // SearchRecords lets the caller scan.
 const maxCandidates = 1 << 19
+
+// An `and` reads an operand after the first up to intersectFactor times
+// the candidates so far, and at least minIntersect (see allCandidates): a
+// candidate left in may cost a record table (24 bytes a record of its
+// batch) and a record read, a pair of postings about a byte.
+const (
+	intersectFactor = 1024
+	minIntersect    = 4096
+)
 
 // errTooMany stops a lookup that yields more than its limit.
 var errTooMany = errors.New("index lookup not selective")
@@ -84,11 +95,15 @@ func (s *Store) openSearch(ctx context.Context, from, to time.Time, lookup flowi
 // firstCandidates returns the candidates of the hours lo..hi, or ok
 // false (counted) when the lookup is not selective enough there.
 func (s *Store) firstCandidates(ctx context.Context, db *pebble.DB, lookup flowindex.Lookup, lo, hi uint32) ([]recKey, bool, error) {
-	cands, err := s.candidates(ctx, db, lookup, lo, hi, maxCandidates)
+	refs, err := s.candidates(ctx, db, lookup, lo, hi, maxCandidates)
 	if errors.Is(err, errTooMany) {
 		s.index.notSelective.Inc()
 		return nil, false, nil
 	}
+	if err != nil {
+		return nil, false, err
+	}
+	cands, err := s.resolve(ctx, db, refs)
 	if err != nil {
 		return nil, false, err
 	}
@@ -152,11 +167,14 @@ func (s *Store) searchOrdered(ctx context.Context, from, to time.Time, lookup fl
 // spanCandidates returns the candidates of a span after the first: those
 // of the lookup under the cap, else every one (see searchOrdered).
 func (s *Store) spanCandidates(ctx context.Context, db *pebble.DB, l flowindex.Lookup, span [2]uint32) ([]recKey, error) {
-	c, err := s.candidates(ctx, db, l, span[0], span[1], maxCandidates)
+	refs, err := s.candidates(ctx, db, l, span[0], span[1], maxCandidates)
 	if errors.Is(err, errTooMany) {
-		return s.candidates(ctx, db, l, span[0], span[1], math.MaxInt)
+		refs, err = s.candidates(ctx, db, l, span[0], span[1], math.MaxInt)
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return s.resolve(ctx, db, refs)
 }
 
 // hourSpans splits the hours lo..hi into spans, in order, each ending
@@ -245,14 +263,16 @@ func (s *Store) emitCandidates(ctx context.Context, db *pebble.DB, p *plan.Recor
 	return nil
 }
 
-// candidates returns the sorted, distinct record keys the lookup yields
-// from hour lo to hour hi, or errTooMany past limit.
-func (s *Store) candidates(ctx context.Context, db *pebble.DB, l flowindex.Lookup, lo, hi uint32, limit int) ([]recKey, error) {
+// candidates returns the sorted, distinct postings' records the lookup
+// yields from hour lo to hour hi, or errTooMany past limit. They stay
+// (batch, ordinal) pairs: intersecting and uniting them needs no record
+// table, resolve reads the tables of those that remain.
+func (s *Store) candidates(ctx context.Context, db *pebble.DB, l flowindex.Lookup, lo, hi uint32, limit int) ([]posRef, error) {
 	switch l := l.(type) {
 	case flowindex.Term:
 		return s.termCandidates(ctx, db, l, lo, hi, limit)
 	case flowindex.Any:
-		var out []recKey
+		var out []posRef
 		for _, x := range l {
 			c, err := s.candidates(ctx, db, x, lo, hi, limit)
 			if err != nil {
@@ -263,7 +283,7 @@ func (s *Store) candidates(ctx context.Context, db *pebble.DB, l flowindex.Looku
 				return nil, errTooMany
 			}
 		}
-		out = sortUnique(out)
+		out = sortRefs(out)
 		if len(out) > limit {
 			return nil, errTooMany
 		}
@@ -275,14 +295,22 @@ func (s *Store) candidates(ctx context.Context, db *pebble.DB, l flowindex.Looku
 }
 
 // allCandidates intersects the candidates of the operands that stay
-// under the limit, each operand limited by the smallest set so far (a
-// broad operand is abandoned early: the others' candidates are checked
-// by the query anyway).
-func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.All, lo, hi uint32, limit int) ([]recKey, error) {
-	var best []recKey
+// under a limit (a broader operand is left out: the others' candidates
+// are checked by the query anyway): the caller's for the first, then
+// intersectFactor times the smallest set so far (at least minIntersect).
+// Intersecting (batch, ordinal) pairs costs an operand's postings only,
+// and every candidate it removes is a record (and maybe a record table)
+// not read: an operand far broader than the set costs more to read than
+// the records it would remove.
+func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.All, lo, hi uint32, limit int) ([]posRef, error) {
+	var best []posRef
 	found := false
 	for _, x := range l {
-		c, err := s.candidates(ctx, db, x, lo, hi, limit)
+		opLimit := limit
+		if found {
+			opLimit = min(limit, max(len(best)*intersectFactor, minIntersect))
+		}
+		c, err := s.candidates(ctx, db, x, lo, hi, opLimit)
 		if errors.Is(err, errTooMany) {
 			continue
 		}
@@ -294,7 +322,9 @@ func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.Al
 		} else {
 			best = intersect(best, c)
 		}
-		limit = max(len(best), 1)
+		if len(best) == 0 {
+			return best, nil
+		}
 	}
 	if !found {
 		return nil, errTooMany
@@ -302,27 +332,25 @@ func (s *Store) allCandidates(ctx context.Context, db *pebble.DB, l flowindex.Al
 	return best, nil
 }
 
-// termCandidates reads the term's postings hour by hour, and the record
-// tables they point into.
-func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.Term, lo, hi uint32, limit int) ([]recKey, error) {
-	var out []recKey
-	tables := map[uint64][]byte{}
+// termCandidates reads the term's postings hour by hour (not the record
+// tables they point into: see resolve).
+func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.Term, lo, hi uint32, limit int) ([]posRef, error) {
+	var out []posRef
 	for _, rg := range t.Ranges(lo, hi) {
 		err := s.each(ctx, db, rg.Lower, rg.Upper, false, "search index", func(k, v []byte) error {
 			s.index.postingsRead.Inc()
-			table, err := s.recordTable(db, tables, k)
-			if err != nil {
-				return err
+			seq, err := flowindex.PostingSeq(k)
+			if err == nil {
+				err = flowindex.EachOrdinal(k, v, func(ord uint64) error {
+					out = append(out, posRef{seq: seq, ord: ord})
+					if len(out) > limit {
+						return errTooMany
+					}
+					return nil
+				})
 			}
-			err = flowindex.EachRecordKey(k, v, table, func(rk []byte) error {
-				out = append(out, recKey(rk))
-				if len(out) > limit {
-					return errTooMany
-				}
-				return nil
-			})
 			if err != nil && !errors.Is(err, errTooMany) {
-				return fmt.Errorf("%w: %w (rebuild it: tapir-collector reindex)", storage.ErrCorrupt, err)
+				return corruptIndex(err)
 			}
 			return err
 		})
@@ -330,28 +358,70 @@ func (s *Store) termCandidates(ctx context.Context, db *pebble.DB, t flowindex.T
 			return nil, err
 		}
 	}
+	return sortRefs(out), nil
+}
+
+// resolve returns the sorted, distinct record keys of the candidates
+// (sorted by batch), reading the record table of each of their batches
+// once: a batch whose postings no candidate survived from is not read.
+// (A record reported again has postings in both batches, the later with
+// every term of the stored record: intersecting within batches loses no
+// match.)
+func (s *Store) resolve(ctx context.Context, db *pebble.DB, refs []posRef) ([]recKey, error) {
+	out := make([]recKey, 0, len(refs))
+	for i := 0; i < len(refs); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		seq := refs[i].seq
+		table, err := s.recordTable(db, seq)
+		if err != nil {
+			return nil, err
+		}
+		for ; i < len(refs) && refs[i].seq == seq; i++ {
+			rk, err := flowindex.RecordKeyAt(table, refs[i].ord)
+			if err != nil {
+				return nil, corruptIndex(fmt.Errorf("batch %d: %w", seq, err))
+			}
+			out = append(out, recKey(rk))
+		}
+	}
 	return sortUnique(out), nil
 }
 
-// recordTable returns the record table a posting points into, read once
-// per lookup.
-func (s *Store) recordTable(db *pebble.DB, tables map[uint64][]byte, posting []byte) ([]byte, error) {
-	seq, err := flowindex.PostingSeq(posting)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w (rebuild it: tapir-collector reindex)", storage.ErrCorrupt, err)
-	}
-	if t, ok := tables[seq]; ok {
-		return t, nil
-	}
+// recordTable reads the record table of batch seq.
+func (s *Store) recordTable(db *pebble.DB, seq uint64) ([]byte, error) {
 	t, ok, err := s.get(db, flowindex.BatchKey(seq))
 	if err != nil {
 		return nil, fmt.Errorf("search index: record table %d: %w", seq, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: search index posting %x points to a missing record table (rebuild it: tapir-collector reindex)", storage.ErrCorrupt, posting)
+		return nil, corruptIndex(fmt.Errorf("search index postings point to a missing record table %d", seq))
 	}
-	tables[seq] = t
+	s.search.tablesRead.Inc()
 	return t, nil
+}
+
+// corruptIndex wraps an error found in the index as storage.ErrCorrupt.
+func corruptIndex(err error) error {
+	return fmt.Errorf("%w: %w (rebuild it: tapir-collector reindex)", storage.ErrCorrupt, err)
+}
+
+// posRef is a candidate before resolve: record ord of the record table
+// of batch seq.
+type posRef struct{ seq, ord uint64 }
+
+func comparePosRef(a, b posRef) int {
+	if c := cmp.Compare(a.seq, b.seq); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ord, b.ord)
+}
+
+// sortRefs sorts the candidates by batch and ordinal and drops repeats.
+func sortRefs(rs []posRef) []posRef {
+	slices.SortFunc(rs, comparePosRef)
+	return slices.Compact(rs)
 }
 
 func sortUnique(ks []recKey) []recKey {
@@ -359,12 +429,12 @@ func sortUnique(ks []recKey) []recKey {
 	return slices.Compact(ks)
 }
 
-// intersect returns the keys in both sorted sets.
-func intersect(a, b []recKey) []recKey {
+// intersect returns the candidates in both sorted sets.
+func intersect(a, b []posRef) []posRef {
 	out := a[:0]
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
-		switch c := bytes.Compare(a[i][:], b[j][:]); {
+		switch c := comparePosRef(a[i], b[j]); {
 		case c == 0:
 			out = append(out, a[i])
 			i++
@@ -376,4 +446,20 @@ func intersect(a, b []recKey) []recKey {
 		}
 	}
 	return out
+}
+
+// searchMetrics counts what searches read besides postings and records.
+type searchMetrics struct {
+	// tablesRead counts the record tables searches read to resolve
+	// their candidates.
+	tablesRead prometheus.Counter
+}
+
+func newSearchMetrics() searchMetrics {
+	return searchMetrics{tablesRead: prometheus.NewCounter(prometheus.CounterOpts{Name: "tapir_pebble_search_index_record_tables_read_total",
+		Help: "Record tables (a write batch's record keys) flow searches read to resolve the candidates left after intersecting postings."})}
+}
+
+func (m *searchMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.tablesRead}
 }
