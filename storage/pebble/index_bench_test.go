@@ -22,7 +22,8 @@ func cpuSeconds() float64 {
 
 // BenchmarkIngestRecords writes flow records of real shapes (DNS and TLS
 // names of the shared captures, a day of start times) in synced batches
-// of 1000 (TAPIR_INGEST_BATCH records), with the search index on and off. One op is one record.
+// of 1000 (TAPIR_INGEST_BATCH records; TAPIR_INGEST_L0 sets
+// Config.L0CompactionThreshold), with the search index on and off. One op is one record.
 // flows/s is wall time; flows/cpu-s divides by the process's CPU time
 // (Pebble's flushes and compactions included): the rate per core.
 // index-B/record is the postings' size on disk per record after a flush;
@@ -42,6 +43,9 @@ func BenchmarkIngestRecords(b *testing.B) {
 			cfg := testConfig()
 			cfg.SearchIndex = c.index
 			cfg.CacheBytes, cfg.MemTableBytes = 64<<20, 32<<20
+			if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_L0")); err == nil {
+				cfg.L0CompactionThreshold = n
+			}
 			st := openTest(b, b.TempDir(), cfg)
 			defer st.Close()
 			g := indextest.New(b, time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), 24*time.Hour, b.N)
