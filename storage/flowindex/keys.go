@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/tapir-sensor/tapir/flow"
@@ -95,24 +97,116 @@ func appendTerm(dst []byte, f *Field, v Value) []byte {
 // ordinals of the term's records in the record table, increasing, as
 // uvarint deltas. Grouping keeps the keys a batch writes few (the
 // memtable's cost is per key) where records share values, and ordinals
-// keep postings small (about a byte per record). Not safe for
-// concurrent use.
+// keep postings small (about a byte per record). Postings are written
+// in the order their terms first appeared in the batch.
+//
+// Its buffers are reused from batch to batch: once warm, Add and Flush
+// allocate nothing. Not safe for concurrent use.
 type Builder struct {
-	buf    []byte
-	ends   []int // end of each term prefix of the current record in buf
-	vals   []Value
-	groups map[string]*group // term prefix -> ordinals
-	order  []string
-	recs   []byte // the batch's record keys
+	buf  []byte // the current record's term prefixes
+	ends []int  // end of each term prefix of the current record in buf
+	vals []Value
+	// terms holds the batch's distinct term prefixes, groups their
+	// places in terms (first-seen order) and table finds them.
+	terms  []byte
+	groups []group
+	table  termTable
+	// hits is one (group, ordinal) per posting, in the order of Add
+	// (ordinals increasing); Flush sorts them by group into ords.
+	hits []hit
+	ords []uint32
+	pos  []uint32
+	out  []byte
+	recs []byte // the batch's record keys
 	// Seq numbers flushes; the store starts it at a value no earlier
 	// flush used (its clock at open).
 	Seq uint64
 }
 
-// group is the ordinals of one term's records in a batch.
+// group is one distinct term prefix of a batch: terms[start:end], and
+// how many of the batch's records have it.
 type group struct {
-	ords []byte // uvarint deltas
-	last uint64
+	start, end int
+	n          int
+}
+
+// hit is one record (its ordinal in the batch) having a group's term.
+type hit struct {
+	group int32
+	ord   uint32
+}
+
+// termTable finds a batch's groups by the hash of their term: open
+// addressing, linear probing, at most half full.
+type termTable struct {
+	seed  maphash.Seed
+	slots []termSlot
+	n     int
+}
+
+// termSlot is a term's hash and its group index plus one (0: empty).
+type termSlot struct {
+	hash  uint64
+	group int32
+}
+
+// minTableSlots is a new table's size (a power of two).
+const minTableSlots = 1024
+
+// hash returns the hash of term.
+func (t *termTable) hash(term []byte) uint64 {
+	if t.slots == nil {
+		t.seed = maphash.MakeSeed()
+		t.slots = make([]termSlot, minTableSlots)
+	}
+	return maphash.Bytes(t.seed, term)
+}
+
+// find returns the group whose hash is h and for which eq holds, or -1
+// and the empty slot where insert must put it.
+func (t *termTable) find(h uint64, eq func(group int32) bool) (slot int, group int32) {
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s.group == 0 {
+			return i, -1
+		}
+		if s.hash == h && eq(s.group-1) {
+			return i, s.group - 1
+		}
+	}
+}
+
+// insert puts group (hash h) in the empty slot find returned.
+func (t *termTable) insert(slot int, h uint64, group int32) {
+	t.slots[slot] = termSlot{hash: h, group: group + 1}
+	t.n++
+	if 2*t.n > len(t.slots) {
+		t.grow()
+	}
+}
+
+// grow doubles the table.
+func (t *termTable) grow() {
+	old := t.slots
+	t.slots = make([]termSlot, 2*len(old))
+	mask := len(t.slots) - 1
+	for _, s := range old {
+		if s.group == 0 {
+			continue
+		}
+		i := int(s.hash) & mask
+		for t.slots[i].group != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
+}
+
+// reset empties the table, keeping its size.
+func (t *termTable) reset() {
+	clear(t.slots)
+	t.n = 0
 }
 
 // BatchKey returns the key of the record table of flush seq.
@@ -124,10 +218,7 @@ func BatchKey(seq uint64) []byte {
 // byte) is recKey: one per distinct term (fields sharing an ID and
 // holding the same value make one posting).
 func (b *Builder) Add(r *flow.Record, recKey []byte) {
-	if b.groups == nil {
-		b.groups = map[string]*group{}
-	}
-	ord := uint64(len(b.recs) / RecordKeyLen)
+	ord := uint32(len(b.recs) / RecordKeyLen)
 	b.recs = append(b.recs, recKey...)
 	hour := Hour(r.Start)
 	b.buf, b.ends = b.buf[:0], b.ends[:0]
@@ -145,19 +236,29 @@ func (b *Builder) Add(r *flow.Record, recKey []byte) {
 	}
 	start := 0
 	for _, end := range b.ends {
-		g := b.groups[string(b.buf[start:end])] // no allocation
-		if g == nil {
-			t := string(b.buf[start:end])
-			g = &group{}
-			b.groups[t] = g
-			b.order = append(b.order, t)
-			g.ords = binary.AppendUvarint(g.ords, ord)
-		} else {
-			g.ords = binary.AppendUvarint(g.ords, ord-g.last)
-		}
-		g.last = ord
+		g := b.group(b.buf[start:end])
+		b.groups[g].n++
+		b.hits = append(b.hits, hit{group: g, ord: ord})
 		start = end
 	}
+}
+
+// group returns the index of term's group, adding one when the batch
+// has not seen the term.
+func (b *Builder) group(term []byte) int32 {
+	h := b.table.hash(term)
+	slot, g := b.table.find(h, func(g int32) bool {
+		gr := &b.groups[g]
+		return bytes.Equal(b.terms[gr.start:gr.end], term)
+	})
+	if g >= 0 {
+		return g
+	}
+	g = int32(len(b.groups))
+	b.groups = append(b.groups, group{start: len(b.terms), end: len(b.terms) + len(term)})
+	b.terms = append(b.terms, term...)
+	b.table.insert(slot, h, g)
+	return g
 }
 
 // suffixes adds the terms of a name's domain suffixes: what follows each
@@ -191,16 +292,13 @@ func (b *Builder) term(id byte, hour uint32, f *Field, v Value) {
 }
 
 // Len returns how many keys Flush would write.
-func (b *Builder) Len() int { return len(b.order) + min(len(b.recs), 1) }
+func (b *Builder) Len() int { return len(b.groups) + min(len(b.recs), 1) }
 
 // Flush calls fn with the key and value of the record table and of every
 // posting added since the last Flush, then forgets them. fn's slices are
 // valid during the call only.
 func (b *Builder) Flush(fn func(key, value []byte) error) error {
-	defer func() {
-		clear(b.groups)
-		b.order, b.recs = b.order[:0], b.recs[:0]
-	}()
+	defer b.reset()
 	if len(b.recs) == 0 {
 		return nil
 	}
@@ -208,14 +306,51 @@ func (b *Builder) Flush(fn func(key, value []byte) error) error {
 	if err := fn(BatchKey(b.Seq), b.recs); err != nil {
 		return err
 	}
+	b.sortHits()
 	var key []byte
-	for _, t := range b.order {
-		key = binary.BigEndian.AppendUint64(append(key[:0], t...), b.Seq)
-		if err := fn(key, b.groups[t].ords); err != nil {
+	from := 0
+	for i := range b.groups {
+		g := &b.groups[i]
+		key = binary.BigEndian.AppendUint64(append(key[:0], b.terms[g.start:g.end]...), b.Seq)
+		b.out = appendOrdinals(b.out[:0], b.ords[from:from+g.n])
+		from += g.n
+		if err := fn(key, b.out); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sortHits fills ords with the hits' ordinals grouped by group (groups
+// in order, ordinals increasing within each): a stable counting sort.
+func (b *Builder) sortHits() {
+	b.pos = b.pos[:0]
+	at := uint32(0)
+	for i := range b.groups { // pos[g]: where group g's next ordinal goes
+		b.pos = append(b.pos, at)
+		at += uint32(b.groups[i].n)
+	}
+	b.ords = slices.Grow(b.ords[:0], len(b.hits))[:len(b.hits)]
+	for _, h := range b.hits {
+		b.ords[b.pos[h.group]] = h.ord
+		b.pos[h.group]++
+	}
+}
+
+// appendOrdinals appends ords (increasing) as uvarint deltas.
+func appendOrdinals(dst []byte, ords []uint32) []byte {
+	var last uint32
+	for _, o := range ords {
+		dst = binary.AppendUvarint(dst, uint64(o-last))
+		last = o
+	}
+	return dst
+}
+
+// reset forgets the batch, keeping the buffers.
+func (b *Builder) reset() {
+	b.terms, b.groups, b.hits, b.recs = b.terms[:0], b.groups[:0], b.hits[:0], b.recs[:0]
+	b.table.reset()
 }
 
 // PostingSeq returns the flush sequence number of a posting, whose

@@ -35,6 +35,15 @@ type Config struct {
 	CacheBytes int64 `yaml:"cache_bytes"`
 	// MemTableBytes is the size of one Pebble memtable.
 	MemTableBytes int64 `yaml:"memtable_bytes"`
+	// L0CompactionThreshold is how many overlapping L0 sublevels (about
+	// one per memtable flush) start a compaction into the base level;
+	// writes stop at twice as many (at least 12). Each such compaction
+	// rewrites base-level tables across the keyspace (a flush spans the
+	// records and every indexed field), so a higher value makes ingest
+	// cheaper (16: a quarter of the compaction bytes per record with the
+	// search index) and reads slower (searches and scans merge up to
+	// this many L0 files). 4 is Pebble's default.
+	L0CompactionThreshold int `yaml:"l0_compaction_threshold"`
 	// ExpireBatchBlocks is how many blocks Expire removes per synced
 	// batch; the data bytes counter and the expired watermarks commit
 	// with each batch.
@@ -59,14 +68,15 @@ type Config struct {
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config {
 	return Config{
-		TimeBucket:        time.Minute,
-		LongFlow:          10 * time.Minute,
-		MinFreeBytes:      256 << 20,
-		CacheBytes:        64 << 20,
-		MemTableBytes:     32 << 20,
-		ExpireBatchBlocks: 1024,
-		WALRecovery:       WALStrict,
-		SearchIndex:       true,
+		TimeBucket:            time.Minute,
+		LongFlow:              10 * time.Minute,
+		MinFreeBytes:          256 << 20,
+		CacheBytes:            64 << 20,
+		MemTableBytes:         32 << 20,
+		L0CompactionThreshold: 4,
+		ExpireBatchBlocks:     1024,
+		WALRecovery:           WALStrict,
+		SearchIndex:           true,
 	}
 }
 
@@ -87,6 +97,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemTableBytes < 1<<20 || c.MemTableBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("memtable_bytes %d: must be within 1 MiB..1 GiB", c.MemTableBytes))
+	}
+	if c.L0CompactionThreshold < 2 || c.L0CompactionThreshold > 64 {
+		errs = append(errs, fmt.Errorf("l0_compaction_threshold %d: must be within 2..64", c.L0CompactionThreshold))
 	}
 	if c.ExpireBatchBlocks < 1 {
 		errs = append(errs, fmt.Errorf("expire_batch_blocks %d: must be positive", c.ExpireBatchBlocks))

@@ -20,6 +20,8 @@ func TestConfigRejects(t *testing.T) {
 		"cache":    func(c *Config) { c.CacheBytes = 10 },
 		"memtable": func(c *Config) { c.MemTableBytes = 2 << 30 },
 		"expire":   func(c *Config) { c.ExpireBatchBlocks = 0 },
+		"l0 low":   func(c *Config) { c.L0CompactionThreshold = 1 },
+		"l0 high":  func(c *Config) { c.L0CompactionThreshold = 65 },
 	} {
 		c := DefaultConfig()
 		mut(&c)

@@ -22,10 +22,14 @@ func cpuSeconds() float64 {
 
 // BenchmarkIngestRecords writes flow records of real shapes (DNS and TLS
 // names of the shared captures, a day of start times) in synced batches
-// of 1000 (TAPIR_INGEST_BATCH records), with the search index on and off. One op is one record.
+// of 1000 (TAPIR_INGEST_BATCH records; TAPIR_INGEST_L0 sets
+// Config.L0CompactionThreshold), with the search index on and off. One op is one record.
 // flows/s is wall time; flows/cpu-s divides by the process's CPU time
 // (Pebble's flushes and compactions included): the rate per core.
-// index-B/record is the postings' size on disk per record after a flush.
+// index-B/record is the postings' size on disk per record after a flush;
+// compacted-B/record is what Pebble's compactions wrote per record by the
+// end of the run (a measure of their CPU that other load does not skew),
+// L0-sublevels how many L0 sublevels were left.
 func BenchmarkIngestRecords(b *testing.B) {
 	per := 1000
 	if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_BATCH")); err == nil && n > 0 {
@@ -39,6 +43,9 @@ func BenchmarkIngestRecords(b *testing.B) {
 			cfg := testConfig()
 			cfg.SearchIndex = c.index
 			cfg.CacheBytes, cfg.MemTableBytes = 64<<20, 32<<20
+			if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_L0")); err == nil {
+				cfg.L0CompactionThreshold = n
+			}
 			st := openTest(b, b.TempDir(), cfg)
 			defer st.Close()
 			g := indextest.New(b, time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), 24*time.Hour, b.N)
@@ -55,6 +62,7 @@ func BenchmarkIngestRecords(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/wall, "flows/s")
 			b.ReportMetric(float64(b.N)/cpu, "flows/cpu-s")
+			reportCompaction(b, st)
 			if c.index && b.N >= 10000 {
 				idx, rec, err := st.IndexDiskBytes()
 				if err != nil {
@@ -65,4 +73,12 @@ func BenchmarkIngestRecords(b *testing.B) {
 			}
 		})
 	}
+}
+
+// reportCompaction reports the bytes Pebble's compactions wrote per op
+// and the L0 sublevels left.
+func reportCompaction(b *testing.B, st *Store) {
+	m := st.db.Metrics()
+	b.ReportMetric(float64(m.Total().BytesCompacted)/float64(b.N), "compacted-B/record")
+	b.ReportMetric(float64(m.Levels[0].Sublevels), "L0-sublevels")
 }

@@ -46,6 +46,10 @@ var (
 // in steady state (the mutable one and the one kept for reuse).
 const memtableReserve = 2
 
+// minL0StopWrites is the fewest L0 sublevels that stop writes (Pebble's
+// default).
+const minL0StopWrites = 12
+
 // Store is a storage.BlockStore on Pebble. It is safe for concurrent use.
 type Store struct {
 	dir    string
@@ -185,6 +189,8 @@ func (s *Store) options(cmp *pebble.Comparer) *pebble.Options {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloomPolicy
 	}
+	opts.L0CompactionThreshold = s.cfg.L0CompactionThreshold
+	opts.L0StopWritesThreshold = max(minL0StopWrites, 2*s.cfg.L0CompactionThreshold)
 	return opts
 }
 
