@@ -39,7 +39,7 @@ func TestFlowsByStartReadsAPage(t *testing.T) {
 	writeBatches(t, st, []*storage.Batch{{SensorID: "gen", Seq: 1, Records: recs}})
 	ts := startServer(t, st, searchDay.Add(3*time.Hour), nil)
 
-	expr := "dst port " + strconv.Itoa(int(commonPort(recs))) + " and after 2024-05-01T09:00:00Z and before 2024-05-01T12:00:00Z"
+	expr := "dst port " + strconv.Itoa(int(indextest.CommonDstPort(recs))) + " and after 2024-05-01T09:00:00Z and before 2024-05-01T12:00:00Z"
 	want := matchingInOrder(t, recs, expr)
 	const limit = 20
 	if len(want) < 10*limit {
@@ -71,19 +71,6 @@ func TestFlowsByStartReadsAPage(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages hold %d records, want the %d matches in order", len(got), len(want))
 	}
-}
-
-// commonPort returns the records' most frequent destination port.
-func commonPort(recs []flow.Record) uint16 {
-	n := map[uint16]int{}
-	var best uint16
-	for i := range recs {
-		a := recs[i].Tuple.DstPort
-		if n[a]++; n[a] > n[best] {
-			best = a
-		}
-	}
-	return best
 }
 
 // matchingInOrder returns the IDs of the records expr matches by start

@@ -28,17 +28,10 @@ func TestOrderedSearchReadsPostingsOfItsHours(t *testing.T) {
 	st := openTest(t, t.TempDir(), testConfig())
 	defer st.Close()
 	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	const n, per = 6000, 500
-	g := indextest.New(t, day, 24*time.Hour, n)
-	recs := make([]flow.Record, n)
-	g.Next(recs)
-	for i, seq := 0, uint64(1); i < n; i, seq = i+per, seq+1 {
-		if _, err := st.Write(context.Background(), &storage.Batch{SensorID: "gen", Seq: seq, Records: recs[i : i+per]}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recs := dayOfRecords(t, day, 6000)
+	writeBatches(t, st, recs, 500)
 	port, _ := flowindex.ByName("destination.port")
-	lookup := flowindex.Term{Field: port, Value: flowindex.Value{N: int64(commonDstPort(recs))}}
+	lookup := flowindex.Term{Field: port, Value: flowindex.Value{N: int64(indextest.CommonDstPort(recs))}}
 	from, to := day, day.Add(24*time.Hour)
 
 	before := counterValue(t, st.index.postingsRead)
@@ -88,19 +81,6 @@ func TestOrderedSearchReadsPostingsOfItsHours(t *testing.T) {
 	}
 }
 
-// commonDstPort returns the records' most frequent destination port.
-func commonDstPort(recs []flow.Record) uint16 {
-	n := map[uint16]int{}
-	var best uint16
-	for i := range recs {
-		p := recs[i].Tuple.DstPort
-		if n[p]++; n[p] > n[best] {
-			best = p
-		}
-	}
-	return best
-}
-
 // TestHourSpans: spans end where time buckets end, so the record keys
 // of a span sort before those of the next.
 func TestHourSpans(t *testing.T) {
@@ -131,4 +111,24 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// dayOfRecords generates n records of real shapes starting over the day.
+func dayOfRecords(t *testing.T, day time.Time, n int) []flow.Record {
+	t.Helper()
+	recs := make([]flow.Record, n)
+	indextest.New(t, day, 24*time.Hour, n).Next(recs)
+	return recs
+}
+
+// writeBatches writes recs into st in batches of per records (one
+// record table and its postings each).
+func writeBatches(t *testing.T, st *Store, recs []flow.Record, per int) {
+	t.Helper()
+	for i, seq := 0, uint64(1); i < len(recs); i, seq = i+per, seq+1 {
+		b := &storage.Batch{SensorID: "gen", Seq: seq, Records: recs[i:min(i+per, len(recs))]}
+		if _, err := st.Write(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

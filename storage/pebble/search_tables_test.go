@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/tapir-sensor/tapir/flow"
-	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/flowindex"
-	"github.com/tapir-sensor/tapir/storage/flowindex/indextest"
 )
 
 // TestAndOfBroadTermsReadsFewRecordTables: an `and` of two terms that
@@ -26,9 +24,7 @@ func TestAndOfBroadTermsReadsFewRecordTables(t *testing.T) {
 	defer st.Close()
 	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	const n, per = 6000, 100
-	g := indextest.New(t, day, 24*time.Hour, n)
-	recs := make([]flow.Record, n)
-	g.Next(recs)
+	recs := dayOfRecords(t, day, n)
 	client := netip.MustParseAddr("192.0.2.77")
 	both := map[int]bool{150: true, 3050: true, 5950: true}
 	for i := range recs {
@@ -39,11 +35,7 @@ func TestAndOfBroadTermsReadsFewRecordTables(t *testing.T) {
 			recs[i].Tuple.Src, recs[i].Tuple.Family = flow.AddrFromNetip(client)
 		}
 	}
-	for i, seq := 0, uint64(1); i < n; i, seq = i+per, seq+1 {
-		if _, err := st.Write(context.Background(), &storage.Batch{SensorID: "gen", Seq: seq, Records: recs[i : i+per]}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeBatches(t, st, recs, per)
 	port, _ := flowindex.ByName("destination.port")
 	src, _ := flowindex.ByName("source.ip")
 	portTerm := flowindex.Term{Field: port, Value: flowindex.Value{N: 4444}}

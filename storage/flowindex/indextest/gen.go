@@ -195,3 +195,17 @@ func dnsNames(t testing.TB, rel string) []string {
 		}
 	}
 }
+
+// CommonDstPort returns the most frequent destination port of recs: a
+// broad term for tests of searches that stop at a page.
+func CommonDstPort(recs []flow.Record) uint16 {
+	n := map[uint16]int{}
+	var best uint16
+	for i := range recs {
+		p := recs[i].Tuple.DstPort
+		if n[p]++; n[p] > n[best] {
+			best = p
+		}
+	}
+	return best
+}
