@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tapir-sensor/tapir/collector/query"
+	"github.com/tapir-sensor/tapir/collector/query/querytest"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/flowindex/indextest"
@@ -39,17 +39,7 @@ func searchCollector(t *testing.T) (*liveCollector, []flow.Record, []string) {
 
 // expected returns the IDs of the records the query matches in the window.
 func expected(t *testing.T, recs []flow.Record, expr string) map[string]bool {
-	q, err := query.Parse("("+expr+") and after 2024-05-01T10:00:00Z and before 2024-05-01T12:00:00Z", searchFrom, query.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	for i := range recs {
-		if q.Match(&recs[i]) {
-			out[recs[i].ID.String()] = true
-		}
-	}
-	return out
+	return querytest.MatchingIDs(t, recs, "("+expr+") and after 2024-05-01T10:00:00Z and before 2024-05-01T12:00:00Z", searchFrom)
 }
 
 func firstSNI(recs []flow.Record) string {

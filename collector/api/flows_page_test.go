@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tapir-sensor/tapir/collector/query/querytest"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/flowindex/indextest"
@@ -76,7 +77,7 @@ func TestFlowsByStartReadsAPage(t *testing.T) {
 // matchingInOrder returns the IDs of the records expr matches by start
 // time then flow ID.
 func matchingInOrder(t *testing.T, recs []flow.Record, expr string) []string {
-	ids := matching(t, recs, expr, searchDay.Add(3*time.Hour))
+	ids := querytest.MatchingIDs(t, recs, expr, searchDay.Add(3*time.Hour))
 	var rs []*flow.Record
 	for i := range recs {
 		if ids[recs[i].ID.String()] {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapir-sensor/tapir/collector/query"
+	"github.com/tapir-sensor/tapir/collector/query/querytest"
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/storage"
 	"github.com/tapir-sensor/tapir/storage/flowindex/indextest"
@@ -41,21 +41,6 @@ type ecsLine struct {
 	} `json:"tapir"`
 }
 
-// matching returns the IDs of the records q matches.
-func matching(t *testing.T, recs []flow.Record, expr string, now time.Time) map[string]bool {
-	q, err := query.Parse(expr, now, query.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	for i := range recs {
-		if q.Match(&recs[i]) {
-			out[recs[i].ID.String()] = true
-		}
-	}
-	return out
-}
-
 // TestFlowsSortAndPages: every page of a sorted search is in order, the
 // pages together hold each matching record once, the last page has no
 // cursor, and the window and search method are in the headers.
@@ -79,7 +64,7 @@ func TestFlowsSortAndPages(t *testing.T) {
 		{"destination.geo.country_iso_code == DE", "packets", "index"},
 	} {
 		c.expr = "(" + c.expr + ")"
-		want := matching(t, recs, c.expr+window, searchDay.Add(3*time.Hour))
+		want := querytest.MatchingIDs(t, recs, c.expr+window, searchDay.Add(3*time.Hour))
 		if len(want) < 10 {
 			t.Fatalf("%q matches %d records: too few for paging", c.expr, len(want))
 		}
@@ -150,7 +135,7 @@ func outOfOrder(sort string, a, b *ecsLine) bool {
 func TestSearchAggregates(t *testing.T) {
 	ts, recs := searchServer(t)
 	window := " and after 2024-05-01T10:00:00Z and before 2024-05-01T12:00:00Z"
-	want := matching(t, recs, "tcp"+window, searchDay)
+	want := querytest.MatchingIDs(t, recs, "tcp"+window, searchDay)
 	v := url.Values{"query": {"tcp" + window}, "buckets": {"24"}}
 	resp, body := ts.get(t, tokBob, "/api/v1/flows/histogram?"+v.Encode())
 	var h histogram

@@ -7,19 +7,15 @@
 package indextest
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/internal/testenv"
@@ -162,26 +158,11 @@ func Addr(r *flow.Record, src bool) netip.Addr {
 // dnsNames returns the DNS query names of a capture (without the
 // trailing dot), once each.
 func dnsNames(t testing.TB, rel string) []string {
-	f, err := os.Open(testenv.Pcap(t, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	pr, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", rel, err)
-	}
+	link, pkts := testenv.ReadPcap(t, testenv.Pcap(t, rel))
 	seen := map[string]bool{}
 	var out []string
-	for {
-		data, _, err := pr.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", rel, err)
-		}
-		p := gopacket.NewPacket(data, pr.LinkType(), gopacket.Default)
+	for _, pk := range pkts {
+		p := gopacket.NewPacket(pk.Data, layers.LinkType(link), gopacket.Default)
 		d, ok := p.Layer(layers.LayerTypeDNS).(*layers.DNS)
 		if !ok {
 			continue
@@ -194,6 +175,7 @@ func dnsNames(t testing.TB, rel string) []string {
 			}
 		}
 	}
+	return out
 }
 
 // CommonDstPort returns the most frequent destination port of recs: a
