@@ -279,7 +279,7 @@ func (s *Store) candidates(ctx context.Context, db *pebble.DB, l flowindex.Looku
 				return nil, err
 			}
 			out = append(out, c...)
-			if len(out) > 2*limit {
+			if len(out)/2 > limit { // not 2*limit: the uncapped limit of a later span is math.MaxInt
 				return nil, errTooMany
 			}
 		}

@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"context"
+	"math"
 	"net/netip"
 	"slices"
 	"testing"
@@ -61,6 +62,36 @@ func TestAndOfBroadTermsReadsFewRecordTables(t *testing.T) {
 	}
 	if got, want := searchIDs(t, st, from, to, flowindex.Any{portTerm, srcTerm}, or), wantIDs(recs, or); !slices.Equal(got, want) {
 		t.Errorf("or: %d records, want %d", len(got), len(want))
+	}
+}
+
+// TestUncappedOrCandidates: a span after the first whose lookup passes
+// the cap is read whole, with the limit math.MaxInt; an `or` then yields
+// its candidates (its 2*limit check overflowed to a negative limit, so
+// every `or`, such as a host on either end, failed with "not
+// selective" in the middle of a paged search).
+func TestUncappedOrCandidates(t *testing.T) {
+	st := openTest(t, t.TempDir(), testConfig())
+	defer st.Close()
+	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	recs := dayOfRecords(t, day, 1000)
+	writeBatches(t, st, recs, 100)
+	port, _ := flowindex.ByName("destination.port")
+	src, _ := flowindex.ByName("source.port")
+	p := int64(recs[0].Tuple.DstPort)
+	l := flowindex.Any{flowindex.Term{Field: port, Value: flowindex.Value{N: p}}, flowindex.Term{Field: src, Value: flowindex.Value{N: p}}}
+	ctx := context.Background()
+	db, err := st.begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.release()
+	refs, err := st.candidates(ctx, db, l, flowindex.Hour(day), flowindex.Hour(day.Add(24*time.Hour)), math.MaxInt)
+	if err != nil {
+		t.Fatalf("or of two ports, uncapped: %v", err)
+	}
+	if len(refs) == 0 {
+		t.Fatal("or of two ports, uncapped: no candidates")
 	}
 }
 
