@@ -37,6 +37,20 @@
 # same flows. The table goes to bench/results/retrieval.md. KEEP=1 keeps
 # .cache/bench/retrieval (RETRIEVAL_WORK; the store, ~5 GB at COPIES=10)
 # for inspection.
+#
+# Each timed pass also prints its CPU per request: the client's own
+# (benchtool, getrusage) and the collector process's (its /metrics), with
+# the Go GC cycles and pauses during the pass and the collector's Go heap.
+#
+# REUSE=1 (with KEEP=1 before) measures a kept store again without
+# ingesting anything: the binaries are rebuilt from this tree, a collector
+# is started on RETRIEVAL_WORK's store and the kept sample is measured
+# once (label "reuse", printed, not written to the results file).
+# PROFILE=1 records the collector with `perf record -g` during each
+# measurement (warm-up and timed passes; $work/perf-LABEL.data, read with
+# `perf report -i`) and runs it with GODEBUG=gctrace=1 (GC lines in
+# $work/collector.log): for finding where time goes, not for the figures
+# (perf costs CPU of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -47,7 +61,15 @@ ROUNDS=${ROUNDS:-5}
 TCPDUMP_FLOWS=${TCPDUMP_FLOWS:-3}
 big=$(./bench/mkbig.sh)
 work=${RETRIEVAL_WORK:-$root/.cache/bench/retrieval}
-rm -rf "$work" && mkdir -p "$work/bin"
+REUSE=${REUSE:-0}
+PROFILE=${PROFILE:-0}
+if [[ $REUSE == 1 ]]; then
+  [[ -d $work/store && -s $work/sample ]] || { echo "REUSE=1: no kept store in $work (run with KEEP=1 first)" >&2; exit 1; }
+  KEEP=1
+else
+  rm -rf "$work"
+fi
+mkdir -p "$work/bin"
 # Sensor, collector and benchtool are built from this tree, together (a
 # sensor and a collector from different trees may disagree on the block
 # format).
@@ -65,7 +87,9 @@ ingest: {listen: 127.0.0.1:$port_ingest, tls: {insecure: true}}
 api: {listen: 127.0.0.1:$port_api, tls: {insecure: true}, tokens_file: $work/tokens.yaml, audit_file: $work/audit.jsonl, audit_sync: false}
 metrics: {listen: "127.0.0.1:$port_metrics"}
 YAML
-"$work/bin/tapir-collector" --config "$work/collector.yaml" --log-level warn 2>"$work/collector.log" &
+collector_godebug=${GODEBUG:-}
+if [[ $PROFILE == 1 ]]; then collector_godebug=${collector_godebug:+$collector_godebug,}gctrace=1; fi
+GODEBUG=$collector_godebug "$work/bin/tapir-collector" --config "$work/collector.yaml" --log-level warn 2>>"$work/collector.log" &
 collector=$!
 trap 'kill $collector 2>/dev/null; wait $collector 2>/dev/null || true; [[ ${KEEP:-0} == 1 ]] || rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port_api/" && break; sleep 0.1; done
@@ -83,9 +107,22 @@ measure() { # label -> prints p50 p99 (ms); details on stderr and in $work/pebbl
   curl -s "http://127.0.0.1:$port_metrics/metrics" | grep -E '^tapir_collector_ingest_(batches|blocks|block_bytes|records)_total' |
     tr '\n' ' ' | sed 's/^/stored: /; s/$/\n/' | tee -a "$work/pebble-$1" >&2
   echo "load: average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs before the timed passes" | tee -a "$work/pebble-$1" >&2
+  local perf=
+  if [[ $PROFILE == 1 ]]; then
+    echo "=== measure $1 starts: $(date -u +%T.%N)" >>"$work/collector.log"
+    perf record -q -g -F 499 -p "$collector" -o "$work/perf-$1.data" 2>/dev/null &
+    perf=$!
+  fi
   "$bt" retrieve -api "http://127.0.0.1:$port_api" -token "$token" -ids "$work/sample" \
     -rounds "$ROUNDS" -metrics "http://127.0.0.1:$port_metrics/metrics" -o "$work/lat-$1.tsv" 2> >(tee -a "$work/pebble-$1" >&2)
+  if [[ -n $perf ]]; then kill -INT "$perf"; wait "$perf" || true; fi
 }
+
+if [[ $REUSE == 1 ]]; then
+  read -r p50r p99r s50r s99r f50r f99r < <(measure reuse)
+  echo "reuse ($(du -sb "$work/store" | cut -f1) bytes of store): p50 ${p50r} ms, p99 ${p99r} ms, store p50 ${s50r} / p99 ${s99r} ms, first retrieval p50 ${f50r} / p99 ${f99r} ms" >&2
+  exit 0
+fi
 
 n1=1000000
 total=$(capinfos -T -r -c "$big" | cut -f2)

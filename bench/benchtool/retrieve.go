@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -71,10 +72,12 @@ func retrieve(args []string) error {
 			return err
 		}
 	}
+	cpu0 := selfCPU()
 	samples, elapsed, err := r.measure(list, *rounds)
 	if err != nil {
 		return err
 	}
+	clientCPU := selfCPU() - cpu0
 	if *out != "" {
 		if err := writeSamples(*out, list, samples); err != nil {
 			return err
@@ -87,6 +90,9 @@ func retrieve(args []string) error {
 			return err
 		}
 		reportPebble(before, after)
+		reportProcess(before, after, clientCPU, len(samples))
+	} else {
+		reportProcess(nil, nil, clientCPU, len(samples))
 	}
 	store := sortedCol(samples, func(s sample) time.Duration { return s.lookup + s.scan })
 	if len(first) == 0 {
@@ -255,6 +261,35 @@ func reportPebble(before, after map[string]float64) {
 		d(`tapir_pebble_read_block_bytes_total{cached="true"}`)/(1<<20), d(`tapir_pebble_read_block_bytes_total{cached="false"}`)/(1<<20),
 		d("tapir_pebble_read_block_seconds_total"), d("tapir_pebble_compactions_total"), d("tapir_pebble_flushes_total"),
 		after["tapir_pebble_compactions_in_progress"])
+}
+
+// reportProcess prints what the timed pass cost in CPU, per request: the
+// benchmark client's own (user + system, from getrusage) and, from two
+// scrapes of the collector's metrics (nil: not scraped), the collector
+// process's, with the Go garbage collector's cycles and pauses and the
+// collector's Go heap after the pass. It tells a server that works more
+// per request at a larger store from a client or a machine that is
+// slower.
+func reportProcess(before, after map[string]float64, client time.Duration, n int) {
+	perReq := func(d float64) float64 { return d / float64(max(n, 1)) }
+	fmt.Fprintf(os.Stderr, "retrieve: client CPU %.3f ms/request", perReq(ms(client)))
+	if after != nil {
+		d := func(k string) float64 { return after[k] - before[k] }
+		fmt.Fprintf(os.Stderr, ", collector CPU %.3f ms/request, GC %.0f cycles (pauses %.2f ms in all), Go heap %.0f MiB in use after (%.0f MiB heap goal), %.0f goroutines",
+			perReq(1000*d("process_cpu_seconds_total")), d("go_gc_duration_seconds_count"), 1000*d("go_gc_duration_seconds_sum"),
+			after["go_memstats_heap_inuse_bytes"]/(1<<20), after["go_memstats_next_gc_bytes"]/(1<<20),
+			after["go_goroutines"])
+	}
+	fmt.Fprintln(os.Stderr)
+}
+
+// selfCPU is this process's CPU time so far (user + system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // settle waits until Pebble's background work has settled, read from the
