@@ -91,7 +91,14 @@ collector_godebug=${GODEBUG:-}
 if [[ $PROFILE == 1 ]]; then collector_godebug=${collector_godebug:+$collector_godebug,}gctrace=1; fi
 GODEBUG=$collector_godebug "$work/bin/tapir-collector" --config "$work/collector.yaml" --log-level warn 2>>"$work/collector.log" &
 collector=$!
-trap 'kill $collector 2>/dev/null; wait $collector 2>/dev/null || true; [[ ${KEEP:-0} == 1 ]] || rm -rf "$work"' EXIT
+fresh_sensor= fns=
+cleanup() {
+  if [[ -n $fresh_sensor ]]; then kill -INT "$fresh_sensor" 2>/dev/null; wait "$fresh_sensor" 2>/dev/null || true; fi
+  if [[ -n $fns ]]; then ip netns del "$fns" 2>/dev/null || true; fi
+  kill $collector 2>/dev/null; wait $collector 2>/dev/null || true
+  [[ ${KEEP:-0} == 1 ]] || rm -rf "$work"
+}
+trap cleanup EXIT
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port_api/" && break; sleep 0.1; done
 
 stream() { # file sensor-id flows-out; fails if the sensor logged an error (a batch dropped)
@@ -184,7 +191,10 @@ fi
 # skipped otherwise. FRESH_RUNS (3) replays, each with other addresses.
 FRESH_RUNS=${FRESH_RUNS:-3}
 fresh_line="freshness: not measured (needs root, ip and tcpreplay)"
-if [[ $(id -u) == 0 ]] && command -v ip >/dev/null && command -v tcpreplay >/dev/null; then
+ping_pcap=$TAPIR_PCAPS/zeek/icmp-ping.pcap
+if [[ ! -s $ping_pcap ]]; then
+  fresh_line="freshness: not measured ($ping_pcap missing: set TAPIR_PCAPS)"
+elif [[ $(id -u) == 0 ]] && command -v ip >/dev/null && command -v tcpreplay >/dev/null; then
   fns=tfresh$$ fa=tfa$$ fb=tfb$$
   ip netns add "$fns"
   ip link add "$fa" type veth peer name "$fb" netns "$fns"
@@ -196,7 +206,7 @@ if [[ $(id -u) == 0 ]] && command -v ip >/dev/null && command -v tcpreplay >/dev
   sleep 1 # the capture sockets open once connected
   : >"$work/fresh"
   for r in $(seq "$FRESH_RUNS"); do
-    tcprewrite --seed="$((7000 + r))" --fixcsum --infile="$TAPIR_PCAPS/zeek/icmp-ping.pcap" --outfile="$work/ping-$r.pcap"
+    tcprewrite --seed="$((7000 + r))" --fixcsum --infile="$ping_pcap" --outfile="$work/ping-$r.pcap"
     "$work/bin/tapir-sensor" -r "$work/ping-$r.pcap" --flows-out "$work/ping-$r.json" --log-level warn
     read -r cid want < <(jq -r 'select(.network.community_id != null) | "\(.network.community_id) \(.network.packets)"' "$work/ping-$r.json" | head -1)
     t0=$(date +%s.%N)
@@ -219,6 +229,7 @@ if [[ $(id -u) == 0 ]] && command -v ip >/dev/null && command -v tcpreplay >/dev
   done
   kill -INT $fresh_sensor 2>/dev/null; wait $fresh_sensor 2>/dev/null || true
   ip netns del "$fns" 2>/dev/null || true
+  fresh_sensor= fns=
   fresh_line="freshness (live sensor on a veth streaming to this collector, store at its largest size): replay of a new ping flow to all its packets retrievable by Community ID: $(paste -sd' ' "$work/fresh" | sed 's/ / s, /g') s over $FRESH_RUNS runs (target < 5 s)."
 fi
 echo "$fresh_line" >&2

@@ -40,8 +40,10 @@ type blockSet struct {
 	bytes    int64
 	full     bool // the packet or byte cap was passed: scanning stopped
 	flowsCut bool // more flows matched than max_flows
-	// lookupDur and scanDur time the store's flow lookup (or record scan) and
-	// the block scans with their decoding; sent as Server-Timing.
+	// lookupDur and scanDur time the store's flow lookup (or record scan;
+	// for a tunnel's own flow also the record scan finding its inner
+	// flows) and the block scans with their decoding; sent as
+	// Server-Timing.
 	lookupDur, scanDur time.Duration
 	// firstKept is the earliest block of each wanted flow instance that
 	// the scans met; expired lists the flow instances whose scan the store
@@ -608,7 +610,7 @@ func (s *Server) streamPcap(c *call, bs *blockSet, format pcapio.Format, nflows 
 	s.setPcapHeaders(c, bs, format, nflows)
 	c.w.WriteHeader(http.StatusOK)
 
-	packets, bytes, complete, err := writePackets(c, bs, format, linkType)
+	packets, bytes, complete, err := s.writePackets(c, bs, format, linkType)
 	if err != nil {
 		complete = false
 		c.audit.Error = err.Error()
@@ -675,9 +677,12 @@ func (s *Server) setPcapHeaders(c *call, bs *blockSet, format pcapio.Format, nfl
 }
 
 // writePackets writes the blocks' packets in time order up to the
-// call's caps; complete is false when a cap or the block set cut it.
-func writePackets(c *call, bs *blockSet, format pcapio.Format, linkType uint16) (packets, bytes int64, complete bool, err error) {
-	pw, err := pcapio.NewWriter(c.w, format, linkType)
+// call's caps; complete is false when a cap or the block set cut it. The
+// output goes through a write buffer lent by s.bufs.
+func (s *Server) writePackets(c *call, bs *blockSet, format pcapio.Format, linkType uint16) (packets, bytes int64, complete bool, err error) {
+	bw := s.bufs.get(c.w)
+	defer s.bufs.put(bw)
+	pw, err := pcapio.NewWriter(bw, format, linkType)
 	if err != nil {
 		return 0, 0, !bs.exceeded(), err
 	}
@@ -686,6 +691,9 @@ func writePackets(c *call, bs *blockSet, format pcapio.Format, linkType uint16) 
 	})
 	if cerr := pw.Close(); err == nil {
 		err = cerr
+	}
+	if ferr := bw.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("flush pcap: %w", ferr)
 	}
 	return packets, bytes, complete, err
 }

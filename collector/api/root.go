@@ -148,6 +148,7 @@ type Server struct {
 	mu      sync.Mutex
 	auth    *authenticator
 	audit   *auditLog
+	bufs    writeBufs // the pcap answers' write buffers
 	srv     *http.Server
 	ln      net.Listener
 	done    chan struct{}
