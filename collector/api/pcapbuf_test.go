@@ -71,6 +71,9 @@ func TestPcapAnswerAllocations(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (after.TotalAlloc - before.TotalAlloc) / uint64(rounds*len(c.flows))
 	t.Logf("%d bytes allocated per retrieval", per)
+	if raceDetector {
+		return // sync.Pool drops items on purpose under -race: no bound holds
+	}
 	if per > 128<<10 {
 		t.Errorf("one retrieval allocates %d bytes, want at most %d (a write buffer per answer?)", per, 128<<10)
 	}
