@@ -138,7 +138,7 @@ func (s *Store) batchBlocks(db *pebble.DB, wb *pebble.Batch, p *plan.Batch, data
 // and returns its size, so the byte count and the age index stay exact
 // (0 when the block row at key is new).
 func (s *Store) unindexStored(db *pebble.DB, wb *pebble.Batch, key []byte) (int64, error) {
-	old, ok, err := s.get(db, key)
+	old, ok, err := s.getForWrite(db, key)
 	if err != nil {
 		return 0, fmt.Errorf("read block: %w", err)
 	}
@@ -206,9 +206,25 @@ func (s *Store) batchRecords(db *pebble.DB, wb *pebble.Batch, p *plan.Batch) (in
 
 // batchRecord writes r unless the store holds a newer segment of its
 // flow, and reports whether it does.
+//
+// A flow's first report (Segment 0) that is not long is merged into its
+// row without reading it (rowMerger keeps the higher segment, so a late
+// copy of it cannot replace a later report, and it has no long-flow row
+// to move); it counts as written.
 func (s *Store) batchRecord(db *pebble.DB, wb *pebble.Batch, r *flow.Record) (bool, error) {
 	rk := s.layout.RecordKey(r)
-	old, ok, err := s.get(db, rk)
+	if s.merges && r.Segment == 0 && !s.layout.IsLong(r) {
+		v, err := plan.EncodeRecord(nil, r)
+		if err != nil {
+			return false, err
+		}
+		if err := wb.Merge(rk, v, nil); err != nil {
+			return false, err
+		}
+		s.addPostings(r, rk)
+		return true, nil
+	}
+	old, ok, err := s.getForWrite(db, rk)
 	if err != nil {
 		return false, fmt.Errorf("read record: %w", err)
 	}
@@ -243,11 +259,31 @@ func (s *Store) batchRecord(db *pebble.DB, wb *pebble.Batch, r *flow.Record) (bo
 }
 
 // batchRefs merges the batch's flow refs into the flow ID and Community
-// ID indexes.
+// ID indexes: as merge operands into the flow ID rows and key-only
+// Community ID rows (rowMerger), or on a store created before it by
+// reading, merging and rewriting both rows.
 func (s *Store) batchRefs(db *pebble.DB, wb *pebble.Batch, refs plan.Refs) error {
+	if s.merges {
+		var v []byte
+		for id, r := range refs {
+			v = rowkey.AppendRef(v[:0], r)
+			if err := wb.Merge(plan.FlowIDKey(id), v, nil); err != nil {
+				return err
+			}
+			// The Community ID row only points at the flow ID row: a
+			// copy of the ref there was a third of what compactions
+			// rewrote (its keys are random).
+			if ck, ok := plan.CommunityKey(r.CommunityID, id); ok {
+				if err := wb.Set(ck, nil, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	for id, r := range refs {
 		fk := plan.FlowIDKey(id)
-		old, ok, err := s.get(db, fk)
+		old, ok, err := s.getForWrite(db, fk)
 		if err != nil {
 			return fmt.Errorf("read flow ref: %w", err)
 		}
@@ -270,4 +306,11 @@ func (s *Store) batchRefs(db *pebble.DB, wb *pebble.Batch, refs plan.Refs) error
 		}
 	}
 	return nil
+}
+
+// getForWrite is get for a row a write reads before writing it, counted
+// (tapir_pebble_write_point_reads_total).
+func (s *Store) getForWrite(db *pebble.DB, key []byte) ([]byte, bool, error) {
+	s.writeReads.Add(1)
+	return s.get(db, key)
 }
