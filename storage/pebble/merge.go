@@ -52,15 +52,38 @@ func newRowMerge(key, value []byte) (pebble.ValueMerger, error) {
 	return nil, fmt.Errorf("%w: merge operand in table %q", storage.ErrCorrupt, key[0])
 }
 
-// refMerge folds flow ref operands.
-type refMerge struct{ ref storage.FlowRef }
+// refMerge folds flow ref operands. A row with one operand (a flow
+// written once, the common case) is passed through as it is: operands
+// are decoded only when there are two to merge.
+type refMerge struct {
+	raw    []byte // the only operand so far (a copy)
+	ref    storage.FlowRef
+	merged bool // ref holds the operands
+}
 
 func (m *refMerge) add(v []byte) error {
+	if m.raw == nil && !m.merged {
+		m.raw = append(make([]byte, 0, len(v)), v...)
+		return nil
+	}
+	if !m.merged {
+		if err := decodeRefOperand(m.raw, &m.ref); err != nil {
+			return err
+		}
+		m.raw, m.merged = nil, true
+	}
 	var r storage.FlowRef
-	if err := rowkey.DecodeRef(v, &r); err != nil {
+	if err := decodeRefOperand(v, &r); err != nil {
+		return err
+	}
+	m.ref.Merge(&r)
+	return nil
+}
+
+func decodeRefOperand(v []byte, r *storage.FlowRef) error {
+	if err := rowkey.DecodeRef(v, r); err != nil {
 		return fmt.Errorf("merge flow ref: %w", err)
 	}
-	m.ref.Merge(&r) // the first operand is copied whole
 	return nil
 }
 
@@ -68,6 +91,9 @@ func (m *refMerge) MergeNewer(v []byte) error { return m.add(v) }
 func (m *refMerge) MergeOlder(v []byte) error { return m.add(v) }
 
 func (m *refMerge) Finish(bool) ([]byte, io.Closer, error) {
+	if !m.merged {
+		return m.raw, nil, nil
+	}
 	return rowkey.AppendRef(nil, &m.ref), nil, nil
 }
 
@@ -90,7 +116,7 @@ func (m *recordMerge) segment(v []byte) (uint32, error) {
 
 func (m *recordMerge) keep(v []byte, newer bool) error {
 	if m.v == nil {
-		m.v = append([]byte(nil), v...)
+		m.v = append(make([]byte, 0, len(v)), v...)
 		return nil
 	}
 	if !m.dec {

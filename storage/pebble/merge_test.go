@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -158,14 +159,20 @@ func TestMergedRecordKeepsNewestSegment(t *testing.T) {
 }
 
 // TestRowMergerRefusesOtherTables: a merge operand in a table that never
-// gets one is reported as corruption, not folded.
+// gets one is reported as corruption, not folded, and a malformed flow
+// ref is refused when it must be merged.
 func TestRowMergerRefusesOtherTables(t *testing.T) {
 	for _, tab := range []rowkey.Table{rowkey.TableBlocks, rowkey.TableMeta, rowkey.TableSeq} {
 		if _, err := newRowMerge([]byte{byte(tab), 1, 2}, []byte{1}); !errors.Is(err, storage.ErrCorrupt) {
 			t.Errorf("table %q: %v, want ErrCorrupt", tab, err)
 		}
 	}
-	if _, err := newRowMerge(plan.FlowIDKey(flow.ID{1}), []byte{0xff}); err == nil {
+	good := rowkey.AppendRef(nil, &storage.FlowRef{FlowID: flow.ID{1}, First: time.Unix(1, 0), Last: time.Unix(2, 0)})
+	m, err := newRowMerge(plan.FlowIDKey(flow.ID{1}), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MergeNewer([]byte{0xff}); err == nil {
 		t.Error("a malformed flow ref operand merged")
 	}
 }
@@ -186,5 +193,47 @@ func TestCommunityRowWithoutFlowRow(t *testing.T) {
 	}
 	if _, err := s.LookupFlow(ctx, cid, time.Time{}, time.Time{}); !errors.Is(err, storage.ErrCorrupt) {
 		t.Fatalf("lookup: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestRefMergeWidens: flow ref operands fold into the widest span in
+// any order, and a single operand passes through byte for byte.
+func TestRefMergeWidens(t *testing.T) {
+	id := flow.ID{7}
+	refs := []storage.FlowRef{
+		{FlowID: id, First: time.Unix(10, 0), Last: time.Unix(20, 0)},
+		{FlowID: id, First: time.Unix(5, 0), Last: time.Unix(12, 0), CommunityID: "1:abc", SensorID: "s"},
+		{FlowID: id, First: time.Unix(15, 0), Last: time.Unix(30, 0)},
+	}
+	key := plan.FlowIDKey(id)
+	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}} {
+		m, err := newRowMerge(key, rowkey.AppendRef(nil, &refs[order[0]]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range order[1:] {
+			if err := m.MergeOlder(rowkey.AppendRef(nil, &refs[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, _, err := m.Finish(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got storage.FlowRef
+		if err := rowkey.DecodeRef(v, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.First.Equal(time.Unix(5, 0)) || !got.Last.Equal(time.Unix(30, 0)) || got.CommunityID != "1:abc" || got.SensorID != "s" {
+			t.Errorf("order %v: merged %+v", order, got)
+		}
+	}
+	one := rowkey.AppendRef(nil, &refs[0])
+	m, err := newRowMerge(key, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := m.Finish(true); err != nil || !bytes.Equal(v, one) {
+		t.Errorf("single operand: %x, %v; want %x", v, err, one)
 	}
 }

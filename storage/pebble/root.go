@@ -59,8 +59,9 @@ type Store struct {
 	m      *storemetrics.Metrics
 	layout plan.Layout // TimeBucket and LongFlow
 
-	writeMu   sync.Mutex // serializes Write and Expire
-	dataBytes int64      // under writeMu
+	writeMu   sync.Mutex  // serializes Write and Expire
+	rows      sortedBatch // a Write's rows, under writeMu
+	dataBytes int64       // under writeMu
 	maxSpan   atomic.Int64
 
 	// committing is set while a Write/Expire commit runs, so that a
