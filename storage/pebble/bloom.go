@@ -68,16 +68,44 @@ func splitKey(k []byte) int {
 	return min(n, len(k))
 }
 
-// storeComparer returns the comparer an existing store in dir was created
-// with (its newest OPTIONS file names it), or prefixComparer for a new
-// store. A store created with Pebble's default comparer keeps it: its
-// sstables' filters hold whole keys, so it must not be read with prefix
-// filters; retrievals on it scan without them (correct, slower as it
-// grows).
-func storeComparer(fs vfs.FS, dir string) (*pebble.Comparer, error) {
+// storeRows returns the comparer and the merger an existing store in dir
+// was created with (its newest OPTIONS file names them), or
+// prefixComparer and rowMerger for a new store. A store created with
+// Pebble's default comparer keeps it: its sstables' filters hold whole
+// keys, so it must not be read with prefix filters; retrievals on it scan
+// without them (correct, slower as it grows). A store created with
+// Pebble's default merger keeps it, and its writes read before they write
+// (see rowMerger).
+func storeRows(fs vfs.FS, dir string) (*pebble.Comparer, *pebble.Merger, error) {
+	comparer, merger, found, err := readStoreOptions(fs, dir)
+	if err != nil || !found {
+		return prefixComparer, rowMerger, err
+	}
+	var c *pebble.Comparer
+	switch comparer {
+	case "", comparerName: // no comparer line: as before, the prefix comparer
+		c = prefixComparer
+	case legacyComparerName:
+		c = pebble.DefaultComparer
+	default:
+		return nil, nil, fmt.Errorf("%w: pebble comparer %q", ErrLayout, comparer)
+	}
+	switch merger {
+	case "", legacyMergerName: // no merger line: Pebble's default
+		return c, pebble.DefaultMerger, nil
+	case mergerName:
+		return c, rowMerger, nil
+	}
+	return nil, nil, fmt.Errorf("%w: pebble merger %q", ErrLayout, merger)
+}
+
+// readStoreOptions returns the comparer and merger names the newest
+// OPTIONS file in dir gives ("" for a name it lacks), and whether there
+// is one (none: a new store).
+func readStoreOptions(fs vfs.FS, dir string) (comparer, merger string, found bool, err error) {
 	names, err := fs.List(dir)
 	if err != nil {
-		return prefixComparer, nil // no directory yet: a new store
+		return "", "", false, nil // no directory yet: a new store
 	}
 	var opts []string
 	for _, n := range names {
@@ -86,29 +114,25 @@ func storeComparer(fs vfs.FS, dir string) (*pebble.Comparer, error) {
 		}
 	}
 	if len(opts) == 0 {
-		return prefixComparer, nil
+		return "", "", false, nil
 	}
 	slices.Sort(opts) // OPTIONS-NNNNNN: zero-padded, newest last
 	f, err := fs.Open(fs.PathJoin(dir, opts[len(opts)-1]))
 	if err != nil {
-		return nil, fmt.Errorf("read pebble options: %w", err)
+		return "", "", false, fmt.Errorf("read pebble options: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "comparer="); ok {
-			switch v {
-			case comparerName:
-				return prefixComparer, nil
-			case legacyComparerName:
-				return pebble.DefaultComparer, nil
-			default:
-				return nil, fmt.Errorf("%w: pebble comparer %q", ErrLayout, v)
-			}
+		line := strings.TrimSpace(sc.Text())
+		if v, ok := strings.CutPrefix(line, "comparer="); ok {
+			comparer = v
+		} else if v, ok := strings.CutPrefix(line, "merger="); ok {
+			merger = v
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read pebble options: %w", err)
+		return "", "", false, fmt.Errorf("read pebble options: %w", err)
 	}
-	return prefixComparer, nil
+	return comparer, merger, true, nil
 }

@@ -105,7 +105,7 @@ func (s *Store) addPostings(r *flow.Record, rk []byte) {
 }
 
 // writePostings adds the postings addPostings gathered to wb.
-func (s *Store) writePostings(wb *pebble.Batch) error {
+func (s *Store) writePostings(wb rowWriter) error {
 	s.index.postings.Add(float64(s.index.builder.Len()))
 	return s.index.builder.Flush(func(k, v []byte) error { return wb.Set(k, v, nil) })
 }

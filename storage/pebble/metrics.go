@@ -53,6 +53,7 @@ var pebbleMetricDefs = []struct {
 	{"read_iterators_total", "Iterators the read path (lookups, block and record scans) closed.", nil},
 	{"read_block_bytes_total", "Bytes of sstable blocks the read path's iterators loaded, by whether the block cache held them.", []string{"cached"}},
 	{"read_block_seconds_total", "Time the read path's iterators spent reading blocks that were not in the block cache.", nil},
+	{"write_point_reads_total", "Rows writes read before writing them: every packet block's (a resent block replaces the stored one), a flow's record when a later report of it comes, and, in a store created before merged rows, every flow's record and flow refs.", nil},
 }
 
 func newPebbleCollector(s *Store) *pebbleCollector {
@@ -104,6 +105,7 @@ func (c *pebbleCollector) Collect(ch chan<- prometheus.Metric) {
 	k("read_block_bytes_total", float64(cached), "true")
 	k("read_block_bytes_total", float64(r.blockBytes.Load()-min(cached, r.blockBytes.Load())), "false")
 	k("read_block_seconds_total", float64(r.readNanos.Load())/1e9)
+	k("write_point_reads_total", float64(c.s.writeReads.Load()))
 }
 
 // Metrics returns Pebble's metrics (levels, compactions, caches); false

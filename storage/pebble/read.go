@@ -47,8 +47,8 @@ func (s *Store) lookupFlow(ctx context.Context, id string, from, to time.Time) (
 	}
 	if q.ByCommunity() {
 		prefix := q.CommunityPrefix()
-		err = s.each(ctx, db, prefix, rowkey.PrefixEnd(prefix), true, "lookup "+id, func(_, v []byte) error {
-			if err := q.KeepValue(v); err != nil {
+		err = s.each(ctx, db, prefix, rowkey.PrefixEnd(prefix), true, "lookup "+id, func(k, v []byte) error {
+			if err := s.keepCommunity(db, q, k, v); err != nil {
 				return q.Err(err)
 			}
 			return nil
@@ -60,6 +60,27 @@ func (s *Store) lookupFlow(ctx context.Context, id string, from, to time.Time) (
 		return nil, err
 	}
 	return q.Result()
+}
+
+// keepCommunity keeps the flow ref of a Community ID row (key k, value
+// v): its value, or, for a key-only row (stores with merged rows, see
+// batchRefs), its flow's flow ID row.
+func (s *Store) keepCommunity(db *pebble.DB, q *plan.Lookup, k, v []byte) error {
+	if len(v) > 0 {
+		return q.KeepValue(v)
+	}
+	id, err := plan.CommunityRowFlow(k)
+	if err != nil {
+		return err
+	}
+	fv, ok, err := s.get(db, plan.FlowIDKey(id))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: Community ID row %x without its flow ID row", storage.ErrCorrupt, k)
+	}
+	return q.KeepValue(fv)
 }
 
 // keepFlowID reads the flow ID row of a flow ID lookup.

@@ -59,8 +59,9 @@ type Store struct {
 	m      *storemetrics.Metrics
 	layout plan.Layout // TimeBucket and LongFlow
 
-	writeMu   sync.Mutex // serializes Write and Expire
-	dataBytes int64      // under writeMu
+	writeMu   sync.Mutex  // serializes Write and Expire
+	rows      sortedBatch // a Write's rows, under writeMu
+	dataBytes int64       // under writeMu
 	maxSpan   atomic.Int64
 
 	// committing is set while a Write/Expire commit runs, so that a
@@ -74,10 +75,17 @@ type Store struct {
 	corruptLog *lograte.Limiter // read-path corruption log lines
 
 	reads readStats // what the read path's iterators loaded
+	// writeReads counts the rows writes read before writing them
+	// (getForWrite).
+	writeReads atomic.Uint64
 	// prefixSeek: the store uses prefixComparer, so prefix scans seek
 	// with SeekPrefixGE and its bloom filters (false: a store created
 	// before it, scanned without).
 	prefixSeek bool
+	// merges: the store uses rowMerger, so writes merge flow refs and
+	// first records into their rows instead of reading them first
+	// (false: a store created before it).
+	merges bool
 
 	// index is the flow search index's state (search index postings
 	// are written in each record's batch; see index.go).
@@ -132,15 +140,19 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
-	comparer, err := storeComparer(s.fs, dir)
+	comparer, merger, err := storeRows(s.fs, dir)
 	if err != nil {
 		return nil, err
 	}
 	s.prefixSeek = comparer == prefixComparer
+	s.merges = merger == rowMerger
+	if !s.merges {
+		s.log.Info("store created before merged rows: each flow written reads its stored rows first (slower ingest)", "dir", dir)
+	}
 	if !s.prefixSeek {
 		s.log.Info("store created before prefix bloom filters: flow retrievals read every LSM level", "dir", dir)
 	}
-	opts := s.options(comparer)
+	opts := s.options(comparer, merger)
 	defer opts.Cache.Unref()
 	if err := s.checkWAL(); err != nil {
 		return nil, err
@@ -168,7 +180,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 
 // options returns the Pebble options of the store (its Cache holds a
 // reference the caller releases once Pebble is open).
-func (s *Store) options(cmp *pebble.Comparer) *pebble.Options {
+func (s *Store) options(cmp *pebble.Comparer, merger *pebble.Merger) *pebble.Options {
 	// Pebble charges its memtables to the block cache: the mutable one and
 	// the one it keeps for reuse each reserve MemTableBytes of the cache's
 	// size. A cache of only CacheBytes (64 MiB by default, two 32 MiB
@@ -179,6 +191,7 @@ func (s *Store) options(cmp *pebble.Comparer) *pebble.Options {
 	cache := pebble.NewCache(s.cfg.CacheBytes + memtableReserve*s.cfg.MemTableBytes)
 	opts := &pebble.Options{
 		Comparer:      cmp,
+		Merger:        merger,
 		FS:            s.fs,
 		Cache:         cache,
 		MemTableSize:  uint64(s.cfg.MemTableBytes),

@@ -80,8 +80,8 @@ func (s *Store) checkFree(b *storage.Batch) error {
 // publishes the store's new data size and longest span. The caller holds
 // writeMu.
 func (s *Store) apply(db *pebble.DB, b *storage.Batch, p *plan.Batch, start time.Time) (bool, error) {
-	wb := db.NewBatch()
-	defer wb.Close()
+	wb := &s.rows
+	defer wb.reset()
 	dataBytes, err := s.batchBlocks(db, wb, p, s.dataBytes)
 	if err != nil {
 		return false, err
@@ -97,7 +97,12 @@ func (s *Store) apply(db *pebble.DB, b *storage.Batch, p *plan.Batch, start time
 	if err := s.batchCounters(db, wb, b, p, dataBytes, maxSpan); err != nil {
 		return false, err
 	}
-	if err := s.commit(wb); err != nil {
+	pb := db.NewBatch()
+	defer pb.Close()
+	if err := wb.applyTo(pb); err != nil {
+		return false, fmt.Errorf("batch %s/%d: %w", b.SensorID, b.Seq, err)
+	}
+	if err := s.commit(pb); err != nil {
 		return false, fmt.Errorf("commit batch %s/%d: %w", b.SensorID, b.Seq, err)
 	}
 	s.dataBytes = dataBytes
@@ -112,7 +117,7 @@ func (s *Store) apply(db *pebble.DB, b *storage.Batch, p *plan.Batch, start time
 
 // batchBlocks adds the batch's block rows and their retention index rows
 // to wb and returns the data size after them.
-func (s *Store) batchBlocks(db *pebble.DB, wb *pebble.Batch, p *plan.Batch, dataBytes int64) (int64, error) {
+func (s *Store) batchBlocks(db *pebble.DB, wb rowWriter, p *plan.Batch, dataBytes int64) (int64, error) {
 	var vbuf []byte
 	for i := range p.Blocks {
 		row := &p.Blocks[i]
@@ -137,8 +142,8 @@ func (s *Store) batchBlocks(db *pebble.DB, wb *pebble.Batch, p *plan.Batch, data
 // the stored one: it removes the stored block's retention index row in wb
 // and returns its size, so the byte count and the age index stay exact
 // (0 when the block row at key is new).
-func (s *Store) unindexStored(db *pebble.DB, wb *pebble.Batch, key []byte) (int64, error) {
-	old, ok, err := s.get(db, key)
+func (s *Store) unindexStored(db *pebble.DB, wb rowWriter, key []byte) (int64, error) {
+	old, ok, err := s.getForWrite(db, key)
 	if err != nil {
 		return 0, fmt.Errorf("read block: %w", err)
 	}
@@ -157,7 +162,7 @@ func (s *Store) unindexStored(db *pebble.DB, wb *pebble.Batch, key []byte) (int6
 
 // batchCounters adds to wb the batch's dedupe marker, the sensor's raised
 // durable sequence, the data size and, when it grew, the longest span.
-func (s *Store) batchCounters(db *pebble.DB, wb *pebble.Batch, b *storage.Batch, p *plan.Batch, dataBytes, maxSpan int64) error {
+func (s *Store) batchCounters(db *pebble.DB, wb rowWriter, b *storage.Batch, p *plan.Batch, dataBytes, maxSpan int64) error {
 	if err := wb.Set(p.DedupeKey, nil, nil); err != nil {
 		return err
 	}
@@ -185,7 +190,7 @@ func (s *Store) batchCounters(db *pebble.DB, wb *pebble.Batch, b *storage.Batch,
 // unless the store already holds a newer one, moving its long-flow row
 // with it, and adds the flow refs of those it writes to p.Refs. It
 // returns how many it writes.
-func (s *Store) batchRecords(db *pebble.DB, wb *pebble.Batch, p *plan.Batch) (int64, error) {
+func (s *Store) batchRecords(db *pebble.DB, wb rowWriter, p *plan.Batch) (int64, error) {
 	var n int64
 	for _, r := range p.Records {
 		stored, err := s.batchRecord(db, wb, r)
@@ -206,9 +211,25 @@ func (s *Store) batchRecords(db *pebble.DB, wb *pebble.Batch, p *plan.Batch) (in
 
 // batchRecord writes r unless the store holds a newer segment of its
 // flow, and reports whether it does.
-func (s *Store) batchRecord(db *pebble.DB, wb *pebble.Batch, r *flow.Record) (bool, error) {
+//
+// A flow's first report (Segment 0) that is not long is merged into its
+// row without reading it (rowMerger keeps the higher segment, so a late
+// copy of it cannot replace a later report, and it has no long-flow row
+// to move); it counts as written.
+func (s *Store) batchRecord(db *pebble.DB, wb rowWriter, r *flow.Record) (bool, error) {
 	rk := s.layout.RecordKey(r)
-	old, ok, err := s.get(db, rk)
+	if s.merges && r.Segment == 0 && !s.layout.IsLong(r) {
+		v, err := plan.EncodeRecord(nil, r)
+		if err != nil {
+			return false, err
+		}
+		if err := wb.Merge(rk, v, nil); err != nil {
+			return false, err
+		}
+		s.addPostings(r, rk)
+		return true, nil
+	}
+	old, ok, err := s.getForWrite(db, rk)
 	if err != nil {
 		return false, fmt.Errorf("read record: %w", err)
 	}
@@ -243,11 +264,31 @@ func (s *Store) batchRecord(db *pebble.DB, wb *pebble.Batch, r *flow.Record) (bo
 }
 
 // batchRefs merges the batch's flow refs into the flow ID and Community
-// ID indexes.
-func (s *Store) batchRefs(db *pebble.DB, wb *pebble.Batch, refs plan.Refs) error {
+// ID indexes: as merge operands into the flow ID rows and key-only
+// Community ID rows (rowMerger), or on a store created before it by
+// reading, merging and rewriting both rows.
+func (s *Store) batchRefs(db *pebble.DB, wb rowWriter, refs plan.Refs) error {
+	if s.merges {
+		var v []byte
+		for id, r := range refs {
+			v = rowkey.AppendRef(v[:0], r)
+			if err := wb.Merge(plan.FlowIDKey(id), v, nil); err != nil {
+				return err
+			}
+			// The Community ID row only points at the flow ID row: a
+			// copy of the ref there was a third of what compactions
+			// rewrote (its keys are random).
+			if ck, ok := plan.CommunityKey(r.CommunityID, id); ok {
+				if err := wb.Set(ck, nil, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	for id, r := range refs {
 		fk := plan.FlowIDKey(id)
-		old, ok, err := s.get(db, fk)
+		old, ok, err := s.getForWrite(db, fk)
 		if err != nil {
 			return fmt.Errorf("read flow ref: %w", err)
 		}
@@ -270,4 +311,11 @@ func (s *Store) batchRefs(db *pebble.DB, wb *pebble.Batch, refs plan.Refs) error
 		}
 	}
 	return nil
+}
+
+// getForWrite is get for a row a write reads before writing it, counted
+// (tapir_pebble_write_point_reads_total).
+func (s *Store) getForWrite(db *pebble.DB, key []byte) ([]byte, bool, error) {
+	s.writeReads.Add(1)
+	return s.get(db, key)
 }

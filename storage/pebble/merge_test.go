@@ -1,0 +1,239 @@
+package pebble
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/storage"
+	"github.com/tapir-sensor/tapir/storage/plan"
+	"github.com/tapir-sensor/tapir/storage/rowkey"
+	"github.com/tapir-sensor/tapir/storage/storagetest"
+)
+
+// createLegacyMergerStore creates in dir an empty store as releases
+// before merged rows did: the prefix comparer, Pebble's default merger.
+func createLegacyMergerStore(t *testing.T, dir string) {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{Comparer: prefixComparer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestContractLegacyMerger: a store created before merged rows keeps
+// Pebble's default merger and its read-before-write path, and meets the
+// whole storage contract.
+func TestContractLegacyMerger(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.BlockStore {
+		dir := t.TempDir()
+		createLegacyMergerStore(t, dir)
+		s := openTest(t, dir, testConfig())
+		if s.merges || !s.prefixSeek {
+			t.Fatalf("legacy store opened with merges=%v prefixSeek=%v", s.merges, s.prefixSeek)
+		}
+		return s
+	})
+}
+
+// TestNewStoreWritesWithoutReading: a new store writes flows' first
+// records and their refs as merge operands and key-only Community ID
+// rows, reading none of them first; every flow is still found by
+// Community ID and flow ID with its blocks, across LSM levels and after
+// a reopen. A legacy store reads every record and ref.
+func TestNewStoreWritesWithoutReading(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, testConfig())
+	if !s.merges {
+		t.Fatal("a new store does not merge rows")
+	}
+	s1, s2 := lsmStore(t, s)
+	blocks := 0
+	for _, in := range append(append([]*storagetest.Instance{}, s1...), s2...) {
+		blocks += len(in.Blocks)
+	}
+	if got := s.writeReads.Load(); got != uint64(blocks) {
+		t.Errorf("writes read %d rows, want %d (one per block, none per record or ref)", got, blocks)
+	}
+	checkRetrieval(t, s, s1, s2)
+	checkKeyOnlyCommunityRows(t, s, len(s1)+len(s2))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, testConfig())
+	if !s.merges {
+		t.Fatal("reopened store lost its merger")
+	}
+	checkRetrieval(t, s, s1, s2)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	legacy := t.TempDir()
+	createLegacyMergerStore(t, legacy)
+	s = openTest(t, legacy, testConfig())
+	defer s.Close()
+	s1, s2 = lsmStore(t, s)
+	if got, min := s.writeReads.Load(), uint64(blocks+2*(len(s1)+len(s2))); got < min {
+		t.Errorf("legacy store: writes read %d rows, want at least %d (blocks, records and refs)", got, min)
+	}
+	checkRetrieval(t, s, s1, s2)
+}
+
+// checkKeyOnlyCommunityRows checks that the store holds n Community ID
+// rows, all without a value.
+func checkKeyOnlyCommunityRows(t *testing.T, s *Store, n int) {
+	t.Helper()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(rowkey.TableCommunity)}, UpperBound: []byte{byte(rowkey.TableCommunity) + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	rows := 0
+	for it.First(); it.Valid(); it.Next() {
+		rows++
+		if len(it.Value()) != 0 {
+			t.Fatalf("Community ID row %x holds %d bytes", it.Key(), len(it.Value()))
+		}
+	}
+	if rows != n {
+		t.Errorf("%d Community ID rows, want %d", rows, n)
+	}
+}
+
+// TestMergedRecordKeepsNewestSegment: a late copy of a flow's first
+// report (merged without a read) never replaces a later report, before
+// and after compactions fold the operands; an equal segment replaces.
+func TestMergedRecordKeepsNewestSegment(t *testing.T) {
+	s := openTest(t, t.TempDir(), testConfig())
+	defer s.Close()
+	flows := storagetest.LoadFlows(t, storagetest.Capture)
+	in := storagetest.NewInstance(&flows[0], "sensor-a", 1, 0, 4)
+	first := in.Record
+	first.Segment, first.End = 0, first.Start.Add(time.Second)
+	later := first
+	later.Segment, later.End, later.Reason = 2, first.Start.Add(2*time.Second), flow.ReasonFIN
+	if s.layout.IsLong(&later) {
+		t.Fatal("test flow is long: pick a shorter one")
+	}
+	write := func(seq uint64, r flow.Record) {
+		t.Helper()
+		if ok, err := s.Write(ctx, &storage.Batch{SensorID: "sensor-a", Seq: seq, Records: []flow.Record{r}}); !ok || err != nil {
+			t.Fatalf("write segment %d: %v %v", r.Segment, ok, err)
+		}
+	}
+	check := func(what string, seg uint32, end time.Time) {
+		t.Helper()
+		var got []flow.Record
+		if err := s.ScanRecords(ctx, first.Start, later.End, func(r *flow.Record) error { got = append(got, *r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Segment != seg || !got[0].End.Equal(end) {
+			t.Fatalf("%s: records %+v, want one of segment %d ending %v", what, got, seg, end)
+		}
+	}
+	write(1, first)
+	write(2, later)
+	write(3, first) // a late copy of the first report
+	check("late first report", 2, later.End)
+	if err := s.db.Compact([]byte{0}, []byte{0xff}, false); err != nil {
+		t.Fatal(err)
+	}
+	check("after compaction", 2, later.End)
+	write(4, first)
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("late copy over a compacted row", 2, later.End)
+	again := later
+	again.End = later.End.Add(time.Millisecond)
+	write(5, again)
+	check("same segment again", 2, again.End)
+}
+
+// TestRowMergerRefusesOtherTables: a merge operand in a table that never
+// gets one is reported as corruption, not folded, and a malformed flow
+// ref is refused when it must be merged.
+func TestRowMergerRefusesOtherTables(t *testing.T) {
+	for _, tab := range []rowkey.Table{rowkey.TableBlocks, rowkey.TableMeta, rowkey.TableSeq} {
+		if _, err := newRowMerge([]byte{byte(tab), 1, 2}, []byte{1}); !errors.Is(err, storage.ErrCorrupt) {
+			t.Errorf("table %q: %v, want ErrCorrupt", tab, err)
+		}
+	}
+	good := rowkey.AppendRef(nil, &storage.FlowRef{FlowID: flow.ID{1}, First: time.Unix(1, 0), Last: time.Unix(2, 0)})
+	m, err := newRowMerge(plan.FlowIDKey(flow.ID{1}), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MergeNewer([]byte{0xff}); err == nil {
+		t.Error("a malformed flow ref operand merged")
+	}
+}
+
+// TestCommunityRowWithoutFlowRow: a key-only Community ID row whose flow
+// ID row is missing is corruption, named as such by the lookup.
+func TestCommunityRowWithoutFlowRow(t *testing.T) {
+	s := openTest(t, t.TempDir(), testConfig())
+	defer s.Close()
+	cid := flow.CommunityID(0, flow.Tuple{Src: flow.AddrFrom4([4]byte{10, 0, 0, 1}), Dst: flow.AddrFrom4([4]byte{10, 0, 0, 2}),
+		SrcPort: 40000, DstPort: 443, Proto: flow.ProtoTCP, Family: flow.FamilyIPv4})
+	ck, ok := plan.CommunityKey(cid, flow.NewID(time.Unix(100, 0), 1, 1))
+	if !ok {
+		t.Fatalf("Community ID %q not parsed", cid)
+	}
+	if err := s.db.Set(ck, nil, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupFlow(ctx, cid, time.Time{}, time.Time{}); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("lookup: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestRefMergeWidens: flow ref operands fold into the widest span in
+// any order, and a single operand passes through byte for byte.
+func TestRefMergeWidens(t *testing.T) {
+	id := flow.ID{7}
+	refs := []storage.FlowRef{
+		{FlowID: id, First: time.Unix(10, 0), Last: time.Unix(20, 0)},
+		{FlowID: id, First: time.Unix(5, 0), Last: time.Unix(12, 0), CommunityID: "1:abc", SensorID: "s"},
+		{FlowID: id, First: time.Unix(15, 0), Last: time.Unix(30, 0)},
+	}
+	key := plan.FlowIDKey(id)
+	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}} {
+		m, err := newRowMerge(key, rowkey.AppendRef(nil, &refs[order[0]]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range order[1:] {
+			if err := m.MergeOlder(rowkey.AppendRef(nil, &refs[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, _, err := m.Finish(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got storage.FlowRef
+		if err := rowkey.DecodeRef(v, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.First.Equal(time.Unix(5, 0)) || !got.Last.Equal(time.Unix(30, 0)) || got.CommunityID != "1:abc" || got.SensorID != "s" {
+			t.Errorf("order %v: merged %+v", order, got)
+		}
+	}
+	one := rowkey.AppendRef(nil, &refs[0])
+	m, err := newRowMerge(key, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := m.Finish(true); err != nil || !bytes.Equal(v, one) {
+		t.Errorf("single operand: %x, %v; want %x", v, err, one)
+	}
+}
