@@ -279,6 +279,13 @@ func (b *Builder) Encode(enc *Encoder, dst []byte) ([]byte, Meta, error) {
 	dst = appendHeader(dst, &b.meta, len(raw))
 	hdrEnd := len(dst)
 	if enc.s2 {
+		// A builder's body was written packet by packet over up to
+		// blocks.max_age, among the other flows' packets: most of it
+		// has left the cache. S2 reads it front to back, but a body of a
+		// few KiB is too short for the hardware prefetcher to get ahead
+		// (its loads were the costliest instructions of the encoder):
+		// ask for every line at once.
+		prefetchBody(raw)
 		n := s2.MaxEncodedLen(len(raw))
 		dst = slices.Grow(dst, n)
 		out := s2.Encode(dst[hdrEnd:hdrEnd+n], raw)
