@@ -7,9 +7,15 @@ import (
 )
 
 const (
-	// recordBufferSize is the initial size of a pcapRecords buffer: the
-	// decompressed stream is read in chunks of up to this size.
+	// recordBufferSize is the initial size of a pcapRecords buffer.
 	recordBufferSize = 1 << 20
+	// recordReadSize is the most a pcapRecords reads from the stream at a
+	// time (at least readBufferSize, so that FileSource's bufio.Reader
+	// passes the read straight through): the bytes stay in the CPU's
+	// level-2 cache between the kernel's copy into the buffer and the
+	// reading of their packets, where reads of the whole 1 MiB buffer
+	// left it before the packets were read.
+	recordReadSize = 128 << 10
 	// eagerRecordMax is the longest record accepted whatever the file's
 	// snap length says (libpcap's MAXIMUM_SNAPLEN, as pcapgo's reader).
 	eagerRecordMax = 262144
@@ -122,7 +128,7 @@ func (p *pcapRecords) fill(need int) error {
 			copy(grown, p.buf[:p.end])
 			p.buf = grown
 		}
-		n, err := p.r.Read(p.buf[p.end:])
+		n, err := p.r.Read(p.buf[p.end:min(len(p.buf), p.end+max(recordReadSize, need-p.end))])
 		p.end += n
 		if err != nil {
 			p.rerr = err
