@@ -1,0 +1,56 @@
+package flowtable
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"unsafe"
+
+	"github.com/tapir-sensor/tapir/flow"
+)
+
+// TestSameKey: sameKey agrees with == on keys that differ in any one byte
+// of any field, and on equal keys; a field added to flow.Key (its size or
+// field count changes) fails here until sameKey compares it too.
+func TestSameKey(t *testing.T) {
+	if n := reflect.TypeFor[flow.Key]().NumField(); n != 9 || unsafe.Sizeof(flow.Key{}) != 48 {
+		t.Fatalf("flow.Key has %d fields, %d bytes: update sameKey", n, unsafe.Sizeof(flow.Key{}))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := func() flow.Key {
+		var k flow.Key
+		for i := range k.A {
+			k.A[i], k.B[i] = byte(rng.Uint32()), byte(rng.Uint32())
+		}
+		k.PortA, k.PortB = uint16(rng.Uint32()), uint16(rng.Uint32())
+		k.Proto, k.Family = uint8(rng.Uint32()), uint8(rng.Uint32())
+		k.VLAN, k.InnerVLAN, k.Mirror = uint16(rng.Uint32()), uint16(rng.Uint32()), rng.Uint32()
+		return k
+	}
+	// Each mutation changes one field in one place.
+	muts := []func(k *flow.Key, i int){
+		func(k *flow.Key, i int) { k.A[i%16] ^= 1 << (i % 8) },
+		func(k *flow.Key, i int) { k.B[i%16] ^= 1 << (i % 8) },
+		func(k *flow.Key, i int) { k.PortA ^= 1 << (i % 16) },
+		func(k *flow.Key, i int) { k.PortB ^= 1 << (i % 16) },
+		func(k *flow.Key, i int) { k.Proto ^= 1 << (i % 8) },
+		func(k *flow.Key, i int) { k.Family ^= 1 << (i % 8) },
+		func(k *flow.Key, i int) { k.VLAN ^= 1 << (i % 16) },
+		func(k *flow.Key, i int) { k.InnerVLAN ^= 1 << (i % 16) },
+		func(k *flow.Key, i int) { k.Mirror ^= 1 << (i % 32) },
+	}
+	for i := range 2000 {
+		a := random()
+		b := a
+		if !sameKey(&a, &b) {
+			t.Fatalf("equal keys %+v reported different", a)
+		}
+		for m, mut := range muts {
+			c := a
+			mut(&c, i)
+			if got, want := sameKey(&a, &c), a == c; got != want {
+				t.Fatalf("mutation %d of %+v: sameKey %v, == %v", m, a, got, want)
+			}
+		}
+	}
+}
