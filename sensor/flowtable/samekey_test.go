@@ -13,8 +13,15 @@ import (
 // of any field, and on equal keys; a field added to flow.Key (its size or
 // field count changes) fails here until sameKey compares it too.
 func TestSameKey(t *testing.T) {
-	if n := reflect.TypeFor[flow.Key]().NumField(); n != 9 || unsafe.Sizeof(flow.Key{}) != 48 {
-		t.Fatalf("flow.Key has %d fields, %d bytes: update sameKey", n, unsafe.Sizeof(flow.Key{}))
+	var k flow.Key
+	if n := reflect.TypeFor[flow.Key]().NumField(); n != 9 || unsafe.Sizeof(k) != keySize {
+		t.Fatalf("flow.Key has %d fields, %d bytes: update sameKey", n, unsafe.Sizeof(k))
+	}
+	// The layout sameKey's mask assumes: the only padding is bytes 42-43.
+	offs := []uintptr{unsafe.Offsetof(k.A), unsafe.Offsetof(k.B), unsafe.Offsetof(k.PortA), unsafe.Offsetof(k.PortB),
+		unsafe.Offsetof(k.Proto), unsafe.Offsetof(k.Family), unsafe.Offsetof(k.VLAN), unsafe.Offsetof(k.InnerVLAN), unsafe.Offsetof(k.Mirror)}
+	if want := []uintptr{0, 16, 32, 34, 36, 37, 38, 40, 44}; !reflect.DeepEqual(offs, want) {
+		t.Fatalf("flow.Key field offsets %v, sameKey assumes %v", offs, want)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	random := func() flow.Key {
