@@ -186,8 +186,15 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 	w := len(b.buf)
 	out := b.buf[:cap(b.buf)]
 	w += binary.PutVarint(out[w:], tsNanos-b.prev)
-	w += binary.PutUvarint(out[w:], uint64(origLen))
-	w += binary.PutUvarint(out[w:], uint64(len(data)))
+	if origLen < 0x80 {
+		// Both lengths fit one varint byte (len(data) <= origLen): a
+		// snap length under 128 or a short packet, without the loops.
+		out[w], out[w+1] = byte(origLen), byte(len(data))
+		w += 2
+	} else {
+		w += binary.PutUvarint(out[w:], uint64(origLen))
+		w += binary.PutUvarint(out[w:], uint64(len(data)))
+	}
 	b.buf = out[:w]
 	var prev, prev2 []byte
 	if n := b.meta.Packets; n > 0 {
