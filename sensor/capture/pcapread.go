@@ -60,11 +60,15 @@ func newPcapRecords(r io.Reader, magic uint32, snaplen uint32) *pcapRecords {
 	return p
 }
 
-func (p *pcapRecords) u32(b []byte) uint32 {
+// header returns the four fields of a record header: seconds, fraction,
+// captured and original length (one byte-order test for the four).
+func (p *pcapRecords) header(h *[pcapRecordHeaderLen]byte) (sec, frac, caplen, length uint32) {
 	if p.bigEndian {
-		return binary.BigEndian.Uint32(b)
+		be := binary.BigEndian
+		return be.Uint32(h[0:]), be.Uint32(h[4:]), be.Uint32(h[8:]), be.Uint32(h[12:])
 	}
-	return binary.LittleEndian.Uint32(b)
+	le := binary.LittleEndian
+	return le.Uint32(h[0:]), le.Uint32(h[4:]), le.Uint32(h[8:]), le.Uint32(h[12:])
 }
 
 // next returns the next record's data (valid until the next call), its
@@ -79,14 +83,13 @@ func (p *pcapRecords) next() (data []byte, ts int64, caplen, length int, header 
 			return nil, 0, 0, 0, false, eofErr(err, p.end-p.start)
 		}
 	}
-	h := p.buf[p.start : p.start+pcapRecordHeaderLen]
-	sec, frac := p.u32(h[0:4]), p.u32(h[4:8])
+	h := (*[pcapRecordHeaderLen]byte)(p.buf[p.start:])
+	sec, frac, cl, ol := p.header(h)
 	// frac*nsFactor wraps in uint32 as it does in pcapgo, and time.Unix
 	// carries an out-of-range nanosecond count into the seconds, so the sum
 	// is what pcapgo's Timestamp.UnixNano() returns for every input.
 	ts = int64(sec)*1e9 + int64(frac*p.nsFactor)
-	caplen = int(p.u32(h[8:12]))
-	length = int(p.u32(h[12:16]))
+	caplen, length = int(cl), int(ol)
 	if caplen > p.maxCap || caplen < 0 {
 		return nil, ts, caplen, length, true, fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, p.snaplen)
 	}
