@@ -85,3 +85,31 @@ func TestIndexAtMostHalfFull(t *testing.T) {
 		t.Fatalf("%d flows open, want 5000", tab.Len())
 	}
 }
+
+// TestHashSpreadsPortsWhateverTheSeed: keys that differ only in their
+// ports (one address pair) spread over the index's slots whatever random
+// number the seed is made from, including those that made the hash's
+// last factor (k2^seed) a small or even number, which packed such keys
+// into a fraction of the slots (a sixteenth with four trailing zeros).
+func TestHashSpreadsPortsWhateverTheSeed(t *testing.T) {
+	tab, err := New[struct{}](Config{MaxFlows: 100_000}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mask = 4095
+	for _, low := range []uint64{1, 2, 16, 1 << 10, 1 << 20, 0} {
+		tab.seed = hashSeed(k2 ^ low) // the last factor was low
+		slots := map[uint64]bool{}
+		for i := range 2048 {
+			tup := flow.Tuple{Src: flow.AddrFrom4([4]byte{133, 224, 69, 25}), Dst: flow.AddrFrom4([4]byte{133, 224, 69, 26}),
+				SrcPort: uint16(30000 + i), DstPort: 7000, Proto: flow.ProtoTCP, Family: flow.FamilyIPv4}
+			var k flow.Key
+			tup.KeyInto(&k)
+			slots[tab.hash(&k)&mask] = true
+		}
+		// 2048 random keys in 4096 slots fill about 1611 of them.
+		if len(slots) < 1400 {
+			t.Errorf("seed with last factor %#x: 2048 keys in %d of %d slots", low, len(slots), mask+1)
+		}
+	}
+}
