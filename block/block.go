@@ -186,8 +186,15 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 	w := len(b.buf)
 	out := b.buf[:cap(b.buf)]
 	w += binary.PutVarint(out[w:], tsNanos-b.prev)
-	w += binary.PutUvarint(out[w:], uint64(origLen))
-	w += binary.PutUvarint(out[w:], uint64(len(data)))
+	if origLen < 0x80 {
+		// Both lengths fit one varint byte (len(data) <= origLen): a
+		// snap length under 128 or a short packet, without the loops.
+		out[w], out[w+1] = byte(origLen), byte(len(data))
+		w += 2
+	} else {
+		w += binary.PutUvarint(out[w:], uint64(origLen))
+		w += binary.PutUvarint(out[w:], uint64(len(data)))
+	}
 	b.buf = out[:w]
 	var prev, prev2 []byte
 	if n := b.meta.Packets; n > 0 {
@@ -198,7 +205,13 @@ func (b *Builder) Append(tsNanos int64, origLen int, data []byte) {
 	}
 	b.buf = appendDeltaPacket(b.buf, data, prev, prev2)
 	b.last = 1 - b.last
-	b.refLen[b.last] = uint8(copy(b.refs[b.last][:], data))
+	if len(data) >= deltaSpan {
+		// A fixed-size copy: two 32-byte moves inline, where copy's
+		// variable length called memmove on every packet.
+		b.refs[b.last], b.refLen[b.last] = [deltaSpan]byte(data), deltaSpan
+	} else {
+		b.refLen[b.last] = uint8(copy(b.refs[b.last][:], data))
+	}
 	b.prev = tsNanos
 	// First and Last are the earliest and latest timestamps: capture
 	// files may step back in time (pcapng packets without a timestamp
@@ -279,6 +292,13 @@ func (b *Builder) Encode(enc *Encoder, dst []byte) ([]byte, Meta, error) {
 	dst = appendHeader(dst, &b.meta, len(raw))
 	hdrEnd := len(dst)
 	if enc.s2 {
+		// A builder's body was written packet by packet over up to
+		// blocks.max_age, among the other flows' packets: most of it
+		// has left the cache. S2 reads it front to back, but a body of a
+		// few KiB is too short for the hardware prefetcher to get ahead
+		// (its loads were the costliest instructions of the encoder):
+		// ask for every line at once.
+		prefetchBody(raw)
 		n := s2.MaxEncodedLen(len(raw))
 		dst = slices.Grow(dst, n)
 		out := s2.Encode(dst[hdrEnd:hdrEnd+n], raw)

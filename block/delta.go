@@ -58,7 +58,12 @@ func appendDeltaPacket(dst, data, prev, prev2 []byte) []byte {
 			// direction's: compare with it alone.
 			prev, prev2, ref = prev2, nil, 1
 		}
-		mask, h = diffMask(data, prev), min(len(data), deltaSpan, len(prev))
+		if len(data) >= deltaSpan && len(prev) >= deltaSpan {
+			// diffMask's common case, without its call.
+			mask, h = diffMask64((*[deltaSpan]byte)(data), (*[deltaSpan]byte)(prev)), deltaSpan
+		} else {
+			mask, h = diffMaskShort(data, prev), min(len(data), deltaSpan, len(prev))
+		}
 		ref++
 		// The packet before the previous one is the same direction's in
 		// a request/response exchange: try it when the previous one
@@ -114,6 +119,12 @@ func diffMask(a, b []byte) uint64 {
 	if len(a) >= deltaSpan && len(b) >= deltaSpan {
 		return diffMask64((*[deltaSpan]byte)(a), (*[deltaSpan]byte)(b))
 	}
+	return diffMaskShort(a, b)
+}
+
+// diffMaskShort is diffMask when a or b is shorter than deltaSpan (out
+// of line, so that diffMask inlines into its callers).
+func diffMaskShort(a, b []byte) uint64 {
 	h := min(len(a), len(b), deltaSpan)
 	var mask uint64
 	i := 0

@@ -55,3 +55,21 @@ func gatherChanged(out []byte, src *[deltaSpan]byte, mask uint64) int {
 	}
 	return gatherGeneric(out, src, mask)
 }
+
+// prefetchBytes asks the CPU to start loading the n bytes at p, every
+// cache line at once, without waiting for them.
+//
+//go:noescape
+func prefetchBytes(p *byte, n int)
+
+// prefetchBody starts loading the start of b, up to prefetchMax bytes,
+// before a pass that reads it front to back (see Encode); past that the
+// hardware prefetcher keeps up with the stream.
+func prefetchBody(b []byte) {
+	if len(b) > 0 {
+		prefetchBytes(&b[0], min(len(b), prefetchMax))
+	}
+}
+
+// prefetchMax is how much of a body prefetchBody asks for.
+const prefetchMax = 32 << 10

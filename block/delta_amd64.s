@@ -62,3 +62,18 @@ TEXT ·gather64(SB), NOSPLIT, $0-32
 	GROUP(56)
 	MOVQ R8, ret+24(FP)
 	RET
+
+// func prefetchBytes(p *byte, n int)
+TEXT ·prefetchBytes(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	LEAQ (SI)(CX*1), DX
+	ANDQ $~63, SI
+loop:
+	CMPQ SI, DX
+	JAE done
+	PREFETCHT0 (SI)
+	ADDQ $64, SI
+	JMP loop
+done:
+	RET

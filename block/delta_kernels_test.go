@@ -77,3 +77,23 @@ func FuzzKernels(f *testing.F) {
 		checkKernels(t, &x, &y)
 	})
 }
+
+// TestPrefetchBodyAnyLength runs the prefetch hint over bodies of every
+// length and alignment around the cache line and the cap: it must only
+// hint, never fault or change the bytes.
+func TestPrefetchBodyAnyLength(t *testing.T) {
+	buf := make([]byte, prefetchMax+256)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	for off := range 65 {
+		for _, n := range []int{0, 1, 63, 64, 65, 127, 4096, prefetchMax - 1, prefetchMax, prefetchMax + 100} {
+			prefetchBody(buf[off : off+n])
+		}
+	}
+	for i := range buf {
+		if buf[i] != byte(i) {
+			t.Fatalf("byte %d changed", i)
+		}
+	}
+}

@@ -10,3 +10,9 @@ func diffMask64(x, y *[deltaSpan]byte) uint64 { return diffMaskGeneric(x, y) }
 func gatherChanged(out []byte, src *[deltaSpan]byte, mask uint64) int {
 	return gatherGeneric(out, src, mask)
 }
+
+// prefetchMax is how much of a body prefetchBody would ask for.
+const prefetchMax = 32 << 10
+
+// prefetchBody is a no-op without the amd64 prefetch kernel.
+func prefetchBody([]byte) {}

@@ -38,13 +38,15 @@ type DirWriterConfig struct {
 	// SegmentSize is the size in bytes after which a segment is closed
 	// and a new one started. Default 64 MiB.
 	SegmentSize int64
-	// BufferSize is the write buffer per open segment. Default 256 KiB.
+	// BufferSize is the write buffer per open segment. Default 64 KiB:
+	// the buffer stays in the level-2 cache between the copies of blocks
+	// into it and write(2)'s copy out of it.
 	BufferSize int
 }
 
 // DefaultDirWriterConfig returns the defaults (Dir must still be set).
 func DefaultDirWriterConfig() DirWriterConfig {
-	return DirWriterConfig{SegmentSize: 64 << 20, BufferSize: 256 << 10}
+	return DirWriterConfig{SegmentSize: 64 << 20, BufferSize: 64 << 10}
 }
 
 // Validate checks the configuration.

@@ -17,7 +17,9 @@ import (
 const (
 	pcapHeaderLen       = 24
 	pcapRecordHeaderLen = 16
-	readBufferSize      = 256 << 10
+	// readBufferSize is FileSource's bufio.Reader's buffer, which the
+	// classic pcap reader's reads (recordReadSize) bypass.
+	readBufferSize = 64 << 10
 )
 
 // FileSource reads packets from a pcap or pcapng stream. It implements

@@ -270,3 +270,62 @@ func TestPcapRecordsLargeRecords(t *testing.T) {
 	_, _, _ = compareWithPcapgo(t, "large-cut", out[:len(out)-1000])
 	_, _, _ = compareWithPcapgo(t, "large.gz", gzipBytes(t, out))
 }
+
+// sizeRecorder records the buffer size of every Read asked of it.
+type sizeRecorder struct {
+	r     io.Reader
+	sizes []int
+}
+
+func (s *sizeRecorder) Read(p []byte) (int, error) {
+	s.sizes = append(s.sizes, len(p))
+	return s.r.Read(p)
+}
+
+// TestPcapRecordsReadSize: a classic pcap of several MiB is read from
+// the stream in pieces of at most recordReadSize (the bytes then stay in
+// cache until their packets are read; reads of the whole 1 MiB buffer
+// left it first), straight into the record buffer: after the first fill
+// of FileSource's bufio.Reader (the file header), no read goes through
+// its buffer, which would copy every byte twice.
+func TestPcapRecordsReadSize(t *testing.T) {
+	b, err := os.ReadFile(testenv.Plain(t, testenv.Pcap(t, "zeek/wikipedia.pcap")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Clone(b)
+	for len(big) < 4<<20 {
+		big = append(big, b[pcapHeaderLen:]...)
+	}
+	rec := &sizeRecorder{r: bytes.NewReader(big)}
+	src, err := OpenReader("big", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, _, _, _, err := src.ReadRecord(); err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no packets")
+	}
+	fills := 0
+	for i, sz := range rec.sizes {
+		if sz > recordReadSize {
+			t.Fatalf("read %d asked for %d bytes, want at most %d", i, sz, recordReadSize)
+		}
+		if sz == readBufferSize {
+			fills++
+		}
+	}
+	if fills > 1 || len(rec.sizes) < len(big)/recordReadSize {
+		t.Fatalf("%d reads, %d of them bufio fills, for %d bytes: want the records read straight in pieces of %d",
+			len(rec.sizes), fills, len(big), recordReadSize)
+	}
+}

@@ -227,7 +227,10 @@ func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
 	}
 	w.stats.StoredPackets++
 	w.stats.StoredBytes += uint64(len(data))
-	if w.ring.inUse()+w.own > w.softBuffered() || w.buffered() > w.maxBuffered {
+	// The pages in use and the builders against the soft cap, and with
+	// the free pages and pooled builders (buffered) against the cap:
+	// inUse computed once per packet.
+	if u := w.ring.inUse() + w.own; u > w.softBuffered() || u+int64(len(w.ring.free))*ringPage+w.pooled > w.maxBuffered {
 		w.bound()
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tapir-sensor/tapir/flow"
 )
@@ -161,9 +162,9 @@ type Table[T any] struct {
 	sensorHash                         uint32
 	seed                               uint64
 
-	chunks     [][]entry[T]
-	nslots     uint32 // entries ever allocated (high-water mark)
-	free       uint32 // free list head
+	chunks     []*[chunkSize]entry[T] // arrays: at needs one bounds check, not two
+	nslots     uint32                 // entries ever allocated (high-water mark)
+	free       uint32                 // free list head
 	live       int
 	head, tail uint32 // LRU list: head most recently active
 
@@ -214,7 +215,7 @@ func New[T any](cfg Config, ids *IDCounter, onRecord func(rec *flow.Record, stat
 		onRecord:   onRecord,
 		ids:        ids,
 		sensorHash: flow.SensorHash(cfg.SensorID),
-		seed:       rand.Uint64(),
+		seed:       hashSeed(rand.Uint64()),
 		free:       nilIdx,
 		head:       nilIdx,
 		tail:       nilIdx,
@@ -297,7 +298,7 @@ func (t *Table[T]) account(tup *flow.Tuple, ts int64, wireLen, capLen int, tcpFl
 			t.setTunnels(idx, tun, fwd == (t.at(idx).state&stInitB != 0))
 			t.stats.TunnelledFlows++
 		}
-	} else if len(tun) > 0 || t.at(idx).state&stTunnel != 0 && t.at(idx).state&stTunnelFlow == 0 {
+	} else if st := t.at(idx).state; len(tun) > 0 || st&stTunnel != 0 && st&stTunnelFlow == 0 {
 		t.checkTunnels(idx, tun)
 	}
 	return t.count(idx, fwd, ts, wireLen, capLen, tcpFlags, store)
@@ -393,8 +394,7 @@ func (t *Table[T]) count(idx uint32, fwd bool, ts int64, wireLen, capLen int, tc
 		}
 	}
 	if t.head != idx {
-		t.lruUnlink(idx)
-		t.lruPushFront(idx)
+		t.lruToFront(idx, e)
 	}
 	return &e.user, storeLen
 }
@@ -480,7 +480,11 @@ func (t *Table[T]) create(k *flow.Key, h uint64, pos uint32, fwd bool, proto, tc
 		t.end(t.tail, flow.ReasonEvicted)
 		_, pos = t.find(k, h)
 	}
-	if (t.live+1)*4 > len(t.index)*3 {
+	if (t.live+1)*2 > len(t.index) {
+		// At most half full: a lookup probes 1.5 slots on average, and a
+		// miss 2.5 (at three quarters, 2.5 and 8.5, with long runs that
+		// made the big input's lookups cost twice as many instructions
+		// in some runs than in others, by the hash seed).
 		t.growIndex()
 		_, pos = t.find(k, h)
 	}
@@ -515,7 +519,7 @@ func (t *Table[T]) alloc() uint32 {
 		return i
 	}
 	if int(t.nslots) == len(t.chunks)*chunkSize {
-		t.chunks = append(t.chunks, make([]entry[T], chunkSize))
+		t.chunks = append(t.chunks, new([chunkSize]entry[T]))
 	}
 	i := t.nslots
 	t.nslots++
@@ -729,6 +733,18 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
+// hashSeed makes a table's hash seed from a random number. Keys that
+// differ only in their ports (one address pair, as in anonymised traces)
+// differ only in hash's m, which its last step multiplies by k2^seed ^
+// (InnerVLAN, Mirror), fixed for a run; with t trailing zero bits in that
+// factor the low t bits of the product do not depend on m at all, and
+// such keys fell into 2^t times fewer index slots (lookups on the big
+// input cost up to three times as many instructions in some runs than in
+// others). An even seed makes that factor odd (k0 and k2 are odd, and so
+// the first step's factor seed^k0 for IPv4 keys), so the multiplications
+// lose no bit of the key; hash's last fold spreads them to the low bits.
+func hashSeed(r uint64) uint64 { return r &^ 1 }
+
 // hash is a seeded wyhash-style hash of a key; the random seed keeps
 // crafted tuples from colliding on purpose.
 func (t *Table[T]) hash(k *flow.Key) uint64 {
@@ -740,7 +756,9 @@ func (t *Table[T]) hash(k *flow.Key) uint64 {
 	h := mix(a0^t.seed^k0, a1^k1)
 	h = mix(b0^h^k2, b1^k3)
 	h = mix(m^h^k1, (uint64(k.InnerVLAN)|uint64(k.Mirror)<<16)^k2^t.seed)
-	return h
+	// A last fold by an odd constant, so that every bit of h reaches the
+	// low bits that pick the index slot (see hashSeed).
+	return mix(h, k0)
 }
 
 // find returns the entry of k, or nilIdx and the free slot where k would
@@ -755,13 +773,34 @@ func (t *Table[T]) find(k *flow.Key, h uint64) (uint32, uint32) {
 		}
 		if s&^slotIdxMask == tag {
 			i := s&slotIdxMask - 1
-			if t.at(i).key == *k {
+			if sameKey(&t.at(i).key, k) {
 				return i, pos
 			}
 		}
 		pos = (pos + 1) & t.mask
 	}
 }
+
+// sameKey reports whether two keys are equal, as == does, comparing the
+// key's 48 bytes as six 64-bit words with the two padding bytes after
+// InnerVLAN masked off: == on flow.Key called memeqbody for each 16-byte
+// address (about 2 % of the sensor's CPU on the big input, one key
+// comparison per packet). TestSameKey keeps it in step with flow.Key's
+// layout.
+func sameKey(a, b *flow.Key) bool {
+	// Word loads of a pointer-free type: checkptr allows them unaligned.
+	x, y := (*[keySize / 8]uint64)(unsafe.Pointer(a)), (*[keySize / 8]uint64)(unsafe.Pointer(b))
+	return (x[0]^y[0])|(x[1]^y[1])|(x[2]^y[2])|(x[3]^y[3])|(x[4]^y[4])|(x[5]^y[5])&keyLastWord == 0
+}
+
+const (
+	// keySize is the size of flow.Key.
+	keySize = 48
+	// keyLastWord selects the bytes of the key's last word that are
+	// fields: InnerVLAN (bytes 40-41) and Mirror (44-47), not the
+	// padding between them.
+	keyLastWord = 0xffffffff_0000ffff
+)
 
 // unindex removes entry idx from the index (backward-shift deletion, so
 // no tombstones).
@@ -819,6 +858,29 @@ func (t *Table[T]) lruUnlink(i uint32) {
 	} else {
 		t.tail = e.prev
 	}
+}
+
+// lruToFront moves entry i (e), which is not the head, to the front of
+// the list: lruUnlink and lruPushFront with e looked up once.
+func (t *Table[T]) lruToFront(i uint32, e *entry[T]) {
+	if e.prev != nilIdx {
+		t.at(e.prev).next = e.next
+	} else {
+		t.head = e.next
+	}
+	if e.next != nilIdx {
+		t.at(e.next).prev = e.prev
+	} else {
+		t.tail = e.prev
+	}
+	e.prev = nilIdx
+	e.next = t.head
+	if t.head != nilIdx {
+		t.at(t.head).prev = i
+	} else {
+		t.tail = i
+	}
+	t.head = i
 }
 
 func (t *Table[T]) lruPushFront(i uint32) {
