@@ -237,3 +237,28 @@ func TestRefMergeWidens(t *testing.T) {
 		t.Errorf("single operand: %x, %v; want %x", v, err, one)
 	}
 }
+
+// TestVerifyStoresOfBothMergers: Verify reads the sstables of a store
+// with merged rows and of one created before them without reporting
+// damage (an sstable names the merger of its store, which the reader
+// must be given).
+func TestVerifyStoresOfBothMergers(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		dir := t.TempDir()
+		if legacy {
+			createLegacyMergerStore(t, dir)
+		}
+		s := openTest(t, dir, testConfig())
+		lsmStore(t, s)
+		checks, err := s.Verify(ctx)
+		if err != nil {
+			t.Fatalf("legacy=%v: %v", legacy, err)
+		}
+		if len(checks) < 2 {
+			t.Fatalf("legacy=%v: %d sstables checked", legacy, len(checks))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
