@@ -70,16 +70,16 @@ func splitKey(k []byte) int {
 
 // storeRows returns the comparer and the merger an existing store in dir
 // was created with (its newest OPTIONS file names them), or
-// prefixComparer and rowMerger for a new store. A store created with
+// prefixComparer and refMerger for a new store. A store created with
 // Pebble's default comparer keeps it: its sstables' filters hold whole
 // keys, so it must not be read with prefix filters; retrievals on it scan
 // without them (correct, slower as it grows). A store created with
 // Pebble's default merger keeps it, and its writes read before they write
-// (see rowMerger).
+// (see refMerger).
 func storeRows(fs vfs.FS, dir string) (*pebble.Comparer, *pebble.Merger, error) {
 	comparer, merger, found, err := readStoreOptions(fs, dir)
 	if err != nil || !found {
-		return prefixComparer, rowMerger, err
+		return prefixComparer, refMerger, err
 	}
 	var c *pebble.Comparer
 	switch comparer {
@@ -94,7 +94,7 @@ func storeRows(fs vfs.FS, dir string) (*pebble.Comparer, *pebble.Merger, error) 
 	case "", legacyMergerName: // no merger line: Pebble's default
 		return c, pebble.DefaultMerger, nil
 	case mergerName:
-		return c, rowMerger, nil
+		return c, refMerger, nil
 	}
 	return nil, nil, fmt.Errorf("%w: pebble merger %q", ErrLayout, merger)
 }

@@ -6,50 +6,37 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
-	"github.com/tapir-sensor/tapir/flow"
 	"github.com/tapir-sensor/tapir/storage"
-	"github.com/tapir-sensor/tapir/storage/plan"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
 )
 
-// mergerName names rowMerger in the store's manifest. Pebble refuses to
+// mergerName names refMerger in the store's manifest. Pebble refuses to
 // open a store with another merger name; stores created before it keep
-// Pebble's default merger (legacyMergerName) and the read-before-write
-// path, as they never hold a merge operand.
-const mergerName = "tapir.rows.v1"
+// Pebble's default merger (legacyMergerName) and read each flow ID row
+// before writing it, as they never hold a merge operand.
+const mergerName = "tapir.flowref.v1"
 
-// legacyMergerName is the merger of stores created before rowMerger.
+// legacyMergerName is the merger of stores created before refMerger.
 var legacyMergerName = pebble.DefaultMerger.Name
 
-// rowMerger lets a batch write a row without first reading the stored
-// one (a point read per row was most of the ingest's cost): Pebble folds
-// the operands on read and in compactions, by the row's table:
-//
-//   - flow ID and Community ID index rows (TableFlowID, TableCommunity):
-//     the flow refs are merged as storage.FlowRef.Merge does, widening
-//     the flow's span (commutative, so any order of operands gives the
-//     same row);
-//   - flow record rows (TableRecords, TableLongRecords): the record with
-//     the higher Segment stays, the newer operand on a tie, which is
-//     plan.Supersedes' rule.
-//
-// Any other table never gets a merge operand; one is reported as
+// refMerger lets a batch write a flow ID index row (TableFlowID) without
+// first reading the stored one (a point read per flow was a sixth of the
+// ingest's cost): Pebble folds the operands on read and in compactions,
+// merging the flow refs as storage.FlowRef.Merge does, widening the
+// flow's span (commutative, so any order of operands gives the same
+// row). Any other table never gets a merge operand; one is reported as
 // corrupt.
-var rowMerger = &pebble.Merger{Name: mergerName, Merge: newRowMerge}
+var refMerger = &pebble.Merger{Name: mergerName, Merge: newRefMerge}
 
-func newRowMerge(key, value []byte) (pebble.ValueMerger, error) {
+func newRefMerge(key, value []byte) (pebble.ValueMerger, error) {
 	if len(key) == 0 {
 		return nil, fmt.Errorf("%w: merge operand with an empty key", storage.ErrCorrupt)
 	}
-	switch rowkey.Table(key[0]) {
-	case rowkey.TableFlowID, rowkey.TableCommunity:
-		m := &refMerge{}
-		return m, m.add(value)
-	case rowkey.TableRecords, rowkey.TableLongRecords:
-		m := &recordMerge{}
-		return m, m.MergeNewer(value)
+	if rowkey.Table(key[0]) != rowkey.TableFlowID {
+		return nil, fmt.Errorf("%w: merge operand in table %q", storage.ErrCorrupt, key[0])
 	}
-	return nil, fmt.Errorf("%w: merge operand in table %q", storage.ErrCorrupt, key[0])
+	m := &refMerge{}
+	return m, m.add(value)
 }
 
 // refMerge folds flow ref operands. A row with one operand (a flow
@@ -96,47 +83,3 @@ func (m *refMerge) Finish(bool) ([]byte, io.Closer, error) {
 	}
 	return rowkey.AppendRef(nil, &m.ref), nil, nil
 }
-
-// recordMerge keeps the operand whose record has the highest Segment
-// (the newest of those on a tie). An operand is decoded only when there
-// are two to choose from.
-type recordMerge struct {
-	v   []byte // the kept operand (a copy: Pebble owns its values)
-	seg uint32
-	dec bool // seg is v's
-}
-
-func (m *recordMerge) segment(v []byte) (uint32, error) {
-	var r flow.Record
-	if err := plan.DecodeRecord(v, &r); err != nil {
-		return 0, fmt.Errorf("merge flow record: %w", err)
-	}
-	return r.Segment, nil
-}
-
-func (m *recordMerge) keep(v []byte, newer bool) error {
-	if m.v == nil {
-		m.v = append(make([]byte, 0, len(v)), v...)
-		return nil
-	}
-	if !m.dec {
-		s, err := m.segment(m.v)
-		if err != nil {
-			return err
-		}
-		m.seg, m.dec = s, true
-	}
-	s, err := m.segment(v)
-	if err != nil {
-		return err
-	}
-	if s > m.seg || (s == m.seg && newer) {
-		m.v, m.seg = append(m.v[:0], v...), s
-	}
-	return nil
-}
-
-func (m *recordMerge) MergeNewer(v []byte) error { return m.keep(v, true) }
-func (m *recordMerge) MergeOlder(v []byte) error { return m.keep(v, false) }
-
-func (m *recordMerge) Finish(bool) ([]byte, io.Closer, error) { return m.v, nil, nil }

@@ -16,7 +16,8 @@ import (
 )
 
 // createLegacyMergerStore creates in dir an empty store as releases
-// before merged rows did: the prefix comparer, Pebble's default merger.
+// before merged flow refs did: the prefix comparer, Pebble's default
+// merger.
 func createLegacyMergerStore(t *testing.T, dir string) {
 	t.Helper()
 	db, err := pebble.Open(dir, &pebble.Options{Comparer: prefixComparer})
@@ -28,9 +29,9 @@ func createLegacyMergerStore(t *testing.T, dir string) {
 	}
 }
 
-// TestContractLegacyMerger: a store created before merged rows keeps
-// Pebble's default merger and its read-before-write path, and meets the
-// whole storage contract.
+// TestContractLegacyMerger: a store created before merged flow refs
+// keeps Pebble's default merger and its read-before-write path, and
+// meets the whole storage contract.
 func TestContractLegacyMerger(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.BlockStore {
 		dir := t.TempDir()
@@ -43,27 +44,27 @@ func TestContractLegacyMerger(t *testing.T) {
 	})
 }
 
-// TestNewStoreWritesWithoutReading: a new store writes flows' first
-// records and their refs as merge operands and key-only Community ID
-// rows, reading none of them first; every flow is still found by
-// Community ID and flow ID with its blocks, across LSM levels and after
-// a reopen. A legacy store reads every record and ref.
+// TestNewStoreWritesWithoutReading: a new store writes flow refs as
+// merge operands and key-only Community ID rows, reading neither first
+// (a write reads only the blocks and records it may replace); every flow
+// is still found by Community ID and flow ID with its blocks, across LSM
+// levels and after a reopen. A legacy store also reads every flow ID row.
 func TestNewStoreWritesWithoutReading(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, testConfig())
 	if !s.merges {
-		t.Fatal("a new store does not merge rows")
+		t.Fatal("a new store does not merge flow refs")
 	}
 	s1, s2 := lsmStore(t, s)
-	blocks := 0
+	blocks, flows := 0, len(s1)+len(s2)
 	for _, in := range append(append([]*storagetest.Instance{}, s1...), s2...) {
 		blocks += len(in.Blocks)
 	}
-	if got := s.writeReads.Load(); got != uint64(blocks) {
-		t.Errorf("writes read %d rows, want %d (one per block, none per record or ref)", got, blocks)
+	if got, want := s.writeReads.Load(), uint64(blocks+flows); got != want {
+		t.Errorf("writes read %d rows, want %d (one per block and record, none per flow ref)", got, want)
 	}
 	checkRetrieval(t, s, s1, s2)
-	checkKeyOnlyCommunityRows(t, s, len(s1)+len(s2))
+	checkKeyOnlyCommunityRows(t, s, flows)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +82,8 @@ func TestNewStoreWritesWithoutReading(t *testing.T) {
 	s = openTest(t, legacy, testConfig())
 	defer s.Close()
 	s1, s2 = lsmStore(t, s)
-	if got, min := s.writeReads.Load(), uint64(blocks+2*(len(s1)+len(s2))); got < min {
-		t.Errorf("legacy store: writes read %d rows, want at least %d (blocks, records and refs)", got, min)
+	if got, want := s.writeReads.Load(), uint64(blocks+2*flows); got != want {
+		t.Errorf("legacy store: writes read %d rows, want %d (blocks, records and flow ID rows)", got, want)
 	}
 	checkRetrieval(t, s, s1, s2)
 }
@@ -108,10 +109,10 @@ func checkKeyOnlyCommunityRows(t *testing.T, s *Store, n int) {
 	}
 }
 
-// TestMergedRecordKeepsNewestSegment: a late copy of a flow's first
-// report (merged without a read) never replaces a later report, before
-// and after compactions fold the operands; an equal segment replaces.
-func TestMergedRecordKeepsNewestSegment(t *testing.T) {
+// TestLateFirstReportKeepsNewestSegment: a late copy of a flow's first
+// report never replaces a later report, before and after compactions;
+// an equal segment replaces.
+func TestLateFirstReportKeepsNewestSegment(t *testing.T) {
 	s := openTest(t, t.TempDir(), testConfig())
 	defer s.Close()
 	flows := storagetest.LoadFlows(t, storagetest.Capture)
@@ -158,17 +159,17 @@ func TestMergedRecordKeepsNewestSegment(t *testing.T) {
 	check("same segment again", 2, again.End)
 }
 
-// TestRowMergerRefusesOtherTables: a merge operand in a table that never
+// TestRefMergerRefusesOtherTables: a merge operand in a table that never
 // gets one is reported as corruption, not folded, and a malformed flow
 // ref is refused when it must be merged.
-func TestRowMergerRefusesOtherTables(t *testing.T) {
-	for _, tab := range []rowkey.Table{rowkey.TableBlocks, rowkey.TableMeta, rowkey.TableSeq} {
-		if _, err := newRowMerge([]byte{byte(tab), 1, 2}, []byte{1}); !errors.Is(err, storage.ErrCorrupt) {
+func TestRefMergerRefusesOtherTables(t *testing.T) {
+	for _, tab := range []rowkey.Table{rowkey.TableBlocks, rowkey.TableMeta, rowkey.TableSeq, rowkey.TableRecords, rowkey.TableCommunity} {
+		if _, err := newRefMerge([]byte{byte(tab), 1, 2}, []byte{1}); !errors.Is(err, storage.ErrCorrupt) {
 			t.Errorf("table %q: %v, want ErrCorrupt", tab, err)
 		}
 	}
 	good := rowkey.AppendRef(nil, &storage.FlowRef{FlowID: flow.ID{1}, First: time.Unix(1, 0), Last: time.Unix(2, 0)})
-	m, err := newRowMerge(plan.FlowIDKey(flow.ID{1}), good)
+	m, err := newRefMerge(plan.FlowIDKey(flow.ID{1}), good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestRefMergeWidens(t *testing.T) {
 	}
 	key := plan.FlowIDKey(id)
 	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}} {
-		m, err := newRowMerge(key, rowkey.AppendRef(nil, &refs[order[0]]))
+		m, err := newRefMerge(key, rowkey.AppendRef(nil, &refs[order[0]]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,11 +230,36 @@ func TestRefMergeWidens(t *testing.T) {
 		}
 	}
 	one := rowkey.AppendRef(nil, &refs[0])
-	m, err := newRowMerge(key, one)
+	m, err := newRefMerge(key, one)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v, _, err := m.Finish(true); err != nil || !bytes.Equal(v, one) {
 		t.Errorf("single operand: %x, %v; want %x", v, err, one)
+	}
+}
+
+// TestVerifyStoresOfBothMergers: Verify reads the sstables of a store
+// with merged flow refs and of one created before them without reporting
+// damage (an sstable names the merger of its store, which the reader
+// must be given).
+func TestVerifyStoresOfBothMergers(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		dir := t.TempDir()
+		if legacy {
+			createLegacyMergerStore(t, dir)
+		}
+		s := openTest(t, dir, testConfig())
+		lsmStore(t, s)
+		checks, err := s.Verify(ctx)
+		if err != nil {
+			t.Fatalf("legacy=%v: %v", legacy, err)
+		}
+		if len(checks) < 2 {
+			t.Fatalf("legacy=%v: %d sstables checked", legacy, len(checks))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -53,7 +53,7 @@ var pebbleMetricDefs = []struct {
 	{"read_iterators_total", "Iterators the read path (lookups, block and record scans) closed.", nil},
 	{"read_block_bytes_total", "Bytes of sstable blocks the read path's iterators loaded, by whether the block cache held them.", []string{"cached"}},
 	{"read_block_seconds_total", "Time the read path's iterators spent reading blocks that were not in the block cache.", nil},
-	{"write_point_reads_total", "Rows writes read before writing them: every packet block's (a resent block replaces the stored one), a flow's record when a later report of it comes, and, in a store created before merged rows, every flow's record and flow refs.", nil},
+	{"write_point_reads_total", "Rows writes read before writing them: every packet block's and flow record's (a resent block or a later report replaces the stored one), and, in a store created before merged flow refs, every flow's flow ID row.", nil},
 }
 
 func newPebbleCollector(s *Store) *pebbleCollector {

@@ -63,7 +63,7 @@ func (s *Store) lookupFlow(ctx context.Context, id string, from, to time.Time) (
 }
 
 // keepCommunity keeps the flow ref of a Community ID row (key k, value
-// v): its value, or, for a key-only row (stores with merged rows, see
+// v): its value, or, for a key-only row (stores with merged flow refs, see
 // batchRefs), its flow's flow ID row.
 func (s *Store) keepCommunity(db *pebble.DB, q *plan.Lookup, k, v []byte) error {
 	if len(v) > 0 {

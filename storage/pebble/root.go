@@ -82,9 +82,9 @@ type Store struct {
 	// with SeekPrefixGE and its bloom filters (false: a store created
 	// before it, scanned without).
 	prefixSeek bool
-	// merges: the store uses rowMerger, so writes merge flow refs and
-	// first records into their rows instead of reading them first
-	// (false: a store created before it).
+	// merges: the store uses refMerger, so writes merge flow refs into
+	// their flow ID rows instead of reading them first, and Community ID
+	// rows hold no value (false: a store created before it).
 	merges bool
 
 	// index is the flow search index's state (search index postings
@@ -145,9 +145,9 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 		return nil, err
 	}
 	s.prefixSeek = comparer == prefixComparer
-	s.merges = merger == rowMerger
+	s.merges = merger == refMerger
 	if !s.merges {
-		s.log.Info("store created before merged rows: each flow written reads its stored rows first (slower ingest)", "dir", dir)
+		s.log.Info("store created before merged flow refs: each flow written reads its flow ID row first (slower ingest)", "dir", dir)
 	}
 	if !s.prefixSeek {
 		s.log.Info("store created before prefix bloom filters: flow retrievals read every LSM level", "dir", dir)

@@ -12,7 +12,7 @@ import (
 // batch in key order, and operations on one key in the order they came,
 // so the last one decides the row as it would in a Pebble batch.
 func TestSortedBatchOrder(t *testing.T) {
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: rowMerger})
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{Merger: refMerger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,11 @@ func (s *Store) checkTable(name string) error {
 	if !s.prefixSeek {
 		cmp = pebble.DefaultComparer
 	}
-	r, err := sstable.NewReader(readable, sstable.ReaderOptions{Comparer: cmp,
+	merger := legacyMergerName
+	if s.merges {
+		merger = mergerName
+	}
+	r, err := sstable.NewReader(readable, sstable.ReaderOptions{Comparer: cmp, MergerName: merger,
 		Filters: map[string]pebble.FilterPolicy{bloomPolicy.Name(): bloomPolicy}})
 	if err != nil {
 		readable.Close()
