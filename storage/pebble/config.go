@@ -40,9 +40,11 @@ type Config struct {
 	// writes stop at twice as many (at least 12). Each such compaction
 	// rewrites base-level tables across the keyspace (a flush spans the
 	// records and every indexed field), so a higher value makes ingest
-	// cheaper (16: a quarter of the compaction bytes per record with the
-	// search index) and reads slower (searches and scans merge up to
-	// this many L0 files). 4 is Pebble's default.
+	// cheaper and reads slower (searches and scans merge up to this many
+	// L0 files). 8 (Pebble's default is 4) wrote about a fifth fewer
+	// compaction bytes per record and ingested about 15 % more flows per
+	// CPU second than 4, with searches as fast in our runs; 16 made the
+	// median search about 40 % slower.
 	L0CompactionThreshold int `yaml:"l0_compaction_threshold"`
 	// ExpireBatchBlocks is how many blocks Expire removes per synced
 	// batch; the data bytes counter and the expired watermarks commit
@@ -73,7 +75,7 @@ func DefaultConfig() Config {
 		MinFreeBytes:          256 << 20,
 		CacheBytes:            64 << 20,
 		MemTableBytes:         32 << 20,
-		L0CompactionThreshold: 4,
+		L0CompactionThreshold: 8,
 		ExpireBatchBlocks:     1024,
 		WALRecovery:           WALStrict,
 		SearchIndex:           true,
