@@ -846,8 +846,10 @@ func (t *Table[T]) growIndex() {
 
 // --- LRU ---
 
-func (t *Table[T]) lruUnlink(i uint32) {
-	e := t.at(i)
+func (t *Table[T]) lruUnlink(i uint32) { t.unlinkEntry(t.at(i)) }
+
+// unlinkEntry takes entry e out of the LRU list.
+func (t *Table[T]) unlinkEntry(e *entry[T]) {
 	if e.prev != nilIdx {
 		t.at(e.prev).next = e.next
 	} else {
@@ -861,30 +863,16 @@ func (t *Table[T]) lruUnlink(i uint32) {
 }
 
 // lruToFront moves entry i (e), which is not the head, to the front of
-// the list: lruUnlink and lruPushFront with e looked up once.
+// the list, with e looked up once.
 func (t *Table[T]) lruToFront(i uint32, e *entry[T]) {
-	if e.prev != nilIdx {
-		t.at(e.prev).next = e.next
-	} else {
-		t.head = e.next
-	}
-	if e.next != nilIdx {
-		t.at(e.next).prev = e.prev
-	} else {
-		t.tail = e.prev
-	}
-	e.prev = nilIdx
-	e.next = t.head
-	if t.head != nilIdx {
-		t.at(t.head).prev = i
-	} else {
-		t.tail = i
-	}
-	t.head = i
+	t.unlinkEntry(e)
+	t.pushFrontEntry(i, e)
 }
 
-func (t *Table[T]) lruPushFront(i uint32) {
-	e := t.at(i)
+func (t *Table[T]) lruPushFront(i uint32) { t.pushFrontEntry(i, t.at(i)) }
+
+// pushFrontEntry puts entry i (e) at the front of the LRU list.
+func (t *Table[T]) pushFrontEntry(i uint32, e *entry[T]) {
 	e.prev = nilIdx
 	e.next = t.head
 	if t.head != nilIdx {
