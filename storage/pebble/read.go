@@ -69,7 +69,7 @@ func (s *Store) keepCommunity(db *pebble.DB, q *plan.Lookup, k, v []byte) error 
 	if len(v) > 0 {
 		return q.KeepValue(v)
 	}
-	id, err := plan.CommunityRowFlow(k)
+	_, id, err := rowkey.DecodeCommunityKey(k[1:])
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,10 @@ type Store struct {
 	// their flow ID rows instead of reading them first, and Community ID
 	// rows hold no value (false: a store created before it).
 	merges bool
+	// comparer and merger are the ones the store was created with
+	// (storeRows), which an sstable reader must be given.
+	comparer *pebble.Comparer
+	merger   *pebble.Merger
 
 	// index is the flow search index's state (search index postings
 	// are written in each record's batch; see index.go).
@@ -144,6 +148,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	if err != nil {
 		return nil, err
 	}
+	s.comparer, s.merger = comparer, merger
 	s.prefixSeek = comparer == prefixComparer
 	s.merges = merger == refMerger
 	if !s.merges {

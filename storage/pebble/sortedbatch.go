@@ -72,7 +72,7 @@ func (b *sortedBatch) key(o *rowOp) []byte { return b.buf[o.start:o.keyEnd] }
 // applyTo adds the operations to wb in key order and empties b.
 func (b *sortedBatch) applyTo(wb *pebble.Batch) error {
 	slices.SortFunc(b.ops, func(x, y rowOp) int {
-		if c := bytes.Compare(b.buf[x.start:x.keyEnd], b.buf[y.start:y.keyEnd]); c != 0 {
+		if c := bytes.Compare(b.key(&x), b.key(&y)); c != 0 {
 			return c
 		}
 		return x.start - y.start // operations on one key in the order they came

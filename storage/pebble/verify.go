@@ -71,15 +71,7 @@ func (s *Store) checkTable(name string) error {
 		f.Close()
 		return err
 	}
-	cmp := prefixComparer
-	if !s.prefixSeek {
-		cmp = pebble.DefaultComparer
-	}
-	merger := legacyMergerName
-	if s.merges {
-		merger = mergerName
-	}
-	r, err := sstable.NewReader(readable, sstable.ReaderOptions{Comparer: cmp, MergerName: merger,
+	r, err := sstable.NewReader(readable, sstable.ReaderOptions{Comparer: s.comparer, MergerName: s.merger.Name,
 		Filters: map[string]pebble.FilterPolicy{bloomPolicy.Name(): bloomPolicy}})
 	if err != nil {
 		readable.Close()

@@ -248,8 +248,8 @@ func (s *Store) storedRecords(db *pebble.DB, keys [][]byte) ([][]byte, error) {
 	if s.prefixSeek {
 		seek = it.SeekPrefixGE
 	}
+	s.writeReads.Add(uint64(len(keys)))
 	for _, i := range order {
-		s.writeReads.Add(1)
 		if seek(keys[i]) && bytes.Equal(it.Key(), keys[i]) {
 			olds[i] = slices.Clone(it.Value())
 		}

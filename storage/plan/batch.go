@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/tapir-sensor/tapir/block"
@@ -137,17 +136,6 @@ func RecordRef(r *flow.Record) storage.FlowRef {
 // FlowIDKey returns the key of a flow's flow ID index row.
 func FlowIDKey(id flow.ID) []byte {
 	return rowkey.TableKey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, id))
-}
-
-// CommunityRowFlow returns the flow ID a Community ID index row's key
-// (with its table byte) ends with.
-func CommunityRowFlow(key []byte) (flow.ID, error) {
-	var id flow.ID
-	if len(key) != 1+rowkey.CommunityLen+len(id) || rowkey.Table(key[0]) != rowkey.TableCommunity {
-		return id, fmt.Errorf("%w: Community ID row key %x", rowkey.ErrMalformed, key)
-	}
-	copy(id[:], key[1+rowkey.CommunityLen:])
-	return id, nil
 }
 
 // CommunityKey returns the key of a flow's Community ID index row, and

@@ -248,6 +248,16 @@ func AppendCommunityKey(dst []byte, cid *[CommunityLen]byte, id flow.ID) []byte 
 	return append(dst, id[:]...)
 }
 
+// DecodeCommunityKey splits a Community ID index row key.
+func DecodeCommunityKey(b []byte) (cid [CommunityLen]byte, id flow.ID, err error) {
+	if len(b) != CommunityLen+len(id) {
+		return cid, id, fmt.Errorf("%w: Community ID key of %d bytes", ErrMalformed, len(b))
+	}
+	copy(cid[:], b)
+	copy(id[:], b[CommunityLen:])
+	return cid, id, nil
+}
+
 // AppendFlowIDKey appends a flow ID index row key: a salt byte (the flow
 // ID starts with a time, which would make every write hit one region)
 // then the ID.

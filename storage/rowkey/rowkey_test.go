@@ -76,6 +76,9 @@ func TestKeysFromCapture(t *testing.T) {
 		if b, id, err := DecodeRecordKey(rk); err != nil || id != r.ID || b != Bucket(r.Start.UnixNano(), int64(time.Minute)) {
 			t.Fatalf("record key round trip: %d %s %v", b, id, err)
 		}
+		if c, id, err := DecodeCommunityKey(AppendCommunityKey(nil, &cid, r.ID)); err != nil || c != cid || id != r.ID {
+			t.Fatalf("community key round trip: %x %s %v", c, id, err)
+		}
 		if !bytes.Equal(AppendFlowIDKey(nil, r.ID)[1:], r.ID[:]) {
 			t.Fatal("flow id key does not hold the id")
 		}
@@ -190,6 +193,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if b, id, err := DecodeRecordKey(key); err == nil && !bytes.Equal(AppendRecordKey(nil, b, id), key) {
 			t.Fatalf("record key %x re-encodes differently", key)
+		}
+		if c, id, err := DecodeCommunityKey(key); err == nil && !bytes.Equal(AppendCommunityKey(nil, &c, id), key) {
+			t.Fatalf("community key %x re-encodes differently", key)
 		}
 		if sp, err := DecodeSpan(val); err == nil && !bytes.Equal(AppendSpan(nil, sp), val) {
 			t.Fatalf("span %x re-encodes differently", val)
