@@ -45,7 +45,8 @@ func BenchmarkIngestRecords(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			cfg := testConfig()
 			cfg.SearchIndex = c.index
-			cfg.CacheBytes, cfg.MemTableBytes = 64<<20, 32<<20
+			def := DefaultConfig() // the collector's sizes, not the tests' small ones
+			cfg.CacheBytes, cfg.MemTableBytes = def.CacheBytes, def.MemTableBytes
 			if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_L0")); err == nil {
 				cfg.L0CompactionThreshold = n
 			}

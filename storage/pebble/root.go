@@ -188,7 +188,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 func (s *Store) options(cmp *pebble.Comparer, merger *pebble.Merger) *pebble.Options {
 	// Pebble charges its memtables to the block cache: the mutable one and
 	// the one it keeps for reuse each reserve MemTableBytes of the cache's
-	// size. A cache of only CacheBytes (64 MiB by default, two 32 MiB
+	// size. A cache of only CacheBytes (64 MiB by default, two 64 MiB
 	// memtables) would then hold no block at all once the memtables have
 	// grown to full size, and every index, filter and data block would be
 	// read from the files on every retrieval. Size it so that CacheBytes
@@ -209,6 +209,7 @@ func (s *Store) options(cmp *pebble.Comparer, merger *pebble.Merger) *pebble.Opt
 	}
 	opts.L0CompactionThreshold = s.cfg.L0CompactionThreshold
 	opts.L0StopWritesThreshold = max(minL0StopWrites, 2*s.cfg.L0CompactionThreshold)
+	opts.LBaseMaxBytes = s.cfg.LBaseMaxBytes
 	return opts
 }
 

@@ -2,6 +2,8 @@ package pebble
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"slices"
 
 	"github.com/cockroachdb/pebble"
@@ -29,12 +31,37 @@ type sortedBatch struct {
 	buf []byte // every op's key then value
 }
 
-// rowOp is one operation: its kind and where its key and value are in
-// sortedBatch.buf.
+// rowOp is one operation: its kind, where its key and value are in
+// sortedBatch.buf, and the key's first 16 bytes as two big-endian words
+// (zero-padded), which order most pairs of keys without reading buf.
 type rowOp struct {
+	head           [2]uint64
 	kind           byte
 	keyEnd, valEnd int
 	start          int
+}
+
+// keyHead returns the first 16 bytes of key as two big-endian words,
+// zero-padded: comparing heads orders keys as bytes.Compare does, except
+// that equal heads leave the rest (and the length) to compare.
+func keyHead(key []byte) [2]uint64 {
+	var w [16]byte
+	copy(w[:], key)
+	return [2]uint64{binary.BigEndian.Uint64(w[:8]), binary.BigEndian.Uint64(w[8:])}
+}
+
+// compareOps orders x and y by key, then by the order they were added.
+func (b *sortedBatch) compareOps(x, y *rowOp) int {
+	if c := cmp.Compare(x.head[0], y.head[0]); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.head[1], y.head[1]); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(b.key(x), b.key(y)); c != 0 {
+		return c
+	}
+	return x.start - y.start // operations on one key in the order they came
 }
 
 const (
@@ -48,7 +75,7 @@ func (b *sortedBatch) add(kind byte, key, value []byte) error {
 	b.buf = append(b.buf, key...)
 	keyEnd := len(b.buf)
 	b.buf = append(b.buf, value...)
-	b.ops = append(b.ops, rowOp{kind: kind, start: start, keyEnd: keyEnd, valEnd: len(b.buf)})
+	b.ops = append(b.ops, rowOp{head: keyHead(key), kind: kind, start: start, keyEnd: keyEnd, valEnd: len(b.buf)})
 	return nil
 }
 
@@ -71,12 +98,7 @@ func (b *sortedBatch) key(o *rowOp) []byte { return b.buf[o.start:o.keyEnd] }
 
 // applyTo adds the operations to wb in key order and empties b.
 func (b *sortedBatch) applyTo(wb *pebble.Batch) error {
-	slices.SortFunc(b.ops, func(x, y rowOp) int {
-		if c := bytes.Compare(b.key(&x), b.key(&y)); c != 0 {
-			return c
-		}
-		return x.start - y.start // operations on one key in the order they came
-	})
+	slices.SortFunc(b.ops, func(x, y rowOp) int { return b.compareOps(&x, &y) })
 	defer b.reset()
 	for i := range b.ops {
 		o := &b.ops[i]

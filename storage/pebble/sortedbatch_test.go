@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -62,5 +63,55 @@ func TestSortedBatchOrder(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, v, want)
 		}
 		c.Close()
+	}
+}
+
+// TestSortedBatchOrdersLikeBytes: the order applyTo adds keys in is
+// bytes.Compare's for keys that share long prefixes, differ past the
+// first 16 bytes, end in zero bytes or are prefixes of each other (the
+// heads compared first are zero-padded), with ties in the order added.
+func TestSortedBatchOrdersLikeBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var sb sortedBatch
+	type op struct {
+		key []byte
+		n   int
+	}
+	var want []op
+	for i := range 5000 {
+		k := make([]byte, rng.IntN(24))
+		for j := range k {
+			k[j] = []byte{0, 1, 'a', 0xff}[rng.IntN(4)]
+		}
+		if err := sb.Set(k, []byte{byte(i), byte(i >> 8)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, op{k, i})
+	}
+	slices.SortStableFunc(want, func(x, y op) int { return bytes.Compare(x.key, y.key) })
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pb := db.NewBatch()
+	if err := sb.applyTo(pb); err != nil {
+		t.Fatal(err)
+	}
+	r := pb.Reader()
+	for i := 0; ; i++ {
+		_, k, v, ok, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if i != len(want) {
+				t.Fatalf("%d operations applied, want %d", i, len(want))
+			}
+			return
+		}
+		if n := int(v[0]) | int(v[1])<<8; !bytes.Equal(k, want[i].key) || n != want[i].n {
+			t.Fatalf("operation %d: key %x (added %d), want %x (added %d)", i, k, n, want[i].key, want[i].n)
+		}
 	}
 }
