@@ -70,16 +70,17 @@ func splitKey(k []byte) int {
 
 // storeRows returns the comparer and the merger an existing store in dir
 // was created with (its newest OPTIONS file names them), or
-// prefixComparer and refMerger for a new store. A store created with
+// prefixComparer and orderedRefMerger for a new store. A store created with
 // Pebble's default comparer keeps it: its sstables' filters hold whole
 // keys, so it must not be read with prefix filters; retrievals on it scan
 // without them (correct, slower as it grows). A store created with
 // Pebble's default merger keeps it, and its writes read before they write
-// (see refMerger).
+// (see refMerger); one created with refMerger keeps it and its salted
+// flow ID rows.
 func storeRows(fs vfs.FS, dir string) (*pebble.Comparer, *pebble.Merger, error) {
 	comparer, merger, found, err := readStoreOptions(fs, dir)
 	if err != nil || !found {
-		return prefixComparer, refMerger, err
+		return prefixComparer, orderedRefMerger, err
 	}
 	var c *pebble.Comparer
 	switch comparer {
@@ -95,6 +96,8 @@ func storeRows(fs vfs.FS, dir string) (*pebble.Comparer, *pebble.Merger, error) 
 		return c, pebble.DefaultMerger, nil
 	case mergerName:
 		return c, refMerger, nil
+	case orderedMergerName:
+		return c, orderedRefMerger, nil
 	}
 	return nil, nil, fmt.Errorf("%w: pebble merger %q", ErrLayout, merger)
 }

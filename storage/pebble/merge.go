@@ -16,6 +16,13 @@ import (
 // before writing it, as they never hold a merge operand.
 const mergerName = "tapir.flowref.v1"
 
+// orderedMergerName names orderedRefMerger, the same merge in stores
+// whose flow ID rows are in flow ID order (plan.OrderedFlowIDKey) rather
+// than salted. The name is what tells the two layouts apart, and it keeps
+// a release that knows only salted rows from opening such a store (it
+// refuses an unknown merger) and writing salted rows into it.
+const orderedMergerName = "tapir.flowref.v2"
+
 // legacyMergerName is the merger of stores created before refMerger.
 var legacyMergerName = pebble.DefaultMerger.Name
 
@@ -27,6 +34,10 @@ var legacyMergerName = pebble.DefaultMerger.Name
 // row). Any other table never gets a merge operand; one is reported as
 // corrupt.
 var refMerger = &pebble.Merger{Name: mergerName, Merge: newRefMerge}
+
+// orderedRefMerger is refMerger in the stores created now: flow ID rows
+// in flow ID order (see orderedMergerName).
+var orderedRefMerger = &pebble.Merger{Name: orderedMergerName, Merge: newRefMerge}
 
 func newRefMerge(key, value []byte) (pebble.ValueMerger, error) {
 	if len(key) == 0 {

@@ -3,6 +3,8 @@ package pebble
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,6 +28,114 @@ func createLegacyMergerStore(t *testing.T, dir string) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// createSaltedRefStore creates an empty store in dir as releases with
+// merged flow refs but salted flow ID rows did (merger tapir.flowref.v1).
+func createSaltedRefStore(t *testing.T, dir string) {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{Comparer: prefixComparer, Merger: refMerger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestContractSaltedFlowIDs: a store created with merged flow refs and
+// salted flow ID rows keeps both, and meets the whole storage contract.
+func TestContractSaltedFlowIDs(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.BlockStore {
+		dir := t.TempDir()
+		createSaltedRefStore(t, dir)
+		s := openTest(t, dir, testConfig())
+		if !s.merges || s.orderedFlowIDs {
+			t.Fatalf("salted store opened with merges=%v orderedFlowIDs=%v", s.merges, s.orderedFlowIDs)
+		}
+		return s
+	})
+}
+
+// TestFlowIDRowsInIDOrder: a new store writes its flow ID rows in flow
+// ID order (zero salt byte), so they sort by first-seen time; a store
+// created with salted rows keeps writing salted ones. Both find every
+// flow by flow ID and Community ID across LSM levels and after a reopen.
+func TestFlowIDRowsInIDOrder(t *testing.T) {
+	for _, salted := range []bool{false, true} {
+		dir := t.TempDir()
+		if salted {
+			createSaltedRefStore(t, dir)
+		}
+		s := openTest(t, dir, testConfig())
+		if s.orderedFlowIDs == salted {
+			t.Fatalf("salted=%v: orderedFlowIDs=%v", salted, s.orderedFlowIDs)
+		}
+		s1, s2 := lsmStore(t, s)
+		checkRetrieval(t, s, s1, s2)
+		var ids []flow.ID
+		nonzeroSalt := 0
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(rowkey.TableFlowID)}, UpperBound: []byte{byte(rowkey.TableFlowID) + 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			k := it.Key()
+			if len(k) != 1+rowkey.FlowIDKeyLen {
+				t.Fatalf("flow ID row key %x", k)
+			}
+			if k[1] != 0 {
+				nonzeroSalt++
+			}
+			ids = append(ids, flow.ID(k[2:]))
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want := len(s1) + len(s2); len(ids) != want {
+			t.Fatalf("salted=%v: %d flow ID rows, want %d", salted, len(ids), want)
+		}
+		sorted := slices.IsSortedFunc(ids, func(a, b flow.ID) int { return bytes.Compare(a[:], b[:]) })
+		if !salted && (nonzeroSalt != 0 || !sorted) {
+			t.Errorf("new store: %d rows salted, in ID order %v", nonzeroSalt, sorted)
+		}
+		if salted && (nonzeroSalt == 0 || sorted) {
+			t.Errorf("salted store: %d of %d rows salted, in ID order %v", nonzeroSalt, len(ids), sorted)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openTest(t, dir, testConfig())
+		if s.orderedFlowIDs == salted {
+			t.Fatalf("salted=%v: reopened with orderedFlowIDs=%v", salted, s.orderedFlowIDs)
+		}
+		checkRetrieval(t, s, s1, s2)
+		for _, in := range append(append([]*storagetest.Instance{}, s1...), s2...) {
+			refs, err := s.LookupFlow(ctx, in.Record.ID.String(), time.Time{}, time.Time{})
+			if err != nil || len(refs) != 1 || refs[0].FlowID != in.Record.ID {
+				t.Fatalf("salted=%v: flow %s: %v %v", salted, in.Record.ID, refs, err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestUnknownMergerRefused: a store whose merger this release does not
+// know (a later layout) is refused, not opened and written in another.
+func TestUnknownMergerRefused(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{Comparer: prefixComparer, Merger: &pebble.Merger{Name: "tapir.flowref.v9", Merge: newRefMerge}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, testConfig(), nil, nil); !errors.Is(err, ErrLayout) {
+		t.Fatalf("open a store of merger tapir.flowref.v9: %v, want ErrLayout", err)
 	}
 }
 
@@ -249,17 +359,27 @@ func TestVerifyStoresOfBothMergers(t *testing.T) {
 		if legacy {
 			createLegacyMergerStore(t, dir)
 		}
-		s := openTest(t, dir, testConfig())
-		lsmStore(t, s)
-		checks, err := s.Verify(ctx)
-		if err != nil {
-			t.Fatalf("legacy=%v: %v", legacy, err)
-		}
-		if len(checks) < 2 {
-			t.Fatalf("legacy=%v: %d sstables checked", legacy, len(checks))
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
+		verifyStore(t, dir, fmt.Sprintf("legacy=%v", legacy))
+	}
+	dir := t.TempDir()
+	createSaltedRefStore(t, dir)
+	verifyStore(t, dir, "salted flow ID rows")
+}
+
+// verifyStore fills the store in dir over several LSM levels and checks
+// that Verify reads every sstable without error.
+func verifyStore(t *testing.T, dir, name string) {
+	t.Helper()
+	s := openTest(t, dir, testConfig())
+	lsmStore(t, s)
+	checks, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if len(checks) < 2 {
+		t.Fatalf("%s: %d sstables checked", name, len(checks))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/tapir-sensor/tapir/flow"
+	"github.com/tapir-sensor/tapir/storage/plan"
 	"github.com/tapir-sensor/tapir/storage/rowkey"
 )
 
@@ -48,6 +50,14 @@ func (s *Store) loadMeta() error {
 	}
 	s.maxSpan.Store(span)
 	return s.loadIndexMeta(created)
+}
+
+// flowIDKey returns the key of a flow's flow ID row in this store.
+func (s *Store) flowIDKey(id flow.ID) []byte {
+	if s.orderedFlowIDs {
+		return plan.OrderedFlowIDKey(id)
+	}
+	return plan.FlowIDKey(id)
 }
 
 // get returns a copy of the value at key.

@@ -73,7 +73,7 @@ func (s *Store) keepCommunity(db *pebble.DB, q *plan.Lookup, k, v []byte) error 
 	if err != nil {
 		return err
 	}
-	fv, ok, err := s.get(db, plan.FlowIDKey(id))
+	fv, ok, err := s.get(db, s.flowIDKey(id))
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (s *Store) keepCommunity(db *pebble.DB, q *plan.Lookup, k, v []byte) error 
 
 // keepFlowID reads the flow ID row of a flow ID lookup.
 func (s *Store) keepFlowID(db *pebble.DB, q *plan.Lookup) error {
-	v, ok, err := s.get(db, q.FlowIDKey())
+	v, ok, err := s.get(db, s.flowIDKey(q.FlowID()))
 	if err != nil || !ok {
 		return err
 	}

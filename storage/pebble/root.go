@@ -86,6 +86,11 @@ type Store struct {
 	// their flow ID rows instead of reading them first, and Community ID
 	// rows hold no value (false: a store created before it).
 	merges bool
+	// orderedFlowIDs: the store keeps flow ID rows in flow ID order
+	// (plan.OrderedFlowIDKey; its merger is orderedRefMerger), so their
+	// compactions move older tables down instead of rewriting them
+	// (false: a store created before it, with salted rows).
+	orderedFlowIDs bool
 	// comparer and merger are the ones the store was created with
 	// (storeRows), which an sstable reader must be given.
 	comparer *pebble.Comparer
@@ -150,7 +155,8 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	}
 	s.comparer, s.merger = comparer, merger
 	s.prefixSeek = comparer == prefixComparer
-	s.merges = merger == refMerger
+	s.merges = merger == refMerger || merger == orderedRefMerger
+	s.orderedFlowIDs = merger == orderedRefMerger
 	if !s.merges {
 		s.log.Info("store created before merged flow refs: each flow written reads its flow ID row first (slower ingest)", "dir", dir)
 	}

@@ -306,7 +306,7 @@ func (s *Store) batchRefs(db *pebble.DB, wb rowWriter, refs plan.Refs) error {
 		var v []byte
 		for id, r := range refs {
 			v = rowkey.AppendRef(v[:0], r)
-			if err := wb.Merge(plan.FlowIDKey(id), v, nil); err != nil {
+			if err := wb.Merge(s.flowIDKey(id), v, nil); err != nil {
 				return err
 			}
 			// The Community ID row only points at the flow ID row: a
@@ -321,7 +321,7 @@ func (s *Store) batchRefs(db *pebble.DB, wb rowWriter, refs plan.Refs) error {
 		return nil
 	}
 	for id, r := range refs {
-		fk := plan.FlowIDKey(id)
+		fk := s.flowIDKey(id)
 		old, ok, err := s.getForWrite(db, fk)
 		if err != nil {
 			return fmt.Errorf("read flow ref: %w", err)

@@ -138,6 +138,12 @@ func FlowIDKey(id flow.ID) []byte {
 	return rowkey.TableKey(rowkey.TableFlowID, rowkey.AppendFlowIDKey(nil, id))
 }
 
+// OrderedFlowIDKey returns the key of a flow's flow ID index row in a
+// store that keeps those rows in flow ID order (rowkey.AppendOrderedFlowIDKey).
+func OrderedFlowIDKey(id flow.ID) []byte {
+	return rowkey.TableKey(rowkey.TableFlowID, rowkey.AppendOrderedFlowIDKey(nil, id))
+}
+
 // CommunityKey returns the key of a flow's Community ID index row, and
 // false when communityID is not a Community ID v1.
 func CommunityKey(communityID string, id flow.ID) ([]byte, bool) {

@@ -73,6 +73,9 @@ func (q *Lookup) CommunityPrefix() []byte {
 // FlowIDKey returns the key of the flow ID index row of a flow ID lookup.
 func (q *Lookup) FlowIDKey() []byte { return FlowIDKey(q.fid) }
 
+// FlowID returns the flow ID of a flow ID lookup.
+func (q *Lookup) FlowID() flow.ID { return q.fid }
+
 // Keep adds r to the result when it overlaps the window.
 func (q *Lookup) Keep(r *storage.FlowRef) {
 	if q.win.HoldsRef(r) {

@@ -266,6 +266,18 @@ func AppendFlowIDKey(dst []byte, id flow.ID) []byte {
 	return append(dst, id[:]...)
 }
 
+// AppendOrderedFlowIDKey appends the flow ID index row key of a store
+// that keeps these rows in flow ID order, which is first-seen time order:
+// a zero salt byte, then the ID. An embedded store (Pebble) has no
+// regions to spread writes over; in ID order its new rows land after the
+// old ones, so compactions move older tables down a level instead of
+// rewriting them with every flush, as salted rows (spread over the whole
+// table) made them do.
+func AppendOrderedFlowIDKey(dst []byte, id flow.ID) []byte {
+	dst = append(dst, 0)
+	return append(dst, id[:]...)
+}
+
 // AppendRecordKey appends a flow record row key: a time bucket (of the
 // flow start for TableRecords, of its end for TableLongRecords) then the
 // flow ID. Updates of a flow overwrite one row.

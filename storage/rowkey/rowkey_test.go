@@ -82,6 +82,9 @@ func TestKeysFromCapture(t *testing.T) {
 		if !bytes.Equal(AppendFlowIDKey(nil, r.ID)[1:], r.ID[:]) {
 			t.Fatal("flow id key does not hold the id")
 		}
+		if k := AppendOrderedFlowIDKey(nil, r.ID); len(k) != FlowIDKeyLen || k[0] != 0 || !bytes.Equal(k[1:], r.ID[:]) {
+			t.Fatalf("ordered flow id key %x of %s", k, r.ID)
+		}
 	}
 	if len(flows) > 8 && len(salts) < 4 {
 		t.Fatalf("%d flows fall on only %d salts", len(flows), len(salts))
