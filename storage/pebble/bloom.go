@@ -35,7 +35,8 @@ var legacyComparerName = pebble.DefaultComparer.Name
 //   - block rows (TableBlocks): table byte + flow prefix (salt, canonical
 //     flow key), the part every block of a flow shares;
 //   - Community ID index rows (TableCommunity): table byte + Community ID
-//     hash, the part every instance of a Community ID shares;
+//     hash, the part every instance of a Community ID shares (short rows,
+//     TableCommunityHash: table byte + the hash's first 8 bytes);
 //   - every other key: the whole key (point reads, as before).
 //
 // So a retrieval's two prefix scans (LookupFlow's Community ID scan and
@@ -62,6 +63,8 @@ func splitKey(k []byte) int {
 		n = 1 + rowkey.FlowPrefixLen
 	case rowkey.TableCommunity:
 		n = 1 + rowkey.CommunityLen
+	case rowkey.TableCommunityHash:
+		n = 1 + rowkey.CommunityHashLen
 	default:
 		return len(k)
 	}

@@ -18,7 +18,8 @@ const mergerName = "tapir.flowref.v1"
 
 // orderedMergerName names orderedRefMerger, the same merge in stores
 // whose flow ID rows are in flow ID order (plan.OrderedFlowIDKey) rather
-// than salted. The name is what tells the two layouts apart, and it keeps
+// than salted, and whose Community ID rows are short
+// (plan.CommunityHashKey). The name is what tells the layouts apart, and it keeps
 // a release that knows only salted rows from opening such a store (it
 // refuses an unknown merger) and writing salted rows into it.
 const orderedMergerName = "tapir.flowref.v2"
@@ -36,7 +37,7 @@ var legacyMergerName = pebble.DefaultMerger.Name
 var refMerger = &pebble.Merger{Name: mergerName, Merge: newRefMerge}
 
 // orderedRefMerger is refMerger in the stores created now: flow ID rows
-// in flow ID order (see orderedMergerName).
+// in flow ID order, short Community ID rows (see orderedMergerName).
 var orderedRefMerger = &pebble.Merger{Name: orderedMergerName, Merge: newRefMerge}
 
 func newRefMerge(key, value []byte) (pebble.ValueMerger, error) {

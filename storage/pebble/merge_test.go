@@ -59,8 +59,9 @@ func TestContractSaltedFlowIDs(t *testing.T) {
 }
 
 // TestFlowIDRowsInIDOrder: a new store writes its flow ID rows in flow
-// ID order (zero salt byte), so they sort by first-seen time; a store
-// created with salted rows keeps writing salted ones. Both find every
+// ID order (zero salt byte), so they sort by first-seen time, and short
+// Community ID rows; a store created with salted rows keeps writing
+// salted ones and full Community ID rows. Both find every
 // flow by flow ID and Community ID across LSM levels and after a reopen.
 func TestFlowIDRowsInIDOrder(t *testing.T) {
 	for _, salted := range []bool{false, true} {
@@ -96,6 +97,7 @@ func TestFlowIDRowsInIDOrder(t *testing.T) {
 		if want := len(s1) + len(s2); len(ids) != want {
 			t.Fatalf("salted=%v: %d flow ID rows, want %d", salted, len(ids), want)
 		}
+		checkKeyOnlyCommunityRows(t, s, len(ids))
 		sorted := slices.IsSortedFunc(ids, func(a, b flow.ID) int { return bytes.Compare(a[:], b[:]) })
 		if !salted && (nonzeroSalt != 0 || !sorted) {
 			t.Errorf("new store: %d rows salted, in ID order %v", nonzeroSalt, sorted)
@@ -155,7 +157,7 @@ func TestContractLegacyMerger(t *testing.T) {
 }
 
 // TestNewStoreWritesWithoutReading: a new store writes flow refs as
-// merge operands and key-only Community ID rows, reading neither first
+// merge operands and short key-only Community ID rows, reading neither first
 // (a write reads only the blocks and records it may replace); every flow
 // is still found by Community ID and flow ID with its blocks, across LSM
 // levels and after a reopen. A legacy store also reads every flow ID row.
@@ -202,7 +204,18 @@ func TestNewStoreWritesWithoutReading(t *testing.T) {
 // rows, all without a value.
 func checkKeyOnlyCommunityRows(t *testing.T, s *Store, n int) {
 	t.Helper()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(rowkey.TableCommunity)}, UpperBound: []byte{byte(rowkey.TableCommunity) + 1}})
+	full, short := n, 0
+	if s.orderedFlowIDs {
+		full, short = 0, n
+	}
+	checkKeyOnlyRows(t, s, rowkey.TableCommunity, full)
+	checkKeyOnlyRows(t, s, rowkey.TableCommunityHash, short)
+}
+
+// checkKeyOnlyRows checks that table holds n rows, none with a value.
+func checkKeyOnlyRows(t *testing.T, s *Store, table rowkey.Table, n int) {
+	t.Helper()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(table)}, UpperBound: []byte{byte(table) + 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +228,7 @@ func checkKeyOnlyCommunityRows(t *testing.T, s *Store, n int) {
 		}
 	}
 	if rows != n {
-		t.Errorf("%d Community ID rows, want %d", rows, n)
+		t.Errorf("%d Community ID rows in table %q, want %d", rows, table, n)
 	}
 }
 
@@ -288,22 +301,75 @@ func TestRefMergerRefusesOtherTables(t *testing.T) {
 	}
 }
 
-// TestCommunityRowWithoutFlowRow: a key-only Community ID row whose flow
-// ID row is missing is corruption, named as such by the lookup.
+// TestCommunityRowWithoutFlowRow: a key-only Community ID row (short in
+// a new store, full in one with salted flow ID rows) whose flow ID row is
+// missing is corruption, named as such by the lookup.
 func TestCommunityRowWithoutFlowRow(t *testing.T) {
-	s := openTest(t, t.TempDir(), testConfig())
-	defer s.Close()
 	cid := flow.CommunityID(0, flow.Tuple{Src: flow.AddrFrom4([4]byte{10, 0, 0, 1}), Dst: flow.AddrFrom4([4]byte{10, 0, 0, 2}),
 		SrcPort: 40000, DstPort: 443, Proto: flow.ProtoTCP, Family: flow.FamilyIPv4})
-	ck, ok := plan.CommunityKey(cid, flow.NewID(time.Unix(100, 0), 1, 1))
-	if !ok {
-		t.Fatalf("Community ID %q not parsed", cid)
+	id := flow.NewID(time.Unix(100, 0), 1, 1)
+	for _, salted := range []bool{false, true} {
+		dir := t.TempDir()
+		key := plan.CommunityHashKey
+		if salted {
+			createSaltedRefStore(t, dir)
+			key = plan.CommunityKey
+		}
+		s := openTest(t, dir, testConfig())
+		ck, ok := key(cid, id)
+		if !ok {
+			t.Fatalf("Community ID %q not parsed", cid)
+		}
+		if err := s.db.Set(ck, nil, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.LookupFlow(ctx, cid, time.Time{}, time.Time{}); !errors.Is(err, storage.ErrCorrupt) {
+			t.Fatalf("salted=%v: lookup: %v, want ErrCorrupt", salted, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := s.db.Set(ck, nil, pebble.Sync); err != nil {
+}
+
+// TestShortCommunityRowOfAnotherID: a short Community ID row keeps only
+// the first bytes of the hash; a flow whose Community ID shares them but
+// differs is not returned for the one looked up.
+func TestShortCommunityRowOfAnotherID(t *testing.T) {
+	s := openTest(t, t.TempDir(), testConfig())
+	defer s.Close()
+	s1, s2 := lsmStore(t, s)
+	x, y := s1[0], s1[1]
+	if x.Record.CommunityID == y.Record.CommunityID {
+		t.Fatal("two flows of one Community ID")
+	}
+	// A row under x's hash prefix pointing at y, as another Community ID
+	// sharing x's first 8 bytes would write.
+	xh, ok := rowkey.ParseCommunityID(x.Record.CommunityID)
+	if !ok {
+		t.Fatalf("Community ID %q", x.Record.CommunityID)
+	}
+	k := rowkey.TableKey(rowkey.TableCommunityHash, rowkey.AppendCommunityHashKey(nil, &xh, y.Record.ID))
+	if err := s.db.Set(k, nil, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LookupFlow(ctx, cid, time.Time{}, time.Time{}); !errors.Is(err, storage.ErrCorrupt) {
-		t.Fatalf("lookup: %v, want ErrCorrupt", err)
+	refs, err := s.LookupFlow(ctx, x.Record.CommunityID, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, in := range append(append([]*storagetest.Instance{}, s1...), s2...) {
+		if in.Record.CommunityID == x.Record.CommunityID {
+			want++
+		}
+	}
+	for _, r := range refs {
+		if r.CommunityID != x.Record.CommunityID {
+			t.Errorf("lookup of %s returned flow %s of %s", x.Record.CommunityID, r.FlowID, r.CommunityID)
+		}
+	}
+	if len(refs) != want {
+		t.Errorf("lookup of %s: %d refs, want %d", x.Record.CommunityID, len(refs), want)
 	}
 }
 

@@ -60,6 +60,16 @@ func (s *Store) flowIDKey(id flow.ID) []byte {
 	return plan.FlowIDKey(id)
 }
 
+// communityKey returns the key of a flow's Community ID row in this
+// store (short in a store with ordered flow IDs), and false when
+// communityID is not a Community ID v1.
+func (s *Store) communityKey(communityID string, id flow.ID) ([]byte, bool) {
+	if s.orderedFlowIDs {
+		return plan.CommunityHashKey(communityID, id)
+	}
+	return plan.CommunityKey(communityID, id)
+}
+
 // get returns a copy of the value at key.
 func (s *Store) get(r pebble.Reader, key []byte) ([]byte, bool, error) {
 	v, c, err := r.Get(key)

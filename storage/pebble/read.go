@@ -46,9 +46,12 @@ func (s *Store) lookupFlow(ctx context.Context, id string, from, to time.Time) (
 		return nil, err
 	}
 	if q.ByCommunity() {
-		prefix := q.CommunityPrefix()
+		prefix, keep := q.CommunityPrefix(), s.keepCommunity
+		if s.orderedFlowIDs {
+			prefix, keep = q.CommunityHashPrefix(), s.keepCommunityHash
+		}
 		err = s.each(ctx, db, prefix, rowkey.PrefixEnd(prefix), true, "lookup "+id, func(k, v []byte) error {
-			if err := s.keepCommunity(db, q, k, v); err != nil {
+			if err := keep(db, q, k, v); err != nil {
 				return q.Err(err)
 			}
 			return nil
@@ -73,14 +76,39 @@ func (s *Store) keepCommunity(db *pebble.DB, q *plan.Lookup, k, v []byte) error 
 	if err != nil {
 		return err
 	}
-	fv, ok, err := s.get(db, s.flowIDKey(id))
+	fv, err := s.pointedFlowRow(db, k, id)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("%w: Community ID row %x without its flow ID row", storage.ErrCorrupt, k)
-	}
 	return q.KeepValue(fv)
+}
+
+// keepCommunityHash keeps the flow ref of a short Community ID row (key
+// k): its flow's flow ID row, when that flow's Community ID is the one
+// looked up.
+func (s *Store) keepCommunityHash(db *pebble.DB, q *plan.Lookup, k, _ []byte) error {
+	_, id, err := rowkey.DecodeCommunityHashKey(k[1:])
+	if err != nil {
+		return err
+	}
+	fv, err := s.pointedFlowRow(db, k, id)
+	if err != nil {
+		return err
+	}
+	return q.KeepValueOfCommunity(fv)
+}
+
+// pointedFlowRow reads the flow ID row of flow id, which the Community ID
+// row k points at; a missing one is corruption.
+func (s *Store) pointedFlowRow(db *pebble.DB, k []byte, id flow.ID) ([]byte, error) {
+	fv, ok, err := s.get(db, s.flowIDKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: Community ID row %x without its flow ID row", storage.ErrCorrupt, k)
+	}
+	return fv, nil
 }
 
 // keepFlowID reads the flow ID row of a flow ID lookup.

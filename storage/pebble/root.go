@@ -87,9 +87,10 @@ type Store struct {
 	// rows hold no value (false: a store created before it).
 	merges bool
 	// orderedFlowIDs: the store keeps flow ID rows in flow ID order
-	// (plan.OrderedFlowIDKey; its merger is orderedRefMerger), so their
-	// compactions move older tables down instead of rewriting them
-	// (false: a store created before it, with salted rows).
+	// (plan.OrderedFlowIDKey) and short Community ID rows
+	// (plan.CommunityHashKey); its merger is orderedRefMerger. Fewer
+	// index bytes are rewritten by compactions (false: a store created
+	// before it, with salted flow ID rows and full Community ID rows).
 	orderedFlowIDs bool
 	// comparer and merger are the ones the store was created with
 	// (storeRows), which an sstable reader must be given.

@@ -312,7 +312,7 @@ func (s *Store) batchRefs(db *pebble.DB, wb rowWriter, refs plan.Refs) error {
 			// The Community ID row only points at the flow ID row: a
 			// copy of the ref there was a third of what compactions
 			// rewrote (its keys are random).
-			if ck, ok := plan.CommunityKey(r.CommunityID, id); ok {
+			if ck, ok := s.communityKey(r.CommunityID, id); ok {
 				if err := wb.Set(ck, nil, nil); err != nil {
 					return err
 				}

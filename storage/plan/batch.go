@@ -153,3 +153,14 @@ func CommunityKey(communityID string, id flow.ID) ([]byte, bool) {
 	}
 	return rowkey.TableKey(rowkey.TableCommunity, rowkey.AppendCommunityKey(nil, &cid, id)), true
 }
+
+// CommunityHashKey returns the key of a flow's short Community ID index
+// row (rowkey.AppendCommunityHashKey), and false when communityID is not
+// a Community ID v1.
+func CommunityHashKey(communityID string, id flow.ID) ([]byte, bool) {
+	cid, ok := rowkey.ParseCommunityID(communityID)
+	if !ok {
+		return nil, false
+	}
+	return rowkey.TableKey(rowkey.TableCommunityHash, rowkey.AppendCommunityHashKey(nil, &cid, id)), true
+}

@@ -70,6 +70,12 @@ func (q *Lookup) CommunityPrefix() []byte {
 	return rowkey.TableKey(rowkey.TableCommunity, q.cid[:])
 }
 
+// CommunityHashPrefix returns the key prefix of the short Community ID
+// index rows (rowkey.AppendCommunityHashKey) of a Community ID lookup.
+func (q *Lookup) CommunityHashPrefix() []byte {
+	return rowkey.TableKey(rowkey.TableCommunityHash, q.cid[:rowkey.CommunityHashLen])
+}
+
 // FlowIDKey returns the key of the flow ID index row of a flow ID lookup.
 func (q *Lookup) FlowIDKey() []byte { return FlowIDKey(q.fid) }
 
@@ -90,6 +96,20 @@ func (q *Lookup) KeepValue(v []byte) error {
 		return err
 	}
 	q.Keep(&r)
+	return nil
+}
+
+// KeepValueOfCommunity decodes the flow ref a short Community ID row
+// points at and Keeps it when its Community ID is the one looked up (a
+// short row's hash prefix can be another Community ID's).
+func (q *Lookup) KeepValueOfCommunity(v []byte) error {
+	var r storage.FlowRef
+	if err := rowkey.DecodeRef(v, &r); err != nil {
+		return err
+	}
+	if cid, ok := rowkey.ParseCommunityID(r.CommunityID); ok && cid == q.cid {
+		q.Keep(&r)
+	}
 	return nil
 }
 

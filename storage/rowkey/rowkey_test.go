@@ -79,6 +79,9 @@ func TestKeysFromCapture(t *testing.T) {
 		if c, id, err := DecodeCommunityKey(AppendCommunityKey(nil, &cid, r.ID)); err != nil || c != cid || id != r.ID {
 			t.Fatalf("community key round trip: %x %s %v", c, id, err)
 		}
+		if p, id, err := DecodeCommunityHashKey(AppendCommunityHashKey(nil, &cid, r.ID)); err != nil || p != [CommunityHashLen]byte(cid[:CommunityHashLen]) || id != r.ID {
+			t.Fatalf("community hash key round trip: %x %s %v", p, id, err)
+		}
 		if !bytes.Equal(AppendFlowIDKey(nil, r.ID)[1:], r.ID[:]) {
 			t.Fatal("flow id key does not hold the id")
 		}
@@ -200,6 +203,13 @@ func FuzzDecode(f *testing.F) {
 		if c, id, err := DecodeCommunityKey(key); err == nil && !bytes.Equal(AppendCommunityKey(nil, &c, id), key) {
 			t.Fatalf("community key %x re-encodes differently", key)
 		}
+		if p, id, err := DecodeCommunityHashKey(key); err == nil {
+			var cid [CommunityLen]byte
+			copy(cid[:], p[:])
+			if !bytes.Equal(AppendCommunityHashKey(nil, &cid, id), key) {
+				t.Fatalf("community hash key %x re-encodes differently", key)
+			}
+		}
 		if sp, err := DecodeSpan(val); err == nil && !bytes.Equal(AppendSpan(nil, sp), val) {
 			t.Fatalf("span %x re-encodes differently", val)
 		}
@@ -247,5 +257,19 @@ func TestNanosOrAndSubSat(t *testing.T) {
 		if got := SubSat(c.a, c.b); got != c.want {
 			t.Errorf("SubSat(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// TestParseCommunityIDUnpadded: 28 base64 characters without padding
+// decode to 21 bytes; ParseCommunityID refuses them (it panicked, and a
+// sensor's record or an API request could carry one).
+func TestParseCommunityIDUnpadded(t *testing.T) {
+	for _, s := range []string{"1:" + strings.Repeat("0", 28), "1:" + strings.Repeat("A", 28)} {
+		if _, ok := ParseCommunityID(s); ok {
+			t.Errorf("ParseCommunityID(%q) accepted", s)
+		}
+	}
+	if _, ok := ParseCommunityID("1:" + strings.Repeat("A", 27) + "="); !ok {
+		t.Error("a well-formed Community ID refused")
 	}
 }
