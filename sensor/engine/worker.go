@@ -71,7 +71,7 @@ type worker struct {
 
 	maxBuffered int64 // this worker's share of blocks.max_buffered
 
-	pkt         decode.Packet
+	dd          decode.Decoder  // decodes the packets handled at once (not read ahead)
 	rr          recordReader    // the source, when it reads a classic pcap file (see read)
 	rrLink      uint16          // its link type
 	ahead       aheadQueue      // packets read ahead at a busy tap (ahead.go)
@@ -125,6 +125,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 		w.iface = filepath.Base(ifs[0].Name)
 	}
 	w.dec = decoderFor(cfg.Decoders, w.iface)
+	w.dd.SetOptions(w.dec)
 	if rr, ok := src.(recordReader); ok {
 		if link, ok := rr.RecordLinkType(); ok {
 			w.rr, w.rrLink = rr, link
@@ -245,21 +246,29 @@ func (w *worker) afterPacket(ts int64) {
 
 // packet handles one frame (ci by value: see next).
 func (w *worker) packet(data []byte, ci capture.CaptureInfo) {
-	p := &w.pkt
-	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
-	w.handle(p, data, &ci)
+	common := w.dd.Decode(decode.LinkType(ci.LinkType), data)
+	w.handle(&w.dd.Packet, common, data, &ci)
 }
 
-// handle handles one frame decoded into p.
-func (w *worker) handle(p *decode.Packet, data []byte, ci *capture.CaptureInfo) {
-	w.counters.Observe(p, ci.Length)
+// handle handles one frame decoded into p; common: decode.Decoder
+// reported it a common frame (no tunnel, fragment or decoding problem).
+func (w *worker) handle(p *decode.Packet, common bool, data []byte, ci *capture.CaptureInfo) {
+	if common {
+		w.counters.ObserveCommon(p, ci.Length)
+	} else {
+		w.counters.Observe(p, ci.Length)
+	}
 	if !w.dec.Keep(p) { // decode.tunnel_filter
 		w.counters.TunnelFiltered++
 		return
 	}
 	pi := &w.pi
 	pi.Tunnels = nil
-	if p.HasTuple {
+	if common {
+		pi.Tuple = p.Tuple
+		pi.TCPFlags = p.TCPFlags
+		pi.Frag = flowtable.FragInfo{}
+	} else if p.HasTuple {
 		pi.Tuple = p.Tuple
 		pi.Tunnels = p.Tunnels[:p.NTunnels]
 		pi.TCPFlags = p.TCPFlags
