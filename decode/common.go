@@ -36,26 +36,11 @@ func (d *Decoder) SetOptions(o *Options) {
 // reports whether the frame was a common one (see Decoder): then
 // Packet.Status is 0, the frame is not a fragment, carries no MPLS label
 // and no tunnel, HasTuple and HasPorts are set, and Counters.ObserveCommon
-// counts it as Observe would.
+// counts it as Observe would. A frame found not to be common on the way
+// (d.Packet then written in part) is decoded whole by Options.Decode.
 func (d *Decoder) Decode(link LinkType, frame []byte) (common bool) {
-	if link == LinkEthernet && d.common(frame) {
-		return true
-	}
-	o := d.opts
-	if o == nil {
-		o = &defaultOptions
-	}
-	o.Decode(link, frame, &d.Packet)
-	d.dirty = true
-	return false
-}
-
-// common decodes frame into d.Packet when it is a common frame and
-// reports whether it was; when it was not, d.Packet may be written in
-// part (Decode then decodes the frame whole).
-func (d *Decoder) common(frame []byte) bool {
-	if len(frame) < 14 {
-		return false
+	if link != LinkEthernet || len(frame) < 14 {
+		return d.decodeAll(link, frame)
 	}
 	be := binary.BigEndian
 	et := be.Uint16(frame[12:])
@@ -64,7 +49,7 @@ func (d *Decoder) common(frame []byte) bool {
 	var tags uint8
 	for et != EtherTypeIPv4 && et != EtherTypeIPv6 {
 		if et != EtherTypeVLAN && et != EtherTypeQinQ && et != EtherTypeQinQOld || tags == 2 || len(frame) < off+4 {
-			return false
+			return d.decodeAll(link, frame)
 		}
 		id := be.Uint16(frame[off:]) & 0x0fff
 		if tags == 0 {
@@ -85,18 +70,18 @@ func (d *Decoder) common(frame []byte) bool {
 	var proto uint8
 	if et == EtherTypeIPv4 {
 		if len(frame) < off+20 {
-			return false
+			return d.decodeAll(link, frame)
 		}
 		h := frame[off : off+20]
 		v := h[0]
 		ihl := int(v&0x0f) * 4
 		if v>>4 != 4 || ihl < 20 || be.Uint16(h[6:])&0x3fff != 0 || len(frame) < off+ihl {
-			return false // malformed, a fragment (MF or an offset) or cut
+			return d.decodeAll(link, frame) // malformed, a fragment (MF or an offset) or cut
 		}
 		end = len(frame)
 		if total := int(be.Uint16(h[2:])); total != 0 {
 			if total < ihl {
-				return false
+				return d.decodeAll(link, frame)
 			}
 			end = min(end, off+total)
 		}
@@ -110,11 +95,11 @@ func (d *Decoder) common(frame []byte) bool {
 		l4 = off + ihl
 	} else {
 		if len(frame) < off+40 {
-			return false
+			return d.decodeAll(link, frame)
 		}
 		h := frame[off : off+40]
 		if h[0]>>4 != 6 {
-			return false
+			return d.decodeAll(link, frame)
 		}
 		end = len(frame)
 		if plen := int(be.Uint16(h[4:])); plen != 0 {
@@ -131,22 +116,22 @@ func (d *Decoder) common(frame []byte) bool {
 	switch proto {
 	case flow.ProtoTCP:
 		if end < l4+14 {
-			return false
+			return d.decodeAll(link, frame)
 		}
 		flags = frame[l4+13]
 		if hdr = int(frame[l4+12]>>4) * 4; hdr < 20 {
-			return false
+			return d.decodeAll(link, frame)
 		}
 	case flow.ProtoUDP:
 	default:
-		return false
+		return d.decodeAll(link, frame)
 	}
 	if end < l4+hdr {
-		return false
+		return d.decodeAll(link, frame)
 	}
 	sport, dport := be.Uint16(frame[l4:]), be.Uint16(frame[l4+2:])
 	if proto == flow.ProtoUDP && d.udpMaybeTunnel(sport, dport) {
-		return false
+		return d.decodeAll(link, frame)
 	}
 	p.Tuple.SrcPort, p.Tuple.DstPort = sport, dport
 	p.Tuple.Proto = proto
@@ -159,6 +144,17 @@ func (d *Decoder) common(frame []byte) bool {
 	p.L3Offset, p.L4Offset = off, l4
 	p.PayloadOffset, p.PayloadLen = l4+hdr, end-(l4+hdr)
 	return true
+}
+
+// decodeAll decodes frame with Options.Decode and returns false.
+func (d *Decoder) decodeAll(link LinkType, frame []byte) bool {
+	o := d.opts
+	if o == nil {
+		o = &defaultOptions
+	}
+	o.Decode(link, frame, &d.Packet)
+	d.dirty = true
+	return false
 }
 
 // udpMaybeTunnel reports whether Options.Decode would look for a tunnel

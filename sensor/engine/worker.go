@@ -71,8 +71,9 @@ type worker struct {
 
 	maxBuffered int64 // this worker's share of blocks.max_buffered
 
-	dd          decode.Decoder  // decodes the packets handled at once (not read ahead)
-	rr          recordReader    // the source, when it reads a classic pcap file (see read)
+	dd          decode.Decoder // decodes the packets handled at once (not read ahead)
+	rr          recordReader   // the source, when it reads a classic pcap file (see read)
+	recs        [recordBatch]capture.Record
 	rrLink      uint16          // its link type
 	ahead       aheadQueue      // packets read ahead at a busy tap (ahead.go)
 	aheadAt     int             // open flows from which packets are read ahead (aheadFlows)
@@ -108,6 +109,7 @@ type worker struct {
 	mu      sync.Mutex
 	snap    Stats // published copy, read by Stats()
 	lastPub int64
+	tick    int64 // Config.TickInterval in ns
 }
 
 func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtable.IDCounter, log *slog.Logger) (*worker, error) {
@@ -120,7 +122,7 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 		return nil, fmt.Errorf("block encoder: %w", err)
 	}
 	w := &worker{id: id, cfg: cfg, src: src, sink: sink, enc: enc, log: log.With("worker", id),
-		maxAge: int64(cfg.Blocks.MaxAge), aheadAt: aheadFlows}
+		maxAge: int64(cfg.Blocks.MaxAge), aheadAt: aheadFlows, tick: int64(cfg.TickInterval)}
 	if ifs := src.Interfaces(); len(ifs) > 0 {
 		w.iface = filepath.Base(ifs[0].Name)
 	}
@@ -195,24 +197,38 @@ func (w *worker) run(ctx context.Context) error {
 }
 
 // recordReader is a source that also returns its packets' capture info
-// as scalars (capture.FileSource on a classic pcap stream).
+// as scalars, many at a time (capture.FileSource on a classic pcap
+// stream).
 type recordReader interface {
 	RecordLinkType() (uint16, bool)
-	ReadRecord() (data []byte, ts int64, caplen, length int, err error)
+	ReadRecords(recs []capture.Record) (int, error)
 }
 
-// read reads the next packet and handles it, or returns the source's
-// error. A classic pcap file is read through ReadRecord: a CaptureInfo
-// received from ReadPacket into a local was stored by the compiler field
-// by field and copied in 16-byte moves, a failed store forwarding on
-// every packet (half of run's own samples in perf annotate).
+// recordBatch is how many packets a worker takes from a recordReader at
+// a time.
+const recordBatch = 64
+
+// read reads the next packets and handles them, or returns the source's
+// error. A classic pcap file is read through ReadRecords, up to
+// recordBatch packets a call (a call per packet through ReadRecord and
+// the pcap reader was about 70 instructions a packet), with the capture
+// info as scalars: a CaptureInfo received from ReadPacket into a local
+// was stored by the compiler field by field and copied in 16-byte moves,
+// a failed store forwarding on every packet (half of run's own samples in
+// perf annotate). It stops after a packet that failed the sink.
 func (w *worker) read() error {
 	if w.rr != nil {
-		data, ts, caplen, length, err := w.rr.ReadRecord()
+		n, err := w.rr.ReadRecords(w.recs[:])
 		if err != nil {
 			return err
 		}
-		w.next(data, capture.CaptureInfo{Timestamp: ts, CaptureLength: caplen, Length: length, LinkType: w.rrLink})
+		for i := range w.recs[:n] {
+			r := &w.recs[i]
+			w.next(r.Data, capture.CaptureInfo{Timestamp: r.Timestamp, CaptureLength: r.CaptureLength, Length: r.Length, LinkType: w.rrLink})
+			if w.sinkErr != nil {
+				break
+			}
+		}
 		return nil
 	}
 	data, ci, err := w.src.ReadPacket()
@@ -226,7 +242,8 @@ func (w *worker) read() error {
 // next handles a packet read.
 func (w *worker) next(data []byte, ci capture.CaptureInfo) {
 	if w.table.Len() < w.aheadAt && w.ahead.n == 0 {
-		w.packet(data, ci)
+		common := w.dd.Decode(decode.LinkType(ci.LinkType), data)
+		w.handle(&w.dd.Packet, common, data, &ci)
 		w.afterPacket(ci.Timestamp)
 		return
 	}
@@ -239,15 +256,9 @@ func (w *worker) next(data []byte, ci capture.CaptureInfo) {
 // afterPacket runs the timers when a tick of packet time has passed
 // since they last ran (ts: the packet's time).
 func (w *worker) afterPacket(ts int64) {
-	if w.table.Clock().Now()-w.lastPub >= int64(w.cfg.TickInterval) {
+	if w.table.Clock().Now()-w.lastPub >= w.tick {
 		w.advance(ts)
 	}
-}
-
-// packet handles one frame (ci by value: see next).
-func (w *worker) packet(data []byte, ci capture.CaptureInfo) {
-	common := w.dd.Decode(decode.LinkType(ci.LinkType), data)
-	w.handle(&w.dd.Packet, common, data, &ci)
 }
 
 // handle handles one frame decoded into p; common: decode.Decoder
