@@ -309,7 +309,12 @@ func (w *worker) handle(p *decode.Packet, common bool, data []byte, ci *capture.
 		w.appMeta(st, p, data)
 	}
 	if w.tlInterval > 0 {
-		w.timeline(st, ci.Timestamp, ci.Length)
+		if ts := ci.Timestamp; st.tlEnd != 0 && ts < st.tlEnd { // the open interval (timeline, inline)
+			st.tlPkts++
+			st.tlBytes += uint64(ci.Length)
+		} else {
+			w.timeline(st, ts, ci.Length)
+		}
 	}
 	if n > 0 && !w.cfg.Blocks.Disabled {
 		w.store(st, data[:n], ci)

@@ -272,7 +272,23 @@ func (t *Table[T]) Len() int { return t.live }
 // flows, not again.
 func (t *Table[T]) Packet(p *PacketInfo) (state *T, storeLen int) {
 	t.stats.Packets++
-	t.clock.Observe(p.Time)
+	if c := &t.clock; p.Time > c.hi && c.hi == c.top && c.init {
+		// Clock.Observe of time running forward, inline.
+		c.now += p.Time - c.hi
+		c.hi, c.top = p.Time, p.Time
+	} else {
+		c.Observe(p.Time)
+	}
+	if len(p.Tunnels) == 0 && !p.Frag.IsFragment {
+		// account without its tunnel chain: one call level less for
+		// most packets.
+		idx, fwd, created := t.lookup(&p.Tuple, p.TCPFlags, p.Time)
+		e := t.at(idx)
+		if st := e.state; !created && st&stTunnel != 0 && st&stTunnelFlow == 0 {
+			t.checkTunnels(idx, nil)
+		}
+		return t.countEntry(idx, e, fwd, p.Time, p.WireLen, p.CapLen, p.TCPFlags, true)
+	}
 	if len(p.Tunnels) > 0 && t.cfg.TunnelFlows {
 		t.tunnelPacket(p)
 	}
@@ -329,7 +345,11 @@ func (t *Table[T]) lookup(tup *flow.Tuple, tcpFlags uint8, ts int64) (idx uint32
 // fwd) and returns the flow's state and how many bytes of the packet to
 // store (none unless store).
 func (t *Table[T]) count(idx uint32, fwd bool, ts int64, wireLen, capLen int, tcpFlags uint8, store bool) (*T, int) {
-	e := t.at(idx)
+	return t.countEntry(idx, t.at(idx), fwd, ts, wireLen, capLen, tcpFlags, store)
+}
+
+// countEntry is count with flow idx's entry e looked up.
+func (t *Table[T]) countEntry(idx uint32, e *entry[T], fwd bool, ts int64, wireLen, capLen int, tcpFlags uint8, store bool) (*T, int) {
 	e.seen = t.clock.now
 	d := 0
 	if !fwd {
