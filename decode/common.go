@@ -42,6 +42,9 @@ func (d *Decoder) Decode(link LinkType, frame []byte) (common bool) {
 	if link != LinkEthernet || len(frame) < 14 {
 		return d.decodeAll(link, frame)
 	}
+	if len(frame) >= plainTCPLen && d.plainTCP((*[plainTCPLen]byte)(frame), len(frame)) {
+		return true
+	}
 	be := binary.BigEndian
 	et := be.Uint16(frame[12:])
 	off := 14
@@ -143,6 +146,55 @@ func (d *Decoder) Decode(link LinkType, frame []byte) (common bool) {
 	p.VLANTags = tags
 	p.L3Offset, p.L4Offset = off, l4
 	p.PayloadOffset, p.PayloadLen = l4+hdr, end-(l4+hdr)
+	return true
+}
+
+// plainTCPLen is the shortest untagged Ethernet frame with IPv4 and TCP
+// headers.
+const plainTCPLen = 14 + 20 + 20
+
+// plainTCP decodes the most common frame of all — untagged Ethernet,
+// IPv4 without options and not a fragment, TCP — into d.Packet at fixed
+// offsets (h holds the frame's first bytes, n is its length) and reports
+// whether the frame was one; when it was not, d.Packet is untouched and
+// Decode goes on with the general common path.
+func (d *Decoder) plainTCP(h *[plainTCPLen]byte, n int) bool {
+	be := binary.BigEndian
+	if h[12] != 0x08 || h[13] != 0x00 || h[14] != 0x45 || h[23] != flow.ProtoTCP || be.Uint16(h[20:])&0x3fff != 0 {
+		return false
+	}
+	end := n
+	if total := int(be.Uint16(h[16:])); total != 0 {
+		if total < 20 {
+			return false
+		}
+		end = min(end, 14+total)
+	}
+	hdr := int(h[46]>>4) * 4
+	if hdr < 20 || end < 34+hdr {
+		return false
+	}
+	p := &d.Packet
+	if d.dirty {
+		*p = Packet{}
+		d.dirty = false
+	}
+	le := binary.LittleEndian
+	le.PutUint64(p.Tuple.Src[:8], 0)
+	le.PutUint64(p.Tuple.Src[8:], 0xffff<<16|uint64(le.Uint32(h[26:]))<<32)
+	le.PutUint64(p.Tuple.Dst[:8], 0)
+	le.PutUint64(p.Tuple.Dst[8:], 0xffff<<16|uint64(le.Uint32(h[30:]))<<32)
+	p.Tuple.Family = flow.FamilyIPv4
+	p.Tuple.SrcPort, p.Tuple.DstPort = be.Uint16(h[34:]), be.Uint16(h[36:])
+	p.Tuple.Proto = flow.ProtoTCP
+	p.Tuple.VLAN, p.Tuple.InnerVLAN = 0, 0
+	p.HasTuple, p.HasPorts = true, true
+	p.EtherType = EtherTypeIPv4
+	p.Proto = flow.ProtoTCP
+	p.TCPFlags = h[47]
+	p.VLANTags = 0
+	p.L3Offset, p.L4Offset = 14, 34
+	p.PayloadOffset, p.PayloadLen = 34+hdr, end-(34+hdr)
 	return true
 }
 

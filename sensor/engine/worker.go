@@ -69,7 +69,8 @@ type worker struct {
 	iface  string
 	maxAge int64
 
-	maxBuffered int64 // this worker's share of blocks.max_buffered
+	maxBuffered int64 // this worker's share of blocks.max_buffered (setMaxBuffered)
+	soft        int64 // softBuffered()
 
 	dd          decode.Decoder // decodes the packets handled at once (not read ahead)
 	rr          recordReader   // the source, when it reads a classic pcap file (see read)
