@@ -81,7 +81,6 @@ type worker struct {
 	aheadPkts   uint64          // packets handled through the ahead queue
 	dec         *decode.Options // this source's decoder options (Config.Decoders)
 	pi          flowtable.PacketInfo
-	counters    decode.Counters
 	out         []byte
 	ring        pageRing      // the packets waiting for their blocks (ring.go)
 	bld         block.Builder // scratch builder of the blocks leaving the ring
@@ -105,7 +104,7 @@ type worker struct {
 	tlPool     []*flow.TimelineBuilder
 	tlEmpty    flow.TimelineBuilder
 
-	stats Stats // owned by the worker goroutine
+	stats Stats // owned by the worker goroutine; its Decode counts as packets are decoded
 
 	mu      sync.Mutex
 	snap    Stats // published copy, read by Stats()
@@ -266,12 +265,12 @@ func (w *worker) afterPacket(ts int64) {
 // reported it a common frame (no tunnel, fragment or decoding problem).
 func (w *worker) handle(p *decode.Packet, common bool, data []byte, ci *capture.CaptureInfo) {
 	if common {
-		w.counters.ObserveCommon(p, ci.Length)
+		w.stats.Decode.ObserveCommon(p, ci.Length)
 	} else {
-		w.counters.Observe(p, ci.Length)
+		w.stats.Decode.Observe(p, ci.Length)
 	}
 	if !w.dec.Keep(p) { // decode.tunnel_filter
-		w.counters.TunnelFiltered++
+		w.stats.Decode.TunnelFiltered++
 		return
 	}
 	pi := &w.pi
@@ -544,7 +543,6 @@ func (w *worker) publish(now int64) {
 		w.chainLogged = true
 		w.log.Warn("packets of a flow came through different tunnel chains; its record keeps its first packet's chain (counted in tapir_sensor_tunnel_chain_changed_total, logged once)")
 	}
-	w.stats.Decode = w.counters
 	if w.meta != nil {
 		w.stats.Metadata = w.meta.Stats()
 	}
