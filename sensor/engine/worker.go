@@ -224,7 +224,15 @@ func (w *worker) read() error {
 		}
 		for i := range w.recs[:n] {
 			r := &w.recs[i]
-			w.next(r.Data, capture.CaptureInfo{Timestamp: r.Timestamp, CaptureLength: r.CaptureLength, Length: r.Length, LinkType: w.rrLink})
+			ci := capture.CaptureInfo{Timestamp: r.Timestamp, CaptureLength: r.CaptureLength, Length: r.Length, LinkType: w.rrLink}
+			if w.table.Len() < w.aheadAt && w.ahead.n == 0 {
+				// next's direct path, without its call per packet.
+				common := w.dd.Decode(decode.LinkType(ci.LinkType), r.Data)
+				w.handle(&w.dd.Packet, common, r.Data, &ci)
+				w.afterPacket(ci.Timestamp)
+			} else {
+				w.next(r.Data, ci)
+			}
 			if w.sinkErr != nil {
 				break
 			}
