@@ -2,6 +2,7 @@ package decode
 
 import (
 	"encoding/binary"
+	"os"
 	"testing"
 
 	"github.com/tapir-sensor/tapir/flow"
@@ -76,10 +77,12 @@ func TestDecoderMatchesDecode(t *testing.T) {
 	}
 }
 
-// TestDecoderCommonEdges covers the edges of the common path on a TCP
-// and a UDP frame: VLAN tags (0 to 3), fragments, IP options, lengths
-// below and above the frame, cut headers, tunnel ports.
-func TestDecoderCommonEdges(t *testing.T) {
+// commonEdgeFrames returns Ethernet frames at the edges of the common
+// path: TCP, UDP, ICMP and SCTP over IPv4 and IPv6 with 0 to 3 VLAN
+// tags, each whole, cut at every length and with one header field
+// changed (fragments, IP options, lengths below and above the frame, an
+// 802.3 length, MPLS, 802.1ad, a tunnel port).
+func commonEdgeFrames() [][]byte {
 	base := func(proto uint8, v6 bool, tags int) []byte {
 		var f []byte
 		f = append(f, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1)
@@ -132,11 +135,11 @@ func TestDecoderCommonEdges(t *testing.T) {
 					func(g []byte) { binary.BigEndian.PutUint16(g[ipAt+2:], 30) },        // total inside the frame
 					func(g []byte) { binary.BigEndian.PutUint16(g[ipAt+4:], 0) },         // v6 payload length 0
 					func(g []byte) { binary.BigEndian.PutUint16(g[ipAt+4:], 10) },        // v6 payload length short
-					func(g []byte) { g[len(g)-8] = 0x40 },                                // TCP data offset / UDP bytes
+					func(g []byte) { g[len(g)-8] = 0x40 },                                // a transport header byte (TCP) / payload (UDP)
 					func(g []byte) { g[ipAt-2], g[ipAt-1] = 0x05, 0xdc },                 // an 802.3 length
 					func(g []byte) { g[ipAt-2], g[ipAt-1] = 0x88, 0x47 },                 // MPLS
 					func(g []byte) { g[12], g[13] = 0x88, 0xa8 },                         // 802.1ad outer tag
-					func(g []byte) { binary.BigEndian.PutUint16(g[len(g)-14+0:], 6081) }, // Geneve port (UDP)
+					func(g []byte) { binary.BigEndian.PutUint16(g[len(g)-14+0:], 6081) }, // UDP source port 6081 (Geneve) / TCP data offset 1
 				} {
 					g := append([]byte(nil), f...)
 					mod(g)
@@ -145,6 +148,13 @@ func TestDecoderCommonEdges(t *testing.T) {
 			}
 		}
 	}
+	return frames
+}
+
+// TestDecoderCommonEdges runs commonEdgeFrames through one Decoder per
+// option set: the same Packets as Options.Decode.
+func TestDecoderCommonEdges(t *testing.T) {
+	frames := commonEdgeFrames()
 	for _, o := range decoderOptions() {
 		var d Decoder
 		d.SetOptions(o)
@@ -166,13 +176,23 @@ func TestDecoderCommonEdges(t *testing.T) {
 // FuzzDecoder decodes two frames in turn through one Decoder and through
 // Options.Decode, under each option set: the same Packets.
 func FuzzDecoder(f *testing.F) {
-	for _, s := range tunnelSeeds(f) {
-		f.Add(uint16(s.pk.link), s.pk.data, []byte(nil), uint8(0))
+	frames := commonEdgeFrames()
+	for i, fr := range frames {
+		f.Add(uint16(LinkEthernet), fr, frames[(i+7)%len(frames)], uint8(i))
 	}
-	for _, c := range allCaptures(f) {
-		for i, pk := range c.packets {
-			if i%50 == 0 && i+1 < len(c.packets) {
-				f.Add(uint16(pk.link), pk.data, c.packets[i+1].data, uint8(i))
+	dir := os.Getenv("TAPIR_PCAPS")
+	if dir == "" {
+		dir = defaultPcapsDir()
+	}
+	if dir != "" {
+		for _, s := range tunnelSeeds(f) {
+			f.Add(uint16(s.pk.link), s.pk.data, []byte(nil), uint8(0))
+		}
+		for _, c := range allCaptures(f) {
+			for i, pk := range c.packets {
+				if i%50 == 0 && i+1 < len(c.packets) {
+					f.Add(uint16(pk.link), pk.data, c.packets[i+1].data, uint8(i))
+				}
 			}
 		}
 	}
