@@ -201,6 +201,44 @@ func (s *FileSource) ReadRecord() (data []byte, ts int64, caplen, length int, er
 	return data, ts, caplen, length, nil
 }
 
+// Record is a packet of a classic pcap stream as ReadRecords returns
+// it: its bytes and its capture info as scalars.
+type Record struct {
+	Data          []byte // valid until the next read
+	Timestamp     int64  // Unix nanoseconds
+	CaptureLength int
+	Length        int // on the wire
+}
+
+// ReadRecords is ReadRecord for up to len(recs) packets at once: it
+// fills recs[:n] with the packets that ReadRecord would return one after
+// the other and returns n >= 1, or 0 and the error ReadRecord would
+// return. The data of all n packets stay valid until the next read.
+// Packets that lie whole in the reader's buffer are returned without a
+// call per packet; the others, and errors, go through ReadRecord.
+func (s *FileSource) ReadRecords(recs []Record) (int, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	if s.err == nil && s.rec != nil {
+		if n, size := s.rec.batch(recs); n > 0 {
+			s.offset += int64(size)
+			before := s.read
+			s.read += uint64(n)
+			if s.read>>8 != before>>8 { // as count: every 256 packets
+				s.packets.Store(s.read)
+			}
+			return n, nil
+		}
+	}
+	data, ts, caplen, length, err := s.ReadRecord()
+	if err != nil {
+		return 0, err
+	}
+	recs[0] = Record{Data: data, Timestamp: ts, CaptureLength: caplen, Length: length}
+	return 1, nil
+}
+
 // count counts a packet returned. Stats, which may run on another
 // goroutine, sees the count every 256 packets and at the end (fail): an
 // atomic add per packet is a locked instruction that waits for every

@@ -108,6 +108,33 @@ func (p *pcapRecords) next() (data []byte, ts int64, caplen, length int, header 
 	return data, ts, caplen, length, true, nil
 }
 
+// batch fills recs with the records that lie whole in the buffer, valid,
+// from the next one on, and returns their number and bytes (headers
+// included); it reads nothing from the stream. The records' data stay
+// valid until the next call of next or batch. It stops before a record
+// next would fail on or have to read for, which next then returns.
+func (p *pcapRecords) batch(recs []Record) (n, size int) {
+	buf := p.buf[:p.end]
+	start := p.start
+	for n < len(recs) && len(buf)-start >= pcapRecordHeaderLen {
+		sec, frac, cl, ol := p.header((*[pcapRecordHeaderLen]byte)(buf[start:]))
+		caplen, length := int(cl), int(ol)
+		need := pcapRecordHeaderLen + caplen
+		if caplen > p.maxCap || caplen > length || len(buf)-start < need {
+			break
+		}
+		r := &recs[n]
+		r.Data = buf[start+pcapRecordHeaderLen : start+need : start+need]
+		r.Timestamp = int64(sec)*1e9 + int64(frac*p.nsFactor) // as in next
+		r.CaptureLength, r.Length = caplen, length
+		start += need
+		n++
+	}
+	size = start - p.start
+	p.start = start
+	return n, size
+}
+
 // fill makes at least need bytes available in buf[start:end], moving the
 // unread bytes to the front and growing the buffer with the data actually
 // read (never ahead of it: a length field cannot make it allocate more than

@@ -21,9 +21,10 @@ const aheadDepth = 3
 // source's buffer (valid only until the next read), its capture info and
 // its decoding.
 type aheadPacket struct {
-	buf []byte
-	ci  capture.CaptureInfo
-	pkt decode.Packet
+	buf    []byte
+	ci     capture.CaptureInfo
+	dec    decode.Decoder // holds the packet's decoding
+	common bool           // dec reported a common frame
 }
 
 // aheadQueue holds the packets a worker has read ahead of its work at a
@@ -47,17 +48,18 @@ func (w *worker) push(data []byte, ci capture.CaptureInfo) {
 	a.n++
 	e.buf = append(e.buf[:0], data...)
 	e.ci = ci
-	w.dec.Decode(decode.LinkType(ci.LinkType), e.buf, &e.pkt)
-	if prefetchable(&e.pkt) {
-		w.table.PrefetchSlot(&e.pkt.Tuple)
+	e.dec.SetOptions(w.dec)
+	e.common = e.dec.Decode(decode.LinkType(ci.LinkType), e.buf)
+	if prefetchable(&e.dec.Packet) {
+		w.table.PrefetchSlot(&e.dec.Packet.Tuple)
 	}
 	if a.n >= 2 {
-		if p := &a.q[(a.head+a.n-2)%len(a.q)].pkt; prefetchable(p) {
+		if p := &a.q[(a.head+a.n-2)%len(a.q)].dec.Packet; prefetchable(p) {
 			w.table.PrefetchEntry(&p.Tuple)
 		}
 	}
 	if a.n >= 3 {
-		if p := &a.q[(a.head+a.n-3)%len(a.q)].pkt; prefetchable(p) {
+		if p := &a.q[(a.head+a.n-3)%len(a.q)].dec.Packet; prefetchable(p) {
 			if st := w.table.PrefetchLinks(&p.Tuple); st != nil && st.tail != 0 {
 				w.ring.prefetch(st.tail)
 			}
@@ -78,7 +80,7 @@ func (w *worker) popOldest() int64 {
 	a.head = (a.head + 1) % len(a.q)
 	a.n--
 	w.aheadPkts++
-	w.handle(&e.pkt, e.buf, &e.ci)
+	w.handle(&e.dec.Packet, e.common, e.buf, &e.ci)
 	return e.ci.Timestamp
 }
 

@@ -27,7 +27,7 @@ func TestAppMetaSkipsGivenUpDirection(t *testing.T) {
 	f := udpFrame(7, 64)
 	for i := range 3 {
 		ci := capture.CaptureInfo{Timestamp: int64(1e15) + int64(i)*1000, CaptureLength: len(f), Length: len(f), LinkType: 1}
-		w.packet(f, ci)
+		w.next(f, ci)
 	}
 	st, _ := w.table.Packet(&w.pi)
 	if st == nil || st.app == nil {

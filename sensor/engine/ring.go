@@ -211,7 +211,7 @@ func (w *worker) pooledBytes() int64 { return w.maxBuffered / 16 }
 // store appends a packet to its flow's own builder, or to the ring and
 // links it to the flow's waiting packets (see above).
 func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
-	if (st.head != 0 || st.b != nil) && st.linkType != ci.LinkType {
+	if st.linkType != ci.LinkType && (st.head != 0 || st.b != nil) {
 		w.emitFlow(st, false) // a block holds one link type
 	}
 	if st.b == nil && st.head == 0 {
@@ -220,8 +220,13 @@ func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
 			w.promote(st) // few flows: their builders stay in cache
 		}
 	}
-	if st.b != nil {
-		w.appendOwn(st, data, ci)
+	if b := st.b; b != nil { // the flow's own builder (appendOwn, inline)
+		c := b.Cap()
+		b.Append(ci.Timestamp, ci.Length, data)
+		w.own += int64(b.Cap() - c)
+		if b.Len() >= w.cfg.Blocks.MaxBytes {
+			w.emitFlow(st, false)
+		}
 	} else {
 		w.appendRing(st, data, ci)
 	}
@@ -230,7 +235,7 @@ func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
 	// The pages in use and the builders against the soft cap, and with
 	// the free pages and pooled builders (buffered) against the cap:
 	// inUse computed once per packet.
-	if u := w.ring.inUse() + w.own; u > w.softBuffered() || u+int64(len(w.ring.free))*ringPage+w.pooled > w.maxBuffered {
+	if u := w.ring.inUse() + w.own; u > w.soft || u+int64(len(w.ring.free))*ringPage+w.pooled > w.maxBuffered {
 		w.bound()
 	}
 }
@@ -238,6 +243,13 @@ func (w *worker) store(st *flowState, data []byte, ci *capture.CaptureInfo) {
 // softBuffered is where the worker starts closing blocks early: one ring
 // page under its share of blocks.max_buffered (see bound).
 func (w *worker) softBuffered() int64 { return max(w.maxBuffered-ringPage, w.maxBuffered/2) }
+
+// setMaxBuffered sets the worker's share of blocks.max_buffered (and the
+// soft cap that store tests each packet against).
+func (w *worker) setMaxBuffered(n int64) {
+	w.maxBuffered = n
+	w.soft = w.softBuffered()
+}
 
 // bound brings the worker's buffered bytes back under its share of
 // blocks.max_buffered: it closes the oldest waiting blocks early until the
@@ -274,17 +286,6 @@ func (w *worker) appendRing(st *flowState, data []byte, ci *capture.CaptureInfo)
 	st.tail = ref
 	st.waiting += uint32(len(data)) + 3 // about what delta coding adds
 	if int(st.waiting) >= w.cfg.Blocks.MaxBytes {
-		w.emitFlow(st, false)
-	}
-}
-
-// appendOwn adds a packet to the flow's own builder.
-func (w *worker) appendOwn(st *flowState, data []byte, ci *capture.CaptureInfo) {
-	b := st.b
-	c := b.Cap()
-	b.Append(ci.Timestamp, ci.Length, data)
-	w.own += int64(b.Cap() - c)
-	if b.Len() >= w.cfg.Blocks.MaxBytes {
 		w.emitFlow(st, false)
 	}
 }

@@ -89,7 +89,7 @@ func New(cfg Config, deps Dependencies) (*Engine, error) {
 		}
 		// blocks.max_buffered is the sensor's one cap: each worker's
 		// ring gets an equal share (at least one block's worth).
-		w.maxBuffered = max(cfg.Blocks.MaxBuffered/int64(len(deps.Sources)), int64(cfg.Blocks.MaxBytes))
+		w.setMaxBuffered(max(cfg.Blocks.MaxBuffered/int64(len(deps.Sources)), int64(cfg.Blocks.MaxBytes)))
 		e.workers = append(e.workers, w)
 	}
 	if deps.Registerer != nil {

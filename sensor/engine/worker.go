@@ -69,17 +69,18 @@ type worker struct {
 	iface  string
 	maxAge int64
 
-	maxBuffered int64 // this worker's share of blocks.max_buffered
+	maxBuffered int64 // this worker's share of blocks.max_buffered (setMaxBuffered)
+	soft        int64 // softBuffered()
 
-	pkt         decode.Packet
-	rr          recordReader    // the source, when it reads a classic pcap file (see read)
+	dd          decode.Decoder // decodes the packets handled at once (not read ahead)
+	rr          recordReader   // the source, when it reads a classic pcap file (see read)
+	recs        [recordBatch]capture.Record
 	rrLink      uint16          // its link type
 	ahead       aheadQueue      // packets read ahead at a busy tap (ahead.go)
 	aheadAt     int             // open flows from which packets are read ahead (aheadFlows)
 	aheadPkts   uint64          // packets handled through the ahead queue
 	dec         *decode.Options // this source's decoder options (Config.Decoders)
 	pi          flowtable.PacketInfo
-	counters    decode.Counters
 	out         []byte
 	ring        pageRing      // the packets waiting for their blocks (ring.go)
 	bld         block.Builder // scratch builder of the blocks leaving the ring
@@ -103,11 +104,12 @@ type worker struct {
 	tlPool     []*flow.TimelineBuilder
 	tlEmpty    flow.TimelineBuilder
 
-	stats Stats // owned by the worker goroutine
+	stats Stats // owned by the worker goroutine; its Decode counts as packets are decoded
 
 	mu      sync.Mutex
 	snap    Stats // published copy, read by Stats()
 	lastPub int64
+	tick    int64 // Config.TickInterval in ns
 }
 
 func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtable.IDCounter, log *slog.Logger) (*worker, error) {
@@ -120,11 +122,12 @@ func newWorker(id int, cfg *Config, src capture.Source, sink Sink, ids *flowtabl
 		return nil, fmt.Errorf("block encoder: %w", err)
 	}
 	w := &worker{id: id, cfg: cfg, src: src, sink: sink, enc: enc, log: log.With("worker", id),
-		maxAge: int64(cfg.Blocks.MaxAge), aheadAt: aheadFlows}
+		maxAge: int64(cfg.Blocks.MaxAge), aheadAt: aheadFlows, tick: int64(cfg.TickInterval)}
 	if ifs := src.Interfaces(); len(ifs) > 0 {
 		w.iface = filepath.Base(ifs[0].Name)
 	}
 	w.dec = decoderFor(cfg.Decoders, w.iface)
+	w.dd.SetOptions(w.dec)
 	if rr, ok := src.(recordReader); ok {
 		if link, ok := rr.RecordLinkType(); ok {
 			w.rr, w.rrLink = rr, link
@@ -194,24 +197,46 @@ func (w *worker) run(ctx context.Context) error {
 }
 
 // recordReader is a source that also returns its packets' capture info
-// as scalars (capture.FileSource on a classic pcap stream).
+// as scalars, many at a time (capture.FileSource on a classic pcap
+// stream).
 type recordReader interface {
 	RecordLinkType() (uint16, bool)
-	ReadRecord() (data []byte, ts int64, caplen, length int, err error)
+	ReadRecords(recs []capture.Record) (int, error)
 }
 
-// read reads the next packet and handles it, or returns the source's
-// error. A classic pcap file is read through ReadRecord: a CaptureInfo
-// received from ReadPacket into a local was stored by the compiler field
-// by field and copied in 16-byte moves, a failed store forwarding on
-// every packet (half of run's own samples in perf annotate).
+// recordBatch is how many packets a worker takes from a recordReader at
+// a time.
+const recordBatch = 64
+
+// read reads the next packets and handles them, or returns the source's
+// error. A classic pcap file is read through ReadRecords, up to
+// recordBatch packets a call (a call per packet through ReadRecord and
+// the pcap reader was about 70 instructions a packet), with the capture
+// info as scalars: a CaptureInfo received from ReadPacket into a local
+// was stored by the compiler field by field and copied in 16-byte moves,
+// a failed store forwarding on every packet (half of run's own samples in
+// perf annotate). It stops after a packet that failed the sink.
 func (w *worker) read() error {
 	if w.rr != nil {
-		data, ts, caplen, length, err := w.rr.ReadRecord()
+		n, err := w.rr.ReadRecords(w.recs[:])
 		if err != nil {
 			return err
 		}
-		w.next(data, capture.CaptureInfo{Timestamp: ts, CaptureLength: caplen, Length: length, LinkType: w.rrLink})
+		for i := range w.recs[:n] {
+			r := &w.recs[i]
+			ci := capture.CaptureInfo{Timestamp: r.Timestamp, CaptureLength: r.CaptureLength, Length: r.Length, LinkType: w.rrLink}
+			if w.table.Len() < w.aheadAt && w.ahead.n == 0 {
+				// next's direct path, without its call per packet.
+				common := w.dd.Decode(decode.LinkType(ci.LinkType), r.Data)
+				w.handle(&w.dd.Packet, common, r.Data, &ci)
+				w.afterPacket(ci.Timestamp)
+			} else {
+				w.next(r.Data, ci)
+			}
+			if w.sinkErr != nil {
+				break
+			}
+		}
 		return nil
 	}
 	data, ci, err := w.src.ReadPacket()
@@ -225,7 +250,8 @@ func (w *worker) read() error {
 // next handles a packet read.
 func (w *worker) next(data []byte, ci capture.CaptureInfo) {
 	if w.table.Len() < w.aheadAt && w.ahead.n == 0 {
-		w.packet(data, ci)
+		common := w.dd.Decode(decode.LinkType(ci.LinkType), data)
+		w.handle(&w.dd.Packet, common, data, &ci)
 		w.afterPacket(ci.Timestamp)
 		return
 	}
@@ -238,28 +264,30 @@ func (w *worker) next(data []byte, ci capture.CaptureInfo) {
 // afterPacket runs the timers when a tick of packet time has passed
 // since they last ran (ts: the packet's time).
 func (w *worker) afterPacket(ts int64) {
-	if w.table.Clock().Now()-w.lastPub >= int64(w.cfg.TickInterval) {
+	if w.table.Clock().Now()-w.lastPub >= w.tick {
 		w.advance(ts)
 	}
 }
 
-// packet handles one frame (ci by value: see next).
-func (w *worker) packet(data []byte, ci capture.CaptureInfo) {
-	p := &w.pkt
-	w.dec.Decode(decode.LinkType(ci.LinkType), data, p)
-	w.handle(p, data, &ci)
-}
-
-// handle handles one frame decoded into p.
-func (w *worker) handle(p *decode.Packet, data []byte, ci *capture.CaptureInfo) {
-	w.counters.Observe(p, ci.Length)
+// handle handles one frame decoded into p; common: decode.Decoder
+// reported it a common frame (no tunnel, fragment or decoding problem).
+func (w *worker) handle(p *decode.Packet, common bool, data []byte, ci *capture.CaptureInfo) {
+	if common {
+		w.stats.Decode.ObserveCommon(p, ci.Length)
+	} else {
+		w.stats.Decode.Observe(p, ci.Length)
+	}
 	if !w.dec.Keep(p) { // decode.tunnel_filter
-		w.counters.TunnelFiltered++
+		w.stats.Decode.TunnelFiltered++
 		return
 	}
 	pi := &w.pi
 	pi.Tunnels = nil
-	if p.HasTuple {
+	if common {
+		pi.Tuple = p.Tuple
+		pi.TCPFlags = p.TCPFlags
+		pi.Frag = flowtable.FragInfo{}
+	} else if p.HasTuple {
 		pi.Tuple = p.Tuple
 		pi.Tunnels = p.Tunnels[:p.NTunnels]
 		pi.TCPFlags = p.TCPFlags
@@ -289,7 +317,12 @@ func (w *worker) handle(p *decode.Packet, data []byte, ci *capture.CaptureInfo) 
 		w.appMeta(st, p, data)
 	}
 	if w.tlInterval > 0 {
-		w.timeline(st, ci.Timestamp, ci.Length)
+		if ts := ci.Timestamp; st.tlEnd != 0 && ts < st.tlEnd { // the open interval (timeline, inline)
+			st.tlPkts++
+			st.tlBytes += uint64(ci.Length)
+		} else {
+			w.timeline(st, ts, ci.Length)
+		}
 	}
 	if n > 0 && !w.cfg.Blocks.Disabled {
 		w.store(st, data[:n], ci)
@@ -518,7 +551,6 @@ func (w *worker) publish(now int64) {
 		w.chainLogged = true
 		w.log.Warn("packets of a flow came through different tunnel chains; its record keeps its first packet's chain (counted in tapir_sensor_tunnel_chain_changed_total, logged once)")
 	}
-	w.stats.Decode = w.counters
 	if w.meta != nil {
 		w.stats.Metadata = w.meta.Stats()
 	}
