@@ -22,8 +22,10 @@ func cpuSeconds() float64 {
 
 // BenchmarkIngestRecords writes flow records of real shapes (DNS and TLS
 // names of the shared captures, a day of start times) in synced batches
-// of 1000 (TAPIR_INGEST_BATCH records; TAPIR_INGEST_L0 sets
-// Config.L0CompactionThreshold), with the search index on and off. One op is one record.
+// of 1000 (TAPIR_INGEST_BATCH records; TAPIR_INGEST_L0,
+// TAPIR_INGEST_LBASE_MIB and TAPIR_INGEST_MEMTABLE_MIB set
+// Config.L0CompactionThreshold, LBaseMaxBytes and MemTableBytes; the
+// collector's defaults otherwise), with the search index on and off. One op is one record.
 // flows/s is wall time; flows/cpu-s divides by the process's CPU time
 // (Pebble's flushes and compactions included): the rate per core;
 // settled-flows/cpu-s also counts the CPU of flushing the last memtable
@@ -47,6 +49,12 @@ func BenchmarkIngestRecords(b *testing.B) {
 			cfg.SearchIndex = c.index
 			def := DefaultConfig() // the collector's sizes, not the tests' small ones
 			cfg.CacheBytes, cfg.MemTableBytes = def.CacheBytes, def.MemTableBytes
+			if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_LBASE_MIB")); err == nil {
+				cfg.LBaseMaxBytes = int64(n) << 20
+			}
+			if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_MEMTABLE_MIB")); err == nil {
+				cfg.MemTableBytes = int64(n) << 20
+			}
 			if n, err := strconv.Atoi(os.Getenv("TAPIR_INGEST_L0")); err == nil {
 				cfg.L0CompactionThreshold = n
 			}
