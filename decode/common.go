@@ -89,12 +89,7 @@ func (d *Decoder) Decode(link LinkType, frame []byte) (common bool) {
 			end = min(end, off+total)
 		}
 		proto = h[9]
-		le := binary.LittleEndian
-		le.PutUint64(p.Tuple.Src[:8], 0)
-		le.PutUint64(p.Tuple.Src[8:], 0xffff<<16|uint64(le.Uint32(h[12:]))<<32)
-		le.PutUint64(p.Tuple.Dst[:8], 0)
-		le.PutUint64(p.Tuple.Dst[8:], 0xffff<<16|uint64(le.Uint32(h[16:]))<<32)
-		p.Tuple.Family = flow.FamilyIPv4
+		setIPv4(&p.Tuple, (*[8]byte)(h[12:20]))
 		l4 = off + ihl
 	} else {
 		if len(frame) < off+40 {
@@ -179,12 +174,7 @@ func (d *Decoder) plainTCP(h *[plainTCPLen]byte, n int) bool {
 		*p = Packet{}
 		d.dirty = false
 	}
-	le := binary.LittleEndian
-	le.PutUint64(p.Tuple.Src[:8], 0)
-	le.PutUint64(p.Tuple.Src[8:], 0xffff<<16|uint64(le.Uint32(h[26:]))<<32)
-	le.PutUint64(p.Tuple.Dst[:8], 0)
-	le.PutUint64(p.Tuple.Dst[8:], 0xffff<<16|uint64(le.Uint32(h[30:]))<<32)
-	p.Tuple.Family = flow.FamilyIPv4
+	setIPv4(&p.Tuple, (*[8]byte)(h[26:34]))
 	p.Tuple.SrcPort, p.Tuple.DstPort = be.Uint16(h[34:]), be.Uint16(h[36:])
 	p.Tuple.Proto = flow.ProtoTCP
 	p.Tuple.VLAN, p.Tuple.InnerVLAN = 0, 0
@@ -196,6 +186,18 @@ func (d *Decoder) plainTCP(h *[plainTCPLen]byte, n int) bool {
 	p.L3Offset, p.L4Offset = 14, 34
 	p.PayloadOffset, p.PayloadLen = 34+hdr, end-(34+hdr)
 	return true
+}
+
+// setIPv4 sets t's addresses to the IPv4-mapped forms (::ffff:a.b.c.d)
+// of an IPv4 header's source and destination (addrs: its bytes 12-19),
+// with two 8-byte stores each, and its family to IPv4.
+func setIPv4(t *flow.Tuple, addrs *[8]byte) {
+	le := binary.LittleEndian
+	le.PutUint64(t.Src[:8], 0)
+	le.PutUint64(t.Src[8:], 0xffff<<16|uint64(le.Uint32(addrs[0:]))<<32)
+	le.PutUint64(t.Dst[:8], 0)
+	le.PutUint64(t.Dst[8:], 0xffff<<16|uint64(le.Uint32(addrs[4:]))<<32)
+	t.Family = flow.FamilyIPv4
 }
 
 // decodeAll decodes frame with Options.Decode and returns false.
