@@ -75,6 +75,11 @@ func NewWriter(w io.Writer, f Format, linkType uint16) (Writer, error) {
 	return nil, fmt.Errorf("format %q: %w", f, ErrFormat)
 }
 
+// WriteBufferSize is the write buffer NewPcap puts in front of its
+// writer. A *bufio.Writer at least this big is used as it is (a caller
+// may lend one, as the collector's pcap answers do).
+const WriteBufferSize = 256 << 10
+
 // Pcap writes classic pcap with nanosecond timestamps.
 type Pcap struct {
 	bw       *bufio.Writer
@@ -85,7 +90,7 @@ type Pcap struct {
 
 // NewPcap writes the file header for linkType and returns the writer.
 func NewPcap(w io.Writer, linkType uint16) (*Pcap, error) {
-	bw := bufio.NewWriterSize(w, 256<<10)
+	bw := bufio.NewWriterSize(w, WriteBufferSize)
 	pw := pcapgo.NewWriterNanos(bw)
 	if err := pw.WriteFileHeader(DefaultSnapLen, layers.LinkType(linkType)); err != nil {
 		return nil, fmt.Errorf("write pcap header: %w", err)

@@ -4,16 +4,13 @@ import (
 	"bufio"
 	"io"
 	"sync"
+
+	"github.com/tapir-sensor/tapir/pcapio"
 )
 
-// pcapBufSize is the write buffer of a pcap answer: pcapio.NewPcap's own
-// size, so that pcapio uses a lent buffer as it is (bufio.NewWriterSize
-// returns a *bufio.Writer at least that big unchanged) instead of
-// allocating its own.
-const pcapBufSize = 256 << 10
-
-// writeBufs lends the pcap answers their write buffers. A buffer of
-// pcapBufSize allocated (and zeroed) per answer was most of the bytes a
+// writeBufs lends the pcap answers their write buffers, of
+// pcapio.WriteBufferSize so that pcapio uses them as they are instead of
+// allocating its own. A buffer of that size allocated (and zeroed) per answer was most of the bytes a
 // retrieval allocated: 256 KiB against about 40 KiB for everything else,
 // a garbage collection every few dozen requests, which the requests then
 // shared the CPU with.
@@ -23,7 +20,7 @@ type writeBufs struct{ p sync.Pool }
 func (b *writeBufs) get(w io.Writer) *bufio.Writer {
 	bw, ok := b.p.Get().(*bufio.Writer)
 	if !ok {
-		return bufio.NewWriterSize(w, pcapBufSize)
+		return bufio.NewWriterSize(w, pcapio.WriteBufferSize)
 	}
 	bw.Reset(w)
 	return bw

@@ -71,6 +71,14 @@ func (p *pcapRecords) header(h *[pcapRecordHeaderLen]byte) (sec, frac, caplen, l
 	return le.Uint32(h[0:]), le.Uint32(h[4:]), le.Uint32(h[8:]), le.Uint32(h[12:])
 }
 
+// timestamp returns a record's time in Unix ns from its header's seconds
+// and fraction. frac*nsFactor wraps in uint32 as it does in pcapgo, and
+// time.Unix carries an out-of-range nanosecond count into the seconds, so
+// the sum is what pcapgo's Timestamp.UnixNano() returns for every input.
+func (p *pcapRecords) timestamp(sec, frac uint32) int64 {
+	return int64(sec)*1e9 + int64(frac*p.nsFactor)
+}
+
 // next returns the next record's data (valid until the next call), its
 // timestamp in Unix nanoseconds, and its captured and original lengths. On
 // error, header reports whether the record header had been read whole.
@@ -85,10 +93,7 @@ func (p *pcapRecords) next() (data []byte, ts int64, caplen, length int, header 
 	}
 	h := (*[pcapRecordHeaderLen]byte)(p.buf[p.start:])
 	sec, frac, cl, ol := p.header(h)
-	// frac*nsFactor wraps in uint32 as it does in pcapgo, and time.Unix
-	// carries an out-of-range nanosecond count into the seconds, so the sum
-	// is what pcapgo's Timestamp.UnixNano() returns for every input.
-	ts = int64(sec)*1e9 + int64(frac*p.nsFactor)
+	ts = p.timestamp(sec, frac)
 	caplen, length = int(cl), int(ol)
 	if caplen > p.maxCap || caplen < 0 {
 		return nil, ts, caplen, length, true, fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, p.snaplen)
@@ -125,7 +130,7 @@ func (p *pcapRecords) batch(recs []Record) (n, size int) {
 		}
 		r := &recs[n]
 		r.Data = buf[start+pcapRecordHeaderLen : start+need : start+need]
-		r.Timestamp = int64(sec)*1e9 + int64(frac*p.nsFactor) // as in next
+		r.Timestamp = p.timestamp(sec, frac)
 		r.CaptureLength, r.Length = caplen, length
 		start += need
 		n++

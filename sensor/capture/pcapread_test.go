@@ -25,7 +25,7 @@ func (s *FileSource) readPacketPcapgo() ([]byte, CaptureInfo, error) {
 		return nil, CaptureInfo{}, s.fail(err, ci.CaptureLength > 0 || !ci.Timestamp.IsZero())
 	}
 	s.offset += pcapRecordHeaderLen + int64(ci.CaptureLength)
-	s.count()
+	s.count(1)
 	info := CaptureInfo{LinkType: s.link, CaptureLength: ci.CaptureLength, Length: ci.Length}
 	if !ci.Timestamp.IsZero() {
 		info.Timestamp = ci.Timestamp.UnixNano()
